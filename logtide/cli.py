@@ -1,0 +1,115 @@
+"""The `logtide` command. Built in: broker, topics, up. Each component adds its own subcommands
+through the ``logtide.commands`` entry point group (the kernel knows no component)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import entry_points
+
+import orjson
+
+from logtide import log
+
+EPILOG = """examples:
+  logtide up --duration 60            everything on one machine with the embedded broker
+  logtide broker --port 9092          only the embedded broker, in the foreground
+  logtide topics --bootstrap 127.0.0.1:9092
+"""
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; printed as one line."""
+
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """Errors a user can act on: one line on stderr, no traceback."""
+    from logtide.broker import BrokerError
+    from logtide.checkpoint import CheckpointError
+    from logtide.config import ConfigError
+    from logtide.envelope import EnvelopeError
+    from logtide.transport import TransportError
+    return (UsageError, ConfigError, TransportError, BrokerError, CheckpointError, EnvelopeError, OSError)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    import threading
+
+    from logtide.broker import EmbeddedBroker
+    from logtide.role import install_signal_handlers
+
+    broker = EmbeddedBroker(port=args.port, host=args.host).start()
+    print(broker.bootstrap, flush=True)
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    try:
+        while not stop.wait(0.5):
+            if broker.proc.poll() is not None:
+                raise UsageError(f"broker exited with code {broker.proc.returncode}")
+    finally:
+        broker.stop()
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from logtide.role import connect_checked, kafka_settings
+    from logtide.topics import describe
+    from logtide.transport import KafkaSettings
+
+    settings = kafka_settings(KafkaSettings(), args.bootstrap)
+    if not settings.bootstrap:
+        raise UsageError("no Kafka to ask: pass --bootstrap HOST:PORT or set LOGTIDE_BOOTSTRAP")
+    rows = describe(connect_checked(settings))
+    if args.json:
+        print(orjson.dumps(rows).decode())
+        return 0
+    width = max([len(r["topic"]) for r in rows] + [5])
+    print(f"{'TOPIC':<{width}}  PARTITIONS  RECORDS  END OFFSETS")
+    for r in rows:
+        print(f"{r['topic']:<{width}}  {r['partitions']:>10}  {r['records']:>7}  {r['end_offsets']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logtide", description="logtide: log streaming and alerting on Kafka.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("broker", help="run the embedded Kafka broker (Tansu) in the foreground",
+                       description="Run the embedded, memory-only Kafka broker and print its bootstrap address.")
+    p.add_argument("--port", type=int, help="port to listen on (default: a free one)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("topics", help="list topics with partitions and end offsets")
+    p.add_argument("--bootstrap", metavar="HOST:PORT")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_topics)
+
+    from logtide.up import register as register_up
+    register_up(sub)
+
+    for ep in sorted(entry_points(group="logtide.commands"), key=lambda e: e.name):
+        ep.load()(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    log.setup(getattr(args, "log_level", None) or "info")
+    try:
+        return int(args.func(args) or 0)
+    except expected_errors() as exc:
+        print(f"logtide {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Configuration: one YAML file, validated by pydantic, with errors that name file, line and field.
+
+Secrets never sit in the file: a string value may be ``${ENV_VAR}`` (or ``${ENV_VAR:-default}``)
+or ``file:/path/to/secret`` (a mounted Secret), resolved at load time and never logged.
+
+Components declare their config as subclasses of ``Model`` (unknown keys are refused) and load it
+with ``load_config(path, TheirModel)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+T = TypeVar("T", bound=BaseModel)
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+class ConfigError(Exception):
+    """A configuration problem a user can fix; the message says where and what."""
+
+
+class Model(BaseModel):
+    """Base for every config model: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class _Located(dict):
+    """A mapping that remembers the YAML line of each key (for error messages)."""
+
+    lines: dict[str, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
+    mapping = _Located(loader.construct_mapping(node, deep=True))
+    mapping.lines = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        mapping.lines[str(key)] = key_node.start_mark.line + 1
+    mapping.lines["__self__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def resolve_secret(value: str, where: str = "") -> str:
+    """Resolve ``${ENV}`` references and ``file:`` references in one string."""
+    if value.startswith("file:"):
+        path = Path(value[5:]).expanduser()
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None
+
+    def env(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set")
+
+    return _ENV_REF.sub(env, value)
+
+
+def _resolve(node: Any, where: str) -> Any:
+    if isinstance(node, str):
+        return resolve_secret(node, where) if ("${" in node or node.startswith("file:")) else node
+    if isinstance(node, dict):
+        out = _Located({k: _resolve(v, where) for k, v in node.items()})
+        out.lines = getattr(node, "lines", {})
+        return out
+    if isinstance(node, list):
+        return [_resolve(v, where) for v in node]
+    return node
+
+
+def _line_of(data: Any, loc: tuple) -> int | None:
+    """The YAML line of the deepest key of ``loc`` that exists in the document."""
+    line = getattr(data, "lines", {}).get("__self__")
+    node = data
+    for part in loc:
+        if isinstance(node, dict):
+            lines = getattr(node, "lines", {})
+            if str(part) in lines:
+                line = lines[str(part)]
+            if part not in node:
+                break
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            line = getattr(node, "lines", {}).get("__self__", line)
+        else:
+            # pydantic adds union-member names and the like to loc; skip what is not in the data
+            continue
+    return line
+
+
+def format_validation_error(exc: ValidationError, data: Any, filename: str) -> str:
+    msgs = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(data, loc)
+        where = f"{filename}:{line}" if line else filename
+        if err["type"] == "extra_forbidden":
+            msgs.append(f"{where}: unknown field '{field}'")
+        else:
+            msgs.append(f"{where}: field '{field}': {err['msg']}")
+    return "\n".join(msgs)
+
+
+def load_yaml(path: str | os.PathLike) -> Any:
+    """Read a YAML file (with line numbers kept) and resolve secret references."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark else str(p)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = _Located()
+        data.lines = {}
+    return _resolve(data, str(p))
+
+
+def validate_config(data: Any, model: type[T], filename: str = "<config>") -> T:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, data, filename)) from None
+
+
+def load_config(path: str | os.PathLike, model: type[T]) -> T:
+    """Load and validate one YAML config file; raise ConfigError naming file:line and field."""
+    return validate_config(load_yaml(path), model, str(path))

@@ -1,0 +1,81 @@
+"""Topic names shared by every component (they meet at Kafka topics), and topic inspection."""
+
+from __future__ import annotations
+
+from logtide.transport import Consumer, TopicPartition, TopicSpec, Transport
+
+RAW_PREFIX = "logtide.raw."
+ROUTE_PREFIX = "logtide.route."
+DLQ = "logtide.dlq"
+CHECKPOINTS = "logtide.checkpoints"
+
+SINKS = ("monitoring", "audit", "analytics")
+
+
+def raw(source: str) -> str:
+    """Topic of one source's raw events, e.g. logtide.raw.k8s."""
+    return RAW_PREFIX + source
+
+
+def route(sink: str) -> str:
+    """Topic of the events routed to one sink, e.g. logtide.route.audit."""
+    return ROUTE_PREFIX + sink
+
+
+def default_specs(partitions: int = 3, sources: tuple[str, ...] = ("k8s", "file", "cloudwatch", "salesforce", "demo")
+                  ) -> list[TopicSpec]:
+    """The topics a logtide installation uses, with their retention and compaction."""
+    week = str(7 * 24 * 3600 * 1000)
+    specs = [TopicSpec(raw(s), partitions, config={"retention.ms": week}) for s in sources]
+    specs += [TopicSpec(route(s), partitions, config={"retention.ms": week}) for s in SINKS]
+    specs.append(TopicSpec(DLQ, 1, config={"retention.ms": str(30 * 24 * 3600 * 1000)}))
+    specs.append(TopicSpec(CHECKPOINTS, 1, config={"cleanup.policy": "compact"}))
+    return specs
+
+
+def exact_end_offsets(consumer: Consumer, partitions: list[TopicPartition], timeout: float = 5.0
+                      ) -> dict[TopicPartition, int]:
+    """End offsets that are right even where a broker reports them short.
+
+    The embedded broker (Tansu) answers ListOffsets(latest) with the last *batch's* base offset + 1,
+    so a batch of 100 records shows as 1. We read the last batch and take its highest offset + 1;
+    on a correct broker this returns the reported end. The consumer's assignment is replaced.
+    """
+    reported = consumer.end_offsets(partitions)
+    out = dict(reported)
+    probe = [tp for tp, end in reported.items() if end > 0]
+    if not probe:
+        return out
+    consumer.assign(probe)
+    for tp in probe:
+        consumer.seek(tp, reported[tp] - 1)
+    pending = set(probe)
+    import time
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for rec in consumer.poll_batch(10_000, 0.5):
+            tp = rec.tp
+            if rec.offset + 1 > out[tp]:
+                out[tp] = rec.offset + 1
+            pending.discard(tp)
+    return out
+
+
+def describe(transport: Transport) -> list[dict]:
+    """Every topic with its partitions and (exact) end offsets, for `logtide topics` and summaries."""
+    admin = transport.admin()
+    try:
+        topics = admin.list_topics()
+    finally:
+        admin.close()
+    consumer = transport.consumer(None)
+    try:
+        parts = [TopicPartition(t, p) for t, n in sorted(topics.items()) for p in range(n)]
+        ends = exact_end_offsets(consumer, parts) if parts else {}
+    finally:
+        consumer.close()
+    out = []
+    for name, n in sorted(topics.items()):
+        offsets = [ends.get(TopicPartition(name, p), 0) for p in range(n)]
+        out.append({"topic": name, "partitions": n, "end_offsets": offsets, "records": sum(offsets)})
+    return out

@@ -1,0 +1,225 @@
+"""The Kafka transport interface every component uses; two backends implement it.
+
+Semantics common to both backends (the tests in tests/kernel/test_transport.py run on each):
+
+- ``Producer.produce`` is asynchronous; ``on_delivery(err, record)`` is called later, on the
+  caller's thread, from ``poll()`` or ``flush()`` (never from a client-internal thread), with
+  ``err`` None and the record's partition/offset set on success. Sources move their checkpoints in
+  that callback: at-least-once.
+- ``Consumer.poll_batch`` returns up to ``max_records`` ``Record`` objects; offsets are committed
+  only by an explicit ``commit({tp: next_offset})`` (auto-commit is always off).
+- Offsets passed to ``commit`` are the *next* offset to read (Kafka's convention).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, NamedTuple
+
+from pydantic import Field, SecretStr
+
+from logtide.config import Model
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+class Record:
+    """One Kafka record as both backends return it."""
+
+    __slots__ = ("topic", "partition", "offset", "key", "value", "headers", "timestamp")
+
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                 headers: list[tuple[str, bytes]] | None, timestamp: int | None):
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers or []
+        self.timestamp = timestamp  # milliseconds since epoch (CreateTime), or None
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def __repr__(self) -> str:
+        return f"Record({self.topic}[{self.partition}]@{self.offset})"
+
+
+class TransportError(Exception):
+    """A Kafka operation failed (unreachable broker, refused request, timeout)."""
+
+
+DeliveryCallback = Callable[[Exception | None, Record], None]
+
+
+@dataclass
+class TopicSpec:
+    """A topic to create: partitions and topic-level config (retention.ms, cleanup.policy, …)."""
+
+    name: str
+    partitions: int = 1
+    replication: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+
+
+class KafkaSettings(Model):
+    """How to reach Kafka. The same block appears in every role's config under ``kafka:``."""
+
+    bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port]; empty means: start the embedded broker (logtide up only)",
+    )
+    client: Literal["auto", "confluent", "kafka-python"] = Field(
+        default="auto", description="Kafka client library; auto = the fastest installed (confluent)"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    client_id: str = "logtide"
+    #: Extra client properties passed through verbatim to the chosen backend (its own names).
+    producer: dict[str, Any] = Field(default_factory=dict)
+    consumer: dict[str, Any] = Field(default_factory=dict)
+
+
+class Producer(ABC):
+    @abstractmethod
+    def produce(self, topic: str, value: bytes | None, key: bytes | None = None,
+                headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
+                on_delivery: DeliveryCallback | None = None) -> None:
+        """Queue one record; may block briefly when the client's buffer is full (backpressure)."""
+
+    @abstractmethod
+    def poll(self, timeout: float = 0.0) -> int:
+        """Serve delivery callbacks; return how many were served."""
+
+    @abstractmethod
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait until every queued record is acknowledged (callbacks served); return how many remain."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+RebalanceCallback = Callable[[list[TopicPartition]], None]
+
+
+class Consumer(ABC):
+    @abstractmethod
+    def subscribe(self, topics: list[str], on_assign: RebalanceCallback | None = None,
+                  on_revoke: RebalanceCallback | None = None, pattern: bool = False) -> None:
+        """Join the consumer group on these topics (or a regex when ``pattern``)."""
+
+    @abstractmethod
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        """Manual assignment, no group membership."""
+
+    @abstractmethod
+    def assignment(self) -> list[TopicPartition]: ...
+
+    @abstractmethod
+    def poll_batch(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]: ...
+
+    @abstractmethod
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Synchronously commit the next offsets to read; raise TransportError on failure."""
+
+    @abstractmethod
+    def committed(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int | None]: ...
+
+    @abstractmethod
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+    @abstractmethod
+    def offsets_for_times(self, times_ms: dict[TopicPartition, int]) -> dict[TopicPartition, int | None]:
+        """Earliest offset whose timestamp is >= the given time (None: no such record yet)."""
+
+    @abstractmethod
+    def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+    @abstractmethod
+    def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+    @abstractmethod
+    def partitions_for(self, topic: str) -> list[TopicPartition]: ...
+
+    @abstractmethod
+    def pause(self, partitions: list[TopicPartition]) -> None: ...
+
+    @abstractmethod
+    def resume(self, partitions: list[TopicPartition]) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Admin(ABC):
+    @abstractmethod
+    def create_topics(self, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
+        """Create missing topics; existing ones are left as they are. Return the names created."""
+
+    @abstractmethod
+    def list_topics(self) -> dict[str, int]:
+        """Topic name → partition count."""
+
+    @abstractmethod
+    def delete_topics(self, names: list[str], timeout: float = 30.0) -> None: ...
+
+    @abstractmethod
+    def list_groups(self) -> list[str]: ...
+
+    @abstractmethod
+    def group_offsets(self, group: str) -> dict[TopicPartition, int]:
+        """Committed offsets of a consumer group."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Transport(ABC):
+    """Factory of clients for one Kafka cluster, from ``KafkaSettings``."""
+
+    name: str
+
+    def __init__(self, settings: KafkaSettings):
+        if not settings.bootstrap:
+            raise TransportError("no Kafka bootstrap servers configured (set kafka.bootstrap, "
+                                 "LOGTIDE_BOOTSTRAP or --bootstrap)")
+        self.settings = settings
+
+    @abstractmethod
+    def producer(self, *, linger_ms: int = 5, max_buffer: int = 100_000, **overrides: Any) -> Producer:
+        """A producer (idempotent, acks=all). ``max_buffer`` bounds records queued but unacked."""
+
+    @abstractmethod
+    def consumer(self, group_id: str | None = None, *, auto_offset_reset: str = "earliest",
+                 session_timeout_ms: int = 45_000, **overrides: Any) -> Consumer: ...
+
+    @abstractmethod
+    def admin(self) -> Admin: ...

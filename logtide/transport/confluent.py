@@ -1,0 +1,271 @@
+"""confluent-kafka (librdkafka) backend: the fast one."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import confluent_kafka as ck
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from logtide.transport.base import (
+    Admin, Consumer, DeliveryCallback, KafkaSettings, Producer, Record, RebalanceCallback, TopicPartition,
+    TopicSpec, Transport, TransportError,
+)
+
+
+# librdkafka's own log lines go through Python logging (JSON on stderr), not raw to the terminal.
+_RDKAFKA_LOG = logging.getLogger("librdkafka")
+
+
+def _common(settings: KafkaSettings) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        "logger": _RDKAFKA_LOG,
+        "bootstrap.servers": settings.bootstrap,
+        "client.id": settings.client_id,
+        "security.protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism:
+        conf["sasl.mechanism"] = settings.sasl_mechanism
+        conf["sasl.username"] = settings.sasl_username or ""
+        conf["sasl.password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+    if settings.ssl_cafile:
+        conf["ssl.ca.location"] = settings.ssl_cafile
+    if settings.ssl_certfile:
+        conf["ssl.certificate.location"] = settings.ssl_certfile
+    if settings.ssl_keyfile:
+        conf["ssl.key.location"] = settings.ssl_keyfile
+    return conf
+
+
+def _record(msg: ck.Message) -> Record:
+    ts_type, ts = msg.timestamp()
+    return Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
+                  msg.headers(), ts if ts_type != ck.TIMESTAMP_NOT_AVAILABLE else None)
+
+
+class ConfluentProducer(Producer):
+    def __init__(self, conf: dict[str, Any]):
+        self._p = ck.Producer(conf)
+
+    def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None):
+        cb = None
+        if on_delivery is not None:
+            def cb(err, msg, _cb: DeliveryCallback = on_delivery):
+                rec = Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers(), None)
+                _cb(TransportError(str(err)) if err is not None else None, rec)
+        kwargs: dict[str, Any] = {"value": value, "key": key, "on_delivery": cb}
+        if headers:
+            kwargs["headers"] = headers
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                self._p.produce(topic, **kwargs)
+                return
+            except BufferError:
+                # Local queue full: serve callbacks until there is room (this is the backpressure).
+                self._p.poll(0.1)
+            except ck.KafkaException as exc:
+                raise TransportError(str(exc)) from None
+
+    def poll(self, timeout=0.0):
+        return self._p.poll(timeout)
+
+    def flush(self, timeout=None):
+        return self._p.flush(-1 if timeout is None else timeout)
+
+    def close(self):
+        self._p.flush(10)
+        # Drop the client now: a librdkafka handle left to the GC keeps reconnecting meanwhile.
+        self._p = None
+
+
+class ConfluentConsumer(Consumer):
+    def __init__(self, conf: dict[str, Any]):
+        self._c = ck.Consumer(conf)
+        self._group = conf.get("group.id")
+
+    def subscribe(self, topics, on_assign: RebalanceCallback | None = None,
+                  on_revoke: RebalanceCallback | None = None, pattern: bool = False):
+        kwargs = {}
+        if on_assign:
+            kwargs["on_assign"] = lambda c, parts: on_assign([TopicPartition(p.topic, p.partition) for p in parts])
+        if on_revoke:
+            kwargs["on_revoke"] = lambda c, parts: on_revoke([TopicPartition(p.topic, p.partition) for p in parts])
+            kwargs["on_lost"] = kwargs["on_revoke"]
+        self._c.subscribe(["^" + t if pattern and not t.startswith("^") else t for t in topics], **kwargs)
+
+    def assign(self, partitions):
+        self._c.assign([ck.TopicPartition(t, p) for t, p in partitions])
+
+    def assignment(self):
+        return [TopicPartition(p.topic, p.partition) for p in self._c.assignment()]
+
+    def poll_batch(self, max_records=500, timeout=1.0):
+        msgs = self._c.consume(max_records, timeout)
+        out = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() == ck.KafkaError._PARTITION_EOF:
+                    continue
+                if err.fatal() or not err.retriable():
+                    raise TransportError(str(err))
+                continue
+            out.append(_record(m))
+        return out
+
+    def commit(self, offsets):
+        if not offsets:
+            return
+        try:
+            self._c.commit(offsets=[ck.TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+        except ck.KafkaException as exc:
+            raise TransportError(f"commit failed: {exc}") from None
+
+    def committed(self, partitions):
+        res = self._c.committed([ck.TopicPartition(t, p) for t, p in partitions], timeout=10)
+        return {TopicPartition(r.topic, r.partition): (r.offset if r.offset >= 0 else None) for r in res}
+
+    def seek(self, tp, offset):
+        target = ck.TopicPartition(tp[0], tp[1], offset)
+        try:
+            self._c.seek(target)
+        except ck.KafkaException:
+            # Not yet fetching (just assigned): re-assign at the offset instead.
+            current = [ck.TopicPartition(p.topic, p.partition, p.offset) for p in self._c.assignment()
+                       if (p.topic, p.partition) != tuple(tp)]
+            self._c.assign(current + [target])
+
+    def offsets_for_times(self, times_ms):
+        res = self._c.offsets_for_times([ck.TopicPartition(t, p, ms) for (t, p), ms in times_ms.items()], timeout=10)
+        return {TopicPartition(r.topic, r.partition): (r.offset if r.offset >= 0 else None) for r in res}
+
+    def _watermarks(self, partitions, index):
+        out = {}
+        for t, p in partitions:
+            try:
+                out[TopicPartition(t, p)] = self._c.get_watermark_offsets(ck.TopicPartition(t, p), timeout=10)[index]
+            except ck.KafkaException as exc:
+                raise TransportError(f"watermarks of {t}[{p}]: {exc}") from None
+        return out
+
+    def beginning_offsets(self, partitions):
+        return self._watermarks(partitions, 0)
+
+    def end_offsets(self, partitions):
+        return self._watermarks(partitions, 1)
+
+    def partitions_for(self, topic):
+        md = self._c.list_topics(topic, timeout=10)
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            return []
+        return [TopicPartition(topic, p) for p in sorted(t.partitions)]
+
+    def pause(self, partitions):
+        self._c.pause([ck.TopicPartition(t, p) for t, p in partitions])
+
+    def resume(self, partitions):
+        self._c.resume([ck.TopicPartition(t, p) for t, p in partitions])
+
+    def close(self):
+        self._c.close()
+
+
+class ConfluentAdmin(Admin):
+    def __init__(self, conf: dict[str, Any]):
+        self._a = AdminClient(conf)
+        self._conf = conf
+
+    def create_topics(self, specs: list[TopicSpec], timeout=30.0):
+        existing = self.list_topics()
+        todo = [s for s in specs if s.name not in existing]
+        if not todo:
+            return []
+        futures = self._a.create_topics(
+            [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication, config=s.config)
+             for s in todo], request_timeout=timeout)
+        created = []
+        for name, fut in futures.items():
+            try:
+                fut.result(timeout)
+                created.append(name)
+            except ck.KafkaException as exc:
+                if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise TransportError(f"create topic {name}: {exc}") from None
+        return created
+
+    def list_topics(self):
+        try:
+            md = self._a.list_topics(timeout=10)
+        except ck.KafkaException as exc:
+            raise TransportError(f"cannot reach Kafka at {self._conf['bootstrap.servers']}: {exc}") from None
+        return {name: len(t.partitions) for name, t in md.topics.items() if not name.startswith("__")}
+
+    def delete_topics(self, names, timeout=30.0):
+        for name, fut in self._a.delete_topics(list(names), request_timeout=timeout).items():
+            try:
+                fut.result(timeout)
+            except ck.KafkaException as exc:
+                raise TransportError(f"delete topic {name}: {exc}") from None
+
+    def list_groups(self):
+        try:
+            res = self._a.list_consumer_groups(request_timeout=10).result()
+        except ck.KafkaException as exc:
+            raise TransportError(f"list groups: {exc}") from None
+        return sorted(g.group_id for g in res.valid)
+
+    def group_offsets(self, group):
+        from confluent_kafka import ConsumerGroupTopicPartitions
+        futs = self._a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=10)
+        try:
+            res = futs[group].result()
+        except ck.KafkaException as exc:
+            raise TransportError(f"offsets of group {group}: {exc}") from None
+        return {TopicPartition(p.topic, p.partition): p.offset for p in res.topic_partitions if p.offset >= 0}
+
+    def close(self):
+        pass
+
+
+class ConfluentTransport(Transport):
+    name = "confluent"
+
+    def __init__(self, settings: KafkaSettings):
+        super().__init__(settings)
+        self._conf = _common(settings)
+
+    def producer(self, *, linger_ms=5, max_buffer=100_000, **overrides):
+        conf = dict(self._conf)
+        conf.update({
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": linger_ms,
+            "queue.buffering.max.messages": max_buffer,
+            "compression.type": "lz4",
+        })
+        conf.update(self.settings.producer)
+        conf.update(overrides)
+        return ConfluentProducer(conf)
+
+    def consumer(self, group_id=None, *, auto_offset_reset="earliest", session_timeout_ms=45_000, **overrides):
+        conf = dict(self._conf)
+        conf.update({
+            # librdkafka insists on a group.id even for manual assignment; it is never joined then.
+            "group.id": group_id or "logtide-unjoined",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": auto_offset_reset,
+            "session.timeout.ms": session_timeout_ms,
+            "heartbeat.interval.ms": max(500, session_timeout_ms // 5),
+            "enable.partition.eof": False,
+        })
+        conf.update(self.settings.consumer)
+        conf.update(overrides)
+        return ConfluentConsumer(conf)
+
+    def admin(self):
+        return ConfluentAdmin(dict(self._conf))
