@@ -70,9 +70,12 @@ def _api_versions_ok(host: str, port: int, timeout: float) -> bool:
 class EmbeddedBroker:
     """Start/stop a Tansu broker on loopback. Use as a context manager."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: str | os.PathLike | None = None):
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: str | os.PathLike | None = None,
+                 advertised_port: int | None = None):
         self.host = host
         self.port = port
+        #: Port advertised to clients in metadata, when something (a proxy) stands in front of the broker.
+        self.advertised_port = advertised_port
         self.log_file = log_file
         self.proc: subprocess.Popen | None = None
 
@@ -87,10 +90,11 @@ class EmbeddedBroker:
         elif port_in_use(self.port, self.host):
             raise BrokerError(f"port {self.port} is already in use: choose another with --port, or stop what holds it")
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port or self.port}"
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
-                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised,
                  "--storage-engine", "memory://tansu/"],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
