@@ -44,9 +44,17 @@ def _record(msg: ck.Message) -> Record:
                   msg.headers(), ts if ts_type != ck.TIMESTAMP_NOT_AVAILABLE else None)
 
 
+def _client(cls, conf: dict[str, Any], what: str):
+    """Build a librdkafka client; a bad property (e.g. in kafka.producer/consumer) is a TransportError."""
+    try:
+        return cls(conf)
+    except (ck.KafkaException, ValueError, TypeError) as exc:
+        raise TransportError(f"cannot create Kafka {what}: {exc}") from None
+
+
 class ConfluentProducer(Producer):
     def __init__(self, conf: dict[str, Any]):
-        self._p = ck.Producer(conf)
+        self._p = _client(ck.Producer, conf, "producer")
 
     def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None):
         cb = None
@@ -83,7 +91,7 @@ class ConfluentProducer(Producer):
 
 class ConfluentConsumer(Consumer):
     def __init__(self, conf: dict[str, Any]):
-        self._c = ck.Consumer(conf)
+        self._c = _client(ck.Consumer, conf, "consumer")
         self._group = conf.get("group.id")
 
     def subscribe(self, topics, on_assign: RebalanceCallback | None = None,
@@ -176,7 +184,7 @@ class ConfluentConsumer(Consumer):
 
 class ConfluentAdmin(Admin):
     def __init__(self, conf: dict[str, Any]):
-        self._a = AdminClient(conf)
+        self._a = _client(AdminClient, conf, "admin client")
         self._conf = conf
 
     def create_topics(self, specs: list[TopicSpec], timeout=30.0):

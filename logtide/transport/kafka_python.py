@@ -19,6 +19,10 @@ from logtide.transport.base import (
 )
 
 
+#: What kafka-python raises for an unreachable cluster (KafkaError) or a bad property (the rest).
+_CONSTRUCT_ERRORS = (kerr.KafkaError, ValueError, TypeError, AssertionError)
+
+
 def _common(settings: KafkaSettings) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap.split(","),
@@ -42,7 +46,7 @@ class KafkaPythonProducer(Producer):
     def __init__(self, conf: dict[str, Any], max_buffer: int):
         try:
             self._p = KafkaProducer(**conf)
-        except kerr.KafkaError as exc:
+        except _CONSTRUCT_ERRORS as exc:
             raise TransportError(f"cannot create producer: {exc}") from None
         # kafka-python calls future callbacks on its sender thread; we hand them to the caller's
         # thread through this queue so both backends call on_delivery from poll()/flush().
@@ -115,7 +119,7 @@ class KafkaPythonConsumer(Consumer):
     def __init__(self, conf: dict[str, Any]):
         try:
             self._c = KafkaConsumer(**conf)
-        except kerr.KafkaError as exc:
+        except _CONSTRUCT_ERRORS as exc:
             raise TransportError(f"cannot create consumer: {exc}") from None
 
     def subscribe(self, topics, on_assign=None, on_revoke=None, pattern=False):
@@ -193,7 +197,7 @@ class KafkaPythonAdmin(Admin):
     def __init__(self, conf: dict[str, Any]):
         try:
             self._a = KafkaAdminClient(**conf)
-        except kerr.KafkaError as exc:
+        except _CONSTRUCT_ERRORS as exc:
             raise TransportError(f"cannot reach Kafka at {','.join(conf['bootstrap_servers'])}: {exc}") from None
 
     def create_topics(self, specs: list[TopicSpec], timeout=30.0):
