@@ -1,0 +1,178 @@
+"""What every day-2 tool shares: the --bootstrap flag, connecting, time arguments, reading a bounded
+offset range of partitions, and JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import orjson
+
+from logtide.cli import UsageError
+from logtide.role import connect_checked, kafka_settings
+from logtide.topics import exact_end_offsets
+from logtide.transport import Consumer, KafkaSettings, Record, TopicPartition, Transport
+
+
+def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap", metavar="HOST:PORT",
+                        help="Kafka bootstrap servers (default: $LOGTIDE_BOOTSTRAP)")
+    parser.add_argument("--client", choices=["auto", "confluent", "kafka-python"], default="auto",
+                        help="Kafka client library (default: the fastest installed)")
+
+
+def connect_args(args: argparse.Namespace) -> Transport:
+    """The transport for --bootstrap / $LOGTIDE_BOOTSTRAP, checked to answer (one clear error if not)."""
+    settings = kafka_settings(KafkaSettings(client=getattr(args, "client", "auto")), getattr(args, "bootstrap", None))
+    if not settings.bootstrap:
+        raise UsageError("no Kafka to talk to: pass --bootstrap HOST:PORT or set LOGTIDE_BOOTSTRAP")
+    return connect_checked(settings, timeout=10.0)
+
+
+_RELATIVE = re.compile(r"^-?(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)(?:\s+ago)?$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(text: str, now: float | None = None) -> int:
+    """A point in time as Unix milliseconds, from what an operator types.
+
+    Accepts ``now``, relative ``-15m`` / ``2h ago`` / ``1d``, ISO 8601 (``2024-05-01T12:00:00Z``; no
+    zone means UTC), or a Unix timestamp in seconds, milliseconds or nanoseconds (by magnitude).
+    """
+    s = text.strip()
+    now = time.time() if now is None else now
+    if s.lower() == "now":
+        return int(now * 1000)
+    m = _RELATIVE.match(s.lower())
+    if m:
+        return int((now - float(m.group(1)) * _UNITS[m.group(2)]) * 1000)
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        v = float(s)
+        if v >= 1e17:
+            return int(v / 1e6)  # nanoseconds
+        if v >= 1e11:
+            return int(v)  # milliseconds
+        return int(v * 1000)  # seconds
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"cannot read time {text!r}: use ISO 8601 (2024-05-01T12:00:00Z), "
+                         "Unix seconds/ms, 'now' or a relative time like -15m / 2h ago") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+def format_ms(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    sys.stdout.flush()
+
+
+def topic_partitions(consumer: Consumer, topic: str) -> list[TopicPartition]:
+    parts = consumer.partitions_for(topic)
+    if not parts:
+        raise UsageError(f"topic {topic!r} does not exist (see `logtide topics`)")
+    return parts
+
+
+class RangeReader:
+    """Reads the records in [start, end) of each partition, in batches, then stops.
+
+    ``end`` comes from ``exact_end_offsets`` (or an earlier snapshot), so "until the end" is a fixed
+    point and new records do not keep the reader going. A partition is done at the first record at or
+    past its end (a compacted topic may skip offsets), or when the caller calls ``finish(tp)``.
+    If nothing arrives for ``idle_timeout`` seconds while records are due, ``TimeoutError`` names the
+    partitions.
+    """
+
+    def __init__(self, consumer: Consumer, ranges: dict[TopicPartition, tuple[int, int]], *,
+                 max_batch: int = 2000, idle_timeout: float = 15.0):
+        self.consumer = consumer
+        self.todo = {tp: (s, e) for tp, (s, e) in ranges.items() if s < e}
+        self.max_batch = max_batch
+        self.idle_timeout = idle_timeout
+        if self.todo:
+            consumer.assign(list(self.todo))
+            for tp, (start, _) in self.todo.items():
+                consumer.seek(tp, start)
+
+    def finish(self, tp: TopicPartition) -> None:
+        """Stop reading a partition before its end (e.g. a time window closed)."""
+        if self.todo.pop(tp, None) is not None:
+            self.consumer.pause([tp])
+
+    def batches(self) -> Iterator[list[Record]]:
+        last_data = time.monotonic()
+        while self.todo:
+            batch = self.consumer.poll_batch(self.max_batch, 0.5)
+            if not batch:
+                if time.monotonic() - last_data > self.idle_timeout:
+                    raise TimeoutError("no records arrived for %.0fs from %s" % (
+                        self.idle_timeout, ", ".join(f"{tp.topic}[{tp.partition}]" for tp in self.todo)))
+                continue
+            last_data = time.monotonic()
+            out = []
+            for rec in batch:
+                bounds = self.todo.get(rec.tp)
+                if bounds is None or rec.offset >= bounds[1] or rec.offset < bounds[0]:
+                    continue
+                out.append(rec)
+                if rec.offset + 1 >= bounds[1]:
+                    del self.todo[rec.tp]
+            if out:
+                yield out
+
+
+def whole_topic_ranges(consumer: Consumer, topic: str) -> dict[TopicPartition, tuple[int, int]]:
+    """[beginning, exact end) of every partition of a topic."""
+    parts = topic_partitions(consumer, topic)
+    ends = exact_end_offsets(consumer, parts)
+    starts = consumer.beginning_offsets(parts)
+    return {tp: (starts.get(tp, 0), ends.get(tp, 0)) for tp in parts}
+
+
+def state_dir() -> str:
+    """Where tools keep small state files ($XDG_STATE_HOME/logtide, else ~/.local/state/logtide)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "logtide")
+
+
+def write_json_atomic(path: str, value: Any) -> None:
+    """Write a JSON file so that a crash leaves the old or the new content, never half of one."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def headers_dict(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
+    out = {}
+    for k, v in headers or ():
+        out[k] = v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else ("" if v is None else str(v))
+    return out
+
+
+def text(value: bytes | None, limit: int | None = None) -> str | None:
+    if value is None:
+        return None
+    s = value.decode("utf-8", "replace")
+    return s if limit is None or len(s) <= limit else s[:limit] + "…"

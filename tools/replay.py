@@ -1,0 +1,236 @@
+"""`logtide replay`: re-produce the records of a time window of one topic into another topic.
+
+The window's start offsets come from offsets_for_times on every partition and its end is fixed when
+the job starts (exact end offsets), so records arriving meanwhile are not chased. Each record's own
+timestamp is checked too: some brokers (the embedded one) answer offsets_for_times per batch, not
+per record. Key, value and headers are kept (so event ids are kept); a record keeps its partition
+number when both topics have the same partition count, else the key chooses.
+
+Resumable: the job's progress per partition is written to a small state file after each batch is
+acknowledged by Kafka. Ctrl-C (or SIGTERM) finishes the batch in flight and saves; running the same
+command again continues where it stopped. A kill -9 replays at most the last unsaved batch again
+(at-least-once: sinks drop duplicates by event id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+
+from logtide.cli import UsageError
+from logtide.envelope import make_id
+from logtide.role import install_signal_handlers
+from logtide.transport import TopicPartition, TransportError
+
+from tools.common import (
+    RangeReader, add_kafka_arguments, connect_args, format_ms, parse_time, print_json, state_dir,
+    topic_partitions, write_json_atomic,
+)
+from tools.progress import progress_bar
+
+EPILOG = """examples:
+  logtide replay --topic logtide.raw.k8s --from 2024-05-01T12:00:00Z --to 2024-05-01T12:30:00Z \\
+      --to-topic logtide.raw.k8s.replay
+  logtide replay --topic logtide.route.audit --from 2h --to-topic audit.backfill --rate 5000
+
+Interrupt with Ctrl-C at any time; run the same command again to resume (--restart starts over).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="re-produce a time window of a topic into another topic (resumable)",
+                       description="Re-produce the records of TOPIC whose timestamps fall in [--from, --to) into "
+                                   "--to-topic, keeping key, value and headers. Safe to interrupt and resume.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--topic", required=True, help="topic to read")
+    p.add_argument("--from", dest="start", required=True, metavar="TIME",
+                   help="window start: ISO 8601, Unix s/ms, 'now' or relative (-2h, 30m ago)")
+    p.add_argument("--to", dest="end", metavar="TIME", help="window end, exclusive (default: the end of the topic now)")
+    p.add_argument("--to-topic", required=True, metavar="TOPIC", help="topic to write (must exist)")
+    p.add_argument("--state", metavar="FILE",
+                   help="progress file (default: $XDG_STATE_HOME/logtide/replay-<job>.json)")
+    p.add_argument("--restart", action="store_true", help="ignore saved progress and start the window over")
+    p.add_argument("--rate", type=float, metavar="N", help="at most N records per second (spare the cluster)")
+    p.add_argument("--batch", type=int, default=1000, metavar="N", help="records per acknowledged batch (default 1000)")
+    p.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    add_kafka_arguments(p)
+    p.set_defaults(func=run)
+
+
+def job_id(topic: str, start_ms: int, end_ms: int | None, to_topic: str) -> str:
+    return make_id("replay", topic, start_ms, end_ms, to_topic)[:12]
+
+
+class ReplayJob:
+    """One replay window and where each partition of it stands; saved after every acked batch."""
+
+    def __init__(self, path: str, state: dict):
+        self.path = path
+        self.state = state
+
+    @classmethod
+    def plan(cls, path: str, consumer, topic: str, to_topic: str, start_ms: int, end_ms: int | None) -> "ReplayJob":
+        from logtide.topics import exact_end_offsets
+
+        parts = topic_partitions(consumer, topic)
+        ends = exact_end_offsets(consumer, parts)
+        found = consumer.offsets_for_times({tp: start_ms for tp in parts})
+        partitions = {}
+        for tp in parts:
+            first = found.get(tp)
+            end = ends.get(tp, 0)
+            start = end if first is None else min(first, end)
+            partitions[str(tp.partition)] = {"next": start, "end": end}
+        state = {"job": {"topic": topic, "to_topic": to_topic, "from_ms": start_ms, "to_ms": end_ms},
+                 "partitions": partitions, "copied": 0, "skipped": 0, "done": False,
+                 "started": time.time(), "updated": time.time()}
+        job = cls(path, state)
+        job.save()
+        return job
+
+    @classmethod
+    def load(cls, path: str) -> "ReplayJob | None":
+        import orjson
+        try:
+            with open(path, "rb") as f:
+                return cls(path, orjson.loads(f.read()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read replay state {path}: {exc} (use --restart to start over)") from None
+
+    def save(self) -> None:
+        self.state["updated"] = time.time()
+        write_json_atomic(self.path, self.state)
+
+    def ranges(self) -> dict[TopicPartition, tuple[int, int]]:
+        topic = self.state["job"]["topic"]
+        return {TopicPartition(topic, int(p)): (v["next"], v["end"]) for p, v in self.state["partitions"].items()}
+
+    def remaining(self) -> int:
+        return sum(max(0, v["end"] - v["next"]) for v in self.state["partitions"].values())
+
+    def advance(self, positions: dict[TopicPartition, int], copied: int, skipped: int) -> None:
+        for tp, nxt in positions.items():
+            self.state["partitions"][str(tp.partition)]["next"] = nxt
+        self.state["copied"] += copied
+        self.state["skipped"] += skipped
+
+
+def run(args: argparse.Namespace) -> int:
+    start_ms = parse_time(args.start)
+    end_ms = parse_time(args.end) if args.end else None
+    if end_ms is not None and end_ms <= start_ms:
+        raise UsageError(f"--to ({format_ms(end_ms)}) must be after --from ({format_ms(start_ms)})")
+    if args.to_topic == args.topic:
+        raise UsageError("--to-topic must differ from --topic (replaying a topic into itself doubles it)")
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    transport = connect_args(args)
+    path = args.state or os.path.join(state_dir(), f"replay-{job_id(args.topic, start_ms, end_ms, args.to_topic)}.json")
+    consumer = transport.consumer(None)
+    try:
+        dest_parts = consumer.partitions_for(args.to_topic)
+        if not dest_parts:
+            raise UsageError(f"destination topic {args.to_topic!r} does not exist: create it first "
+                             "(e.g. with the same partition count as the source)")
+        job = None if args.restart else ReplayJob.load(path)
+        if job is not None and job.state["job"] != {"topic": args.topic, "to_topic": args.to_topic,
+                                                    "from_ms": start_ms, "to_ms": end_ms}:
+            raise UsageError(f"{path} belongs to another replay ({job.state['job']}); pass another --state "
+                             "or --restart")
+        resumed = job is not None
+        if job is None:
+            job = ReplayJob.plan(path, consumer, args.topic, args.to_topic, start_ms, end_ms)
+        if job.state["done"]:
+            return _report(args, job, path, resumed=True, interrupted=False, elapsed=0.0)
+        same_layout = len(dest_parts) == len(job.state["partitions"])
+        stop = threading.Event()
+        install_signal_handlers(stop)
+        t0 = time.monotonic()
+        interrupted = _copy(transport, consumer, job, args, same_layout, stop)
+    finally:
+        consumer.close()
+    return _report(args, job, path, resumed=resumed, interrupted=interrupted, elapsed=time.monotonic() - t0)
+
+
+def _copy(transport, consumer, job: ReplayJob, args, same_layout: bool, stop: threading.Event) -> bool:
+    """Copy batch by batch; return True when stopped before the end of the window."""
+    start_ms, end_ms = job.state["job"]["from_ms"], job.state["job"]["to_ms"]
+    producer = transport.producer(linger_ms=20)
+    errors: list[Exception] = []
+
+    def delivered(err, rec):
+        if err is not None:
+            errors.append(err)
+
+    reader = RangeReader(consumer, job.ranges(), max_batch=args.batch)
+    copied_total = 0
+    t0 = time.monotonic()
+    try:
+        with progress_bar(f"replay {job.state['job']['topic']} → {job.state['job']['to_topic']}",
+                          total=job.remaining()) as bar:
+            for batch in reader.batches():
+                positions: dict[TopicPartition, int] = {}
+                closed: set[TopicPartition] = set()
+                copied = skipped = 0
+                for rec in batch:
+                    if rec.tp in closed:
+                        continue
+                    ts = rec.timestamp
+                    if ts is not None and end_ms is not None and ts >= end_ms:
+                        # Past the window: this partition is done (as offsets_for_times assumes,
+                        # timestamps grow with offsets within a partition).
+                        positions[rec.tp] = job.state["partitions"][str(rec.partition)]["end"]
+                        closed.add(rec.tp)
+                        reader.finish(rec.tp)
+                        continue
+                    positions[rec.tp] = rec.offset + 1
+                    if ts is not None and ts < start_ms:
+                        skipped += 1
+                        continue
+                    producer.produce(job.state["job"]["to_topic"], rec.value, key=rec.key, headers=rec.headers,
+                                     partition=rec.partition if same_layout else None, on_delivery=delivered)
+                    copied += 1
+                left = producer.flush(60)
+                if errors or left:
+                    raise TransportError(f"replayed records not acknowledged by Kafka: "
+                                         f"{errors[0] if errors else 'timeout'}; progress saved, run again to resume")
+                job.advance(positions, copied, skipped)
+                job.save()
+                bar.advance(len(batch), copied=job.state["copied"])
+                copied_total += copied
+                if args.rate:
+                    ahead = copied_total / args.rate - (time.monotonic() - t0)
+                    if ahead > 0:
+                        stop.wait(ahead)
+                if stop.is_set():
+                    return job.remaining() > 0
+    finally:
+        producer.close()
+    for p in job.state["partitions"].values():
+        p["next"] = max(p["next"], p["end"])
+    job.state["done"] = True
+    job.save()
+    return False
+
+
+def _report(args, job: ReplayJob, path: str, *, resumed: bool, interrupted: bool, elapsed: float) -> int:
+    st = job.state
+    summary = {"topic": st["job"]["topic"], "to_topic": st["job"]["to_topic"],
+               "from": format_ms(st["job"]["from_ms"]), "to": format_ms(st["job"]["to_ms"]),
+               "copied": st["copied"], "skipped_outside_window": st["skipped"], "done": st["done"],
+               "remaining_at_most": job.remaining(), "resumed": resumed, "state": path,
+               "seconds": round(elapsed, 3)}
+    if args.json:
+        print_json(summary)
+    elif interrupted:
+        print(f"interrupted: {st['copied']} records replayed so far, at most {job.remaining()} left; "
+              f"run the same command again to resume (state: {path})")
+    else:
+        print(f"replayed {st['copied']} records from {st['job']['topic']} to {st['job']['to_topic']} "
+              f"(window {summary['from']} .. {summary['to']}; {st['skipped']} outside it skipped)"
+              + (" — already complete, --restart to replay again" if resumed and elapsed == 0.0 else ""))
+    return 130 if interrupted else 0
