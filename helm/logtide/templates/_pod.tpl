@@ -1,0 +1,214 @@
+{{/*
+The pod template every role runs (ctx, role): one container `logtide <command> --config`, secure by
+default (non-root, read-only root filesystem, no privilege escalation, no capabilities, seccomp
+RuntimeDefault), probes on /healthz and /readyz, Kafka secrets mounted as files.
+*/}}
+{{- define "logtide.podTemplate" -}}
+{{- $ctx := .ctx -}}
+{{- $role := .role -}}
+{{- $spec := $role.spec -}}
+{{- $V := $ctx.Values -}}
+{{- $isAgent := eq $role.kind "DaemonSet" -}}
+{{- $checkpoints := dig "checkpoints" dict $spec -}}
+{{- $podSC := mustMergeOverwrite (deepCopy $V.podSecurityContext) (default dict $spec.podSecurityContext) -}}
+metadata:
+  labels:
+    {{- include "logtide.selectorLabels" . | nindent 4 }}
+    app.kubernetes.io/part-of: logtide
+    {{- with $V.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    # Roll the pods when their config changes.
+    checksum/config: {{ include "logtide.roleConfig" . | sha256sum }}
+    {{- if $V.metrics.scrapeAnnotations }}
+    prometheus.io/scrape: "true"
+    prometheus.io/port: {{ $V.http.port | quote }}
+    prometheus.io/path: /metrics
+    {{- end }}
+    {{- with $V.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "logtide.serviceAccountName" . }}
+  automountServiceAccountToken: {{ ne $role.rbac "" }}
+  enableServiceLinks: false
+  {{- with $V.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $spec.priorityClassName }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $podSC | nindent 4 }}
+  {{- if and $isAgent (eq (default "hostPath" $checkpoints.type) "hostPath") (dig "initChown" true $checkpoints) }}
+  initContainers:
+    # hostPath directories are created root-owned: hand the checkpoint directory to the agent's user.
+    # Runs as root with CAP_CHOWN only, touches nothing else.
+    - name: checkpoints-owner
+      image: {{ include "logtide.image" $ctx }}
+      imagePullPolicy: {{ $V.image.pullPolicy }}
+      command: ["chown", "-R", "{{ dig "runAsUser" 10001 $podSC }}:{{ dig "runAsGroup" 10001 $podSC }}", {{ $checkpoints.mountPath | default "/var/lib/logtide/checkpoints" | quote }}]
+      securityContext:
+        runAsUser: 0
+        runAsNonRoot: false
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        privileged: false
+        capabilities:
+          drop: [ALL]
+          add: [CHOWN]
+        seccompProfile:
+          type: RuntimeDefault
+      resources:
+        requests: {cpu: 10m, memory: 16Mi}
+        limits: {memory: 32Mi}
+      volumeMounts:
+        - name: checkpoints
+          mountPath: {{ $checkpoints.mountPath | default "/var/lib/logtide/checkpoints" }}
+  {{- end }}
+  containers:
+    - name: {{ $role.command }}
+      image: {{ include "logtide.image" $ctx }}
+      imagePullPolicy: {{ $V.image.pullPolicy }}
+      args: [{{ $role.command | quote }}, "--config", "/etc/logtide/config.yaml"]
+      ports:
+        - name: http-metrics
+          containerPort: {{ $V.http.port }}
+          protocol: TCP
+      env:
+        - name: NODE_NAME
+          valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        - name: POD_NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+        - name: TMPDIR
+          value: /tmp
+        {{- with $spec.env }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- with $spec.envFrom }}
+      envFrom:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      livenessProbe:
+        httpGet: {path: /healthz, port: http-metrics}
+        {{- toYaml $V.probes.liveness | nindent 8 }}
+      readinessProbe:
+        httpGet: {path: /readyz, port: http-metrics}
+        {{- toYaml $V.probes.readiness | nindent 8 }}
+      securityContext:
+        {{- mustMergeOverwrite (deepCopy $V.securityContext) (default dict $spec.securityContext) | toYaml | nindent 8 }}
+      {{- with $spec.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      volumeMounts:
+        - name: config
+          mountPath: /etc/logtide/config.yaml
+          subPath: config.yaml
+          readOnly: true
+        - name: tmp
+          mountPath: /tmp
+        - name: state
+          mountPath: /var/lib/logtide/state
+        {{- if $V.kafka.sasl.mechanism }}
+        - name: kafka-sasl
+          mountPath: /etc/logtide/kafka-sasl
+          readOnly: true
+        {{- end }}
+        {{- if $V.kafka.tls.enabled }}
+        - name: kafka-tls
+          mountPath: /etc/logtide/kafka-tls
+          readOnly: true
+        {{- end }}
+        {{- if $isAgent }}
+        - name: varlogpods
+          mountPath: {{ $spec.hostPaths.pods }}
+          readOnly: true
+        - name: varlogcontainers
+          mountPath: {{ $spec.hostPaths.containers }}
+          readOnly: true
+        {{- range $i, $p := $spec.hostPaths.extra }}
+        - name: hostlog-{{ $i }}
+          mountPath: {{ $p }}
+          readOnly: true
+        {{- end }}
+        - name: checkpoints
+          mountPath: {{ $checkpoints.mountPath | default "/var/lib/logtide/checkpoints" }}
+        {{- end }}
+        {{- range $spec.extraSecretMounts }}
+        - name: secret-{{ .name }}
+          mountPath: {{ .mountPath }}
+          readOnly: true
+        {{- end }}
+        {{- with $spec.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+  volumes:
+    - name: config
+      configMap:
+        name: {{ include "logtide.roleName" . }}
+    - name: tmp
+      emptyDir: {sizeLimit: 256Mi}
+    - name: state
+      emptyDir: {sizeLimit: 1Gi}
+    {{- if $V.kafka.sasl.mechanism }}
+    - name: kafka-sasl
+      secret:
+        secretName: {{ required "kafka.sasl.existingSecret is required when kafka.sasl.mechanism is set" $V.kafka.sasl.existingSecret }}
+        defaultMode: 0440
+        items:
+          - {key: {{ $V.kafka.sasl.passwordKey }}, path: {{ $V.kafka.sasl.passwordKey }}}
+          {{- with $V.kafka.sasl.usernameKey }}
+          - {key: {{ . }}, path: {{ . }}}
+          {{- end }}
+    {{- end }}
+    {{- if $V.kafka.tls.enabled }}
+    - name: kafka-tls
+      secret:
+        secretName: {{ required "kafka.tls.existingSecret is required when kafka.tls.enabled is true" $V.kafka.tls.existingSecret }}
+        defaultMode: 0440
+    {{- end }}
+    {{- if $isAgent }}
+    - name: varlogpods
+      hostPath: {path: {{ $spec.hostPaths.pods }}, type: Directory}
+    - name: varlogcontainers
+      hostPath: {path: {{ $spec.hostPaths.containers }}, type: DirectoryOrCreate}
+    {{- range $i, $p := $spec.hostPaths.extra }}
+    - name: hostlog-{{ $i }}
+      hostPath: {path: {{ $p }}, type: Directory}
+    {{- end }}
+    {{- if eq (default "hostPath" $checkpoints.type) "hostPath" }}
+    - name: checkpoints
+      hostPath: {path: {{ $checkpoints.hostPath | default "/var/lib/logtide/agent" }}, type: DirectoryOrCreate}
+    {{- else }}
+    - name: checkpoints
+      emptyDir: {}
+    {{- end }}
+    {{- end }}
+    {{- range $spec.extraSecretMounts }}
+    - name: secret-{{ .name }}
+      secret:
+        secretName: {{ .secretName }}
+        defaultMode: 0440
+    {{- end }}
+    {{- with $spec.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $spec.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $spec.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $spec.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  terminationGracePeriodSeconds: 30
+{{- end -}}
