@@ -75,15 +75,19 @@ def resolve_secret(value: str, where: str = "") -> str:
     return _ENV_REF.sub(env, value)
 
 
-def _resolve(node: Any, where: str) -> Any:
+def _resolve(node: Any, filename: str, line: int | None = None) -> Any:
+    """Resolve secret references everywhere; an error names the line of the key that holds it."""
     if isinstance(node, str):
-        return resolve_secret(node, where) if ("${" in node or node.startswith("file:")) else node
+        if "${" in node or node.startswith("file:"):
+            return resolve_secret(node, f"{filename}:{line}" if line else filename)
+        return node
     if isinstance(node, dict):
-        out = _Located({k: _resolve(v, where) for k, v in node.items()})
-        out.lines = getattr(node, "lines", {})
+        lines = getattr(node, "lines", {})
+        out = _Located({k: _resolve(v, filename, lines.get(str(k), line)) for k, v in node.items()})
+        out.lines = lines
         return out
     if isinstance(node, list):
-        return [_resolve(v, where) for v in node]
+        return [_resolve(v, filename, line) for v in node]
     return node
 
 

@@ -241,7 +241,8 @@ def decode(data: bytes | str, *, check_depth: bool = True) -> dict:
         raise EnvelopeError(f"invalid JSON: {exc}") from None
     if not isinstance(event, dict):
         raise EnvelopeError(f"envelope must be a JSON object, got {type(event).__name__}")
-    if event.get("schema") != SCHEMA_VERSION:
+    version = event.get("schema")
+    if version != SCHEMA_VERSION or type(version) is not int:  # `true == 1`: a bool is not a version
         event = upgrade(event)
     if check_depth:
         _check_depth(event)
