@@ -1,0 +1,156 @@
+"""Write helm/logtide/values.schema.json (the chart's values contract) from the definitions below.
+
+Run `python helm/tools/values_schema.py` after changing values; tests/helm checks the file is current.
+The schema is strict (additionalProperties: false) so a misspelt key fails `helm install`, and it has
+no place for a secret's value: Kafka credentials are only ever Secret names and keys.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+CHART = Path(__file__).resolve().parents[1] / "logtide"
+OUT = CHART / "values.schema.json"
+
+
+def obj(props: dict, required: tuple[str, ...] = (), extra: bool = False, **kw) -> dict:
+    out = {"type": "object", "properties": props, "additionalProperties": extra, **kw}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+def free(description: str = "") -> dict:
+    """A Kubernetes or free-form object passed through as it is."""
+    return {"type": "object", **({"description": description} if description else {})}
+
+
+def arr(items: dict | None = None, description: str = "") -> dict:
+    out: dict = {"type": "array"}
+    if items:
+        out["items"] = items
+    if description:
+        out["description"] = description
+    return out
+
+
+STR = {"type": "string"}
+BOOL = {"type": "boolean"}
+PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+REF = lambda name: {"$ref": f"#/definitions/{name}"}  # noqa: E731
+
+SECRET_MOUNT = obj({"name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+                    "secretName": {"type": "string", "minLength": 1},
+                    "mountPath": {"type": "string", "pattern": "^/"}},
+                   required=("name", "secretName", "mountPath"))
+
+SERVICE_ACCOUNT = obj({"create": BOOL, "name": STR, "annotations": free("e.g. an IRSA role ARN")})
+
+AUTOSCALING = obj({"enabled": BOOL, "minReplicas": {"type": "integer", "minimum": 1},
+                   "maxReplicas": {"type": "integer", "minimum": 1},
+                   "targetCPUUtilizationPercentage": {"type": "integer", "minimum": 1, "maximum": 100},
+                   "targetMemoryUtilizationPercentage": {"type": "integer", "minimum": 1, "maximum": 100}})
+
+#: What every role (agent, collector, processor, sink, alerting) accepts.
+ROLE_COMMON = {
+    "enabled": BOOL,
+    "config": free("role-specific keys of the role's config file; secrets as ${ENV} or file:/path references"),
+    "resources": free(),
+    "podSecurityContext": free(), "securityContext": free(),
+    "nodeSelector": free(), "affinity": free(), "tolerations": arr(free()),
+    "priorityClassName": STR,
+    "env": arr(free()), "envFrom": arr(free()),
+    "extraSecretMounts": arr(REF("secretMount")),
+    "extraVolumes": arr(free()), "extraVolumeMounts": arr(free()),
+    "serviceAccount": REF("serviceAccount"),
+}
+
+DEPLOYMENT_ROLE = obj({**ROLE_COMMON,
+                       "replicas": {"type": "integer", "minimum": 0},
+                       "autoscaling": REF("autoscaling"),
+                       "podDisruptionBudget": obj({"enabled": BOOL, "maxUnavailable": {"type": ["integer", "string"]}})})
+
+AGENT = obj({**ROLE_COMMON,
+             "hostPaths": obj({"pods": {"type": "string", "pattern": "^/"},
+                               "containers": {"type": "string", "pattern": "^/"},
+                               "extra": arr({"type": "string", "pattern": "^/"})}, required=("pods", "containers")),
+             "checkpoints": obj({"type": {"enum": ["hostPath", "emptyDir"]},
+                                 "hostPath": {"type": "string", "pattern": "^/"},
+                                 "mountPath": {"type": "string", "pattern": "^/"},
+                                 "initChown": BOOL}),
+             "updateStrategy": free()})
+
+KAFKA = obj({
+    "bootstrap": {"type": "string", "minLength": 1, "pattern": "^[^,\\s]+:[0-9]+(,[^,\\s]+:[0-9]+)*$",
+                  "description": "host:port[,host:port]"},
+    "client": {"enum": ["auto", "confluent", "kafka-python"]},
+    "securityProtocol": {"enum": ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]},
+    # No `password` key on purpose: a password in values would end up in a ConfigMap.
+    "sasl": obj({"mechanism": {"enum": ["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]},
+                 "username": STR, "existingSecret": STR, "passwordKey": {"type": "string", "minLength": 1},
+                 "usernameKey": STR},
+                **{"if": {"properties": {"mechanism": {"minLength": 1}}, "required": ["mechanism"]},
+                   "then": {"properties": {"existingSecret": {"minLength": 1}}, "required": ["existingSecret"]}}),
+    "tls": obj({"enabled": BOOL, "existingSecret": STR, "caKey": {"type": "string", "minLength": 1},
+                "certKey": STR, "keyKey": STR},
+               **{"if": {"properties": {"enabled": {"const": True}}, "required": ["enabled"]},
+                  "then": {"properties": {"existingSecret": {"minLength": 1}}, "required": ["existingSecret"]}}),
+    "producer": free(), "consumer": free(),
+}, required=("bootstrap",))
+
+PROBE = obj({k: {"type": "integer", "minimum": 0 if k == "initialDelaySeconds" else 1}
+             for k in ("initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold")})
+
+SCHEMA = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "logtide chart values",
+    "definitions": {"role": DEPLOYMENT_ROLE, "secretMount": SECRET_MOUNT, "serviceAccount": SERVICE_ACCOUNT,
+                    "autoscaling": AUTOSCALING},
+    **obj({
+        "nameOverride": STR, "fullnameOverride": STR, "commonLabels": free(),
+        "global": free("Helm's global values (shared with parent charts)"),
+        "image": obj({"repository": {"type": "string", "minLength": 1}, "tag": STR,
+                      "digest": {"type": "string", "pattern": "^(|sha256:[a-f0-9]{64})$"},
+                      "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]}}, required=("repository",)),
+        "imagePullSecrets": arr(free()),
+        "kafka": KAFKA,
+        "logLevel": {"enum": ["debug", "info", "warning", "error"]},
+        "http": obj({"port": PORT}, required=("port",)),
+        "podSecurityContext": free(), "securityContext": free(),
+        "probes": obj({"liveness": PROBE, "readiness": PROBE}),
+        "podAnnotations": free(), "podLabels": free(),
+        "metrics": obj({
+            "scrapeAnnotations": BOOL,
+            "serviceMonitor": obj({"enabled": BOOL, "interval": STR, "scrapeTimeout": STR, "labels": free()}),
+            "prometheusRule": obj({"enabled": BOOL, "labels": free(), "alertLabels": free(),
+                                   "lagThreshold": {"type": "number", "minimum": 0},
+                                   "dlqRateThreshold": {"type": "number", "minimum": 0},
+                                   "checkpointStaleSeconds": {"type": "number", "minimum": 1},
+                                   "additionalGroups": arr(free())}),
+        }),
+        "dashboards": obj({"enabled": BOOL, "label": {"type": "string", "minLength": 1}, "labelValue": STR,
+                           "folder": STR, "namespace": STR}),
+        "networkPolicy": obj({"enabled": BOOL, "metricsFrom": arr(free()), "kafkaPorts": arr(PORT),
+                              "kafkaTo": arr(free()), "extraEgressPorts": arr(PORT)}),
+        "agent": AGENT,
+        "collectors": obj({name: REF("role") for name in ("k8s", "cloudwatch", "salesforce")}),
+        "processor": REF("role"),
+        "sinks": {"type": "object", "description": "sink name -> sink Deployment",
+                  "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$"},
+                  "additionalProperties": REF("role")},
+        "alerting": REF("role"),
+    }, required=("image", "kafka", "http")),
+}
+
+
+def render() -> str:
+    return json.dumps(SCHEMA, indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    if "--check" in sys.argv:
+        sys.exit(0 if OUT.read_text() == render() else "values.schema.json is stale: run python helm/tools/values_schema.py")
+    OUT.write_text(render())
+    print(f"wrote {OUT}")
