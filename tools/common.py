@@ -176,3 +176,10 @@ def text(value: bytes | None, limit: int | None = None) -> str | None:
         return None
     s = value.decode("utf-8", "replace")
     return s if limit is None or len(s) <= limit else s[:limit] + "…"
+
+
+def console(stderr: bool = False):
+    """A rich console; piped output gets a wide fixed width so tables stay one row per line."""
+    from rich.console import Console
+    c = Console(stderr=stderr)
+    return c if c.is_terminal else Console(stderr=stderr, width=220)
