@@ -53,20 +53,26 @@ class SqliteCheckpoints:
         if not values:
             return
         now = time.time()
+        # Encode first: a value that cannot be encoded must not leave a transaction open.
+        rows = [(k, orjson.dumps(v), now) for k, v in values.items()]
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise CheckpointError(f"cannot write checkpoint to {self.path}: {exc}") from None
+            try:
                 self._db.executemany(
                     "INSERT INTO checkpoints(key, value, updated) VALUES(?,?,?) "
-                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated=excluded.updated",
-                    [(k, orjson.dumps(v), now) for k, v in values.items()])
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated=excluded.updated", rows)
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except BaseException as exc:
                 try:
                     self._db.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-                raise CheckpointError(f"cannot write checkpoint to {self.path}: {exc}") from None
+                if isinstance(exc, sqlite3.Error):
+                    raise CheckpointError(f"cannot write checkpoint to {self.path}: {exc}") from None
+                raise
 
     def delete(self, key: str) -> None:
         with self._lock:

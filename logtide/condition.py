@@ -166,6 +166,8 @@ def _num(v: Any) -> float | None:
 
 
 def _eq(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) is not isinstance(b, bool):
+        return False  # Python says False == 0 and True == 1.0; a log's `false` is not the number 0
     if a == b:
         return True
     if isinstance(b, (int, float)) and not isinstance(b, bool):
@@ -190,6 +192,11 @@ def _ordered(op: str) -> Callable[[Any, Any], bool]:
             return fn(a, b)
         return False
     return cmp
+
+
+def _member_key(v: Any) -> Any:
+    """A set key under which True/False do not collide with 1/0."""
+    return ("bool", v) if isinstance(v, bool) else v
 
 
 def _text(v: Any) -> str | None:
@@ -289,7 +296,7 @@ class _Parser:
             get = field_getter(self.field())
             return lambda e: get(e) is not None
         kind, val, _ = self.peek()
-        nkind, nval, _ = self.tokens[self.i + 1]
+        nkind, nval, _ = self.tokens[min(self.i + 1, len(self.tokens) - 1)]
         # A bare true/false is a constant condition, unless it starts a test (a field named "true").
         if kind == "name" and val.lower() in ("true", "false") and (
                 nkind == "end" or (nkind == "op" and nval == ")") or (nkind == "name" and nval.lower() in ("and", "or"))):
@@ -396,10 +403,17 @@ class _Parser:
                         break
                     if not self.op(","):
                         raise self.error("expected ',' or ']'")
-            hashable = frozenset(i for i in items if isinstance(i, (str, int, float, bool)) or i is None)
+            # Bools are kept apart from numbers (Python's True == 1), and only scalars can be members.
+            hashable = frozenset(_member_key(i) for i in items)
             texts = frozenset(str(i) for i in items if isinstance(i, (int, float)) and not isinstance(i, bool))
-            return lambda e: (v := get(e)) in hashable or (isinstance(v, (int, float)) and str(v) in texts) \
-                or (isinstance(v, str) and v in texts)
+
+            def member(e: dict) -> bool:
+                v = get(e)
+                if not (v is None or isinstance(v, (str, int, float))):
+                    return False
+                return _member_key(v) in hashable or (isinstance(v, str) and v in texts) or (
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and str(v) in texts)
+            return member
         raise self.error("expected an operator (==, !=, <, <=, >, >=, =~, !~, in, contains, startswith, endswith)")
 
 
