@@ -1,0 +1,156 @@
+"""The pipeline: ordered steps built from the YAML config, run on one event at a time.
+
+A step returns the event, a list of events, or None (dropped). A step with ``routes: [...]`` applies
+only to the copies of an event going to those sinks (e.g. hash e-mails for analytics, keep them for
+audit): the event is copied at that point, once per distinct treatment. ``run`` returns the outputs
+as ``(event, sinks)`` pairs; ``sinks`` is the event's own ``routes`` unless a per-route step split it.
+
+Config errors (unknown step type, bad regex, bad condition, unknown sink) are raised as
+``ConfigError`` naming ``file:line`` and the field, before anything connects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import orjson
+from pydantic import ValidationError
+
+from logtide.config import ConfigError, format_validation_error
+from logtide.condition import compile_condition
+from processors.steps import REGISTRY, Step, StepContext, StepFailed
+
+Output = tuple[dict, tuple[str, ...]]
+
+
+class StepError(Exception):
+    """An event failed in a step; ``stage`` names the step (for the DLQ headers)."""
+
+    def __init__(self, stage: str, cause: BaseException):
+        super().__init__(f"{stage}: {cause}")
+        self.stage = stage
+        self.cause = cause
+
+
+def _line(node: Any) -> int | None:
+    return getattr(node, "lines", {}).get("__self__")
+
+
+def build_steps(entries: list[Any], ctx: StepContext, filename: str = "<config>",
+                field: str = "pipeline") -> list[Step]:
+    """Validate each entry with its step's own config model and build the steps."""
+    steps = []
+    for i, entry in enumerate(entries):
+        where = f"{filename}:{_line(entry)}" if _line(entry) else filename
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: {field}[{i}] must be a mapping with a 'type'")
+        kind = entry.get("type")
+        cls = REGISTRY.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            line = getattr(entry, "lines", {}).get("type")
+            at = f"{filename}:{line}" if line else where
+            raise ConfigError(f"{at}: field '{field}.{i}.type': unknown step type {kind!r} "
+                              f"(known: {', '.join(sorted(REGISTRY))})")
+        try:
+            config = cls.Config.model_validate(entry, context={"sinks": ctx.sinks})
+        except ValidationError as exc:
+            msg = format_validation_error(exc, entry, filename)
+            raise ConfigError(msg.replace("field '", f"field '{field}.{i}.")) from None
+        if config.routes:
+            for r in config.routes:
+                if r not in ctx.sinks:
+                    raise ConfigError(f"{where}: field '{field}.{i}.routes': unknown sink {r!r} "
+                                      f"(known: {', '.join(ctx.sinks)})")
+        steps.append(cls(config, ctx))
+    return steps
+
+
+def _guarded(step: Step) -> Callable[[dict], Any]:
+    """The step's ``process``, restricted by its ``when`` condition if it has one."""
+    process = step.process
+    if step.config.when is None:
+        return process
+    when = compile_condition(step.config.when)
+    return lambda e: process(e) if when(e) else e
+
+
+def _copy(event: dict) -> dict:
+    return orjson.loads(orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS))
+
+
+class Pipeline:
+    def __init__(self, steps: list[Step]):
+        self.steps = steps
+        self._fns = [(s.name, _guarded(s), frozenset(s.config.routes) if s.config.routes else None) for s in steps]
+        self._simple = all(r is None for _, _, r in self._fns)
+
+    @classmethod
+    def from_config(cls, entries: list[Any], ctx: StepContext, filename: str = "<config>") -> "Pipeline":
+        return cls(build_steps(entries, ctx, filename))
+
+    def start(self) -> None:
+        for s in self.steps:
+            s.start()
+
+    def end_batch(self) -> None:
+        for s in self.steps:
+            s.end_batch()
+
+    def close(self) -> None:
+        for s in self.steps:
+            try:
+                s.close()
+            except Exception:  # noqa: BLE001 - closing the rest matters more
+                pass
+
+    def run(self, event: dict) -> list[Output]:
+        """Outputs of one event; raises StepError when a step fails on it."""
+        if self._simple:
+            events = [event]
+            for name, fn, _ in self._fns:
+                out = []
+                for ev in events:
+                    try:
+                        r = fn(ev)
+                    except (StepFailed, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                        raise StepError(name, exc) from None
+                    if r is None:
+                        continue
+                    if r.__class__ is dict:
+                        out.append(r)
+                    else:
+                        out.extend(r)
+                if not out:
+                    return []
+                events = out
+            return [(ev, tuple(ev.get("routes") or ())) for ev in events]
+        return self._run_split(event)
+
+    def _run_split(self, event: dict) -> list[Output]:
+        units: list[tuple[dict, tuple[str, ...] | None]] = [(event, None)]  # None: all of its routes
+        for name, fn, only in self._fns:
+            out: list[tuple[dict, tuple[str, ...] | None]] = []
+            for ev, sinks in units:
+                if only is not None:
+                    current = sinks if sinks is not None else tuple(ev.get("routes") or ())
+                    inside = tuple(s for s in current if s in only)
+                    if not inside:
+                        out.append((ev, sinks))
+                        continue
+                    outside = tuple(s for s in current if s not in only)
+                    if outside:
+                        out.append((ev, outside))
+                        ev = _copy(ev)
+                    sinks = inside
+                try:
+                    r = fn(ev)
+                except (StepFailed, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                    raise StepError(name, exc) from None
+                if r is None:
+                    continue
+                for e in ([r] if r.__class__ is dict else r):
+                    out.append((e, sinks))
+            units = out
+            if not units:
+                return []
+        return [(ev, sinks if sinks is not None else tuple(ev.get("routes") or ())) for ev, sinks in units]
