@@ -1,0 +1,459 @@
+"""The node agent's service: discover files, tail them, parse and merge lines, send events, and move
+each file's checkpoint only after Kafka acknowledged everything before it.
+
+One thread does the reading, parsing and producing (Python gains nothing from more, and one thread
+keeps every file's order); the Kubernetes watch runs in its own threads (agents/pod_metadata.py).
+The loop, each turn:
+
+1. every ``scan_interval``: list the globs, open new files, notice rotated/deleted ones, refresh pod
+   metadata and exclusions;
+2. read a chunk from each file unless the queue of unacknowledged records is full (backpressure:
+   the files are the buffer, memory stays bounded);
+3. send what the mergers completed or timed out, serve Kafka's delivery callbacks;
+4. finish rotated/deleted files that went quiet (read to the end, flush, wait for the acks);
+5. every ``checkpoint_interval``: write the checkpoints that moved, in one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import deque
+
+from agents import metrics
+from agents.config import AgentConfig
+from agents.discovery import Discovery, Found
+from agents.exclusion import exclusion_reason
+from agents.file_identity import FileIdentity, fingerprint
+from agents.multiline import Record
+from agents.parser.picker import parser_for
+from agents.partial_merger import Line
+from agents.path_info import pod_ref
+from agents.pod_metadata import PodMetadata
+from agents.rate_limit import TokenBucket
+from agents.resource import k8s_resource
+from agents.tailer import RawLine
+from agents.tracked_file import TrackedFile
+from logtide import envelope, log
+from logtide.checkpoint import SqliteCheckpoints
+from logtide.sender import EventSender
+from logtide.transport import Producer
+
+_log = log.get("agents.agent")
+
+#: Rough per-event overhead over the body, for the queue's byte bound.
+_EVENT_OVERHEAD = 400
+
+
+class Agent:
+    name = "agent"
+
+    def __init__(self, config: AgentConfig, producer: Producer, checkpoints: SqliteCheckpoints,
+                 metadata: PodMetadata | None = None):
+        self.config = config
+        self.topic = config.topic_name()
+        self.source = config.source_name()
+        self.sender = EventSender(producer, "agent")
+        self.checkpoints = checkpoints
+        self.metadata = metadata
+        self.discovery = Discovery(config.include_globs(), config.exclude)
+        self.node = config.kubernetes.node_name or socket.gethostname()
+        self.files: dict[str, TrackedFile] = {}
+        self.saved: dict[str, dict] = dict(checkpoints.items())
+        self.first_seen: dict[str, float] = {}
+        self.excluded: dict[str, str] = {}             # inode key → reason, for files never opened
+        self.buckets: dict[bytes, TokenBucket] = {}
+        self.retry: deque = deque()
+        self.inflight_bytes = 0
+        self.scans = 0
+        self.produce_errors = 0
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        cfg = self.config
+        if self.metadata is not None:
+            self.metadata.start()
+        next_scan = next_checkpoint = next_expiry = 0.0
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= next_scan:
+                    self.scan(now)
+                    next_scan = now + cfg.read.scan_interval_seconds
+                while self.retry and not self.queue_full():
+                    self._send(*self.retry.popleft())
+                read = self.read_round(now)
+                if now >= next_expiry:
+                    self.expire(now)
+                    self.finish_quiet_files(now)
+                    next_expiry = now + 0.1
+                self.sender.poll(0)
+                if now >= next_checkpoint:
+                    self.write_checkpoints()
+                    next_checkpoint = now + cfg.checkpoint_interval_seconds
+                if not read:
+                    self.sender.poll(cfg.read.idle_poll_seconds)
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Wait (bounded) for the acks of what was sent, checkpoint, close. Buffered merger content is
+        not sent: the checkpoint stays before it, so the next start reads it again."""
+        left = self.sender.flush(15)
+        self._update_queue_metrics()
+        self.write_checkpoints()
+        if self.metadata is not None:
+            self.metadata.stop()
+        try:
+            self.sender.producer.close()
+        except Exception:  # noqa: BLE001 - closing must not hide the stop
+            pass
+        for tf in self.files.values():
+            tf.close()
+        self.files.clear()
+        self.checkpoints.close()
+        _log.info("agent stopped", extra={"unacknowledged": left})
+
+    def queue_full(self) -> bool:
+        q = self.config.queue
+        return self.sender.inflight >= q.max_records or self.inflight_bytes >= q.max_bytes
+
+    # --- discovery ---------------------------------------------------------------------------------
+
+    def scan(self, now: float) -> None:
+        found = self.discovery.scan()
+        by_inode = {f"{f.dev}:{f.ino}": f for f in found.values()}
+        for key, tf in self.files.items():
+            f = by_inode.get(key)
+            if f is not None:
+                if f.path != tf.path:           # renamed to a name we also watch (e.g. app.log.1)
+                    metrics.ROTATIONS.labels("rename").inc()
+                    tf.path = f.path
+                continue
+            if tf.detached is None:
+                tf.detached = self._why_gone(tf)
+                metrics.ROTATIONS.labels(tf.detached).inc()
+        for key, f in by_inode.items():
+            if key not in self.files:
+                self.open_file(key, f, now)
+        if self.scans == 0:
+            self._resume_orphans(set(by_inode))
+        self.scans += 1
+        if self.metadata is not None:
+            for tf in self.files.values():
+                if tf.ref is not None and tf.metadata_version != self.metadata.version:
+                    self._enrich(tf)
+        metrics.FILES_TAILED.set(len(self.files))
+
+    @staticmethod
+    def _why_gone(tf: TrackedFile) -> str:
+        try:
+            st = os.stat(tf.path)
+        except OSError:
+            try:
+                return "delete" if os.fstat(tf.fd).st_nlink == 0 else "rename"
+            except OSError:
+                return "delete"
+        return "rename" if (st.st_dev, st.st_ino) != (tf.identity.dev, tf.identity.ino) else "unwatched"
+
+    def open_file(self, key: str, f: Found, now: float) -> TrackedFile | None:
+        cfg = self.config
+        ref = pod_ref(f.path, f.real_path) if cfg.mode == "kubernetes" else None
+        meta = None
+        if ref is not None and self.metadata is not None:
+            meta = self.metadata.pod(ref)
+            if meta is None and self.metadata.connected:
+                # A new pod's first lines: give the watch a moment so exclusions and labels apply.
+                first = self.first_seen.setdefault(key, now)
+                if now - first < cfg.kubernetes.wait_for_metadata_seconds:
+                    return None
+            reason = exclusion_reason(ref, meta, self.metadata.namespace_annotations(ref.namespace), cfg.kubernetes)
+            if reason:
+                if self.excluded.get(key) != reason:
+                    _log.info("container excluded", extra={"path": f.path, "reason": reason})
+                self.excluded[key] = reason
+                return None
+        elif ref is not None:
+            reason = exclusion_reason(ref, None, {}, cfg.kubernetes)
+            if reason:
+                self.excluded[key] = reason
+                return None
+        self.excluded.pop(key, None)
+        saved = self.saved.pop(key, None) or self.checkpoints.get(key)
+        if saved is None and f.size < cfg.read.fingerprint_bytes and time.time() - f.mtime < cfg.read.fingerprint_wait_seconds:
+            return None  # too short to fingerprint yet; the writer is probably mid-line
+        try:
+            fd = os.open(f.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            metrics.BAD_INPUT.labels("file_vanished").inc()
+            return None
+        except OSError as exc:
+            metrics.BAD_INPUT.labels("file_unreadable").inc()
+            _log.warning("cannot open log file", extra={"path": f.path, "error": str(exc)})
+            return None
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (f.dev, f.ino):
+            os.close(fd)                          # replaced between listing and opening: next scan
+            metrics.BAD_INPUT.labels("file_vanished").inc()
+            return None
+        identity, offset = self._identity(fd, f, saved, st.st_size)
+        tf = TrackedFile(cfg, f.path, fd, identity, offset, ref)
+        self._enrich(tf, meta)
+        self.files[key] = tf
+        self.first_seen.pop(key, None)
+        self.checkpoints.put(key, tf.state(offset))   # the identity must survive a crash from now on
+        tf.checkpointed = offset
+        _log.info("tailing", extra={"path": f.path, "offset": offset, "identity": identity.name})
+        return tf
+
+    def _identity(self, fd: int, f: Found, saved: dict | None, size: int) -> tuple[FileIdentity, int]:
+        fp_bytes = self.config.read.fingerprint_bytes
+        if saved is not None:
+            identity = FileIdentity.from_dict(saved["identity"])
+            offset = int(saved.get("offset", 0))
+            if not identity.matches(fd):
+                # Same inode, different content: the inode was reused by a new file. Start it at 0.
+                metrics.ROTATIONS.labels("inode_reuse").inc()
+            elif size < offset:
+                metrics.ROTATIONS.labels("truncate").inc()   # truncated while we were not running
+                fp, n = fingerprint(fd, fp_bytes)
+                return FileIdentity(f.dev, f.ino, fp, n, identity.generation + 1), 0
+            else:
+                return identity, offset
+        fp, n = fingerprint(fd, fp_bytes)
+        return FileIdentity(f.dev, f.ino, fp, n, 0), 0
+
+    def _resume_orphans(self, found: set[str]) -> None:
+        """At start: a checkpointed file renamed away while we were down (e.g. 0.log → 0.log.20240501)
+        is looked for by inode in its directory and read to its end; otherwise its checkpoint goes."""
+        for key, saved in list(self.saved.items()):
+            if key in found or key in self.files:
+                continue
+            self.saved.pop(key)
+            path = saved.get("path") or ""
+            ident = saved.get("identity") or {}
+            match = None
+            try:
+                for entry in os.scandir(os.path.dirname(path) or "."):
+                    if entry.inode() == ident.get("ino") and entry.is_file(follow_symlinks=False):
+                        match = entry.path
+                        break
+            except OSError:
+                pass
+            if match is None:
+                self.checkpoints.delete(key)
+                continue
+            st = os.stat(match)
+            tf = self.open_file(key, Found(match, match, st.st_dev, st.st_ino, st.st_size, st.st_mtime),
+                                time.monotonic())
+            if tf is not None:
+                tf.detached = "rename"
+                metrics.ROTATIONS.labels("rename").inc()
+
+    def _enrich(self, tf: TrackedFile, meta=None) -> None:
+        """Resource and attributes of a file's events (refreshed when pod metadata changes)."""
+        cfg = self.config
+        ref = tf.ref
+        if ref is not None:
+            if self.metadata is not None:
+                meta = meta or self.metadata.pod(ref)
+                tf.metadata_version = self.metadata.version
+                reason = exclusion_reason(ref, meta, self.metadata.namespace_annotations(ref.namespace),
+                                          cfg.kubernetes)
+                if reason != tf.excluded:
+                    _log.info("container exclusion changed", extra={"path": tf.path, "reason": reason})
+                tf.excluded = reason
+            tf.resource = k8s_resource(ref, meta, self.node if self.metadata is None else None,
+                                       cfg.kubernetes.labels, cfg.kubernetes.annotations)
+        else:
+            tf.resource = {"host.name": self.node, "service.name": os.path.basename(tf.path).split(".")[0]}
+        tf.attributes = {s: {"log.iostream": s, "log.file.path": tf.path} for s in ("stdout", "stderr")}
+
+    # --- reading and sending -------------------------------------------------------------------------
+
+    def read_round(self, now: float) -> bool:
+        """One chunk from each file; False when no file had anything new."""
+        chunk = self.config.read.chunk_bytes
+        got = False
+        for tf in list(self.files.values()):
+            if tf.finishing or tf.excluded:
+                continue
+            if self.queue_full():
+                waited = time.monotonic()
+                self.sender.poll(0.05)
+                metrics.BACKPRESSURE.inc(time.monotonic() - waited)
+                return True
+            lines, n = tf.tailer.read(chunk)
+            if n:
+                got = True
+                tf.last_data = now
+                metrics.BYTES_READ.inc(n)
+                if lines:
+                    self.process(tf, lines)
+            elif tf.detached is None and tf.tailer.truncated():
+                self.truncated(tf)
+        self._update_queue_metrics()
+        return got
+
+    def process(self, tf: TrackedFile, lines: list[RawLine]) -> None:
+        parser = tf.parser
+        if parser is None:
+            parser = tf.parser = parser_for(self.config.format, lines[0].data)
+        metrics.LINES_READ.labels(parser.name).inc(len(lines))
+        observed = time.time_ns()
+        parse = parser.parse
+        add = tf.partial.add
+        for raw in lines:
+            frag = parse(raw.data)
+            if frag.problem is not None:
+                metrics.BAD_INPUT.labels(frag.problem).inc()
+            if raw.truncated:
+                metrics.BAD_INPUT.labels("line_too_long").inc()
+            line = add(raw.start, raw.end, frag.time, frag.stream, frag.partial, frag.message, raw.truncated)
+            if line is not None:
+                self.complete(tf, line, observed)
+
+    def complete(self, tf: TrackedFile, line: Line, observed: int) -> None:
+        message = line.message
+        if isinstance(message, bytes):
+            try:
+                text = message.decode()
+            except UnicodeDecodeError:
+                text = message.decode("utf-8", "replace")
+                metrics.BAD_INPUT.labels("invalid_utf8").inc()
+        else:
+            text = message
+        if line.pieces > 1:
+            metrics.PARTIAL_MERGES.inc()
+        if line.unfinished:
+            metrics.BAD_INPUT.labels("partial_unfinished").inc()
+        for rec in tf.multiline.add(line, text):
+            self.emit(tf, rec, observed)
+
+    def emit(self, tf: TrackedFile, rec: Record, observed: int) -> None:
+        limit = self.config.rate_limit
+        if limit.lines_per_second is not None:
+            bucket = self.buckets.get(tf.key)
+            if bucket is None:
+                bucket = self.buckets[tf.key] = TokenBucket(limit.lines_per_second, limit.burst)
+            if not bucket.allow(time.monotonic()):
+                metrics.DROPPED.labels("rate_limited").inc()
+                return
+        attributes = tf.attributes[rec.stream]
+        if rec.lines > 1 or rec.truncated or rec.unfinished:
+            attributes = dict(attributes)
+            if rec.lines > 1:
+                attributes["log.lines"] = rec.lines
+                metrics.MULTILINE_MERGES.inc()
+            if rec.truncated:
+                attributes["logtide.truncated"] = True
+            if rec.unfinished:
+                attributes["logtide.partial_unfinished"] = True
+        event = envelope.new_event(
+            id=envelope.make_id(tf.id_prefix, rec.start), body=rec.text, source=self.source, time=rec.time,
+            observed_time=observed, attributes=attributes, resource=tf.resource)
+        tf.window.sent(rec.start)
+        self._send(tf, tf.window, event, rec.start, len(rec.text) + _EVENT_OVERHEAD)
+
+    def _send(self, tf: TrackedFile, window, event: dict, start: int, size: int) -> None:
+        self.inflight_bytes += size
+        metrics.RECORDS_SENT.inc()
+
+        def acked(_event, window=window, start=start, size=size):
+            window.acked(start)
+            self.inflight_bytes -= size
+            metrics.RECORDS_PRODUCED.inc()
+
+        def failed(event, err, tf=tf, window=window, start=start, size=size):
+            # Kafka refused or timed out: send it again (same id); the checkpoint waits for it.
+            self.inflight_bytes -= size
+            self.produce_errors += 1
+            metrics.PRODUCE_RETRIES.inc()
+            self.retry.append((tf, window, event, start, size))
+
+        self.sender.send(self.topic, event, tf.key, on_ack=acked, on_error=failed)
+
+    def _update_queue_metrics(self) -> None:
+        metrics.QUEUE_DEPTH.set(self.sender.inflight)
+        metrics.QUEUE_BYTES.set(self.inflight_bytes)
+
+    # --- timeouts, rotation, truncation -----------------------------------------------------------------
+
+    def expire(self, now: float) -> None:
+        observed = time.time_ns()
+        for tf in self.files.values():
+            for line in tf.partial.expired(now):
+                self.complete(tf, line, observed)
+            for rec in tf.multiline.expired(now):
+                self.emit(tf, rec, observed)
+
+    def flush_file(self, tf: TrackedFile) -> None:
+        """Send everything buffered for a file (it was finished or truncated)."""
+        observed = time.time_ns()
+        tail = tf.tailer.pending_tail()
+        if tail is not None:
+            self.process(tf, [tail])
+        for line in tf.partial.expired(everything=True):
+            self.complete(tf, line, observed)
+        for rec in tf.multiline.expired(everything=True):
+            self.emit(tf, rec, observed)
+
+    def truncated(self, tf: TrackedFile) -> None:
+        """copytruncate: what was buffered goes out under the old generation; reading restarts at 0."""
+        metrics.ROTATIONS.labels("truncate").inc()
+        self.flush_file(tf)
+        fp, n = fingerprint(tf.fd, self.config.read.fingerprint_bytes)
+        old = tf.identity
+        tf.identity = FileIdentity(old.dev, old.ino, fp, n, old.generation + 1)
+        tf.id_prefix = tf.identity.name
+        tf.window = type(tf.window)()   # acks of the old generation land in the old window
+        tf.tailer.reset(0)
+        self.checkpoints.put(tf.inode_key, tf.state(0))
+        tf.checkpointed = 0
+        _log.info("file truncated; reading from the start", extra={"path": tf.path, "generation": old.generation + 1})
+
+    def finish_quiet_files(self, now: float) -> None:
+        wait = self.config.read.rotate_wait_seconds
+        for key, tf in list(self.files.items()):
+            if tf.detached is None or now - tf.last_data < wait:
+                continue
+            if not tf.finishing:
+                while True:                       # drain to the end
+                    lines, n = tf.tailer.read(self.config.read.chunk_bytes)
+                    if lines:
+                        self.process(tf, lines)
+                    if not n:
+                        break
+                self.flush_file(tf)
+                tf.finishing = True
+            if len(tf.window) == 0 and not any(r[0] is tf for r in self.retry):
+                tf.close()
+                del self.files[key]
+                self.checkpoints.delete(key)
+                metrics.FILES_FINISHED.inc()
+                try:
+                    metrics.CHECKPOINT_LAG.remove(tf.path)
+                except KeyError:
+                    pass
+                _log.info("finished rotated file", extra={"path": tf.path, "why": tf.detached})
+
+    # --- checkpoints -------------------------------------------------------------------------------------
+
+    def write_checkpoints(self) -> None:
+        updates = {}
+        for key, tf in self.files.items():
+            offset = tf.checkpoint_offset()
+            try:
+                size = os.fstat(tf.fd).st_size
+            except OSError:
+                size = tf.tailer.position
+            metrics.CHECKPOINT_LAG.labels(tf.path).set(max(0, size - offset))
+            if offset != tf.checkpointed:
+                updates[key] = tf.state(offset)
+                tf.checkpointed = offset
+        if updates:
+            self.checkpoints.put_many(updates)
+            metrics.CHECKPOINT_WRITES.inc()

@@ -1,0 +1,132 @@
+"""The node agent's configuration (`logtide agent --config FILE`); examples/agent.yaml shows every field."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from logtide.config import Model
+from logtide.role import RoleConfig
+from logtide.topics import raw
+
+
+class ReadSettings(Model):
+    """How files are found and read."""
+
+    scan_interval_seconds: float = Field(1.0, gt=0, description="how often globs are re-listed and paths re-checked")
+    chunk_bytes: int = Field(256 * 1024, ge=4096, description="bytes read from one file before turning to the next")
+    max_line_bytes: int = Field(256 * 1024, ge=1024, description="longer lines are cut to this and flagged truncated")
+    fingerprint_bytes: int = Field(64, ge=8, le=4096, description="first bytes hashed into a file's identity")
+    fingerprint_wait_seconds: float = Field(1.0, ge=0, description="a file shorter than fingerprint_bytes waits this long")
+    rotate_wait_seconds: float = Field(5.0, ge=0, description="a rotated/deleted file idle this long is finished")
+    idle_poll_seconds: float = Field(0.05, gt=0, description="sleep when no file had new data")
+
+
+class PartialSettings(Model):
+    """Reassembly of lines the runtime split (CRI 'P' tags, docker lines without a newline)."""
+
+    max_bytes: int = Field(1024 * 1024, ge=1024, description="a longer record is cut and flagged truncated")
+    timeout_seconds: float = Field(5.0, gt=0, description="a partial line never finished is sent as it is")
+
+
+class MultilineSettings(Model):
+    """Merging of multi-line records (stack traces) into one event."""
+
+    enabled: bool = True
+    #: Built-in continuation rules: java (\\tat …, Caused by:), python (Traceback …), go (panic/goroutine).
+    languages: list[Literal["java", "python", "go"]] = Field(default_factory=lambda: ["java", "python", "go"])
+    #: When set, a line matching it starts a record and every other line continues the previous one.
+    start_pattern: str | None = None
+    #: When set, lines matching it always continue the previous record (on top of the languages).
+    continue_pattern: str | None = None
+    max_lines: int = Field(500, ge=1)
+    max_bytes: int = Field(1024 * 1024, ge=1024)
+    timeout_seconds: float = Field(1.0, gt=0, description="a record waits this long for more lines")
+
+
+class QueueSettings(Model):
+    """The bound on records sent but not yet acknowledged by Kafka; at the bound reading pauses."""
+
+    max_records: int = Field(20_000, ge=10)
+    max_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
+
+
+class RateLimitSettings(Model):
+    """Per-container (per-file in files mode) token bucket; what it drops is counted."""
+
+    lines_per_second: float | None = Field(None, gt=0, description="unset: no limit")
+    burst: int = Field(10_000, ge=1)
+
+
+class KubernetesSettings(Model):
+    """Pod metadata from the Kubernetes API (list+watch of this node's pods) and exclusion rules."""
+
+    enabled: bool = True
+    #: API server URL; unset: in-cluster service account, else ~/.kube/config.
+    api_server: str | None = None
+    kubeconfig: str | None = None
+    token: str | None = Field(None, description="bearer token (use ${ENV} or file:/path)")
+    verify_ssl: bool = True
+    node_name: str | None = Field(default_factory=lambda: os.environ.get("NODE_NAME") or None,
+                                  description="this node (default $NODE_NAME); unset: all pods")
+    namespaces_include: list[str] = Field(default_factory=list, description="globs; empty: all namespaces")
+    namespaces_exclude: list[str] = Field(default_factory=list, description="globs")
+    retain_deleted_seconds: float = Field(300.0, ge=0, description="metadata kept this long after pod deletion")
+    wait_for_metadata_seconds: float = Field(2.0, ge=0, description="a new pod's file waits this long for metadata")
+    watch_timeout_seconds: int = Field(300, ge=1, description="server-side timeout of one watch request")
+    retry_seconds: float = Field(2.0, gt=0, description="first back-off after an API error (doubles to 30 s)")
+    labels: bool = True
+    annotations: bool = False
+
+
+class AgentConfig(RoleConfig):
+    """`logtide agent`: tails container (or any) log files into Kafka with end-to-end acknowledgements."""
+
+    mode: Literal["kubernetes", "files"] = "kubernetes"
+    pods_root: str = "/var/log/pods"
+    containers_root: str = "/var/log/containers"
+    #: Globs of files to tail; empty in kubernetes mode: <pods_root>/*/*/*.log and <containers_root>/*.log.
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list, description="globs matched against the full path")
+    #: Kafka topic; default logtide.raw.k8s (kubernetes mode) or logtide.raw.file (files mode).
+    topic: str | None = None
+    checkpoint_dir: str = "/var/lib/logtide-agent"
+    checkpoint_interval_seconds: float = Field(1.0, gt=0)
+    format: Literal["auto", "cri", "docker", "plain"] = "auto"
+    read: ReadSettings = Field(default_factory=ReadSettings)
+    partial: PartialSettings = Field(default_factory=PartialSettings)
+    multiline: MultilineSettings = Field(default_factory=MultilineSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+
+    @field_validator("multiline")
+    @classmethod
+    def _patterns_compile(cls, value: MultilineSettings) -> MultilineSettings:
+        import re
+        for name in ("start_pattern", "continue_pattern"):
+            pattern = getattr(value, name)
+            if pattern:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{name} is not a valid regular expression: {exc}") from None
+        return value
+
+    def include_globs(self) -> list[str]:
+        if self.include:
+            return list(self.include)
+        if self.mode == "kubernetes":
+            return [os.path.join(self.pods_root, "*", "*", "*.log"), os.path.join(self.containers_root, "*.log")]
+        return []
+
+    def topic_name(self) -> str:
+        return self.topic or raw("k8s" if self.mode == "kubernetes" else "file")
+
+    def source_name(self) -> str:
+        return "k8s" if self.mode == "kubernetes" else "file"
+
+    def metadata_enabled(self) -> bool:
+        return self.mode == "kubernetes" and self.kubernetes.enabled

@@ -1,0 +1,37 @@
+"""CRI log lines (containerd, CRI-O): ``<RFC3339Nano time> <stdout|stderr> <P|F>[:tags] <message>``.
+
+A ``P`` tag means the runtime split a long line (16 KiB by default) and the next piece of the same
+stream follows; ``F`` ends the line. See kubernetes/cri-api (CRI logging format).
+"""
+
+from __future__ import annotations
+
+from agents.parser import Fragment
+from agents.parser.timestamps import TimestampParser
+
+_STREAMS = {b"stdout": "stdout", b"stderr": "stderr"}
+
+
+class CriParser:
+    name = "cri"
+
+    def __init__(self) -> None:
+        self._ts = TimestampParser()
+
+    def parse(self, line: bytes) -> Fragment:
+        parts = line.split(b" ", 3)
+        if len(parts) == 3 and line.endswith(b" "):  # "<time> <stream> F " with an empty message
+            parts.append(b"")
+        if len(parts) < 4 or parts[1] not in _STREAMS or parts[2][:1] not in (b"P", b"F"):
+            # Not CRI at all: keep the whole line as the message rather than lose it.
+            return Fragment(None, "stdout", False, line, "bad_format")
+        ts, stream, tag, message = parts
+        time = self._ts.parse(ts)
+        return Fragment(time, _STREAMS[stream], tag[:1] == b"P", message,
+                        None if time is not None else "bad_timestamp")
+
+
+def looks_like_cri(line: bytes) -> bool:
+    parts = line.split(b" ", 3)
+    return len(parts) >= 3 and parts[1] in _STREAMS and parts[2][:1] in (b"P", b"F") \
+        and TimestampParser().parse(parts[0]) is not None

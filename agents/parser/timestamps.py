@@ -1,0 +1,53 @@
+"""RFC 3339 timestamps (as CRI and docker write them) to Unix nanoseconds, fast.
+
+Container runtimes write one timestamp per line with nanoseconds, e.g. 2024-05-01T12:00:03.123456789Z
+or 2024-05-01T12:00:03.123+02:00. The seconds part changes at most once a second, so its conversion
+is cached; only the fraction is parsed per line.
+"""
+
+from __future__ import annotations
+
+import calendar
+
+
+class TimestampParser:
+    __slots__ = ("_prefix", "_seconds")
+
+    def __init__(self) -> None:
+        self._prefix = b""
+        self._seconds = 0
+
+    def parse(self, ts: bytes) -> int | None:
+        """Unix nanoseconds, or None when ``ts`` is not an RFC 3339 timestamp."""
+        if len(ts) < 20 or ts[10:11] not in (b"T", b"t", b" ") or ts[4:5] != b"-" or ts[13:14] != b":":
+            return None
+        prefix = ts[:19]
+        if prefix != self._prefix:
+            try:
+                seconds = calendar.timegm((int(ts[0:4]), int(ts[5:7]), int(ts[8:10]),
+                                           int(ts[11:13]), int(ts[14:16]), int(ts[17:19]), 0, 0, 0))
+            except ValueError:
+                return None
+            if not (1 <= int(ts[5:7]) <= 12 and 1 <= int(ts[8:10]) <= 31 and int(ts[11:13]) < 24
+                    and int(ts[14:16]) < 60 and int(ts[17:19]) <= 60):
+                return None
+            self._prefix, self._seconds = prefix, seconds
+        rest = ts[19:]
+        nanos = 0
+        if rest[:1] == b".":
+            i = 1
+            while i < len(rest) and 48 <= rest[i] <= 57:
+                i += 1
+            digits = rest[1:i]
+            if not digits or len(digits) > 9:
+                return None
+            nanos = int(digits) * 10 ** (9 - len(digits))
+            rest = rest[i:]
+        if rest in (b"Z", b"z"):
+            offset = 0
+        elif len(rest) == 6 and rest[0:1] in (b"+", b"-") and rest[3:4] == b":" and rest[1:3].isdigit() \
+                and rest[4:6].isdigit():
+            offset = (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60) * (1 if rest[0:1] == b"+" else -1)
+        else:
+            return None
+        return (self._seconds - offset) * 1_000_000_000 + nanos

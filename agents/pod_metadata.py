@@ -1,0 +1,241 @@
+"""Pod and namespace metadata from the Kubernetes API: list+watch of this node's pods, cached.
+
+Two background threads (pods with ``fieldSelector=spec.nodeName=<node>``, and namespaces) each list,
+then watch from the list's resourceVersion; on any error they count it, back off (doubling to 30 s)
+and list again. The cache keeps serving what it had while the API server is down, and keeps a
+deleted pod for ``retain_deleted_seconds`` so the last lines of its files are still enriched.
+The client is the official ``kubernetes`` package; responses are read raw and parsed with orjson
+(the generated models cost memory and time we do not need).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+from agents import metrics
+from agents.config import KubernetesSettings
+from agents.path_info import PodRef
+from logtide import log
+
+_log = log.get("agents.pod_metadata")
+
+EXCLUDE_ANNOTATION = "logtide.io/exclude"
+EXCLUDE_CONTAINERS_ANNOTATION = "logtide.io/exclude-containers"
+
+
+@dataclass
+class PodMeta:
+    uid: str
+    namespace: str
+    name: str
+    node: str | None = None
+    labels: dict = field(default_factory=dict)
+    annotations: dict = field(default_factory=dict)
+    owner_kind: str | None = None
+    owner_name: str | None = None
+    images: dict = field(default_factory=dict)         # container name → image
+    restarts: dict = field(default_factory=dict)       # container name → restart count
+    resource_version: str = ""
+    deleted_at: float | None = None
+
+    @classmethod
+    def from_object(cls, obj: dict) -> "PodMeta":
+        md = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        owners = md.get("ownerReferences") or []
+        owner = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
+        images = {c.get("name"): c.get("image") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
+        restarts = {c.get("name"): c.get("restartCount", 0)
+                    for c in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])}
+        return cls(uid=md.get("uid", ""), namespace=md.get("namespace", ""), name=md.get("name", ""),
+                   node=spec.get("nodeName"), labels=dict(md.get("labels") or {}),
+                   annotations=dict(md.get("annotations") or {}),
+                   owner_kind=owner.get("kind") if owner else None, owner_name=owner.get("name") if owner else None,
+                   images=images, restarts=restarts, resource_version=md.get("resourceVersion", ""))
+
+
+def _api(settings: KubernetesSettings):
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    cfg = client.Configuration()
+    if settings.api_server:
+        cfg.host = settings.api_server.rstrip("/")
+        cfg.verify_ssl = settings.verify_ssl
+        if settings.token:
+            cfg.api_key = {"authorization": "Bearer " + settings.token}
+    else:
+        try:
+            kube_config.load_incluster_config(client_configuration=cfg)
+        except kube_config.ConfigException:
+            kube_config.load_kube_config(config_file=settings.kubeconfig, client_configuration=cfg)
+    return client.CoreV1Api(client.ApiClient(cfg))
+
+
+class _ListWatch(threading.Thread):
+    """List, then watch from the list's resourceVersion; on failure back off and list again."""
+
+    def __init__(self, kind: str, settings: KubernetesSettings, list_call: str, kwargs: dict,
+                 on_list, on_event, on_state):
+        super().__init__(name=f"agent-kube-{kind}", daemon=True)
+        self.kind = kind
+        self.settings = settings
+        self.list_call = list_call
+        self.kwargs = kwargs
+        self.on_list = on_list
+        self.on_event = on_event
+        self.on_state = on_state
+        self.stop_event = threading.Event()
+        self.api = None
+
+    def run(self) -> None:
+        from kubernetes import watch
+
+        backoff = self.settings.retry_seconds
+        while not self.stop_event.is_set():
+            try:
+                if self.api is None:
+                    self.api = _api(self.settings)
+                fn = getattr(self.api, self.list_call)
+                resp = fn(_preload_content=False, _request_timeout=15, **self.kwargs)
+                body = orjson.loads(resp.data)
+                self.on_list(body.get("items") or [])
+                rv = (body.get("metadata") or {}).get("resourceVersion")
+                self.on_state(True)
+                backoff = self.settings.retry_seconds
+                w = watch.Watch()
+                timeout = self.settings.watch_timeout_seconds
+                for ev in w.stream(fn, resource_version=rv, timeout_seconds=timeout, deserialize=False,
+                                   _request_timeout=timeout + 15, **self.kwargs):
+                    if self.stop_event.is_set():
+                        w.stop()
+                        break
+                    kind = ev.get("type")
+                    if kind == "ERROR":
+                        raise RuntimeError(f"watch error: {ev.get('raw_object')}")
+                    metrics.KUBE_EVENTS.labels(self.kind, str(kind)).inc()
+                    self.on_event(kind, ev.get("raw_object") or {})
+            except Exception as exc:  # noqa: BLE001 - the API server may fail in any way; we keep going
+                if self.stop_event.is_set():
+                    break
+                metrics.KUBE_API_ERRORS.inc()
+                metrics.BAD_INPUT.labels("api_unreachable").inc()
+                self.on_state(False)
+                _log.warning("kubernetes api error; retrying", extra={"what": self.kind, "error": str(exc)[:300],
+                                                                       "retry_in": backoff})
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+
+class PodMetadata:
+    """The cache the agent reads (from its own thread) while the watch threads write it."""
+
+    def __init__(self, settings: KubernetesSettings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._pods: dict[str, PodMeta] = {}                  # uid → meta
+        self._by_name: dict[tuple[str, str], str] = {}        # (namespace, name) → uid
+        self._namespaces: dict[str, dict] = {}                # name → annotations
+        self._connected = {"pods": False, "namespaces": False}
+        self.synced = threading.Event()                       # the first pod list arrived
+        self.version = 0                                      # grows on every change (to refresh files)
+        selector = {"field_selector": f"spec.nodeName={settings.node_name}"} if settings.node_name else {}
+        self._threads = [
+            _ListWatch("pods", settings, "list_pod_for_all_namespaces", selector,
+                       self._pods_listed, self._pod_event, lambda ok: self._state("pods", ok)),
+            _ListWatch("namespaces", settings, "list_namespace", {},
+                       self._namespaces_listed, self._namespace_event, lambda ok: self._state("namespaces", ok)),
+        ]
+
+    def start(self) -> "PodMetadata":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        for t in self._threads:
+            t.stop_event.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected["pods"]
+
+    def _state(self, what: str, ok: bool) -> None:
+        self._connected[what] = ok
+        metrics.KUBE_CONNECTED.set(1 if self._connected["pods"] else 0)
+
+    # --- writers (watch threads) ----------------------------------------------------------------
+
+    def _upsert(self, meta: PodMeta) -> None:
+        self._pods[meta.uid] = meta
+        self._by_name[(meta.namespace, meta.name)] = meta.uid
+
+    def _pods_listed(self, items: list[dict]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            seen = set()
+            for obj in items:
+                meta = PodMeta.from_object(obj)
+                seen.add(meta.uid)
+                self._upsert(meta)
+            for uid, meta in self._pods.items():
+                if uid not in seen and meta.deleted_at is None:
+                    meta.deleted_at = now
+            self._expire(now)
+            self.version += 1
+        self.synced.set()
+
+    def _pod_event(self, kind: str, obj: dict) -> None:
+        meta = PodMeta.from_object(obj)
+        now = time.monotonic()
+        with self._lock:
+            if kind == "DELETED":
+                old = self._pods.get(meta.uid)
+                (old or meta).deleted_at = now
+                if old is None:
+                    self._upsert(meta)
+            else:
+                self._upsert(meta)
+            self._expire(now)
+            self.version += 1
+
+    def _namespaces_listed(self, items: list[dict]) -> None:
+        with self._lock:
+            self._namespaces = {(o.get("metadata") or {}).get("name", ""): dict((o.get("metadata") or {})
+                                .get("annotations") or {}) for o in items}
+            self.version += 1
+
+    def _namespace_event(self, kind: str, obj: dict) -> None:
+        md = obj.get("metadata") or {}
+        with self._lock:
+            if kind == "DELETED":
+                self._namespaces.pop(md.get("name", ""), None)
+            else:
+                self._namespaces[md.get("name", "")] = dict(md.get("annotations") or {})
+            self.version += 1
+
+    def _expire(self, now: float) -> None:
+        keep = self.settings.retain_deleted_seconds
+        for uid in [u for u, m in self._pods.items() if m.deleted_at is not None and now - m.deleted_at > keep]:
+            meta = self._pods.pop(uid)
+            if self._by_name.get((meta.namespace, meta.name)) == uid:
+                del self._by_name[(meta.namespace, meta.name)]
+        metrics.POD_CACHE.set(len(self._pods))
+
+    # --- readers (agent thread) -------------------------------------------------------------------
+
+    def pod(self, ref: PodRef) -> PodMeta | None:
+        with self._lock:
+            if ref.uid and ref.uid in self._pods:
+                return self._pods[ref.uid]
+            uid = self._by_name.get((ref.namespace, ref.pod))
+            return self._pods.get(uid) if uid else None
+
+    def namespace_annotations(self, namespace: str) -> dict:
+        with self._lock:
+            return self._namespaces.get(namespace, {})

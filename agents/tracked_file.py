@@ -1,0 +1,64 @@
+"""Everything the agent keeps about one file it tails: identity, reader, mergers, ack window, enrichment."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from agents.ack_window import AckWindow
+from agents.config import AgentConfig
+from agents.file_identity import FileIdentity
+from agents.multiline import MultilineMerger
+from agents.partial_merger import PartialMerger
+from agents.path_info import PodRef
+from agents.tailer import Tailer
+
+
+class TrackedFile:
+    def __init__(self, config: AgentConfig, path: str, fd: int, identity: FileIdentity, offset: int,
+                 ref: PodRef | None):
+        self.path = path
+        self.fd = fd
+        self.identity = identity
+        self.id_prefix = identity.name
+        self.tailer = Tailer(fd, offset, config.read.max_line_bytes)
+        self.parser = None                       # picked from the first line
+        p, m = config.partial, config.multiline
+        self.partial = PartialMerger(p.max_bytes, p.timeout_seconds)
+        self.multiline = MultilineMerger(m.languages, m.start_pattern, m.continue_pattern, m.max_lines,
+                                         m.max_bytes, m.timeout_seconds, enabled=m.enabled)
+        self.window = AckWindow()
+        self.ref = ref
+        self.key = (ref.key if ref else path).encode("utf-8", "surrogateescape")
+        self.resource: dict = {}
+        self.attributes: dict[str, dict] = {}    # per stream, shared by the events of this file
+        self.metadata_version = -1
+        self.excluded: str | None = None
+        self.detached: str | None = None         # "rename" or "delete": no longer at a watched path
+        self.finishing = False
+        self.last_data = time.monotonic()
+        self.checkpointed = -1
+
+    @property
+    def inode_key(self) -> str:
+        return self.identity.inode_key
+
+    def checkpoint_offset(self) -> int:
+        """The first byte not yet safely in Kafka: a restart resumes here."""
+        offset = self.tailer.line_start
+        for hold in (self.partial.hold(), self.multiline.hold(), self.window.oldest()):
+            if hold is not None and hold < offset:
+                offset = hold
+        return offset
+
+    def state(self, offset: int) -> dict:
+        return {"identity": self.identity.to_dict(), "offset": offset, "path": self.path}
+
+    def buffered(self) -> bool:
+        return self.partial.hold() is not None or self.multiline.hold() is not None
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
