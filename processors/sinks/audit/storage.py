@@ -1,0 +1,193 @@
+"""Where audit bytes live: a local directory (append + fsync, atomic replace) or S3 with Object Lock.
+
+Both answer the same reading interface (``chains``, ``files``, ``read``) so `verify` and `search`
+work on either; the writer appends to a local directory (the archive itself, or the staging area of
+an S3 archive) and uploads closed segments to S3 as write-once objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from processors.sinks.audit.chain import MANIFEST, segment_number
+
+
+class StorageError(Exception):
+    """The archive could not be read or written (unreachable S3, permission, ...)."""
+
+
+class LocalArchive:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def location(self, chain: str, name: str = "") -> str:
+        return str(self.root / chain / name) if name else str(self.root / chain)
+
+    # --- reading (shared with S3Archive) ---
+    def chains(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and ((p / MANIFEST).exists() or any(segment_number(f) for f in os.listdir(p))))
+
+    def files(self, chain: str) -> list[str]:
+        d = self.root / chain
+        return sorted(os.listdir(d)) if d.is_dir() else []
+
+    def read(self, chain: str, name: str) -> bytes | None:
+        try:
+            return (self.root / chain / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    # --- writing ---
+    def append(self, chain: str, name: str, data: bytes) -> int:
+        """Append and fsync; return the file size after."""
+        d = self.root / chain
+        new = not (d / name).exists()
+        d.mkdir(parents=True, exist_ok=True)
+        fd = os.open(d / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if new:
+            _fsync_dir(d)
+        return size
+
+    def replace(self, chain: str, name: str, data: bytes) -> None:
+        """Write a whole file atomically (temp + fsync + rename + fsync of the directory)."""
+        d = self.root / chain
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".{name}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, d / name)
+        _fsync_dir(d)
+
+    def truncate(self, chain: str, name: str, size: int) -> None:
+        with open(self.root / chain / name, "r+b") as f:
+            f.truncate(size)
+            os.fsync(f.fileno())
+
+    def seal(self, chain: str, name: str) -> None:
+        """A closed segment becomes read-only (a hint; the chain and manifest are the protection)."""
+        os.chmod(self.root / chain / name, 0o440)
+
+    def remove(self, chain: str, name: str) -> None:
+        try:
+            os.unlink(self.root / chain / name)
+        except FileNotFoundError:
+            pass
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class S3Archive:
+    """Segments and manifests as S3 objects under ``prefix/<chain>/``; every put carries Object Lock."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, region: str = "us-east-1", endpoint_url: str | None = None,
+                 lock_mode: str | None = None, lock_days: int = 0, connect_timeout: float = 5.0):
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.lock_mode = lock_mode
+        self.lock_days = lock_days
+        # Few, short retries here: the sink's own backoff (BatchLoop Retry) does the long waiting.
+        self.client = boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=Config(
+            connect_timeout=connect_timeout, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"}))
+
+    @classmethod
+    def from_settings(cls, s) -> "S3Archive":
+        lock = s.object_lock
+        return cls(s.bucket, s.prefix, region=s.region, endpoint_url=s.endpoint_url,
+                   lock_mode=lock.mode if lock else None, lock_days=lock.days if lock else 0,
+                   connect_timeout=s.connect_timeout_s)
+
+    def _key(self, chain: str, name: str = "") -> str:
+        parts = [p for p in (self.prefix, chain, name) if p]
+        return "/".join(parts)
+
+    def location(self, chain: str, name: str = "") -> str:
+        return f"s3://{self.bucket}/{self._key(chain, name)}"
+
+    def _call(self, fn, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            return fn(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise StorageError(f"S3 {fn.__name__} s3://{self.bucket}/{kwargs.get('Key') or kwargs.get('Prefix', '')}: "
+                               f"{exc}") from None
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 unreachable ({exc})") from None
+
+    def chains(self) -> list[str]:
+        base = self.prefix + "/" if self.prefix else ""
+        out: list[str] = []
+        token = None
+        while True:
+            kw = {"Bucket": self.bucket, "Prefix": base, "Delimiter": "/"}
+            if token:
+                kw["ContinuationToken"] = token
+            resp = self._call(self.client.list_objects_v2, **kw) or {}
+            out += [p["Prefix"][len(base):].rstrip("/") for p in resp.get("CommonPrefixes", [])]
+            token = resp.get("NextContinuationToken")
+            if not token:
+                return sorted(out)
+
+    def files(self, chain: str) -> list[str]:
+        base = self._key(chain) + "/"
+        out: list[str] = []
+        token = None
+        while True:
+            kw = {"Bucket": self.bucket, "Prefix": base}
+            if token:
+                kw["ContinuationToken"] = token
+            resp = self._call(self.client.list_objects_v2, **kw) or {}
+            out += [o["Key"][len(base):] for o in resp.get("Contents", [])]
+            token = resp.get("NextContinuationToken")
+            if not token:
+                return sorted(out)
+
+    def read(self, chain: str, name: str) -> bytes | None:
+        resp = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(chain, name))
+        return None if resp is None else resp["Body"].read()
+
+    def put(self, chain: str, name: str, data: bytes) -> None:
+        kw = {"Bucket": self.bucket, "Key": self._key(chain, name), "Body": data,
+              # Object Lock puts must carry an integrity checksum.
+              "ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode()}  # noqa: S324 - S3 wants MD5
+        if self.lock_mode:
+            kw["ObjectLockMode"] = self.lock_mode
+            kw["ObjectLockRetainUntilDate"] = datetime.now(timezone.utc) + timedelta(days=self.lock_days)
+        self._call(self.client.put_object, **kw)
+
+
+def open_archive(location: str, *, endpoint_url: str | None = None, region: str = "us-east-1"):
+    """A reader for ``PATH`` or ``s3://bucket/prefix``."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[5:].partition("/")
+        if not bucket:
+            raise StorageError(f"no bucket in {location!r}: use s3://bucket/prefix")
+        return S3Archive(bucket, prefix, region=region, endpoint_url=endpoint_url)
+    if not os.path.isdir(location):
+        raise StorageError(f"{location}: no such directory")
+    return LocalArchive(location)

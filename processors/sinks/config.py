@@ -1,0 +1,137 @@
+"""Config of `logtide sink`: one section per sink; a sink runs when its section is present."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from logtide.config import Model
+from logtide.role import RoleConfig
+from logtide.topics import route
+
+
+class ConsumeSettings(Model):
+    """How a sink consumes its route topic (defaults suit production; tests shorten the session)."""
+
+    topic: str | None = Field(default=None, description="route topic (default logtide.route.<sink>)")
+    group: str | None = Field(default=None, description="consumer group (default logtide-sink-<sink>)")
+    max_batch: int = Field(default=2000, ge=1)
+    session_timeout_ms: int = Field(default=45_000, ge=1000)
+    dedup_capacity: int = Field(default=200_000, ge=0, description="recent event ids kept to drop duplicates")
+
+
+# --- monitoring -----------------------------------------------------------------------------
+
+class LogMetricsSettings(Model):
+    """Prometheus counters from logs; label values beyond a limit fall into `__overflow__`."""
+
+    max_sources: int = 20
+    max_services: int = 200
+    max_namespaces: int = 100
+
+
+class LokiSettings(Model):
+    url: str = Field(description="base URL, e.g. http://loki:3100 (the push path is added)")
+    tenant: str | None = Field(default=None, description="X-Scope-OrgID for multi-tenant Loki")
+    #: resource fields that become Loki labels (dots become underscores); keep this list short.
+    labels: list[str] = Field(default_factory=lambda: ["k8s.namespace.name", "service.name", "k8s.container.name"])
+    batch_bytes: int = Field(default=1_000_000, description="split a push above this many uncompressed bytes")
+    timeout_s: float = 10.0
+    attempts: int = Field(default=4, ge=1, description="tries per push before the batch is retried later")
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class ElasticsearchSettings(Model):
+    url: str = Field(description="base URL of Elasticsearch or OpenSearch")
+    index: str = Field(default="logtide-%Y.%m.%d", description="index name, strftime of the event time (UTC)")
+    timeout_s: float = 10.0
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class MonitoringSettings(ConsumeSettings):
+    metrics: LogMetricsSettings = Field(default_factory=LogMetricsSettings)
+    loki: LokiSettings | None = None
+    elasticsearch: ElasticsearchSettings | None = None
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+class ObjectLockSettings(Model):
+    mode: Literal["GOVERNANCE", "COMPLIANCE"] = "COMPLIANCE"
+    days: int = Field(default=365, ge=1, description="retention period of every segment and manifest")
+
+
+class S3Settings(Model):
+    bucket: str
+    prefix: str = "logtide"
+    region: str = "us-east-1"
+    endpoint_url: str | None = Field(default=None, description="for S3-compatible stores (MinIO, moto)")
+    object_lock: ObjectLockSettings | None = Field(default_factory=ObjectLockSettings)
+    connect_timeout_s: float = 5.0
+
+
+class AuditStorageSettings(Model):
+    path: str | None = Field(default=None, description="local directory of the archive (or staging for S3)")
+    s3: S3Settings | None = None
+
+    @model_validator(mode="after")
+    def _need_path(self):
+        if not self.path:
+            raise ValueError("audit.storage.path is required (the archive, or the local staging dir with s3)")
+        return self
+
+
+class AuditSettings(ConsumeSettings):
+    storage: AuditStorageSettings
+    hmac_key: SecretStr = Field(description="key that signs manifests: ${ENV} or file:/path, never inline")
+    roll_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    roll_seconds: float = Field(default=3600.0, gt=0)
+
+
+# --- analytics ------------------------------------------------------------------------------
+
+class ParquetSettings(Model):
+    path: str = Field(description="root directory of the Hive-partitioned dataset")
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    compact_min_files: int = Field(default=8, ge=2, description="compact an hour partition with this many files")
+    compact_after_s: float = Field(default=3600.0, ge=0, description="only hours that ended this long ago")
+    compact_every_s: float = Field(default=300.0, ge=0, description="how often the sink looks for work; 0 = never")
+
+
+class PostgresSettings(Model):
+    dsn: SecretStr = Field(description="libpq connection string or URL: ${ENV} or file:/path")
+    table: str = Field(default="logtide_events", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
+    connect_timeout_s: int = 5
+
+
+class AnalyticsSettings(ConsumeSettings):
+    parquet: ParquetSettings | None = None
+    postgres: PostgresSettings | None = None
+
+    @model_validator(mode="after")
+    def _need_output(self):
+        if self.parquet is None and self.postgres is None:
+            raise ValueError("analytics needs at least one output: parquet and/or postgres")
+        return self
+
+
+class SinkConfig(RoleConfig):
+    """`logtide sink --config FILE`: the sinks whose sections are present run, each in its own thread."""
+
+    monitoring: MonitoringSettings | None = None
+    audit: AuditSettings | None = None
+    analytics: AnalyticsSettings | None = None
+
+    def enabled(self) -> dict[str, ConsumeSettings]:
+        return {name: s for name in ("monitoring", "audit", "analytics") if (s := getattr(self, name)) is not None}
+
+
+def topic_of(name: str, settings: ConsumeSettings) -> str:
+    return settings.topic or route(name)
+
+
+def group_of(name: str, settings: ConsumeSettings) -> str:
+    return settings.group or f"logtide-sink-{name}"

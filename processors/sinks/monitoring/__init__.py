@@ -1,0 +1,1 @@
+"""The monitoring sink: Prometheus counters from logs, Loki push, optional Elasticsearch ``_bulk``."""
