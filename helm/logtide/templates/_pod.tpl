@@ -101,10 +101,9 @@ spec:
         {{- toYaml $V.probes.readiness | nindent 8 }}
       securityContext:
         {{- mustMergeOverwrite (deepCopy $V.securityContext) (default dict $spec.securityContext) | toYaml | nindent 8 }}
-      {{- with $spec.resources }}
+      # A role without its own resources (e.g. a sink added in values) still gets requests and a limit.
       resources:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
+        {{- default (dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "512Mi")) $spec.resources | toYaml | nindent 8 }}
       volumeMounts:
         - name: config
           mountPath: /etc/logtide/config.yaml

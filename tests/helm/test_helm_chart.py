@@ -1,0 +1,419 @@
+"""The chart rendered by real Helm (Go SDK via helm-python-sdk): schema-valid manifests, security
+defaults, least RBAC, secrets only as references, configs the kernel accepts."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from helm_support import CHART, ROOT, full_values, helm, pod_specs, render
+from logtide.health import HttpSettings
+from logtide.transport import KafkaSettings
+
+#: The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schemas we have.
+K8S_VERSIONS = ["1.25.0", kubernetes_validate.latest_version()]
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+VALUE_SETS = {"default": {}, "full": None}
+
+
+@pytest.fixture(scope="module", params=sorted(VALUE_SETS))
+def rendered(request):
+    values = full_values() if request.param == "full" else VALUE_SETS[request.param]
+    return render(values)
+
+
+@pytest.fixture(scope="module")
+def default():
+    return render({})
+
+
+@pytest.fixture(scope="module")
+def full():
+    return render(full_values())
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+# ---- real Helm and Kubernetes schemas -------------------------------------------------------
+
+@pytest.mark.parametrize("k8s", K8S_VERSIONS)
+def test_every_manifest_is_valid_for_kubernetes(rendered, k8s):
+    checked = 0
+    for doc in rendered.manifests():
+        if doc["kind"] in CRD_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, k8s, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for Kubernetes {k8s}: {_first_line(exc)}")
+        checked += 1
+    assert checked >= 12
+
+
+def test_service_monitor_scrapes_every_role_as_job_logtide(full):
+    """The fields the Prometheus Operator reads (its CRD is not in kubernetes-validate's schemas)."""
+    [sm] = full.kind("ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    spec = sm["spec"]
+    assert spec["jobLabel"] == "app.kubernetes.io/part-of"
+    assert spec["namespaceSelector"] == {"matchNames": ["logging"]}
+    selected = [s for s in full.kind("Service")
+                if spec["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+    assert len(selected) == len(full.workloads())
+    assert all(s["metadata"]["labels"]["app.kubernetes.io/part-of"] == "logtide" for s in selected)
+    [endpoint] = spec["endpoints"]
+    assert endpoint["port"] == "http-metrics" and endpoint["path"] == "/metrics"
+    assert {r["targetLabel"] for r in endpoint["relabelings"]} == {"role", "node"}
+    assert all(set(r) <= {"sourceLabels", "targetLabel", "action"} for r in endpoint["relabelings"])
+
+
+def test_prometheus_rule_has_the_operator_shape(full):
+    [rule] = full.kind("PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1" and set(rule["spec"]) == {"groups"}
+    names = [g["name"] for g in rule["spec"]["groups"]]
+    assert names == ["logtide.health", "logtide.custom"]
+    for group in rule["spec"]["groups"]:
+        for r in group["rules"]:
+            assert set(r) <= {"alert", "record", "expr", "for", "labels", "annotations", "keep_firing_for"}
+
+
+def test_defaults_create_no_operator_resources(default):
+    kinds = {d["kind"] for d in default.docs}
+    assert not kinds & CRD_KINDS, "ServiceMonitor/PrometheusRule need the operator's CRDs: opt-in only"
+    assert "NetworkPolicy" not in kinds and "HorizontalPodAutoscaler" not in kinds
+
+
+@pytest.mark.parametrize("values", [{}, "full"])
+def test_helm_lint_is_clean(values):
+    report = helm().lint(str(CHART), full_values() if values == "full" else values, strict=True,
+                         kube_version="v1.30.0")
+    problems = [m for m in report["messages"] if m["severity"] >= 2] + report.get("errors", [])
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("bad, where", [
+    ({"kafka": {"sasl": {"password": "hunter2"}}}, "/kafka/sasl"),
+    ({"kafka": {"sasl": {"mechanism": "SCRAM-SHA-512"}}}, "/kafka/sasl/existingSecret"),
+    ({"kafka": {"tls": {"enabled": True}}}, "/kafka/tls/existingSecret"),
+    ({"kafka": {"bootstrap": "kafka"}}, "/kafka/bootstrap"),
+    ({"kafka": {"securityProtocol": "TLS"}}, "/kafka/securityProtocol"),
+    ({"agent": {"enabeld": True}}, "/agent"),
+    ({"agent": {"checkpoints": {"type": "pvc"}}}, "/agent/checkpoints/type"),
+    ({"http": {"port": "9464"}}, "/http/port"),
+    ({"processor": {"replicas": -1}}, "/processor/replicas"),
+    ({"sinks": {"Audit_Sink": {"enabled": True}}}, "Audit_Sink"),
+    ({"logLevel": "verbose"}, "/logLevel"),
+])
+def test_schema_rejects_wrong_values_at_install(bad, where):
+    with pytest.raises(helm().HelmError) as err:
+        render(bad)
+    assert where in str(err.value), str(err.value)
+
+
+def test_values_schema_is_current():
+    out = subprocess.run([sys.executable, "helm/tools/values_schema.py", "--check"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+# ---- what runs where -------------------------------------------------------------------------
+
+def test_default_roles_and_kinds(default):
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in default.workloads()}
+    assert kinds == {("DaemonSet", "lt-logtide-agent"), ("Deployment", "lt-logtide-processor"),
+                     ("Deployment", "lt-logtide-sink-monitoring"), ("Deployment", "lt-logtide-alerting")}
+
+
+def test_full_values_run_every_collector_and_sink(full):
+    names = {d["metadata"]["name"] for d in full.kind("Deployment")}
+    assert {"lt-logtide-collector-k8s", "lt-logtide-collector-cloudwatch", "lt-logtide-collector-salesforce",
+            "lt-logtide-sink-audit", "lt-logtide-sink-analytics", "lt-logtide-sink-monitoring"} <= names
+    commands = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["args"] for d in full.workloads()}
+    assert commands["lt-logtide-agent"] == ["agent", "--config", "/etc/logtide/config.yaml"]
+    assert commands["lt-logtide-collector-k8s"][0] == "collect"
+    assert commands["lt-logtide-processor"][0] == "process"
+    assert commands["lt-logtide-sink-audit"][0] == "sink"
+    assert commands["lt-logtide-alerting"][0] == "alert"
+
+
+def test_agent_daemonset_reads_node_logs_read_only(rendered):
+    ds = rendered.get("DaemonSet", "lt-logtide-agent")
+    spec = ds["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+    assert volumes["varlogpods"]["hostPath"]["path"] == "/var/log/pods"
+    assert volumes["varlogcontainers"]["hostPath"]["path"] == "/var/log/containers"
+    for name in ("varlogpods", "varlogcontainers"):
+        assert mounts[name]["readOnly"] is True
+    assert volumes["checkpoints"]["hostPath"]["type"] == "DirectoryOrCreate"
+    assert "readOnly" not in mounts["checkpoints"], "the agent writes its checkpoints"
+    assert {"operator": "Exists"} in spec["tolerations"], "the agent must run on tainted nodes too"
+
+
+def test_agent_priority_class_and_extra_host_paths(full):
+    spec = full.get("DaemonSet", "lt-logtide-agent")["spec"]["template"]["spec"]
+    assert spec["priorityClassName"] == "system-node-critical"
+    extra = [v for v in spec["volumes"] if v.get("hostPath", {}).get("path") == "/var/lib/docker/containers"]
+    assert extra and all(m["readOnly"] for m in spec["containers"][0]["volumeMounts"] if m["name"] == extra[0]["name"])
+
+
+def test_agent_checkpoints_on_empty_dir_need_no_root_init():
+    r = render({"agent": {"checkpoints": {"type": "emptyDir"}}})
+    spec = r.get("DaemonSet", "lt-logtide-agent")["spec"]["template"]["spec"]
+    assert "initContainers" not in spec
+    assert {"name": "checkpoints", "emptyDir": {}} in spec["volumes"]
+
+
+def test_hpa_takes_over_replicas(full, default):
+    dep = full.get("Deployment", "lt-logtide-processor")
+    assert "replicas" not in dep["spec"], "with an HPA the Deployment must not fight it over replicas"
+    hpa = full.get("HorizontalPodAutoscaler", "lt-logtide-processor")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "lt-logtide-processor"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
+    assert default.get("Deployment", "lt-logtide-processor")["spec"]["replicas"] == 2
+
+
+def test_services_select_their_pods_and_pods_are_scrapeable(rendered):
+    pods = {w["metadata"]["name"]: w["spec"]["template"] for w in rendered.workloads()}
+    services = {s["metadata"]["name"]: s for s in rendered.kind("Service")}
+    assert set(services) == set(pods)
+    for name, tpl in pods.items():
+        selector = services[name]["spec"]["selector"]
+        labels = tpl["metadata"]["labels"]
+        assert selector.items() <= labels.items(), f"Service {name} does not select its pods"
+        # ... and only them: the component label tells roles apart.
+        others = [n for n, t in pods.items() if n != name and selector.items() <= t["metadata"]["labels"].items()]
+        assert not others, f"Service {name} also selects {others}"
+        ann = tpl["metadata"]["annotations"]
+        assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == "9464"
+        port = tpl["spec"]["containers"][0]["ports"][0]
+        assert port == {"name": "http-metrics", "containerPort": 9464, "protocol": "TCP"}
+    assert services["lt-logtide-agent"]["spec"]["clusterIP"] == "None"
+
+
+def test_probes_hit_healthz_and_readyz(rendered):
+    for w, spec in pod_specs(rendered):
+        c = spec["containers"][0]
+        assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}, w["metadata"]["name"]
+        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}, w["metadata"]["name"]
+
+
+def test_config_change_rolls_the_pods():
+    before = render({}).get("Deployment", "lt-logtide-processor")
+    after = render({"processor": {"config": {"log_level": "debug"}}}).get("Deployment", "lt-logtide-processor")
+    key = "checksum/config"
+    assert before["spec"]["template"]["metadata"]["annotations"][key] != \
+        after["spec"]["template"]["metadata"]["annotations"][key]
+
+
+# ---- security defaults -----------------------------------------------------------------------
+
+def _effective(pod_sc: dict, c_sc: dict, key: str):
+    return c_sc.get(key, pod_sc.get(key))
+
+
+@pytest.mark.parametrize("values", ["default", "full"])
+def test_every_container_is_locked_down(values):
+    r = render(full_values() if values == "full" else {})
+    for w, spec in pod_specs(r):
+        name = w["metadata"]["name"]
+        pod_sc = spec["securityContext"]
+        assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC"), name
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert _effective(pod_sc, sc, "runAsNonRoot") is True, name
+            assert _effective(pod_sc, sc, "runAsUser") not in (0, None), name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc.get("privileged") is not True, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert _effective(pod_sc, sc, "seccompProfile") == {"type": "RuntimeDefault"}, name
+            assert "limits" in c["resources"] and "requests" in c["resources"], name
+        for init in spec.get("initContainers", []):
+            # The one exception: chown of the agent's hostPath checkpoint dir, CAP_CHOWN only.
+            assert (w["kind"], init["name"]) == ("DaemonSet", "checkpoints-owner"), name
+            sc = init["securityContext"]
+            assert sc["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+            assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+            assert init["command"][:2] == ["chown", "-R"] and init["command"][-1] == "/var/lib/logtide/checkpoints"
+        # A read-only root filesystem needs a writable /tmp.
+        assert "/tmp" in {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}, name
+
+
+def test_host_paths_only_on_the_agent_and_only_logs_writable_checkpoints(full):
+    for w, spec in pod_specs(full):
+        host = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
+        if w["kind"] != "DaemonSet":
+            assert not host, f"{w['metadata']['name']} mounts host paths"
+            continue
+        writable = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] in host and not m.get("readOnly")]
+        assert [m["name"] for m in writable] == ["checkpoints"]
+
+
+def test_security_overrides_per_role():
+    r = render({"processor": {"securityContext": {"runAsUser": 20000}}})
+    c = r.get("Deployment", "lt-logtide-processor")["spec"]["template"]["spec"]["containers"][0]
+    assert c["securityContext"]["runAsUser"] == 20000
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True, "an override merges, it does not replace"
+
+
+# ---- RBAC ------------------------------------------------------------------------------------
+
+READ = ["get", "list", "watch"]
+
+
+def test_rbac_is_least_privilege(full):
+    roles = {r["metadata"]["name"]: r["rules"] for r in full.kind("ClusterRole")}
+    assert roles == {
+        "logging-lt-logtide-agent": [{"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"], "verbs": READ}],
+        "logging-lt-logtide-collector-k8s": [
+            {"apiGroups": [""], "resources": ["pods", "namespaces", "nodes"], "verbs": READ},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        ],
+    }
+    assert not full.kind("Role") and not full.kind("RoleBinding")
+    everything = yaml.safe_dump(full.kind("ClusterRole"))
+    assert "secrets" not in everything and "'*'" not in everything and '"*"' not in everything
+
+
+def test_bindings_give_each_role_to_its_own_service_account(full):
+    workloads = {w["metadata"]["name"]: w["spec"]["template"]["spec"] for w in full.workloads()}
+    for b in full.kind("ClusterRoleBinding"):
+        assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": b["metadata"]["name"]}
+        [subject] = b["subjects"]
+        assert subject["namespace"] == "logging"
+        user = [n for n, s in workloads.items() if s["serviceAccountName"] == subject["name"]]
+        assert user in (["lt-logtide-agent"], ["lt-logtide-collector-k8s"])
+
+
+def test_only_kubernetes_readers_get_an_api_token(full):
+    for w, spec in pod_specs(full):
+        reads_api = w["metadata"]["name"] in ("lt-logtide-agent", "lt-logtide-collector-k8s")
+        assert spec["automountServiceAccountToken"] is reads_api, w["metadata"]["name"]
+    for sa in full.kind("ServiceAccount"):
+        assert sa["automountServiceAccountToken"] is (sa["metadata"]["name"] in ("lt-logtide-agent", "lt-logtide-collector-k8s"))
+    cw = full.get("ServiceAccount", "lt-logtide-collector-cloudwatch")
+    assert cw["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("role/logtide-cloudwatch")
+
+
+# ---- secrets stay references ----------------------------------------------------------------
+
+def test_chart_never_renders_a_secret(full):
+    assert not full.kind("Secret")
+
+
+def test_kafka_secrets_are_file_references_to_mounted_secrets(full):
+    for w, spec in pod_specs(full):
+        role = w["metadata"]["name"].removeprefix("lt-logtide-")
+        kafka = full.role_config(role)["kafka"]
+        mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        sasl = volumes[mounts["/etc/logtide/kafka-sasl"]]["secret"]
+        assert sasl["secretName"] == "logtide-kafka-user"
+        assert {i["key"] for i in sasl["items"]} == {"password", "username"}
+        for field in ("sasl_password", "sasl_username"):
+            path = kafka[field].removeprefix("file:")
+            assert kafka[field].startswith("file:/etc/logtide/kafka-sasl/"), field
+            assert path.rsplit("/", 1)[1] in {i["path"] for i in sasl["items"]}
+        tls = volumes[mounts["/etc/logtide/kafka-tls"]]["secret"]
+        assert tls["secretName"] == "logtide-kafka-tls"
+        assert kafka["ssl_cafile"] == "/etc/logtide/kafka-tls/ca.crt"
+        assert all(m.get("readOnly") for m in spec["containers"][0]["volumeMounts"] if m["name"] in ("kafka-sasl", "kafka-tls"))
+
+
+def test_role_secrets_come_from_secret_refs(full):
+    alerting = full.get("Deployment", "lt-logtide-alerting")["spec"]["template"]["spec"]["containers"][0]
+    slack = [e for e in alerting["env"] if e["name"] == "SLACK_WEBHOOK_URL"][0]
+    assert slack == {"name": "SLACK_WEBHOOK_URL", "valueFrom": {"secretKeyRef": {"name": "logtide-slack", "key": "url"}}}
+    sf = full.get("Deployment", "lt-logtide-collector-salesforce")["spec"]["template"]["spec"]
+    assert {"name": "secret-salesforce", "secret": {"secretName": "logtide-salesforce-oauth", "defaultMode": 0o440}} in sf["volumes"]
+
+
+# ---- the configs the roles read --------------------------------------------------------------
+
+def test_role_configs_are_accepted_by_the_kernel_models(rendered):
+    for cm in rendered.kind("ConfigMap"):
+        if "config.yaml" not in cm["data"]:
+            continue
+        config = yaml.safe_load(cm["data"]["config.yaml"])
+        kafka = KafkaSettings.model_validate(config["kafka"])
+        assert kafka.bootstrap and kafka.client_id == "logtide-" + cm["metadata"]["name"].removeprefix("lt-logtide-")
+        assert HttpSettings.model_validate(config["http"]).port == 9464
+        assert config["log_level"] in ("debug", "info", "warning", "error")
+
+
+def test_role_config_merges_over_shared_block():
+    r = render({"processor": {"config": {"log_level": "debug", "pipeline": {"steps": ["parse"]}}},
+                "kafka": {"bootstrap": "k1:9092,k2:9092"}})
+    config = r.role_config("processor")
+    assert config["log_level"] == "debug" and config["pipeline"] == {"steps": ["parse"]}
+    assert config["kafka"]["bootstrap"] == "k1:9092,k2:9092"
+    assert r.role_config("alerting")["log_level"] == "info"
+
+
+def test_one_config_map_per_role_mounted_where_the_command_reads_it(rendered):
+    for w, spec in pod_specs(rendered):
+        name = w["metadata"]["name"]
+        assert {"name": "config", "configMap": {"name": name}} in spec["volumes"]
+        mount = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "config"][0]
+        assert mount["mountPath"] == "/etc/logtide/config.yaml" and mount["readOnly"] is True
+        assert rendered.get("ConfigMap", name)
+
+
+# ---- the rest --------------------------------------------------------------------------------
+
+def test_network_policy_allows_scrapes_dns_and_kafka(full):
+    [np] = full.kind("NetworkPolicy")
+    assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    [ingress] = np["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": 9464, "protocol": "TCP"}]
+    assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
+    assert {53, 9092, 9093, 9094, 443} <= egress_ports
+
+
+def test_dashboards_are_labelled_for_the_grafana_sidecar(full):
+    boards = [cm for cm in full.kind("ConfigMap") if cm["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    files = sorted(p.name for p in (CHART / "dashboards").glob("*.json"))
+    assert sorted(k for cm in boards for k in cm["data"]) == files and len(files) >= 5
+    assert all(cm["metadata"]["namespace"] == "monitoring" for cm in boards)
+    assert all(cm["metadata"]["annotations"]["grafana_folder"] == "logtide" for cm in boards)
+
+
+def test_image_reference(default, full):
+    image = default.get("Deployment", "lt-logtide-processor")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "ghcr.io/logtide/logtide:0.1.0"
+    pinned = full.get("Deployment", "lt-logtide-processor")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert re.fullmatch(r"ghcr\.io/logtide/logtide@sha256:[0-9a-f]{64}", pinned)
+
+
+def test_notes_list_roles_and_checks(full):
+    assert "lt-logtide-collector-salesforce" in full.notes
+    assert "kubectl -n logging get pods" in full.notes
+    assert "logtide-kafka-user" in full.notes and "PrometheusRule lt-logtide" in full.notes
+
+
+def test_readme_documents_every_value():
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    missing = [key for key in _leaf_keys(values) if f"`{key}`" not in readme]
+    assert not missing, f"helm/logtide/README.md lacks rows for: {missing}"
+
+
+def _leaf_keys(node, prefix=""):
+    for k, v in node.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and k not in ("config", "requests", "limits", "resources"):
+            yield from _leaf_keys(v, key + ".")
+        else:
+            yield key
