@@ -1,0 +1,223 @@
+"""What every pull collector shares: its metrics, backoff, shipping a batch and waiting for Kafka's
+acks, and checkpoints in the compacted topic (moved only after those acks).
+
+A collector (CloudWatch, Salesforce, Kubernetes API) names its work items and runs one item at a time
+per thread (``run_item(item, stop)``); ``collectors.work.WorkGroup`` decides which items this replica
+owns. Inside an item the loop is always: read a page from the source → ``Shipper.ship(events)`` (waits
+for every ack) → ``Checkpoints.put(...)``. A crash between the two re-reads the page: the events come
+again with the same deterministic ids (at-least-once, duplicates dropped downstream by id).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Iterable
+
+from prometheus_client import Counter, Gauge
+
+from logtide import log
+from logtide.checkpoint import KafkaCheckpoints
+from logtide.sender import EventSender
+from logtide.transport import Producer, Transport
+
+_log = log.get("collectors")
+
+EVENTS = Counter("logtide_collector_events_total", "Events a collector shipped and Kafka acknowledged",
+                 ["collector"])
+API_CALLS = Counter("logtide_collector_api_calls_total", "Calls a collector made to its source API",
+                    ["collector", "call"])
+THROTTLES = Counter("logtide_collector_throttles_total",
+                    "Times the source API throttled a collector or its limit made it back off", ["collector"])
+ERRORS = Counter("logtide_collector_errors_total", "Errors a collector met, by kind (it retries them)",
+                 ["collector", "kind"])
+DUPLICATES = Counter("logtide_collector_duplicates_dropped_total",
+                     "Events read again (overlap windows, resumes) and dropped by id before shipping", ["collector"])
+CHECKPOINT_AGE = Gauge("logtide_collector_checkpoint_age_seconds",
+                       "Seconds since a work item's checkpoint last moved", ["collector", "item"])
+SOURCE_LAG = Gauge("logtide_collector_source_lag_seconds",
+                   "How far behind the source a work item is: now minus the time up to which it was fully read",
+                   ["collector", "item"])
+WORK_ITEMS = Gauge("logtide_collector_work_items", "Work items this replica owns now", ["collector"])
+
+
+class Stopped(Exception):
+    """The stop event was set while waiting; unwind and checkpoint what was acknowledged."""
+
+
+class ShipError(Exception):
+    """Kafka did not acknowledge every event of a batch: the checkpoint must not move."""
+
+
+class CollectorMetrics:
+    """The metric children of one collector (labels bound once)."""
+
+    def __init__(self, collector: str):
+        self.collector = collector
+        self.events = EVENTS.labels(collector)
+        self.throttles = THROTTLES.labels(collector)
+        self.duplicates = DUPLICATES.labels(collector)
+        self.work_items = WORK_ITEMS.labels(collector)
+
+    def api_call(self, call: str) -> None:
+        API_CALLS.labels(self.collector, call).inc()
+
+    def error(self, kind: str) -> None:
+        ERRORS.labels(self.collector, kind).inc()
+
+    def lag(self, item: str, seconds: float) -> None:
+        SOURCE_LAG.labels(self.collector, item).set(max(0.0, seconds))
+
+
+class Backoff:
+    """Exponential backoff with full jitter; ``reset()`` after a success."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 60.0):
+        self.initial = initial
+        self.maximum = maximum
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.maximum, self.initial * (2 ** self.attempt))
+        self.attempt += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def wait(self, stop: threading.Event) -> None:
+        """Sleep the next delay; raise Stopped when stop is set meanwhile."""
+        if stop.wait(self.next_delay()):
+            raise Stopped()
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Shipper:
+    """Sends events of one work item and waits until Kafka acknowledged all of them.
+
+    Several items' threads share one producer; each has its own Shipper, so its acks are counted apart.
+    Delivery callbacks may be served by another thread's poll(): the count is guarded by a condition.
+    """
+
+    def __init__(self, producer: Producer, collector: str, metrics: CollectorMetrics, ack_timeout: float = 60.0):
+        self.sender = EventSender(producer, f"collector-{collector}")
+        self.metrics = metrics
+        self.ack_timeout = ack_timeout
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._failed: list[Exception] = []
+
+    def _acked(self, event: dict) -> None:
+        with self._cond:
+            self._pending -= 1
+            self._cond.notify_all()
+
+    def _refused(self, event: dict, err: Exception) -> None:
+        with self._cond:
+            self._pending -= 1
+            self._failed.append(err)
+            self._cond.notify_all()
+
+    def ship(self, topic: str, events: Iterable[tuple[dict, bytes | None]]) -> int:
+        """Send (event, key) pairs; return how many once all are acked, or raise ShipError."""
+        count = 0
+        with self._cond:
+            self._failed.clear()
+        for event, key in events:
+            with self._cond:
+                self._pending += 1
+            self.sender.send(topic, event, key, on_ack=self._acked, on_error=self._refused)
+            count += 1
+            if count % 1000 == 0:
+                self.sender.poll(0)
+        deadline = time.monotonic() + self.ack_timeout
+        while True:
+            self.sender.poll(0.05)
+            with self._cond:
+                if self._pending <= 0:
+                    break
+                if time.monotonic() > deadline:
+                    self._pending = 0
+                    raise ShipError(f"{count} events not acknowledged by Kafka within {self.ack_timeout}s")
+                self._cond.wait(0.05)
+        if self._failed:
+            err = self._failed[0]
+            raise ShipError(f"Kafka refused {len(self._failed)} of {count} events: {err}")
+        self.metrics.events.inc(count)
+        return count
+
+
+class Checkpoints:
+    """Thread-safe view of the collector's checkpoints in ``logtide.checkpoints`` (namespace
+    ``collect.<collector>``), recording each item's checkpoint age for the metric."""
+
+    def __init__(self, transport: Transport, collector: str):
+        self.collector = collector
+        self._store = KafkaCheckpoints(transport, f"collect.{collector}")
+        self._lock = threading.Lock()
+        self._moved: dict[str, float] = {}
+
+    def reload(self) -> None:
+        """Read the topic again: items just taken over from another replica resume from its last put."""
+        with self._lock:
+            self._store.reload()
+
+    def get(self, key: str) -> dict | None:
+        with self._lock:
+            return self._store.get(key)
+
+    def put(self, item: str, key: str, value: dict) -> None:
+        """Write one checkpoint (returns once Kafka acknowledged it) and note the item's progress."""
+        with self._lock:
+            self._store.put(key, value)
+        self.touch(item)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._store.delete(key)
+
+    def keys(self, prefix: str) -> list[str]:
+        with self._lock:
+            return [k for k, _ in self._store.items() if k.startswith(prefix)]
+
+    def touch(self, item: str) -> None:
+        first = item not in self._moved
+        self._moved[item] = time.time()
+        if first:
+            CHECKPOINT_AGE.labels(self.collector, item).set_function(lambda: time.time() - self._moved[item])
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def log_error(collector: str, kind: str, message: str, **fields) -> None:
+    """One structured log line per error (messages never carry secrets)."""
+    _log.warning(message, extra={"collector": collector, "kind": kind, **fields})
+
+
+class PullCollector:
+    """Base of the three collectors: metrics, checkpoints, one producer shared by the item threads."""
+
+    name = "collector"
+    topic = ""
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+        self.metrics = CollectorMetrics(self.name)
+        self.checkpoints = Checkpoints(transport, self.name)
+        self.producer = transport.producer()
+
+    def shipper(self) -> Shipper:
+        return Shipper(self.producer, self.name, self.metrics)
+
+    def work_items(self) -> list[str]:
+        raise NotImplementedError
+
+    def run_item(self, item: str, stop: threading.Event) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        try:
+            self.producer.close()
+        finally:
+            self.checkpoints.close()

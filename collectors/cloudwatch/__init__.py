@@ -1,0 +1,1 @@
+"""CloudWatch Logs collector: log groups by name or prefix in several regions → logtide.raw.cloudwatch."""

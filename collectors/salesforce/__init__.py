@@ -1,0 +1,1 @@
+"""Salesforce collector: EventLogFile (hourly and daily), SetupAuditTrail and LoginHistory → logtide.raw.salesforce."""

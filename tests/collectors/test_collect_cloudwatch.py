@@ -1,0 +1,146 @@
+"""CloudWatch Logs collector against moto's standalone server (real HTTP), through a fault proxy."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from logtide.transport import connect
+
+from collect_helpers import metric, read_events, running_item, unique, wait_for
+from collectors.cloudwatch import lambda_report
+from collectors.cloudwatch.collector import CloudWatchCollector
+from collectors.cloudwatch.config import CloudWatchConfig
+
+
+def put(client, group: str, stream: str, messages: list[str], ts_ms: int | None = None) -> None:
+    base = ts_ms if ts_ms is not None else int(time.time() * 1000) - 5000
+    client.put_log_events(logGroupName=group, logStreamName=stream,
+                          logEvents=[{"timestamp": base + i, "message": m} for i, m in enumerate(messages)])
+
+
+def make_group(client, group: str, streams=("s1",)) -> None:
+    client.create_log_group(logGroupName=group)
+    for s in streams:
+        client.create_log_stream(logGroupName=group, logStreamName=s)
+
+
+def collector(fast_kafka, endpoint: str, topic: str, **overrides) -> CloudWatchCollector:
+    cfg = {"regions": ["us-east-1"], "log_groups": [{"prefix": "/none"}], "endpoint_url": endpoint,
+           "poll_interval_seconds": 0.2, "lookback_seconds": 120, "page_limit": 50, "topic": topic,
+           "retry_max_seconds": 0.5, "min_requests_per_second": 2, **overrides}
+    return CloudWatchCollector(CloudWatchConfig.model_validate(cfg), connect(fast_kafka))
+
+
+def test_lambda_platform_lines_become_attributes():
+    rep = lambda_report.parse("REPORT RequestId: 3f1c-77\tDuration: 102.25 ms\tBilled Duration: 103 ms\t"
+                              "Memory Size: 128 MB\tMax Memory Used: 70 MB\tInit Duration: 150.42 ms\t")
+    assert rep == {"aws.lambda.record": "report", "faas.invocation_id": "3f1c-77", "aws.lambda.duration_ms": 102.25,
+                   "aws.lambda.billed_duration_ms": 103.0, "aws.lambda.memory_size_mb": 128,
+                   "aws.lambda.max_memory_used_mb": 70, "aws.lambda.init_duration_ms": 150.42, "faas.coldstart": True}
+    assert lambda_report.parse("START RequestId: ab-1 Version: $LATEST") == {
+        "aws.lambda.record": "start", "faas.invocation_id": "ab-1", "faas.version": "$LATEST"}
+    assert lambda_report.parse("END RequestId: ab-1")["aws.lambda.record"] == "end"
+    assert lambda_report.parse("Something else") is None
+
+
+@pytest.mark.timeout(60)
+def test_pages_empty_pages_lambda_and_late_events(fast_kafka, new_topic, fault_proxy, logs_client, aws_env):
+    client = logs_client()
+    group = unique("/aws/lambda/checkout-")
+    make_group(client, group, ("2024/01/01/[$LATEST]a", "2024/01/01/[$LATEST]b"))
+    msgs = ["START RequestId: r-1 Version: $LATEST"] + [f"INFO line {i}" for i in range(118)] + [
+        "END RequestId: r-1", "REPORT RequestId: r-1\tDuration: 12.50 ms\tBilled Duration: 13 ms\t"
+        "Memory Size: 128 MB\tMax Memory Used: 64 MB\t"]
+    put(client, group, "2024/01/01/[$LATEST]a", msgs)
+    put(client, group, "2024/01/01/[$LATEST]b", [f"ERROR other {i}" for i in range(80)])
+    fault_proxy.empty_pages = 2   # every query first answers two empty pages carrying a nextToken
+    topic = new_topic(3)
+    c = collector(fast_kafka, fault_proxy.url, topic, log_groups=[{"prefix": group}])
+    item = c.work_items()[0]
+    dup_before = metric("logtide_collector_duplicates_dropped_total", collector="cloudwatch")
+    with running_item(c, item):
+        events = read_events(fast_kafka, topic, 201, timeout=30)
+        assert len(events) == 201
+        # A late event (older than the cursor, inside the lookback) is still found, once.
+        put(client, group, "2024/01/01/[$LATEST]b", ["WARN arrived late"], ts_ms=int(time.time() * 1000) - 60_000)
+        events = read_events(fast_kafka, topic, 202, timeout=30, settle=1.0)
+        wait_for(lambda: metric("logtide_collector_duplicates_dropped_total", collector="cloudwatch") > dup_before)
+    assert len(events) == 202 and len({e["id"] for e in events}) == 202
+    report = next(e for e in events if e["body"].startswith("REPORT"))
+    assert report["attributes"]["aws.lambda.duration_ms"] == 12.5
+    assert report["attributes"]["faas.invocation_id"] == "r-1"
+    assert report["resource"]["faas.name"] == group.rsplit("/", 1)[-1]
+    assert report["resource"]["aws.log.group.names"] == [group]
+    assert {e["severity_text"] for e in events} >= {"INFO", "ERROR", "WARN"}
+    cp = c.checkpoints.get(f"us-east-1/{group}")
+    assert cp["cursor_ms"] > 0 and len(cp["seen"]) == 202
+    c.close()
+
+
+@pytest.mark.timeout(90)
+def test_throttling_5xx_and_expired_credentials_storms(fast_kafka, new_topic, fault_proxy, logs_client, aws_env, caplog):
+    client = logs_client()
+    group = unique("/app/storm-")
+    make_group(client, group)
+    put(client, group, "s1", [f"event {i}" for i in range(120)])
+    topic = new_topic(1)
+    c = collector(fast_kafka, fault_proxy.url, topic, log_groups=[{"name": group}])
+    before = {k: metric("logtide_collector_errors_total", collector="cloudwatch", kind=k) for k in ("server", "credentials")}
+    throttles = metric("logtide_collector_throttles_total", collector="cloudwatch")
+    fault_proxy.inject("throttle", 6)
+    fault_proxy.inject("server", 3)
+    fault_proxy.inject("expired", 2)
+    fault_proxy.inject("throttle", 4)
+    with caplog.at_level(logging.WARNING, logger="collectors"):
+        with running_item(c, c.work_items()[0]):
+            events = read_events(fast_kafka, topic, 120, timeout=60, settle=0.5)
+    assert sorted(e["body"] for e in events) == sorted(f"event {i}" for i in range(120))
+    assert metric("logtide_collector_throttles_total", collector="cloudwatch") - throttles >= 10
+    assert metric("logtide_collector_errors_total", collector="cloudwatch", kind="server") - before["server"] >= 3
+    assert metric("logtide_collector_errors_total", collector="cloudwatch", kind="credentials") - before["credentials"] >= 2
+    assert any("refused the credentials" in r.getMessage() for r in caplog.records)
+    assert c.aws.rates["us-east-1"].rate <= c.config.max_requests_per_second
+    c.close()
+
+
+@pytest.mark.timeout(60)
+def test_log_group_deleted_mid_run_keeps_checkpoint(fast_kafka, new_topic, moto_url, logs_client, aws_env, caplog):
+    client = logs_client()
+    group = unique("/app/doomed-")
+    make_group(client, group)
+    put(client, group, "s1", [f"before {i}" for i in range(30)])
+    topic = new_topic(1)
+    c = collector(fast_kafka, moto_url, topic, log_groups=[{"name": group}])
+    gone = metric("logtide_collector_errors_total", collector="cloudwatch", kind="log_group_gone")
+    with caplog.at_level(logging.WARNING, logger="collectors"):
+        with running_item(c, c.work_items()[0]):
+            assert len(read_events(fast_kafka, topic, 30, timeout=20)) == 30
+            cp = wait_for(lambda: c.checkpoints.get(f"us-east-1/{group}"))
+            client.delete_log_group(logGroupName=group)
+            wait_for(lambda: metric("logtide_collector_errors_total", collector="cloudwatch",
+                                    kind="log_group_gone") > gone)
+    assert c.checkpoints.get(f"us-east-1/{group}")["cursor_ms"] >= cp["cursor_ms"]
+    assert any("log group not found" in r.getMessage() for r in caplog.records)
+    c.close()
+
+
+@pytest.mark.timeout(60)
+def test_two_regions_with_assumed_role(fast_kafka, new_topic, moto_url, logs_client, aws_env):
+    group = unique("/app/multi-")
+    for region in ("us-east-1", "eu-west-1"):
+        client = logs_client(region)
+        make_group(client, group)
+        put(client, group, "s1", [f"{region} {i}" for i in range(10)])
+    topic = new_topic(1)
+    c = collector(fast_kafka, moto_url, topic, regions=["us-east-1", "eu-west-1"], log_groups=[{"name": group}],
+                  assume_role={"role_arn": "arn:aws:iam::123456789012:role/logtide-reader"})
+    items = c.work_items()
+    assert len(items) == 2
+    with running_item(c, items[0]), running_item(c, items[1]):
+        events = read_events(fast_kafka, topic, 20, timeout=30)
+    assert sorted({e["resource"]["cloud.region"] for e in events}) == ["eu-west-1", "us-east-1"]
+    assert metric("logtide_collector_api_calls_total", collector="cloudwatch", call="AssumeRole") >= 2
+    c.close()
