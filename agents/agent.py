@@ -102,7 +102,7 @@ class Agent:
     def shutdown(self) -> None:
         """Wait (bounded) for the acks of what was sent, checkpoint, close. Buffered merger content is
         not sent: the checkpoint stays before it, so the next start reads it again."""
-        left = self.sender.flush(15)
+        left = self.sender.flush(self.config.shutdown_timeout_seconds)
         self._update_queue_metrics()
         self.write_checkpoints()
         if self.metadata is not None:

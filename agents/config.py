@@ -94,6 +94,7 @@ class AgentConfig(RoleConfig):
     topic: str | None = None
     checkpoint_dir: str = "/var/lib/logtide-agent"
     checkpoint_interval_seconds: float = Field(1.0, gt=0)
+    shutdown_timeout_seconds: float = Field(15.0, ge=0, description="on stop, wait this long for Kafka's acks")
     format: Literal["auto", "cri", "docker", "plain"] = "auto"
     read: ReadSettings = Field(default_factory=ReadSettings)
     partial: PartialSettings = Field(default_factory=PartialSettings)

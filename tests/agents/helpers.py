@@ -1,0 +1,118 @@
+"""Helpers for the agent's tests: run the agent in a thread, read a topic, write CRI/docker lines."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from prometheus_client import REGISTRY
+
+from agents.agent import Agent
+from agents.config import AgentConfig
+from agents.pod_metadata import PodMetadata
+from logtide import envelope
+from logtide.checkpoint import SqliteCheckpoints
+from logtide.transport import KafkaSettings, TopicPartition, connect
+
+
+def cri(message: str | bytes, stream: str = "stdout", tag: str = "F", ts: str = "2024-05-01T12:00:00.123456789Z"
+        ) -> bytes:
+    if isinstance(message, str):
+        message = message.encode()
+    return f"{ts} {stream} {tag} ".encode() + message + b"\n"
+
+
+def metric(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class RunningAgent:
+    """An Agent in a thread of this process (metrics readable); ``stop()`` drains and checkpoints."""
+
+    def __init__(self, settings: KafkaSettings, checkpoint_dir, metadata: PodMetadata | None = None, **fields):
+        data = {"mode": "files", "checkpoint_dir": str(checkpoint_dir), "kafka": settings.model_dump(),
+                "http": {"port": 0},
+                "read": {"scan_interval_seconds": 0.1, "rotate_wait_seconds": 0.3, "fingerprint_wait_seconds": 0.2,
+                         "idle_poll_seconds": 0.02},
+                "partial": {"timeout_seconds": 0.5}, "multiline": {"timeout_seconds": 0.2}}
+        for k, v in fields.items():
+            if isinstance(v, dict) and isinstance(data.get(k), dict):
+                data[k] = {**data[k], **v}
+            else:
+                data[k] = v
+        self.config = AgentConfig.model_validate(data)
+        transport = connect(settings)
+        self.checkpoints = SqliteCheckpoints(f"{checkpoint_dir}/checkpoints.sqlite")
+        self.agent = Agent(self.config, transport.producer(linger_ms=5), self.checkpoints, metadata)
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            self.agent.run(self.stop_event)
+        except BaseException as exc:  # noqa: BLE001 - surfaced by stop()
+            self.error = exc
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "agent did not stop"
+        if self.error:
+            raise self.error
+
+
+class TopicReader:
+    """Reads a topic from the start with manual assignment, keeping every decoded event."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int = 1):
+        self.consumer = connect(KafkaSettings(bootstrap=bootstrap, client="confluent")).consumer(None)
+        self.consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+        self.events: list[dict] = []
+        self.keys: list[bytes] = []
+
+    def read_until(self, predicate, timeout: float = 20.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.events):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out with {len(self.events)} events; last: {self.events[-3:]}")
+            for rec in self.consumer.poll_batch(10_000, 0.2):
+                self.events.append(envelope.decode(rec.value))
+                self.keys.append(rec.key)
+        return self.events
+
+    def count(self, n: int, timeout: float = 20.0) -> list[dict]:
+        return self.read_until(lambda evs: len(evs) >= n, timeout)
+
+    def settle(self, quiet: float = 1.0) -> list[dict]:
+        """Read until nothing new came for ``quiet`` seconds."""
+        last = time.monotonic()
+        while time.monotonic() - last < quiet:
+            recs = self.consumer.poll_batch(10_000, 0.2)
+            for rec in recs:
+                self.events.append(envelope.decode(rec.value))
+                self.keys.append(rec.key)
+            if recs:
+                last = time.monotonic()
+        return self.events
+
+    def bodies(self) -> list:
+        return [e["body"] for e in self.events]
+
+    def close(self):
+        self.consumer.close()
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
