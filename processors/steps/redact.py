@@ -48,6 +48,10 @@ PATTERNS: dict[str, str] = {
             r"(?:%\w+)?(?![\w:]))|(?P<ipv6b>(?<![\w:])::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4}(?![\w:]))",
 }
 
+#: Attribute keys whose whole value is a secret (compared lower-cased).
+SECRET_KEYS = ("password", "passwd", "pwd", "secret", "token", "authorization", "api_key", "apikey",
+               "access_token", "refresh_token", "client_secret", "cookie")
+
 #: A pre-check per kind: the regex pass is skipped for a string none of whose enabled kinds could match.
 _DIGIT = re.compile(r"\d").search
 _SECRET_HINT = re.compile(r"(?i:pass|pwd|secret|api.?key|token)").search
@@ -110,8 +114,7 @@ class RedactConfig(StepConfig):
     secret: str | None = Field(default=None, description="HMAC key for mode hash: ${ENV} or file:/path, never inline")
     fields: list[Literal["body", "attributes", "resource"]] = Field(default_factory=lambda: ["body", "attributes"])
     secret_keys: list[str] = Field(
-        default_factory=lambda: ["password", "passwd", "pwd", "secret", "token", "authorization", "api_key",
-                                 "apikey", "access_token", "refresh_token", "client_secret", "cookie"],
+        default_factory=lambda: list(SECRET_KEYS),
         description="attribute keys whose whole value is redacted (case-insensitive)")
 
     @model_validator(mode="after")
@@ -152,7 +155,7 @@ class Redactor:
         self._key = (secret or "").encode()
         self._cache: dict[str, str] = {}
         self.counts: dict[str, int] = {}
-        self.secret_keys = frozenset(k.lower() for k in (secret_keys or ()))
+        self.secret_keys = frozenset(k.lower() for k in (SECRET_KEYS if secret_keys is None else secret_keys))
 
     def token(self, kind: str, value: str) -> str:
         if not self._hashing:
