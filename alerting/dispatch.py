@@ -1,0 +1,199 @@
+"""Grouping and flushing, as Alertmanager's dispatcher: alerts that reach the same route with the
+same ``group_by`` label values form one group. A new group waits ``group_wait`` (to collect its
+siblings), then is flushed every ``group_interval``; a flush notifies each receiver integration
+when the notification log says something changed, or ``repeat_interval`` passed. Silenced,
+inhibited and time-interval-muted alerts are left out. Time is the engine clock (event time), so
+tests drive it with event timestamps and nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable
+
+from alerting import metrics
+from alerting.durations import NS
+from alerting.inhibition import Inhibitor
+from alerting.nflog import NotificationLog, needs_update
+from alerting.routing import RouteNode, labelset_string
+from alerting.silences import Silences
+from alerting.state import FIRING, RESOLVED, Alert
+from alerting.timeintervals import TimeIntervals
+
+
+@dataclass
+class Notification:
+    """One message for one receiver integration about one group."""
+
+    group_key: str
+    receiver: str
+    integration: str
+    status: str
+    group_labels: dict[str, str]
+    common_labels: dict[str, str]
+    common_annotations: dict[str, str]
+    alerts: list[Alert]
+    firing: set[str]
+    resolved: set[str]
+    now: int
+    repeat_ns: int
+    send_resolved: bool
+
+    def payload(self, external_url: str = "") -> dict:
+        """The Alertmanager webhook payload (version 4)."""
+        return {
+            "version": "4",
+            "groupKey": self.group_key,
+            "truncatedAlerts": 0,
+            "status": self.status,
+            "receiver": self.receiver,
+            "groupLabels": self.group_labels,
+            "commonLabels": self.common_labels,
+            "commonAnnotations": self.common_annotations,
+            "externalURL": external_url,
+            "alerts": [a.api(external_url) for a in self.alerts],
+        }
+
+
+def _common(dicts: list[dict[str, str]]) -> dict[str, str]:
+    if not dicts:
+        return {}
+    out = dict(dicts[0])
+    for d in dicts[1:]:
+        for k in list(out):
+            if d.get(k) != out[k]:
+                del out[k]
+    return out
+
+
+@dataclass
+class Group:
+    key: str
+    route: RouteNode
+    labels: dict[str, str]
+    next_flush: int
+    alerts: dict[str, Alert] = field(default_factory=dict)
+
+    def api(self, external_url: str = "") -> dict:
+        return {"groupKey": self.key, "labels": self.labels, "receiver": {"name": self.route.receiver},
+                "alerts": [a.api(external_url) for a in self.alerts.values()]}
+
+
+#: integration id and whether it sends resolved notifications
+Integration = tuple[str, bool]
+
+
+class Dispatcher:
+    def __init__(self, root: RouteNode, integrations: dict[str, list[Integration]], nflog: NotificationLog,
+                 silences: Silences, inhibitor: Inhibitor, intervals: TimeIntervals,
+                 enqueue: Callable[[Notification], None], firing_alerts: Callable[[], list[tuple[str, dict]]]):
+        self.root = root
+        self.integrations = integrations
+        self.nflog = nflog
+        self.silences = silences
+        self.inhibitor = inhibitor
+        self.intervals = intervals
+        self.enqueue = enqueue
+        self.firing_alerts = firing_alerts
+        self.groups: dict[str, Group] = {}
+        self.member_of: dict[str, set[str]] = {}  # fingerprint -> group keys
+
+    def put(self, alert: Alert, now: int) -> None:
+        """An alert started firing, changed or resolved: (re)place it in its groups."""
+        snap = copy.copy(alert)
+        for route in self.root.match(alert.labels):
+            glabels = route.group_labels(alert.labels)
+            gkey = f"{route.key}:{labelset_string(glabels)}"
+            if route.id != route.key and any(g.route is not route and g.key == gkey for g in self.groups.values()):
+                gkey = f"{route.id}:{labelset_string(glabels)}"  # two sibling routes with equal matchers
+            group = self.groups.get(gkey)
+            if group is None:
+                group = self.groups[gkey] = Group(gkey, route, glabels, now + int(route.group_wait * NS))
+            group.alerts[alert.fingerprint] = snap
+            self.member_of.setdefault(alert.fingerprint, set()).add(gkey)
+
+    def tick(self, now: int) -> set[str]:
+        """Flush due groups; return fingerprints of resolved alerts no group holds any more."""
+        released: set[str] = set()
+        firing_index = None
+        for group in list(self.groups.values()):
+            if group.next_flush > now:
+                continue
+            if firing_index is None:
+                firing_index = self.firing_alerts()
+            self._flush(group, now, firing_index)
+            group.next_flush = now + int(group.route.group_interval * NS)
+            released |= self._cleanup(group)
+        return released
+
+    def _muted_by_time(self, route: RouteNode, now: int) -> bool:
+        if any(self.intervals.active(n, now) for n in route.mute_time_intervals):
+            return True
+        if route.active_time_intervals and not any(self.intervals.active(n, now) for n in route.active_time_intervals):
+            return True
+        return False
+
+    def _flush(self, group: Group, now: int, firing_index: list[tuple[str, dict]]) -> None:
+        route = group.route
+        if self._muted_by_time(route, now):
+            metrics.SILENCED.labels("time_interval").inc(len(group.alerts))
+            return
+        alerts = []
+        for a in group.alerts.values():
+            if self.silences.silenced_by(a.labels, now):
+                metrics.SILENCED.labels("silence").inc()
+                continue
+            if a.state == FIRING and self.inhibitor.rules and self.inhibitor.inhibited(a.labels, a.fingerprint,
+                                                                                     firing_index):
+                metrics.SILENCED.labels("inhibited").inc()
+                continue
+            alerts.append(a)
+        firing = {a.fingerprint for a in alerts if a.state == FIRING}
+        resolved = {a.fingerprint for a in alerts if a.state == RESOLVED}
+        repeat_ns = int(route.repeat_interval * NS)
+        for integration, send_resolved in self.integrations.get(route.receiver, []):
+            entry = self.nflog.get(group.key, integration)
+            if not needs_update(entry, firing, resolved, send_resolved, repeat_ns, now):
+                continue
+            shown = alerts if send_resolved else [a for a in alerts if a.state == FIRING]
+            shown = sorted(shown, key=lambda a: (a.state != FIRING, a.fired_at, a.fingerprint))
+            self.enqueue(Notification(
+                group_key=group.key, receiver=route.receiver, integration=integration,
+                status="firing" if firing else "resolved", group_labels=group.labels,
+                common_labels=_common([a.labels for a in shown]),
+                common_annotations=_common([a.annotations for a in shown]),
+                alerts=shown, firing=firing, resolved=resolved, now=now, repeat_ns=repeat_ns,
+                send_resolved=send_resolved))
+
+    def _cleanup(self, group: Group) -> set[str]:
+        """Drop resolved alerts the receivers no longer know as firing; drop empty groups."""
+        released = set()
+        integrations = self.integrations.get(group.route.receiver, [])
+        for fp, a in list(group.alerts.items()):
+            if a.state != RESOLVED:
+                continue
+            known = False
+            for integration, _ in integrations:
+                entry = self.nflog.get(group.key, integration)
+                if entry is not None and fp in entry.firing:
+                    known = True
+            if not known:
+                del group.alerts[fp]
+                groups = self.member_of.get(fp, set())
+                groups.discard(group.key)
+                if not groups:
+                    self.member_of.pop(fp, None)
+                    released.add(fp)
+        if not group.alerts:
+            del self.groups[group.key]
+        return released
+
+    def drop(self, fps: set[str]) -> None:
+        for fp in fps:
+            for gkey in self.member_of.pop(fp, set()):
+                g = self.groups.get(gkey)
+                if g is not None:
+                    g.alerts.pop(fp, None)
+                    if not g.alerts:
+                        del self.groups[gkey]

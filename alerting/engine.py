@@ -1,0 +1,430 @@
+"""The alerting engine: events in, alerts and notifications out.
+
+``AlertEngine`` holds the rules' windows, the alert states, silences, the dispatcher and the
+notification log; it is transport-free (``logtide alert test`` drives it from a file). The services
+around it: ``EngineLoop`` consumes ``logtide.route.monitoring`` (configurable) with
+``logtide.consume.BatchLoop``, decodes envelopes (bad ones go to the DLQ with the reason), feeds the
+engine and returns only after the batch's state is in SQLite, so the offsets are committed after the
+state is durable; ``Ticker`` moves the clock on between batches (group_wait/interval, hybrid clock)
+and reloads changed rule files.
+
+Scale-out by partition. Kafka keys keep one stream (pod+container, log group+stream …) on one
+partition, so a rule whose group key includes the stream key (``shard.stream_key_fields``, or
+``partitioned: true`` on the rule) sees all events of each of its groups on one partition. Run N
+replicas with ``shard.mode: partitioned`` in one consumer group: each evaluates those rules for the
+partitions it owns, keeps their state tagged by partition, drops it on revoke and reloads what its
+store has on assign. Rules whose groups span streams (e.g. per service across pods) need every
+event: run exactly one more replica with ``shard.mode: global`` and its own ``group_id``. With
+``shard.mode: all`` (the default) one replica runs every rule.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import orjson
+
+from logtide import envelope, log
+from logtide.consume import BatchLoop, Retry
+from logtide.dlq import DeadLetters
+from logtide.transport import Record, TopicPartition, Transport
+
+from alerting import metrics
+from alerting.config import AlertConfig, ClockSettings
+from alerting.delivery import Delivery
+from alerting.dispatch import Dispatcher, Notification
+from alerting.durations import NS
+from alerting.evaluators import Evaluator, NewTermEvaluator, evaluator_for
+from alerting.inhibition import Inhibitor
+from alerting.nflog import Entry, NotificationLog
+from alerting.notifiers import build_integrations
+from alerting.routing import RouteNode
+from alerting.rules import RuleBase, load_rules
+from alerting.silences import Silence, Silences
+from alerting.state import FIRING, RESOLVED, Alert, AlertStates
+from alerting.store import Batch, Store
+from alerting.templates import Templates
+from alerting.timeintervals import TimeIntervals
+
+_log = log.get("alerting.engine")
+
+META_KEY = "__meta__"
+TERM_KEY = "__term__"
+ALERT_SAVE_EVERY_NS = 30 * NS
+
+
+class Clock:
+    """Event time: the highest event timestamp seen (the watermark); in hybrid mode the wall clock
+    minus ``lateness`` moves it on when the stream is quiet."""
+
+    def __init__(self, settings: ClockSettings):
+        self.hybrid = settings.mode == "hybrid"
+        self.lateness = int(settings.lateness * NS)
+        self.max_future = int(settings.max_future * NS)
+        self.watermark = 0
+
+    def event_time(self, event: dict) -> int:
+        t = event.get("time") or event.get("observed_time") or event.get("ingest_time")
+        if not t:
+            return self.now() or time.time_ns()
+        if self.hybrid:
+            t = min(t, time.time_ns() + self.max_future)  # a clock far ahead must not end every window
+        return t
+
+    def observe(self, t: int) -> None:
+        if t > self.watermark:
+            self.watermark = t
+
+    def now(self) -> int:
+        if self.hybrid:
+            return max(self.watermark, time.time_ns() - self.lateness)
+        return self.watermark
+
+
+def _key_str(key: tuple) -> str:
+    return orjson.dumps(list(key)).decode()
+
+
+class AlertEngine:
+    def __init__(self, config: AlertConfig, rules: list[RuleBase], store: Store,
+                 notify: Callable[[Notification], None] | None = None, on_sent=None):
+        self.config = config
+        self.lock = threading.RLock()
+        self.store = store
+        self.templates = Templates()
+        self.clock = Clock(config.clock)
+        self.states = AlertStates(self.templates.annotations, config.limits.resolved_retention)
+        self.silences = Silences(on_change=lambda s: store.put_silence(s.id, s.to_dict()))
+        self.nflog = NotificationLog(persist=lambda key, e: store.put_nflog(key[0], key[1], e.to_dict()))
+        self.integrations = {r.name: build_integrations(r, config.external_url, self.templates)
+                             for r in config.receivers}
+        self.delivery = Delivery(config.receivers, self.integrations, self.nflog, on_sent)
+        self.dispatcher = Dispatcher(
+            RouteNode(config.route),
+            {name: [(i.id, i.send_resolved) for i in ints] for name, ints in self.integrations.items()},
+            self.nflog, self.silences, Inhibitor(config.inhibit_rules), TimeIntervals(config.time_intervals),
+            enqueue=notify or self.delivery.enqueue, firing_alerts=self._firing)
+        self.evaluators: dict[str, Evaluator] = {}
+        self.signatures: dict[str, str | None] = {}
+        self.applied: dict[tuple[str, int], int] = {}   # (topic, partition) -> next offset to apply
+        self.partitioned_mode = config.shard.mode == "partitioned"
+        self._alert_saved: dict[str, int] = {}
+        self.set_rules(rules, restoring=True)
+        self._restore()
+
+    # --- rules ---
+    def _runs_here(self, rule: RuleBase) -> bool:
+        mode = self.config.shard.mode
+        if mode == "all":
+            return True
+        part = rule.is_partitioned(self.config.shard.stream_key_fields)
+        return part if mode == "partitioned" else not part
+
+    def set_rules(self, rules: list[RuleBase], restoring: bool = False) -> None:
+        """Install rules; unchanged rules keep their windows, edited ones start afresh,
+        removed ones resolve their alerts."""
+        with self.lock:
+            wanted = {r.name: r for r in rules if self._runs_here(r)}
+            now = self.clock.now()
+            for name in list(self.evaluators):
+                old = self.evaluators[name]
+                new = wanted.get(name)
+                if new is None or new.signature() != old.rule.signature():
+                    del self.evaluators[name]
+                    closing = old.rule.model_copy(update={"keep_firing_for": 0.0})
+                    for a in self.states.update(closing, {}, now):
+                        self.dispatcher.put(a, now)
+                    self.signatures[name] = None
+            for name, rule in wanted.items():
+                if name not in self.evaluators:
+                    self.evaluators[name] = evaluator_for(rule, self.config.limits.max_keys_per_rule)
+                    self.signatures[name] = rule.signature()
+
+    # --- restore after restart ---
+    def _restore(self) -> None:
+        stored = self.store.signatures()
+        for name, ev in self.evaluators.items():
+            if stored.get(name) != ev.rule.signature():
+                continue
+            self._restore_windows(ev, None)
+        self.clock.watermark = self.store.meta("watermark", 0) or 0
+        now = self.clock.now()
+        for d in self.store.alerts():
+            a = Alert.from_dict(d)
+            if a.rule not in self.evaluators and a.state != RESOLVED:
+                continue
+            self.states.restore(a)
+            self._alert_saved[a.fingerprint] = a.last_true
+            if a.state in (FIRING, RESOLVED):
+                self.dispatcher.put(a, now)
+        for d in self.store.silences():
+            self.silences.restore(Silence.from_dict(d))
+        for g, i, d in self.store.nflog():
+            self.nflog.restore(g, i, Entry.from_dict(d))
+        self.applied = self.store.offsets()
+
+    def _restore_windows(self, ev: Evaluator, partitions: set[int] | None) -> None:
+        for key_s, data in self.store.windows(ev.rule.name):
+            key = tuple(orjson.loads(key_s))
+            if key and key[0] == META_KEY:
+                if partitions is None:
+                    ev.restore_meta(data)
+            elif key and key[0] == TERM_KEY:
+                if partitions is None and isinstance(ev, NewTermEvaluator):
+                    ev.restore_term(key[1:], data)
+            elif partitions is None or data.get("p") in partitions:
+                ev.restore(key, data)
+
+    # --- partitions (scale-out) ---
+    def partitions_assigned(self, parts: list[TopicPartition]) -> None:
+        if not self.partitioned_mode:
+            return
+        ids = {tp.partition for tp in parts}
+        with self.lock:
+            for ev in self.evaluators.values():
+                self._restore_windows(ev, ids)
+            self.applied.update({k: v for k, v in self.store.offsets().items() if k[1] in ids})
+
+    def partitions_revoked(self, parts: list[TopicPartition]) -> None:
+        if not self.partitioned_mode:
+            return
+        ids = {tp.partition for tp in parts}
+        with self.lock:
+            for ev in self.evaluators.values():
+                ev.drop_partitions(ids)
+            gone = {fp for fp, a in self.states.alerts.items() if a.partition in ids}
+            self.states.drop_partitions(ids)
+            self.states.take_dirty()  # their rows stay in the store for when we own them again
+            self.dispatcher.drop(gone)
+
+    # --- the work ---
+    def _firing(self) -> list[tuple[str, dict]]:
+        return [(fp, a.labels) for fp, a in self.states.alerts.items() if a.state == FIRING]
+
+    def ingest(self, events: list[tuple[dict, int]]) -> None:
+        """Feed events (with their partition) and evaluate."""
+        with self.lock:
+            evs = list(self.evaluators.values())
+            clock = self.clock
+            for event, partition in events:
+                t = clock.event_time(event)
+                clock.observe(t)
+                for ev in evs:
+                    ev.observe(event, t, partition)
+            metrics.EVENTS.labels("evaluated").inc(len(events))
+            self.evaluate()
+
+    def evaluate(self, now: int | None = None) -> None:
+        with self.lock:
+            now = self.clock.now() if now is None else now
+            for ev in self.evaluators.values():
+                for a in self.states.update(ev.rule, ev.evaluate(now), now):
+                    self.dispatcher.put(a, now)
+            released = self.dispatcher.tick(now)
+            if released:
+                self.states.forget_resolved(released)
+            for state, n in self.states.counts().items():
+                metrics.ALERTS.labels(state).set(n)
+
+    def tick(self) -> None:
+        """Flush the groups that are due (cheap; between full evaluations)."""
+        with self.lock:
+            released = self.dispatcher.tick(self.clock.now())
+            if released:
+                self.states.forget_resolved(released)
+
+    def advance_to(self, t: int) -> None:
+        """Move event time forward without events (tests, ``alert test``) and evaluate."""
+        with self.lock:
+            self.clock.observe(t)
+            self.evaluate()
+
+    def persist(self, offsets: dict[tuple[str, int], int] | None = None) -> None:
+        """Write what changed since the last call in one transaction (then offsets may be committed)."""
+        with self.lock:
+            batch = Batch()
+            for fp in self.states.take_dirty():
+                a = self.states.alerts.get(fp)
+                if a is None:
+                    batch.alerts[fp] = None
+                    self._alert_saved.pop(fp, None)
+                    continue
+                saved = self._alert_saved.get(fp)
+                # last_true moves at every evaluation: write it now and then, state changes always
+                if saved is None or a.state != "firing" or a.last_true - saved >= ALERT_SAVE_EVERY_NS \
+                        or a.fired_at >= saved:
+                    batch.alerts[fp] = a.to_dict()
+                    self._alert_saved[fp] = a.last_true
+            for name, ev in self.evaluators.items():
+                for key in ev.take_dirty():
+                    batch.windows[(name, _key_str(key))] = ev.export(key)
+                if ev.meta_dirty:
+                    batch.windows[(name, _key_str((META_KEY,)))] = ev.export_meta()
+                    ev.meta_dirty = False
+                if isinstance(ev, NewTermEvaluator):
+                    for key in ev.take_dirty_terms():
+                        batch.windows[(name, _key_str((TERM_KEY,) + key))] = ev.export_term(key)
+            batch.signatures.update(self.signatures)
+            self.signatures = {}
+            if offsets:
+                batch.offsets.update(offsets)
+                self.applied.update(offsets)
+            batch.meta["watermark"] = self.clock.watermark
+            self.store.save(batch)
+
+    # --- reads for the API ---
+    def alerts_api(self, state: str | None = None) -> list[dict]:
+        url = self.config.external_url
+        with self.lock:
+            now = self.clock.now()
+            out = []
+            for a in self.states.alerts.values():
+                if state and a.state != state:
+                    continue
+                d = a.api(url)
+                d["state"] = a.state
+                d["activeAt"] = d.pop("startsAt") if a.state == "pending" else d["startsAt"]
+                d["value"] = a.value
+                d["silencedBy"] = self.silences.silenced_by(a.labels, now)
+                out.append(d)
+            return out
+
+    def groups_api(self) -> list[dict]:
+        with self.lock:
+            return [g.api(self.config.external_url) for g in self.dispatcher.groups.values()]
+
+
+class EngineLoop:
+    """Kafka → engine, committing offsets only after the state is durable."""
+
+    name = "alert-engine"
+
+    def __init__(self, engine: AlertEngine, transport: Transport, config: AlertConfig, **loop_overrides):
+        self.engine = engine
+        self.producer = transport.producer()
+        self.dlq = DeadLetters(self.producer, "alerting")
+        self.loop = BatchLoop(transport, component="alerting", group_id=config.group_id, topics=config.topics,
+                              handler=self.handle, on_assign=engine.partitions_assigned,
+                              on_revoke=engine.partitions_revoked, **loop_overrides)
+
+    def ready(self) -> bool:
+        return self.loop.ready()
+
+    def handle(self, records: list[Record]) -> None:
+        events: list[tuple[dict, int]] = []
+        offsets: dict[tuple[str, int], int] = {}
+        applied = self.engine.applied
+        bad = 0
+        for rec in records:
+            k = (rec.topic, rec.partition)
+            if rec.offset + 1 > offsets.get(k, 0):
+                offsets[k] = rec.offset + 1
+            if rec.offset < applied.get(k, 0):
+                metrics.EVENTS.labels("replayed").inc()
+                continue  # already applied before a restart: do not count it twice
+            try:
+                events.append((envelope.decode(rec.value), rec.partition))
+            except envelope.EnvelopeError as exc:
+                self.dlq.send(rec, "alerting.decode", exc)
+                bad += 1
+        if bad:
+            metrics.EVENTS.labels("dead_letter").inc(bad)
+            if self.producer.flush(30) > 0:
+                raise Retry("DLQ records not acknowledged")
+        try:
+            self.engine.ingest(events)
+            self.engine.persist(offsets)
+        except Exception as exc:
+            import sqlite3
+            if isinstance(exc, sqlite3.Error):
+                raise Retry(f"alert state store: {exc}") from exc
+            raise
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            self.loop.run(stop)
+        finally:
+            self.producer.flush(10)
+            self.producer.close()
+
+
+class Ticker:
+    """Moves time on between batches and reloads edited rule files (bad edits are refused, logged
+    and counted; the running rules stay)."""
+
+    name = "alert-ticker"
+
+    def __init__(self, engine: AlertEngine, rule_paths: list[Path], interval: float = 0.1,
+                 reload_interval: float = 5.0, evaluate_interval: float = 1.0):
+        self.engine = engine
+        self.evaluate_interval = evaluate_interval
+        self.rule_paths = rule_paths
+        self.interval = interval
+        self.reload_interval = reload_interval
+        self._mtimes = self._stat()
+
+    def _stat(self) -> dict[Path, float]:
+        out = {}
+        for p in self.rule_paths:
+            try:
+                out[p] = p.stat().st_mtime_ns
+            except OSError:
+                out[p] = 0
+        return out
+
+    def reload_if_changed(self) -> bool:
+        mtimes = self._stat()
+        if mtimes == self._mtimes:
+            return False
+        self._mtimes = mtimes
+        try:
+            rules = load_rules(self.rule_paths)
+        except Exception as exc:  # ConfigError mostly; never let a bad edit stop alerting
+            metrics.RULE_RELOADS.labels("refused").inc()
+            _log.error("rules not reloaded: keeping the running rules", extra={"error": str(exc)[:2000]})
+            return False
+        self.engine.set_rules(rules)
+        metrics.RULE_RELOADS.labels("ok").inc()
+        _log.info("rules reloaded", extra={"rules": len(rules)})
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        next_reload = time.monotonic() + self.reload_interval
+        next_eval = time.monotonic()
+        while not stop.wait(self.interval):
+            if time.monotonic() >= next_eval:
+                self.engine.evaluate()
+                self.engine.persist()
+                next_eval = time.monotonic() + self.evaluate_interval
+            else:
+                self.engine.tick()
+            if time.monotonic() >= next_reload:
+                self.reload_if_changed()
+                next_reload = time.monotonic() + self.reload_interval
+        self.engine.persist()
+
+
+class DeliveryService:
+    name = "alert-delivery"
+
+    def __init__(self, delivery: Delivery):
+        self.delivery = delivery
+
+    def run(self, stop: threading.Event) -> None:
+        self.delivery.start()
+        stop.wait()
+        self.delivery.stop()
+
+
+def build(config: AlertConfig, transport: Transport, on_sent=None, **loop_overrides) -> tuple[AlertEngine, list]:
+    """The engine and its services (consumer loop, ticker, delivery, API)."""
+    from alerting.api import AlertApi
+    rules = load_rules(config.rule_paths())
+    engine = AlertEngine(config, rules, Store(config.state_file()), on_sent=on_sent)
+    services = [EngineLoop(engine, transport, config, **loop_overrides),
+                Ticker(engine, config.rule_paths(), reload_interval=config.reload_interval),
+                DeliveryService(engine.delivery), AlertApi(engine, config.api)]
+    return engine, services

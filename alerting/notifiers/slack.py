@@ -1,0 +1,52 @@
+"""Slack incoming webhook: a message with ``text`` (notifications, fallback) and ``blocks`` (a header,
+the rendered text, and a context line with the group labels). Title and text are templates."""
+
+from __future__ import annotations
+
+import orjson
+
+from logtide.config import Model
+
+from alerting.durations import Duration
+from alerting.notifiers.base import HttpIntegration
+from alerting.templates import DEFAULT_TEXT, DEFAULT_TITLE, context, fallback_text
+
+
+class SlackConfig(Model):
+    url: str
+    channel: str | None = None
+    title: str = DEFAULT_TITLE
+    text: str = DEFAULT_TEXT
+    send_resolved: bool = True
+    timeout: Duration = 10.0
+
+
+class Slack(HttpIntegration):
+    kind = "slack"
+
+    def __init__(self, receiver: str, index: int, config: SlackConfig, external_url: str, templates):
+        super().__init__(receiver, index, config.timeout)
+        self.config = config
+        self.external_url = external_url
+        self.templates = templates
+
+    def message(self, notification) -> dict:
+        ctx = context(notification, self.external_url)
+        fallback = fallback_text(notification)
+        title = self.templates.render_or(self.config.title, ctx, fallback.splitlines()[0], self.receiver)
+        text = self.templates.render_or(self.config.text, ctx, fallback, self.receiver)
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(notification.group_labels.items())) or "no group labels"
+        msg = {
+            "text": f"{title}\n{text}"[:3000],
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000] or " "}},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": labels[:300]}]},
+            ],
+        }
+        if self.config.channel:
+            msg["channel"] = self.config.channel
+        return msg
+
+    def send(self, notification) -> None:
+        self.post(self.config.url, orjson.dumps(self.message(notification)), {"Content-Type": "application/json"})
