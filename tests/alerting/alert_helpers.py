@@ -1,0 +1,160 @@
+"""Fixtures for the alerting tests: a webhook receiver over HTTP that verifies signatures and
+records deliveries, Debian's Alertmanager on a free port, and event/config builders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+import pytest
+import requests
+
+from logtide.envelope import new_event
+
+from alerting.config import AlertConfig
+from alerting.notifiers.webhook import verify
+
+S = 1_000_000_000
+T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver:
+    """Records every POST; ``status`` sets the answer (e.g. 503 to play a broken receiver);
+    ``secrets`` makes it verify X-Logtide-Signature and answer 401 on a mismatch."""
+
+    def __init__(self, secrets=None):
+        self.secrets = secrets or []
+        self.status = 200
+        self.extra_headers: dict[str, str] = {}
+        self.deliveries: list[dict] = []
+        self.attempts = 0
+        self.bad_signatures = 0
+        self.lock = threading.Lock()
+        self.got = threading.Condition(self.lock)
+        recv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with recv.lock:
+                    recv.attempts += 1
+                    status = recv.status
+                    if status == 200 and recv.secrets and not verify(self.headers, body, recv.secrets):
+                        recv.bad_signatures += 1
+                        status = 401
+                    if status == 200:
+                        recv.deliveries.append({"path": self.path, "headers": dict(self.headers),
+                                                "body": orjson.loads(body), "raw": body, "at": time.time()})
+                        recv.got.notify_all()
+                self.send_response(status)
+                for k, v in recv.extra_headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+
+    def wait_for(self, n: int, timeout: float = 15.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while len(self.deliveries) < n and time.monotonic() < deadline:
+                self.got.wait(0.1)
+            return list(self.deliveries)
+
+    def bodies(self) -> list[dict]:
+        with self.lock:
+            return [d["body"] for d in self.deliveries]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver(secrets=["old-secret"])
+    yield r
+    r.close()
+
+
+def event(i: int, t: int, service: str = "checkout", level: str = "ERROR", body: str = "boom", **attrs) -> dict:
+    return new_event(id=f"ev-{service}-{i}-{t}", body=body, source="test", time=t, observed_time=t,
+                     severity_text=level, attributes=attrs,
+                     resource={"service.name": service, "k8s.namespace.name": "shop",
+                               "k8s.pod.name": f"{service}-0", "k8s.container.name": service})
+
+
+def config(receiver_url: str | None = None, **over) -> AlertConfig:
+    """An event-clock config with one signed webhook receiver (rotation: new secret first)."""
+    base = {
+        "clock": {"mode": "event"},
+        "route": {"receiver": "hook", "group_by": ["alertname", "service_name"], "group_wait": "10s",
+                  "group_interval": "1m", "repeat_interval": "1h"},
+        "receivers": [{"name": "hook", "webhook": [{"url": receiver_url or "http://127.0.0.1:9/",
+                                                    "secrets": ["new-secret", "old-secret"]}],
+                       "retry": {"initial": "50ms", "max": "300ms"}}],
+        "api": {"host": "127.0.0.1", "port": 0},
+        "http": {"host": "127.0.0.1", "port": 0},
+    }
+    base.update(over)
+    return AlertConfig.model_validate(base)
+
+
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory):
+    """Debian's prometheus-alertmanager on a free port (no clustering), with a temp config and storage."""
+    if not os.path.exists(ALERTMANAGER):
+        pytest.fail(f"{ALERTMANAGER} missing: apt-get install -y prometheus-alertmanager")
+    d = tmp_path_factory.mktemp("alertmanager")
+    cfg = d / "alertmanager.yml"
+    cfg.write_text("route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n")
+    port = free_port()
+    log = open(d / "am.log", "wb")
+    proc = subprocess.Popen([ALERTMANAGER, f"--config.file={cfg}", f"--storage.path={d / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+                             "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(url + "/-/ready", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"alertmanager did not start: {(d / 'am.log').read_text()[-2000:]}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    shutil.rmtree(d, ignore_errors=True)

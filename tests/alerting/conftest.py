@@ -1,0 +1,3 @@
+"""Fixtures for the alerting tests (helpers live in alert_helpers.py)."""
+
+from alert_helpers import alertmanager, receiver  # noqa: F401  (fixtures)
