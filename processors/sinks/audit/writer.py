@@ -253,11 +253,8 @@ class AuditSink(SinkBase):
         name = chain_dir(topic, partition)
         w = self.chains.get(name)
         if w is None:
-            try:
-                w = ChainWriter(name, self.local, self.key, remote=self.remote,
-                                roll_bytes=self.settings.roll_bytes, roll_seconds=self.settings.roll_seconds)
-            except StorageError as exc:
-                raise Retry(str(exc)) from None
+            w = ChainWriter(name, self.local, self.key, remote=self.remote,
+                            roll_bytes=self.settings.roll_bytes, roll_seconds=self.settings.roll_seconds)
             self.chains[name] = w
         return w
 

@@ -1,0 +1,47 @@
+"""Helpers of the sink tests: events, producing them, waiting with a deadline."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from logtide import envelope
+from logtide.transport import KafkaSettings, connect
+
+#: The `logtide` command as CI runs it (not `-m logtide.cli`: that would load the CLI module twice).
+LOGTIDE = [sys.executable, "-c", "import sys; from logtide.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
+def make_event(i: int, *, run: str = "t", source: str = "k8s", **over) -> dict:
+    ev = envelope.new_event(
+        id=envelope.make_id(run, i), body=f"GET /api/item/{i} 200 user=u{i % 7}", source=source,
+        time=1_763_700_000_000_000_000 + i * 1_000_000, severity_text=("INFO", "WARN", "ERROR")[i % 3],
+        attributes={"status": 200 + i % 3, "user": f"u{i % 7}"},
+        resource={"k8s.namespace.name": f"ns{i % 2}", "service.name": f"svc{i % 4}", "k8s.pod.name": f"pod-{i % 5}"},
+        routes=["audit", "analytics", "monitoring"])
+    ev.update(over)
+    ev["ingest_time"] = ev["observed_time"]
+    return ev
+
+
+def produce(broker: str, topic: str, events: list[dict], *, raw: list[bytes] | None = None) -> None:
+    producer = connect(KafkaSettings(bootstrap=broker, client="confluent")).producer()
+    try:
+        for ev in events:
+            producer.produce(topic, envelope.encode(ev), key=ev["resource"].get("k8s.pod.name", "").encode())
+        for value in raw or []:
+            producer.produce(topic, value, key=b"bad")
+        assert producer.flush(30) == 0
+    finally:
+        producer.close()
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -1,0 +1,182 @@
+"""Analytics: Parquet (atomic batches, type changes, bad times, compaction, DuckDB) and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+
+import orjson
+import psycopg
+import pytest
+
+from logtide.consume import Retry
+from logtide.transport import Record, TopicPartition
+from processors.sinks.analytics.compaction import compact
+from processors.sinks.analytics.parquet import ParquetOutput
+from processors.sinks.analytics.query import run_query
+from processors.sinks.analytics.rows import to_row
+from processors.sinks.analytics.sink import AnalyticsSink
+from processors.sinks.config import AnalyticsSettings, PostgresSettings
+from processors.sinks.service import Item
+from sinks_helpers import LOGTIDE, make_event
+
+
+def items(a, b, partition=0, **over):
+    return [Item(Record("logtide.route.analytics", partition, i, None, None, [], None), make_event(i, **over))
+            for i in range(a, b)]
+
+
+def parquet_sink(path, **kw):
+    return AnalyticsSink(AnalyticsSettings(parquet={"path": str(path), **kw}), "g")
+
+
+def count(path, view="events_all"):
+    return run_query(str(path), f"SELECT count(*), count(DISTINCT id) FROM {view}")[1][0]
+
+
+def test_type_changes_between_batches_never_break_a_write(tmp_path):
+    sink = parquet_sink(tmp_path)
+    sink.write(items(0, 10, attributes={"status": 200, "user": "a"}))
+    sink.write(items(10, 20, attributes={"status": "OK", "user": {"id": 7, "roles": ["x"]}}))
+    sink.write(items(20, 30, attributes={"status": [1, 2], "user": None}, body={"parsed": True, "n": 1.5},
+                     resource={"service.name": 42, "labels": {"app": "x"}}))
+    cols, rows = run_query(str(tmp_path), "SELECT attributes->>'$.status' AS s, body, service FROM events ORDER BY id")
+    assert len(rows) == 30
+    statuses = {r[0] for r in rows}
+    assert {"200", "OK", "[1,2]"} <= statuses
+    assert any(r[1] == '{"parsed":true,"n":1.5}' for r in rows) and any(r[2] == "42" for r in rows)
+
+
+def test_missing_and_future_times_are_filed_at_observed_time(tmp_path):
+    sink = parquet_sink(tmp_path)
+    now = time.time_ns()
+    sink.write(items(0, 3, time=None, observed_time=now) + items(3, 6, time=now + 10 * 365 * 86400 * 10**9,
+                                                                 observed_time=now))
+    _, rows = run_query(str(tmp_path), "SELECT time_adjusted, event_time IS NULL, epoch_ns(time), date FROM events")
+    assert len(rows) == 6 and all(r[0] for r in rows)
+    assert sorted(r[1] for r in rows) == [False] * 3 + [True] * 3
+    assert {r[2] for r in rows} == {now}
+    assert {str(r[3]) for r in rows} == {time.strftime("%Y-%m-%d", time.gmtime(now / 1e9))}
+
+
+def test_redelivered_offsets_and_duplicate_ids_add_no_rows(tmp_path):
+    sink = parquet_sink(tmp_path)
+    sink.write(items(0, 50))
+    sink.write(items(20, 80))  # Kafka redelivery of 20..49 (same offsets)
+    again = parquet_sink(tmp_path)  # restart: offsets recorded on disk
+    again.write(items(0, 100))
+    assert count(tmp_path) == (100, 100)
+    # The same event produced twice upstream (new offset, same id): hidden by the events view.
+    dup = [Item(Record("logtide.route.analytics", 0, 500, None, None, [], None), make_event(5))]
+    again.write(dup)
+    assert count(tmp_path) == (101, 100)
+    assert count(tmp_path, "events") == (100, 100)
+
+
+def test_a_batch_interrupted_by_a_crash_is_rolled_back(tmp_path):
+    out = ParquetOutput(AnalyticsSettings(parquet={"path": str(tmp_path)}).parquet, "g")
+    rows = [(*to_row(it.event), it) for it in items(0, 40)]
+    out.write(rows[:20])
+    # Simulate a crash after step 2 of a batch: files renamed into place, offsets not recorded yet.
+    real_put = out.store.put
+
+    def crash_on_offsets(rel, data):
+        if "/offsets/" in rel:
+            raise KeyboardInterrupt("kill -9")
+        real_put(rel, data)
+    out.store.put = crash_on_offsets
+    with pytest.raises(KeyboardInterrupt):
+        out.write(rows[20:])
+    assert count(tmp_path)[0] == 40  # the half-committed batch is visible on disk ...
+    restarted = ParquetOutput(AnalyticsSettings(parquet={"path": str(tmp_path)}).parquet, "g")
+    assert count(tmp_path)[0] == 20  # ... and rolled back at start
+    restarted.write(rows[20:])  # Kafka redelivers it (offsets were not committed)
+    assert count(tmp_path) == (40, 40)
+
+
+def test_stale_offsets_of_a_recreated_topic_are_not_trusted(tmp_path):
+    sink = parquet_sink(tmp_path)
+    sink.write(items(0, 10))
+    fresh = parquet_sink(tmp_path)
+    fresh.parquet.trust({TopicPartition("logtide.route.analytics", 0): None})  # group never committed
+    fresh.write([Item(Record("logtide.route.analytics", 0, i, None, None, [], None), make_event(i, run="new"))
+                 for i in range(5)])
+    assert count(tmp_path) == (15, 15)
+
+
+def test_compaction_merges_small_files_and_drops_duplicates(tmp_path):
+    sink = parquet_sink(tmp_path)
+    for a in range(0, 100, 10):
+        sink.write(items(a, a + 10))
+    sink.write([Item(Record("logtide.route.analytics", 1, 0, None, None, [], None), make_event(3))])  # a duplicate id
+    before = [f for _, _, fs in os.walk(tmp_path) for f in fs if f.endswith(".parquet")]
+    assert count(tmp_path) == (101, 100)
+    merged = compact(sink.parquet.store, min_files=4, after_s=0)
+    after = [f for _, _, fs in os.walk(tmp_path) for f in fs if f.endswith(".parquet")]
+    assert merged == len(before) and len(after) < len(before)
+    assert all(f.startswith("compact-") for f in after)
+    assert count(tmp_path) == (100, 100)
+
+
+def test_query_command(tmp_path):
+    sink = parquet_sink(tmp_path)
+    sink.write(items(0, 30) + items(30, 40, source="cloudwatch"))
+    out = subprocess.run([*LOGTIDE, "query", "--path", str(tmp_path), "--format", "json",
+                          "SELECT source, count(*) AS n FROM events GROUP BY source ORDER BY source"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [orjson.loads(x) for x in out.stdout.splitlines()] == [{"source": "cloudwatch", "n": 10},
+                                                                   {"source": "k8s", "n": 30}]
+    bad = subprocess.run([*LOGTIDE, "query", "--path", str(tmp_path), "SELEC nonsense"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "query failed" in bad.stderr
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+def pg_sink(dsn, table):
+    return AnalyticsSink(AnalyticsSettings(postgres={"dsn": dsn, "table": table}), "g")
+
+
+def pg_rows(dsn, query):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query).fetchall()
+
+
+def test_postgres_copy_upsert_and_day_partitions(postgres_dsn):
+    table = f"ev_{uuid.uuid4().hex[:8]}"
+    sink = pg_sink(postgres_dsn, table)
+    day = 86400 * 10**9
+    evs = items(0, 40) + [Item(Record("t", 0, 100 + i, None, None, [], None),
+                               make_event(100 + i, time=make_event(0)["time"] + day, attributes={"status": {"x": i}}))
+                          for i in range(10)]
+    sink.write(evs)
+    sink.write(items(10, 60))  # 10..39 again: ON CONFLICT DO NOTHING
+    sink.close()
+    again = pg_sink(postgres_dsn, table)  # a restarted sink, same table
+    no_time = items(60, 70, time=None)  # filed at observed_time: deterministic for the same event
+    again.write(items(50, 60) + no_time + items(0, 5))
+    again.write(no_time)
+    assert pg_rows(postgres_dsn, f"SELECT count(*), count(DISTINCT id) FROM {table}") == [(80, 80)]
+    parts = {r[0] for r in pg_rows(postgres_dsn, "SELECT inhrelid::regclass::text FROM pg_inherits "
+                                                 f"WHERE inhparent = '{table}'::regclass")}
+    assert len(parts) >= 2 and all(p.startswith(f"{table}_20") for p in parts)
+    assert pg_rows(postgres_dsn, f"SELECT attributes->'status'->>'x' FROM {table} WHERE id = '{make_event(103)['id']}'") \
+        == [("3",)]
+    again.close()
+
+
+def test_postgres_unreachable_raises_retry_then_recovers(postgres_dsn):
+    from logtide.broker import free_port
+    table = f"ev_{uuid.uuid4().hex[:8]}"
+    sink = pg_sink(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", table)
+    with pytest.raises(Retry):
+        sink.write(items(0, 10))
+    assert not sink.ready()
+    sink.postgres.settings = PostgresSettings(dsn=postgres_dsn, table=table)  # the database is back
+    sink.write(items(0, 10))
+    assert sink.ready()
+    assert pg_rows(postgres_dsn, f"SELECT count(*) FROM {table}") == [(10,)]
+    sink.close()
