@@ -1,0 +1,149 @@
+"""The processor against the embedded broker: outputs with headers and keys, the DLQ with reasons for
+every kind of bad input, and the lookup-table join from a compacted topic."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+import pytest
+
+from logtide import envelope
+from logtide.dlq import error_info
+from logtide.transport import TopicSpec, connect
+from processors.app import DLQ_HEADER_SIZE, load, make_processor
+from tests.processors.conftest import make_event, produce, produce_events, read_topic, route_topic, write_config
+
+PIPELINE = [
+    {"type": "parse"},
+    {"type": "normalize"},
+    {"type": "redact", "kinds": ["email", "card"]},
+    {"type": "route", "rules": [{"when": "severity_number >= 17", "sinks": ["monitoring"]},
+                                {"when": 'resource["service.name"] == "auth"', "sinks": ["audit"]},
+                                {"when": "true", "sinks": ["analytics"]}]},
+]
+
+
+class Running:
+    """A processor replica in a thread of the test process."""
+
+    def __init__(self, settings, config_path):
+        self.config = load(str(config_path))
+        self.proc = make_processor(self.config, connect(settings), str(config_path))
+        self.proc.ensure_topics()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.proc.run, args=(self.stop,), daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self.proc
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def create(settings, topic, partitions=2, config=None):
+    admin = connect(settings).admin()
+    try:
+        admin.create_topics([TopicSpec(topic, partitions, config=config or {})])
+    finally:
+        admin.close()
+
+
+@pytest.mark.timeout(90)
+def test_routes_outputs_and_dead_letters(broker, fast_kafka, names, tmp_path):
+    create(fast_kafka, names["raw"], 2)
+    good = [make_event(i, service="auth" if i % 5 == 0 else "shop", level="ERROR" if i % 4 == 0 else "INFO")
+            for i in range(200)]
+    produce_events(fast_kafka, names["raw"], good)
+    newer = make_event(999)
+    newer["schema"] = 99
+    deep = '{"a":' * 100 + "1" + "}" * 100
+    bad = [
+        (b"k1", b'{"id": "x", "source": "demo", '),                       # invalid JSON
+        (b"k2", b'{"id": "\xff\xfe", "source": "demo"}'),                  # invalid UTF-8
+        (b"k3", deep.encode()),                                            # JSON bomb as the envelope
+        (b"k4", envelope.encode(make_event(1000, body=deep))),             # JSON bomb inside the body
+        (b"k5", envelope.encode(newer)),                                   # unknown envelope version
+        (b"k6", b"[1, 2, 3]"),                                             # not an object
+        (b"k7", b"x" * (10 * 1024 * 1024)),                                # 10 MB
+    ]
+    produce(fast_kafka, names["raw"], bad, headers=[("origin", b"test")], **{"message.max.bytes": 20_000_000})
+    produce_events(fast_kafka, names["raw"], [make_event(2000 + i) for i in range(10)])  # good after bad
+    path = write_config(tmp_path / "p.yaml", broker, names, PIPELINE, max_batch=100)
+    with Running(fast_kafka, path) as proc:
+        analytics = read_topic(fast_kafka, route_topic(names, "analytics"), 210, timeout=40)
+        dlq = read_topic(fast_kafka, names["dlq"], len(bad), timeout=20)
+        monitoring = read_topic(fast_kafka, route_topic(names, "monitoring"), 50, timeout=10)
+        audit = read_topic(fast_kafka, route_topic(names, "audit"), 40, timeout=10)
+        deadline = time.monotonic() + 20
+        while proc.loop.handled < 217 and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    ids = {envelope.header_value(r.headers, "logtide.id") for r in analytics}
+    assert ids == {e["id"] for e in good} | {envelope.make_id("test", "t", 2000 + i) for i in range(10)}
+    assert len(monitoring) == 50 and len(audit) == 40
+    rec = next(r for r in monitoring if envelope.header_value(r.headers, "logtide.id") == good[20]["id"])
+    ev = envelope.decode(rec.value)
+    assert ev["routes"] == ["monitoring", "audit", "analytics"]
+    assert envelope.header_value(rec.headers, "logtide.routes") == "monitoring,audit,analytics"
+    assert ev["body"] == "request 20" and ev["attributes"]["user"] == "<email>" and ev["severity_number"] == 17
+    assert rec.key == b"auth"  # the input key: one stream keeps its order
+
+    by_key = {r.key: r for r in dlq}
+    assert set(by_key) == {b"k1", b"k2", b"k3", b"k4", b"k5", b"k6", b"k7"}
+    info = {k: error_info(r.headers) for k, r in by_key.items()}
+    assert info[b"k1"]["stage"] == "decode" and "invalid JSON" in info[b"k1"]["message"]
+    assert "UTF-8" in info[b"k2"]["message"]
+    assert info[b"k3"]["class"] == "EnvelopeError"
+    assert info[b"k4"]["stage"] == "parse" and "nested" in info[b"k4"]["message"]
+    assert "unknown envelope schema 99" in info[b"k5"]["message"]
+    assert "must be a JSON object" in info[b"k6"]["message"]
+    assert "over max_value_bytes" in info[b"k7"]["message"]
+    assert envelope.header_value(by_key[b"k7"].headers, DLQ_HEADER_SIZE) == str(10 * 1024 * 1024)
+    assert len(by_key[b"k7"].value) == 65536
+    for k, r in by_key.items():
+        assert info[k]["topic"] == names["raw"] and int(info[k]["offset"]) >= 0 and info[k]["component"] == "processor"
+        assert envelope.header_value(r.headers, "origin") == "test"       # original headers kept
+    assert by_key[b"k1"].value == b'{"id": "x", "source": "demo", '       # original value kept
+    assert by_key[b"k2"].value == b'{"id": "\xff\xfe", "source": "demo"}'
+
+
+@pytest.mark.timeout(90)
+def test_enrich_from_compacted_lookup_topic(broker, fast_kafka, names, tmp_path):
+    lookup = f"test.lookup.{names['group']}"
+    create(fast_kafka, lookup, 1, config={"cleanup.policy": "compact"})
+    produce(fast_kafka, lookup, [
+        (b"checkout", orjson.dumps({"team": "shop", "oncall": "shop-oncall", "tier": 1})),
+        (b"payments", orjson.dumps({"team": "money", "oncall": "pay-oncall", "tier": 0})),
+        (b"checkout", orjson.dumps({"team": "shop-core", "oncall": "shop-oncall", "tier": 1})),  # newer wins
+        (b"gone", orjson.dumps({"team": "x"})),
+        (b"gone", None),                                                                       # tombstone
+    ])
+    create(fast_kafka, names["raw"], 1)
+    pipeline = [{"type": "enrich", "static": {"deployment.environment": "test"},
+                 "lookup": {"topic": lookup, "startup_wait_s": 10}},
+                {"type": "route", "default": ["analytics"]}]
+    path = write_config(tmp_path / "p.yaml", broker, names, pipeline)
+    with Running(fast_kafka, path) as proc:
+        table = proc.pipeline.steps[0].table
+        produce_events(fast_kafka, names["raw"], [make_event(1, service="checkout"), make_event(2, service="payments"),
+                                                  make_event(3, service="gone"), make_event(4, service="new")])
+        out = read_topic(fast_kafka, route_topic(names, "analytics"), 4, timeout=30)
+        assert set(table.table) == {"checkout", "payments"}
+        # the table follows the topic while running
+        produce(fast_kafka, lookup, [(b"new", orjson.dumps({"team": "fresh", "tier": 2}))])
+        deadline = time.monotonic() + 15
+        while "new" not in table.table and time.monotonic() < deadline:
+            time.sleep(0.1)
+        produce_events(fast_kafka, names["raw"], [make_event(5, service="new")])
+        out += read_topic(fast_kafka, route_topic(names, "analytics"), 5, timeout=30)[4:]
+    res = {envelope.decode(r.value)["resource"]["service.name"]: envelope.decode(r.value)["resource"] for r in out}
+    assert res["checkout"]["service.team"] == "shop-core" and res["checkout"]["service.tier"] == 1
+    assert res["payments"]["service.oncall"] == "pay-oncall"
+    assert "service.team" not in res["gone"]
+    assert res["new"]["service.team"] == "fresh"
+    assert all(r["deployment.environment"] == "test" for r in res.values())
