@@ -39,7 +39,7 @@ from agents.tracked_file import TrackedFile
 from logtide import envelope, log
 from logtide.checkpoint import SqliteCheckpoints
 from logtide.sender import EventSender
-from logtide.transport import Producer
+from logtide.transport import Producer, TransportError
 
 _log = log.get("agents.agent")
 
@@ -83,7 +83,9 @@ class Agent:
                 if now >= next_scan:
                     self.scan(now)
                     next_scan = now + cfg.read.scan_interval_seconds
-                while self.retry and not self.queue_full():
+                for _ in range(len(self.retry)):
+                    if self.queue_full():
+                        break
                     self._send(*self.retry.popleft())
                 read = self.read_round(now)
                 if now >= next_expiry:
@@ -165,7 +167,7 @@ class Agent:
         meta = None
         if ref is not None and self.metadata is not None:
             meta = self.metadata.pod(ref)
-            if meta is None and self.metadata.connected:
+            if meta is None and self.metadata.worth_waiting():
                 # A new pod's first lines: give the watch a moment so exclusions and labels apply.
                 first = self.first_seen.setdefault(key, now)
                 if now - first < cfg.kubernetes.wait_for_metadata_seconds:
@@ -299,6 +301,8 @@ class Agent:
         return got
 
     def process(self, tf: TrackedFile, lines: list[RawLine]) -> None:
+        if self.metadata is not None and tf.ref is not None and tf.metadata_version != self.metadata.version:
+            self._enrich(tf)   # labels/annotations changed since this file's resource was built
         parser = tf.parser
         if parser is None:
             parser = tf.parser = parser_for(self.config.format, lines[0].data)
@@ -343,20 +347,26 @@ class Agent:
                 metrics.DROPPED.labels("rate_limited").inc()
                 return
         attributes = tf.attributes[rec.stream]
-        if rec.lines > 1 or rec.truncated or rec.unfinished:
+        text = rec.text
+        truncated = rec.truncated
+        if len(text) > self.config.max_event_bytes:
+            text = text[:self.config.max_event_bytes]
+            truncated = True
+            metrics.BAD_INPUT.labels("record_too_long").inc()
+        if rec.lines > 1 or truncated or rec.unfinished:
             attributes = dict(attributes)
             if rec.lines > 1:
                 attributes["log.lines"] = rec.lines
                 metrics.MULTILINE_MERGES.inc()
-            if rec.truncated:
+            if truncated:
                 attributes["logtide.truncated"] = True
             if rec.unfinished:
                 attributes["logtide.partial_unfinished"] = True
         event = envelope.new_event(
-            id=envelope.make_id(tf.id_prefix, rec.start), body=rec.text, source=self.source, time=rec.time,
+            id=envelope.make_id(tf.id_prefix, rec.start), body=text, source=self.source, time=rec.time,
             observed_time=observed, attributes=attributes, resource=tf.resource)
         tf.window.sent(rec.start)
-        self._send(tf, tf.window, event, rec.start, len(rec.text) + _EVENT_OVERHEAD)
+        self._send(tf, tf.window, event, rec.start, len(text) + _EVENT_OVERHEAD)
 
     def _send(self, tf: TrackedFile, window, event: dict, start: int, size: int) -> None:
         self.inflight_bytes += size
@@ -374,7 +384,19 @@ class Agent:
             metrics.PRODUCE_RETRIES.inc()
             self.retry.append((tf, window, event, start, size))
 
-        self.sender.send(self.topic, event, tf.key, on_ack=acked, on_error=failed)
+        try:
+            self.sender.send(self.topic, event, tf.key, on_ack=acked, on_error=failed)
+        except TransportError as exc:
+            self.sender.inflight -= 1  # counted by send() although produce() raised before queueing
+            if "too large" in str(exc).lower() and isinstance(event["body"], str) and len(event["body"]) > 16:
+                # Escaping made the record larger than the broker takes: cut harder and try again.
+                metrics.BAD_INPUT.labels("record_too_long").inc()
+                event["body"] = event["body"][:len(event["body"]) // 4]
+                event["attributes"] = {**event["attributes"], "logtide.truncated": True}
+                failed(event, exc)
+            else:
+                _log.warning("produce failed; will retry", extra={"error": str(exc)})
+                failed(event, exc)
 
     def _update_queue_metrics(self) -> None:
         metrics.QUEUE_DEPTH.set(self.sender.inflight)

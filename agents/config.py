@@ -27,7 +27,7 @@ class ReadSettings(Model):
 class PartialSettings(Model):
     """Reassembly of lines the runtime split (CRI 'P' tags, docker lines without a newline)."""
 
-    max_bytes: int = Field(1024 * 1024, ge=1024, description="a longer record is cut and flagged truncated")
+    max_bytes: int = Field(512 * 1024, ge=1024, description="a longer record is cut and flagged truncated")
     timeout_seconds: float = Field(5.0, gt=0, description="a partial line never finished is sent as it is")
 
 
@@ -42,7 +42,7 @@ class MultilineSettings(Model):
     #: When set, lines matching it always continue the previous record (on top of the languages).
     continue_pattern: str | None = None
     max_lines: int = Field(500, ge=1)
-    max_bytes: int = Field(1024 * 1024, ge=1024)
+    max_bytes: int = Field(512 * 1024, ge=1024)
     timeout_seconds: float = Field(1.0, gt=0, description="a record waits this long for more lines")
 
 
@@ -94,6 +94,8 @@ class AgentConfig(RoleConfig):
     topic: str | None = None
     checkpoint_dir: str = "/var/lib/logtide-agent"
     checkpoint_interval_seconds: float = Field(1.0, gt=0)
+    #: Bodies longer than this are cut (flagged truncated): Kafka refuses records over message.max.bytes (1 MB).
+    max_event_bytes: int = Field(512 * 1024, ge=1024)
     shutdown_timeout_seconds: float = Field(15.0, ge=0, description="on stop, wait this long for Kafka's acks")
     format: Literal["auto", "cri", "docker", "plain"] = "auto"
     read: ReadSettings = Field(default_factory=ReadSettings)

@@ -116,10 +116,12 @@ class _ListWatch(threading.Thread):
                         w.stop()
                         break
                     kind = ev.get("type")
+                    obj = ev.get("raw_object") or ev.get("object") or {}   # deserialize=False: plain JSON
                     if kind == "ERROR":
-                        raise RuntimeError(f"watch error: {ev.get('raw_object')}")
+                        raise RuntimeError(f"watch error: {obj}")
                     metrics.KUBE_EVENTS.labels(self.kind, str(kind)).inc()
-                    self.on_event(kind, ev.get("raw_object") or {})
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        self.on_event(kind, obj)
             except Exception as exc:  # noqa: BLE001 - the API server may fail in any way; we keep going
                 if self.stop_event.is_set():
                     break
@@ -143,6 +145,7 @@ class PodMetadata:
         self._namespaces: dict[str, dict] = {}                # name → annotations
         self._connected = {"pods": False, "namespaces": False}
         self.synced = threading.Event()                       # the first pod list arrived
+        self.tried = threading.Event()                        # the first pod list succeeded or failed
         self.version = 0                                      # grows on every change (to refresh files)
         selector = {"field_selector": f"spec.nodeName={settings.node_name}"} if settings.node_name else {}
         self._threads = [
@@ -153,6 +156,11 @@ class PodMetadata:
         ]
 
     def start(self) -> "PodMetadata":
+        # Import here, once: two threads importing the kubernetes package at the same time deadlock.
+        import kubernetes.client  # noqa: F401
+        import kubernetes.config  # noqa: F401
+        import kubernetes.watch  # noqa: F401
+
         for t in self._threads:
             t.start()
         return self
@@ -165,8 +173,14 @@ class PodMetadata:
     def connected(self) -> bool:
         return self._connected["pods"]
 
+    def worth_waiting(self) -> bool:
+        """Can metadata be expected soon (the API answers, or has not been asked yet)?"""
+        return self._connected["pods"] or not self.tried.is_set()
+
     def _state(self, what: str, ok: bool) -> None:
         self._connected[what] = ok
+        if what == "pods":
+            self.tried.set()
         metrics.KUBE_CONNECTED.set(1 if self._connected["pods"] else 0)
 
     # --- writers (watch threads) ----------------------------------------------------------------

@@ -29,7 +29,7 @@ def metric(name: str, **labels) -> float:
 class RunningAgent:
     """An Agent in a thread of this process (metrics readable); ``stop()`` drains and checkpoints."""
 
-    def __init__(self, settings: KafkaSettings, checkpoint_dir, metadata: PodMetadata | None = None, **fields):
+    def __init__(self, settings: KafkaSettings, checkpoint_dir, metadata: bool = False, **fields):
         data = {"mode": "files", "checkpoint_dir": str(checkpoint_dir), "kafka": settings.model_dump(),
                 "http": {"port": 0},
                 "read": {"scan_interval_seconds": 0.1, "rotate_wait_seconds": 0.3, "fingerprint_wait_seconds": 0.2,
@@ -43,7 +43,8 @@ class RunningAgent:
         self.config = AgentConfig.model_validate(data)
         transport = connect(settings)
         self.checkpoints = SqliteCheckpoints(f"{checkpoint_dir}/checkpoints.sqlite")
-        self.agent = Agent(self.config, transport.producer(linger_ms=5), self.checkpoints, metadata)
+        self.metadata = PodMetadata(self.config.kubernetes) if metadata else None
+        self.agent = Agent(self.config, transport.producer(linger_ms=5), self.checkpoints, self.metadata)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -40,6 +40,7 @@ class KubeApiDouble:
         self.version = 100
         self.objects: dict[str, dict[str, dict]] = {"pods": {}, "namespaces": {}}
         self.watchers: dict[str, list[queue.Queue]] = {"pods": [], "namespaces": []}
+        self.history: dict[str, list[tuple[int, dict]]] = {"pods": [], "namespaces": []}  # for resourceVersion
         self.requests: list[str] = []
         self.is_down = False
         double = self
@@ -74,7 +75,12 @@ class KubeApiDouble:
                 selector = q.get("fieldSelector")
                 deadline = time.monotonic() + float(q.get("timeoutSeconds", "60"))
                 inbox: queue.Queue = queue.Queue()
+                since = int(q.get("resourceVersion") or 0)
                 with double._lock:
+                    # as the real API server: first what happened after the given resourceVersion
+                    for version, ev in double.history[kind]:
+                        if version > since:
+                            inbox.put(ev)
                     double.watchers[kind].append(inbox)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -134,15 +140,18 @@ class KubeApiDouble:
             key = self._key(obj)
             kind_of_event = "MODIFIED" if key in self.objects[kind] else "ADDED"
             self.objects[kind][key] = obj
-            for w in self.watchers[kind]:
-                w.put({"type": kind_of_event, "object": obj})
+            self._publish(kind, {"type": kind_of_event, "object": obj})
+
+    def _publish(self, kind: str, event: dict) -> None:
+        self.history[kind].append((self.version, event))
+        for w in self.watchers[kind]:
+            w.put(event)
 
     def delete(self, kind: str, obj: dict) -> None:
         with self._lock:
             self.version += 1
             self.objects[kind].pop(self._key(obj), None)
-            for w in self.watchers[kind]:
-                w.put({"type": "DELETED", "object": obj})
+            self._publish(kind, {"type": "DELETED", "object": obj})
 
     def watching(self, kind: str) -> int:
         with self._lock:
