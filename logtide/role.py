@@ -61,23 +61,32 @@ def apply_arguments(config: RoleConfig, args: argparse.Namespace) -> RoleConfig:
     return config.model_copy(update=update)
 
 
-def connect_checked(settings: KafkaSettings, timeout: float = 15.0) -> Transport:
-    """Connect and make sure the cluster answers, so an unreachable broker is one clear error at start."""
+def connect_checked(settings: KafkaSettings, timeout: float = 10.0) -> Transport:
+    """Connect and make sure the cluster answers, so an unreachable broker is one clear error at start.
+
+    Retries for ``timeout`` seconds (a broker that is just starting gets a chance), each attempt
+    bounded, so the whole check never takes much longer than ``timeout``.
+    """
     transport = connect(settings)
     deadline = time.monotonic() + timeout
     last: Exception | None = None
-    while time.monotonic() < deadline:
+    while True:
+        attempt = max(1.0, min(5.0, deadline - time.monotonic()))
         try:
-            admin = transport.admin()
+            admin = transport.admin(timeout=attempt)
             try:
-                admin.list_topics()
+                admin.list_topics(timeout=attempt)
                 return transport
             finally:
                 admin.close()
         except TransportError as exc:
             last = exc
-            time.sleep(1)
-    raise TransportError(f"Kafka at {settings.bootstrap} is unreachable ({last}); check kafka.bootstrap / --bootstrap")
+        if time.monotonic() + 1 >= deadline:
+            break
+        time.sleep(1)
+    reason = str(last).removeprefix(f"cannot reach Kafka at {settings.bootstrap}: ")
+    raise TransportError(f"Kafka at {settings.bootstrap} is unreachable after {timeout:.0f}s ({reason}): "
+                         "check kafka.bootstrap, $LOGTIDE_BOOTSTRAP or --bootstrap, and that the broker runs")
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

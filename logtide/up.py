@@ -35,7 +35,7 @@ class UpConfig(RoleConfig):
     """Config of `logtide up`: shared Kafka/HTTP settings plus optional per-role sections."""
 
     workdir: str | None = Field(default=None, description="where roles keep local state (default: a temp dir)")
-    partitions: int = 3
+    partitions: int = Field(default=3, ge=1, description="partitions of each raw/route topic created at start")
     #: Per-role settings, validated by each role's own model (keys are the entry point names).
     roles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: Roles to leave out, by entry point name.

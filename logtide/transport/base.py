@@ -179,8 +179,8 @@ class Admin(ABC):
         """Create missing topics; existing ones are left as they are. Return the names created."""
 
     @abstractmethod
-    def list_topics(self) -> dict[str, int]:
-        """Topic name → partition count."""
+    def list_topics(self, timeout: float | None = None) -> dict[str, int]:
+        """Topic name → partition count; TransportError when Kafka does not answer within ``timeout``."""
 
     @abstractmethod
     def delete_topics(self, names: list[str], timeout: float = 30.0) -> None: ...
@@ -222,4 +222,5 @@ class Transport(ABC):
                  session_timeout_ms: int = 45_000, **overrides: Any) -> Consumer: ...
 
     @abstractmethod
-    def admin(self) -> Admin: ...
+    def admin(self, *, timeout: float | None = None) -> Admin:
+        """An admin client; ``timeout`` bounds how long its requests (and reaching Kafka) may take."""

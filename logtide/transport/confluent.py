@@ -183,9 +183,10 @@ class ConfluentConsumer(Consumer):
 
 
 class ConfluentAdmin(Admin):
-    def __init__(self, conf: dict[str, Any]):
+    def __init__(self, conf: dict[str, Any], timeout: float | None = None):
         self._a = _client(AdminClient, conf, "admin client")
         self._conf = conf
+        self._timeout = timeout or 10.0
 
     def create_topics(self, specs: list[TopicSpec], timeout=30.0):
         existing = self.list_topics()
@@ -205,11 +206,12 @@ class ConfluentAdmin(Admin):
                     raise TransportError(f"create topic {name}: {exc}") from None
         return created
 
-    def list_topics(self):
+    def list_topics(self, timeout=None):
         try:
-            md = self._a.list_topics(timeout=10)
+            md = self._a.list_topics(timeout=timeout or self._timeout)
         except ck.KafkaException as exc:
-            raise TransportError(f"cannot reach Kafka at {self._conf['bootstrap.servers']}: {exc}") from None
+            reason = exc.args[0].str() if exc.args and isinstance(exc.args[0], ck.KafkaError) else str(exc)
+            raise TransportError(f"cannot reach Kafka at {self._conf['bootstrap.servers']}: {reason}") from None
         return {name: len(t.partitions) for name, t in md.topics.items() if not name.startswith("__")}
 
     def delete_topics(self, names, timeout=30.0):
@@ -275,5 +277,5 @@ class ConfluentTransport(Transport):
         conf.update(overrides)
         return ConfluentConsumer(conf)
 
-    def admin(self):
-        return ConfluentAdmin(dict(self._conf))
+    def admin(self, *, timeout=None):
+        return ConfluentAdmin(dict(self._conf), timeout)

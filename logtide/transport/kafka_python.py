@@ -198,7 +198,8 @@ class KafkaPythonAdmin(Admin):
         try:
             self._a = KafkaAdminClient(**conf)
         except _CONSTRUCT_ERRORS as exc:
-            raise TransportError(f"cannot reach Kafka at {','.join(conf['bootstrap_servers'])}: {exc}") from None
+            raise TransportError(f"cannot reach Kafka at {','.join(conf['bootstrap_servers'])}: "
+                                 f"{exc}") from None
 
     def create_topics(self, specs: list[TopicSpec], timeout=30.0):
         existing = self.list_topics()
@@ -214,7 +215,8 @@ class KafkaPythonAdmin(Admin):
             raise TransportError(f"create topics: {exc}") from None
         return [s.name for s in todo]
 
-    def list_topics(self):
+    def list_topics(self, timeout=None):
+        # kafka-python's admin reached the cluster when it was built (bootstrap_timeout_ms).
         try:
             meta = self._a.describe_topics()
         except kerr.KafkaError as exc:
@@ -274,8 +276,12 @@ class KafkaPythonTransport(Transport):
         conf.update(overrides)
         return KafkaPythonConsumer(conf)
 
-    def admin(self):
-        return KafkaPythonAdmin(dict(self._conf))
+    def admin(self, *, timeout=None):
+        conf = dict(self._conf)
+        if timeout:
+            conf["bootstrap_timeout_ms"] = int(timeout * 1000)
+            conf["request_timeout_ms"] = int(timeout * 1000)
+        return KafkaPythonAdmin(conf)
 
 
 __all__ = ["KafkaPythonTransport", "kafka"]
