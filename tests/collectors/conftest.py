@@ -44,3 +44,11 @@ def logs_client(moto_url):
         return boto3.client("logs", region_name=region, endpoint_url=moto_url,
                             aws_access_key_id="testing", aws_secret_access_key="testing")
     return make
+
+
+@pytest.fixture
+def sf_double(tmp_path):
+    from collect_sf_double import SalesforceDouble
+    double = SalesforceDouble(str(tmp_path), page_size=2)
+    yield double
+    double.stop()
