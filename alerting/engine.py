@@ -106,7 +106,7 @@ class AlertEngine:
             RouteNode(config.route),
             {name: [(i.id, i.send_resolved) for i in ints] for name, ints in self.integrations.items()},
             self.nflog, self.silences, Inhibitor(config.inhibit_rules), TimeIntervals(config.time_intervals),
-            enqueue=notify or self.delivery.enqueue, firing_alerts=self._firing)
+            enqueue=notify if notify is not None else self.delivery.enqueue, firing_alerts=self._firing)
         self.evaluators: dict[str, Evaluator] = {}
         self.signatures: dict[str, str | None] = {}
         self.applied: dict[tuple[str, int], int] = {}   # (topic, partition) -> next offset to apply

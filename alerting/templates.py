@@ -29,9 +29,9 @@ DEFAULT_TITLE = ("[{{ group.status | upper }}{% if group.status == 'firing' %}:{
                  "{% endfor %}")
 DEFAULT_TEXT = ("{% for a in alerts %}• {{ a.status | upper }} {{ a.labels.alertname }}"
                 "{% if a.annotations.summary %}: {{ a.annotations.summary }}{% endif %}"
-                " ({% for k, v in a.labels | dictsort %}{% if k != 'alertname' %}{{ k }}={{ v }} {% endif %}"
-                "{% endfor %}){% if not loop.last %}\n{% endif %}{% endfor %}"
-                "{% if events %}\nsample: {{ events[-1].body | string | truncate(300) }}{% endif %}")
+                " ({{ a.labels | dictsort | rejectattr(0, 'equalto', 'alertname') | map('join', '=') | join(' ') }})"
+                "{{ '\\n' }}{% endfor %}"
+                "{% if events %}sample: {{ events[-1].body | string | truncate(300) }}{% endif %}")
 
 
 class Templates:

@@ -1,0 +1,120 @@
+"""The HTTP API and the CLI: list alerts and groups, silences added/listed/expired with
+`logtide alert silence`, and `logtide alert test` over a file of events."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import orjson
+import pytest
+import requests
+import yaml
+
+from alert_helpers import S, T0, config, event
+
+from alerting.api import AlertApi
+from alerting.engine import AlertEngine
+from alerting.rules import parse_rules
+from alerting.store import Store
+
+RULES = """
+rules:
+  - name: Boom
+    kind: match
+    condition: body contains "boom"
+    group_by: [service.name]
+    window: 10m
+"""
+
+
+def logtide(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "logtide.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def api():
+    cfg = config(api={"host": "127.0.0.1", "port": 0, "token": "sekrit"})
+    eng = AlertEngine(cfg, parse_rules(yaml.safe_load(RULES), "r.yaml"), Store(":memory:"), notify=lambda n: None)
+    server = AlertApi(eng, cfg.api)
+    stop = threading.Event()
+    t = threading.Thread(target=server.run, args=(stop,), daemon=True)
+    t.start()
+    yield eng, server.url
+    stop.set()
+    t.join(10)
+
+
+@pytest.mark.timeout(120)
+def test_api_and_silence_cli(api):
+    eng, url = api
+    eng.ingest([(event(1, T0), 0), (event(2, T0, service="cart"), 0)])
+    eng.advance_to(T0 + 20 * S)
+    alerts = requests.get(url + "/api/v2/alerts", timeout=5).json()
+    assert {a["labels"]["service_name"] for a in alerts} == {"checkout", "cart"}
+    assert all(a["state"] == "firing" and a["silencedBy"] == [] for a in alerts)
+    groups = requests.get(url + "/api/v2/alerts/groups", timeout=5).json()
+    assert len(groups) == 2 and groups[0]["receiver"] == {"name": "hook"}
+
+    # writes need the token
+    r = requests.post(url + "/api/v2/silences", json={"matchers": ['service_name="cart"'], "duration": "1h",
+                                                      "createdBy": "x", "comment": "y"}, timeout=5)
+    assert r.status_code == 401
+    out = logtide("alert", "silence", "--url", url, "--token", "sekrit", "add", 'service_name="cart"',
+                  "--start", "2026-01-01T00:00:00Z", "--duration", "2h", "--author", "alice", "--comment", "deploy")
+    assert out.returncode == 0, out.stderr
+    sid = out.stdout.strip()
+    listed = logtide("alert", "silence", "--url", url, "list", "--json")
+    [s] = orjson.loads(listed.stdout)
+    assert s["id"] == sid and s["createdBy"] == "alice" and s["status"]["state"] == "active"
+    assert s["matchers"] == [{"name": "service_name", "value": "cart", "isRegex": False, "isEqual": True}]
+    alerts = {a["labels"]["service_name"]: a for a in requests.get(url + "/api/v2/alerts", timeout=5).json()}
+    assert alerts["cart"]["silencedBy"] == [sid] and alerts["checkout"]["silencedBy"] == []
+    table = logtide("alert", "silence", "--url", url, "list")
+    assert sid in table.stdout and 'service_name="cart"' in table.stdout
+
+    out = logtide("alert", "silence", "--url", url, "--token", "sekrit", "expire", sid)
+    assert out.returncode == 0, out.stderr
+    [s] = orjson.loads(logtide("alert", "silence", "--url", url, "list", "--json").stdout)
+    assert s["status"]["state"] == "expired"
+
+    bad = logtide("alert", "silence", "--url", url, "--token", "sekrit", "add", "service_name", "--comment", "x")
+    assert bad.returncode == 2 and "invalid matcher" in bad.stderr
+    gone = logtide("alert", "silence", "--url", url, "--token", "sekrit", "expire", "nope")
+    assert gone.returncode == 2 and "404" in gone.stderr
+
+
+@pytest.mark.timeout(60)
+def test_alert_test_command(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("""rules:
+  - name: Errors
+    kind: threshold
+    condition: severity_number >= 17
+    group_by: [service.name]
+    count: 3
+    window: 1m
+    annotations: {summary: "{{ value }} errors in {{ labels.service_name }}"}
+""")
+    events = tmp_path / "events.jsonl"
+    lines = [orjson.dumps(event(i, T0 + i * S, level="ERROR" if i % 2 else "INFO")).decode() for i in range(8)]
+    lines.append('{"time": "2026-01-01T00:00:09Z", "body": "x", "severity_text": "ERROR", '
+                 '"resource": {"service.name": "checkout"}}')
+    events.write_text("\n".join(lines) + "\n")
+    out = logtide("alert", "test", str(rules), str(events))
+    assert out.returncode == 0, out.stderr
+    assert 'FIRING   {alertname="Errors", service_name="checkout", severity="warning"}' in out.stdout
+    assert "--- notification at" in out.stdout and "[FIRING:1] Errors\n" in out.stdout
+    assert "• FIRING Errors: 3 errors in checkout (service_name=checkout severity=warning)" in out.stdout
+    assert "1 alerts fired, 1 notifications" in out.stdout
+    assert logtide("alert", "test", str(rules), str(events), "--fail-on-fire").returncode == 1
+
+    rules.write_text("rules:\n  - name: Errors\n    kind: threshold\n    count: 3\n    condtion: x\n")
+    bad = logtide("alert", "test", str(rules), str(events))
+    assert bad.returncode == 2 and f"{rules}:5: unknown field 'condtion'" in bad.stderr
+
+
+def test_help_has_examples():
+    out = logtide("alert", "--help")
+    assert out.returncode == 0 and "logtide alert test" in out.stdout and "silence add" in out.stdout
