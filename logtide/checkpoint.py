@@ -124,7 +124,7 @@ class KafkaCheckpoints:
             while pending:
                 if time.monotonic() > deadline:
                     raise CheckpointError(f"timed out reading checkpoints from {self.topic}")
-                for rec in consumer.poll_batch(10_000, 0.5):
+                for rec in consumer.poll_batch(10_000, 0.1):
                     if rec.offset + 1 >= ends[rec.tp]:
                         pending.discard(rec.tp)
                     key = (rec.key or b"").decode("utf-8", "replace")

@@ -53,7 +53,7 @@ def exact_end_offsets(consumer: Consumer, partitions: list[TopicPartition], time
     import time
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
-        for rec in consumer.poll_batch(10_000, 0.5):
+        for rec in consumer.poll_batch(10_000, 0.1):
             tp = rec.tp
             if rec.offset + 1 > out[tp]:
                 out[tp] = rec.offset + 1
