@@ -70,7 +70,17 @@ ROLE_COMMON = {
 DEPLOYMENT_ROLE = obj({**ROLE_COMMON,
                        "replicas": {"type": "integer", "minimum": 0},
                        "autoscaling": REF("autoscaling"),
-                       "podDisruptionBudget": obj({"enabled": BOOL, "maxUnavailable": {"type": ["integer", "string"]}})})
+                       "podDisruptionBudget": obj({"enabled": BOOL, "maxUnavailable": {"type": ["integer", "string"]}}),
+                       "persistence": obj({"enabled": BOOL, "size": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"},
+                                           "storageClass": STR, "accessMode": {"enum": ["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]},
+                                           "existingClaim": STR})})
+
+#: The alerting engine: a Deployment role with its API port and its rule files.
+ALERTING = {**DEPLOYMENT_ROLE, "properties": {**DEPLOYMENT_ROLE["properties"],
+            "api": obj({"port": PORT}),
+            "rules": {"type": "object", "description": "rule file name -> its content",
+                      "propertyNames": {"pattern": "^[A-Za-z0-9][-_.A-Za-z0-9]*[.]ya?ml$"},
+                      "additionalProperties": obj({"rules": arr(free())}, required=("rules",))}}}
 
 AGENT = obj({**ROLE_COMMON,
              "hostPaths": obj({"pods": {"type": "string", "pattern": "^/"},
@@ -140,7 +150,7 @@ SCHEMA = {
         "sinks": {"type": "object", "description": "sink name -> sink Deployment",
                   "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$"},
                   "additionalProperties": REF("role")},
-        "alerting": REF("role"),
+        "alerting": ALERTING,
     }, required=("image", "kafka", "http")),
 }
 

@@ -137,7 +137,7 @@ def test_full_values_run_every_collector_and_sink(full):
     assert {"lt-logtide-collector-k8s", "lt-logtide-collector-cloudwatch", "lt-logtide-collector-salesforce",
             "lt-logtide-sink-audit", "lt-logtide-sink-analytics", "lt-logtide-sink-monitoring"} <= names
     commands = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["args"] for d in full.workloads()}
-    assert commands["lt-logtide-agent"] == ["agent", "--config", "/etc/logtide/config.yaml"]
+    assert commands["lt-logtide-agent"] == ["agent", "--config", "/etc/logtide/config/config.yaml"]
     assert commands["lt-logtide-collector-k8s"][0] == "collect"
     assert commands["lt-logtide-processor"][0] == "process"
     assert commands["lt-logtide-sink-audit"][0] == "sink"
@@ -366,7 +366,9 @@ def test_one_config_map_per_role_mounted_where_the_command_reads_it(rendered):
         name = w["metadata"]["name"]
         assert {"name": "config", "configMap": {"name": name}} in spec["volumes"]
         mount = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "config"][0]
-        assert mount["mountPath"] == "/etc/logtide/config.yaml" and mount["readOnly"] is True
+        assert mount["mountPath"] == "/etc/logtide/config" and mount["readOnly"] is True
+        assert "subPath" not in mount, "a subPath mount never sees ConfigMap updates"
+        assert spec["containers"][0]["args"][1:] == ["--config", "/etc/logtide/config/config.yaml"]
         assert rendered.get("ConfigMap", name)
 
 

@@ -118,9 +118,35 @@ rbac: "node" (get/list/watch pods, namespaces, nodes), "podlogs" (the same plus 
 {{- dict "kafka" $kafka "http" (dict "host" "0.0.0.0" "port" .ctx.Values.http.port) "log_level" .ctx.Values.logLevel | toYaml -}}
 {{- end -}}
 
-{{/* One role's config file: its own keys over the shared block. */}}
+{{/*
+What the chart itself decides in a role's config, because it owns the paths and ports: where the agent
+finds logs and keeps checkpoints, which section a sink runs, where alerting keeps state and rules.
+*/}}
+{{- define "logtide.roleWiring" -}}
+{{- $spec := .role.spec -}}
+{{- $w := dict -}}
+{{- if eq .role.command "agent" -}}
+{{- $_ := set $w "mode" "kubernetes" -}}
+{{- $_ := set $w "pods_root" $spec.hostPaths.pods -}}
+{{- $_ := set $w "containers_root" $spec.hostPaths.containers -}}
+{{- $_ := set $w "checkpoint_dir" (dig "checkpoints" "mountPath" "/var/lib/logtide/checkpoints" $spec) -}}
+{{- else if eq .role.command "sink" -}}
+{{- $kind := trimPrefix "sink-" .role.name -}}
+{{- if has $kind (list "monitoring" "audit" "analytics") -}}
+{{- $_ := set $w $kind dict -}}
+{{- end -}}
+{{- else if eq .role.command "alert" -}}
+{{- $_ := set $w "state_path" "/var/lib/logtide/data/alerting.db" -}}
+{{- $_ := set $w "api" (dict "host" "0.0.0.0" "port" (dig "api" "port" 9093 $spec)) -}}
+{{- $_ := set $w "rules_files" (keys (default dict $spec.rules) | sortAlpha) -}}
+{{- end -}}
+{{- toYaml $w -}}
+{{- end -}}
+
+{{/* One role's config file: the shared block, then the chart's wiring, then the role's own keys. */}}
 {{- define "logtide.roleConfig" -}}
 {{- $shared := include "logtide.sharedConfig" . | fromYaml -}}
+{{- $wiring := include "logtide.roleWiring" . | fromYaml -}}
 {{- $own := deepCopy (default dict .role.spec.config) -}}
-{{- mustMergeOverwrite $shared $own | toYaml -}}
+{{- mustMergeOverwrite $shared $wiring $own | toYaml -}}
 {{- end -}}

@@ -72,11 +72,16 @@ spec:
     - name: {{ $role.command }}
       image: {{ include "logtide.image" $ctx }}
       imagePullPolicy: {{ $V.image.pullPolicy }}
-      args: [{{ $role.command | quote }}, "--config", "/etc/logtide/config.yaml"]
+      args: [{{ $role.command | quote }}, "--config", "/etc/logtide/config/config.yaml"]
       ports:
         - name: http-metrics
           containerPort: {{ $V.http.port }}
           protocol: TCP
+        {{- if eq $role.command "alert" }}
+        - name: http-api
+          containerPort: {{ dig "api" "port" 9093 $spec }}
+          protocol: TCP
+        {{- end }}
       env:
         - name: NODE_NAME
           valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
@@ -105,14 +110,14 @@ spec:
       resources:
         {{- default (dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "512Mi")) $spec.resources | toYaml | nindent 8 }}
       volumeMounts:
+        # The whole ConfigMap as a directory (not subPath), so edits reach the pod (alert rules reload).
         - name: config
-          mountPath: /etc/logtide/config.yaml
-          subPath: config.yaml
+          mountPath: /etc/logtide/config
           readOnly: true
         - name: tmp
           mountPath: /tmp
-        - name: state
-          mountPath: /var/lib/logtide/state
+        - name: data
+          mountPath: /var/lib/logtide/data
         {{- if $V.kafka.sasl.mechanism }}
         - name: kafka-sasl
           mountPath: /etc/logtide/kafka-sasl
@@ -152,8 +157,14 @@ spec:
         name: {{ include "logtide.roleName" . }}
     - name: tmp
       emptyDir: {sizeLimit: 256Mi}
-    - name: state
+    {{- if dig "persistence" "enabled" false $spec }}
+    - name: data
+      persistentVolumeClaim:
+        claimName: {{ dig "persistence" "existingClaim" "" $spec | default (include "logtide.roleName" .) }}
+    {{- else }}
+    - name: data
       emptyDir: {sizeLimit: 1Gi}
+    {{- end }}
     {{- if $V.kafka.sasl.mechanism }}
     - name: kafka-sasl
       secret:
