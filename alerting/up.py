@@ -2,7 +2,8 @@
 local webhook receiver that prints every notification it gets (signatures verified).
 
 Options under ``roles: {"40-alert": {...}}`` in the up config: ``rules`` (a rules file),
-``topics`` (default: logtide.route.monitoring), ``api_port`` (default: any free port).
+``topics`` (default: logtide.route.monitoring), ``api_port`` (default: any free port),
+``session_timeout_ms`` (consumer group).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def up(ctx) -> list:
                   "group_interval": "1m", "repeat_interval": "1h"},
         "receivers": [{"name": "local", "webhook": [{"url": receiver.url, "secrets": [secret]}]}],
     })
-    engine, services = build(config, ctx.transport)
+    overrides = {"session_timeout_ms": int(opts["session_timeout_ms"])} if "session_timeout_ms" in opts else {}
+    engine, services = build(config, ctx.transport, **overrides)
     api = services[-1]
     print(f"logtide up: alerting API {api.url}/api/v2/alerts  rules {rules}  webhook receiver {receiver.url}",
           flush=True)
