@@ -142,7 +142,7 @@ SCHEMA = {
         }),
         "dashboards": obj({"enabled": BOOL, "label": {"type": "string", "minLength": 1}, "labelValue": STR,
                            "folder": STR, "namespace": STR}),
-        "networkPolicy": obj({"enabled": BOOL, "metricsFrom": arr(free()), "kafkaPorts": arr(PORT),
+        "networkPolicy": obj({"enabled": BOOL, "metricsFrom": arr(free()), "alertingApiFrom": arr(free()), "kafkaPorts": arr(PORT),
                               "kafkaTo": arr(free()), "extraEgressPorts": arr(PORT)}),
         "agent": AGENT,
         "collectors": obj({name: REF("role") for name in ("k8s", "cloudwatch", "salesforce")}),

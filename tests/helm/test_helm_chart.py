@@ -377,8 +377,9 @@ def test_one_config_map_per_role_mounted_where_the_command_reads_it(rendered):
 def test_network_policy_allows_scrapes_dns_and_kafka(full):
     [np] = full.kind("NetworkPolicy")
     assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    [ingress] = np["spec"]["ingress"]
+    ingress, api = np["spec"]["ingress"]
     assert ingress["ports"] == [{"port": 9464, "protocol": "TCP"}]
+    assert api["ports"] == [{"port": 9093, "protocol": "TCP"}]
     assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
     assert {53, 9092, 9093, 9094, 443} <= egress_ports
