@@ -57,14 +57,17 @@ ALERT_SAVE_EVERY_NS = 30 * NS
 
 
 class Clock:
-    """Event time: the highest event timestamp seen (the watermark); in hybrid mode the wall clock
-    minus ``lateness`` moves it on when the stream is quiet."""
+    """Event time: the highest event timestamp seen (the watermark). In hybrid mode event time also
+    runs on at wall-clock speed from the moment the watermark was last raised (so group_wait and
+    windows end on time between events), and never falls behind the wall clock minus ``lateness``
+    (so absence rules and resolved notifications still happen on a quiet stream)."""
 
     def __init__(self, settings: ClockSettings):
         self.hybrid = settings.mode == "hybrid"
         self.lateness = int(settings.lateness * NS)
         self.max_future = int(settings.max_future * NS)
         self.watermark = 0
+        self._raised_at = time.monotonic_ns()
 
     def event_time(self, event: dict) -> int:
         t = event.get("time") or event.get("observed_time") or event.get("ingest_time")
@@ -76,11 +79,15 @@ class Clock:
 
     def observe(self, t: int) -> None:
         if t > self.watermark:
+            if self.hybrid and t < self.now():
+                return  # behind the running clock: counted, but does not move time back
             self.watermark = t
+            self._raised_at = time.monotonic_ns()
 
     def now(self) -> int:
         if self.hybrid:
-            return max(self.watermark, time.time_ns() - self.lateness)
+            running = self.watermark + (time.monotonic_ns() - self._raised_at) if self.watermark else 0
+            return max(running, time.time_ns() - self.lateness)
         return self.watermark
 
 
