@@ -58,17 +58,23 @@ groups:
           summary: {{ `{{ $labels.component }} fails to commit its Kafka offsets` | quote }}
           description: {{ `Offsets are not moving: after a restart the group re-reads from the last commit (duplicates are dropped by id, but work is repeated).` | quote }}
       - alert: LogtideAgentNotShipping
+        # Has work (lines read, or records waiting for Kafka) but Kafka acknowledged nothing: an idle
+        # node is not an alert, a stuck one is.
         expr: |-
-          (up{job="logtide", role="agent"} == 1)
+          (
+            sum by (namespace, pod, node) (rate(logtide_agent_lines_read_total{job="logtide"}[15m])) > 0
+            or
+            sum by (namespace, pod, node) (logtide_agent_queue_depth{job="logtide"}) > 0
+          )
           unless on (namespace, pod)
-          (sum by (namespace, pod) (rate(logtide_events_produced_total{job="logtide", role="agent"}[15m])) > 0)
+          sum by (namespace, pod) (rate(logtide_agent_records_produced_total{job="logtide"}[15m])) > 0
         for: 15m
         labels:
           severity: warning
           {{- with $labels }}{{ toYaml . | nindent 10 }}{{ end }}
         annotations:
-          summary: {{ `The logtide agent on node {{ $labels.node }} has shipped nothing for 30 minutes` | quote }}
-          description: {{ `Agent {{ $labels.namespace }}/{{ $labels.pod }} is up but no event reached Kafka: check its hostPath mounts, its logs and produce errors.` | quote }}
+          summary: {{ `The logtide agent on node {{ $labels.node }} reads logs but ships nothing` | quote }}
+          description: {{ `Agent {{ $labels.namespace }}/{{ $labels.pod }} has had lines to send for 30 minutes and Kafka acknowledged none: check produce errors, backpressure and its logs.` | quote }}
       - alert: LogtideCollectorCheckpointStale
         expr: max by (namespace, collector, item) (logtide_collector_checkpoint_age_seconds{job="logtide"}) > {{ $r.checkpointStaleSeconds }}
         for: 5m
