@@ -11,6 +11,7 @@ again with the same deterministic ids (at-least-once, duplicates dropped downstr
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from typing import Iterable
@@ -40,6 +41,15 @@ SOURCE_LAG = Gauge("logtide_collector_source_lag_seconds",
                    "How far behind the source a work item is: now minus the time up to which it was fully read",
                    ["collector", "item"])
 WORK_ITEMS = Gauge("logtide_collector_work_items", "Work items this replica owns now", ["collector"])
+
+
+_LEVEL = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)\b")
+
+
+def sniff_severity(message: str) -> str:
+    """The first upper-case level word near the start of a plain log line ("" when none)."""
+    m = _LEVEL.search(message[:120])
+    return m.group(1) if m else ""
 
 
 class Stopped(Exception):
@@ -87,6 +97,10 @@ class Backoff:
         """Sleep the next delay; raise Stopped when stop is set meanwhile."""
         if stop.wait(self.next_delay()):
             raise Stopped()
+
+    def wait_quietly(self, stop: threading.Event) -> None:
+        """Sleep the next delay or until stop is set (the caller checks stop itself)."""
+        stop.wait(self.next_delay())
 
     def reset(self) -> None:
         self.attempt = 0
@@ -170,6 +184,11 @@ class Checkpoints:
         """Write one checkpoint (returns once Kafka acknowledged it) and note the item's progress."""
         with self._lock:
             self._store.put(key, value)
+        self.touch(item)
+
+    def put_many(self, item: str, values: dict[str, dict]) -> None:
+        with self._lock:
+            self._store.put_many(values)
         self.touch(item)
 
     def delete(self, key: str) -> None:

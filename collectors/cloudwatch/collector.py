@@ -21,15 +21,12 @@ import time
 from logtide import envelope, log
 from logtide.topics import raw
 
-from collectors.base import PullCollector, Shipper, Stopped, log_error
+from collectors.base import PullCollector, Shipper, Stopped, log_error, sniff_severity
 from collectors.cloudwatch import lambda_report
 from collectors.cloudwatch.aws import AwsClients, LogGroupGone
 from collectors.cloudwatch.config import CloudWatchConfig, LogGroupSelector
 
 _log = log.get("collectors.cloudwatch")
-
-_LEVEL = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)\b")
-
 
 def seen_key(e: dict) -> str:
     """A short stable digest of an event's identity: keeps the checkpoint's seen-set small (48 bits).
@@ -53,11 +50,10 @@ def to_event(region: str, group: str, e: dict) -> tuple[dict, bytes]:
         report = lambda_report.parse(message)
         if report:
             attributes.update(report)
-    level = _LEVEL.search(message[:120])
     event = envelope.new_event(
         id=envelope.make_id("cloudwatch", region, group, stream, e["eventId"]),
         body=message, source="cloudwatch", time=int(e["timestamp"]) * 1_000_000,
-        severity_text=level.group(1) if level else "", attributes=attributes, resource=resource)
+        severity_text=sniff_severity(message), attributes=attributes, resource=resource)
     return event, f"{group}/{stream}".encode()
 
 

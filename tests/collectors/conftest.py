@@ -52,3 +52,11 @@ def sf_double(tmp_path):
     double = SalesforceDouble(str(tmp_path), page_size=2)
     yield double
     double.stop()
+
+
+@pytest.fixture
+def k8s_double():
+    from collect_k8s_double import KubernetesDouble
+    double = KubernetesDouble()
+    yield double
+    double.stop()
