@@ -22,9 +22,9 @@ def _pipeline(path):
     return build_pipeline(config, str(path), StepContext(**CTX))
 
 
-def test_example_config_loads_and_routes_demo_events():
+def test_example_config_loads_and_routes_demo_events(monkeypatch):
     path = os.path.join(ROOT, "examples", "process.yaml")
-    os.environ.setdefault("LOGTIDE_BOOTSTRAP", "127.0.0.1:9092")
+    monkeypatch.setenv("LOGTIDE_BOOTSTRAP", "127.0.0.1:9092")
     pipeline = _pipeline(path)
     assert [s.type_name for s in pipeline.steps] == ["parse", "normalize", "redact", "filter", "sample", "route",
                                                      "redact", "aggregate"]

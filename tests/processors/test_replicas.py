@@ -24,9 +24,10 @@ PIPELINE = [{"type": "parse"}, {"type": "normalize"}, {"type": "redact", "kinds"
                                         {"when": "true", "sinks": ["analytics"]}]}]
 
 
-def start(config_path, log_path):
+def start(config_path, log_path, broker):
     log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "logtide.cli", "process", "--config", str(config_path)],
+    return subprocess.Popen([sys.executable, "-m", "logtide.cli", "process", "--config", str(config_path),
+                             "--bootstrap", broker],
                             cwd=ROOT, stdout=log, stderr=log)
 
 
@@ -70,7 +71,7 @@ def test_two_replicas_share_partitions_without_loss(broker, fast_kafka, names, t
     create(fast_kafka, names["raw"], 4)
     path = write_config(tmp_path / "p.yaml", broker, names, PIPELINE, max_batch=50)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    procs = [start(path, logs[0]), start(path, logs[1])]
+    procs = [start(path, logs[0], broker), start(path, logs[1], broker)]
     try:
         events = [make_event(i, service=f"svc{i % 8}", level="ERROR" if i % 10 == 0 else "INFO", run="replicas")
                   for i in range(3000)]
@@ -107,7 +108,7 @@ def test_kill_9_mid_batch_then_restart_loses_nothing(broker, fast_kafka, names, 
             sent[0] = i + 200
             time.sleep(0.05)
 
-    proc = start(path, log)
+    proc = start(path, log, broker)
     feeder = threading.Thread(target=feed, daemon=True)
     try:
         feeder.start()
@@ -116,7 +117,7 @@ def test_kill_9_mid_batch_then_restart_loses_nothing(broker, fast_kafka, names, 
         proc.send_signal(signal.SIGKILL)          # no flush, no commit, no goodbye
         proc.wait(10)
         killed_at = len(read_topic(fast_kafka, route_topic(names, "analytics"), 10**9, timeout=1.5))
-        proc = start(path, log)
+        proc = start(path, log, broker)
         feeder.join(60)
         out = read_topic(fast_kafka, route_topic(names, "analytics"), len(events), timeout=80, settle=1.0)
     finally:
