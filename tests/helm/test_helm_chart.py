@@ -3,6 +3,7 @@ defaults, least RBAC, secrets only as references, configs the kernel accepts."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -414,3 +415,82 @@ def test_readme_values_table_is_current():
     for key in ("kafka.sasl.existingSecret", "agent.checkpoints.type", "metrics.prometheusRule.enabled",
                 "collectors.salesforce.extraSecretMounts", "sinks.monitoring.replicas"):
         assert f"| `{key}` |" in readme
+
+
+# ---- Pod Security Standards --------------------------------------------------------------------
+
+@pytest.mark.parametrize("values", ["default", "full"])
+def test_every_role_but_the_agent_passes_pod_security_restricted(values):
+    from pod_security import restricted_violations
+
+    r = render(full_values() if values == "full" else {})
+    for w, spec in pod_specs(r):
+        if w["kind"] == "DaemonSet":
+            continue
+        assert restricted_violations(spec) == [], w["metadata"]["name"]
+
+
+def test_the_agent_breaks_pod_security_only_by_reading_the_node():
+    """hostPath volumes are why the agent's namespace needs the privileged PSA level; nothing else."""
+    from pod_security import baseline_violations, restricted_violations
+
+    spec = render({}).get("DaemonSet", "lt-logtide-agent")["spec"]["template"]["spec"]
+    assert baseline_violations(spec) == ["hostPath volume varlogpods", "hostPath volume varlogcontainers",
+                                         "hostPath volume checkpoints"]
+    # restricted adds: the chown init container runs as root with CAP_CHOWN
+    extra = [v for v in restricted_violations(spec) if not v.startswith(("hostPath", "volume "))]
+    assert extra == ["checkpoints-owner: adds capabilities", "checkpoints-owner: runAsNonRoot not true",
+                     "checkpoints-owner: runAsUser 0"]
+    no_init = render({"agent": {"checkpoints": {"type": "emptyDir"}}}).get("DaemonSet", "lt-logtide-agent")
+    extra = [v for v in restricted_violations(no_init["spec"]["template"]["spec"]) if not v.startswith(("hostPath", "volume "))]
+    assert extra == []
+
+
+def test_pod_security_checker_catches_a_privileged_override():
+    from pod_security import baseline_violations
+
+    r = render({"processor": {"securityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}}})
+    spec = r.get("Deployment", "lt-logtide-processor")["spec"]["template"]["spec"]
+    assert baseline_violations(spec) == ["process: privileged", "process: adds capabilities ['SYS_ADMIN']"]
+
+
+# ---- helm test ---------------------------------------------------------------------------------
+
+def _readiness_pod(values=None):
+    return render(values or {}).get("Pod", "lt-logtide-test-readiness")
+
+
+def test_helm_test_pod_checks_every_role():
+    pod = _readiness_pod(full_values())
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    urls = pod["spec"]["containers"][0]["args"][1:]
+    services = {s["metadata"]["name"] for s in render(full_values()).kind("Service")}
+    assert {u.split("//")[1].split(".")[0] for u in urls} == services
+    assert all(u.endswith(":9464/readyz") for u in urls)
+    assert "app.kubernetes.io/name" not in pod["metadata"]["labels"], "the NetworkPolicy must not cage the test pod"
+    from pod_security import restricted_violations
+    assert restricted_violations(pod["spec"]) == []
+
+
+@pytest.mark.timeout(60)
+def test_helm_test_script_passes_on_ready_roles_and_fails_on_unready_ones():
+    """Run the test pod's script for real against the kernel's HealthServer."""
+    from logtide.health import HealthServer
+
+    container = _readiness_pod()["spec"]["containers"][0]
+    script = container["args"][0]
+    ready = HealthServer().start()
+    stuck = HealthServer().start()
+    stuck.add_readiness("kafka", lambda: False)
+    env = {**os.environ, "READINESS_TIMEOUT_SECONDS": "3"}
+    try:
+        ok = subprocess.run([sys.executable, "-c", script, f"{ready.url}/readyz"], env=env,
+                            capture_output=True, text=True, timeout=30)
+        assert ok.returncode == 0 and "ready" in ok.stdout
+        bad = subprocess.run([sys.executable, "-c", script, f"{ready.url}/readyz", f"{stuck.url}/readyz"], env=env,
+                             capture_output=True, text=True, timeout=30)
+        assert bad.returncode == 1
+        assert f"not ready {stuck.url}/readyz HTTP Error 503" in bad.stdout and f"ready {ready.url}/readyz" in bad.stdout
+    finally:
+        ready.stop()
+        stuck.stop()
