@@ -36,7 +36,7 @@ def produce(broker: str, topic: str, events: list[dict], *, raw: list[bytes] | N
         producer.close()
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2, describe=None):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -44,4 +44,5 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    state = describe() if describe else last
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {state!r})")

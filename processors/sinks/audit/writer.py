@@ -122,8 +122,12 @@ class ChainWriter:
             seg["last_time"] = rec["time"]
 
     def _load_tail_ids(self) -> None:
-        """Ids of the last records (open segment, else the last closed one, local or in S3)."""
+        """Ids of the chain's last ``TAIL_IDS`` records (newest segments first; local, else from S3)."""
+        chunks: list[list[str]] = []
+        total = 0
         for seg in reversed(self.segments):
+            if total >= TAIL_IDS:
+                break
             data = self.local.read(self.chain, seg["name"])
             if data is None and self.remote is not None:
                 try:
@@ -131,13 +135,13 @@ class ChainWriter:
                 except StorageError:
                     data = None
             if data is None:
-                continue
-            for line in data.splitlines()[-TAIL_IDS:]:
-                rec = orjson.loads(line)
-                if rec.get("type") == "record":
-                    self._remember(rec["id"])
-            if len(self.tail_ids) >= TAIL_IDS // 2 or seg.get("records", 0) > 0:
-                return
+                break
+            ids = [orjson.loads(line)["id"] for line in data.splitlines()[1:]]
+            chunks.append(ids)
+            total += len(ids)
+        for ids in reversed(chunks):
+            for i in ids:
+                self._remember(i)
 
     # --- manifest --------------------------------------------------------------------------
     def _manifest(self, segments: list[dict]) -> bytes:

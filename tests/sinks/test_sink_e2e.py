@@ -1,0 +1,208 @@
+"""The sinks as a role over the embedded broker: kill -9 mid-batch, restart, no loss and no duplicates;
+bad records to the DLQ; an unreachable destination holds the offsets and turns readiness false."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import orjson
+import psycopg
+import pytest
+import yaml
+
+from logtide.config import load_config
+from logtide.dlq import H_TOPIC, error_info
+from logtide.health import HealthServer
+from logtide.topics import DLQ
+from logtide.transport import KafkaSettings, TopicPartition, TopicSpec, connect
+from processors.sinks.analytics.query import run_query
+from processors.sinks.audit.storage import LocalArchive
+from processors.sinks.audit.verify import verify_archive
+from processors.sinks.build import build_services
+from processors.sinks.config import SinkConfig
+from sinks_helpers import LOGTIDE, make_event, produce, wait_for
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KEY = "e2e-key"
+
+
+def test_example_config_loads(monkeypatch):
+    monkeypatch.setenv("LOGTIDE_AUDIT_KEY", "from-env")
+    config = load_config(os.path.join(ROOT, "examples", "sink.yaml"), SinkConfig)
+    assert list(config.enabled()) == ["monitoring", "audit", "analytics"]
+    assert config.audit.hmac_key.get_secret_value() == "from-env"
+    assert config.monitoring.loki.labels == ["k8s.namespace.name", "service.name", "k8s.container.name"]
+
+
+def _audit_records(path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        if "manifest.json" in files:
+            with open(os.path.join(root, "manifest.json"), "rb") as f:
+                total += orjson.loads(f.read())["head"]["seq"]
+    return total
+
+
+def _pg_count(dsn, table) -> tuple[int, int]:
+    try:
+        with psycopg.connect(dsn) as conn:
+            return conn.execute(f"SELECT count(*), count(DISTINCT id) FROM {table}").fetchone()
+    except psycopg.errors.UndefinedTable:
+        return (0, 0)
+
+
+@pytest.mark.timeout(150)
+def test_kill9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(broker, new_topic, tmp_path, loki,
+                                                                           postgres_dsn):
+    n = 4000
+    topics = {name: new_topic(3, prefix=f"sinks.{name}") for name in ("monitoring", "audit", "analytics")}
+    events = [make_event(i, run=f"kill-{uuid.uuid4().hex[:6]}") for i in range(n)]
+    table = f"kill_{uuid.uuid4().hex[:8]}"
+    common = {"session_timeout_ms": 6000, "max_batch": 100}
+    cfg = {
+        "kafka": {"bootstrap": broker, "client": "confluent"},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "monitoring": {"topic": topics["monitoring"], **common, "loki": {"url": loki.url}},
+        "audit": {"topic": topics["audit"], **common, "storage": {"path": str(tmp_path / "audit")},
+                  "hmac_key": KEY, "roll_bytes": 200_000},
+        "analytics": {"topic": topics["analytics"], **common, "parquet": {"path": str(tmp_path / "parquet")},
+                      "postgres": {"dsn": postgres_dsn, "table": table}},
+    }
+    path = tmp_path / "sink.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    for name, topic in topics.items():
+        # Upstream duplicates (an event produced twice) too, except for Parquet: its raw files may keep
+        # those across a restart by design (the `events` view and compaction drop them; tested apart).
+        produce(broker, topic, events + (events[:300] if name != "analytics" else []))
+
+    def start():
+        return subprocess.Popen([*LOGTIDE, "sink", "--config", str(path), "--log-level", "warning"],
+                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "sink.log", "ab"))
+
+    proc = start()
+    try:
+        wait_for(lambda: _pg_count(postgres_dsn, table)[0] >= 400, 60, "the first batches in PostgreSQL")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        at_kill = (_pg_count(postgres_dsn, table)[0], _audit_records(tmp_path / "audit"), len(loki.entries))
+        proc = start()
+        def progress():
+            return {"postgres": _pg_count(postgres_dsn, table)[0], "audit": _audit_records(tmp_path / "audit"),
+                    "loki": len(loki.entries), "parquet": run_query(str(tmp_path / "parquet"),
+                                                                    "SELECT count(DISTINCT id) FROM events_all")[1][0][0]}
+        wait_for(lambda: set(progress().values()) == {n}, 90, "every event in every sink", describe=progress)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert at_kill[0] < n or at_kill[1] < n, f"the kill came after everything was written: {at_kill}"
+    assert _pg_count(postgres_dsn, table) == (n, n)
+    assert run_query(str(tmp_path / "parquet"), "SELECT count(*), count(DISTINCT id) FROM events_all")[1] == [(n, n)]
+    reports = verify_archive(LocalArchive(tmp_path / "audit"), KEY.encode())
+    assert len(reports) == 3 and all(r.ok for r in reports), [r.problems for r in reports]
+    assert sum(r.records for r in reports) == n
+    ids = set()
+    for root, _, files in os.walk(tmp_path / "audit"):
+        for f in files:
+            if f.startswith("seg-"):
+                with open(os.path.join(root, f), "rb") as fh:
+                    ids.update(orjson.loads(x)["id"] for x in fh.read().splitlines()[1:])
+    assert ids == {e["id"] for e in events}
+    assert len(loki.entries) == n and not loki.errors
+
+
+def _committed(broker, group) -> dict:
+    admin = connect(KafkaSettings(bootstrap=broker, client="confluent")).admin()
+    try:
+        return admin.group_offsets(group)
+    finally:
+        admin.close()
+
+
+@pytest.mark.timeout(90)
+def test_unreachable_s3_holds_offsets_and_readiness_then_bad_records_reach_the_dlq(broker, new_topic, tmp_path,
+                                                                                  aws_env):
+    from moto.server import ThreadedMotoServer
+
+    from logtide.broker import free_port
+    admin = connect(KafkaSettings(bootstrap=broker, client="confluent")).admin()
+    admin.create_topics([TopicSpec(DLQ, 1)])
+    admin.close()
+    topic = new_topic(1, prefix="sinks.s3down")
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    config = SinkConfig.model_validate({
+        "kafka": {"bootstrap": broker, "client": "confluent"},
+        "audit": {"topic": topic, "group": group, "session_timeout_ms": 6000,
+                  "storage": {"path": str(tmp_path), "s3": {"bucket": "held", "endpoint_url": endpoint,
+                                                            "connect_timeout_s": 1}},
+                  "hmac_key": KEY, "roll_bytes": 1024}})
+    transport = connect(config.kafka)
+    [service] = build_services(config, transport)
+    service.loop.max_retry_backoff = 1.0
+    produce(broker, topic, [make_event(i, run="s3down") for i in range(20)], raw=[b"not json", b'{"id": 1}'])
+    stop = threading.Event()
+    t = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    t.start()
+    server = None
+    try:
+        wait_for(lambda: not service.ready(), 30, "readiness false while S3 is unreachable")
+        assert TopicPartition(topic, 0) not in _committed(broker, group)  # offsets held
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        import boto3
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket="held", ObjectLockEnabledForBucket=True)
+        wait_for(lambda: _committed(broker, group).get(TopicPartition(topic, 0)) == 22, 30, "offsets committed")
+        assert service.ready()
+    finally:
+        stop.set()
+        t.join(20)
+        if server is not None:
+            server.stop()
+    # the two bad records are in the DLQ with the reason
+    consumer = transport.consumer(None)
+    consumer.assign([TopicPartition(DLQ, 0)])
+    found = []
+    deadline = time.monotonic() + 20
+    while len(found) < 2 and time.monotonic() < deadline:
+        for rec in consumer.poll_batch(1000, 0.5):
+            info = error_info(rec.headers)
+            if info.get("topic") == topic:
+                found.append((rec.value, info))
+    consumer.close()
+    assert sorted(v for v, _ in found) == [b"not json", b'{"id": 1}']
+    assert all(i["component"] == "sink-audit" and i["stage"] == "sink-audit-decode" for _, i in found)
+    assert H_TOPIC.startswith("logtide.error.")
+
+
+@pytest.mark.timeout(60)
+def test_logtide_up_part_runs_the_three_sinks_with_local_defaults(broker, tmp_path):
+    from logtide.up import UpContext
+    from processors.sinks.up import up
+    settings = KafkaSettings(bootstrap=broker, client="confluent")
+    health = HealthServer("127.0.0.1", 0).start()
+    try:
+        ctx = UpContext(kafka=settings, transport=connect(settings), workdir=tmp_path, health=health)
+        services = up(ctx)
+        assert sorted(s.name for s in services) == ["sink-analytics", "sink-audit", "sink-monitoring"]
+        assert (tmp_path / "audit.key").stat().st_mode & 0o077 == 0
+        assert services[1].sink.local.root == tmp_path / "audit"
+        stop = threading.Event()
+        threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in services]
+        for th in threads:
+            th.start()
+        stop.wait(1.0)
+        stop.set()
+        for th in threads:
+            th.join(30)
+            assert not th.is_alive()
+    finally:
+        health.stop()
