@@ -75,6 +75,26 @@ DEPLOYMENT_ROLE = obj({**ROLE_COMMON,
                                            "storageClass": STR, "accessMode": {"enum": ["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]},
                                            "existingClaim": STR})})
 
+def needs_config(section: str, *required: str, description: str) -> dict:
+    """A role that, once enabled, must say in its config what its `section` works on."""
+    return {"if": {"properties": {"enabled": {"const": True}}, "required": ["enabled"]},
+            "then": {"required": ["config"], "properties": {"config": {
+                "required": [section], "properties": {section: {"type": "object", "required": list(required)}},
+                "description": description}}}}
+
+
+#: Collectors and sinks whose section has required fields: enabling one without them fails at install.
+COLLECTORS = {
+    "k8s": {**DEPLOYMENT_ROLE, **needs_config("k8s", "namespaces", description="k8s.namespaces: the work items")},
+    "cloudwatch": {**DEPLOYMENT_ROLE, **needs_config("cloudwatch", "regions", "log_groups",
+                                                     description="cloudwatch.regions and cloudwatch.log_groups")},
+    "salesforce": {**DEPLOYMENT_ROLE, **needs_config("salesforce", "auth", description="salesforce.auth")},
+}
+KNOWN_SINKS = {
+    "audit": {**DEPLOYMENT_ROLE, **needs_config("audit", "storage", "hmac_key", description="audit.storage and audit.hmac_key")},
+    "analytics": {**DEPLOYMENT_ROLE, **needs_config("analytics", description="analytics.parquet and/or analytics.postgres")},
+}
+
 #: The alerting engine: a Deployment role with its API port and its rule files.
 ALERTING = {**DEPLOYMENT_ROLE, "properties": {**DEPLOYMENT_ROLE["properties"],
             "api": obj({"port": PORT}),
@@ -145,10 +165,11 @@ SCHEMA = {
         "networkPolicy": obj({"enabled": BOOL, "metricsFrom": arr(free()), "alertingApiFrom": arr(free()), "kafkaPorts": arr(PORT),
                               "kafkaTo": arr(free()), "extraEgressPorts": arr(PORT)}),
         "agent": AGENT,
-        "collectors": obj({name: REF("role") for name in ("k8s", "cloudwatch", "salesforce")}),
+        "collectors": obj(COLLECTORS),
         "processor": REF("role"),
         "sinks": {"type": "object", "description": "sink name -> sink Deployment",
                   "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$"},
+                  "properties": KNOWN_SINKS,
                   "additionalProperties": REF("role")},
         "alerting": ALERTING,
     }, required=("image", "kafka", "http")),

@@ -112,6 +112,10 @@ def test_helm_lint_is_clean(values):
     ({"processor": {"replicas": -1}}, "/processor/replicas"),
     ({"sinks": {"Audit_Sink": {"enabled": True}}}, "Audit_Sink"),
     ({"logLevel": "verbose"}, "/logLevel"),
+    ({"collectors": {"k8s": {"enabled": True}}}, "/collectors/k8s"),
+    ({"collectors": {"cloudwatch": {"enabled": True, "config": {"cloudwatch": {"regions": ["eu-west-1"]}}}}},
+     "log_groups"),
+    ({"sinks": {"audit": {"enabled": True, "config": {"audit": {"storage": {"path": "/x"}}}}}}, "hmac_key"),
 ])
 def test_schema_rejects_wrong_values_at_install(bad, where):
     with pytest.raises(helm().HelmError) as err:

@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 
 import yaml
 
-from helm_support import CHART, ROOT, render
+from helm_support import CHART, ROOT, full_values, render
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
@@ -79,6 +79,6 @@ def test_build_context_keeps_every_package():
 
 def test_every_command_the_chart_runs_is_a_logtide_subcommand():
     commands = {ep.name for ep in entry_points(group="logtide.commands")}
-    used = {w["spec"]["template"]["spec"]["containers"][0]["args"][0] for w in render({}).workloads()}
-    assert used == {"agent", "process", "sink", "alert"}
+    used = {w["spec"]["template"]["spec"]["containers"][0]["args"][0] for w in render(full_values()).workloads()}
+    assert used == {"agent", "collect", "process", "sink", "alert"}
     assert used <= commands, f"the chart runs commands logtide does not have: {used - commands}"

@@ -12,6 +12,7 @@ from helm_support import full_values, pod_specs, render
 #: `logtide <command>` -> its config model (module:Class).
 ROLE_MODELS = {
     "agent": "agents.config:AgentConfig",
+    "collect": "collectors.config:CollectConfig",
     "process": "processors.app:ProcessorConfig",
     "sink": "processors.sinks.config:SinkConfig",
     "alert": "alerting.config:AlertConfig",
@@ -38,11 +39,16 @@ def test_each_role_config_validates_with_its_model(rendered):
     checked = set()
     for role, command, _, container in _roles(rendered):
         assert container["args"] == [command, "--config", "/etc/logtide/config/config.yaml"]
-        if command not in ROLE_MODELS:
-            continue  # `logtide collect`: see test_collector_configs below
         _model(command).model_validate(rendered.role_config(role))
         checked.add(command)
-    assert checked == set(ROLE_MODELS)
+    assert checked >= {"agent", "process", "sink", "alert"}
+
+
+def test_collectors_run_the_section_named_after_them():
+    r = render(full_values())
+    for name in ("k8s", "cloudwatch", "salesforce"):
+        config = _model("collect").model_validate(r.role_config(f"collector-{name}"))
+        assert config.named() == [name]
 
 
 def test_agent_config_points_at_the_mounts(rendered):
@@ -96,6 +102,10 @@ def _strings(node, key=""):
         yield key, node
 
 
+#: Config keys that name a file or directory in the pod (log group names also start with "/").
+LOCAL_PATH_KEYS = ("_dir", "_root", "_path", "file", "kubeconfig")
+
+
 def test_every_path_in_a_config_is_on_a_mounted_volume(rendered):
     for role, command, spec, container in _roles(rendered):
         mounts = container["volumeMounts"]
@@ -103,7 +113,7 @@ def test_every_path_in_a_config_is_on_a_mounted_volume(rendered):
         for key, value in _strings(rendered.role_config(role)):
             if value.startswith("file:/"):
                 path, want = value[5:], "secret"
-            elif value.startswith("/") and not key.endswith("url"):
+            elif value.startswith("/") and (key == "path" or key.endswith(LOCAL_PATH_KEYS)):
                 path, want = value, None
             else:
                 continue

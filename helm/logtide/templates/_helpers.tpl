@@ -120,7 +120,8 @@ rbac: "node" (get/list/watch pods, namespaces, nodes), "podlogs" (the same plus 
 
 {{/*
 What the chart itself decides in a role's config, because it owns the paths and ports: where the agent
-finds logs and keeps checkpoints, which section a sink runs, where alerting keeps state and rules.
+finds logs and keeps checkpoints, which section a collector or sink runs (collectors.k8s runs the
+`k8s:` section), where alerting keeps state and rules.
 */}}
 {{- define "logtide.roleWiring" -}}
 {{- $spec := .role.spec -}}
@@ -130,6 +131,8 @@ finds logs and keeps checkpoints, which section a sink runs, where alerting keep
 {{- $_ := set $w "pods_root" $spec.hostPaths.pods -}}
 {{- $_ := set $w "containers_root" $spec.hostPaths.containers -}}
 {{- $_ := set $w "checkpoint_dir" (dig "checkpoints" "mountPath" "/var/lib/logtide/checkpoints" $spec) -}}
+{{- else if eq .role.command "collect" -}}
+{{- $_ := set $w (trimPrefix "collector-" .role.name) dict -}}
 {{- else if eq .role.command "sink" -}}
 {{- $kind := trimPrefix "sink-" .role.name -}}
 {{- if has $kind (list "monitoring" "audit" "analytics") -}}
