@@ -115,7 +115,7 @@ class RangeReader:
     def batches(self) -> Iterator[list[Record]]:
         last_data = time.monotonic()
         while self.todo:
-            batch = self.consumer.poll_batch(self.max_batch, 0.5)
+            batch = self.consumer.poll_batch(self.max_batch, 0.1)
             if not batch:
                 if time.monotonic() - last_data > self.idle_timeout:
                     raise TimeoutError("no records arrived for %.0fs from %s" % (

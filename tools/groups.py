@@ -117,7 +117,7 @@ def lag_seconds(transport: Transport, positions: dict[TopicPartition, int], time
             consumer.seek(tp, off)
         deadline = time.monotonic() + timeout
         while len(found) < len(positions) and time.monotonic() < deadline:
-            for rec in consumer.poll_batch(1000, 0.3):
+            for rec in consumer.poll_batch(1000, 0.1):
                 if rec.tp in found or rec.offset < positions[rec.tp] or rec.timestamp is None:
                     continue
                 found[rec.tp] = max(0.0, time.time() - rec.timestamp / 1000)

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--topic", required=True, help="topic to read")
     p.add_argument("--from", dest="start", required=True, metavar="TIME",
-                   help="window start: ISO 8601, Unix s/ms, 'now' or relative (-2h, 30m ago)")
+                   help="window start: ISO 8601, Unix s/ms, now, or a time ago: 2h, 30m ago (or --from=-2h)")
     p.add_argument("--to", dest="end", metavar="TIME", help="window end, exclusive (default: the end of the topic now)")
     p.add_argument("--to-topic", required=True, metavar="TOPIC", help="topic to write (must exist)")
     p.add_argument("--state", metavar="FILE",

@@ -88,9 +88,8 @@ def run(args: argparse.Namespace) -> int:
         consumer.assign(parts)
         for tp, off in offsets.items():
             consumer.seek(tp, off)
-        if not args.json:
-            print(f"tapping {args.topic} ({len(parts)} partitions)"
-                  + (f" where {args.where}" if args.where else "") + "; Ctrl-C to stop", file=sys.stderr)
+        print(f"tapping {args.topic} ({len(parts)} partitions)"
+              + (f" where {args.where}" if args.where else "") + "; Ctrl-C to stop", file=sys.stderr, flush=True)
         while not stop.is_set():
             if deadline and time.monotonic() >= deadline:
                 break

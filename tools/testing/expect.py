@@ -65,7 +65,7 @@ def check_value(expected: Any, actual: Any) -> str | None:
             if reason:
                 return f"[{k}] {reason}"
         return None
-    if actual is MISSING or actual != expected or type(actual) is bool and type(expected) is not bool:
+    if actual is MISSING or actual != expected or isinstance(actual, bool) != isinstance(expected, bool):
         return f"expected {describe_actual(expected)}, got {describe_actual(actual)}"
     return None
 
