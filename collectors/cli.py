@@ -9,7 +9,7 @@ import argparse
 import threading
 
 from logtide import log
-from logtide.config import load_config
+from logtide.config import ConfigError, load_config
 from logtide.role import add_role_arguments, apply_arguments, connect_checked, install_signal_handlers, \
     run_services, start_health
 from logtide.transport import TopicSpec
@@ -49,8 +49,16 @@ def run(args: argparse.Namespace) -> int:
     install_signal_handlers(stop)
     health = start_health(config.http)
     try:
-        groups = [WorkGroup(transport, build(n, config, transport), config.work.session_timeout_ms,
-                            config.work.revoke_timeout_seconds) for n in config.named()]
+        groups = []
+        for name in config.named():
+            try:
+                collector = build(name, config, transport)
+            except (ValueError, OSError, ImportError) as exc:
+                raise ConfigError(f"{args.config}: collector {name}: {exc}") from None
+            except Exception as exc:  # e.g. kubernetes.config.ConfigException: no kubeconfig, not in a cluster
+                raise ConfigError(f"{args.config}: collector {name} cannot start: {exc}") from None
+            groups.append(WorkGroup(transport, collector, config.work.session_timeout_ms,
+                                    config.work.revoke_timeout_seconds))
         _log.info("collecting", extra={"collectors": config.named(), "bootstrap": config.kafka.bootstrap})
         return run_services(groups, stop, health)
     finally:

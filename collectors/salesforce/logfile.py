@@ -17,39 +17,57 @@ import csv
 import io
 import re
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Iterator
 
 csv.field_size_limit(64 * 1024 * 1024)
 
-_COMPACT_TS = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{1,9}))?$")
 _TRUE = {"true", "1", "yes", "t"}
 _FALSE = {"false", "0", "no", "f"}
 
 
-def parse_timestamp(value: str) -> int | None:
-    """Unix nanoseconds of ``20231218054831.655`` or ISO 8601 (``2023-12-18T05:48:31.655Z``), else None."""
-    m = _COMPACT_TS.match(value)
-    if m:
-        y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
-        frac = (m.group(7) or "").ljust(9, "0")
-        try:
-            secs = int(datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc).timestamp())
-        except ValueError:
-            return None
-        return secs * 1_000_000_000 + int(frac or 0)
-    text = value.strip()
-    if not text or not text[0].isdigit():
-        return None
-    text = text.replace("Z", "+00:00")
-    if re.search(r"[+-]\d{4}$", text):
-        text = text[:-2] + ":" + text[-2:]  # Salesforce's +0000 → +00:00
+@lru_cache(maxsize=8192)
+def _epoch_seconds(head: str) -> int | None:
+    """Unix seconds of ``YYYYmmddHHMMSS`` or ``YYYY-mm-ddTHH:MM:SS`` (UTC); rows share seconds, so cached."""
     try:
-        dt = datetime.fromisoformat(text)
+        if len(head) == 14:
+            dt = datetime(int(head[:4]), int(head[4:6]), int(head[6:8]), int(head[8:10]), int(head[10:12]),
+                          int(head[12:14]), tzinfo=timezone.utc)
+        else:
+            dt = datetime.fromisoformat(head + "+00:00")
     except ValueError:
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+    return int(dt.timestamp())
+
+
+def parse_timestamp(value: str) -> int | None:
+    """Unix nanoseconds of ``20231218054831.655`` or ISO 8601 (``2023-12-18T05:48:31.655Z``), else None."""
+    if len(value) >= 14 and value[:14].isdigit():
+        frac = value[15:] if len(value) > 14 else ""
+        if len(value) > 14 and (value[14] != "." or not frac.isdigit()):
+            return None
+        secs = _epoch_seconds(value[:14])
+        return None if secs is None else secs * 1_000_000_000 + int(frac[:9].ljust(9, "0") or 0)
+    text = value.strip()
+    if len(text) < 19 or text[4] != "-" or text[10] != "T":
+        return None
+    rest = text[19:]
+    frac = ""
+    if rest.startswith("."):
+        i = 1
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        frac, rest = rest[1:i], rest[i:]
+    if rest in ("", "Z", "+0000", "+00:00", "-00:00"):
+        secs = _epoch_seconds(text[:19])
+        return None if secs is None else secs * 1_000_000_000 + int(frac[:9].ljust(9, "0") or 0)
+    if re.fullmatch(r"[+-]\d{4}", rest):
+        rest = rest[:3] + ":" + rest[3:]  # Salesforce's +0100 → +01:00
+    try:
+        dt = datetime.fromisoformat(text[:19] + rest)
+    except ValueError:
+        return None
+    return int(dt.timestamp()) * 1_000_000_000 + int(frac[:9].ljust(9, "0") or 0)
 
 
 def iso(ns: int) -> str:
@@ -57,29 +75,36 @@ def iso(ns: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns % 1_000_000_000) // 1_000_000:03d}Z"
 
 
-def convert(value: str, kind: str) -> tuple[object, bool]:
-    """(typed value, ok). Empty stays None; a value that does not convert stays a string, ok=False."""
-    if value == "":
-        return None, True
-    k = kind.lower()
+def _number(value: str):
     try:
-        if k == "number":
-            return (int(value) if re.fullmatch(r"[+-]?\d+", value) else float(value)), True
-        if k in ("double", "decimal", "float"):
-            return float(value), True
-        if k == "boolean":
-            v = value.strip().lower()
-            if v in _TRUE:
-                return True, True
-            if v in _FALSE:
-                return False, True
-            return value, False
-        if k in ("datetime", "date"):
-            ns = parse_timestamp(value)
-            return (iso(ns), True) if ns is not None else (value, False)
+        return int(value)
     except ValueError:
-        return value, False
-    return value, True
+        return float(value)
+
+
+def _boolean(value: str):
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValueError(value)
+
+
+def _datetime(value: str):
+    ns = parse_timestamp(value)
+    if ns is None:
+        raise ValueError(value)
+    return iso(ns)
+
+
+_CONVERTERS = {"number": _number, "double": float, "decimal": float, "float": float, "boolean": _boolean,
+               "datetime": _datetime, "date": _datetime}
+
+
+def converter(kind: str):
+    """The function typing one column (None: keep text)."""
+    return _CONVERTERS.get(kind.lower())
 
 
 def split_list(text: str | None) -> list[str]:
@@ -119,6 +144,7 @@ def typed_rows(stream: io.TextIOBase, schema: LogFileSchema, problems: RowProble
             problems.bad_rows += 1
     if schema.names and header != schema.names:
         problems.schema_changed = True
+    converters = [converter(schema.types.get(name, "String")) for name in header]
     row_no = 0
     while True:
         try:
@@ -133,11 +159,15 @@ def typed_rows(stream: io.TextIOBase, schema: LogFileSchema, problems: RowProble
         if not values:
             continue
         row: dict = {}
-        for name, value in zip(header, values):
-            typed, ok = convert(value, schema.types.get(name, "String"))
-            if not ok:
+        for name, fn, value in zip(header, converters, values):
+            if fn is None or value == "":
+                row[name] = value if value != "" else None
+                continue
+            try:
+                row[name] = fn(value)
+            except ValueError:
                 problems.bad_values += 1
-            row[name] = typed
+                row[name] = value
         if len(values) != len(header):
             problems.bad_rows += 1
             row["_malformed"] = f"{len(values)} fields, header has {len(header)}"
