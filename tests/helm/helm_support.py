@@ -7,6 +7,7 @@ renders are Helm's engine, schema validation and lint, not an imitation.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import os
@@ -70,9 +71,15 @@ class Rendered:
 
 
 def render(values: dict | None = None, name: str = "lt", namespace: str = "logging") -> Rendered:
+    """Render the chart (Helm's engine, schema validation included); the same values render once."""
+    return copy.deepcopy(_render(json.dumps(values or {}, sort_keys=True), name, namespace))
+
+
+@functools.lru_cache(maxsize=64)
+def _render(values_json: str, name: str, namespace: str) -> Rendered:
     h = helm()
     with h.Chart.load(str(CHART)) as chart:
-        return Rendered(chart.render(values or {}, name=name, namespace=namespace))
+        return Rendered(chart.render(json.loads(values_json), name=name, namespace=namespace))
 
 
 def full_values() -> dict:

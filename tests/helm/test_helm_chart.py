@@ -498,3 +498,16 @@ def test_helm_test_script_passes_on_ready_roles_and_fails_on_unready_ones():
     finally:
         ready.stop()
         stuck.stop()
+
+
+def test_render_tool_is_helm_template_without_a_binary(tmp_path):
+    out = subprocess.run([sys.executable, "helm/tools/render.py", "-f", "helm/logtide/ci/full-values.yaml",
+                          "--name", "lt", "--namespace", "logging"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == \
+        sorted((d["kind"], d["metadata"]["name"]) for d in render(full_values()).docs)
+    assert "helm test lt" in out.stderr  # NOTES.txt
+    bad = subprocess.run([sys.executable, "helm/tools/render.py", "--set-json", '{"kafka": {"bootstrap": "nope"}}'],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "/kafka/bootstrap" in bad.stderr
