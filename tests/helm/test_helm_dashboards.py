@@ -169,3 +169,24 @@ def test_every_alert_rule_evaluates_on_prometheus(live):
     bad = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
     assert not bad, bad
     assert len(rules) == 8
+
+
+@pytest.mark.timeout(150)
+def test_service_health_panels_show_log_derived_errors(live):
+    """End to end: demo logs -> processor -> logtide.route.monitoring -> monitoring sink counters ->
+    the service-health queries, with the logs' namespace as exported_namespace (the target's wins)."""
+    health = {title: expr for title, expr in dashboard_queries(dashboards()["service-health.json"])}
+    errors = live.wait_for(grafana_to_promql(health["Errors per service"]), timeout=120)
+    assert {r["metric"]["service"] for r in errors} & {"checkout", "payments", "catalog", "auth", "billing-worker"}
+    per_ns = live.wait_for(grafana_to_promql(health["Errors per app namespace"]))
+    assert all(r["metric"].get("exported_namespace") not in (None, "logging") for r in per_ns), per_ns
+    severities = live.wait_for(grafana_to_promql(health["Log events by severity"]))
+    assert "error" in {r["metric"]["severity"] for r in severities}
+    services = live.api("series", **{"match[]": grafana_to_promql(health["variable service"])})
+    assert services["status"] == "success" and services["data"]
+    # By now the processor routes and the sinks write: the overview's flow panels have their series.
+    overview = {title: expr for title, expr in dashboard_queries(dashboards()["overview.json"])}
+    routed = live.wait_for(grafana_to_promql(overview["Events routed by sink"]))
+    assert "monitoring" in {r["metric"].get("sink") for r in routed}
+    written = live.wait_for(grafana_to_promql(overview["Events written by sink"]))
+    assert "monitoring" in {r["metric"].get("sink") for r in written}
