@@ -366,6 +366,17 @@ class _Parser:
             if not isinstance(lit, (int, float, str)) or isinstance(lit, bool):
                 raise self.error(f"'{val}' compares with a number or a string", self.tokens[self.i - 1])
             cmp = _ordered(val)
+            if isinstance(lit, (int, float)):
+                # Fast path for the common case (a number field against a number), same result.
+                import operator
+                op_fn = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[val]
+
+                def numeric(e: dict) -> bool:
+                    v = get(e)
+                    if v.__class__ is int or v.__class__ is float:
+                        return op_fn(v, lit)
+                    return cmp(v, lit)
+                return numeric
             return lambda e: cmp(get(e), lit)
         if (kind == "op" and val in ("=~", "!~")) or (kind == "name" and val.lower() == "matches"):
             self.i += 1
@@ -409,6 +420,8 @@ class _Parser:
 
             def member(e: dict) -> bool:
                 v = get(e)
+                if v.__class__ is str:  # fast path for the common case, same result
+                    return v in hashable or v in texts
                 if not (v is None or isinstance(v, (str, int, float))):
                     return False
                 return _member_key(v) in hashable or (isinstance(v, str) and v in texts) or (

@@ -24,7 +24,7 @@ from logtide import envelope, log
 from logtide.config import ConfigError, load_config
 from logtide.consume import BatchLoop, Retry
 from logtide.dlq import DeadLetters
-from logtide.envelope import EnvelopeError
+from logtide.envelope import MAX_DEPTH, EnvelopeError
 from logtide.role import RoleConfig
 from logtide.topics import DLQ, ROUTE_PREFIX, SINKS
 from logtide.transport import Record, TopicSpec, Transport
@@ -162,7 +162,10 @@ class Processor:
                 self._dead_too_large(rec)
                 continue
             try:
-                event = decode(value)
+                # Walking the whole event for its depth costs more than parsing it: only a value with
+                # more brackets than the depth limit can be too deep (brackets inside strings only
+                # make us check more often).
+                event = decode(value, check_depth=value.count(b"{") + value.count(b"[") > MAX_DEPTH)
             except EnvelopeError as exc:
                 self._dead(rec, "decode", exc)
                 continue

@@ -22,6 +22,10 @@ from processors.steps import REGISTRY, Step, StepContext, StepFailed
 
 Output = tuple[dict, tuple[str, ...]]
 
+#: A step failing on an event sends that record to the DLQ (with the step and the error class); the
+#: processor never stops on a bad record, even one that trips a bug in a step.
+_EVENT_ERRORS = (StepFailed, Exception)
+
 
 class StepError(Exception):
     """An event failed in a step; ``stage`` names the step (for the DLQ headers)."""
@@ -105,26 +109,40 @@ class Pipeline:
 
     def run(self, event: dict) -> list[Output]:
         """Outputs of one event; raises StepError when a step fails on it."""
-        if self._simple:
-            events = [event]
-            for name, fn, _ in self._fns:
-                out = []
-                for ev in events:
-                    try:
-                        r = fn(ev)
-                    except (StepFailed, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-                        raise StepError(name, exc) from None
-                    if r is None:
-                        continue
-                    if r.__class__ is dict:
-                        out.append(r)
-                    else:
-                        out.extend(r)
-                if not out:
-                    return []
-                events = out
-            return [(ev, tuple(ev.get("routes") or ())) for ev in events]
-        return self._run_split(event)
+        if not self._simple:
+            return self._run_split(event)
+        # The common case, kept tight: one event through every step; only a step that fans out
+        # (returns a list) hands the rest of the chain to the general loop.
+        for i, (name, fn, _) in enumerate(self._fns):
+            try:
+                r = fn(event)
+            except _EVENT_ERRORS as exc:
+                raise StepError(name, exc) from None
+            if r is None:
+                return []
+            if r.__class__ is not dict:
+                return self._run_many(list(r), i + 1)
+            event = r
+        return [(event, tuple(event["routes"]))]
+
+    def _run_many(self, events: list[dict], start: int) -> list[Output]:
+        for name, fn, _ in self._fns[start:]:
+            out = []
+            for ev in events:
+                try:
+                    r = fn(ev)
+                except _EVENT_ERRORS as exc:
+                    raise StepError(name, exc) from None
+                if r is None:
+                    continue
+                if r.__class__ is dict:
+                    out.append(r)
+                else:
+                    out.extend(r)
+            if not out:
+                return []
+            events = out
+        return [(ev, tuple(ev["routes"])) for ev in events]
 
     def _run_split(self, event: dict) -> list[Output]:
         units: list[tuple[dict, tuple[str, ...] | None]] = [(event, None)]  # None: all of its routes
@@ -144,7 +162,7 @@ class Pipeline:
                     sinks = inside
                 try:
                     r = fn(ev)
-                except (StepFailed, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                except _EVENT_ERRORS as exc:
                     raise StepError(name, exc) from None
                 if r is None:
                     continue

@@ -40,6 +40,7 @@ QUERY_EPILOG = """examples:
   logtide query "SELECT source, count(*) FROM events GROUP BY 1" --path /var/lib/logtide/parquet
   logtide query "SELECT time, body FROM events WHERE severity_number >= 17 ORDER BY time DESC LIMIT 20"
   logtide query "SELECT attributes->>'$.user' AS user, count(*) FROM events GROUP BY 1" --format json
+  logtide query "SELECT count(*) FROM events" --path s3://analytics-bucket/logtide
 
 Views: events (one row per event id) and events_all (every stored row). Columns: id, time,
 event_time, time_adjusted, observed_time, ingest_time, severity_text, severity_number, service,
@@ -180,7 +181,10 @@ def register_query(sub: argparse._SubParsersAction) -> None:
                        epilog=QUERY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sql", metavar="SQL")
     p.add_argument("--path", default=os.environ.get("LOGTIDE_PARQUET_PATH", "./parquet"),
-                   help="root of the Parquet dataset (default $LOGTIDE_PARQUET_PATH or ./parquet)")
+                   help="root of the Parquet dataset, a directory or s3://bucket/prefix "
+                        "(default $LOGTIDE_PARQUET_PATH or ./parquet)")
+    p.add_argument("--endpoint-url", help="S3-compatible endpoint when --path is s3://bucket/prefix")
+    p.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.set_defaults(func=run_query_command)
 
@@ -190,12 +194,16 @@ def run_query_command(args: argparse.Namespace) -> int:
 
     from processors.sinks.analytics.query import run_query
 
-    if not os.path.isdir(args.path):
+    import pyarrow as pa
+
+    if not args.path.startswith("s3://") and not os.path.isdir(args.path):
         raise UsageError(f"{args.path}: no such directory (pass --path to the Parquet dataset)")
     try:
-        cols, rows = run_query(args.path, args.sql)
+        cols, rows = run_query(args.path, args.sql, endpoint_url=args.endpoint_url, region=args.region)
     except duckdb.Error as exc:
         raise UsageError(f"query failed: {str(exc).splitlines()[0]}") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise UsageError(f"cannot read {args.path}: {exc}") from None
     if args.format == "json":
         for row in rows:
             sys.stdout.write(orjson.dumps(dict(zip(cols, row)), default=str).decode() + "\n")

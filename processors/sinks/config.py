@@ -64,13 +64,18 @@ class ObjectLockSettings(Model):
     days: int = Field(default=365, ge=1, description="retention period of every segment and manifest")
 
 
-class S3Settings(Model):
+class S3Location(Model):
+    """A bucket and prefix; credentials come from the usual AWS chain (env, IRSA, instance profile)."""
+
     bucket: str
     prefix: str = "logtide"
     region: str = "us-east-1"
     endpoint_url: str | None = Field(default=None, description="for S3-compatible stores (MinIO, moto)")
-    object_lock: ObjectLockSettings | None = Field(default_factory=ObjectLockSettings)
     connect_timeout_s: float = 5.0
+
+
+class S3Settings(S3Location):
+    object_lock: ObjectLockSettings | None = Field(default_factory=ObjectLockSettings)
 
 
 class AuditStorageSettings(Model):
@@ -94,11 +99,18 @@ class AuditSettings(ConsumeSettings):
 # --- analytics ------------------------------------------------------------------------------
 
 class ParquetSettings(Model):
-    path: str = Field(description="root directory of the Hive-partitioned dataset")
+    path: str | None = Field(default=None, description="root directory of the Hive-partitioned dataset")
+    s3: S3Location | None = Field(default=None, description="the dataset in S3 instead of a directory")
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     compact_min_files: int = Field(default=8, ge=2, description="compact an hour partition with this many files")
     compact_after_s: float = Field(default=3600.0, ge=0, description="only hours that ended this long ago")
     compact_every_s: float = Field(default=300.0, ge=0, description="how often the sink looks for work; 0 = never")
+
+    @model_validator(mode="after")
+    def _one_place(self):
+        if (self.path is None) == (self.s3 is None):
+            raise ValueError("analytics.parquet needs exactly one of path or s3")
+        return self
 
 
 class PostgresSettings(Model):

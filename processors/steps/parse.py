@@ -101,6 +101,9 @@ def _year_for(month: int, day: int) -> int:
 MESSAGE_KEYS = ("msg", "message", "log", "text")
 LEVEL_KEYS = ("level", "severity", "lvl", "loglevel", "log.level", "levelname", "severity_text")
 TIME_KEYS = ("time", "timestamp", "ts", "@timestamp", "datetime", "date", "t")
+#: key → (role, priority): the first name in each list wins when a record has several
+_KEY_ROLE = {k: (role, i) for role, keys in (("message", MESSAGE_KEYS), ("level", LEVEL_KEYS), ("time", TIME_KEYS))
+             for i, k in enumerate(keys)}
 
 
 def _depth_exceeds(value: Any, limit: int, depth: int = 0) -> bool:
@@ -132,25 +135,28 @@ def parse_json(text: str) -> Parsed | None:
     if text.count("{") + text.count("[") > MAX_DEPTH and _depth_exceeds(obj, MAX_DEPTH):
         raise StepFailed(f"JSON body nested deeper than {MAX_DEPTH} levels")
     p = Parsed("json", obj)
-    for k in MESSAGE_KEYS:
-        v = obj.get(k)
-        if isinstance(v, str):
-            p.message = v
-            del obj[k]
-            break
-    for k in LEVEL_KEYS:
-        v = obj.get(k)
-        if isinstance(v, (str, int)) and not isinstance(v, bool):
-            p.level = v
-            del obj[k]
-            break
-    for k in TIME_KEYS:
-        if k in obj:
+    # One look at each of the object's keys (few) instead of probing every known name (many).
+    found: dict[str, tuple[int, str]] = {}
+    for k in obj:
+        role = _KEY_ROLE.get(k)
+        if role is not None and (role[0] not in found or role[1] < found[role[0]][0]):
+            found[role[0]] = (role[1], k)
+    if found:
+        if "message" in found:
+            k = found["message"][1]
+            if isinstance(obj[k], str):
+                p.message = obj.pop(k)
+        if "level" in found:
+            k = found["level"][1]
+            v = obj[k]
+            if isinstance(v, (str, int)) and not isinstance(v, bool):
+                p.level = obj.pop(k)
+        if "time" in found:
+            k = found["time"][1]
             t = parse_time(obj[k])
             if t is not None:
                 p.time_ns = t
                 del obj[k]
-                break
     return p
 
 

@@ -23,7 +23,6 @@ from logtide import log
 
 from processors.sinks.analytics.parquet import META, write_parquet_bytes
 from processors.sinks.analytics.rows import SCHEMA
-from processors.sinks.analytics.store import LocalStore
 
 _log = log.get("processors.sinks.compaction")
 
@@ -53,7 +52,7 @@ def dedup_by_id(table: pa.Table) -> pa.Table:
     return table if len(keep) == len(ids) else table.take(pa.array(keep, pa.int64()))
 
 
-def _finish_journals(store: LocalStore) -> None:
+def _finish_journals(store) -> None:
     for rel in store.list(JOURNAL, ".json"):
         job = orjson.loads(store.get(rel) or b"{}")
         if store.get(job["output"]) is not None:
@@ -64,7 +63,7 @@ def _finish_journals(store: LocalStore) -> None:
         store.delete(rel)
 
 
-def compact(store: LocalStore, *, min_files: int = 8, after_s: float = 3600.0, compression: str = "zstd",
+def compact(store, *, min_files: int = 8, after_s: float = 3600.0, compression: str = "zstd",
             now: float | None = None) -> int:
     """Compact every eligible hour partition; return how many files were merged away."""
     _finish_journals(store)

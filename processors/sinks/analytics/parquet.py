@@ -1,6 +1,6 @@
 """Parquet output: one file per (source, date, hour) partition per batch, Hive-style directories.
 
-    <root>/source=k8s/date=2026-11-21/hour=14/part-<batch>.parquet
+    <root>/source=k8s/date=2026-11-21/hour=14/part-<batch>.parquet      (root: a directory or s3://bucket/prefix)
 
 A batch is all-or-nothing across its files, and never written twice (Kafka Connect's S3/HDFS sinks
 do the same with offsets in their file names):
@@ -34,7 +34,7 @@ from logtide import log
 from logtide.transport import TopicPartition
 
 from processors.sinks.analytics.rows import to_table
-from processors.sinks.analytics.store import LocalStore
+from processors.sinks.analytics.store import open_store
 
 _log = log.get("processors.sinks.parquet")
 
@@ -52,7 +52,7 @@ class ParquetOutput:
 
     def __init__(self, settings, group: str):
         self.settings = settings
-        self.store = LocalStore(settings.path)
+        self.store = open_store(settings)
         safe_group = "".join(c if c.isalnum() or c in "-_." else "_" for c in group)
         self.meta = f"{META}/{safe_group}"
         self.offsets: dict[TopicPartition, int] = {}

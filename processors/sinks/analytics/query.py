@@ -24,11 +24,42 @@ def _empty_select() -> str:
            f"CAST(NULL AS VARCHAR) AS hour WHERE false"
 
 
-def connect(root: str) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the ``events`` and ``events_all`` views over ``root``."""
+def _s3_dataset(url: str, endpoint_url: str | None, region: str):
+    """The dataset under s3://bucket/prefix as a pyarrow Dataset (no DuckDB extension needed)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    from pyarrow import fs
+
+    from processors.sinks.s3 import split_url
+
+    bucket, prefix = split_url(url)
+    kw = {"region": region}
+    if endpoint_url:
+        scheme, _, host = endpoint_url.partition("://")
+        kw.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+    s3 = fs.S3FileSystem(**kw)
+    keys = pa.schema([("source", pa.string()), ("date", pa.string()), ("hour", pa.string())])
+    hive = ds.partitioning(keys, flavor="hive")
+    selector = fs.FileSelector(f"{bucket}/{prefix}".rstrip("/"), recursive=True, allow_not_found=True)
+    files = [f.path for f in s3.get_file_info(selector)
+             if f.path.endswith(".parquet") and "/source=" in f.path and "/_logtide/" not in f.path]
+    if not files:
+        return None
+    return ds.dataset(files, schema=pa.unify_schemas([SCHEMA, keys]), filesystem=s3, format="parquet", partitioning=hive,
+                      partition_base_dir=f"{bucket}/{prefix}".rstrip("/"))
+
+
+def connect(root: str, *, endpoint_url: str | None = None, region: str = "us-east-1") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the ``events`` and ``events_all`` views over ``root`` (a dir or s3://)."""
     con = duckdb.connect()
-    has_files = any(f.endswith(".parquet") for _, _, fs in os.walk(root) for f in fs)
-    if has_files:
+    if root.startswith("s3://"):
+        dataset = _s3_dataset(root, endpoint_url, region)
+        if dataset is not None:
+            con.register("parquet_dataset", dataset)
+            con.execute("CREATE VIEW events_all AS SELECT * REPLACE (CAST(date AS DATE) AS date) FROM parquet_dataset")
+        else:
+            con.execute(f"CREATE VIEW events_all AS {_empty_select()}")
+    elif any(f.endswith(".parquet") for _, _, fs in os.walk(root) for f in fs):
         glob = os.path.join(os.path.abspath(root), "source=*", "date=*", "hour=*", "*.parquet").replace("'", "''")
         con.execute(f"CREATE VIEW events_all AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
                     f"union_by_name = true)")
@@ -39,8 +70,8 @@ def connect(root: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run_query(root: str, text: str) -> tuple[list[str], list[tuple]]:
-    con = connect(root)
+def run_query(root: str, text: str, **kw) -> tuple[list[str], list[tuple]]:
+    con = connect(root, **kw)
     try:
         cur = con.execute(text)
         cols = [d[0] for d in cur.description] if cur.description else []

@@ -9,12 +9,14 @@ from __future__ import annotations
 import time
 
 from logtide import log
+from logtide.consume import Retry
 from logtide.transport import TopicPartition, Transport, TransportError
 
 from processors.sinks.analytics.compaction import compact
 from processors.sinks.analytics.parquet import ParquetOutput
 from processors.sinks.analytics.postgres import PostgresOutput
 from processors.sinks.analytics.rows import to_row
+from processors.sinks.s3 import StorageError
 from processors.sinks.service import Item, SinkBase
 
 _log = log.get("processors.sinks.analytics")
@@ -27,16 +29,36 @@ class AnalyticsSink(SinkBase):
         self.settings = settings
         self.group = group
         self.transport = transport
-        self.parquet = ParquetOutput(settings.parquet, group) if settings.parquet else None
+        self.parquet: ParquetOutput | None = None
+        self._parquet_ok = True
         self.postgres = PostgresOutput(settings.postgres) if settings.postgres else None
+        try:
+            self._open_parquet()
+        except Retry:
+            pass  # S3 unreachable at start: the first batch waits for it (readiness false)
         self._next_compaction = time.monotonic() + (settings.parquet.compact_every_s if settings.parquet else 0)
 
+    def _open_parquet(self) -> ParquetOutput | None:
+        """The Parquet output (its start-up recovery reads the store, which may be S3 and down)."""
+        if self.parquet is None and self.settings.parquet is not None:
+            try:
+                self.parquet = ParquetOutput(self.settings.parquet, self.group)
+                self._parquet_ok = True
+            except StorageError as exc:
+                self._parquet_ok = False
+                raise Retry(str(exc)) from None
+        return self.parquet
+
     def ready(self) -> bool:
-        return self.postgres is None or self.postgres.healthy
+        return self._parquet_ok and (self.postgres is None or self.postgres.healthy)
 
     def assigned(self, parts: list[TopicPartition]) -> None:
-        if self.parquet is None or self.transport is None:
+        if self.settings.parquet is None or self.transport is None:
             return
+        try:
+            parquet = self._open_parquet()
+        except Retry:
+            return  # the first write retries until the store answers
         try:
             admin = self.transport.admin()
             try:
@@ -45,12 +67,17 @@ class AnalyticsSink(SinkBase):
                 admin.close()
         except TransportError:
             committed = {}
-        self.parquet.trust({tp: committed.get(tp) for tp in parts})
+        parquet.trust({tp: committed.get(tp) for tp in parts})
 
     def write(self, items: list[Item]) -> None:
         rows = [(*to_row(it.event), it) for it in items]
-        if self.parquet is not None:
-            self.parquet.write(rows)
+        if self.settings.parquet is not None:
+            try:
+                self._open_parquet().write(rows)
+                self._parquet_ok = True
+            except StorageError as exc:
+                self._parquet_ok = False
+                raise Retry(str(exc)) from None
         if self.postgres is not None:
             self.postgres.write(rows)
         self._maybe_compact()
@@ -63,7 +90,7 @@ class AnalyticsSink(SinkBase):
         try:
             compact(self.parquet.store, min_files=p.compact_min_files, after_s=p.compact_after_s,
                     compression=p.compression)
-        except OSError as exc:  # compaction is housekeeping: never fail a batch for it
+        except (OSError, StorageError) as exc:  # compaction is housekeeping: never fail a batch for it
             _log.warning("compaction failed", extra={"error": str(exc)})
 
     def close(self) -> None:

@@ -1,13 +1,16 @@
 """Files of the Parquet dataset: whole-object puts that are atomic and durable.
 
 Local: temp file + fsync + rename + fsync of the directory (a reader never sees half a file).
-The interface is small on purpose (put, get, list, delete) so an object store fits behind it.
+S3: one PUT per file (atomic and durable when it returns). The interface is small on purpose
+(put, get, list, delete) so both fit behind it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from processors.sinks import s3
 
 
 class LocalStore:
@@ -55,3 +58,35 @@ class LocalStore:
                 if f.endswith(suffix) and not f.startswith("."):
                     out.append(os.path.relpath(os.path.join(dirpath, f), self.root))
         return sorted(out)
+
+
+class S3Store:
+    def __init__(self, location):
+        self.bucket = location.bucket
+        self.prefix = location.prefix.strip("/")
+        self.client = s3.client(region=location.region, endpoint_url=location.endpoint_url,
+                                connect_timeout=location.connect_timeout_s)
+
+    def _key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def put(self, rel: str, data: bytes) -> None:
+        s3.call(self.client.put_object, Bucket=self.bucket, Key=self._key(rel), Body=data)
+
+    def get(self, rel: str) -> bytes | None:
+        resp = s3.call(self.client.get_object, Bucket=self.bucket, Key=self._key(rel))
+        return None if resp is None else resp["Body"].read()
+
+    def delete(self, rel: str) -> None:
+        s3.call(self.client.delete_object, Bucket=self.bucket, Key=self._key(rel))
+
+    def list(self, rel_dir: str = "", suffix: str = "") -> list[str]:
+        base = self._key(rel_dir.strip("/")) if rel_dir else self.prefix
+        base = base + "/" if base else ""
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(o["Key"][cut:] for page in s3.list_pages(self.client, self.bucket, base)
+                      for o in page.get("Contents", []) if o["Key"].endswith(suffix))
+
+
+def open_store(settings):
+    return S3Store(settings.s3) if settings.s3 is not None else LocalStore(settings.path)

@@ -13,11 +13,11 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from processors.sinks import s3
 from processors.sinks.audit.chain import MANIFEST, segment_number
+from processors.sinks.s3 import StorageError
 
-
-class StorageError(Exception):
-    """The archive could not be read or written (unreachable S3, permission, ...)."""
+__all__ = ["LocalArchive", "S3Archive", "StorageError", "open_archive"]
 
 
 class LocalArchive:
@@ -102,16 +102,11 @@ class S3Archive:
 
     def __init__(self, bucket: str, prefix: str = "", *, region: str = "us-east-1", endpoint_url: str | None = None,
                  lock_mode: str | None = None, lock_days: int = 0, connect_timeout: float = 5.0):
-        import boto3
-        from botocore.config import Config
-
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.lock_mode = lock_mode
         self.lock_days = lock_days
-        # Few, short retries here: the sink's own backoff (BatchLoop Retry) does the long waiting.
-        self.client = boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=Config(
-            connect_timeout=connect_timeout, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"}))
+        self.client = s3.client(region=region, endpoint_url=endpoint_url, connect_timeout=connect_timeout)
 
     @classmethod
     def from_settings(cls, s) -> "S3Archive":
@@ -121,54 +116,24 @@ class S3Archive:
                    connect_timeout=s.connect_timeout_s)
 
     def _key(self, chain: str, name: str = "") -> str:
-        parts = [p for p in (self.prefix, chain, name) if p]
-        return "/".join(parts)
+        return "/".join(p for p in (self.prefix, chain, name) if p)
 
     def location(self, chain: str, name: str = "") -> str:
         return f"s3://{self.bucket}/{self._key(chain, name)}"
 
-    def _call(self, fn, **kwargs):
-        from botocore.exceptions import BotoCoreError, ClientError
-        try:
-            return fn(**kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise StorageError(f"S3 {fn.__name__} s3://{self.bucket}/{kwargs.get('Key') or kwargs.get('Prefix', '')}: "
-                               f"{exc}") from None
-        except BotoCoreError as exc:
-            raise StorageError(f"S3 unreachable ({exc})") from None
-
     def chains(self) -> list[str]:
         base = self.prefix + "/" if self.prefix else ""
-        out: list[str] = []
-        token = None
-        while True:
-            kw = {"Bucket": self.bucket, "Prefix": base, "Delimiter": "/"}
-            if token:
-                kw["ContinuationToken"] = token
-            resp = self._call(self.client.list_objects_v2, **kw) or {}
-            out += [p["Prefix"][len(base):].rstrip("/") for p in resp.get("CommonPrefixes", [])]
-            token = resp.get("NextContinuationToken")
-            if not token:
-                return sorted(out)
+        return sorted(p["Prefix"][len(base):].rstrip("/")
+                      for page in s3.list_pages(self.client, self.bucket, base, "/")
+                      for p in page.get("CommonPrefixes", []))
 
     def files(self, chain: str) -> list[str]:
         base = self._key(chain) + "/"
-        out: list[str] = []
-        token = None
-        while True:
-            kw = {"Bucket": self.bucket, "Prefix": base}
-            if token:
-                kw["ContinuationToken"] = token
-            resp = self._call(self.client.list_objects_v2, **kw) or {}
-            out += [o["Key"][len(base):] for o in resp.get("Contents", [])]
-            token = resp.get("NextContinuationToken")
-            if not token:
-                return sorted(out)
+        return sorted(o["Key"][len(base):] for page in s3.list_pages(self.client, self.bucket, base)
+                      for o in page.get("Contents", []))
 
     def read(self, chain: str, name: str) -> bytes | None:
-        resp = self._call(self.client.get_object, Bucket=self.bucket, Key=self._key(chain, name))
+        resp = s3.call(self.client.get_object, Bucket=self.bucket, Key=self._key(chain, name))
         return None if resp is None else resp["Body"].read()
 
     def put(self, chain: str, name: str, data: bytes) -> None:
@@ -178,15 +143,13 @@ class S3Archive:
         if self.lock_mode:
             kw["ObjectLockMode"] = self.lock_mode
             kw["ObjectLockRetainUntilDate"] = datetime.now(timezone.utc) + timedelta(days=self.lock_days)
-        self._call(self.client.put_object, **kw)
+        s3.call(self.client.put_object, **kw)
 
 
 def open_archive(location: str, *, endpoint_url: str | None = None, region: str = "us-east-1"):
     """A reader for ``PATH`` or ``s3://bucket/prefix``."""
     if location.startswith("s3://"):
-        bucket, _, prefix = location[5:].partition("/")
-        if not bucket:
-            raise StorageError(f"no bucket in {location!r}: use s3://bucket/prefix")
+        bucket, prefix = s3.split_url(location)
         return S3Archive(bucket, prefix, region=region, endpoint_url=endpoint_url)
     if not os.path.isdir(location):
         raise StorageError(f"{location}: no such directory")
