@@ -180,3 +180,31 @@ def test_postgres_unreachable_raises_retry_then_recovers(postgres_dsn):
     assert sink.ready()
     assert pg_rows(postgres_dsn, f"SELECT count(*) FROM {table}") == [(10,)]
     sink.close()
+
+
+@pytest.mark.timeout(60)
+def test_parquet_on_s3_written_compacted_and_queried(s3_server, tmp_path):
+    import boto3
+    bucket = f"lake-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket=bucket)
+    settings = AnalyticsSettings(parquet={"s3": {"bucket": bucket, "prefix": "events", "endpoint_url": s3_server}})
+    sink = AnalyticsSink(settings, "g")
+    for a in range(0, 60, 10):
+        sink.write(items(a, a + 10))
+    AnalyticsSink(settings, "g").write(items(0, 70))  # restarted: 0..59 skipped by recorded offsets
+    url = f"s3://{bucket}/events"
+    assert run_query(url, "SELECT count(*), count(DISTINCT id) FROM events_all", endpoint_url=s3_server)[1] == [(70, 70)]
+    assert compact(sink.parquet.store, min_files=3, after_s=0) >= 6
+    cli = subprocess.run([*LOGTIDE, "query", "--path", url, "--endpoint-url", s3_server, "--format", "csv",
+                          "SELECT count(*) AS n, min(date) AS d FROM events"], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.splitlines()[1] == "70,2025-11-21"
+
+
+def test_unreachable_parquet_s3_is_a_retry():
+    from logtide.broker import free_port
+    sink = AnalyticsSink(AnalyticsSettings(parquet={"s3": {"bucket": "b", "connect_timeout_s": 1,
+                                                           "endpoint_url": f"http://127.0.0.1:{free_port()}"}}), "g")
+    assert not sink.ready()
+    with pytest.raises(Retry):
+        sink.write(items(0, 3))

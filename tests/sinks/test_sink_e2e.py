@@ -187,22 +187,36 @@ def test_unreachable_s3_holds_offsets_and_readiness_then_bad_records_reach_the_d
 def test_logtide_up_part_runs_the_three_sinks_with_local_defaults(broker, tmp_path):
     from logtide.up import UpContext
     from processors.sinks.up import up
+    from logtide.topics import default_specs
     settings = KafkaSettings(bootstrap=broker, client="confluent")
+    admin = connect(settings).admin()
+    admin.create_topics(default_specs(1))  # as `logtide up` does before asking the roles
+    admin.close()
     health = HealthServer("127.0.0.1", 0).start()
     try:
-        ctx = UpContext(kafka=settings, transport=connect(settings), workdir=tmp_path, health=health)
+        fast = {"session_timeout_ms": 6000}
+        ctx = UpContext(kafka=settings, transport=connect(settings), workdir=tmp_path, health=health,
+                        options={"monitoring": fast, "audit": fast, "analytics": fast})
         services = up(ctx)
         assert sorted(s.name for s in services) == ["sink-analytics", "sink-audit", "sink-monitoring"]
         assert (tmp_path / "audit.key").stat().st_mode & 0o077 == 0
         assert services[1].sink.local.root == tmp_path / "audit"
         stop = threading.Event()
-        threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in services]
+        crashed = []
+
+        def run(svc):
+            try:
+                svc.run(stop)
+            except Exception as exc:  # noqa: BLE001 - the assertion below reports it
+                crashed.append((svc.name, exc))
+        threads = [threading.Thread(target=run, args=(s,), daemon=True) for s in services]
         for th in threads:
             th.start()
-        stop.wait(1.0)
+        stop.wait(2.0)
         stop.set()
         for th in threads:
             th.join(30)
             assert not th.is_alive()
+        assert not crashed
     finally:
         health.stop()
