@@ -78,6 +78,17 @@ def _guarded(step: Step) -> Callable[[dict], Any]:
     return lambda e: process(e) if when(e) else e
 
 
+def _apply(name: str, fn: Callable[[dict], Any], event: dict) -> list[dict]:
+    """One step on one event, as a list of results (empty: dropped)."""
+    try:
+        r = fn(event)
+    except _EVENT_ERRORS as exc:
+        raise StepError(name, exc) from None
+    if r is None:
+        return []
+    return [r] if r.__class__ is dict else list(r)
+
+
 def _copy(event: dict) -> dict:
     return orjson.loads(orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS))
 
@@ -129,16 +140,7 @@ class Pipeline:
         for name, fn, _ in self._fns[start:]:
             out = []
             for ev in events:
-                try:
-                    r = fn(ev)
-                except _EVENT_ERRORS as exc:
-                    raise StepError(name, exc) from None
-                if r is None:
-                    continue
-                if r.__class__ is dict:
-                    out.append(r)
-                else:
-                    out.extend(r)
+                out.extend(_apply(name, fn, ev))
             if not out:
                 return []
             events = out
@@ -160,13 +162,7 @@ class Pipeline:
                         out.append((ev, outside))
                         ev = _copy(ev)
                     sinks = inside
-                try:
-                    r = fn(ev)
-                except _EVENT_ERRORS as exc:
-                    raise StepError(name, exc) from None
-                if r is None:
-                    continue
-                for e in ([r] if r.__class__ is dict else r):
+                for e in _apply(name, fn, ev):
                     out.append((e, sinks))
             units = out
             if not units:

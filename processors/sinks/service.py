@@ -55,6 +55,9 @@ class Sink(Protocol):
 
     def assigned(self, parts: list[TopicPartition]) -> None: ...
 
+    def known_ids(self) -> list[str]:
+        """Ids already written, to seed the duplicate memory at start (may be empty)."""
+
     def revoked(self, parts: list[TopicPartition]) -> None: ...
 
     def close(self) -> None: ...
@@ -70,6 +73,9 @@ class SinkBase:
 
     def assigned(self, parts: list[TopicPartition]) -> None:
         pass
+
+    def known_ids(self) -> list[str]:
+        return []
 
     def revoked(self, parts: list[TopicPartition]) -> None:
         pass
@@ -88,6 +94,7 @@ class SinkService:
         self.producer = transport.producer()
         self.dlq = DeadLetters(self.producer, self.name)
         self.recent = RecentIds(dedup_capacity)
+        self.recent.add(sink.known_ids())
         self.loop = BatchLoop(transport, component=self.name, group_id=group_id, topics=[topic],
                               handler=self.handle, max_batch=max_batch, session_timeout_ms=session_timeout_ms,
                               on_assign=sink.assigned, on_revoke=sink.revoked)

@@ -8,6 +8,7 @@ A step is a small class with a pydantic ``Config`` and ``process(event)`` that r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -85,6 +86,14 @@ def register(name: str) -> Callable[[type[Step]], type[Step]]:
         REGISTRY[name] = cls
         return cls
     return deco
+
+
+def compile_regex(pattern: str) -> "re.Pattern":
+    """Compile a regex from the config; a bad one is a ValueError that pydantic reports with its line."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regex: {exc}") from None
 
 
 def bounded_label(seen: set, value: Any, limit: int, overflow: str = "__overflow__") -> str:

@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 
 from logtide.envelope import MAX_DEPTH, severity_number
 from logtide.config import Model
-from processors.steps.base import Step, StepConfig, StepFailed, register
+from processors.steps.base import Step, StepConfig, StepFailed, compile_regex, register
 
 
 PARSED = Counter("logtide_processor_parsed_total", "Bodies by the parser that understood them ('none': none)",
@@ -353,11 +353,7 @@ class RegexPattern(Model):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, v: str) -> str:
-        try:
-            rx = re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"invalid regex: {exc}") from None
-        if not rx.groupindex:
+        if not compile_regex(v).groupindex:
             raise ValueError("a parse regex needs named groups, e.g. (?P<status>\\d{3})")
         return v
 

@@ -27,7 +27,7 @@ from prometheus_client import Counter
 from pydantic import Field, field_validator, model_validator
 
 from logtide.config import Model
-from processors.steps.base import Step, StepConfig, register
+from processors.steps.base import Step, StepConfig, compile_regex, register
 
 REDACTIONS = Counter("logtide_processor_redactions_total", "Values redacted, by kind", ["step", "kind"])
 
@@ -123,10 +123,7 @@ class CustomPattern(Model):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, v: str) -> str:
-        try:
-            rx = re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"invalid regex: {exc}") from None
+        rx = compile_regex(v)
         if rx.groupindex and set(rx.groupindex) != {"value"}:
             raise ValueError("a custom pattern may only name the group 'value'")
         return v

@@ -17,8 +17,9 @@ redelivered record at or below the recorded offset is skipped. Recorded offsets 
 when the consumer group has a committed offset for that partition (a recreated topic starts over).
 
 Duplicates from upstream (the same event produced twice) are dropped within a batch and by the
-sink's recent-id memory; what remains is removed by compaction and hidden at query time
-(``logtide query`` reads the ``events`` view: ``QUALIFY row_number() OVER (PARTITION BY id ...) = 1``).
+sink's recent-id memory, which a restart seeds with the ids of the last two hours' files
+(``recent_ids``); what remains (a duplicate hours apart across a restart) is removed by compaction
+and hidden at query time (the ``events`` view: ``QUALIFY row_number() OVER (PARTITION BY id ...) = 1``).
 """
 
 from __future__ import annotations
@@ -79,6 +80,21 @@ class ParquetOutput:
                 _log.warning("rolled back a batch interrupted by a crash (Kafka redelivers it)",
                              extra={"files": len(pending.get("files", []))})
             self.store.delete(marker)
+
+    def recent_ids(self, hours: int = 2, limit: int = 200_000) -> list[str]:
+        """Ids in the files of the last ``hours`` hour partitions (by wall clock): a restart's dedup memory."""
+        now = time.time()
+        wanted = {time.strftime("date=%Y-%m-%d/hour=%H", time.gmtime(now - 3600 * h)) for h in range(hours)}
+        ids: list[str] = []
+        for rel in self.store.list("", ".parquet"):
+            if rel.startswith(META) or rel.split("/", 1)[-1].rsplit("/", 1)[0] not in wanted:
+                continue
+            data = self.store.get(rel)
+            if data is not None:
+                ids += pq.read_table(io.BytesIO(data), columns=["id"]).column("id").to_pylist()
+            if len(ids) >= limit:
+                break
+        return ids[-limit:]
 
     def trust(self, committed: dict[TopicPartition, int | None]) -> None:
         """Forget recorded offsets of partitions the group has never committed (a new or recreated topic)."""

@@ -49,6 +49,16 @@ class AnalyticsSink(SinkBase):
                 raise Retry(str(exc)) from None
         return self.parquet
 
+    def known_ids(self) -> list[str]:
+        if self.parquet is None:
+            return []
+        try:
+            return self.parquet.recent_ids()
+        except (OSError, StorageError) as exc:
+            _log.warning("could not read recent Parquet ids (duplicates are then dropped at query time)",
+                         extra={"error": str(exc)})
+            return []
+
     def ready(self) -> bool:
         return self._parquet_ok and (self.postgres is None or self.postgres.healthy)
 
