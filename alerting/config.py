@@ -56,6 +56,9 @@ class AlertConfig(RoleConfig):
     group_id: str = "logtide-alerting"
     rules_files: list[str] = Field(default_factory=list, description="rule YAML files, relative to this file")
     reload_interval: Duration = 5.0
+    #: a batch is handed over when it has this many records or after max_wait (latency vs. overhead)
+    batch_max_records: int = Field(2000, ge=1)
+    batch_max_wait: Duration = 0.1
     state_path: str = "logtide-alerting.db"
     external_url: str = ""
     clock: ClockSettings = Field(default_factory=ClockSettings)

@@ -15,7 +15,7 @@ from typing import Callable
 from alerting import metrics
 from alerting.durations import NS
 from alerting.inhibition import Inhibitor
-from alerting.nflog import NotificationLog, needs_update
+from alerting.nflog import Entry, NotificationLog, needs_update
 from alerting.routing import RouteNode, labelset_string
 from alerting.silences import Silences
 from alerting.state import FIRING, RESOLVED, Alert
@@ -98,6 +98,13 @@ class Dispatcher:
         self.firing_alerts = firing_alerts
         self.groups: dict[str, Group] = {}
         self.member_of: dict[str, set[str]] = {}  # fingerprint -> group keys
+        # What each integration will know once the notifications already handed to delivery are sent:
+        # flushes compare with this (not only with the log of delivered ones), so a resolve that
+        # happens while the firing notification is still being retried is not lost.
+        self.handed: dict[tuple[str, str], Entry] = {}
+
+    def _known(self, group_key: str, integration: str) -> Entry | None:
+        return self.handed.get((group_key, integration)) or self.nflog.get(group_key, integration)
 
     def put(self, alert: Alert, now: int) -> None:
         """An alert started firing, changed or resolved: (re)place it in its groups."""
@@ -153,9 +160,10 @@ class Dispatcher:
         resolved = {a.fingerprint for a in alerts if a.state == RESOLVED}
         repeat_ns = int(route.repeat_interval * NS)
         for integration, send_resolved in self.integrations.get(route.receiver, []):
-            entry = self.nflog.get(group.key, integration)
+            entry = self._known(group.key, integration)
             if not needs_update(entry, firing, resolved, send_resolved, repeat_ns, now):
                 continue
+            self.handed[(group.key, integration)] = Entry(set(firing), set(resolved), now)
             shown = alerts if send_resolved else [a for a in alerts if a.state == FIRING]
             shown = sorted(shown, key=lambda a: (a.state != FIRING, a.fired_at, a.fingerprint))
             self.enqueue(Notification(
@@ -175,7 +183,7 @@ class Dispatcher:
                 continue
             known = False
             for integration, _ in integrations:
-                entry = self.nflog.get(group.key, integration)
+                entry = self._known(group.key, integration)
                 if entry is not None and fp in entry.firing:
                     known = True
             if not known:
@@ -187,6 +195,8 @@ class Dispatcher:
                     released.add(fp)
         if not group.alerts:
             del self.groups[group.key]
+            for integration, _ in integrations:
+                self.handed.pop((group.key, integration), None)
         return released
 
     def drop(self, fps: set[str]) -> None:

@@ -219,8 +219,9 @@ class AlertEngine:
             for event, partition in events:
                 t = clock.event_time(event)
                 clock.observe(t)
+                cache: dict = {}  # group keys of this event, shared by rules with the same group_by
                 for ev in evs:
-                    ev.observe(event, t, partition)
+                    ev.observe(event, t, partition, cache)
             metrics.EVENTS.labels("evaluated").inc(len(events))
             self.evaluate()
 
@@ -315,7 +316,8 @@ class EngineLoop:
         self.dlq = DeadLetters(self.producer, "alerting")
         self.loop = BatchLoop(transport, component="alerting", group_id=config.group_id, topics=config.topics,
                               handler=self.handle, on_assign=engine.partitions_assigned,
-                              on_revoke=engine.partitions_revoked, **loop_overrides)
+                              on_revoke=engine.partitions_revoked, max_batch=config.batch_max_records,
+                              poll_timeout=config.batch_max_wait, **loop_overrides)
 
     def ready(self) -> bool:
         return self.loop.ready()

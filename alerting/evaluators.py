@@ -10,23 +10,29 @@ Dirty keys are tracked for incremental persistence (``take_dirty`` / ``export`` 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from alerting import metrics
 from alerting.durations import NS
 from alerting.rules import (AbsenceRule, MatchRule, NewTermRule, RatioRule, RuleBase, SpikeRule,
                             ThresholdRule)
-from alerting.windows import Series, sample_of
+from alerting.windows import Series
 
 BUCKETS_PER_WINDOW = 30
 Key = tuple[str, ...]
 
 
+def _no_samples() -> list[dict]:
+    return []
+
+
 @dataclass
 class Active:
+    """A key whose condition holds: its value, and its sample events (built only when asked)."""
+
     value: float
-    samples: list[dict] = field(default_factory=list)
+    samples: Callable[[], list[dict]] = _no_samples
     partition: int = -1
 
 
@@ -44,6 +50,7 @@ class Evaluator:
         self.meta_dirty = False
         self._dropped = metrics.KEYS_DROPPED.labels(rule.name)
         self._matches = metrics.RULE_MATCHES.labels(rule.name)
+        self.matched = 0  # counted here, added to the metric once per evaluation (cheaper per event)
 
     # horizon: how far back buckets are kept
     def horizon_ns(self) -> int:
@@ -58,14 +65,14 @@ class Evaluator:
             s = self.series[key] = Series(partition)
         return s
 
-    def observe(self, event: dict, t: int, partition: int = -1) -> None:
+    def observe(self, event: dict, t: int, partition: int = -1, cache: dict | None = None) -> None:
         if self.started_at is None:
             self.started_at = t
             self.meta_dirty = True
         if not self.rule.predicate(event):
             return
-        self._matches.inc()
-        key = self.rule.group_key(event)
+        self.matched += 1
+        key = self.rule.group_key(event, cache)
         s = self._series(key, partition)
         if s is None:
             return
@@ -74,7 +81,7 @@ class Evaluator:
 
     def count(self, s: Series, event: dict, t: int) -> None:
         s.add(t // self.step)
-        s.samples.append(sample_of(event))
+        s.samples.append(event)
         if t > s.last_seen:
             s.last_seen = t
 
@@ -99,6 +106,9 @@ class Evaluator:
             self.started_at = now
             self.meta_dirty = True
         self._expire(now)
+        if self.matched:
+            self._matches.inc(self.matched)
+            self.matched = 0
         metrics.TRACKED_KEYS.labels(self.rule.name).set(len(self.series))
         return self.active(now)
 
@@ -137,7 +147,7 @@ class CountEvaluator(Evaluator):
 
     def active(self, now: int) -> dict[Key, Active]:
         need = self.at_least
-        return {k: Active(s.total, list(s.samples), s.partition) for k, s in self.series.items() if s.total >= need}
+        return {k: Active(s.total, s.sample_list, s.partition) for k, s in self.series.items() if s.total >= need}
 
 
 class RatioEvaluator(Evaluator):
@@ -147,7 +157,7 @@ class RatioEvaluator(Evaluator):
         err = 1 if self.rule._errors_pred(event) else 0
         s.add(t // self.step, 1, err)
         if err:
-            s.samples.append(sample_of(event))
+            s.samples.append(event)
         if t > s.last_seen:
             s.last_seen = t
 
@@ -156,7 +166,7 @@ class RatioEvaluator(Evaluator):
         out = {}
         for k, s in self.series.items():
             if s.total >= r.min_total and s.errors / s.total > r.above:
-                out[k] = Active(round(s.errors / s.total, 4), list(s.samples), s.partition)
+                out[k] = Active(round(s.errors / s.total, 4), s.sample_list, s.partition)
         return out
 
 
@@ -188,7 +198,7 @@ class SpikeEvaluator(Evaluator):
             up = ratio >= r.factor
             down = ratio <= 1 / r.factor
             if (r.direction == "up" and up) or (r.direction == "down" and down) or (r.direction == "both" and (up or down)):
-                out[k] = Active(round(ratio, 3), list(s.samples), s.partition)
+                out[k] = Active(round(ratio, 3), s.sample_list, s.partition)
         return out
 
 
@@ -201,9 +211,6 @@ class AbsenceEvaluator(Evaluator):
         self.seen_ns = int(within * NS)
         self.expected = rule.expected_keys()
 
-    def observe(self, event: dict, t: int, partition: int = -1) -> None:
-        super().observe(event, t, partition)
-
     def keep_empty(self, key: Key, s: Series, now: int) -> bool:
         return s.last_seen >= now - self.seen_ns  # remembered as "expected" for expect_seen_within
 
@@ -214,12 +221,12 @@ class AbsenceEvaluator(Evaluator):
         out = {}
         for k, s in self.series.items():
             if s.total < below and s.last_seen >= now - self.seen_ns:
-                out[k] = Active(s.total, list(s.samples), s.partition)
+                out[k] = Active(s.total, s.sample_list, s.partition)
         for k in self.expected:
             s = self.series.get(k)
             n = s.total if s is not None else 0
             if n < below:
-                out[k] = Active(n, list(s.samples) if s else [], s.partition if s else -1)
+                out[k] = Active(n, s.sample_list if s else _no_samples, s.partition if s else -1)
         return out
 
 
@@ -235,7 +242,7 @@ class NewTermEvaluator(Evaluator):
         self.terms_dirty: set[Key] = set()
         self._evicted = metrics.NEW_TERMS_EVICTED.labels(rule.name)
 
-    def observe(self, event: dict, t: int, partition: int = -1) -> None:
+    def observe(self, event: dict, t: int, partition: int = -1, cache: dict | None = None) -> None:
         if self.started_at is None:
             self.started_at = t
             self.meta_dirty = True
@@ -244,8 +251,8 @@ class NewTermEvaluator(Evaluator):
         value = self.rule._term.get(event)
         if value is None or value == "":
             return
-        self._matches.inc()
-        key = self.rule.group_key(event) + (value if isinstance(value, str) else str(value),)
+        self.matched += 1
+        key = self.rule.group_key(event, cache) + (value if isinstance(value, str) else str(value),)
         terms = self.terms
         known = key in terms
         terms[key] = t
@@ -263,7 +270,7 @@ class NewTermEvaluator(Evaluator):
             self.dirty.add(key)
 
     def active(self, now: int) -> dict[Key, Active]:
-        return {k: Active(1, list(s.samples), s.partition) for k, s in self.series.items() if s.total >= 1}
+        return {k: Active(1, s.sample_list, s.partition) for k, s in self.series.items() if s.total >= 1}
 
     def export_term(self, key: Key) -> int | None:
         return self.terms.get(key)

@@ -132,6 +132,7 @@ class RuleBase(Model):
     def model_post_init(self, _ctx: Any) -> None:
         self._predicate: Predicate = compile_condition(self.condition)
         self._group = [GroupField(s) for s in self.group_by]
+        self._group_sig = tuple(self.group_by)
 
     @property
     def predicate(self) -> Predicate:
@@ -141,7 +142,14 @@ class RuleBase(Model):
     def group_fields(self) -> list[GroupField]:
         return self._group
 
-    def group_key(self, event: dict) -> tuple[str, ...]:
+    def group_key(self, event: dict, cache: dict | None = None) -> tuple[str, ...]:
+        """The group key of an event; ``cache`` (one dict per event) shares it between rules with
+        the same group_by."""
+        if cache is not None:
+            key = cache.get(self._group_sig)
+            if key is None:
+                key = cache[self._group_sig] = self.group_key(event)
+            return key
         out = []
         for g in self._group:
             v = g.get(event)

@@ -104,7 +104,7 @@ class AlertStates:
         return labels
 
     def _annotations(self, rule: RuleBase, labels: dict[str, str], act: Active) -> dict[str, str]:
-        ctx = {"labels": labels, "value": act.value, "rule": rule.name, "events": act.samples}
+        ctx = {"labels": labels, "value": act.value, "rule": rule.name, "events": act.samples()}
         ann = dict(rule.annotations)
         if rule.description and "description" not in ann:
             ann["description"] = rule.description
@@ -124,7 +124,7 @@ class AlertStates:
             a = self.alerts.get(fp)
             if a is None or a.state == RESOLVED:
                 a = Alert(rule.name, fp, labels, self._annotations(rule, labels, act), PENDING, now, now,
-                          value=act.value, samples=act.samples, partition=act.partition)
+                          value=act.value, samples=act.samples(), partition=act.partition)
                 self.alerts[fp] = a
                 fps.add(fp)
                 self.key_of[fp] = (rule.name, key)
@@ -133,7 +133,7 @@ class AlertStates:
                 a.last_true = now
                 if a.value != act.value:
                     a.value = act.value
-                a.samples = act.samples or a.samples
+                    a.samples = act.samples() or a.samples
             if a.state == PENDING and now - a.active_at >= for_ns:
                 a.state = FIRING
                 a.fired_at = now

@@ -74,8 +74,12 @@ class Series:
         """Count in buckets lo <= bucket < hi."""
         return sum(n for bid, n, _ in self.buckets if lo <= bid < hi)
 
+    def sample_list(self) -> list[dict]:
+        """The samples as small dicts (events are kept as they came and cut down only when needed)."""
+        return [sample_of(e) for e in self.samples]
+
     def dump(self) -> dict[str, Any]:
-        return {"b": list(self.buckets), "s": list(self.samples), "l": self.last_seen, "p": self.partition}
+        return {"b": list(self.buckets), "s": self.sample_list(), "l": self.last_seen, "p": self.partition}
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> "Series":

@@ -1,0 +1,261 @@
+"""Alerting latency: from an event produced to Kafka to the webhook notification received.
+
+The engine runs as a real `logtide alert --config ...` subprocess against the embedded broker
+(or $LOGTIDE_BOOTSTRAP). This process produces background load from the Loghub corpus (all of it
+evaluated by five rules: threshold, ratio, new_term, spike, absence) at the target rate, plus
+probe events (10/s) that each open a new alert group; a local HTTP receiver verifies the HMAC
+signature and records when each probe's notification arrives.
+
+    python bench/alerting.py [--rates 1000,5000] [--seconds 20]
+
+Writes bench/results/alerting.json. The machine is shared (2 cores): numbers are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from logtide import envelope  # noqa: E402
+from logtide.broker import EmbeddedBroker  # noqa: E402
+from logtide.transport import KafkaSettings, TopicSpec, connect  # noqa: E402
+
+from alerting.notifiers.webhook import verify  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpus" / "loghub"
+SECRET = "bench-secret"
+PROBES_PER_S = 10
+
+RULES = """rules:
+  - name: Probe
+    kind: match
+    condition: exists attributes.probe
+    group_by: [attributes.probe]
+    window: 30s
+  - name: ErrorBurst
+    kind: threshold
+    condition: severity_number >= 17
+    group_by: [service.name]
+    count: 100000
+    window: 1m
+  - name: ErrorRatio
+    kind: ratio
+    errors: severity_number >= 17
+    group_by: [service.name]
+    above: 0.99
+    window: 5m
+  - name: NewWord
+    kind: new_term
+    field: attributes.word
+    group_by: [service.name]
+    learning: 1h
+  - name: Volume
+    kind: spike
+    group_by: [service.name]
+    window: 1m
+    reference: 10m
+  - name: Quiet
+    kind: absence
+    group_by: [service.name]
+    window: 10m
+"""
+
+
+def corpus_events(limit: int = 20000) -> list[tuple[str, str]]:
+    out = []
+    for path in sorted(glob.glob(str(CORPUS / "*.log"))):
+        service = Path(path).stem.split("_")[0].lower()
+        with open(path, errors="replace") as fh:
+            for line in fh:
+                out.append((service, line.rstrip("\n")))
+    return out[:limit] or [("demo", "INFO nothing to see")]
+
+
+def level_of(line: str) -> str:
+    for lv in ("FATAL", "ERROR", "WARN", "INFO", "DEBUG"):
+        if lv in line:
+            return lv
+    return "INFO"
+
+
+class ProbeReceiver:
+    def __init__(self):
+        self.received: dict[str, float] = {}
+        self.bad = 0
+        recv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                now = time.time()
+                ok = verify(self.headers, body, [SECRET])
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                if not ok:
+                    recv.bad += 1
+                    return
+                for a in orjson.loads(body)["alerts"]:
+                    probe = a["labels"].get("probe")
+                    if probe and a["status"] == "firing":
+                        recv.received.setdefault(probe, now)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path) -> dict:
+    topic = f"bench.alerting.{uuid.uuid4().hex[:8]}"
+    transport = connect(KafkaSettings(bootstrap=bootstrap, client="confluent"))
+    admin = transport.admin()
+    admin.create_topics([TopicSpec(topic, 3)])
+    admin.close()
+    recv = ProbeReceiver()
+    rules = workdir / f"rules-{rate}.yaml"
+    rules.write_text(RULES)
+    cfg = workdir / f"alert-{rate}.yaml"
+    cfg.write_text(orjson.dumps({
+        "kafka": {"bootstrap": bootstrap, "client": "confluent", "consumer": {"fetch.wait.max.ms": 50}},
+        "topics": [topic], "group_id": f"bench-{topic}", "rules_files": [str(rules)],
+        "state_path": str(workdir / f"state-{rate}.db"), "http": {"host": "127.0.0.1", "port": 0},
+        "api": {"host": "127.0.0.1", "port": 0}, "log_level": "warning",
+        "route": {"receiver": "hook", "group_by": ["alertname", "probe"], "group_wait": "0s",
+                  "group_interval": "1m", "repeat_interval": "1h"},
+        "receivers": [{"name": "hook", "webhook": [{"url": recv.url, "secrets": [SECRET]}]}],
+    }).decode())
+    engine = subprocess.Popen([sys.executable, "-m", "logtide.cli", "alert", "--config", str(cfg)],
+                              stdout=subprocess.DEVNULL, stderr=open(workdir / f"engine-{rate}.log", "wb"))
+    producer = transport.producer(linger_ms=2)
+    sent: dict[str, float] = {}
+
+    def produce(ev: dict, key: bytes) -> None:
+        ev["ingest_time"] = time.time_ns()
+        producer.produce(topic, envelope.encode(ev), key=key, headers=envelope.headers(ev))
+
+    def probe(tag: str) -> None:
+        pid = f"{tag}-{uuid.uuid4().hex[:8]}"
+        now = time.time_ns()
+        ev = envelope.new_event(id=pid, body="probe", source="bench", time=now, observed_time=now,
+                                severity_text="INFO", attributes={"probe": pid},
+                                resource={"service.name": "bench"})
+        sent[pid] = time.time()
+        produce(ev, pid.encode())
+        producer.poll(0)
+
+    try:
+        # warm up: wait until the engine consumes and notifies
+        deadline = time.monotonic() + 90
+        while not recv.received and time.monotonic() < deadline:
+            probe("warmup")
+            producer.flush(5)
+            time.sleep(1)
+        if not recv.received:
+            raise SystemExit(f"engine did not notify within 90s; see {workdir}/engine-{rate}.log")
+        time.sleep(1)
+        sent.clear()
+        recv.received.clear()
+        started = time.monotonic()
+        n = i = 0
+        next_probe = started
+        interval = 1.0 / rate
+        while time.monotonic() - started < seconds:
+            target = started + n * interval
+            now = time.monotonic()
+            if target > now:
+                time.sleep(min(target - now, 0.005))
+                continue
+            service, line = lines[i % len(lines)]
+            i += 1
+            t = time.time_ns()
+            ev = envelope.new_event(id=f"{rate}-{n}", body=line, source="bench", time=t, observed_time=t,
+                                    severity_text=level_of(line), attributes={"word": line.split(" ")[-1][:40]},
+                                    resource={"service.name": service})
+            produce(ev, service.encode())
+            n += 1
+            if n % 500 == 0:
+                producer.poll(0)
+            if now >= next_probe:
+                probe("p")
+                next_probe += 1.0 / PROBES_PER_S
+        producer.flush(30)
+        elapsed = time.monotonic() - started
+        deadline = time.monotonic() + 30
+        while len(recv.received) < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        engine.terminate()
+        try:
+            engine.wait(30)
+        except subprocess.TimeoutExpired:
+            engine.kill()
+        producer.close()
+        recv.httpd.shutdown()
+    lat = [recv.received[p] - t for p, t in sent.items() if p in recv.received]
+    return {"target_rate": rate, "achieved_rate": round(n / elapsed, 1), "events": n, "probes": len(sent),
+            "notified": len(lat), "bad_signatures": recv.bad,
+            "p50_s": round(pct(lat, 50), 4), "p99_s": round(pct(lat, 99), 4), "max_s": round(max(lat), 4) if lat else None,
+            "mean_s": round(statistics.mean(lat), 4) if lat else None}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rates", default="1000,5000")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    args = ap.parse_args()
+    lines = corpus_events()
+    broker = None
+    bootstrap = os.environ.get("LOGTIDE_BOOTSTRAP")
+    if not bootstrap:
+        broker = EmbeddedBroker().start()
+        bootstrap = broker.bootstrap
+    results = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-alerting-") as d:
+            for rate in [int(r) for r in args.rates.split(",")]:
+                results.append(run_rate(bootstrap, rate, args.seconds, lines, Path(d)))
+    finally:
+        if broker:
+            broker.stop()
+    print(f"{'rate/s':>7} {'achieved':>9} {'probes':>7} {'notified':>9} {'p50 s':>7} {'p99 s':>7} {'max s':>7}")
+    for r in results:
+        print(f"{r['target_rate']:>7} {r['achieved_rate']:>9} {r['probes']:>7} {r['notified']:>9} "
+              f"{r['p50_s']:>7} {r['p99_s']:>7} {r['max_s']!s:>7}")
+    out = ROOT / "bench" / "results" / "alerting.json"
+    out.write_text(orjson.dumps({"bench": "alerting", "goal": "p99 <= 1 s", "seconds": args.seconds,
+                                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                 "results": results}, option=orjson.OPT_INDENT_2).decode())
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
