@@ -14,6 +14,7 @@ Two sources, sampled every --interval seconds; rates are differences between sam
 from __future__ import annotations
 
 import argparse
+import re
 import threading
 import time
 import urllib.error
@@ -25,7 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from logtide.cli import UsageError
 from logtide.role import install_signal_handlers
-from logtide.topics import DLQ, describe
+from logtide.topics import DLQ, exact_end_offsets
+from logtide.transport import TopicPartition
 
 from tools.common import add_kafka_arguments, connect_args, console, print_json
 from tools.groups import list_groups, snapshot
@@ -49,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--once", action="store_true", help="take two samples, print once and exit")
     p.add_argument("--json", action="store_true", help="print JSON (with --once)")
     p.add_argument("--window", type=int, default=5, metavar="N", help="samples the group status looks at (default 5)")
+    p.add_argument("--topics", default=r"^logtide\.", metavar="REGEX",
+                   help="topics whose rates to show (default: ^logtide\\. — every logtide topic)")
     add_kafka_arguments(p)
     p.set_defaults(func=run)
 
@@ -108,8 +112,9 @@ def scrape_all(urls: list[str]) -> tuple[dict[str, dict[str, float]], dict[str, 
 class Sampler:
     """Takes samples and turns the last two into rates; keeps a few group samples for the status."""
 
-    def __init__(self, transport, urls: list[str], groups: list[str] | None, window: int):
+    def __init__(self, transport, urls: list[str], groups: list[str] | None, window: int, topics: str):
         self.transport = transport
+        self.topic_filter = re.compile(topics)
         self.urls = urls
         self.only_groups = groups
         self.group_window: deque = deque(maxlen=max(2, window))
@@ -122,10 +127,30 @@ class Sampler:
         if not self.only_groups:
             snap = {g: s for g, s in snap.items() if s.partitions}
         components, down = scrape_all(self.urls)
-        topics = {t["topic"]: t["records"] for t in describe(self.transport)}
+        topics = self.topic_records()
         self.group_window.append(snap)
         self.prev, self.cur = self.cur, {"time": time.time(), "topics": topics, "groups": snap,
                                          "components": components, "down": down}
+
+    def topic_records(self) -> dict[str, int]:
+        """Records in each shown topic (exact end offsets; only the topics the filter picks)."""
+        admin = self.transport.admin()
+        try:
+            names = {t: n for t, n in admin.list_topics().items() if self.topic_filter.search(t) or t == DLQ}
+        finally:
+            admin.close()
+        parts = [TopicPartition(t, p) for t, n in sorted(names.items()) for p in range(n)]
+        if not parts:
+            return {}
+        consumer = self.transport.consumer(None)
+        try:
+            ends = exact_end_offsets(consumer, parts)
+        finally:
+            consumer.close()
+        out = {t: 0 for t in names}
+        for tp, end in ends.items():
+            out[tp.topic] += end
+        return out
 
     def view(self) -> dict:
         cur, prev = self.cur, self.prev or self.cur
@@ -207,8 +232,7 @@ def render(view: dict):
     for col in ("TOPIC", "RECORDS", "IN/s"):
         t.add_column(col, justify="left" if col == "TOPIC" else "right")
     for row in view["topics"]:
-        if row["topic"].startswith("logtide.") or row["rate"]:
-            t.add_row(row["topic"], _fmt(row["records"]), _fmt(row["rate"]))
+        t.add_row(row["topic"], _fmt(row["records"]), _fmt(row["rate"]))
     parts.append(t)
     return Group(*parts)
 
@@ -220,7 +244,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--json needs --once (the live view is a terminal table)")
     urls = [metrics_url(u) for u in args.metrics]
     transport = connect_args(args)
-    sampler = Sampler(transport, urls, args.group, args.window)
+    try:
+        re.compile(args.topics)
+    except re.error as exc:
+        raise UsageError(f"--topics: bad regex: {exc}") from None
+    sampler = Sampler(transport, urls, args.group, args.window, args.topics)
     sampler.sample()
     if args.once:
         time.sleep(args.interval)

@@ -86,10 +86,10 @@ def test_list_show_replay_round_trip(cli, fast_kafka, new_topic, read_all):
     assert len(read_all(origin)) == 6
 
 
-def test_replay_selection_and_errors(cli, cli_proc, fast_kafka, new_topic, read_all):
+def test_replay_selection_and_errors(cli, fast_kafka, new_topic, read_all):
     dlq, origin = new_topic(1, prefix="dlq"), new_topic(2, prefix="origin")
     _dead_letter(fast_kafka, dlq, origin)
-    r = cli_proc("dlq", "replay", "--topic", dlq)
+    r = cli("dlq", "replay", "--topic", dlq)
     assert r.returncode == 2 and r.stderr.strip() == ("logtide dlq: error: name the reason ids to replay "
                                                       "(see `logtide dlq list`), or pass --all")
     r = cli("dlq", "replay", "--topic", dlq, "deadbeef")

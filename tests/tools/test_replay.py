@@ -51,6 +51,17 @@ def test_open_ended_window_stops_at_the_end_seen_at_start(cli, new_topic, produc
     assert sorted(int(r.value[1:]) for r in read_all(dst)) == list(range(30, 40))
 
 
+def _start_and_wait_for_progress(popen_cli, args: list[str], state, copied: int):
+    """Start a replay in the background and return once its state file shows `copied` records."""
+    proc = popen_cli(*args)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if state.exists() and json.loads(state.read_text())["copied"] >= copied:
+            return proc
+        time.sleep(0.1)
+    raise AssertionError(f"no progress to {copied} in 30 s: {proc.poll()=}")
+
+
 @pytest.mark.timeout(90)
 def test_interrupt_and_resume_copies_each_record_once(cli_proc, popen_cli, new_topic, produce_at, read_all, tmp_path):
     src, dst = new_topic(3), new_topic(3)
@@ -59,13 +70,7 @@ def test_interrupt_and_resume_copies_each_record_once(cli_proc, popen_cli, new_t
     state = tmp_path / "slow.json"
     args = ["replay", "--topic", src, "--from", str(BASE), "--to-topic", dst, "--state", str(state),
             "--rate", "300", "--batch", "100"]
-    proc = popen_cli(*args)
-    # wait until some progress was saved, then Ctrl-C
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if state.exists() and json.loads(state.read_text())["copied"] >= 200:
-            break
-        time.sleep(0.1)
+    proc = _start_and_wait_for_progress(popen_cli, args, state, 200)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -87,12 +92,7 @@ def test_kill_9_then_resume_loses_nothing(cli, popen_cli, new_topic, produce_at,
     state = tmp_path / "killed.json"
     args = ["replay", "--topic", src, "--from", str(BASE), "--to-topic", dst, "--state", str(state),
             "--rate", "200", "--batch", "50"]
-    proc = popen_cli(*args)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if state.exists() and json.loads(state.read_text())["copied"] >= 100:
-            break
-        time.sleep(0.1)
+    proc = _start_and_wait_for_progress(popen_cli, args, state, 100)
     proc.kill()
     proc.wait(10)
     cli(*args[:-4], check_rc=0)

@@ -78,6 +78,13 @@ def _where(path: Path, node: Any, key: str | None = None) -> str:
     return f"{path}:{line}" if line else str(path)
 
 
+def _refuse_unknown(path: Path, node: dict, known: set[str], what: str) -> None:
+    unknown = sorted(set(node) - known)
+    if unknown:
+        raise ConfigError(f"{_where(path, node, unknown[0])}: unknown field '{unknown[0]}'{what} "
+                          f"(known: {', '.join(sorted(known))})")
+
+
 def parse_duration(text: Any, where: str) -> float:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return float(text)
@@ -109,10 +116,7 @@ def load(path: str | Path) -> TestFile:
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: a tests file is a mapping with a 'tests:' list")
-    unknown = sorted(set(data) - TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"{_where(path, data, unknown[0])}: unknown field '{unknown[0]}' "
-                          f"(known: {', '.join(sorted(TOP_KEYS))})")
+    _refuse_unknown(path, data, TOP_KEYS, "")
     base = path.resolve().parent
     tf = TestFile(path=path)
     pipeline = data.get("pipeline")
@@ -151,10 +155,7 @@ def load(path: str | Path) -> TestFile:
 def _test(path: Path, t: Any, i: int, tf: TestFile) -> TestCase:
     if not isinstance(t, dict):
         raise ConfigError(f"{path}: tests[{i}] must be a mapping with name, input and expectations")
-    unknown = sorted(set(t) - TEST_KEYS)
-    if unknown:
-        raise ConfigError(f"{_where(path, t, unknown[0])}: unknown field '{unknown[0]}' in a test "
-                          f"(known: {', '.join(sorted(TEST_KEYS))})")
+    _refuse_unknown(path, t, TEST_KEYS, " in a test")
     name = str(t.get("name") or f"test {i + 1}")
     raw = t.get("input")
     if not isinstance(raw, list) or not raw:
