@@ -208,3 +208,11 @@ def test_unreachable_parquet_s3_is_a_retry():
     assert not sink.ready()
     with pytest.raises(Retry):
         sink.write(items(0, 3))
+
+
+def test_restart_seeds_duplicate_memory_from_recent_files(tmp_path):
+    now = time.time_ns()
+    sink = parquet_sink(tmp_path)
+    sink.write(items(0, 20, time=now, observed_time=now) + items(20, 30))  # 20..29 are old (2025)
+    known = set(parquet_sink(tmp_path).known_ids())
+    assert known == {make_event(i)["id"] for i in range(20)}
