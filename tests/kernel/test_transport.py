@@ -51,6 +51,8 @@ def test_produce_with_key_and_headers_is_acked_and_consumed(transport, new_topic
     assert len(acked) == 5
     assert sorted(r.offset for r in acked) == [0, 1, 2, 3, 4]
     assert all(r.topic == topic and r.partition == 0 for r in acked)
+    assert sorted(r.value for r in acked) == sorted(f"value-{i}".encode() for i in range(5))
+    assert all(r.key == b"pod-a" and r.tp == (topic, 0) for r in acked)
 
     consumer = transport.consumer(None)
     try:
@@ -348,3 +350,16 @@ def test_auto_picks_the_fastest_installed_backend():
     from logtide.transport import available_backends
     assert available_backends()[0] == "confluent"
     assert connect(KafkaSettings(bootstrap="k:9092", client="auto")).name == "confluent"
+
+
+def test_small_buffer_applies_backpressure_without_losing_records(transport, new_topic):
+    topic = new_topic(1)
+    producer = transport.producer(max_buffer=10)
+    acked = []
+    try:
+        for i in range(300):  # never polled by us: produce itself must wait for room
+            producer.produce(topic, f"v{i}".encode(), on_delivery=lambda err, rec: acked.append(err))
+        assert producer.flush(30) == 0
+    finally:
+        producer.close()
+    assert len(acked) == 300 and not any(acked)
