@@ -119,6 +119,7 @@ class Shipper:
         self.ack_timeout = ack_timeout
         self._cond = threading.Condition()
         self._pending = 0
+        self._sent = 0
         self._failed: list[Exception] = []
 
     def _acked(self, event: dict) -> None:
@@ -132,18 +133,18 @@ class Shipper:
             self._failed.append(err)
             self._cond.notify_all()
 
-    def ship(self, topic: str, events: Iterable[tuple[dict, bytes | None]]) -> int:
-        """Send (event, key) pairs; return how many once all are acked, or raise ShipError."""
-        count = 0
+    def send(self, topic: str, event: dict, key: bytes | None) -> None:
+        """Queue one event without waiting; ``confirm()`` waits for the acks of everything sent."""
         with self._cond:
-            self._failed.clear()
-        for event, key in events:
-            with self._cond:
-                self._pending += 1
-            self.sender.send(topic, event, key, on_ack=self._acked, on_error=self._refused)
-            count += 1
-            if count % 1000 == 0:
-                self.sender.poll(0)
+            self._pending += 1
+            self._sent += 1
+        self.sender.send(topic, event, key, on_ack=self._acked, on_error=self._refused)
+        if self._sent % 1000 == 0:
+            self.sender.poll(0)
+
+    def confirm(self) -> int:
+        """Wait until Kafka acknowledged every event sent since the last confirm; return how many,
+        or raise ShipError (then nothing since the last confirm may be checkpointed)."""
         deadline = time.monotonic() + self.ack_timeout
         while True:
             self.sender.poll(0.05)
@@ -152,13 +153,23 @@ class Shipper:
                     break
                 if time.monotonic() > deadline:
                     self._pending = 0
-                    raise ShipError(f"{count} events not acknowledged by Kafka within {self.ack_timeout}s")
+                    self._sent = 0
+                    raise ShipError(f"events not acknowledged by Kafka within {self.ack_timeout}s")
                 self._cond.wait(0.05)
-        if self._failed:
-            err = self._failed[0]
-            raise ShipError(f"Kafka refused {len(self._failed)} of {count} events: {err}")
+        with self._cond:
+            count, failed = self._sent, list(self._failed)
+            self._sent = 0
+            self._failed.clear()
+        if failed:
+            raise ShipError(f"Kafka refused {len(failed)} of {count} events: {failed[0]}")
         self.metrics.events.inc(count)
         return count
+
+    def ship(self, topic: str, events: Iterable[tuple[dict, bytes | None]]) -> int:
+        """Send (event, key) pairs and wait for all acks; return how many, or raise ShipError."""
+        for event, key in events:
+            self.send(topic, event, key)
+        return self.confirm()
 
 
 class Checkpoints:

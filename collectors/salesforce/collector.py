@@ -33,7 +33,6 @@ AUDIT_QUERIES = {
                                   "Platform, LoginUrl"),
 }
 EVENT_LOG_FIELDS = "Id, EventType, Interval, LogDate, CreatedDate, LogFileLength, LogFileFieldNames, LogFileFieldTypes"
-BATCH_ROWS = 2000
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
@@ -115,6 +114,8 @@ class SalesforceCollector(PullCollector):
         if cp:
             return Cursor(cp)
         start = datetime.now(timezone.utc) - timedelta(days=self.config.start_days_ago)
+        if item.endswith("/Daily"):
+            start = start.replace(hour=0, minute=0, second=0)  # LogDate of a daily file is its day's midnight
         return Cursor({"time": start.strftime("%Y-%m-%dT%H:%M:%SZ")})
 
     def _lag(self, item: str, cursor: Cursor) -> None:
@@ -154,9 +155,7 @@ class SalesforceCollector(PullCollector):
             resp.raw.decode_content = True
             resp.raw.auto_close = False  # io.TextIOWrapper reads past the end once; urllib3 must not close first
             text = io.TextIOWrapper(resp.raw, encoding="utf-8", errors="replace", newline="")
-            batch: list = []
             last_row = since_checkpoint = 0
-            batch_rows = min(BATCH_ROWS, self.config.rows_per_checkpoint)
             for row_no, row in logfile.typed_rows(text, schema, problems):
                 if stop.is_set():
                     break
@@ -164,16 +163,15 @@ class SalesforceCollector(PullCollector):
                 if row_no <= skip_rows:
                     self.metrics.duplicates.inc()
                     continue
-                batch.append(self._row_event(org, base_attrs, file_id, row_no, row))
-                if len(batch) >= batch_rows:
-                    since_checkpoint += shipper.ship(self.topic, batch)
-                    batch = []
-                    if since_checkpoint >= self.config.rows_per_checkpoint:
-                        cursor.partial = {"id": file_id, "rows": last_row}
-                        self.checkpoints.put(item, item, cursor.value())
-                        since_checkpoint = 0
-            if batch:
-                shipper.ship(self.topic, batch)
+                shipper.send(self.topic, *self._row_event(org, base_attrs, file_id, row_no, row))
+                since_checkpoint += 1
+                if since_checkpoint >= self.config.rows_per_checkpoint:
+                    # Acks first, then the checkpoint: a restart resumes after this row.
+                    shipper.confirm()
+                    cursor.partial = {"id": file_id, "rows": last_row}
+                    self.checkpoints.put(item, item, cursor.value())
+                    since_checkpoint = 0
+            shipper.confirm()
             if stop.is_set():
                 cursor.partial = {"id": file_id, "rows": last_row}
                 self.checkpoints.put(item, item, cursor.value())

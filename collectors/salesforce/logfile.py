@@ -70,9 +70,13 @@ def parse_timestamp(value: str) -> int | None:
     return int(dt.timestamp()) * 1_000_000_000 + int(frac[:9].ljust(9, "0") or 0)
 
 
+@lru_cache(maxsize=8192)
+def _iso_seconds(secs: int) -> str:
+    return datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso(ns: int) -> str:
-    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns % 1_000_000_000) // 1_000_000:03d}Z"
+    return f"{_iso_seconds(ns // 1_000_000_000)}.{(ns % 1_000_000_000) // 1_000_000:03d}Z"
 
 
 def _number(value: str):

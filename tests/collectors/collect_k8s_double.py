@@ -18,6 +18,16 @@ def stamp(ns: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}Z"
 
 
+def selected(pod: dict, query: dict) -> bool:
+    """Equality-based labelSelector (k=v,k2=v2), the part of the syntax the tests use."""
+    labels = pod["metadata"].get("labels") or {}
+    for term in filter(None, (query.get("labelSelector") or "").split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
 def parse_since(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()) * 1_000_000_000
 
@@ -66,16 +76,16 @@ class KubernetesDouble:
                 try:
                     if parts[:3] == ["api", "v1", "namespaces"] and parts[4:] == ["pods"]:
                         return self._watch(parts[3], q) if q.get("watch") in ("true", "1", "True") else \
-                            self._list(parts[3])
+                            self._list(parts[3], q)
                     if parts[:3] == ["api", "v1", "namespaces"] and len(parts) == 7 and parts[6] == "log":
                         return self._log(parts[3], parts[5], q)
                 except (BrokenPipeError, ConnectionResetError):
                     return
                 self._json(404, {"kind": "Status", "code": 404, "message": "not found"})
 
-            def _list(self, ns):
+            def _list(self, ns, q):
                 with double.cond:
-                    items = [p for (n, _), p in double.pods.items() if n == ns]
+                    items = [p for (n, _), p in double.pods.items() if n == ns and selected(p, q)]
                     rv = double.rv
                 self._json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)},
                                  "items": items})
@@ -87,7 +97,8 @@ class KubernetesDouble:
                 sent = since
                 while time.monotonic() < deadline and not double.closing:
                     with double.cond:
-                        todo = [(rv, t, p) for rv, t, p in double.events if rv > sent and p["metadata"]["namespace"] == ns]
+                        todo = [(rv, t, p) for rv, t, p in double.events
+                                if rv > sent and p["metadata"]["namespace"] == ns and selected(p, q)]
                         if not todo:
                             double.cond.wait(0.2)
                             continue

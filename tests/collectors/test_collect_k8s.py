@@ -71,10 +71,12 @@ def test_follow_resume_overlap_restart_delete(fast_kafka, new_topic, k8s_double)
 def test_restart_from_checkpoint_reads_previous_instance_and_survives_errors(fast_kafka, new_topic, k8s_double):
     ns = unique("batch-")
     topic = new_topic(1)
-    k8s_double.add_pod(ns, "job-1")
+    k8s_double.add_pod(ns, "job-1", labels={"collect": "yes"})
+    k8s_double.add_pod(ns, "not-selected", labels={"collect": "no"})
+    k8s_double.write(ns, "not-selected", "app", "must not be collected")
     for i in range(3):
         k8s_double.write(ns, "job-1", "app", f"line {i}")
-    c = k8s_collector(fast_kafka, k8s_double, topic, [ns])
+    c = k8s_collector(fast_kafka, k8s_double, topic, [ns], label_selector="collect=yes")
     with running_item(c, ns):
         assert len(read_events(fast_kafka, topic, 3, timeout=20)) == 3
     c.close()
@@ -84,7 +86,7 @@ def test_restart_from_checkpoint_reads_previous_instance_and_survives_errors(fas
     k8s_double.write(ns, "job-1", "app", "line 4 (new instance)")
     k8s_double.fail_log_requests = 3      # the API server answers 500 a few times
     errors = metric("logtide_collector_errors_total", collector="k8s", kind="api")
-    c2 = k8s_collector(fast_kafka, k8s_double, topic, [ns])
+    c2 = k8s_collector(fast_kafka, k8s_double, topic, [ns], label_selector="collect=yes")
     with running_item(c2, ns):
         events = read_events(fast_kafka, topic, 5, timeout=30, settle=0.5)
     assert sorted(e["body"] for e in events) == ["line 0", "line 1", "line 2", "line 3 (old instance, unseen)",

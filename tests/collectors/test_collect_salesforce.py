@@ -157,3 +157,24 @@ def test_expired_session_5xx_storm_limits_and_hostile_csv(fast_kafka, new_topic,
     msgs = " ".join(r.getMessage() for r in caplog.records)
     assert "session expired" in msgs and "pausing" in msgs and "secret" not in msgs
     c.close()
+
+
+@pytest.mark.timeout(60)
+def test_daily_log_files_cursor_on_log_date(fast_kafka, new_topic, sf_double):
+    day = (datetime.now(timezone.utc) - timedelta(hours=20)).strftime("%Y-%m-%dT00:00:00.000+0000")
+    # Daily files for the same LogDate, created at different times; one hourly file must not be read here.
+    sf_double.add_log_file("0ATd01", "API", sf_time(10), login_csv(4, "d1"), NAMES, TYPES, interval="Daily",
+                           log_date=day)
+    sf_double.add_log_file("0ATd02", "API", sf_time(5), login_csv(3, "d2"), NAMES, TYPES, interval="Daily",
+                           log_date=day)
+    sf_double.add_log_file("0ATh01", "API", sf_time(5), login_csv(2, "h"), NAMES, TYPES)
+    topic = new_topic(1)
+    c = sf_collector(fast_kafka, sf_double, topic, event_types=["API"], intervals=["Daily"])
+    assert c.work_items() == ["EventLogFile/API/Daily"]
+    with running_item(c, "EventLogFile/API/Daily"):
+        events = read_events(fast_kafka, topic, 7, timeout=30, settle=1.0)
+    assert sorted({e["attributes"]["salesforce.log_file.id"] for e in events}) == ["0ATd01", "0ATd02"]
+    assert len(events) == 7
+    cp = c.checkpoints.get("EventLogFile/API/Daily")
+    assert cp["time"] == day[:10] + "T00:00:00Z" and sorted(cp["done"]) == ["0ATd01", "0ATd02"]
+    c.close()
