@@ -251,8 +251,10 @@ def up(ctx) -> list:
     """`logtide up` part: one processor with the demo pipeline (or roles.20-process.config FILE)."""
     options = dict(ctx.options or {})
     path = options.pop("config", None)
+    # On one machine a group join takes about half the session timeout (embedded broker): keep it short.
+    options.setdefault("session_timeout_ms", 10_000)
     if path:
-        config = load(path)
+        config = load(path).model_copy(update={"session_timeout_ms": options["session_timeout_ms"]})
     else:
         config = ProcessorConfig.model_validate(options) if options else ProcessorConfig()
     config = config.model_copy(update={"kafka": ctx.kafka})

@@ -147,3 +147,23 @@ def test_enrich_from_compacted_lookup_topic(broker, fast_kafka, names, tmp_path)
     assert "service.team" not in res["gone"]
     assert res["new"]["service.team"] == "fresh"
     assert all(r["deployment.environment"] == "test" for r in res.values())
+
+
+def test_up_contributes_a_processor_with_the_default_pipeline(fast_kafka, tmp_path):
+    from logtide.health import HealthServer
+    from logtide.up import UpContext
+    from processors.app import Processor, up
+
+    health = HealthServer("127.0.0.1", 0).start()
+    try:
+        ctx = UpContext(kafka=fast_kafka, transport=connect(fast_kafka), workdir=tmp_path, health=health)
+        services = up(ctx)
+        assert len(services) == 1 and isinstance(services[0], Processor)
+        proc = services[0]
+        assert [s.type_name for s in proc.pipeline.steps] == ["parse", "normalize", "redact", "route", "redact"]
+        assert proc.config.topics == ["logtide.raw.*"] and proc.loop.pattern
+        assert proc.config.session_timeout_ms == 10_000
+        assert "processor" in health._ready
+        proc.producer.close()
+    finally:
+        health.stop()
