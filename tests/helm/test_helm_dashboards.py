@@ -114,7 +114,7 @@ def live(broker, tmp_path_factory):
         rules = rules_file(workdir)
         prom = Prometheus(workdir, [f"127.0.0.1:{port}"], TARGET_LABELS, [rules])
         try:
-            prom.wait_for('sum(rate(logtide_events_produced_total{job="logtide"}[15s])) > 0', timeout=60)
+            prom.wait_for('sum(rate(logtide_events_produced_total{job="logtide"}[15s])) > 0', timeout=90)
         except AssertionError:
             raise AssertionError(f"no logtide data scraped; logtide up said:\n{Path(log.name).read_text()[-3000:]}")
         yield prom
