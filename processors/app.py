@@ -45,6 +45,36 @@ EVENT_LAG = Histogram(
 DLQ_HEADER_SIZE = "logtide.dlq.original_size"
 
 
+class HeaderMaker:
+    """``envelope.headers(event)`` with the parts that repeat (routes, source, severity) encoded once."""
+
+    def __init__(self):
+        self._routes: dict[tuple, tuple[str, bytes]] = {}
+        self._source: dict[str, tuple[str, bytes]] = {}
+        self._severity: dict[int, tuple[str, bytes]] = {}
+        self._schema: dict[int, tuple[str, bytes]] = {}
+
+    def __call__(self, event: dict) -> list[tuple[str, bytes]]:
+        routes = tuple(event["routes"])
+        r = self._routes.get(routes)
+        if r is None:
+            r = self._routes[routes] = (envelope.HEADER_ROUTES, ",".join(routes).encode())
+        src = self._source.get(event["source"])
+        if src is None:
+            src = self._source[event["source"]] = (envelope.HEADER_SOURCE, event["source"].encode())
+        sev = self._severity.get(event["severity_number"])
+        if sev is None:
+            sev = self._severity[event["severity_number"]] = (envelope.HEADER_SEVERITY,
+                                                              str(event["severity_number"]).encode())
+        schema = self._schema.get(event["schema"])
+        if schema is None:
+            schema = self._schema[event["schema"]] = (envelope.HEADER_SCHEMA, str(event["schema"]).encode())
+        if len(self._source) > 1000 or len(self._routes) > 1000:  # data-driven keys: stay bounded
+            self._source.clear()
+            self._routes.clear()
+        return [(envelope.HEADER_ID, event["id"].encode()), src, r, schema, sev]
+
+
 class ProcessorConfig(RoleConfig):
     """``logtide process`` config (examples/process.yaml)."""
 
@@ -114,6 +144,7 @@ class Processor:
         self._out_counters = {s: OUTPUTS.labels(s) for s in config.sinks}
         self._sources: set[str] = set()
         self._lag_metrics: dict[str, Any] = {}
+        self._headers = HeaderMaker()
         subs, pattern = topic_subscription(config.topics)
         overrides = {"topic.metadata.refresh.interval.ms": 5000} if transport.name == "confluent" else {}
         self.loop = BatchLoop(transport, component=COMPONENT, group_id=config.group_id, topics=subs,
@@ -148,7 +179,7 @@ class Processor:
         run = self.pipeline.run
         decode = envelope.decode
         dumps = orjson.dumps
-        make_headers = envelope.headers
+        make_headers = self._headers
         max_value = self.max_value
         counts: dict[str, int] = {}
         lags: dict[str, list[float]] = {}

@@ -12,7 +12,7 @@ import pytest
 from logtide import envelope
 from logtide.dlq import error_info
 from logtide.transport import TopicSpec, connect
-from processors.app import DLQ_HEADER_SIZE, load, make_processor
+from processors.app import DLQ_HEADER_SIZE, EVENT_LAG, HeaderMaker, load, make_processor
 from tests.processors.conftest import make_event, produce, produce_events, read_topic, route_topic, write_config
 
 PIPELINE = [
@@ -92,6 +92,8 @@ def test_routes_outputs_and_dead_letters(broker, fast_kafka, names, tmp_path):
     assert envelope.header_value(rec.headers, "logtide.routes") == "monitoring,audit,analytics"
     assert ev["body"] == "request 20" and ev["attributes"]["user"] == "<email>" and ev["severity_number"] == 17
     assert rec.key == b"auth"  # the input key: one stream keeps its order
+    assert rec.headers == envelope.headers(ev)
+    assert EVENT_LAG.labels("demo")._sum.get() > 0           # event-time lag observed
 
     by_key = {r.key: r for r in dlq}
     assert set(by_key) == {b"k1", b"k2", b"k3", b"k4", b"k5", b"k6", b"k7"}
@@ -167,3 +169,11 @@ def test_up_contributes_a_processor_with_the_default_pipeline(fast_kafka, tmp_pa
         proc.producer.close()
     finally:
         health.stop()
+
+
+def test_header_maker_matches_the_envelope_headers():
+    make = HeaderMaker()
+    for i, routes in enumerate((["analytics"], ["monitoring", "analytics"], ["analytics"], [])):
+        ev = make_event(i)
+        ev.update(routes=routes, severity_number=i * 5)
+        assert make(ev) == envelope.headers(ev)

@@ -35,11 +35,14 @@ def link_hash(prev: str, body: dict) -> str:
 
 
 def record_line(seq: int, prev: str, time_ns: int, event: dict) -> tuple[bytes, str]:
-    """The line (with newline) of one record and its hash."""
-    body = {"type": "record", "seq": seq, "prev": prev, "time": time_ns, "id": event["id"], "event": event}
-    h = link_hash(prev, body)
-    body["hash"] = h
-    return canonical(body) + b"\n", h
+    """The line (with newline) of one record and its hash.
+
+    The line is the hashed canonical JSON with ``"hash"`` appended as its last key (one serialization
+    per record); readers re-serialize what they parsed, so key order in the line does not matter.
+    """
+    body = canonical({"type": "record", "seq": seq, "prev": prev, "time": time_ns, "id": event["id"], "event": event})
+    h = hashlib.sha256(prev.encode() + b"\n" + body).hexdigest()
+    return body[:-1] + b',"hash":"' + h.encode() + b'"}\n', h
 
 
 def header_line(chain: str, segment: int, first_seq: int, prev: str, created_ns: int) -> bytes:

@@ -218,19 +218,22 @@ class ChainWriter:
             if seg is not None:
                 self._close(seg)
             seg = self._start_segment()
-        buf = bytearray()
+        lines = []
+        times = []
+        seq, head = self.next_seq, self.head
         for it in fresh:
             t, _ = effective_time_ns(it.event)
-            line, h = record_line(self.next_seq, self.head, t, it.event)
-            buf += line
-            seg.setdefault("first_time", t)
-            seg["first_time"] = min(seg["first_time"], t)
-            seg["last_time"] = max(seg.get("last_time", t), t)
-            seg["records"] += 1
-            seg["last_seq"], seg["last_hash"] = self.next_seq, h
-            self.next_seq += 1
-            self.head = h
-        seg["bytes"] = self.local.append(self.chain, seg["name"], bytes(buf))
+            line, head = record_line(seq, head, t, it.event)
+            lines.append(line)
+            times.append(t)
+            seq += 1
+        seg["bytes"] = self.local.append(self.chain, seg["name"], b"".join(lines))
+        # Only once the bytes are durable does the chain's state move on.
+        seg["first_time"] = min(times + ([seg["first_time"]] if "first_time" in seg else []))
+        seg["last_time"] = max(times + ([seg["last_time"]] if "last_time" in seg else []))
+        seg["records"] += len(fresh)
+        seg["last_seq"], seg["last_hash"] = seq - 1, head
+        self.next_seq, self.head = seq, head
         if self._due(seg):
             self._close(seg)
         self._save_manifest()
