@@ -144,6 +144,7 @@ class AlertEngine:
                     closing = old.rule.model_copy(update={"keep_firing_for": 0.0})
                     for a in self.states.update(closing, {}, now):
                         self.dispatcher.put(a, now)
+                    self.states.forget_rule_labels(name)
                     self.signatures[name] = None
             for name, rule in wanted.items():
                 if name not in self.evaluators:

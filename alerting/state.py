@@ -96,6 +96,7 @@ class AlertStates:
         self.key_of: dict[str, tuple[str, Key]] = {}
         self.dirty: set[str] = set()
         self.render = render_annotations or (lambda ann, ctx: dict(ann))
+        self._labels: dict[tuple[str, Key], tuple[dict[str, str], str]] = {}  # (rule, key) -> labels, fingerprint
         self.resolved_retention_ns = int(resolved_retention * NS)
 
     def labels_for(self, rule: RuleBase, key: Key) -> dict[str, str]:
@@ -117,9 +118,13 @@ class AlertStates:
         fps = self.by_rule.setdefault(rule.name, set())
         seen: set[str] = set()
         for_ns = int(rule.for_ * NS)
+        cache = self._labels
         for key, act in active.items():
-            labels = self.labels_for(rule, key)
-            fp = fingerprint(labels)
+            hit = cache.get((rule.name, key))
+            if hit is None:  # labels and FNV fingerprint once per key, not at every evaluation
+                labels = self.labels_for(rule, key)
+                hit = cache[(rule.name, key)] = (labels, fingerprint(labels))
+            labels, fp = hit
             seen.add(fp)
             a = self.alerts.get(fp)
             if a is None or a.state == RESOLVED:
@@ -130,6 +135,8 @@ class AlertStates:
                 self.key_of[fp] = (rule.name, key)
                 metrics.TRANSITIONS.labels(PENDING).inc()
             else:
+                if fp not in self.key_of:  # restored after a restart
+                    self.key_of[fp] = (rule.name, key)
                 a.last_true = now
                 if a.value != act.value:
                     a.value = act.value
@@ -161,7 +168,9 @@ class AlertStates:
         a = self.alerts.pop(fp, None)
         if a is not None:
             self.by_rule.get(a.rule, set()).discard(fp)
-        self.key_of.pop(fp, None)
+        rk = self.key_of.pop(fp, None)
+        if rk is not None:
+            self._labels.pop(rk, None)
         self.dirty.add(fp)
 
     def forget_resolved(self, fps: set[str]) -> None:
@@ -170,6 +179,11 @@ class AlertStates:
             a = self.alerts.get(fp)
             if a is not None and a.state == RESOLVED:
                 self._forget(fp)
+
+    def forget_rule_labels(self, name: str) -> None:
+        """A rule was replaced: its labels may differ now."""
+        for rk in [rk for rk in self._labels if rk[0] == name]:
+            del self._labels[rk]
 
     def drop_rule(self, name: str) -> None:
         for fp in list(self.by_rule.get(name, ())):
