@@ -66,6 +66,10 @@ _B_EMAIL, _B_CARD, _B_IPV4, _B_IPV6 = _BIT["email"], _BIT["card"], _BIT["ipv4"],
 _B_BEARER, _B_JWT, _B_AWS, _B_PASSWORD = _BIT["bearer"], _BIT["jwt"], _BIT["aws_key"], _BIT["password"]
 
 
+#: Strings up to this length have their redacted form remembered (at most MEMO_ENTRIES of them).
+MEMO_MAX_LEN = 64
+MEMO_ENTRIES = 20_000
+
 #: Kinds whose regex match is exactly the value and needs no further check (Luhn, address parsing).
 _WHOLE_MATCH_KINDS = frozenset({"email", "jwt", "aws_key", "ipv4"})
 
@@ -191,6 +195,7 @@ class Redactor:
         self.counts: dict[str, int] = {}
         self.secret_keys = frozenset(k.lower() for k in (SECRET_KEYS if secret_keys is None else secret_keys))
         self._secret_key: dict[str, bool] = {}  # attribute key as written → is it a secret's name
+        self._memo: dict[str, tuple[str, tuple]] = {}
 
     def _regex(self, mask: int) -> re.Pattern:
         rx = self._compiled.get(mask)
@@ -237,6 +242,29 @@ class Redactor:
         return whole[:start - base] + self.token(kind, value) + whole[end - base:]
 
     def redact(self, text: str) -> str:
+        """``text`` with every enabled kind replaced. Short strings repeat a lot in logs (levels, user
+        names, paths, messages): their results are remembered (bounded), counts included."""
+        if len(text) > MEMO_MAX_LEN:
+            return self._redact(text)
+        hit = self._memo.get(text)
+        if hit is not None:
+            out, found = hit
+            for kind, n in found:
+                self.counts[kind] = self.counts.get(kind, 0) + n
+            return out
+        outer, self.counts = self.counts, {}
+        try:
+            out = self._redact(text)
+        finally:
+            found, self.counts = self.counts, outer
+        for kind, n in found.items():
+            outer[kind] = outer.get(kind, 0) + n
+        if len(self._memo) >= MEMO_ENTRIES:
+            self._memo.clear()
+        self._memo[text] = (out, tuple(found.items()))
+        return out
+
+    def _redact(self, text: str) -> str:
         mask = hint_mask(text) & self._enabled if self._enabled else 0
         for bit, hint in self._custom_checks:
             if hint is None or hint in text:

@@ -95,3 +95,11 @@ def test_per_route_redaction_copies():
     assert by_sink[("analytics",)]["body"].startswith("signup <email:")
     assert by_sink[("audit",)]["id"] == by_sink[("analytics",)]["id"]
     assert by_sink[("analytics",)]["routes"] == ["audit", "analytics"]
+
+
+def test_remembered_short_strings_count_every_time():
+    r = Redactor(["email"])
+    for _ in range(3):
+        assert r.redact("by alice@example.com") == "by <email>"
+    assert r.redact("x" * 100 + " bob@example.com") == "x" * 100 + " <email>"   # too long to remember
+    assert r.counts == {"email": 4}

@@ -48,11 +48,26 @@ def partition_value(text: str) -> str:
     return _UNSAFE.sub("_", text)[:64] or "_"
 
 
+_HOUR_NS = 3600 * 10**9
+_hours: dict[int, tuple[str, str]] = {}
+
+
+def hour_partition(t_ns: int) -> tuple[str, str]:
+    """("YYYY-MM-DD", "HH") in UTC; cached per hour (strftime per row was a third of the write path)."""
+    h = t_ns // _HOUR_NS
+    got = _hours.get(h)
+    if got is None:
+        if len(_hours) > 10_000:
+            _hours.clear()
+        dt = utc(h * _HOUR_NS)
+        got = _hours[h] = (dt.strftime("%Y-%m-%d"), dt.strftime("%H"))
+    return got
+
+
 def to_row(event: dict) -> tuple[tuple[str, str, str], dict]:
     """((source, date, hour) partition, row dict) for one event."""
     t, adjusted = effective_time_ns(event)
     res = event.get("resource") or {}
-    dt = utc(t)
     row = {
         "id": event["id"],
         "time": t,
@@ -69,7 +84,7 @@ def to_row(event: dict) -> tuple[tuple[str, str, str], dict]:
         "resource": [(str(k), v if isinstance(v, str) else json_text(v)) for k, v in res.items()],
         "routes": [str(r) for r in event.get("routes") or []],
     }
-    return (partition_value(event["source"]), dt.strftime("%Y-%m-%d"), dt.strftime("%H")), row
+    return (partition_value(event["source"]), *hour_partition(t)), row
 
 
 def _str_or_none(v) -> str | None:
