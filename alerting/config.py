@@ -38,6 +38,8 @@ class ClockSettings(Model):
 
 class Limits(Model):
     max_keys_per_rule: int = Field(10_000, ge=1)
+    #: recent event ids remembered to drop duplicates re-sent upstream (0 = off)
+    dedup_ids: int = Field(100_000, ge=0)
     resolved_retention: Duration = 3600.0
 
 

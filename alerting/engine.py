@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -119,6 +120,7 @@ class AlertEngine:
         self.applied: dict[tuple[str, int], int] = {}   # (topic, partition) -> next offset to apply
         self.partitioned_mode = config.shard.mode == "partitioned"
         self._alert_saved: dict[str, int] = {}
+        self._recent_ids: OrderedDict[str, None] = OrderedDict()  # ids are deterministic: duplicates repeat them
         self.set_rules(rules, restoring=True)
         self._restore()
 
@@ -217,13 +219,24 @@ class AlertEngine:
         with self.lock:
             evs = list(self.evaluators.values())
             clock = self.clock
+            recent, cap, dups = self._recent_ids, self.config.limits.dedup_ids, 0
             for event, partition in events:
+                if cap:
+                    eid = event.get("id")
+                    if eid in recent:
+                        dups += 1
+                        continue
+                    recent[eid] = None
+                    if len(recent) > cap:
+                        recent.popitem(last=False)
                 t = clock.event_time(event)
                 clock.observe(t)
                 cache: dict = {}  # group keys of this event, shared by rules with the same group_by
                 for ev in evs:
                     ev.observe(event, t, partition, cache)
-            metrics.EVENTS.labels("evaluated").inc(len(events))
+            metrics.EVENTS.labels("evaluated").inc(len(events) - dups)
+            if dups:
+                metrics.EVENTS.labels("duplicate").inc(dups)
             self.evaluate()
 
     def evaluate(self, now: int | None = None) -> None:

@@ -312,3 +312,12 @@ def test_state_survives_restart_without_double_page(tmp_path):
     assert len(sent2) + first == 1  # one firing notification across both lives
     # windows survived too: one more error keeps it firing
     assert eng2.evaluators["Errors"].series[("checkout",)].total == 6
+
+
+def test_duplicate_events_are_counted_once():
+    eng, _ = make(THRESHOLD)
+    events = [event(i, T0 + i * S) for i in range(4)]
+    feed(eng, events)
+    feed(eng, events)  # re-sent upstream with the same deterministic ids
+    assert eng.evaluators["Errors"].series[("checkout",)].total == 4
+    assert states(eng) == {}
