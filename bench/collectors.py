@@ -92,7 +92,7 @@ def bench_cloudwatch(settings: KafkaSettings, moto_url: str, n: int, lines: list
     cfg = CloudWatchConfig.model_validate({
         "regions": ["us-east-1"], "log_groups": [{"name": group}], "endpoint_url": moto_url,
         "topic": new_topic(settings), "max_requests_per_second": 1000, "lookback_seconds": 60,
-        "start_seconds_ago": 3600, "max_seen_ids": total + 1})
+        "start_seconds_ago": 3600})
     c = CloudWatchCollector(cfg, connect(settings))
     shipper = c.shipper()
     t0 = time.perf_counter()

@@ -56,6 +56,8 @@ class CloudWatchConfig(Model):
     #: Retry backoff (exponential with jitter) after throttling, 5xx, network or credential errors.
     retry_initial_seconds: float = Field(default=0.25, gt=0)
     retry_max_seconds: float = Field(default=20, gt=0)
-    #: Bound on remembered eventIds inside the lookback window (per log group).
-    max_seen_ids: int = Field(default=50_000, ge=100)
+    #: Bound on remembered eventIds inside the lookback window (per log group). Each costs ~30 bytes
+    #: of the checkpoint record, which must stay under Kafka's 1 MB message limit; past the bound the
+    #: oldest are forgotten (a re-read of those would ship them again, with the same ids).
+    max_seen_ids: int = Field(default=20_000, ge=100, le=30_000)
     request_timeout_seconds: float = Field(default=30, gt=0)
