@@ -511,3 +511,44 @@ def test_render_tool_is_helm_template_without_a_binary(tmp_path):
     bad = subprocess.run([sys.executable, "helm/tools/render.py", "--set-json", '{"kafka": {"bootstrap": "nope"}}'],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "/kafka/bootstrap" in bad.stderr
+
+
+EDGE_VALUES = {
+    "agent only": {"processor": {"enabled": False}, "sinks": {"monitoring": {"enabled": False}},
+                   "alerting": {"enabled": False}, "dashboards": {"enabled": False}},
+    "nothing enabled": {"agent": {"enabled": False}, "processor": {"enabled": False},
+                        "sinks": {"monitoring": {"enabled": False}}, "alerting": {"enabled": False}},
+    "own names and accounts": {"fullnameOverride": "logs", "agent": {"serviceAccount": {"create": False, "name": "node-reader"}},
+                               "processor": {"serviceAccount": {"create": False}}},
+    "bare sink entry": {"sinks": {"monitoring-eu": {"enabled": True, "config": {"monitoring": {"topic": "logtide.route.eu"}}}}},
+    "plain tls": {"kafka": {"securityProtocol": "SSL", "tls": {"enabled": True, "existingSecret": "ca"}},
+                  "networkPolicy": {"enabled": True}, "alerting": {"enabled": False}},
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_VALUES))
+def test_edge_values_render_valid_manifests(case):
+    r = render(EDGE_VALUES[case])
+    for doc in r.manifests():
+        if doc["kind"] not in CRD_KINDS:
+            kubernetes_validate.validate(doc, K8S_VERSIONS[-1], strict=True)
+    names = {d["metadata"]["name"] for d in r.workloads()}
+    if case == "agent only":
+        assert names == {"lt-logtide-agent"} and not [c for c in r.kind("ConfigMap") if "grafana_dashboard" in c["metadata"]["labels"]]
+    elif case == "nothing enabled":
+        assert names == set() and not r.kind("ClusterRole") and not r.kind("Pod")
+    elif case == "own names and accounts":
+        assert names == {"logs-agent", "logs-processor", "logs-sink-monitoring", "logs-alerting"}
+        assert r.get("ClusterRoleBinding", "logging-logs-agent")["subjects"][0]["name"] == "node-reader"
+        accounts = {sa["metadata"]["name"] for sa in r.kind("ServiceAccount")}
+        assert "node-reader" not in accounts and "logs-processor" not in accounts
+        spec = r.get("Deployment", "logs-processor")["spec"]["template"]["spec"]
+        assert spec["serviceAccountName"] == "default" and spec["automountServiceAccountToken"] is False
+    elif case == "bare sink entry":
+        # a sink not named after a kind gets no section from the chart: its config says what it runs
+        assert set(r.role_config("sink-monitoring-eu")) >= {"monitoring", "kafka"}
+        assert r.get("Deployment", "lt-logtide-sink-monitoring-eu")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    elif case == "plain tls":
+        kafka = r.role_config("processor")["kafka"]
+        assert kafka["ssl_cafile"] == "/etc/logtide/kafka-tls/ca.crt" and "sasl_password" not in kafka
+        assert "ssl_certfile" not in kafka
