@@ -82,3 +82,18 @@ def test_rate_only_on_counters(tmp_path):
         for fn, metric in re.findall(r"\b(rate|increase|delta|deriv)\((logtide_[a-z0-9_]+)", rule["expr"]):
             is_counter = exported.get(metric) == "counter"
             assert is_counter == (fn in ("rate", "increase")), f"{rule['alert']}: {fn}({metric})"
+
+
+def test_readme_scrape_snippet_is_a_valid_prometheus_config(tmp_path):
+    """The relabelling the chart README gives annotation-based Prometheus setups."""
+    readme = (Path(__file__).resolve().parents[2] / "helm" / "logtide" / "README.md").read_text()
+    snippet = re.search(r"```yaml\n(\s*relabel_configs:.*?)```", readme, re.S).group(1)
+    relabel = yaml.safe_load(snippet)["relabel_configs"]
+    # Debian's Prometheus is built without kubernetes_sd_configs; the relabelling is checked the same
+    # way whatever the discovery (actions, regexes, label names).
+    config = {"scrape_configs": [{"job_name": "kubernetes-pods", "static_configs": [{"targets": ["127.0.0.1:9464"]}],
+                                  "relabel_configs": relabel}]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    out = _promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert {r.get("target_label") for r in relabel} >= {"job", "role", "node", "namespace", "pod"}
