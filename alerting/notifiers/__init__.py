@@ -52,9 +52,7 @@ def build_integrations(receiver: Receiver, external_url: str, templates) -> list
     out: list[HttpIntegration] = []
     for attr, cls in _KINDS:
         for i, cfg in enumerate(getattr(receiver, attr)):
-            integ = cls(receiver.name, i, cfg, external_url, templates)
-            integ.send_resolved = cfg.send_resolved
-            out.append(integ)
+            out.append(cls(receiver.name, i, cfg, external_url, templates))
     return out
 
 

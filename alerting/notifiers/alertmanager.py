@@ -23,10 +23,6 @@ class AlertmanagerConfig(Model):
 class Alertmanager(HttpIntegration):
     kind = "alertmanager"
 
-    def __init__(self, receiver: str, index: int, config: AlertmanagerConfig, external_url: str, templates):
-        super().__init__(receiver, index, config.timeout)
-        self.config = config
-        self.external_url = external_url
 
     def alerts(self, notification) -> list[dict]:
         out = []

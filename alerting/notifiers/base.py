@@ -42,10 +42,14 @@ class HttpIntegration:
 
     kind = "http"
 
-    def __init__(self, receiver: str, index: int, timeout: float):
+    def __init__(self, receiver: str, index: int, config, external_url: str = "", templates=None):
         self.receiver = receiver
         self.id = f"{receiver}/{self.kind}/{index}"
-        self.timeout = timeout
+        self.config = config  # the integration's config model (url, timeout, send_resolved, ...)
+        self.timeout = config.timeout
+        self.send_resolved = config.send_resolved
+        self.external_url = external_url
+        self.templates = templates
         self.session = requests.Session()
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> requests.Response:

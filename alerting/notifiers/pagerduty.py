@@ -33,11 +33,6 @@ def dedup_key(group_key: str) -> str:
 class PagerDuty(HttpIntegration):
     kind = "pagerduty"
 
-    def __init__(self, receiver: str, index: int, config: PagerDutyConfig, external_url: str, templates):
-        super().__init__(receiver, index, config.timeout)
-        self.config = config
-        self.external_url = external_url
-        self.templates = templates
 
     def event(self, notification) -> dict:
         key = dedup_key(notification.group_key)

@@ -24,11 +24,6 @@ class SlackConfig(Model):
 class Slack(HttpIntegration):
     kind = "slack"
 
-    def __init__(self, receiver: str, index: int, config: SlackConfig, external_url: str, templates):
-        super().__init__(receiver, index, config.timeout)
-        self.config = config
-        self.external_url = external_url
-        self.templates = templates
 
     def message(self, notification) -> dict:
         ctx = context(notification, self.external_url)

@@ -71,10 +71,6 @@ def verify(headers, body: bytes, secrets: list[str], tolerance: float = 300.0, n
 class Webhook(HttpIntegration):
     kind = "webhook"
 
-    def __init__(self, receiver: str, index: int, config: WebhookConfig, external_url: str, templates):
-        super().__init__(receiver, index, config.timeout)
-        self.config = config
-        self.external_url = external_url
 
     def body(self, notification) -> bytes:
         return orjson.dumps(notification.payload(self.external_url))
