@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import glob
 import gzip
 import os
-import shutil
-import subprocess
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,40 +11,20 @@ import orjson
 import pytest
 
 from logtide.broker import free_port
-
-
-def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if found:
-        return found[-1]
-    path = shutil.which(name)
-    if not path:
-        pytest.fail(f"PostgreSQL {name} not found: apt-get install -y postgresql")
-    return path
+from sinks_helpers import start_postgres
 
 
 @pytest.fixture(scope="session")
 def postgres_dsn():
     """A throw-away PostgreSQL cluster on a free loopback port (run as the postgres user under root)."""
-    base = tempfile.mkdtemp(prefix="logtide-pg-")
-    data = os.path.join(base, "data")
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        import pwd
-        pw = pwd.getpwnam("postgres")
-        os.chown(base, pw.pw_uid, pw.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run(as_user + [_pg_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
-                   check=True, capture_output=True)
-    subprocess.run(as_user + [_pg_bin("pg_ctl"), "-D", data, "-l", os.path.join(base, "log"), "-w", "-t", "60",
-                              "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                   check=True, capture_output=True)
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        dsn, stop = start_postgres(fsync=False)
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield dsn
     finally:
-        subprocess.run(as_user + [_pg_bin("pg_ctl"), "-D", data, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        stop()
 
 
 @pytest.fixture(scope="session")

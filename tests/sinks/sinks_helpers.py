@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
 from logtide import envelope
+from logtide.broker import free_port
 from logtide.transport import KafkaSettings, connect
 
 #: The `logtide` command as CI runs it (not `-m logtide.cli`: that would load the CLI module twice).
@@ -46,3 +52,41 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2, descri
         time.sleep(interval)
     state = describe() if describe else last
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {state!r})")
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if found:
+        return found[-1]
+    path = shutil.which(name)
+    if not path:
+        raise FileNotFoundError(f"PostgreSQL {name} not found: apt-get install -y postgresql")
+    return path
+
+
+def start_postgres(fsync: bool = True):
+    """Start a private PostgreSQL cluster in a temp dir on a free port: (dsn, stop function).
+
+    Under root, initdb and the server run as the ``postgres`` user (PostgreSQL refuses root).
+    Tests turn fsync off (speed; durability is PostgreSQL's own business there), the bench keeps it.
+    """
+    base = tempfile.mkdtemp(prefix="logtide-pg-")
+    data = os.path.join(base, "data")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        import pwd
+        pw = pwd.getpwnam("postgres")
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run(as_user + [_pg_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+                   check=True, capture_output=True)
+    subprocess.run(as_user + [_pg_bin("pg_ctl"), "-D", data, "-l", os.path.join(base, "log"), "-w", "-t", "60",
+                              "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}",
+                              "start"],
+                   check=True, capture_output=True)
+
+    def stop():
+        subprocess.run(as_user + [_pg_bin("pg_ctl"), "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
