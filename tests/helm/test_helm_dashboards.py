@@ -172,7 +172,7 @@ def test_every_alert_rule_evaluates_on_prometheus(live):
 
 
 @pytest.mark.timeout(150)
-def test_service_health_panels_show_log_derived_errors(live):
+def test_flow_and_service_health_panels_show_the_pipeline_end_to_end(live):
     """End to end: demo logs -> processor -> logtide.route.monitoring -> monitoring sink counters ->
     the service-health queries, with the logs' namespace as exported_namespace (the target's wins)."""
     health = {title: expr for title, expr in dashboard_queries(dashboards()["service-health.json"])}
@@ -192,3 +192,11 @@ def test_service_health_panels_show_log_derived_errors(live):
     assert "monitoring" in {r["metric"].get("sink") for r in routed}
     written = live.wait_for(grafana_to_promql(overview["Events written by sink"]))
     assert "monitoring" in {r["metric"].get("sink") for r in written}
+    lag = live.wait_for(grafana_to_promql(overview["Consumer lag per group"]))
+    assert {"logtide-processors", "logtide-sink-monitoring"} <= {r["metric"].get("group") for r in lag}
+    event_lag = live.wait_for(grafana_to_promql(overview["Event-time lag by source"]))
+    assert "demo" in {r["metric"].get("source") for r in event_lag}
+    alerting = {}
+    for title, expr in dashboard_queries(dashboards()["alerting.json"]):
+        alerting.setdefault(title, expr)
+    assert float(live.wait_for(grafana_to_promql(alerting["Events evaluated/s"]))[0]["value"][1]) > 0
