@@ -47,6 +47,7 @@ REFERENCE = [
         {"when": 'resource["service.name"] in ["auth", "payments"]', "sinks": ["audit"]},
         {"when": "true", "sinks": ["analytics"]}]},
 ]
+MAX_BATCH = 2000  # records per batch for both logtide loops (--max-batch)
 PRODUCER = {"linger.ms": 5, "compression.type": "lz4", "enable.idempotence": True, "acks": "all"}
 
 
@@ -102,7 +103,7 @@ def run_loop(settings, raw: str, n: int, handler_for, label: str) -> tuple[float
     handler, cleanup = handler_for(transport)
     timed = Timed(handler, n, stop)
     loop = BatchLoop(transport, component=f"bench-{label}", group_id=f"bench-{label}-{uuid.uuid4().hex[:6]}",
-                     topics=[raw], handler=timed, max_batch=2000, session_timeout_ms=6000)
+                     topics=[raw], handler=timed, max_batch=MAX_BATCH, session_timeout_ms=6000)
     thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
     thread.start()
     thread.join(600)
@@ -139,7 +140,8 @@ def logtide_processor(settings, raw: str, n: int) -> tuple[float, float]:
     prefix = f"bench.route.{uuid.uuid4().hex[:6]}."
     create(settings, [prefix + s for s in SINKS])
     config = ProcessorConfig(kafka=settings, topics=[raw], route_prefix=prefix, pipeline=REFERENCE,
-                             group_id=f"bench-logtide-{uuid.uuid4().hex[:6]}", session_timeout_ms=6000)
+                             group_id=f"bench-logtide-{uuid.uuid4().hex[:6]}", session_timeout_ms=6000,
+                             max_batch=MAX_BATCH)
     transport = connect(settings)
     ctx = StepContext(sinks=SINKS)
     proc = Processor(config, transport, build_pipeline(config, "reference", ctx), ctx)
@@ -221,14 +223,17 @@ def profile(n: int) -> None:
 
 
 def main() -> int:
+    global MAX_BATCH
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--bootstrap", help="use this Kafka instead of the embedded broker")
     ap.add_argument("--cpu", type=int, default=1, help="CPU to pin this process to (-1: no pinning)")
     ap.add_argument("--no-quix", action="store_true")
+    ap.add_argument("--max-batch", type=int, default=2000, help="records per batch (logtide and passthrough)")
     ap.add_argument("--profile", action="store_true", help="profile the handler without Kafka and exit")
     args = ap.parse_args()
+    MAX_BATCH = args.max_batch
     if args.profile:
         profile(min(args.events, 50_000))
         return 0
@@ -262,7 +267,7 @@ def main() -> int:
         med_cpu = {k: statistics.median(v) for k, v in cpu.items() if v}
         result = {
             "command": "python " + " ".join([os.path.relpath(sys.argv[0], HERE.parent)] + sys.argv[1:]),
-            "events": args.events, "rounds": args.rounds, "partitions": PARTITIONS, "avg_value_bytes": avg,
+            "events": args.events, "rounds": args.rounds, "max_batch": MAX_BATCH, "partitions": PARTITIONS, "avg_value_bytes": avg,
             "pinned_cpu": args.cpu, "machine": f"{platform.machine()} {os.cpu_count()} CPUs, shared, noisy",
             "load_average": os.getloadavg(),
             "python": platform.python_version(), "pipeline": REFERENCE,

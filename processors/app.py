@@ -200,7 +200,7 @@ class Processor:
             except EnvelopeError as exc:
                 self._dead(rec, "decode", exc)
                 continue
-            t, it = event["time"], event["ingest_time"]
+            t, it = event.get("time"), event.get("ingest_time")
             if t is not None and it is not None:
                 lag = lags.get(event["source"])
                 if lag is None:

@@ -82,7 +82,7 @@ class Normalize(Step):
         self.salesforce = config.salesforce
 
     def process(self, event: dict) -> dict:
-        body = event["body"]
+        body = event.get("body")
         source = event["source"]
         if self.container_records and isinstance(body, str) and body:
             c = body[0]
@@ -150,7 +150,7 @@ class Normalize(Step):
             resource.setdefault("faas.name", group[len("/aws/lambda/"):])
             resource.setdefault("cloud.platform", "aws_lambda")
             resource.setdefault("service.name", resource["faas.name"])
-        body = event["body"]
+        body = event.get("body")
         if not isinstance(body, str):
             return
         if body.startswith("REPORT "):
@@ -173,7 +173,7 @@ class Normalize(Step):
 
     @staticmethod
     def _salesforce(event: dict) -> None:
-        row = event["body"] if isinstance(event["body"], dict) else event["attributes"]
+        row = event.get("body") if isinstance(event.get("body"), dict) else event["attributes"]
         if not isinstance(row, dict) or not any(k.isupper() for k in row):
             return
         attrs = event["attributes"]
@@ -185,7 +185,7 @@ class Normalize(Step):
                 continue
             name = SALESFORCE_FIELDS.get(key) or "salesforce." + key.lower()
             attrs[name] = _int(value) if key in ("STATUS_CODE", "RUN_TIME", "CPU_TIME", "DB_TOTAL_TIME") else value
-        if row is event["body"]:
+        if row is event.get("body"):
             event["body"] = f"{row.get('EVENT_TYPE', 'event')} {row.get('URI') or row.get('METHOD') or ''}".strip()
         t = parse_time(row.get("TIMESTAMP_DERIVED"))
         if t is not None:
