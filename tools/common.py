@@ -123,13 +123,15 @@ class RangeReader:
                 continue
             last_data = time.monotonic()
             out = []
+            todo = self.todo
             for rec in batch:
-                bounds = self.todo.get(rec.tp)
+                tp = rec.tp
+                bounds = todo.get(tp)
                 if bounds is None or rec.offset >= bounds[1] or rec.offset < bounds[0]:
                     continue
                 out.append(rec)
                 if rec.offset + 1 >= bounds[1]:
-                    del self.todo[rec.tp]
+                    del todo[tp]
             if out:
                 yield out
 

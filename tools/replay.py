@@ -7,9 +7,9 @@ per record. Key, value and headers are kept (so event ids are kept); a record ke
 number when both topics have the same partition count, else the key chooses.
 
 Resumable: the job's progress per partition is written to a small state file after each batch is
-acknowledged by Kafka. Ctrl-C (or SIGTERM) finishes the batch in flight and saves; running the same
-command again continues where it stopped. A kill -9 replays at most the last unsaved batch again
-(at-least-once: sinks drop duplicates by event id).
+acknowledged by Kafka (in order; a few batches are in flight at once). Ctrl-C (or SIGTERM) waits for
+the batches in flight and saves; running the same command again continues where it stopped. A kill -9
+replays at most the unsaved batches in flight again (at-least-once: sinks drop duplicates by event id).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import os
 import threading
 import time
+from collections import deque
 
 from logtide.cli import UsageError
 from logtide.envelope import make_id
@@ -156,58 +157,102 @@ def run(args: argparse.Namespace) -> int:
     return _report(args, job, path, resumed=resumed, interrupted=interrupted, elapsed=time.monotonic() - t0)
 
 
+class _Batch:
+    """One read batch on its way to Kafka: saved as progress once all its records are acked."""
+
+    __slots__ = ("positions", "copied", "skipped", "read", "pending")
+
+    def __init__(self, positions: dict[TopicPartition, int], copied: int, skipped: int, read: int):
+        self.positions, self.copied, self.skipped, self.read = positions, copied, skipped, read
+        self.pending = copied
+
+    def delivered(self, err, rec) -> None:
+        self.pending -= 1
+
+
+#: Batches produced but not all acked yet: reading goes on while Kafka acks (throughput), and
+#: progress is saved strictly in order (a batch only after every earlier one).
+MAX_IN_FLIGHT = 4
+
+
 def _copy(transport, consumer, job: ReplayJob, args, same_layout: bool, stop: threading.Event) -> bool:
     """Copy batch by batch; return True when stopped before the end of the window."""
     start_ms, end_ms = job.state["job"]["from_ms"], job.state["job"]["to_ms"]
+    to_topic = job.state["job"]["to_topic"]
     producer = transport.producer(linger_ms=20)
     errors: list[Exception] = []
+    in_flight: deque[_Batch] = deque()
 
-    def delivered(err, rec):
-        if err is not None:
-            errors.append(err)
+    def settle(bar, wait: bool) -> None:
+        """Save the progress of the acked batches at the head of the line (all of them when wait)."""
+        deadline = time.monotonic() + 60
+        while in_flight and (wait or len(in_flight) > MAX_IN_FLIGHT or in_flight[0].pending <= 0):
+            head = in_flight[0]
+            if head.pending > 0:
+                if time.monotonic() > deadline:
+                    raise TransportError("replayed records not acknowledged by Kafka within 60 s; "
+                                         "progress saved, run again to resume")
+                producer.poll(0.05)
+                if errors:
+                    raise TransportError(f"Kafka refused replayed records: {errors[0]}; progress saved, "
+                                         "run again to resume")
+                continue
+            in_flight.popleft()
+            job.advance(head.positions, head.copied, head.skipped)
+            job.save()
+            bar.advance(head.read, copied=job.state["copied"])
 
     reader = RangeReader(consumer, job.ranges(), max_batch=args.batch)
     copied_total = 0
     t0 = time.monotonic()
     try:
-        with progress_bar(f"replay {job.state['job']['topic']} → {job.state['job']['to_topic']}",
-                          total=job.remaining()) as bar:
-            for batch in reader.batches():
+        with progress_bar(f"replay {job.state['job']['topic']} → {to_topic}", total=job.remaining()) as bar:
+            for records in reader.batches():
                 positions: dict[TopicPartition, int] = {}
                 closed: set[TopicPartition] = set()
-                copied = skipped = 0
-                for rec in batch:
-                    if rec.tp in closed:
+                selected = []
+                skipped = 0
+                for rec in records:
+                    tp = rec.tp
+                    if tp in closed:
                         continue
                     ts = rec.timestamp
                     if ts is not None and end_ms is not None and ts >= end_ms:
                         # Past the window: this partition is done (as offsets_for_times assumes,
                         # timestamps grow with offsets within a partition).
-                        positions[rec.tp] = job.state["partitions"][str(rec.partition)]["end"]
-                        closed.add(rec.tp)
-                        reader.finish(rec.tp)
+                        positions[tp] = job.state["partitions"][str(rec.partition)]["end"]
+                        closed.add(tp)
+                        reader.finish(tp)
                         continue
-                    positions[rec.tp] = rec.offset + 1
+                    positions[tp] = rec.offset + 1
                     if ts is not None and ts < start_ms:
                         skipped += 1
                         continue
-                    producer.produce(job.state["job"]["to_topic"], rec.value, key=rec.key, headers=rec.headers,
-                                     partition=rec.partition if same_layout else None, on_delivery=delivered)
-                    copied += 1
-                left = producer.flush(60)
-                if errors or left:
-                    raise TransportError(f"replayed records not acknowledged by Kafka: "
-                                         f"{errors[0] if errors else 'timeout'}; progress saved, run again to resume")
-                job.advance(positions, copied, skipped)
-                job.save()
-                bar.advance(len(batch), copied=job.state["copied"])
-                copied_total += copied
+                    selected.append(rec)
+                batch = _Batch(positions, len(selected), skipped, len(records))
+
+                def on_delivery(err, rec, _b=batch):
+                    _b.delivered(err, rec)
+                    if err is not None:
+                        errors.append(err)
+
+                for rec in selected:
+                    producer.produce(to_topic, rec.value, key=rec.key, headers=rec.headers,
+                                     partition=rec.partition if same_layout else None, on_delivery=on_delivery)
+                in_flight.append(batch)
+                producer.poll(0)
+                settle(bar, wait=False)
+                copied_total += batch.copied
                 if args.rate:
                     ahead = copied_total / args.rate - (time.monotonic() - t0)
                     if ahead > 0:
                         stop.wait(ahead)
                 if stop.is_set():
+                    producer.flush(60)
+                    settle(bar, wait=True)
                     return job.remaining() > 0
+            producer.flush(60)
+            settle(bar, wait=True)
     finally:
         producer.close()
     for p in job.state["partitions"].values():
