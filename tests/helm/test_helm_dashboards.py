@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helm_support import (ROOT, Prometheus, dashboard_queries, dashboards, exported_metrics, free_port,
-                          grafana_to_promql, metrics_in, rules_file)
+                          grafana_to_promql, metrics_in, metrics_report, rules_file)
 
 REQUIRED = {"overview.json", "agents.json", "collectors.json", "alerting.json", "service-health.json"}
 #: Target labels the chart's ServiceMonitor gives every logtide pod (here: the one `logtide up` process).
@@ -75,7 +75,8 @@ def test_every_dashboard_metric_is_one_logtide_defines():
     for file, title, expr in _all_queries():
         for metric in metrics_in(expr) - set(exported):
             missing.setdefault(metric, []).append(f"{file} / {title}")
-    assert not missing, f"dashboards use metrics no logtide module defines: {missing}"
+    assert not missing, (f"dashboards use metrics no logtide module defines: {missing}; "
+                         f"modules that failed to import: {metrics_report()['import_errors']}")
 
 
 def test_functions_match_metric_types():
