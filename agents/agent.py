@@ -69,6 +69,8 @@ class Agent:
         self.inflight_bytes = 0
         self.scans = 0
         self.produce_errors = 0
+        self.sent = self.acked = 0               # records handed to Kafka / acknowledged by it
+        self._sent_counted = self._acked_counted = 0
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -93,6 +95,7 @@ class Agent:
                     self.finish_quiet_files(now)
                     next_expiry = now + 0.1
                 self.sender.poll(0)
+                self._update_queue_metrics()
                 if now >= next_checkpoint:
                     self.write_checkpoints()
                     next_checkpoint = now + cfg.checkpoint_interval_seconds
@@ -167,7 +170,7 @@ class Agent:
         meta = None
         if ref is not None and self.metadata is not None:
             meta = self.metadata.pod(ref)
-            if meta is None and self.metadata.worth_waiting():
+            if self.metadata.worth_waiting(meta is not None):
                 # A new pod's first lines: give the watch a moment so exclusions and labels apply.
                 first = self.first_seen.setdefault(key, now)
                 if now - first < cfg.kubernetes.wait_for_metadata_seconds:
@@ -363,19 +366,19 @@ class Agent:
             if rec.unfinished:
                 attributes["logtide.partial_unfinished"] = True
         event = envelope.new_event(
-            id=envelope.make_id(tf.id_prefix, rec.start), body=text, source=self.source, time=rec.time,
+            id=tf.event_id(rec.start), body=text, source=self.source, time=rec.time,
             observed_time=observed, attributes=attributes, resource=tf.resource)
         tf.window.sent(rec.start)
         self._send(tf, tf.window, event, rec.start, len(text) + _EVENT_OVERHEAD)
 
     def _send(self, tf: TrackedFile, window, event: dict, start: int, size: int) -> None:
         self.inflight_bytes += size
-        metrics.RECORDS_SENT.inc()
+        self.sent += 1
 
         def acked(_event, window=window, start=start, size=size):
             window.acked(start)
             self.inflight_bytes -= size
-            metrics.RECORDS_PRODUCED.inc()
+            self.acked += 1
 
         def failed(event, err, tf=tf, window=window, start=start, size=size):
             # Kafka refused or timed out: send it again (same id); the checkpoint waits for it.
@@ -399,6 +402,13 @@ class Agent:
                 failed(event, exc)
 
     def _update_queue_metrics(self) -> None:
+        # Per-record counters are kept as ints and added here, once per turn (prometheus' inc costs).
+        if self.sent != self._sent_counted:
+            metrics.RECORDS_SENT.inc(self.sent - self._sent_counted)
+            self._sent_counted = self.sent
+        if self.acked != self._acked_counted:
+            metrics.RECORDS_PRODUCED.inc(self.acked - self._acked_counted)
+            self._acked_counted = self.acked
         metrics.QUEUE_DEPTH.set(self.sender.inflight)
         metrics.QUEUE_BYTES.set(self.inflight_bytes)
 
@@ -429,8 +439,7 @@ class Agent:
         self.flush_file(tf)
         fp, n = fingerprint(tf.fd, self.config.read.fingerprint_bytes)
         old = tf.identity
-        tf.identity = FileIdentity(old.dev, old.ino, fp, n, old.generation + 1)
-        tf.id_prefix = tf.identity.name
+        tf.set_identity(FileIdentity(old.dev, old.ino, fp, n, old.generation + 1))
         tf.window = type(tf.window)()   # acks of the old generation land in the old window
         tf.tailer.reset(0)
         self.checkpoints.put(tf.inode_key, tf.state(0))

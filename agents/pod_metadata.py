@@ -4,8 +4,8 @@ Two background threads (pods with ``fieldSelector=spec.nodeName=<node>``, and na
 then watch from the list's resourceVersion; on any error they count it, back off (doubling to 30 s)
 and list again. The cache keeps serving what it had while the API server is down, and keeps a
 deleted pod for ``retain_deleted_seconds`` so the last lines of its files are still enriched.
-The client is the official ``kubernetes`` package; responses are read raw and parsed with orjson
-(the generated models cost memory and time we do not need).
+The client is the official ``kubernetes`` package (its ApiClient: config loading, auth, TLS, pool);
+responses are read raw and parsed with orjson (the generated models cost memory and time we do not need).
 """
 
 from __future__ import annotations
@@ -59,7 +59,12 @@ class PodMeta:
                    images=images, restarts=restarts, resource_version=md.get("resourceVersion", ""))
 
 
-def _api(settings: KubernetesSettings):
+def _api_client(settings: KubernetesSettings):
+    """The `kubernetes` package's ApiClient (configuration, auth, TLS, connection pool).
+
+    We call it directly rather than through ``CoreV1Api``: in kubernetes >= 35 importing CoreV1Api
+    builds ~250 pydantic models (seconds of CPU and tens of MB on a node agent) for two GET requests.
+    """
     from kubernetes import client
     from kubernetes import config as kube_config
 
@@ -68,25 +73,53 @@ def _api(settings: KubernetesSettings):
         cfg.host = settings.api_server.rstrip("/")
         cfg.verify_ssl = settings.verify_ssl
         if settings.token:
-            cfg.api_key = {"authorization": "Bearer " + settings.token}
+            cfg.api_key = {"BearerToken": settings.token}
+            cfg.api_key_prefix = {"BearerToken": "Bearer"}
     else:
         try:
             kube_config.load_incluster_config(client_configuration=cfg)
         except kube_config.ConfigException:
             kube_config.load_kube_config(config_file=settings.kubeconfig, client_configuration=cfg)
-    return client.CoreV1Api(client.ApiClient(cfg))
+    return client.ApiClient(cfg)
+
+
+def _get(api, path: str, query: list[tuple[str, str]], timeout: float):
+    """GET one API path; the raw urllib3 response (not read yet), or an error for a non-2xx status."""
+    method, url, headers, _body, _post = api.param_serialize(
+        method="GET", resource_path=path, query_params=query, header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"])
+    resp = api.call_api(method, url, header_params=headers, _request_timeout=timeout)
+    if not 200 <= resp.status < 300:
+        body = resp.read()[:300]
+        raise RuntimeError(f"GET {path}: HTTP {resp.status} {resp.reason}: {body!r}")
+    return resp.response
+
+
+def _json_lines(response, stop: threading.Event):
+    """The objects of a watch stream (one JSON document per line), as they arrive."""
+    pending = b""
+    for chunk in response.stream(64 * 1024, decode_content=True):
+        if stop.is_set():
+            return
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield orjson.loads(line)
+    if pending.strip():
+        yield orjson.loads(pending)
 
 
 class _ListWatch(threading.Thread):
     """List, then watch from the list's resourceVersion; on failure back off and list again."""
 
-    def __init__(self, kind: str, settings: KubernetesSettings, list_call: str, kwargs: dict,
+    def __init__(self, kind: str, settings: KubernetesSettings, path: str, query: list[tuple[str, str]],
                  on_list, on_event, on_state):
         super().__init__(name=f"agent-kube-{kind}", daemon=True)
         self.kind = kind
         self.settings = settings
-        self.list_call = list_call
-        self.kwargs = kwargs
+        self.path = path
+        self.query = query
         self.on_list = on_list
         self.on_event = on_event
         self.on_state = on_state
@@ -94,34 +127,33 @@ class _ListWatch(threading.Thread):
         self.api = None
 
     def run(self) -> None:
-        from kubernetes import watch
-
         backoff = self.settings.retry_seconds
         while not self.stop_event.is_set():
             try:
                 if self.api is None:
-                    self.api = _api(self.settings)
-                fn = getattr(self.api, self.list_call)
-                resp = fn(_preload_content=False, _request_timeout=15, **self.kwargs)
-                body = orjson.loads(resp.data)
+                    self.api = _api_client(self.settings)
+                body = orjson.loads(_get(self.api, self.path, self.query, 15).data)
                 self.on_list(body.get("items") or [])
-                rv = (body.get("metadata") or {}).get("resourceVersion")
+                rv = (body.get("metadata") or {}).get("resourceVersion") or ""
                 self.on_state(True)
                 backoff = self.settings.retry_seconds
-                w = watch.Watch()
                 timeout = self.settings.watch_timeout_seconds
-                for ev in w.stream(fn, resource_version=rv, timeout_seconds=timeout, deserialize=False,
-                                   _request_timeout=timeout + 15, **self.kwargs):
-                    if self.stop_event.is_set():
-                        w.stop()
-                        break
-                    kind = ev.get("type")
-                    obj = ev.get("raw_object") or ev.get("object") or {}   # deserialize=False: plain JSON
-                    if kind == "ERROR":
-                        raise RuntimeError(f"watch error: {obj}")
-                    metrics.KUBE_EVENTS.labels(self.kind, str(kind)).inc()
-                    if kind in ("ADDED", "MODIFIED", "DELETED"):
-                        self.on_event(kind, obj)
+                while not self.stop_event.is_set():      # one watch request per timeout, from the last rv
+                    query = self.query + [("watch", "true"), ("resourceVersion", rv),
+                                          ("timeoutSeconds", str(timeout)), ("allowWatchBookmarks", "true")]
+                    response = _get(self.api, self.path, query, timeout + 15)
+                    try:
+                        for ev in _json_lines(response, self.stop_event):
+                            kind = ev.get("type")
+                            obj = ev.get("object") or {}
+                            if kind == "ERROR":           # e.g. 410 Gone: our resourceVersion is too old
+                                raise RuntimeError(f"watch error: {obj.get('message') or obj}")
+                            metrics.KUBE_EVENTS.labels(self.kind, str(kind)).inc()
+                            rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
+                            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                                self.on_event(kind, obj)
+                    finally:
+                        response.release_conn()
             except Exception as exc:  # noqa: BLE001 - the API server may fail in any way; we keep going
                 if self.stop_event.is_set():
                     break
@@ -145,21 +177,20 @@ class PodMetadata:
         self._namespaces: dict[str, dict] = {}                # name → annotations
         self._connected = {"pods": False, "namespaces": False}
         self.synced = threading.Event()                       # the first pod list arrived
-        self.tried = threading.Event()                        # the first pod list succeeded or failed
+        self._tried = {"pods": threading.Event(), "namespaces": threading.Event()}  # first list done or failed
         self.version = 0                                      # grows on every change (to refresh files)
-        selector = {"field_selector": f"spec.nodeName={settings.node_name}"} if settings.node_name else {}
+        selector = [("fieldSelector", f"spec.nodeName={settings.node_name}")] if settings.node_name else []
         self._threads = [
-            _ListWatch("pods", settings, "list_pod_for_all_namespaces", selector,
+            _ListWatch("pods", settings, "/api/v1/pods", selector,
                        self._pods_listed, self._pod_event, lambda ok: self._state("pods", ok)),
-            _ListWatch("namespaces", settings, "list_namespace", {},
+            _ListWatch("namespaces", settings, "/api/v1/namespaces", [],
                        self._namespaces_listed, self._namespace_event, lambda ok: self._state("namespaces", ok)),
         ]
 
     def start(self) -> "PodMetadata":
         # Import here, once: two threads importing the kubernetes package at the same time deadlock.
-        import kubernetes.client  # noqa: F401
+        import kubernetes.client.api_client  # noqa: F401
         import kubernetes.config  # noqa: F401
-        import kubernetes.watch  # noqa: F401
 
         for t in self._threads:
             t.start()
@@ -173,14 +204,16 @@ class PodMetadata:
     def connected(self) -> bool:
         return self._connected["pods"]
 
-    def worth_waiting(self) -> bool:
-        """Can metadata be expected soon (the API answers, or has not been asked yet)?"""
-        return self._connected["pods"] or not self.tried.is_set()
+    def worth_waiting(self, have_pod: bool) -> bool:
+        """Should a new file wait for metadata (pod or namespace annotations not in yet, and the API
+        answers or has not been asked yet)?"""
+        if have_pod and self._tried["namespaces"].is_set():
+            return False
+        return self._connected["pods"] or not self._tried["pods"].is_set()
 
     def _state(self, what: str, ok: bool) -> None:
         self._connected[what] = ok
-        if what == "pods":
-            self.tried.set()
+        self._tried[what].set()
         metrics.KUBE_CONNECTED.set(1 if self._connected["pods"] else 0)
 
     # --- writers (watch threads) ----------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -20,7 +21,7 @@ class TrackedFile:
         self.path = path
         self.fd = fd
         self.identity = identity
-        self.id_prefix = identity.name
+        self.set_identity(identity)
         self.tailer = Tailer(fd, offset, config.read.max_line_bytes)
         self.parser = None                       # picked from the first line
         p, m = config.partial, config.multiline
@@ -38,6 +39,14 @@ class TrackedFile:
         self.finishing = False
         self.last_data = time.monotonic()
         self.checkpointed = -1
+
+    def set_identity(self, identity: FileIdentity) -> None:
+        self.identity = identity
+        # envelope.make_id(identity.name, offset) without re-joining the constant part for every line
+        self.id_seed = (identity.name + "\x1f").encode()
+
+    def event_id(self, offset: int) -> str:
+        return hashlib.blake2b(self.id_seed + str(offset).encode(), digest_size=16).hexdigest()
 
     @property
     def inode_key(self) -> str:

@@ -33,6 +33,9 @@ class TimestampParser:
                 return None
             self._prefix, self._seconds = prefix, seconds
         rest = ts[19:]
+        # Fast path: what containerd and docker write, ".<1-9 digits>Z".
+        if rest[-1:] == b"Z" and rest[:1] == b"." and 2 < len(rest) <= 11 and rest[1:-1].isdigit():
+            return self._seconds * 1_000_000_000 + int(rest[1:-1].ljust(9, b"0"))
         nanos = 0
         if rest[:1] == b".":
             i = 1

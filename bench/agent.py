@@ -1,0 +1,204 @@
+"""Node agent throughput and memory: lines/s tailing CRI container files into the broker, as a ratio of
+the raw producer rate of the same backend on the same lines; peak RSS of the agent process.
+
+Both sides run in their own subprocess against the same embedded broker (or --bootstrap):
+- raw: confluent_kafka.Producer with logtide's producer settings (acks=all, idempotence, lz4, linger
+  5 ms) producing each CRI line as it is, keyed by container, counting a line when its delivery
+  callback reported the broker's ack;
+- agent: the real Agent (default config: format auto, partial merging, built-in multiline rules, no
+  rate limit; Kubernetes metadata off, there is no API server here) tailing the same files from
+  offset 0; timed from its first read until Kafka acknowledged every record (RSS includes startup).
+
+    python bench/agent.py                 # 200k lines (Loghub corpus wrapped in CRI framing, 8 containers)
+    python bench/agent.py --lines 50000   # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+CORPUS = HERE.parent.parent / "shared" / "corpus" / "loghub"
+CONTAINERS = 8
+PARTITIONS = 3
+GOAL_RATIO = 0.60
+GOAL_RSS_MB = 64
+
+
+def write_cri_files(root: Path, total: int) -> list[Path]:
+    """The Loghub corpus as container output: CRI framing, long lines split in 16 KiB P pieces."""
+    lines: list[bytes] = []
+    for path in sorted(glob.glob(str(CORPUS / "*.log"))):
+        lines.extend(Path(path).read_bytes().splitlines())
+    files = []
+    per_file = total // CONTAINERS
+    for c in range(CONTAINERS):
+        path = root / f"bench_app{c}-0_uid-{c}" / f"app{c}" / "0.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = bytearray()
+        for i in range(per_file):
+            line = lines[(c * per_file + i) % len(lines)]
+            ts = b"2024-05-01T12:%02d:%02d.%09dZ" % (i // 60000 % 60, i // 1000 % 60, i)
+            out += ts + (b" stderr F " if i % 9 == 0 else b" stdout F ") + line + b"\n"
+        path.write_bytes(bytes(out))
+        files.append(path)
+    return files
+
+
+# --- the two children -----------------------------------------------------------------------------
+
+def child_raw(bootstrap: str, topic: str, files: list[str]) -> dict:
+    import confluent_kafka as ck
+
+    batches = [(f"bench/app{c}-0/app{c}".encode(), Path(f).read_bytes().splitlines()) for c, f in enumerate(files)]
+    total = sum(len(lines) for _, lines in batches)
+    p = ck.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+                     "compression.type": "lz4", "queue.buffering.max.messages": 100_000})
+    acked = [0]
+
+    def cb(err, msg):
+        if err is None:
+            acked[0] += 1
+
+    start = time.perf_counter()
+    # interleave containers in 1000-line slices, as a tailer reading several files would
+    for i in range(0, max(len(lines) for _, lines in batches), 1000):
+        for key, lines in batches:
+            for line in lines[i:i + 1000]:
+                while True:
+                    try:
+                        p.produce(topic, line, key, on_delivery=cb)
+                        break
+                    except BufferError:
+                        p.poll(0.05)
+            p.poll(0)
+    p.flush(120)
+    seconds = time.perf_counter() - start
+    return {"lines": total, "acked": acked[0], "seconds": seconds, "per_s": acked[0] / seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: int) -> dict:
+    import threading
+
+    from agents import metrics
+    from agents.cli import build_agent
+    from agents.config import AgentConfig
+    from logtide.transport import connect
+
+    config = AgentConfig.model_validate({
+        "mode": "kubernetes", "pods_root": pods, "containers_root": pods + "/none", "topic": topic,
+        "checkpoint_dir": ck_dir, "kafka": {"bootstrap": bootstrap, "client": "confluent"},
+        "kubernetes": {"enabled": False}, "http": {"port": 0}})
+    agent = build_agent(config, connect(config.kafka))
+    stop = threading.Event()
+    t = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    produced = metrics.RECORDS_PRODUCED
+    read_start = [None]
+    lines_read = metrics.BYTES_READ
+
+    t.start()
+    deadline = time.monotonic() + 300
+    while lines_read._value.get() == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    start = time.perf_counter()
+    while produced._value.get() < expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    seconds = time.perf_counter() - start
+    done = produced._value.get()
+    stop.set()
+    t.join(60)
+    del read_start
+    return {"lines": expected, "acked": int(done), "seconds": seconds, "per_s": done / seconds,
+            "multiline_merges": int(metrics.MULTILINE_MERGES._value.get()),
+            "backpressure_seconds": round(metrics.BACKPRESSURE._value.get(), 2),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+# --- the driver --------------------------------------------------------------------------------------
+
+def run_child(args: list[str]) -> dict:
+    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=600)
+    if res.returncode != 0:
+        raise SystemExit(f"child failed: {res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lines", type=int, default=200_000)
+    ap.add_argument("--bootstrap", help="use this Kafka instead of the embedded broker")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        if kind == "raw":
+            out = child_raw(rest[0], rest[1], rest[2:])
+        else:
+            out = child_agent(rest[0], rest[1], rest[2], rest[3], int(rest[4]))
+        print(json.dumps(out))
+        return 0
+
+    from logtide.broker import EmbeddedBroker
+    from logtide.transport import KafkaSettings, TopicSpec, connect
+
+    broker = None
+    bootstrap = args.bootstrap
+    if not bootstrap:
+        broker = EmbeddedBroker(log_file=os.path.join(tempfile.gettempdir(), "logtide-bench-agent-broker.log")).start()
+        bootstrap = broker.bootstrap
+    try:
+        with tempfile.TemporaryDirectory(prefix="logtide-bench-agent-") as tmp:
+            root = Path(tmp)
+            files = write_cri_files(root / "pods", args.lines)
+            total = (args.lines // CONTAINERS) * CONTAINERS
+            size_mb = sum(f.stat().st_size for f in files) / 1e6
+            suffix = str(int(time.time()))
+            raw_topic, agent_topic = f"bench.agent.raw.{suffix}", f"bench.agent.agent.{suffix}"
+            admin = connect(KafkaSettings(bootstrap=bootstrap, client="confluent")).admin()
+            admin.create_topics([TopicSpec(raw_topic, PARTITIONS), TopicSpec(agent_topic, PARTITIONS)])
+            admin.close()
+            raw = run_child(["--child", "raw", bootstrap, raw_topic, *map(str, files)])
+            agent = run_child(["--child", "agent", bootstrap, agent_topic, str(root / "pods"), str(root / "ck"),
+                               str(total)])
+    finally:
+        if broker is not None:
+            broker.stop()
+    ratio = agent["per_s"] / raw["per_s"]
+    print(f"{'':<8}{'lines':>9}{'seconds':>9}{'lines/s':>10}{'peak RSS MB':>13}")
+    for name, r in (("raw", raw), ("agent", agent)):
+        print(f"{name:<8}{r['acked']:>9}{r['seconds']:>9.2f}{r['per_s']:>10.0f}{r['peak_rss_mb']:>13.1f}")
+    print(f"agent / raw = {ratio:.3f} (goal >= {GOAL_RATIO}); agent peak RSS {agent['peak_rss_mb']:.1f} MB "
+          f"(goal <= {GOAL_RSS_MB}); {size_mb:.1f} MB of CRI files, {CONTAINERS} containers")
+    result = {
+        "bench": "agent", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "python bench/agent.py" + (f" --lines {args.lines}" if args.lines != 200_000 else ""),
+        "broker": "external" if args.bootstrap else "embedded tansu",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "input": {"lines": total, "containers": CONTAINERS, "format": "cri", "mb": round(size_mb, 1),
+                  "corpus": "loghub (all files, cycled)"},
+        "raw": raw, "agent": agent, "agent_vs_raw": round(ratio, 3),
+        "goals": {"ratio": GOAL_RATIO, "peak_rss_mb": GOAL_RSS_MB},
+        "met": {"ratio": ratio >= GOAL_RATIO, "peak_rss": agent["peak_rss_mb"] <= GOAL_RSS_MB},
+    }
+    out = HERE / "results" / "agent.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
