@@ -57,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{args.config}: collector {name}: {exc}") from None
             except Exception as exc:  # e.g. kubernetes.config.ConfigException: no kubeconfig, not in a cluster
                 raise ConfigError(f"{args.config}: collector {name} cannot start: {exc}") from None
-            groups.append(WorkGroup(transport, collector, config.work.session_timeout_ms,
-                                    config.work.revoke_timeout_seconds))
+            group = WorkGroup(transport, collector, config.work.session_timeout_ms,
+                              config.work.revoke_timeout_seconds)
+            health.add_readiness(group.name, group.joined.is_set)
+            groups.append(group)
         _log.info("collecting", extra={"collectors": config.named(), "bootstrap": config.kafka.bootstrap})
         return run_services(groups, stop, health)
     finally:

@@ -93,6 +93,8 @@ class WorkGroup:
         self.revoke_timeout = revoke_timeout
         self.on_change = on_change
         self.tasks: dict[str, ItemTask] = {}
+        #: Set once the group coordinator gave this replica its share (possibly none): /readyz.
+        self.joined = threading.Event()
 
     def _ensure_topic(self) -> None:
         admin = self.transport.admin()
@@ -110,6 +112,7 @@ class WorkGroup:
     def _assigned(self, parts: list[TopicPartition]) -> None:
         items = [self.items[p.partition] for p in parts if p.topic == self.topic and p.partition < len(self.items)]
         if not items:
+            self.joined.set()
             return
         self.collector.checkpoints.reload()
         for item in items:
@@ -117,6 +120,7 @@ class WorkGroup:
                 task = self.tasks[item] = ItemTask(self.collector, item)
                 task.thread.start()
         self._changed("assigned", items)
+        self.joined.set()
 
     def _revoked(self, parts: list[TopicPartition]) -> None:
         items = [self.items[p.partition] for p in parts if p.topic == self.topic and p.partition < len(self.items)]

@@ -9,7 +9,7 @@ import pytest
 
 from logtide.transport import connect
 
-from collect_helpers import metric, read_events, running_item, unique, wait_for
+from collect_helpers import metric, read_events, running_item, wait_for
 from collect_sf_double import rsa_key_pair
 from collectors.salesforce import logfile
 from collectors.salesforce.collector import SalesforceCollector

@@ -9,10 +9,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 import yaml
 
+from logtide.broker import free_port
 from logtide.config import ConfigError, load_config
 from logtide.transport import connect
 
@@ -129,9 +131,21 @@ def test_kill_9_mid_run_then_replacement_resumes(broker, fast_kafka, new_topic, 
     path.write_text(yaml.safe_dump(config))
     env = dict(os.environ, PYTHONPATH=ROOT)
 
-    def replica():
-        return subprocess.Popen([sys.executable, "-m", "logtide.cli", "collect", "--config", str(path)], cwd=ROOT,
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    def replica(http_port: int = 0):
+        return subprocess.Popen([sys.executable, "-m", "logtide.cli", "collect", "--config", str(path),
+                                 "--http-port", str(http_port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+
+    def ready(port: int) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def metrics(port: int) -> bytes:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return resp.read()
 
     first = replica()
     try:
@@ -139,8 +153,12 @@ def test_kill_9_mid_run_then_replacement_resumes(broker, fast_kafka, new_topic, 
         assert 300 <= len(seen) < 3000, "the first replica should be mid-run when killed"
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        second = replica()
+        port = free_port()
+        second = replica(port)
         try:
+            wait_for(lambda: ready(port), timeout=40)   # ready once the group gave it its share (maybe none yet)
+            wait_for(lambda: b'logtide_collector_work_items{collector="cloudwatch"} 2.0' in metrics(port),
+                     timeout=40)                        # both items, once the killed member's session expired
             events = read_events(fast_kafka, topic, 3000, timeout=60, settle=1.5)
         finally:
             second.send_signal(signal.SIGTERM)
