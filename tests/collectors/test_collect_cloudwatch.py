@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import pytest
@@ -143,4 +144,16 @@ def test_two_regions_with_assumed_role(fast_kafka, new_topic, moto_url, logs_cli
         events = read_events(fast_kafka, topic, 20, timeout=30)
     assert sorted({e["resource"]["cloud.region"] for e in events}) == ["eu-west-1", "us-east-1"]
     assert metric("logtide_collector_api_calls_total", collector="cloudwatch", call="AssumeRole") >= 2
+    c.close()
+
+
+def test_prefix_and_pattern_select_log_groups(fast_kafka, new_topic, moto_url, logs_client, aws_env):
+    client = logs_client()
+    prefix = unique("/ecs/payments-")
+    for suffix in ("-prod", "-staging", "-dev"):
+        client.create_log_group(logGroupName=prefix + suffix)
+    c = collector(fast_kafka, moto_url, new_topic(1), log_groups=[{"prefix": prefix, "match": "-(prod|staging)$"}])
+    selector = c.config.log_groups[0]
+    assert c.work_items() == [f"us-east-1|prefix:{prefix}~-(prod|staging)$"]
+    assert sorted(c.log_groups("us-east-1", selector, threading.Event())) == [prefix + "-prod", prefix + "-staging"]
     c.close()
