@@ -82,10 +82,10 @@ def test_a_batch_interrupted_by_a_crash_is_rolled_back(tmp_path):
     # Simulate a crash after step 2 of a batch: files renamed into place, offsets not recorded yet.
     real_put = out.store.put
 
-    def crash_on_offsets(rel, data):
+    def crash_on_offsets(rel, data, **kw):
         if "/offsets/" in rel:
             raise KeyboardInterrupt("kill -9")
-        real_put(rel, data)
+        real_put(rel, data, **kw)
     out.store.put = crash_on_offsets
     with pytest.raises(KeyboardInterrupt):
         out.write(rows[20:])

@@ -7,9 +7,12 @@ do the same with offsets in their file names):
 
 1. write ``_logtide/<group>/pending/<batch>.json``: the files about to appear and the last Kafka
    offset of each partition in the batch;
-2. put each file atomically (temp + fsync + rename);
+2. put each file atomically and durably (temp + fsync + rename + fsync of the directory);
 3. record the offsets in ``_logtide/<group>/offsets/<topic>~<partition>.json``;
 4. delete the pending marker.
+
+Steps 1 and 3 are atomic but not fsync'd: after a power cut (not a kill -9) they may be older than
+the data files, which can only make a batch be written again, never lost.
 
 On start, a pending marker whose offsets were not recorded is rolled back (its files deleted: Kafka
 redelivers the batch because offsets were not committed); a recorded one is just removed. A
@@ -124,7 +127,7 @@ class ParquetOutput:
             for tp, off in last.items():
                 offsets.setdefault(tp.topic, {})[str(tp.partition)] = off
             marker = f"{self.meta}/pending/{batch}.json"
-            self.store.put(marker, orjson.dumps({"files": list(files), "offsets": offsets}))
+            self.store.put(marker, orjson.dumps({"files": list(files), "offsets": offsets}), durable=False)
             for rel, part_rows in files.items():
                 self.store.put(rel, write_parquet_bytes(to_table(part_rows), self.settings.compression))
             self.files_written += len(files)
@@ -132,7 +135,7 @@ class ParquetOutput:
             marker = None
         for tp, off in last.items():
             if off > self._recorded(tp):
-                self.store.put(self._offset_file(tp), orjson.dumps({"offset": off}))
+                self.store.put(self._offset_file(tp), orjson.dumps({"offset": off}), durable=False)
                 self.offsets[tp] = off
         if marker:
             self.store.delete(marker)

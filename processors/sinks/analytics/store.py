@@ -21,20 +21,27 @@ class LocalStore:
     def path(self, rel: str) -> Path:
         return self.root / rel
 
-    def put(self, rel: str, data: bytes) -> None:
+    def put(self, rel: str, data: bytes, durable: bool = True) -> None:
+        """Atomic always; ``durable`` also survives a power cut when this returns (fsync file and dir).
+
+        Bookkeeping (markers, recorded offsets) passes durable=False: losing it to a power cut can
+        only cause a rewrite (a duplicate the query view hides), never a loss; a kill -9 loses nothing.
+        """
         final = self.root / rel
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.partial")  # not *.parquet: globs never pick it up
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, final)
-        fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if durable:
+            fd = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def get(self, rel: str) -> bytes | None:
         try:
@@ -70,7 +77,7 @@ class S3Store:
     def _key(self, rel: str) -> str:
         return f"{self.prefix}/{rel}" if self.prefix else rel
 
-    def put(self, rel: str, data: bytes) -> None:
+    def put(self, rel: str, data: bytes, durable: bool = True) -> None:
         s3.call(self.client.put_object, Bucket=self.bucket, Key=self._key(rel), Body=data)
 
     def get(self, rel: str) -> bytes | None:
