@@ -68,6 +68,14 @@ def parse_time(text: str, now: float | None = None) -> int:
     return int(dt.timestamp() * 1000)
 
 
+def is_relative(text: str | None) -> bool:
+    """Whether a time argument depends on when it is read (now, 2h, -15m, 30m ago)."""
+    if text is None:
+        return False
+    s = text.strip().lower()
+    return s == "now" or _RELATIVE.match(s) is not None
+
+
 def format_ms(ms: int | None) -> str:
     if ms is None:
         return "-"

@@ -26,7 +26,7 @@ from logtide.role import install_signal_handlers
 from logtide.transport import TopicPartition, TransportError
 
 from tools.common import (
-    RangeReader, add_kafka_arguments, connect_args, format_ms, parse_time, print_json, state_dir,
+    RangeReader, add_kafka_arguments, connect_args, format_ms, is_relative, parse_time, print_json, state_dir,
     topic_partitions, write_json_atomic,
 )
 from tools.progress import progress_bar
@@ -60,8 +60,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def job_id(topic: str, start_ms: int, end_ms: int | None, to_topic: str) -> str:
-    return make_id("replay", topic, start_ms, end_ms, to_topic)[:12]
+def job_id(identity: dict) -> str:
+    return make_id("replay", identity["topic"], identity["from"], identity["to"], identity["to_topic"])[:12]
+
+
+def identity_of(args: argparse.Namespace) -> dict:
+    """What names a job: the topics and the window *as typed*, so that re-running a command with a
+    relative window (--from 2h) resumes it instead of starting a window two hours before now."""
+    return {"topic": args.topic, "to_topic": args.to_topic, "from": args.start, "to": args.end}
 
 
 class ReplayJob:
@@ -72,9 +78,10 @@ class ReplayJob:
         self.state = state
 
     @classmethod
-    def plan(cls, path: str, consumer, topic: str, to_topic: str, start_ms: int, end_ms: int | None) -> "ReplayJob":
+    def plan(cls, path: str, consumer, identity: dict, start_ms: int, end_ms: int | None) -> "ReplayJob":
         from logtide.topics import exact_end_offsets
 
+        topic = identity["topic"]
         parts = topic_partitions(consumer, topic)
         ends = exact_end_offsets(consumer, parts)
         found = consumer.offsets_for_times({tp: start_ms for tp in parts})
@@ -84,7 +91,7 @@ class ReplayJob:
             end = ends.get(tp, 0)
             start = end if first is None else min(first, end)
             partitions[str(tp.partition)] = {"next": start, "end": end}
-        state = {"job": {"topic": topic, "to_topic": to_topic, "from_ms": start_ms, "to_ms": end_ms},
+        state = {"job": {**identity, "from_ms": start_ms, "to_ms": end_ms},
                  "partitions": partitions, "copied": 0, "skipped": 0, "done": False,
                  "started": time.time(), "updated": time.time()}
         job = cls(path, state)
@@ -130,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
     transport = connect_args(args)
-    path = args.state or os.path.join(state_dir(), f"replay-{job_id(args.topic, start_ms, end_ms, args.to_topic)}.json")
+    identity = identity_of(args)
+    path = args.state or os.path.join(state_dir(), f"replay-{job_id(identity)}.json")
     consumer = transport.consumer(None)
     try:
         dest_parts = consumer.partitions_for(args.to_topic)
@@ -138,13 +146,14 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"destination topic {args.to_topic!r} does not exist: create it first "
                              "(e.g. with the same partition count as the source)")
         job = None if args.restart else ReplayJob.load(path)
-        if job is not None and job.state["job"] != {"topic": args.topic, "to_topic": args.to_topic,
-                                                    "from_ms": start_ms, "to_ms": end_ms}:
+        if job is not None and {k: job.state["job"].get(k) for k in identity} != identity:
             raise UsageError(f"{path} belongs to another replay ({job.state['job']}); pass another --state "
                              "or --restart")
+        if job is not None and job.state["done"] and (is_relative(args.start) or is_relative(args.end)):
+            job = None  # a finished "last 2 hours" job: this run means the 2 hours before now
         resumed = job is not None
         if job is None:
-            job = ReplayJob.plan(path, consumer, args.topic, args.to_topic, start_ms, end_ms)
+            job = ReplayJob.plan(path, consumer, identity, start_ms, end_ms)
         if job.state["done"]:
             return _report(args, job, path, resumed=True, interrupted=False, elapsed=0.0)
         same_layout = len(dest_parts) == len(job.state["partitions"])

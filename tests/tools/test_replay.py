@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tools.common import parse_time
-from tools.replay import MAX_IN_FLIGHT, job_id
+from tools.common import is_relative, parse_time
+from tools.replay import MAX_IN_FLIGHT
 
 BASE = 1_700_000_000_000  # ms; record i has timestamp BASE + i seconds
 
@@ -120,4 +120,19 @@ def test_time_arguments():
     assert parse_time("2023-11-14T22:13:20Z") == 1_700_000_000_000
     assert parse_time("2023-11-14T22:13:20") == 1_700_000_000_000  # no zone: UTC
     assert parse_time("1700000000") == parse_time("1700000000000") == parse_time("1700000000000000000")
-    assert job_id("a", 1, None, "b") != job_id("a", 1, 2, "b")
+    assert is_relative("2h") and is_relative("now") and not is_relative("2024-01-01T00:00:00Z")
+
+
+def test_a_relative_window_resumes_by_the_command_as_typed(cli, new_topic, produce_at, read_all, tmp_path):
+    """Re-running `--from 3000d` a moment later resumes the job (same state file), it does not
+    plan a new window; once done, the next run plans the window before its own now."""
+    src, dst = new_topic(1), new_topic(1)
+    _fill(produce_at, src, 5, partitions=1)
+    args = ["replay", "--topic", src, "--from", "3000d", "--to-topic", dst, "--json"]
+    first = json.loads(cli(*args, check_rc=0).stdout)
+    assert first["copied"] == 5 and not first["resumed"]
+    state = json.loads(open(first["state"]).read())
+    assert state["job"]["from"] == "3000d" and state["done"]
+    second = json.loads(cli(*args, check_rc=0).stdout)
+    assert second["state"] == first["state"] and not second["resumed"] and second["copied"] == 5
+    assert len(read_all(dst)) == 10
