@@ -42,8 +42,8 @@ DEADLINE_S = 300
 
 # --- records --------------------------------------------------------------------------------
 
-def make_values(n: int = 2000) -> list[bytes]:
-    """Distinct envelopes of about RECORD_BYTES each, bodies from real log lines."""
+def make_values(n: int = 2000, size: int = RECORD_BYTES) -> list[bytes]:
+    """Distinct envelopes of ``size`` bytes each, bodies from real log lines (cut or padded to fit)."""
     lines: list[str] = []
     for path in sorted(glob.glob(str(CORPUS / "*.log"))):
         with open(path, errors="replace") as f:
@@ -52,15 +52,12 @@ def make_values(n: int = 2000) -> list[bytes]:
         lines = [f"INFO request {i} served in {i % 97} ms" for i in range(n)]
     values = []
     for i in range(n):
-        body = lines[i % len(lines)]
-        ev = envelope.new_event(id=envelope.make_id("bench", i), body=body, source="bench", severity_text="INFO",
+        ev = envelope.new_event(id=envelope.make_id("bench", i), body="", source="bench", severity_text="INFO",
                                 resource={"service.name": "bench", "k8s.pod.name": f"pod-{i % 16}"})
         ev["ingest_time"] = ev["observed_time"]
-        raw = envelope.encode(ev)
-        if len(raw) < RECORD_BYTES:  # pad through an attribute so every value stays a valid envelope
-            ev["attributes"]["pad"] = "x" * (RECORD_BYTES - len(raw) - 10)
-            raw = envelope.encode(ev)
-        values.append(raw)
+        room = size - len(envelope.encode(ev))
+        ev["body"] = (lines[i % len(lines)] + " " * room)[:max(room, 0)]
+        values.append(envelope.encode(ev))
     return values
 
 
@@ -330,10 +327,12 @@ def one_round(backend: str, bootstrap: str, n: int, values: list[bytes]) -> dict
 def bench_backend(backend: str, bootstrap: str, n: int, values: list[bytes], repeat: int) -> list[dict]:
     """Best of ``repeat`` rounds for each path (the least disturbed by other load on the machine)."""
     best: dict[str, list[float]] = {}
+    each: dict[str, list[list[int]]] = {}
     for r in range(repeat):
         for op, (raw_s, lt_s) in one_round(backend, bootstrap, n, values).items():
             b = best.setdefault(op, [raw_s, lt_s])
             b[0], b[1] = min(b[0], raw_s), min(b[1], lt_s)
+            each.setdefault(op, []).append([round(n / raw_s), round(n / lt_s)])
             print(f"  round {r + 1}: {backend:<13} {op:<12} raw {n / raw_s:>9,.0f}/s   logtide {n / lt_s:>9,.0f}/s",
                   flush=True)
     vbytes = sum(len(v) for v in values) / len(values)
@@ -343,7 +342,8 @@ def bench_backend(backend: str, bootstrap: str, n: int, values: list[bytes], rep
                      "raw_per_s": round(n / raw_s), "logtide_per_s": round(n / lt_s),
                      "raw_mb_per_s": round(n * vbytes / raw_s / 1e6, 2),
                      "logtide_mb_per_s": round(n * vbytes / lt_s / 1e6, 2),
-                     "logtide_vs_raw": round(raw_s / lt_s, 3)})
+                     "logtide_vs_raw": round(raw_s / lt_s, 3),
+                     "each_round_raw_logtide_per_s": each[op]})
     return rows
 
 
@@ -366,17 +366,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", help="an external Kafka (default: start the embedded broker)")
     ap.add_argument("--backends", default="confluent,kafka-python")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the record counts (0.1 = quick run)")
+    ap.add_argument("--value-bytes", type=int, default=RECORD_BYTES, help="size of each record value (an envelope)")
     ap.add_argument("--repeat", type=int, default=3, help="rounds per backend; the best of each path is kept")
     ap.add_argument("--out", default=str(HERE / "results" / "transport.json"))
     args = ap.parse_args(argv)
 
-    values = make_values()
+    values = make_values(size=args.value_bytes)
     broker = None
     bootstrap = args.bootstrap
     if not bootstrap:
         broker = EmbeddedBroker().start()
         bootstrap = broker.bootstrap
-    print(f"broker {bootstrap} ({'embedded Tansu' if broker else 'external'}), values ~{RECORD_BYTES} B, "
+    print(f"broker {bootstrap} ({'embedded Tansu' if broker else 'external'}), values {args.value_bytes} B, "
           f"{PARTITIONS} partitions, {len(KEYS)} keys", flush=True)
     rows: list[dict] = []
     try:
@@ -393,10 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python bench/transport.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
         "broker": "embedded tansu" if broker else bootstrap,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "confluent_kafka": ck.version()[0], "librdkafka": ck.libversion()[0],
+                    "confluent_kafka": ck.__version__, "librdkafka": ck.libversion()[0],
                     "kafka_python": kafka.__version__},
         "settings": {"rounds": args.repeat, "acks": "all", "idempotence": True, "compression": "lz4", "linger_ms": 5,
-                     "partitions": PARTITIONS, "keys": len(KEYS), "value_bytes": RECORD_BYTES},
+                     "partitions": PARTITIONS, "keys": len(KEYS), "value_bytes": args.value_bytes},
         "rows": rows,
     }
     out = Path(args.out)
