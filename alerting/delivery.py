@@ -57,8 +57,10 @@ def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
 
 class Worker:
     def __init__(self, integration: HttpIntegration, bucket: TokenBucket, retry: RetryPolicy,
-                 nflog: NotificationLog, on_sent: Callable[[Notification, HttpIntegration], None] | None):
+                 nflog: NotificationLog, on_sent: Callable[[Notification, HttpIntegration], None] | None,
+                 on_refused: Callable[[Notification], None] | None = None):
         self.integration = integration
+        self.on_refused = on_refused
         self.bucket = bucket
         self.retry = retry
         self.nflog = nflog
@@ -127,11 +129,15 @@ class Worker:
                     metrics.NOTIFY_FAILURES.labels(integ.receiver, integ.kind, "rejected").inc()
                     _log.error("notification refused, not retried", extra={"integration": integ.id,
                                                                           "error": str(exc)[:300]})
+                    if self.on_refused:  # the next group_interval flush tries again, as Alertmanager does
+                        self.on_refused(n)
                     break
                 except Exception as exc:  # a bug in a notifier must not kill the worker
                     self.failed += 1
                     metrics.NOTIFY_FAILURES.labels(integ.receiver, integ.kind, "error").inc()
                     _log.exception("notifier error", extra={"integration": integ.id, "error": str(exc)[:300]})
+                    if self.on_refused:
+                        self.on_refused(n)
                     break
                 self.nflog.log(n.group_key, n.integration, n.firing, n.resolved, n.now)
                 metrics.NOTIFICATIONS.labels(integ.receiver, integ.kind).inc()
@@ -146,12 +152,12 @@ class Delivery:
     name = "alert-delivery"
 
     def __init__(self, receivers: list[Receiver], integrations: dict[str, list[HttpIntegration]],
-                 nflog: NotificationLog, on_sent=None):
+                 nflog: NotificationLog, on_sent=None, on_refused=None):
         self.workers: dict[str, Worker] = {}
         for r in receivers:
             bucket = TokenBucket(r.rate_limit)
             for integ in integrations.get(r.name, []):
-                self.workers[integ.id] = Worker(integ, bucket, r.retry, nflog, on_sent)
+                self.workers[integ.id] = Worker(integ, bucket, r.retry, nflog, on_sent, on_refused)
         self.stop_event = threading.Event()
 
     def enqueue(self, n: Notification) -> None:

@@ -106,6 +106,10 @@ class Dispatcher:
     def _known(self, group_key: str, integration: str) -> Entry | None:
         return self.handed.get((group_key, integration)) or self.nflog.get(group_key, integration)
 
+    def not_delivered(self, group_key: str, integration: str) -> None:
+        """A handed notification was refused: flushes go back to what the log says was delivered."""
+        self.handed.pop((group_key, integration), None)
+
     def put(self, alert: Alert, now: int) -> None:
         """An alert started firing, changed or resolved: (re)place it in its groups."""
         snap = copy.copy(alert)

@@ -109,7 +109,7 @@ class AlertEngine:
         self.nflog = NotificationLog(persist=lambda key, e: store.put_nflog(key[0], key[1], e.to_dict()))
         self.integrations = {r.name: build_integrations(r, config.external_url, self.templates)
                              for r in config.receivers}
-        self.delivery = Delivery(config.receivers, self.integrations, self.nflog, on_sent)
+        self.delivery = Delivery(config.receivers, self.integrations, self.nflog, on_sent, self._refused)
         self.dispatcher = Dispatcher(
             RouteNode(config.route),
             {name: [(i.id, i.send_resolved) for i in ints] for name, ints in self.integrations.items()},
@@ -152,6 +152,10 @@ class AlertEngine:
                 if name not in self.evaluators:
                     self.evaluators[name] = evaluator_for(rule, self.config.limits.max_keys_per_rule)
                     self.signatures[name] = rule.signature()
+
+    def _refused(self, n: Notification) -> None:
+        with self.lock:
+            self.dispatcher.not_delivered(n.group_key, n.integration)
 
     # --- restore after restart ---
     def _restore(self) -> None:

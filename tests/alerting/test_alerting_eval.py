@@ -321,3 +321,21 @@ def test_duplicate_events_are_counted_once():
     feed(eng, events)  # re-sent upstream with the same deterministic ids
     assert eng.evaluators["Errors"].series[("checkout",)].total == 4
     assert states(eng) == {}
+
+
+def test_spike_down():
+    eng, _ = make("""
+rules:
+  - name: Drop
+    kind: spike
+    group_by: [service.name]
+    window: 1m
+    reference: 5m
+    factor: 4
+    direction: down
+    min_reference: 10
+""")
+    feed(eng, [event(i, T0 + i * 5 * S, level="INFO") for i in range(72)])  # 12/min for 6 minutes
+    assert states(eng) == {}
+    eng.advance_to(T0 + 420 * S)  # a quiet minute: 0 against 12 expected
+    assert states(eng) == {("Drop", "checkout"): "firing"}
