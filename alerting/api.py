@@ -100,8 +100,7 @@ class AlertApi:
                     if not isinstance(body, dict):
                         raise ValueError("the body is a JSON object")
                     now = api.engine.clock.now()
-                    wall = max(now, 0)
-                    starts = parse_time(body["startsAt"]) if body.get("startsAt") else wall
+                    starts = parse_time(body["startsAt"]) if body.get("startsAt") else now
                     if body.get("endsAt"):
                         ends = parse_time(body["endsAt"])
                     elif body.get("duration"):

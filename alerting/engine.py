@@ -45,7 +45,7 @@ from alerting.notifiers import build_integrations
 from alerting.routing import RouteNode
 from alerting.rules import RuleBase, load_rules
 from alerting.silences import Silence, Silences
-from alerting.state import FIRING, RESOLVED, Alert, AlertStates
+from alerting.state import FIRING, RESOLVED, Alert, AlertStates, rfc3339
 from alerting.store import Batch, Store
 from alerting.templates import Templates
 from alerting.timeintervals import TimeIntervals
@@ -312,7 +312,7 @@ class AlertEngine:
                     continue
                 d = a.api(url)
                 d["state"] = a.state
-                d["activeAt"] = d.pop("startsAt") if a.state == "pending" else d["startsAt"]
+                d["activeAt"] = rfc3339(a.active_at)
                 d["value"] = a.value
                 d["silencedBy"] = self.silences.silenced_by(a.labels, now)
                 out.append(d)
