@@ -1,32 +1,34 @@
 """`logtide dlq list|show|replay`: look into the dead letter queue, by reason, and send records back.
 
-A reason is the DLQ record's stage, error class and error message with numbers blanked
-(``invalid JSON: unexpected character: line N column N``), so one bug is one line however many
-records it hit. Each reason gets a short stable id to select it with ``show`` and ``replay``.
+Reasons (stage, error class, message with numbers blanked) come from the ``logtide.error.*`` headers
+that ``logtide.dlq.DeadLetters`` writes; see tools/dlq_reasons.py. Every command reads the DLQ up to
+its end at the start, in one streaming pass (``replay``: one pass to check and count, one to send),
+so memory does not grow with the DLQ.
 
 ``replay`` re-produces the selected records to the topic they came from (``logtide.error.topic``),
 to their original partition when it still exists, with their original key, value (so the event id is
-kept) and headers minus ``logtide.error.*``. Which DLQ offsets were replayed is kept in the
-checkpoints topic, so a second ``replay`` does not send them again (``--again`` does).
+kept) and headers minus ``logtide.error.*``. The replayed DLQ offsets are kept in the checkpoints
+topic (tools/dlq_ledger.py), chunk by acknowledged chunk, so a second ``replay`` does not send them
+again (``--again`` does).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-from collections import OrderedDict
+from typing import Callable
 
 from logtide import envelope
-from logtide.checkpoint import KafkaCheckpoints
 from logtide.cli import UsageError
 from logtide.dlq import error_info
-from logtide.envelope import make_id
 from logtide.topics import DLQ
-from logtide.transport import Record, TransportError
+from logtide.transport import Record, TopicPartition, TransportError
 
 from tools.common import (
-    RangeReader, add_kafka_arguments, connect_args, console, format_ms, headers_dict, print_json, text, whole_topic_ranges,
+    RangeReader, add_kafka_arguments, connect_args, console, format_ms, headers_dict, print_json, text,
+    whole_topic_ranges,
 )
+from tools.dlq_ledger import ReplayLedger
+from tools.dlq_reasons import Reasons, Selection, error_ms, reason_id, reason_of  # noqa: F401 (reason_*: API)
 
 EPILOG = """examples:
   logtide dlq list                                  reasons, with counts, origins and first/last time
@@ -35,17 +37,8 @@ EPILOG = """examples:
   logtide dlq replay --all --origin logtide.raw.k8s --dry-run
 """
 
-_NUMBER = re.compile(r"\d+")
-_HEX = re.compile(r"\b[0-9a-f]{16,}\b")
-
-
-def reason_of(info: dict[str, str]) -> tuple[str, str, str]:
-    message = _NUMBER.sub("N", _HEX.sub("<hex>", info.get("message", "")))
-    return info.get("stage", "?"), info.get("class", "?"), message
-
-
-def reason_id(reason: tuple[str, str, str]) -> str:
-    return make_id("dlq-reason", *reason)[:8]
+#: Records sent back per acknowledged chunk (then written to the ledger).
+REPLAY_CHUNK = 5000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,118 +85,49 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # --- reading ----------------------------------------------------------------------------------------
 
-def read_dlq(transport, topic: str) -> list[Record]:
+def dlq_ranges(transport, topic: str) -> dict[TopicPartition, tuple[int, int]]:
+    """The DLQ as it is now: [beginning, exact end) of each partition; later records are not read."""
     consumer = transport.consumer(None)
     try:
         if not consumer.partitions_for(topic):
             raise UsageError(f"no dead letter topic {topic!r} on this cluster (nothing was dead-lettered yet?)")
-        records: list[Record] = []
-        for batch in RangeReader(consumer, whole_topic_ranges(consumer, topic)).batches():
-            records.extend(batch)
-    except TimeoutError as exc:
-        raise TransportError(f"reading {topic}: {exc}") from None
+        return whole_topic_ranges(consumer, topic)
     finally:
         consumer.close()
-    records.sort(key=lambda r: (r.partition, r.offset))
-    return records
 
 
-def group(records: list[Record]) -> "OrderedDict[str, dict]":
-    groups: OrderedDict[str, dict] = OrderedDict()
-    for rec in records:
-        info = error_info(rec.headers)
-        reason = reason_of(info)
-        rid = reason_id(reason)
-        g = groups.get(rid)
-        if g is None:
-            g = groups[rid] = {"reason": rid, "stage": reason[0], "class": reason[1], "message": reason[2],
-                               "example": info.get("message", ""), "count": 0, "origins": {}, "components": {},
-                               "first_ms": None, "last_ms": None, "records": []}
-        g["count"] += 1
-        origin = info.get("topic", "?")
-        g["origins"][origin] = g["origins"].get(origin, 0) + 1
-        comp = info.get("component", "?")
-        g["components"][comp] = g["components"].get(comp, 0) + 1
-        ts = _error_ms(info, rec)
-        if ts is not None:
-            g["first_ms"] = ts if g["first_ms"] is None else min(g["first_ms"], ts)
-            g["last_ms"] = ts if g["last_ms"] is None else max(g["last_ms"], ts)
-        g["records"].append(rec)
-    return OrderedDict(sorted(groups.items(), key=lambda kv: -kv[1]["count"]))
-
-
-def _error_ms(info: dict[str, str], rec: Record) -> int | None:
+def scan(transport, ranges: dict[TopicPartition, tuple[int, int]], visit: Callable[[Record], None]) -> None:
+    consumer = transport.consumer(None)
     try:
-        return int(info["time"]) // 1_000_000
-    except (KeyError, ValueError):
-        return rec.timestamp
-
-
-def parse_offsets(spec: str | None) -> set[int] | None:
-    if not spec:
-        return None
-    out: set[int] = set()
-    try:
-        for part in spec.split(","):
-            part = part.strip()
-            if "-" in part:
-                a, b = part.split("-", 1)
-                out.update(range(int(a), int(b) + 1))
-            elif part:
-                out.add(int(part))
-    except ValueError:
-        raise UsageError(f"--offsets {spec!r}: use numbers and ranges like 3,7,10-20") from None
-    return out
-
-
-def select(groups: "OrderedDict[str, dict]", args: argparse.Namespace, require: bool) -> list[Record]:
-    unknown = [r for r in args.reasons if r not in groups]
-    if unknown:
-        raise UsageError(f"unknown reason id(s) {', '.join(unknown)}; see `logtide dlq list`")
-    if require and not args.reasons and not args.all:
-        raise UsageError("name the reason ids to replay (see `logtide dlq list`), or pass --all")
-    offsets = parse_offsets(args.offsets)
-    chosen = []
-    for rid, g in groups.items():
-        if args.reasons and rid not in args.reasons:
-            continue
-        for rec in g["records"]:
-            info = error_info(rec.headers)
-            if args.origin and info.get("topic") != args.origin:
-                continue
-            if args.component and info.get("component") != args.component:
-                continue
-            if offsets is not None and rec.offset not in offsets:
-                continue
-            chosen.append(rec)
-    return chosen
+        for batch in RangeReader(consumer, ranges).batches():
+            for rec in batch:
+                visit(rec)
+    except TimeoutError as exc:
+        raise TransportError(f"reading the DLQ: {exc}") from None
+    finally:
+        consumer.close()
 
 
 # --- list / show ------------------------------------------------------------------------------------
 
-def _summary(g: dict, replayed: int | None = None) -> dict:
-    out = {k: v for k, v in g.items() if k != "records"}
-    out["first"] = format_ms(g["first_ms"])
-    out["last"] = format_ms(g["last_ms"])
-    if replayed is not None:
-        out["replayed"] = replayed
-    return out
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     transport = connect_args(args)
-    records = read_dlq(transport, args.topic)
-    groups = group(records)
+    ranges = dlq_ranges(transport, args.topic)
     ledger = ReplayLedger(transport, args.topic)
-    rows = [_summary(g, sum(1 for r in g["records"] if ledger.done(r))) for g in groups.values()]
+    reasons = Reasons(replayed=ledger.done)
+    try:
+        scan(transport, ranges, reasons.add)
+    finally:
+        ledger.close()
+    rows = [r.summary() for r in reasons.ranked()]
     if args.json:
-        print_json({"topic": args.topic, "records": len(records), "reasons": rows})
+        print_json({"topic": args.topic, "records": reasons.records, "reasons": rows})
         return 0
     if not rows:
         print(f"{args.topic} is empty")
         return 0
     from rich.table import Table
-    table = Table(title=f"{args.topic}: {len(records)} records, {len(rows)} reasons", title_justify="left")
+    table = Table(title=f"{args.topic}: {reasons.records} records, {len(rows)} reasons", title_justify="left")
     for col in ("REASON", "COUNT", "REPLAYED", "STAGE", "CLASS", "ORIGIN", "COMPONENT", "FIRST", "LAST", "MESSAGE"):
         table.add_column(col, overflow="fold", justify="right" if col in ("COUNT", "REPLAYED") else "left")
     for r in rows:
@@ -228,21 +152,18 @@ def describe_record(rec: Record, full: bool) -> dict:
             pass
     return {"dlq_partition": rec.partition, "dlq_offset": rec.offset, "event_id": event_id,
             "origin": f"{info.get('topic', '?')}[{info.get('partition', '?')}]@{info.get('offset', '?')}",
-            "error": info, "error_time": format_ms(_error_ms(info, rec)),
+            "error": info, "error_time": format_ms(error_ms(info, rec)),
             "key": text(rec.key), "value": text(rec.value, None if full else 400),
             "headers": {k: v for k, v in headers_dict(rec.headers).items() if not k.startswith("logtide.error.")}}
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     transport = connect_args(args)
-    groups = group(read_dlq(transport, args.topic))
-    args.all = True
-    chosen = {(r.partition, r.offset) for r in select(groups, args, require=False)}
-    out = []
-    for rid, g in groups.items():
-        samples = [describe_record(r, args.full) for r in g["records"] if (r.partition, r.offset) in chosen]
-        if samples:
-            out.append({**_summary(g), "samples": samples[: args.limit]})
+    reasons = Reasons(Selection.from_args(args), samples=args.limit)
+    scan(transport, dlq_ranges(transport, args.topic), reasons.add)
+    reasons.check_known(args.reasons)
+    out = [{**r.summary(), "samples": [describe_record(rec, args.full) for rec in r.samples]}
+           for r in reasons.ranked() if r.samples]
     if args.json:
         print_json(out)
         return 0
@@ -265,96 +186,104 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 # --- replay -----------------------------------------------------------------------------------------
 
-class ReplayLedger:
-    """Which DLQ offsets were replayed, in the checkpoints topic (one key per DLQ topic)."""
-
-    def __init__(self, transport, topic: str):
-        self.topic = topic
-        self._store: KafkaCheckpoints | None = None
-        self._transport = transport
-        try:
-            self._store = KafkaCheckpoints(transport, "tools.dlq-replayed")
-            value = self._store.get(topic) or {}
-        except Exception:  # the ledger is a convenience: a read-only cluster still lists
-            value = {}
-        self.offsets = {int(p): set(v) for p, v in value.get("partitions", {}).items()}
-
-    def done(self, rec: Record) -> bool:
-        return rec.offset in self.offsets.get(rec.partition, ())
-
-    def add(self, records: list[Record]) -> None:
-        for rec in records:
-            self.offsets.setdefault(rec.partition, set()).add(rec.offset)
-        if self._store is None:
-            self._store = KafkaCheckpoints(self._transport, "tools.dlq-replayed")
-        self._store.put(self.topic, {"partitions": {str(p): sorted(v) for p, v in self.offsets.items()}})
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
+    if not args.reasons and not args.all:
+        raise UsageError("name the reason ids to replay (see `logtide dlq list`), or pass --all")
     transport = connect_args(args)
-    groups = group(read_dlq(transport, args.topic))
-    chosen = select(groups, args, require=True)
+    ranges = dlq_ranges(transport, args.topic)
     ledger = ReplayLedger(transport, args.topic)
-    already = [r for r in chosen if ledger.done(r)]
-    if not args.again:
-        chosen = [r for r in chosen if not ledger.done(r)]
+    try:
+        return _replay(args, transport, ranges, ledger)
+    finally:
+        ledger.close()
+
+
+def _replay(args, transport, ranges, ledger: ReplayLedger) -> int:
+    selection = Selection.from_args(args)
+    reasons = Reasons(selection)
     targets: dict[str, int] = {}
-    for rec in chosen:
-        origin = error_info(rec.headers).get("topic")
+    already = 0
+
+    def wanted(rec: Record, info: dict[str, str]) -> bool:
+        return selection.matches(reason_id(reason_of(info)), info, rec) and (args.again or not ledger.done(rec))
+
+    def count(rec: Record) -> None:
+        nonlocal already
+        reasons.add(rec)
+        info = error_info(rec.headers)
+        if not selection.matches(reason_id(reason_of(info)), info, rec):
+            return
+        if ledger.done(rec) and not args.again:
+            already += 1
+            return
+        origin = info.get("topic")
         if not origin:
             raise UsageError(f"DLQ record at offset {rec.offset} has no logtide.error.topic header: origin unknown")
         targets[origin] = targets.get(origin, 0) + 1
-    result = {"selected": len(chosen), "skipped_already_replayed": 0 if args.again else len(already),
-              "to": targets, "dry_run": args.dry_run, "replayed": 0}
-    if chosen and not args.dry_run:
-        result["replayed"] = _send_back(transport, chosen)
-        ledger.add(chosen)
-    ledger.close()
+
+    scan(transport, ranges, count)  # pass 1: check the selection and count, send nothing
+    reasons.check_known(args.reasons)
+    selected = sum(targets.values())
+    result = {"selected": selected, "skipped_already_replayed": already, "to": targets, "dry_run": args.dry_run,
+              "replayed": 0}
+    if selected and not args.dry_run:
+        result["replayed"] = _send_back(transport, ranges, ledger, wanted, targets)
     if args.json:
         print_json(result)
     else:
         verb = "would replay" if args.dry_run else "replayed"
-        n = result["selected"] if args.dry_run else result["replayed"]
+        n = selected if args.dry_run else result["replayed"]
         where = ", ".join(f"{t} ({c})" for t, c in targets.items()) or "-"
         print(f"{verb} {n} records to {where}"
-              + (f"; {len(already)} replayed before were skipped (--again to include them)"
-                 if already and not args.again else ""))
+              + (f"; {already} replayed before were skipped (--again to include them)" if already else ""))
     return 0
 
 
-def _send_back(transport, records: list[Record]) -> int:
+def _send_back(transport, ranges, ledger: ReplayLedger, wanted, targets: dict[str, int]) -> int:
+    """Pass 2: produce the wanted records to their origins, chunk by acknowledged chunk."""
     consumer = transport.consumer(None)
-    counts: dict[str, int] = {}
     try:
-        for rec in records:
-            origin = error_info(rec.headers)["topic"]
-            if origin not in counts:
-                counts[origin] = len(consumer.partitions_for(origin))
-                if not counts[origin]:
-                    raise UsageError(f"origin topic {origin!r} does not exist any more")
+        partitions = {t: len(consumer.partitions_for(t)) for t in targets}
     finally:
         consumer.close()
+    gone = [t for t, n in partitions.items() if not n]
+    if gone:
+        raise UsageError(f"origin topic(s) {', '.join(gone)} do not exist any more; nothing was replayed")
     producer = transport.producer(linger_ms=20)
     errors: list[Exception] = []
-    try:
-        for rec in records:
-            info = error_info(rec.headers)
-            try:
-                partition = int(info.get("partition", ""))
-            except ValueError:
-                partition = None
-            if partition is not None and not 0 <= partition < counts[info["topic"]]:
-                partition = None
-            headers = [(k, v) for k, v in rec.headers if not k.startswith("logtide.error.")]
-            producer.produce(info["topic"], rec.value, key=rec.key, headers=headers, partition=partition,
-                             on_delivery=lambda err, r: err and errors.append(err))
+    chunk: list[Record] = []
+    sent = 0
+
+    def settle() -> None:
+        nonlocal sent
         left = producer.flush(60)
+        if errors or left:
+            raise TransportError(f"replay not acknowledged by Kafka: {errors[0] if errors else 'timeout'} "
+                                 f"({sent} records replayed and recorded before this)")
+        ledger.add(chunk)
+        sent += len(chunk)
+        chunk.clear()
+
+    def send(rec: Record) -> None:
+        info = error_info(rec.headers)
+        if not wanted(rec, info):
+            return
+        try:
+            partition = int(info.get("partition", ""))
+        except ValueError:
+            partition = None
+        if partition is not None and not 0 <= partition < partitions[info["topic"]]:
+            partition = None
+        headers = [(k, v) for k, v in rec.headers if not k.startswith("logtide.error.")]
+        producer.produce(info["topic"], rec.value, key=rec.key, headers=headers, partition=partition,
+                         on_delivery=lambda err, r: err and errors.append(err))
+        chunk.append(rec)
+        if len(chunk) >= REPLAY_CHUNK:
+            settle()
+
+    try:
+        scan(transport, ranges, send)
+        settle()
     finally:
         producer.close()
-    if errors or left:
-        raise TransportError(f"replay not acknowledged by Kafka: {errors[0] if errors else 'timeout'}")
-    return len(records)
+    return sent

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from logtide import envelope
 from logtide.dlq import DeadLetters
 from logtide.transport import Record, connect
@@ -37,7 +39,8 @@ def test_reasons_blank_out_numbers_so_one_bug_is_one_reason():
     assert reason_id(a) != reason_id(("decode", "ValueError", "bad field at column N"))
 
 
-def test_list_show_replay_round_trip(cli, fast_kafka, new_topic, read_all):
+def test_list_show_replay_round_trip(cli, fast_kafka, new_topic, read_all, monkeypatch):
+    monkeypatch.setattr("tools.dlq.REPLAY_CHUNK", 4)  # 6 records: two acknowledged chunks
     dlq, origin = new_topic(1, prefix="dlq"), new_topic(2, prefix="origin")
     events = _dead_letter(fast_kafka, dlq, origin)
 
@@ -100,3 +103,19 @@ def test_replay_selection_and_errors(cli, fast_kafka, new_topic, read_all):
     out = json.loads(cli("dlq", "replay", "--topic", dlq, "--all", "--offsets", "6-7", "--json", check_rc=0).stdout)
     assert out["replayed"] == 2
     assert [r.value for r in read_all(origin)] == [b"{not json", b"{not json"]
+
+
+def test_offset_ranges_merge_and_parse():
+    from tools.offset_ranges import OffsetRanges
+
+    r = OffsetRanges()
+    for o in (5, 3, 4, 10, 12, 11, 1):
+        r.add(o)
+    assert r.to_list() == [[1, 1], [3, 5], [10, 12]]
+    assert 4 in r and 2 not in r and 13 not in r and len(r) == 7
+    r.add_range(2, 9)
+    assert r.to_list() == [[1, 12]]
+    assert OffsetRanges.parse("3,7,10-20").to_list() == [[3, 3], [7, 7], [10, 20]]
+    assert OffsetRanges([[10, 20], [0, 2], [3, 4]]).to_list() == [[0, 4], [10, 20]]
+    with pytest.raises(ValueError):
+        OffsetRanges.parse("9-3")
