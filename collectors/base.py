@@ -152,7 +152,8 @@ class Shipper:
                 if self._pending <= 0:
                     break
                 if time.monotonic() > deadline:
-                    self._pending = 0
+                    # _pending keeps counting the late ones: a later confirm waits for them too, so
+                    # nothing is ever checkpointed ahead of an ack (their failures fail it, conservatively).
                     self._sent = 0
                     raise ShipError(f"events not acknowledged by Kafka within {self.ack_timeout}s")
                 self._cond.wait(0.05)
