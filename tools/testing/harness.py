@@ -197,7 +197,12 @@ class Harness:
         if self.pipeline is not None:
             # One pipeline per test; the events between advance markers are one batch each.
             pipeline = self.pipeline.build()
-            pipeline.start()
+            try:
+                pipeline.start()
+            except Exception as exc:  # e.g. an enrich lookup table, which needs Kafka
+                pipeline.close()
+                raise ConfigError(f"{self.tf.path}: the pipeline cannot start offline: {exc} "
+                                  "(steps that read Kafka, like enrich lookups, cannot be unit-tested here)") from None
             try:
                 chunk: list[dict] = []
                 for item in filled + [None]:
