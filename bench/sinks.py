@@ -11,7 +11,7 @@ next, against a baseline doing only the raw durable write of the same batch:
 
 Part 2, end to end over the embedded broker: the same events in a route topic (3 partitions); each
 sink service (BatchLoop: consume → decode → dedup → write → commit) reads it as a fresh group; the
-clock starts when the first batch is handled (the group join is not timed).
+clock starts when partitions are assigned (the group join is not timed).
 
     python bench/sinks.py                    # 20k events, 3 rounds
     python bench/sinks.py --events 5000 --rounds 1
@@ -33,7 +33,6 @@ import tempfile
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -126,21 +125,6 @@ def envelope_time(ev):
     return utc(ev["time"])
 
 
-class NullLoki:
-    def __init__(self):
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
 # --- part 1 -----------------------------------------------------------------------------------
 
 def write_path(events: list[dict], rounds: int, dsn: str, loki_url: str) -> dict:
@@ -227,7 +211,7 @@ def end_to_end(events: list[dict], dsn: str, loki_url: str) -> dict:
             t = threading.Thread(target=svc.run, args=(stop,), daemon=True)
             t.start()
             deadline = time.monotonic() + 300
-            while svc.loop.handled == 0 and time.monotonic() < deadline:
+            while not svc.loop.assigned and time.monotonic() < deadline:
                 time.sleep(0.005)
             t0, first = time.perf_counter(), svc.loop.handled
             while svc.loop.handled < len(events) and time.monotonic() < deadline:
@@ -249,9 +233,9 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    from sinks_helpers import start_postgres
+    from sinks_helpers import PostServer, start_postgres
     dsn, stop_pg = start_postgres()
-    loki = NullLoki()
+    loki = PostServer(lambda path, headers, body: (204, b""))  # a Loki that accepts everything
     try:
         events = corpus_events(args.events)
         print(f"write path: {args.events} Loghub events in batches of {BATCH}, median of {args.rounds} rounds")
@@ -259,7 +243,7 @@ def main() -> int:
         print("end to end over the embedded broker (3 partitions, one sink service each, confluent client)")
         part2 = end_to_end(events, dsn, loki.url)
     finally:
-        loki.httpd.shutdown()
+        loki.stop()
         stop_pg()
     result = {"events": args.events, "rounds": args.rounds, "batch": BATCH, "write_path": part1,
               "end_to_end_eps": part2, "python": platform.python_version(), "cpus": os.cpu_count(),

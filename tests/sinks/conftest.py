@@ -5,13 +5,12 @@ from __future__ import annotations
 import gzip
 import os
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 import pytest
 
 from logtide.broker import free_port
-from sinks_helpers import start_postgres
+from sinks_helpers import PostServer, start_postgres
 
 
 @pytest.fixture(scope="session")
@@ -72,23 +71,8 @@ class LokiDouble:
         self.errors: list[str] = []
         self.fail = 0
         self.lock = threading.Lock()
-        double = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, msg = double.accept(self.path, self.headers, body)
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(msg)))
-                self.end_headers()
-                self.wfile.write(msg)
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.server = PostServer(self.accept)
+        self.url = self.server.url
 
     def accept(self, path, headers, body) -> tuple[int, bytes]:
         with self.lock:
@@ -129,8 +113,7 @@ class LokiDouble:
             return 204, b""
 
     def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 @pytest.fixture

@@ -221,3 +221,19 @@ def test_logtide_up_part_runs_the_three_sinks_with_local_defaults(broker, tmp_pa
         assert not crashed
     finally:
         health.stop()
+
+
+def test_sink_command_errors_are_one_line(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("kafka: {bootstrap: 127.0.0.1:1}\n")
+    out = subprocess.run([*LOGTIDE, "sink", "--config", str(empty)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "no sink configured" in out.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("audit:\n  storage: {path: /tmp/x}\n  hmac_key: k\n  roll_byte: 5\n")
+    out = subprocess.run([*LOGTIDE, "sink", "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "bad.yaml:4" in out.stderr and "roll_byte" in out.stderr
+    out = subprocess.run([*LOGTIDE, "sink", "--config", os.path.join(ROOT, "examples", "sink.yaml"), "--only", "nope"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--only" in out.stderr
+    helptext = subprocess.run([*LOGTIDE, "sink", "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "logtide sink --config examples/sink.yaml" in helptext

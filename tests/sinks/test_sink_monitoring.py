@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 import pytest
@@ -15,7 +13,7 @@ from logtide.transport import Record
 from processors.sinks.config import MonitoringSettings
 from processors.sinks.monitoring.sink import MonitoringSink
 from processors.sinks.service import Item
-from sinks_helpers import make_event
+from sinks_helpers import PostServer, make_event
 
 
 def items(a, b, **over):
@@ -83,35 +81,22 @@ class BulkDouble:
     def __init__(self):
         self.docs: dict[str, dict] = {}
         self.bad_requests = []
-        double = self
+        self.server = PostServer(self.accept)
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    raw = gzip.decompress(raw)
-                if self.path != "/_bulk" or self.headers.get("Content-Type") != "application/x-ndjson":
-                    double.bad_requests.append(self.path)
-                lines = raw.decode().splitlines()
-                items = []
-                for action, doc in zip(lines[::2], lines[1::2]):
-                    meta = orjson.loads(action)["create"]
-                    status = 409 if meta["_id"] in double.docs else 201
-                    double.docs.setdefault(meta["_id"], {"_index": meta["_index"], **orjson.loads(doc)})
-                    items.append({"create": {"_id": meta["_id"], "status": status}})
-                body = orjson.dumps({"errors": any(i["create"]["status"] >= 300 for i in items), "items": items})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def accept(self, path, headers, raw) -> tuple[int, bytes]:
+        if headers.get("Content-Encoding") == "gzip":
+            raw = gzip.decompress(raw)
+        if path != "/_bulk" or headers.get("Content-Type") != "application/x-ndjson":
+            self.bad_requests.append(path)
+        lines = raw.decode().splitlines()
+        items = []
+        for action, doc in zip(lines[::2], lines[1::2]):
+            meta = orjson.loads(action)["create"]
+            status = 409 if meta["_id"] in self.docs else 201
+            self.docs.setdefault(meta["_id"], {"_index": meta["_index"], **orjson.loads(doc)})
+            items.append({"create": {"_id": meta["_id"], "status": status}})
+        return 200, orjson.dumps({"errors": any(i["create"]["status"] >= 300 for i in items), "items": items})
 
 
 def test_elasticsearch_bulk_with_ecs_fields():
@@ -129,4 +114,4 @@ def test_elasticsearch_bulk_with_ecs_fields():
         assert doc["orchestrator"]["namespace"] == "ns1" and doc["event"]["id"] == make_event(5)["id"]
         assert doc["logtide"]["attributes"]["user"] == "u5"
     finally:
-        es.httpd.shutdown()
+        es.server.stop()
