@@ -70,12 +70,14 @@ class Clock:
         self.watermark = 0
         self._raised_at = time.monotonic_ns()
 
-    def event_time(self, event: dict) -> int:
+    def event_time(self, event: dict, wall: int | None = None) -> int:
         t = event.get("time") or event.get("observed_time") or event.get("ingest_time")
         if not t:
             return self.now() or time.time_ns()
         if self.hybrid:
-            t = min(t, time.time_ns() + self.max_future)  # a clock far ahead must not end every window
+            limit = (wall or time.time_ns()) + self.max_future
+            if t > limit:
+                t = limit  # a clock far ahead must not end every window
         return t
 
     def observe(self, t: int) -> None:
@@ -224,6 +226,8 @@ class AlertEngine:
             evs = list(self.evaluators.values())
             clock = self.clock
             recent, cap, dups = self._recent_ids, self.config.limits.dedup_ids, 0
+            wall = time.time_ns()
+            latest = 0
             for event, partition in events:
                 if cap:
                     eid = event.get("id")
@@ -233,11 +237,14 @@ class AlertEngine:
                     recent[eid] = None
                     if len(recent) > cap:
                         recent.popitem(last=False)
-                t = clock.event_time(event)
-                clock.observe(t)
+                t = clock.event_time(event, wall)
+                if t > latest:
+                    latest = t
                 cache: dict = {}  # group keys of this event, shared by rules with the same group_by
                 for ev in evs:
                     ev.observe(event, t, partition, cache)
+            if latest:
+                clock.observe(latest)
             metrics.EVENTS.labels("evaluated").inc(len(events) - dups)
             if dups:
                 metrics.EVENTS.labels("duplicate").inc(dups)
