@@ -5,10 +5,14 @@ Memory-only storage: everything is gone when it stops. Production uses a real Ka
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -67,6 +71,15 @@ def _api_versions_ok(host: str, port: int, timeout: float) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies (even by SIGKILL), so a crashed
+    `logtide up` or test session never leaves a broker behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class EmbeddedBroker:
     """Start/stop a Tansu broker on loopback. Use as a context manager."""
 
@@ -99,6 +112,9 @@ class EmbeddedBroker:
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
                 start_new_session=True,
+                # PDEATHSIG follows the *thread* that started the child: only tie it to the main thread.
+                preexec_fn=_die_with_parent if sys.platform == "linux" and
+                threading.current_thread() is threading.main_thread() else None,
             )
         except OSError as exc:
             raise BrokerError(f"cannot run broker binary {binary}: {exc.strerror}") from None

@@ -40,10 +40,11 @@ def cmd_broker(args: argparse.Namespace) -> int:
     from logtide.broker import EmbeddedBroker
     from logtide.role import install_signal_handlers
 
-    broker = EmbeddedBroker(port=args.port, host=args.host).start()
-    print(broker.bootstrap, flush=True)
+    # Handlers first: a SIGTERM right after start must stop the broker, not orphan it.
     stop = threading.Event()
     install_signal_handlers(stop)
+    broker = EmbeddedBroker(port=args.port, host=args.host).start()
+    print(broker.bootstrap, flush=True)
     try:
         while not stop.wait(0.5):
             if broker.proc.poll() is not None:

@@ -76,13 +76,13 @@ def contributors() -> list[tuple[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, UpConfig) if args.config else UpConfig()
     config = apply_arguments(config, args)
+    stop = threading.Event()
+    install_signal_handlers(stop)  # before the broker starts: a signal must never orphan it
     broker = None
     if not config.kafka.bootstrap:
         broker = EmbeddedBroker(log_file=default_log_path()).start()
         config = config.model_copy(update={"kafka": config.kafka.model_copy(update={"bootstrap": broker.bootstrap})})
         _log.info("embedded broker started", extra={"bootstrap": broker.bootstrap, "log": str(broker.log_file)})
-    stop = threading.Event()
-    install_signal_handlers(stop)
     started = time.monotonic()
     health = None
     try:

@@ -57,3 +57,27 @@ def test_binary_that_exits_at_start_is_a_clear_error(tmp_path, monkeypatch):
 def test_binary_is_found_in_the_wheel(monkeypatch):
     monkeypatch.delenv("LOGTIDE_TANSU_BIN", raising=False)
     assert find_binary().endswith("tansu") or "tansu" in find_binary()
+
+
+@pytest.mark.timeout(40)
+def test_broker_does_not_outlive_a_killed_parent():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    code = ("from logtide.broker import EmbeddedBroker; import time; b = EmbeddedBroker().start(); "
+            "print(b.proc.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the embedded broker outlived its killed parent")
