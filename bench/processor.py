@@ -276,17 +276,24 @@ def main() -> int:
             "ratio_vs_quix": (med["logtide"] / med["quix"]) if "quix" in med else None,
             "cpu_ratio_vs_passthrough": med_cpu["logtide"] / med_cpu["passthrough"],
             "cpu_ratio_vs_quix": (med_cpu["logtide"] / med_cpu["quix"]) if "quix" in med_cpu else None,
+            # Each round runs the three back to back: its ratios see the same machine load.
+            "round_ratios_vs_passthrough": [lt / pt for lt, pt in zip(runs["logtide"], runs["passthrough"])],
+            "round_ratios_vs_quix": [lt / q for lt, q in zip(runs["logtide"], runs["quix"])],
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        if runs["quix"]:
+            result["median_round_ratio_vs_quix"] = statistics.median(result["round_ratios_vs_quix"])
+        result["median_round_ratio_vs_passthrough"] = statistics.median(result["round_ratios_vs_passthrough"])
         print()
         print(f"{'':<24}{'events/s':>12}{'events/CPU-s':>14}   (medians of {args.rounds} rounds)")
         for k, v in med.items():
             print(f"{k:<24}{v:>12,.0f}{med_cpu[k]:>14,.0f}")
         print(f"logtide / passthrough   {result['ratio_vs_passthrough']:>12.2f}"
-              f"{result['cpu_ratio_vs_passthrough']:>14.2f}   (goal >= 0.50)")
+              f"{result['cpu_ratio_vs_passthrough']:>14.2f}   (goal >= 0.50; median of per-round ratios "
+              f"{result['median_round_ratio_vs_passthrough']:.2f})")
         if result["ratio_vs_quix"]:
             print(f"logtide / quix streams  {result['ratio_vs_quix']:>12.2f}{result['cpu_ratio_vs_quix']:>14.2f}"
-                  f"   (goal >= 1.5)")
+                  f"   (goal >= 1.5; median of per-round ratios {result['median_round_ratio_vs_quix']:.2f})")
         out = HERE / "results" / "processor.json"
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
