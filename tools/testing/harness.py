@@ -152,7 +152,7 @@ class AlertingHarness:
             else:
                 engine.ingest([(item, 0)])
         outcome.alerts = [_alert(a) for a in engine.alerts_api()]
-        outcome.notifications = [_notification(n) for n in sent]
+        outcome.notifications = [_notification(n, self.config.external_url) for n in sent]
         engine.store.close()
 
 
@@ -163,13 +163,14 @@ def _alert(a: dict) -> dict:
             "silenced": bool(a.get("silencedBy"))}
 
 
-def _notification(n) -> dict:
+def _notification(n, external_url: str) -> dict:
     alerts = list(n.alerts)
     return {"receiver": n.receiver, "integration": n.integration, "status": n.status,
             "group_labels": dict(n.group_labels), "labels": dict(n.common_labels),
             "annotations": dict(n.common_annotations), "alerts": len(alerts),
             "firing": len(n.firing), "resolved": len(n.resolved),
-            "alertnames": sorted({a.labels.get("alertname", "") for a in alerts})}
+            "alertnames": sorted({a.labels.get("alertname", "") for a in alerts}),
+            "payload": n.payload(external_url)}  # the Alertmanager-style webhook body
 
 
 class Harness:

@@ -21,7 +21,8 @@
           dlq: [{stage: parse}]        # events a step failed on: stage, error, event
           unrouted: []                 # events that left the pipeline with no sink
         alerts: [{rule: CheckoutErrors, state: firing, labels: {service: checkout}}]
-        notifications: [{receiver: oncall, status: firing, alerts: 1}]
+        notifications: [{receiver: oncall, status: firing, alerts: 1,
+                         payload: {commonAnnotations: {summary: {matches: checkout}}}}]
 """
 
 from __future__ import annotations
