@@ -61,6 +61,8 @@ def partition_status(window: list[tuple[int, int]], active: bool | None) -> str:
     lags = [max(0, end - committed) for committed, end in window]
     if not lags or min(lags) == 0:
         return "OK"
+    if len(lags) < 2:  # a partition first seen in the last sample: only "nobody consumes" is certain
+        return "STOP" if active is False else "OK"
     moved = window[-1][0] != window[0][0]
     if not moved:
         return "STOP" if active is False else "STALL"

@@ -259,7 +259,9 @@ def _copy(transport, consumer, job: ReplayJob, args, same_layout: bool, stop: th
                 if stop.is_set():
                     producer.flush(60)
                     settle(bar, wait=True)
-                    return job.remaining() > 0
+                    if job.remaining() > 0:
+                        return True
+                    break
             producer.flush(60)
             settle(bar, wait=True)
     finally:

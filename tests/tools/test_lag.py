@@ -23,6 +23,8 @@ SESSION_MS = 6000
     ([(10, 50), (10, 50), (10, 60)], True, "STALL"),    # not moving, members alive
     ([(10, 50), (10, 50), (10, 50)], None, "STALL"),    # membership unknown: treated as alive
     ([(10, 50), (10, 55), (10, 60)], False, "STOP"),    # not moving, nobody in the group
+    ([(10, 50)], True, "OK"),                           # one sample: not enough to call it stuck
+    ([(10, 50)], False, "STOP"),                        # ... but nobody consumes
 ])
 def test_partition_status_rules(window, active, status):
     assert partition_status(window, active) == status
