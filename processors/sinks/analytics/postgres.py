@@ -115,6 +115,11 @@ class PostgresOutput:
             self.healthy = False
             self._drop()
             raise Retry(f"PostgreSQL unavailable: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}") from None
+        except (psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject) as exc:
+            # Another sink instance created the same day partition (or the table) at the same moment:
+            # the transaction rolled back; the next attempt finds it.
+            self.partitions.clear()
+            raise Retry(f"concurrent DDL: {exc}") from None
 
     def _drop(self) -> None:
         if self.conn is not None:

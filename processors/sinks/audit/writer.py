@@ -56,6 +56,8 @@ class ChainWriter:
         self.head = GENESIS
         self.tail_ids: deque[str] = deque(maxlen=TAIL_IDS)
         self.tail_set: set[str] = set()
+        #: The S3 manifest lags behind segments already uploaded (its put failed, or a restart).
+        self._remote_stale = remote is not None
         self._recover()
 
     # --- state -----------------------------------------------------------------------------
@@ -179,12 +181,13 @@ class ChainWriter:
         return seg["bytes"] >= self.roll_bytes or (time.time_ns() - seg["created"]) / 1e9 >= self.roll_seconds
 
     def upload_pending(self) -> None:
-        """Upload closed segments to S3, then the S3 manifest; StorageError when S3 is unreachable."""
+        """Upload closed segments to S3, then the S3 manifest; StorageError when S3 is unreachable.
+
+        A staged copy is removed only once the S3 manifest that lists it is stored too.
+        """
         if self.remote is None:
             return
         pending = [s for s in self.segments if s["closed"] and not s.get("uploaded")]
-        if not pending:
-            return
         for seg in pending:
             data = self.local.read(self.chain, seg["name"])
             if data is None:
@@ -197,12 +200,15 @@ class ChainWriter:
             seg["uploaded"] = True
             UPLOADS.labels("ok").inc()
             PENDING.dec()
-        uploaded = [s for s in self.segments if s["closed"] and s.get("uploaded")]
-        try:
-            self.remote.put(self.chain, MANIFEST, self._manifest(uploaded))
-        finally:
+            self._remote_stale = True
+        if pending:
             self._save_manifest()
-        for seg in pending:
+        if not self._remote_stale:
+            return
+        uploaded = [s for s in self.segments if s["closed"] and s.get("uploaded")]
+        self.remote.put(self.chain, MANIFEST, self._manifest(uploaded))
+        self._remote_stale = False
+        for seg in uploaded:
             self.local.remove(self.chain, seg["name"])
 
     def write(self, items: list[Item]) -> int:
