@@ -47,6 +47,20 @@ _log = log.get("agents.agent")
 _EVENT_OVERHEAD = 400
 
 
+def tune_gc() -> None:
+    """For a process that is mostly this agent: fewer garbage-collector passes.
+
+    Each record allocates a few dicts and tuples that die by reference counting, yet they trigger
+    generation-0 collections that walk every record still waiting for its ack (tens of thousands of
+    objects); with a 20 000-record queue that was ~40 % of the agent's CPU. Freeze what startup
+    allocated and collect less often (cycles are rare here; memory stays bounded by the queue).
+    """
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
+
+
 class Agent:
     name = "agent"
 

@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     log.setup(config.log_level)
     transport = connect_checked(config.kafka)
     agent = build_agent(config, transport)
+    from agents.agent import tune_gc
+    tune_gc()
     stop = threading.Event()
     install_signal_handlers(stop)
     health = start_health(config.http)

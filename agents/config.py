@@ -16,7 +16,7 @@ class ReadSettings(Model):
     """How files are found and read."""
 
     scan_interval_seconds: float = Field(1.0, gt=0, description="how often globs are re-listed and paths re-checked")
-    chunk_bytes: int = Field(256 * 1024, ge=4096, description="bytes read from one file before turning to the next")
+    chunk_bytes: int = Field(64 * 1024, ge=4096, description="bytes read from one file before turning to the next")
     max_line_bytes: int = Field(256 * 1024, ge=1024, description="longer lines are cut to this and flagged truncated")
     fingerprint_bytes: int = Field(64, ge=8, le=4096, description="first bytes hashed into a file's identity")
     fingerprint_wait_seconds: float = Field(1.0, ge=0, description="a file shorter than fingerprint_bytes waits this long")
@@ -49,8 +49,8 @@ class MultilineSettings(Model):
 class QueueSettings(Model):
     """The bound on records sent but not yet acknowledged by Kafka; at the bound reading pauses."""
 
-    max_records: int = Field(20_000, ge=10)
-    max_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
+    max_records: int = Field(1_000, ge=10)
+    max_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
 
 
 class RateLimitSettings(Model):

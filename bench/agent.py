@@ -90,7 +90,7 @@ def child_raw(bootstrap: str, topic: str, files: list[str]) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: int) -> dict:
+def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: int, queue: int | None) -> dict:
     import threading
 
     from agents import metrics
@@ -101,8 +101,11 @@ def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: in
     config = AgentConfig.model_validate({
         "mode": "kubernetes", "pods_root": pods, "containers_root": pods + "/none", "topic": topic,
         "checkpoint_dir": ck_dir, "kafka": {"bootstrap": bootstrap, "client": "confluent"},
-        "kubernetes": {"enabled": False}, "http": {"port": 0}})
+        "kubernetes": {"enabled": False}, "http": {"port": 0},
+        **({"queue": {"max_records": queue}} if queue else {})})
     agent = build_agent(config, connect(config.kafka))
+    from agents.agent import tune_gc
+    tune_gc()   # as `logtide agent` does
     stop = threading.Event()
     t = threading.Thread(target=agent.run, args=(stop,), daemon=True)
     produced = metrics.RECORDS_PRODUCED
@@ -140,6 +143,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=200_000)
     ap.add_argument("--bootstrap", help="use this Kafka instead of the embedded broker")
+    ap.add_argument("--queue", type=int, help="the agent's queue.max_records (default: the config default)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -147,7 +151,7 @@ def main() -> int:
         if kind == "raw":
             out = child_raw(rest[0], rest[1], rest[2:])
         else:
-            out = child_agent(rest[0], rest[1], rest[2], rest[3], int(rest[4]))
+            out = child_agent(rest[0], rest[1], rest[2], rest[3], int(rest[4]), int(rest[5]) or None)
         print(json.dumps(out))
         return 0
 
@@ -172,7 +176,7 @@ def main() -> int:
             admin.close()
             raw = run_child(["--child", "raw", bootstrap, raw_topic, *map(str, files)])
             agent = run_child(["--child", "agent", bootstrap, agent_topic, str(root / "pods"), str(root / "ck"),
-                               str(total)])
+                               str(total), str(args.queue or 0)])
     finally:
         if broker is not None:
             broker.stop()
@@ -184,7 +188,8 @@ def main() -> int:
           f"(goal <= {GOAL_RSS_MB}); {size_mb:.1f} MB of CRI files, {CONTAINERS} containers")
     result = {
         "bench": "agent", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python bench/agent.py" + (f" --lines {args.lines}" if args.lines != 200_000 else ""),
+        "command": "python bench/agent.py" + (f" --lines {args.lines}" if args.lines != 200_000 else "")
+                   + (f" --queue {args.queue}" if args.queue else ""),
         "broker": "external" if args.bootstrap else "embedded tansu",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "input": {"lines": total, "containers": CONTAINERS, "format": "cri", "mb": round(size_mb, 1),
