@@ -369,8 +369,12 @@ class EngineLoop:
             if self.producer.flush(30) > 0:
                 raise Retry("DLQ records not acknowledged")
         try:
+            started = time.perf_counter()
             self.engine.ingest(events)
+            evaluated = time.perf_counter()
             self.engine.persist(offsets)
+            metrics.BATCH_SECONDS.labels("evaluate").observe(evaluated - started)
+            metrics.BATCH_SECONDS.labels("persist").observe(time.perf_counter() - evaluated)
         except Exception as exc:
             import sqlite3
             if isinstance(exc, sqlite3.Error):

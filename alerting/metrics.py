@@ -22,3 +22,5 @@ TEMPLATE_ERRORS = Counter("logtide_alerting_template_errors_total",
                           "Templates that failed to render (a plain fallback was sent)", ["receiver"])
 RULE_RELOADS = Counter("logtide_alerting_rule_reloads_total", "Rule file reloads", ["result"])
 SILENCED = Counter("logtide_alerting_muted_total", "Alerts left out of a notification", ["reason"])
+BATCH_SECONDS = Histogram("logtide_alerting_batch_seconds", "Time to evaluate and persist one consumed batch",
+                          ["stage"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))

@@ -126,6 +126,33 @@ class ProbeReceiver:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def engine_batches(port: int) -> dict:
+    """Batches the engine handled and their mean evaluate / persist time, from its /metrics."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return {}
+    vals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("logtide_alerting_batch_seconds_") and ("_sum{" in line or "_count{" in line):
+            name, value = line.rsplit(" ", 1)
+            vals[name] = float(value)
+    out = {}
+    for stage in ("evaluate", "persist"):
+        n = vals.get(f'logtide_alerting_batch_seconds_count{{stage="{stage}"}}', 0)
+        total = vals.get(f'logtide_alerting_batch_seconds_sum{{stage="{stage}"}}', 0)
+        out[stage] = {"batches": int(n), "mean_ms": round(1000 * total / n, 2) if n else None}
+    return out
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -140,13 +167,14 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path) ->
     admin.create_topics([TopicSpec(topic, 3)])
     admin.close()
     recv = ProbeReceiver()
+    metrics_port = free_port()
     rules = workdir / f"rules-{rate}.yaml"
     rules.write_text(RULES)
     cfg = workdir / f"alert-{rate}.yaml"
     cfg.write_text(orjson.dumps({
         "kafka": {"bootstrap": bootstrap, "client": "confluent", "consumer": {"fetch.wait.max.ms": 50}},
         "topics": [topic], "group_id": f"bench-{topic}", "rules_files": [str(rules)],
-        "state_path": str(workdir / f"state-{rate}.db"), "http": {"host": "127.0.0.1", "port": 0},
+        "state_path": str(workdir / f"state-{rate}.db"), "http": {"host": "127.0.0.1", "port": metrics_port},
         "api": {"host": "127.0.0.1", "port": 0}, "log_level": "warning",
         "route": {"receiver": "hook", "group_by": ["alertname", "probe"], "group_wait": "0s",
                   "group_interval": "1m", "repeat_interval": "1h"},
@@ -211,6 +239,7 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path) ->
         deadline = time.monotonic() + 30
         while len(recv.received) < len(sent) and time.monotonic() < deadline:
             time.sleep(0.2)
+        batches = engine_batches(metrics_port)
     finally:
         engine.terminate()
         try:
@@ -223,7 +252,7 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path) ->
     return {"target_rate": rate, "achieved_rate": round(n / elapsed, 1), "events": n, "probes": len(sent),
             "notified": len(lat), "bad_signatures": recv.bad,
             "p50_s": round(pct(lat, 50), 4), "p99_s": round(pct(lat, 99), 4), "max_s": round(max(lat), 4) if lat else None,
-            "mean_s": round(statistics.mean(lat), 4) if lat else None}
+            "mean_s": round(statistics.mean(lat), 4) if lat else None, "engine_batches": batches}
 
 
 def main() -> int:
@@ -248,7 +277,7 @@ def main() -> int:
     print(f"{'rate/s':>7} {'achieved':>9} {'probes':>7} {'notified':>9} {'p50 s':>7} {'p99 s':>7} {'max s':>7}")
     for r in results:
         print(f"{r['target_rate']:>7} {r['achieved_rate']:>9} {r['probes']:>7} {r['notified']:>9} "
-              f"{r['p50_s']:>7} {r['p99_s']:>7} {r['max_s']!s:>7}")
+              f"{r['p50_s']:>7} {r['p99_s']:>7} {r['max_s']!s:>7}   engine batches: {r['engine_batches']}")
     out = ROOT / "bench" / "results" / "alerting.json"
     out.write_text(orjson.dumps({"bench": "alerting", "goal": "p99 <= 1 s", "seconds": args.seconds,
                                  "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
