@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     transport = connect_checked(config.kafka)
     admin = transport.admin()
     try:
-        admin.create_topics([TopicSpec(getattr(config, n).topic, config.topic_partitions, config={"retention.ms": str(7 * 86400_000)})
+        week = str(7 * 86400_000)
+        admin.create_topics([TopicSpec(getattr(config, n).topic, config.topic_partitions, config={"retention.ms": week})
                              for n in config.named()])
     finally:
         admin.close()
@@ -53,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
         for name in config.named():
             try:
                 collector = build(name, config, transport)
-            except (ValueError, OSError, ImportError) as exc:
-                raise ConfigError(f"{args.config}: collector {name}: {exc}") from None
-            except Exception as exc:  # e.g. kubernetes.config.ConfigException: no kubeconfig, not in a cluster
+            except Exception as exc:  # e.g. kubernetes' ConfigException: no kubeconfig and not in a cluster
                 raise ConfigError(f"{args.config}: collector {name} cannot start: {exc}") from None
             group = WorkGroup(transport, collector, config.work.session_timeout_ms,
                               config.work.revoke_timeout_seconds)
