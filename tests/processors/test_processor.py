@@ -126,8 +126,11 @@ def test_enrich_from_compacted_lookup_topic(broker, fast_kafka, names, tmp_path)
         (b"gone", None),                                                                       # tombstone
     ])
     create(fast_kafka, names["raw"], 1)
+    windows = f"test.windows.{names['group']}"
+    create(fast_kafka, windows, 1)
     pipeline = [{"type": "enrich", "static": {"deployment.environment": "test"},
                  "lookup": {"topic": lookup, "startup_wait_s": 10}},
+                {"type": "aggregate", "window_s": 1, "grace_s": 0, "topic": windows},
                 {"type": "route", "default": ["analytics"]}]
     path = write_config(tmp_path / "p.yaml", broker, names, pipeline)
     with Running(fast_kafka, path) as proc:
@@ -149,6 +152,10 @@ def test_enrich_from_compacted_lookup_topic(broker, fast_kafka, names, tmp_path)
     assert "service.team" not in res["gone"]
     assert res["new"]["service.team"] == "fresh"
     assert all(r["deployment.environment"] == "test" for r in res.values())
+    # the aggregate step produced its window counts (the last window at shutdown)
+    rows = [orjson.loads(r.value) for r in read_topic(fast_kafka, windows, 4, timeout=20, settle=0.5)]
+    assert sum(r["events"] for r in rows) == 5
+    assert {r["service"] for r in rows} == {"checkout", "payments", "gone", "new"}
 
 
 def test_up_contributes_a_processor_with_the_default_pipeline(fast_kafka, tmp_path):
