@@ -90,7 +90,20 @@ class KafkaSettings(Model):
     consumer: dict[str, Any] = Field(default_factory=dict)
 
 
-class Producer(ABC):
+class _Client(ABC):
+    """A client that is closed when done; usable as a context manager."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Producer(_Client):
     @abstractmethod
     def produce(self, topic: str, value: bytes | None, key: bytes | None = None,
                 headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
@@ -105,20 +118,12 @@ class Producer(ABC):
     def flush(self, timeout: float | None = None) -> int:
         """Wait until every queued record is acknowledged (callbacks served); return how many remain."""
 
-    @abstractmethod
-    def close(self) -> None: ...
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]
 
 
-class Consumer(ABC):
+class Consumer(_Client):
     @abstractmethod
     def subscribe(self, topics: list[str], on_assign: RebalanceCallback | None = None,
                   on_revoke: RebalanceCallback | None = None, pattern: bool = False) -> None:
@@ -163,17 +168,9 @@ class Consumer(ABC):
     @abstractmethod
     def resume(self, partitions: list[TopicPartition]) -> None: ...
 
-    @abstractmethod
-    def close(self) -> None: ...
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
-class Admin(ABC):
+class Admin(_Client):
     @abstractmethod
     def create_topics(self, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
         """Create missing topics; existing ones are left as they are. Return the names created."""
@@ -192,14 +189,6 @@ class Admin(ABC):
     def group_offsets(self, group: str) -> dict[TopicPartition, int]:
         """Committed offsets of a consumer group."""
 
-    @abstractmethod
-    def close(self) -> None: ...
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class Transport(ABC):
