@@ -103,3 +103,17 @@ def test_remembered_short_strings_count_every_time():
         assert r.redact("by alice@example.com") == "by <email>"
     assert r.redact("x" * 100 + " bob@example.com") == "x" * 100 + " <email>"   # too long to remember
     assert r.counts == {"email": 4}
+
+
+def test_corpus_ips_all_redacted(corpus_dir):
+    import os
+    import re
+    r = Redactor(["ipv4", "ipv6"])
+    with open(os.path.join(corpus_dir, "OpenSSH_2k.log"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    out = [r.redact(line) for line in lines]
+    left = [line for line in out if re.search(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])", line)]
+    assert left == []
+    assert r.counts["ipv4"] >= 1500
+    # the rest of the line is untouched: "Failed password for root from <ipv4> port 38926 ssh2"
+    assert any(line.endswith("from <ipv4> port 38926 ssh2") or "from <ipv4> port" in line for line in out)
