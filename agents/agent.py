@@ -429,8 +429,17 @@ class Agent:
     # --- timeouts, rotation, truncation -----------------------------------------------------------------
 
     def expire(self, now: float) -> None:
+        """Send partial lines and multi-line records that waited too long for their next piece; only
+        for files read to their end (a pause of ours, e.g. backpressure, must not split records)."""
         observed = time.time_ns()
         for tf in self.files.values():
+            if not tf.buffered():
+                continue
+            try:
+                if tf.tailer.position < tf.tailer.size():
+                    continue
+            except OSError:
+                pass
             for line in tf.partial.expired(now):
                 self.complete(tf, line, observed)
             for rec in tf.multiline.expired(now):
