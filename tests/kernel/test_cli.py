@@ -56,6 +56,9 @@ def slow_runs(tmp_path_factory):
                     "--config", str(write_up_config(workdir))),
         "up-unreachable": start("up", "--bootstrap", "127.0.0.1:1", "--http-port", "0"),
         "topics-unreachable": start("topics", "--bootstrap", "127.0.0.1:1"),
+        # only the kernel's own demo source: this one is about Ctrl-C, not the roles
+        "up-sigint": start("up", "--http-port", "0", "--config", str(write_up_config(
+            workdir, "disable: [10-agent, 20-process, 30-sink, 40-alert]\n", "up-demo-only.yaml"))),
     }
     yield procs
     for p in procs.values():
@@ -64,9 +67,9 @@ def slow_runs(tmp_path_factory):
             p.communicate()
 
 
-def write_up_config(workdir) -> str:
-    path = workdir / "up.yaml"
-    path.write_text(f"workdir: {workdir}\npartitions: 2\n")
+def write_up_config(workdir, extra: str = "", name: str = "up.yaml") -> str:
+    path = workdir / name
+    path.write_text(f"workdir: {workdir}\npartitions: 2\n{extra}")
     return str(path)
 
 
@@ -127,6 +130,19 @@ def test_up_runs_the_demo_and_ends_with_json_counts(slow_runs):
         assert name in topics
     assert "demo-source" in summary["services"]
     assert summary["bootstrap"].startswith("127.0.0.1:")
+
+
+def test_up_stops_cleanly_on_ctrl_c(slow_runs):
+    import signal
+    proc = slow_runs["up-sigint"]
+    banner = proc.stdout.readline()  # printed once every role runs
+    assert banner.startswith("logtide up: kafka 127.0.0.1:"), banner + proc.stderr.read()[-2000:]
+    assert "demo-source" in banner
+    proc.send_signal(signal.SIGINT)
+    out, err = finish(proc, timeout=45)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+    assert '"msg":"stopping"' in err and "SIGINT" in err
 
 
 def test_up_with_unreachable_bootstrap_is_one_line(slow_runs):
