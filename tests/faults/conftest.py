@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -13,7 +14,18 @@ from logtide.transport import KafkaSettings, TopicPartition, connect
 from tests.faults.tcpproxy import TcpProxy
 
 #: Outage length for the broker-cut tests: the issue's 60 s with FAULT_FULL=1, a reduced 12 s in CI.
-OUTAGE_S = 60.0 if os.environ.get("FAULT_FULL") else 12.0
+FULL = bool(os.environ.get("FAULT_FULL"))
+OUTAGE_S = 60.0 if FULL else 12.0
+
+
+def report(name: str, figures: dict) -> None:
+    """Print a test's figures (run pytest with -s to see them); with $FAULT_FIGURES_DIR also keep them as JSON."""
+    print(f"\nFAULT {name}: {figures}")
+    out = os.environ.get("FAULT_FIGURES_DIR")
+    if out:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, f"{name}.json"), "w") as f:
+            json.dump(figures, f, indent=1)
 
 
 class FaultBroker:
@@ -35,6 +47,16 @@ def fault_broker(tmp_path):
         yield FaultBroker(broker, proxy)
     finally:
         proxy.close()
+        broker.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker of the test's own (no proxy): the chain tests use the real topic and group names."""
+    broker = EmbeddedBroker(log_file=tmp_path / "broker.log").start()
+    try:
+        yield broker.bootstrap
+    finally:
         broker.stop()
 
 
