@@ -267,7 +267,8 @@ def main() -> int:
         med_cpu = {k: statistics.median(v) for k, v in cpu.items() if v}
         result = {
             "command": "python " + " ".join([os.path.relpath(sys.argv[0], HERE.parent)] + sys.argv[1:]),
-            "events": args.events, "rounds": args.rounds, "max_batch": MAX_BATCH, "partitions": PARTITIONS, "avg_value_bytes": avg,
+            "events": args.events, "rounds": args.rounds, "max_batch": MAX_BATCH, "partitions": PARTITIONS,
+            "avg_value_bytes": avg,
             "pinned_cpu": args.cpu, "machine": f"{platform.machine()} {os.cpu_count()} CPUs, shared, noisy",
             "load_average": os.getloadavg(),
             "python": platform.python_version(), "pipeline": REFERENCE,

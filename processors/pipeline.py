@@ -122,8 +122,8 @@ class Pipeline:
         """Outputs of one event; raises StepError when a step fails on it."""
         if not self._simple:
             return self._run_split(event)
-        # The common case, kept tight: one event through every step; only a step that fans out
-        # (returns a list) hands the rest of the chain to the general loop.
+        # The common case, kept tight (``_apply`` inlined): one event through every step; only a step
+        # that fans out (returns a list) hands the rest of the chain to the general loop.
         for i, (name, fn, _) in enumerate(self._fns):
             try:
                 r = fn(event)

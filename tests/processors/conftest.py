@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from logtide import envelope
-from logtide.transport import Record, TopicPartition, connect
+from logtide.transport import Record, TopicPartition, TopicSpec, connect
 
 SINKS = ("monitoring", "audit", "analytics")
 
@@ -105,3 +105,11 @@ def route_topic(names: dict, sink: str) -> str:
 
 def tp(topic: str, p: int = 0) -> TopicPartition:
     return TopicPartition(topic, p)
+
+
+def create_topic(settings, topic: str, partitions: int = 1, config: dict | None = None) -> None:
+    admin = connect(settings).admin()
+    try:
+        admin.create_topics([TopicSpec(topic, partitions, config=config or {})])
+    finally:
+        admin.close()

@@ -16,7 +16,8 @@ from processors.steps import StepContext
 PIPELINE = build_pipeline(ProcessorConfig(), "<defaults>", StepContext(sinks=("monitoring", "audit", "analytics")))
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=80),
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=80),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=20)
 bodies = st.one_of(

@@ -11,9 +11,11 @@ import pytest
 
 from logtide import envelope
 from logtide.dlq import error_info
-from logtide.transport import TopicSpec, connect
+from logtide.transport import connect
 from processors.app import DLQ_HEADER_SIZE, EVENT_LAG, HeaderMaker, load, make_processor
-from tests.processors.conftest import make_event, produce, produce_events, read_topic, route_topic, write_config
+from tests.processors.conftest import (
+    create_topic, make_event, produce, produce_events, read_topic, route_topic, write_config,
+)
 
 PIPELINE = [
     {"type": "parse"},
@@ -45,17 +47,11 @@ class Running:
         assert not self.thread.is_alive()
 
 
-def create(settings, topic, partitions=2, config=None):
-    admin = connect(settings).admin()
-    try:
-        admin.create_topics([TopicSpec(topic, partitions, config=config or {})])
-    finally:
-        admin.close()
 
 
 @pytest.mark.timeout(90)
 def test_routes_outputs_and_dead_letters(broker, fast_kafka, names, tmp_path):
-    create(fast_kafka, names["raw"], 2)
+    create_topic(fast_kafka, names["raw"], 2)
     good = [make_event(i, service="auth" if i % 5 == 0 else "shop", level="ERROR" if i % 4 == 0 else "INFO")
             for i in range(200)]
     produce_events(fast_kafka, names["raw"], good)
@@ -117,7 +113,7 @@ def test_routes_outputs_and_dead_letters(broker, fast_kafka, names, tmp_path):
 @pytest.mark.timeout(90)
 def test_enrich_from_compacted_lookup_topic(broker, fast_kafka, names, tmp_path):
     lookup = f"test.lookup.{names['group']}"
-    create(fast_kafka, lookup, 1, config={"cleanup.policy": "compact"})
+    create_topic(fast_kafka, lookup, 1, config={"cleanup.policy": "compact"})
     produce(fast_kafka, lookup, [
         (b"checkout", orjson.dumps({"team": "shop", "oncall": "shop-oncall", "tier": 1})),
         (b"payments", orjson.dumps({"team": "money", "oncall": "pay-oncall", "tier": 0})),
@@ -125,9 +121,9 @@ def test_enrich_from_compacted_lookup_topic(broker, fast_kafka, names, tmp_path)
         (b"gone", orjson.dumps({"team": "x"})),
         (b"gone", None),                                                                       # tombstone
     ])
-    create(fast_kafka, names["raw"], 1)
+    create_topic(fast_kafka, names["raw"], 1)
     windows = f"test.windows.{names['group']}"
-    create(fast_kafka, windows, 1)
+    create_topic(fast_kafka, windows, 1)
     pipeline = [{"type": "enrich", "static": {"deployment.environment": "test"},
                  "lookup": {"topic": lookup, "startup_wait_s": 10}},
                 {"type": "aggregate", "window_s": 1, "grace_s": 0, "topic": windows},

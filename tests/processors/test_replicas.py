@@ -3,7 +3,6 @@ replica killed with SIGKILL mid-batch loses nothing (its batch is read again; du
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,9 +14,10 @@ import orjson
 import pytest
 
 from logtide import envelope
-from logtide.transport import TopicSpec, connect
 from tests.conftest import ROOT
-from tests.processors.conftest import make_event, produce_events, read_topic, route_topic, write_config
+from tests.processors.conftest import (
+    create_topic, make_event, produce_events, read_topic, route_topic, write_config,
+)
 
 PIPELINE = [{"type": "parse"}, {"type": "normalize"}, {"type": "redact", "kinds": ["email"]},
             {"type": "route", "rules": [{"when": "severity_number >= 17", "sinks": ["monitoring"]},
@@ -53,12 +53,6 @@ def processed_counts(log_path) -> list[int]:
     return out
 
 
-def create(settings, topic, partitions):
-    admin = connect(settings).admin()
-    try:
-        admin.create_topics([TopicSpec(topic, partitions)])
-    finally:
-        admin.close()
 
 
 def ids_of(records) -> list[str]:
@@ -68,7 +62,7 @@ def ids_of(records) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_two_replicas_share_partitions_without_loss(broker, fast_kafka, names, tmp_path):
-    create(fast_kafka, names["raw"], 4)
+    create_topic(fast_kafka, names["raw"], 4)
     path = write_config(tmp_path / "p.yaml", broker, names, PIPELINE, max_batch=50)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [start(path, logs[0], broker), start(path, logs[1], broker)]
@@ -94,7 +88,7 @@ def test_two_replicas_share_partitions_without_loss(broker, fast_kafka, names, t
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_kill_9_mid_batch_then_restart_loses_nothing(broker, fast_kafka, names, tmp_path):
-    create(fast_kafka, names["raw"], 2)
+    create_topic(fast_kafka, names["raw"], 2)
     # a backlog that takes the processor seconds: the kill lands while it is busy with a batch
     events = [make_event(i, service=f"svc{i % 4}", run="kill9") for i in range(20000)]
     produce_events(fast_kafka, names["raw"], events[:14000])

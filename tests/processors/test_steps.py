@@ -148,7 +148,7 @@ def test_step_failure_is_a_step_error_with_the_stage():
 
 
 def test_list_results_fan_out():
-    from processors.steps.base import Step, StepConfig, register
+    from processors.steps.base import Step, register
 
     @register("test-split")
     class Split(Step):

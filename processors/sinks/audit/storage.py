@@ -82,6 +82,9 @@ class LocalArchive:
         """A closed segment becomes read-only (a hint; the chain and manifest are the protection)."""
         os.chmod(self.root / chain / name, 0o440)
 
+    def unseal(self, chain: str, name: str) -> None:
+        os.chmod(self.root / chain / name, 0o640)
+
     def remove(self, chain: str, name: str) -> None:
         try:
             os.unlink(self.root / chain / name)

@@ -85,6 +85,10 @@ class ChainWriter:
             n = segment_number(name)
             if n is not None and name not in known and (not self.segments or n > self.segments[-1]["number"]):
                 self.segments.append({"name": name, "number": n, "closed": False})
+        # A crash between rolling and the manifest write leaves an earlier segment marked open.
+        for seg in self.segments[:-1]:
+            if not seg["closed"] and self.local.read(self.chain, seg["name"]) is not None:
+                self._close(seg)
         if self.segments:
             last = self.segments[-1]
             data = self.local.read(self.chain, last["name"]) if not last["closed"] else None
@@ -108,6 +112,7 @@ class ChainWriter:
                          extra={"chain": self.chain, "segment": seg["name"], "bytes": len(data) - end})
             self.local.truncate(self.chain, seg["name"], end)
             data = data[:end]
+        self.local.unseal(self.chain, seg["name"])  # it may have been sealed just before a crash
         lines = data.splitlines()
         if not lines:  # crashed before the header was durable
             self.local.remove(self.chain, seg["name"])
