@@ -83,6 +83,7 @@ class Agent:
         self.inflight_bytes = 0
         self.scans = 0
         self.produce_errors = 0
+        self._turn = 0
         self.sent = self.acked = 0               # records handed to Kafka / acknowledged by it
         self._sent_counted = self._acked_counted = 0
 
@@ -297,7 +298,12 @@ class Agent:
         """One chunk from each file; False when no file had anything new."""
         chunk = self.config.read.chunk_bytes
         got = False
-        for tf in list(self.files.values()):
+        files = list(self.files.values())
+        if len(files) > 1:
+            # start with another file each turn: under backpressure the first files must not starve the rest
+            self._turn = (self._turn + 1) % len(files)
+            files = files[self._turn:] + files[:self._turn]
+        for tf in files:
             if tf.finishing or tf.excluded:
                 continue
             if self.queue_full():

@@ -30,13 +30,13 @@ _CONTAINERS = re.compile(r"^(?P<pod>[^_]+)_(?P<ns>[^_]+)_(?P<container>.+)-(?P<i
 
 def from_pods_path(path: str) -> PodRef | None:
     parts = path.split(os.sep)
-    if len(parts) < 3 or not parts[-1].endswith(".log"):
+    if len(parts) < 3 or ".log" not in parts[-1]:
         return None
     pod_dir, container, name = parts[-3], parts[-2], parts[-1]
     fields = pod_dir.split("_")
     if len(fields) != 3 or not all(fields):
         return None
-    restart = name[:-4]
+    restart = name.split(".log", 1)[0]      # "3.log", or rotated by the kubelet: "3.log.20240501-120000"
     return PodRef(fields[0], fields[1], fields[2], container, int(restart) if restart.isdigit() else None, None)
 
 

@@ -149,8 +149,10 @@ def test_kill9_mid_stream_rotation_while_down_restart_loses_nothing(tmp_path, br
     assert agent.returncode == 0, err.decode()[-2000:]
     copies = collections.Counter(e["id"] for e in events)
     assert set(copies) == set(expected), "no line lost, no unknown record"
-    for e in events:
+    for key, e in zip(reader.keys, events):
         assert e["body"] == expected[e["id"]], "a duplicate carries the same id and the same body"
+        # also the lines of the file rotated while the agent was down keep their container's key
+        assert key.decode() == f"corpus/{e['resource']['k8s.pod.name']}/{e['resource']['k8s.container.name']}"
     duplicates = sum(n - 1 for n in copies.values())
     # only the window of the killed agent that was not yet checkpointed comes twice: the unacknowledged
     # queue (500 records) plus what was acknowledged within the last checkpoint interval

@@ -113,6 +113,8 @@ def test_pod_paths():
     cid = "a" * 64
     ref = pod_ref(f"/var/log/containers/web-7d9f_shop_nginx-{cid}.log")
     assert (ref.namespace, ref.pod, ref.container, ref.container_id) == ("shop", "web-7d9f", "nginx", cid)
+    ref = pod_ref("/var/log/pods/shop_web-7d9f_0b1c-uid/nginx/3.log.20240501-120000")   # rotated by the kubelet
+    assert (ref.namespace, ref.pod, ref.container, ref.restart) == ("shop", "web-7d9f", "nginx", 3)
     assert pod_ref("/var/log/syslog") is None
 
 
