@@ -29,7 +29,7 @@ PARSED = Counter("logtide_processor_parsed_total", "Bodies by the parser that un
 _SYSLOG_TEXT = {0: "EMERG", 1: "ALERT", 2: "CRIT", 3: "ERROR", 4: "WARN", 5: "NOTICE", 6: "INFO", 7: "DEBUG"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Parsed:
     format: str
     fields: dict[str, Any] = field(default_factory=dict)
