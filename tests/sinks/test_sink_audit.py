@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import orjson
 import pytest
@@ -183,3 +184,22 @@ def test_cli_verify_and_search(archive, tmp_path):
     broken = _cli("audit", "verify", str(path), "--key-file", str(keyfile))
     assert broken.returncode == 1
     assert "BROKEN" in broken.stdout and "record seq 4: hash mismatch" in broken.stdout
+
+
+def test_crash_between_roll_and_manifest_write_recovers(tmp_path):
+    s = sink(tmp_path, roll_seconds=0.2)
+    s.write(items(0, 10))
+    chain = tmp_path / "logtide.route.audit~0"
+    stale_manifest = (chain / "manifest.json").read_bytes()  # segment 1 open
+    time.sleep(0.3)
+    s.write(items(10, 20))  # segment 1 is due by age: closed (sealed), segment 2 started
+    assert (chain / "seg-00000002.jsonl").exists()
+    assert not os.stat(chain / "seg-00000001.jsonl").st_mode & 0o200
+    (chain / "manifest.json").write_bytes(stale_manifest)  # as if killed before the manifest write
+    sink(tmp_path, roll_seconds=3600).write(items(15, 40))
+    r = report(tmp_path)
+    assert r.ok, r.problems
+    assert r.records == 40 and r.segments == 2
+    manifest = orjson.loads((chain / "manifest.json").read_bytes())
+    assert [seg["closed"] for seg in manifest["segments"]] == [True, False]
+    assert manifest["segments"][0]["sha256"]
