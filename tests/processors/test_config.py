@@ -112,3 +112,21 @@ def test_topic_patterns():
     assert topic_subscription(["logtide.raw.k8s"]) == (["logtide.raw.k8s"], False)
     subs, pattern = topic_subscription(["logtide.raw.*", "other"])
     assert pattern and subs == [r"^logtide\.raw\..*", "^other$"]
+
+
+def test_hash_secret_from_environment_and_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_REDACT_KEY", "k" * 24)
+    key_file = tmp_path / "key"
+    key_file.write_text("f" * 24 + "\n")
+    p = write(tmp_path, "pipeline:\n  - type: redact\n    kinds: [email]\n    mode: hash\n"
+                        "    secret: ${TEST_REDACT_KEY}\n"
+                        f"  - type: redact\n    kinds: [ipv4]\n    mode: hash\n    secret: file:{key_file}\n"
+                        "  - type: route\n    default: [analytics]\n")
+    pipeline = _pipeline(p)
+    (ev, _), = pipeline.run(make_event(1, body="bob@example.com from 10.0.0.1"))
+    env_token = pipeline.steps[0].redactor.token("email", "bob@example.com")
+    assert ev["body"] == f"{env_token} from {pipeline.steps[1].redactor.token('ipv4', '10.0.0.1')}"
+    assert pipeline.steps[0].redactor._key == b"k" * 24 and pipeline.steps[1].redactor._key == b"f" * 24
+    monkeypatch.delenv("TEST_REDACT_KEY")
+    with pytest.raises(ConfigError, match="TEST_REDACT_KEY is not set"):
+        _pipeline(p)
