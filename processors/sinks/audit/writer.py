@@ -62,6 +62,10 @@ class ChainWriter:
 
     # --- state -----------------------------------------------------------------------------
     @property
+    def pending_uploads(self) -> int:
+        return sum(1 for s in self.segments if s["closed"] and not s.get("uploaded")) if self.remote else 0
+
+    @property
     def open(self) -> dict | None:
         return self.segments[-1] if self.segments and not self.segments[-1]["closed"] else None
 
@@ -99,7 +103,6 @@ class ChainWriter:
                 self.next_seq = last.get("last_seq", last.get("first_seq", 1) - 1) + 1
                 self.head = last.get("last_hash") or last.get("prev") or GENESIS
                 self._load_tail_ids()
-        PENDING.inc(sum(1 for s in self.segments if s["closed"] and self.remote and not s.get("uploaded")))
         if self.segments:
             _log.info("audit chain resumed", extra={"chain": self.chain, "next_seq": self.next_seq,
                                                     "segments": len(self.segments)})
@@ -178,7 +181,6 @@ class ChainWriter:
         seg.update(closed=True, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
         if self.remote is not None:
             seg["uploaded"] = False
-            PENDING.inc()
         self.local.seal(self.chain, seg["name"])
         SEGMENTS.inc()
 
@@ -204,7 +206,6 @@ class ChainWriter:
                 raise
             seg["uploaded"] = True
             UPLOADS.labels("ok").inc()
-            PENDING.dec()
             self._remote_stale = True
         if pending:
             self._save_manifest()
@@ -299,3 +300,5 @@ class AuditSink(SinkBase):
         except StorageError as exc:
             self._s3_ok = False
             raise Retry(str(exc)) from None
+        finally:
+            PENDING.set(sum(w.pending_uploads for w in self.chains.values()))
