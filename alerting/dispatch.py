@@ -211,3 +211,5 @@ class Dispatcher:
                     g.alerts.pop(fp, None)
                     if not g.alerts:
                         del self.groups[gkey]
+                        for key in [k for k in self.handed if k[0] == gkey]:
+                            del self.handed[key]

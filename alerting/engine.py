@@ -16,6 +16,10 @@ partitions it owns, keeps their state tagged by partition, drops it on revoke an
 store has on assign. Rules whose groups span streams (e.g. per service across pods) need every
 event: run exactly one more replica with ``shard.mode: global`` and its own ``group_id``. With
 ``shard.mode: all`` (the default) one replica runs every rule.
+The store is each replica's own SQLite file (a volume per pod, e.g. a StatefulSet): a partition that
+moves to another replica starts its windows afresh there, and that replica's notification log does
+not know what the previous owner sent, so a group that was already notified can be notified once
+more after a rebalance.
 """
 
 from __future__ import annotations
@@ -203,6 +207,13 @@ class AlertEngine:
             for ev in self.evaluators.values():
                 self._restore_windows(ev, ids)
             self.applied.update({k: v for k, v in self.store.offsets().items() if k[1] in ids})
+            now = self.clock.now()
+            for d in self.store.alerts():  # alerts of these partitions from when we owned them last
+                a = Alert.from_dict(d)
+                if a.partition in ids and a.rule in self.evaluators and a.fingerprint not in self.states.alerts:
+                    self.states.restore(a)
+                    if a.state in (FIRING, RESOLVED):
+                        self.dispatcher.put(a, now)
 
     def partitions_revoked(self, parts: list[TopicPartition]) -> None:
         if not self.partitioned_mode:

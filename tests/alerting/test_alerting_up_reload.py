@@ -105,3 +105,4 @@ def test_partitioned_and_global_replicas_split_the_rules(tmp_path):
     assert part.states.alerts == {} and list(part.evaluators["PerPod"].series) == [("shop", "cart-0", "cart")]
     part.partitions_assigned([TopicPartition("t", 0)])
     assert ("shop", "checkout-0", "checkout") in part.evaluators["PerPod"].series
+    assert [a.labels["k8s_pod_name"] for a in part.states.alerts.values()] == ["checkout-0"]
