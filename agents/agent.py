@@ -37,7 +37,7 @@ from agents.resource import k8s_resource
 from agents.tailer import RawLine
 from agents.tracked_file import TrackedFile
 from logtide import envelope, log
-from logtide.checkpoint import SqliteCheckpoints
+from logtide.checkpoint import CheckpointError, SqliteCheckpoints
 from logtide.sender import EventSender
 from logtide.transport import Producer, TransportError
 
@@ -76,6 +76,7 @@ class Agent:
         self.node = config.kubernetes.node_name or socket.gethostname()
         self.files: dict[str, TrackedFile] = {}
         self.saved: dict[str, dict] = dict(checkpoints.items())
+        self.checkpoint_failing = False          # the last checkpoint write failed (disk full): logged once
         self.first_seen: dict[str, float] = {}
         self.excluded: dict[str, str] = {}             # inode key → reason, for files never opened
         self.buckets: dict[bytes, TokenBucket] = {}
@@ -221,10 +222,12 @@ class Agent:
             return None
         identity, offset = self._identity(fd, f, saved, st.st_size)
         tf = TrackedFile(cfg, f.path, fd, identity, offset, ref)
+        if not self._save_checkpoints({key: tf.state(offset)}):   # the identity must survive a crash from now on
+            tf.close()                            # no space for it yet: the next scan tries again
+            return None
         self._enrich(tf, meta)
         self.files[key] = tf
         self.first_seen.pop(key, None)
-        self.checkpoints.put(key, tf.state(offset))   # the identity must survive a crash from now on
         tf.checkpointed = offset
         _log.info("tailing", extra={"path": f.path, "offset": offset, "identity": identity.name})
         return tf
@@ -513,7 +516,24 @@ class Agent:
             metrics.CHECKPOINT_LAG.labels(tf.path).set(max(0, size - offset))
             if offset != tf.checkpointed:
                 updates[key] = tf.state(offset)
-                tf.checkpointed = offset
-        if updates:
-            self.checkpoints.put_many(updates)
+        if updates and self._save_checkpoints(updates):
+            for key, state in updates.items():
+                self.files[key].checkpointed = state["offset"]
             metrics.CHECKPOINT_WRITES.inc()
+
+    def _save_checkpoints(self, updates: dict[str, dict]) -> bool:
+        """Write checkpoints; a full or failing disk is reported (log + metric) and retried later, the
+        store keeping its last good state (one SQLite transaction: all or none)."""
+        try:
+            self.checkpoints.put_many(updates)
+        except CheckpointError as exc:
+            metrics.CHECKPOINT_ERRORS.inc()
+            if not self.checkpoint_failing:
+                _log.error("cannot write checkpoints; reading goes on, lines after the last good checkpoint "
+                           "will be sent again after a restart", extra={"error": str(exc)})
+            self.checkpoint_failing = True
+            return False
+        if self.checkpoint_failing:
+            _log.warning("checkpoints written again")
+            self.checkpoint_failing = False
+        return True

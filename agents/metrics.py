@@ -23,6 +23,7 @@ FILES_TAILED = Gauge("logtide_agent_files_tailed", "Files open for reading")
 CHECKPOINT_LAG = Gauge("logtide_agent_checkpoint_lag_bytes", "Bytes of a file read but not yet checkpointed",
                        ["path"])
 CHECKPOINT_WRITES = Counter("logtide_agent_checkpoint_writes_total", "Checkpoint transactions written")
+CHECKPOINT_ERRORS = Counter("logtide_agent_checkpoint_errors_total", "Checkpoint writes that failed (disk full, I/O)")
 PRODUCE_RETRIES = Counter("logtide_agent_produce_retries_total", "Records sent again after Kafka refused them")
 KUBE_API_ERRORS = Counter("logtide_agent_kube_api_errors_total", "Failed list/watch calls to the Kubernetes API")
 KUBE_EVENTS = Counter("logtide_agent_kube_watch_events_total", "Watch events received", ["kind", "type"])
