@@ -22,6 +22,15 @@ def cri(message: str | bytes, stream: str = "stdout", tag: str = "F", ts: str = 
     return f"{ts} {stream} {tag} ".encode() + message + b"\n"
 
 
+def log_dir(tmp_path, **files: bytes):
+    """A directory ``logs`` under tmp_path with the given files (name with '_' for '.': app_log=...)."""
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    for name, data in files.items():
+        (logs / name.replace("_", ".")).write_bytes(data)
+    return logs
+
+
 def metric(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 

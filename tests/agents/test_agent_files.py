@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from tests.agents.helpers import RunningAgent, TopicReader, cri, metric, wait_for
+from tests.agents.helpers import RunningAgent, TopicReader, cri, log_dir, metric, wait_for
 
 CORPUS_FILES = ("OpenSSH_2k.log", "Zookeeper_2k.log", "HDFS_2k.log")
 
@@ -136,9 +136,7 @@ def test_backpressure_pauses_reading_when_kafka_is_unreachable(tmp_path, new_top
     from logtide.checkpoint import SqliteCheckpoints
     from logtide.transport import KafkaSettings
 
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    (logs / "big.log").write_bytes(_lines("b", 0, 20_000))
+    logs = log_dir(tmp_path, big_log=_lines("b", 0, 20_000))
     dead = KafkaSettings(bootstrap="127.0.0.1:1", client="confluent")
     agent = RunningAgent(dead, tmp_path / "ck", include=[str(logs / "*.log")], queue={"max_records": 200},
                          read={"chunk_bytes": 4096}, shutdown_timeout_seconds=0.5)

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from agents.discovery import Found
-from tests.agents.helpers import RunningAgent, TopicReader, cri, metric, wait_for
+from tests.agents.helpers import RunningAgent, TopicReader, cri, log_dir, metric, wait_for
 
 BAD = ("invalid_utf8", "line_too_long", "bad_timestamp", "partial_unfinished", "file_vanished", "bad_format")
 
@@ -60,9 +60,7 @@ def test_bad_input_is_counted_and_the_agent_keeps_going(tmp_path, fast_kafka, ne
 @pytest.mark.timeout(30)
 def test_rate_limit_drops_and_counts(tmp_path, fast_kafka, new_topic):
     topic = new_topic(1)
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    (logs / "storm.log").write_bytes(b"".join(b"storm %05d\n" % i for i in range(3000)))
+    logs = log_dir(tmp_path, storm_log=b"".join(b"storm %05d\n" % i for i in range(3000)))
     dropped = metric("logtide_agent_dropped_records_total", reason="rate_limited")
     reader = TopicReader(fast_kafka.bootstrap, topic)
     with RunningAgent(fast_kafka, tmp_path / "ck", include=[str(logs / "*.log")], topic=topic,

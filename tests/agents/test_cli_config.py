@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from agents.config import AgentConfig
 from logtide.config import ConfigError, load_config
-from tests.agents.helpers import RunningAgent, TopicReader, cri
+from tests.agents.helpers import RunningAgent, TopicReader, cri, log_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -53,10 +53,8 @@ def test_cli_usage_errors_and_help():
 @pytest.mark.timeout(60)
 def test_quick_mode_ships_plain_files(tmp_path, broker, new_topic):
     topic = new_topic(1)
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    (logs / "app.log").write_bytes(b"".join(b"plain line %d\n" % i for i in range(100)))
-    (logs / "skip.log").write_bytes(b"excluded line\n" * 10)
+    logs = log_dir(tmp_path, app_log=b"".join(b"plain line %d\n" % i for i in range(100)),
+                   skip_log=b"excluded line\n" * 10)
     res = _agent_cli("--path", str(logs / "*.log"), "--exclude", "*/skip.log", "--checkpoint-dir",
                      str(tmp_path / "ck"), "--bootstrap", broker, "--topic", topic, "--http-port", "0",
                      "--duration", "3")
