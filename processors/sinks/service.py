@@ -58,6 +58,12 @@ class Sink(Protocol):
     def known_ids(self) -> list[str]:
         """Ids already written, to seed the duplicate memory at start (may be empty)."""
 
+    #: Seconds between ``tick()`` calls while idle or busy (0 = the sink has no timed work).
+    tick_interval: float
+
+    def tick(self) -> None:
+        """Timed work between batches (roll an old segment, retry an upload); never raises Retry."""
+
     def revoked(self, parts: list[TopicPartition]) -> None: ...
 
     def close(self) -> None: ...
@@ -67,6 +73,10 @@ class SinkBase:
     """Defaults for the optional parts of ``Sink``."""
 
     name = "sink"
+    tick_interval = 0.0
+
+    def tick(self) -> None:
+        pass
 
     def ready(self) -> bool:
         return True
@@ -95,16 +105,32 @@ class SinkService:
         self.dlq = DeadLetters(self.producer, self.name)
         self.recent = RecentIds(dedup_capacity)
         self.recent.add(sink.known_ids())
+        #: Serializes the sink between the consumer thread (write, rebalances) and the ticker.
+        self._lock = threading.Lock()
         self.loop = BatchLoop(transport, component=self.name, group_id=group_id, topics=[topic],
                               handler=self.handle, max_batch=max_batch, session_timeout_ms=session_timeout_ms,
-                              on_assign=sink.assigned, on_revoke=sink.revoked)
+                              on_assign=self._locked(sink.assigned), on_revoke=self._locked(sink.revoked))
         self._written = WRITTEN.labels(sink.name)
         self._dups = DUPLICATES.labels(sink.name)
         self._bad = DECODE_ERRORS.labels(sink.name)
         self._seconds = WRITE_SECONDS.labels(sink.name)
 
+    def _locked(self, fn):
+        def call(*args):
+            with self._lock:
+                return fn(*args)
+        return call
+
     def ready(self) -> bool:
         return self.loop.ready() and self.sink.ready()
+
+    def _ticker(self, done: threading.Event) -> None:
+        while not done.wait(self.sink.tick_interval):
+            try:
+                with self._lock:
+                    self.sink.tick()
+            except Exception:  # noqa: BLE001 - timed housekeeping must not kill the sink; logged
+                _log.exception("sink tick failed", extra={"sink": self.sink.name})
 
     def handle(self, records: list[Record]) -> None:
         items: list[Item] = []
@@ -119,7 +145,8 @@ class SinkService:
         fresh, dropped = self.recent.fresh(items, lambda it: it.event["id"])
         if fresh:
             started = time.perf_counter()
-            self.sink.write(fresh)  # raises Retry when the destination is down: nothing below happens
+            with self._lock:
+                self.sink.write(fresh)  # raises Retry when the destination is down: nothing below happens
             self._seconds.observe(time.perf_counter() - started)
             self.recent.add(it.event["id"] for it in fresh)
             self._written.inc(len(fresh))
@@ -135,9 +162,17 @@ class SinkService:
                 raise Retry("dead letters not acknowledged by Kafka")
 
     def run(self, stop: threading.Event) -> None:
+        done = threading.Event()  # the ticker stops with the loop, whether it stopped or crashed
+        ticker = None
+        if self.sink.tick_interval > 0:
+            ticker = threading.Thread(target=self._ticker, args=(done,), name=f"{self.name}-tick", daemon=True)
+            ticker.start()
         try:
             self.loop.run(stop)
         finally:
+            done.set()
+            if ticker is not None:
+                ticker.join(30)
             try:
                 self.sink.close()
             finally:

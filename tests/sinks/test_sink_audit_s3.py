@@ -87,3 +87,17 @@ def test_unreachable_s3_holds_the_batch_then_recovers(tmp_path, aws_env):
         assert reports[0].ok and reports[0].records > 0
     finally:
         server.stop()
+
+
+@pytest.mark.timeout(60)
+def test_an_idle_chain_rolls_on_time_and_reaches_s3(tmp_path, s3_server, locked_bucket):
+    sink = AuditSink(settings(tmp_path, locked_bucket, s3_server, roll_seconds=0.2).model_copy(
+        update={"roll_bytes": 10**6}))
+    sink.write(items(0, 5))  # small: stays in the open segment, in staging
+    archive = S3Archive(locked_bucket, "arch", endpoint_url=s3_server)
+    assert not [f for f in archive.files("logtide.route.audit~0") if f.startswith("seg-")]
+    import time
+    time.sleep(0.3)
+    sink.tick()  # no new events: the timer rolls the segment and uploads it
+    reports = verify_archive(archive, KEY.encode())
+    assert reports[0].ok and reports[0].records == 5
