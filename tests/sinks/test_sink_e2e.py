@@ -232,8 +232,12 @@ def test_sink_command_errors_are_one_line(tmp_path):
     bad.write_text("audit:\n  storage: {path: /tmp/x}\n  hmac_key: k\n  roll_byte: 5\n")
     out = subprocess.run([*LOGTIDE, "sink", "--config", str(bad)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "bad.yaml:4" in out.stderr and "roll_byte" in out.stderr
-    out = subprocess.run([*LOGTIDE, "sink", "--config", os.path.join(ROOT, "examples", "sink.yaml"), "--only", "nope"],
-                         capture_output=True, text=True, timeout=60)
+    example = os.path.join(ROOT, "examples", "sink.yaml")
+    out = subprocess.run([*LOGTIDE, "sink", "--config", example], capture_output=True, text=True, timeout=60,
+                         env={k: v for k, v in os.environ.items() if k != "LOGTIDE_AUDIT_KEY"})
+    assert out.returncode == 2 and "LOGTIDE_AUDIT_KEY is not set" in out.stderr  # no default key
+    out = subprocess.run([*LOGTIDE, "sink", "--config", example, "--only", "nope"], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "LOGTIDE_AUDIT_KEY": "k" * 32})
     assert out.returncode == 2 and "--only" in out.stderr
     helptext = subprocess.run([*LOGTIDE, "sink", "--help"], capture_output=True, text=True, timeout=60).stdout
     assert "logtide sink --config examples/sink.yaml" in helptext
