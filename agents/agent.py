@@ -80,7 +80,8 @@ class Agent:
         self.first_seen: dict[str, float] = {}
         self.excluded: dict[str, str] = {}             # inode key → reason, for files never opened
         self.buckets: dict[bytes, TokenBucket] = {}
-        self.retry: deque = deque()
+        self.retry: deque = deque()                    # records Kafka refused, sent again (same id)
+        self.retry_at = 0.0
         self.inflight_bytes = 0
         self.scans = 0
         self.produce_errors = 0
@@ -101,10 +102,12 @@ class Agent:
                 if now >= next_scan:
                     self.scan(now)
                     next_scan = now + cfg.read.scan_interval_seconds
-                for _ in range(len(self.retry)):
-                    if self.queue_full():
-                        break
-                    self._send(*self.retry.popleft())
+                if self.retry and now >= self.retry_at:
+                    self.retry_at = now + 1.0        # a Kafka that keeps refusing is not hammered
+                    for _ in range(len(self.retry)):
+                        if self.queue_full():
+                            break
+                        self._send(*self.retry.popleft())
                 read = self.read_round(now)
                 if now >= next_expiry:
                     self.expire(now)
@@ -483,19 +486,24 @@ class Agent:
         for key, tf in list(self.files.items()):
             if tf.detached is None or now - tf.last_data < wait:
                 continue
+            if not tf.finishing and tf.excluded:
+                tf.finishing = True                # an excluded container's rotated file is not read
             if not tf.finishing:
-                while True:                       # drain to the end
-                    lines, n = tf.tailer.read(self.config.read.chunk_bytes)
-                    if lines:
-                        self.process(tf, lines)
-                    if not n:
-                        break
+                try:
+                    if tf.tailer.position < tf.tailer.size():
+                        continue                   # not read to its end yet (backpressure): read_round goes on
+                except OSError:
+                    pass
                 self.flush_file(tf)
                 tf.finishing = True
             if len(tf.window) == 0 and not any(r[0] is tf for r in self.retry):
                 tf.close()
                 del self.files[key]
-                self.checkpoints.delete(key)
+                try:
+                    self.checkpoints.delete(key)
+                except Exception as exc:  # noqa: BLE001 - a stale entry is dropped at the next start
+                    metrics.CHECKPOINT_ERRORS.inc()
+                    _log.warning("cannot delete checkpoint of finished file", extra={"error": str(exc)})
                 metrics.FILES_FINISHED.inc()
                 try:
                     metrics.CHECKPOINT_LAG.remove(tf.path)
