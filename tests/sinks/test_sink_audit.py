@@ -58,42 +58,45 @@ def test_intact_archive_verifies(archive):
     assert r.records == 90 and r.segments >= 3
 
 
-def test_flipped_byte_is_caught_at_its_record(archive):
-    path, _, segs = archive
-    seg = writable(segs[1])
-    lines = seg.read_bytes().split(b"\n")
-    rec = orjson.loads(lines[3])
-    i = lines[3].index(b"GET /api/item")
-    lines[3] = lines[3][:i] + b"P" + lines[3][i + 1:]  # GET -> PET inside the body
+def tamper(seg, edit) -> int:
+    """Apply ``edit(lines)`` to a segment's lines in place; return the seq of line 3 before the edit."""
+    lines = writable(seg).read_bytes().split(b"\n")
+    seq = orjson.loads(lines[3])["seq"]
+    edit(lines)
     seg.write_bytes(b"\n".join(lines))
+    return seq
+
+
+def first_problem(path) -> str:
     r = report(path)
     assert not r.ok
-    assert f"record seq {rec['seq']}: hash mismatch" in r.problems[0]
-    assert seg.name in r.problems[0]
+    return r.problems[0]
+
+
+def test_flipped_byte_is_caught_at_its_record(archive):
+    path, _, segs = archive
+
+    def flip(lines):
+        i = lines[3].index(b"GET /api/item")
+        lines[3] = lines[3][:i] + b"P" + lines[3][i + 1:]  # GET -> PET inside the body
+    seq = tamper(segs[1], flip)
+    problem = first_problem(path)
+    assert f"record seq {seq}: hash mismatch" in problem and segs[1].name in problem
 
 
 def test_deleted_record_is_caught(archive):
     path, _, segs = archive
-    seg = writable(segs[0])
-    lines = seg.read_bytes().split(b"\n")
-    gone = orjson.loads(lines[5])["seq"]
-    del lines[5]
-    seg.write_bytes(b"\n".join(lines))
-    r = report(path)
-    assert not r.ok
-    assert f"record seq {gone} missing" in r.problems[0]
+    seq = tamper(segs[0], lambda lines: lines.pop(3))
+    assert f"record seq {seq} missing" in first_problem(path)
 
 
 def test_reordered_records_are_caught(archive):
     path, _, segs = archive
-    seg = writable(segs[1])
-    lines = seg.read_bytes().split(b"\n")
-    first = orjson.loads(lines[2])["seq"]
-    lines[2], lines[3] = lines[3], lines[2]
-    seg.write_bytes(b"\n".join(lines))
-    r = report(path)
-    assert not r.ok
-    assert f"expected seq {first}, found {first + 1}" in r.problems[0]
+
+    def swap(lines):
+        lines[3], lines[4] = lines[4], lines[3]
+    seq = tamper(segs[1], swap)
+    assert f"expected seq {seq}, found {seq + 1}" in first_problem(path)
 
 
 def test_truncated_segment_is_caught(archive):
