@@ -157,9 +157,12 @@ def test_postgres_copy_upsert_and_day_partitions(postgres_dsn):
     sink.close()
     again = pg_sink(postgres_dsn, table)  # a restarted sink, same table
     no_time = items(60, 70, time=None)  # filed at observed_time: deterministic for the same event
-    again.write(items(50, 60) + no_time + items(0, 5))
-    again.write(no_time)
-    assert pg_rows(postgres_dsn, f"SELECT count(*), count(DISTINCT id) FROM {table}") == [(80, 80)]
+    future = items(70, 73, time=2**62)  # the year 2116: filed at observed_time too, flagged
+    again.write(items(50, 60) + no_time + future + items(0, 5))
+    again.write(no_time + future)
+    assert pg_rows(postgres_dsn, f"SELECT count(*), count(DISTINCT id) FROM {table}") == [(83, 83)]
+    assert pg_rows(postgres_dsn, f"SELECT count(*) FROM {table} WHERE time_adjusted AND event_time IS NULL "
+                                 "AND time < now() + interval '1 day'") == [(13,)]
     parts = {r[0] for r in pg_rows(postgres_dsn, "SELECT inhrelid::regclass::text FROM pg_inherits "
                                                  f"WHERE inhparent = '{table}'::regclass")}
     assert len(parts) >= 2 and all(p.startswith(f"{table}_20") for p in parts)
