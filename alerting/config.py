@@ -56,6 +56,8 @@ class ShardSettings(Model):
 class AlertConfig(RoleConfig):
     topics: list[str] = Field(default_factory=lambda: [route("monitoring")])
     group_id: str = "logtide-alerting"
+    session_timeout_ms: int = Field(45_000, ge=1000, description="consumer group session: a killed replica's "
+                                    "partitions move on after this")
     rules_files: list[str] = Field(default_factory=list, description="rule YAML files, relative to this file")
     reload_interval: Duration = 5.0
     #: a batch is handed over when it has this many records or after max_wait (latency vs. overhead)

@@ -350,6 +350,7 @@ class EngineLoop:
         self.engine = engine
         self.producer = transport.producer()
         self.dlq = DeadLetters(self.producer, "alerting")
+        loop_overrides.setdefault("session_timeout_ms", config.session_timeout_ms)
         self.loop = BatchLoop(transport, component="alerting", group_id=config.group_id, topics=config.topics,
                               handler=self.handle, on_assign=engine.partitions_assigned,
                               on_revoke=engine.partitions_revoked, max_batch=config.batch_max_records,
