@@ -135,6 +135,8 @@ def load_yaml(path: str | os.PathLike) -> Any:
         raise ConfigError(f"{p}: config file not found") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: config is not UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -144,7 +146,10 @@ def load_yaml(path: str | os.PathLike) -> Any:
     if data is None:
         data = _Located()
         data.lines = {}
-    return _resolve(data, str(p))
+    try:
+        return _resolve(data, str(p))
+    except RecursionError:  # an alias inside its own anchor (`&a [*a]`) or absurd nesting
+        raise ConfigError(f"{p}: YAML nested too deeply (a recursive alias?)") from None
 
 
 def validate_config(data: Any, model: type[T], filename: str = "<config>") -> T:
