@@ -86,6 +86,7 @@ class Agent:
         self.scans = 0
         self.produce_errors = 0
         self._turn = 0
+        self.last_ack = time.monotonic()
         self.sent = self.acked = 0               # records handed to Kafka / acknowledged by it
         self._sent_counted = self._acked_counted = 0
 
@@ -140,6 +141,10 @@ class Agent:
         self.files.clear()
         self.checkpoints.close()
         _log.info("agent stopped", extra={"unacknowledged": left})
+
+    def kafka_ok(self, stall_seconds: float = 60.0) -> bool:
+        """For /readyz: nothing is waiting for Kafka, or Kafka acknowledged something recently."""
+        return self.sender.inflight == 0 or time.monotonic() - self.last_ack < stall_seconds
 
     def queue_full(self) -> bool:
         q = self.config.queue
@@ -405,6 +410,7 @@ class Agent:
             window.acked(start)
             self.inflight_bytes -= size
             self.acked += 1
+            self.last_ack = time.monotonic()
 
         def failed(event, err, tf=tf, window=window, start=start, size=size):
             # Kafka refused or timed out: send it again (same id); the checkpoint waits for it.

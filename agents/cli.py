@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_signal_handlers(stop)
     health = start_health(config.http)
+    # /readyz fails when records wait for Kafka and none was acknowledged for a minute
+    health.add_readiness("kafka_acks", agent.kafka_ok)
     _log.info("agent starting", extra={"include": config.include_globs(), "topic": config.topic_name(),
                                        "checkpoints": config.checkpoint_dir, "mode": config.mode})
     try:

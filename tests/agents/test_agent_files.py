@@ -149,5 +149,6 @@ def test_backpressure_pauses_reading_when_kafka_is_unreachable(tmp_path, new_top
         assert inflight <= 200 + 4096 // 20
         assert position < 20_000 * 30 / 4
         assert metric("logtide_agent_backpressure_seconds_total") > 0
+        assert agent.agent.kafka_ok() and not agent.agent.kafka_ok(stall_seconds=0.5), "/readyz would fail"
     (key, state), = SqliteCheckpoints(tmp_path / "ck" / "checkpoints.sqlite").items()
     assert state["offset"] == 0, "nothing was acknowledged, so the checkpoint did not move"
