@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -89,19 +90,23 @@ class KafkaPythonProducer(Producer):
         return served
 
     def flush(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             self._p.flush(timeout=timeout)
         except kerr.KafkaTimeoutError:
             pass
+        # kafka-python marks a batch done *before* its sender thread runs the records' callbacks,
+        # so some acks may still be on their way into our queue: wait for them (within the timeout).
         self.poll(0)
+        while self._inflight and (deadline is None or time.monotonic() < deadline):
+            self.poll(0.01)
         return self._inflight  # not yet acknowledged (0 after a complete flush)
 
     def close(self):
         try:
-            self._p.flush(timeout=10)
+            self.flush(10)  # serves the last delivery callbacks too
         except kerr.KafkaError:
             pass
-        self.poll(0)
         self._p.close(timeout=5)
 
 
