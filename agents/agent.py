@@ -342,6 +342,7 @@ class Agent:
             parser = tf.parser = parser_for(self.config.format, lines[0].data)
         metrics.LINES_READ.labels(parser.name).inc(len(lines))
         observed = time.time_ns()
+        now = time.monotonic()
         parse = parser.parse
         add = tf.partial.add
         for raw in lines:
@@ -352,9 +353,9 @@ class Agent:
                 metrics.BAD_INPUT.labels("line_too_long").inc()
             line = add(raw.start, raw.end, frag.time, frag.stream, frag.partial, frag.message, raw.truncated)
             if line is not None:
-                self.complete(tf, line, observed)
+                self.complete(tf, line, observed, now)
 
-    def complete(self, tf: TrackedFile, line: Line, observed: int) -> None:
+    def complete(self, tf: TrackedFile, line: Line, observed: int, now: float | None = None) -> None:
         message = line.message
         if isinstance(message, bytes):
             try:
@@ -368,7 +369,7 @@ class Agent:
             metrics.PARTIAL_MERGES.inc()
         if line.unfinished:
             metrics.BAD_INPUT.labels("partial_unfinished").inc()
-        for rec in tf.multiline.add(line, text):
+        for rec in tf.multiline.add(line, text, now):
             self.emit(tf, rec, observed)
 
     def emit(self, tf: TrackedFile, rec: Record, observed: int) -> None:

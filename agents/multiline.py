@@ -78,7 +78,11 @@ class Record(NamedTuple):
 class _Pending:
     __slots__ = ("start", "end", "time", "texts", "size", "truncated", "unfinished", "in_trace", "touched")
 
-    def __init__(self, line: Line, text: str, in_trace: bool):
+    def __init__(self, line: Line, text: str, in_trace: bool, now: float):
+        self.reset(line, text, in_trace, now)
+
+    def reset(self, line: Line, text: str, in_trace: bool, now: float) -> None:
+        """Start over with a new first line (the object is reused: one per stream, not one per line)."""
         self.start = line.start
         self.end = line.end
         self.time = line.time
@@ -87,7 +91,7 @@ class _Pending:
         self.truncated = line.truncated
         self.unfinished = line.unfinished
         self.in_trace = in_trace
-        self.touched = time.monotonic()
+        self.touched = now
 
     def record(self, stream: str) -> Record:
         text = self.texts[0] if len(self.texts) == 1 else "\n".join(self.texts)
@@ -119,27 +123,32 @@ class MultilineMerger:
             return True
         return pend.in_trace and self.in_trace is not None and self.in_trace.match(text) is not None
 
-    def add(self, line: Line, text: str) -> list[Record]:
-        """Feed one complete line; returns the records it completed (0, 1 or 2)."""
+    def add(self, line: Line, text: str, now: float | None = None) -> tuple[Record, ...]:
+        """Feed one complete line; returns the record it completed, if any (``now``: time.monotonic())."""
         if not self.enabled:
-            return [Record(line.start, line.end, line.time, line.stream, text, 1, line.truncated, line.unfinished)]
+            return (Record(line.start, line.end, line.time, line.stream, text, 1, line.truncated, line.unfinished),)
+        if now is None:
+            now = time.monotonic()
         stream = line.stream
         pend = self._pending.get(stream)
-        out: list[Record] = []
-        if pend is not None:
-            if (self._continues(pend, text) and len(pend.texts) < self.max_lines
-                    and pend.size + len(text) < self.max_bytes):
-                pend.texts.append(text)
-                pend.size += len(text) + 1
-                pend.end = line.end
-                pend.truncated |= line.truncated
-                pend.unfinished |= line.unfinished
-                pend.touched = time.monotonic()
-                return out
-            out.append(self._emit(stream, pend))
-        opener = self.openers is not None and self.openers.match(text) is not None
-        self._pending[stream] = _Pending(line, text, opener)
-        return out
+        if pend is None:
+            opener = self.openers is not None and self.openers.match(text) is not None
+            self._pending[stream] = _Pending(line, text, opener, now)
+            return ()
+        if (self._continues(pend, text) and len(pend.texts) < self.max_lines
+                and pend.size + len(text) < self.max_bytes):
+            pend.texts.append(text)
+            pend.size += len(text) + 1
+            pend.end = line.end
+            pend.truncated |= line.truncated
+            pend.unfinished |= line.unfinished
+            pend.touched = now
+            return ()
+        if len(pend.texts) > 1:
+            self.merged += 1
+        done = pend.record(stream)
+        pend.reset(line, text, self.openers is not None and self.openers.match(text) is not None, now)
+        return (done,)
 
     def _emit(self, stream: str, pend: _Pending) -> Record:
         del self._pending[stream]

@@ -19,6 +19,11 @@ class TimestampParser:
 
     def parse(self, ts: bytes) -> int | None:
         """Unix nanoseconds, or None when ``ts`` is not an RFC 3339 timestamp."""
+        if ts[:19] == self._prefix:
+            # Same second as the line before (already validated); what containerd and docker write.
+            rest = ts[19:]
+            if rest[-1:] == b"Z" and rest[:1] == b"." and 2 < len(rest) <= 11 and rest[1:-1].isdigit():
+                return self._seconds * 1_000_000_000 + int(rest[1:-1].ljust(9, b"0"))
         if len(ts) < 20 or ts[10:11] not in (b"T", b"t", b" ") or ts[4:5] != b"-" or ts[13:14] != b":":
             return None
         prefix = ts[:19]
