@@ -262,14 +262,18 @@ class Prometheus:
     def query(self, expr: str) -> dict:
         return self.api("query", query=expr)
 
-    def wait_for(self, expr: str, timeout: float = 40) -> list:
+    def wait_for(self, expr: str, timeout: float = 40, until=bool) -> list:
+        """The query's result once it is non-empty and `until(result)` holds (series appear one by one)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             result = self.query(expr)
-            if result.get("status") == "success" and result["data"]["result"]:
+            if result.get("status") == "success" and result["data"]["result"] and until(result["data"]["result"]):
                 return result["data"]["result"]
             time.sleep(0.5)
-        raise AssertionError(f"no data for {expr} after {timeout}s: {self.query(expr)}")
+        raise AssertionError(f"no (expected) data for {expr} after {timeout}s: {self.query(expr)}")
+
+    def wait_for_labels(self, expr: str, label: str, values: set[str], timeout: float = 60) -> list:
+        return self.wait_for(expr, timeout, until=lambda rows: values <= {r["metric"].get(label) for r in rows})
 
     def stop(self) -> None:
         self.proc.terminate()
