@@ -161,6 +161,8 @@ class Agent:
                 if f.path != tf.path:           # renamed to a name we also watch (e.g. app.log.1)
                     metrics.ROTATIONS.labels("rename").inc()
                     tf.path = f.path
+                if not tf.finishing:
+                    tf.detached = None          # watched again (renamed back, glob changed)
                 continue
             if tf.detached is None:
                 tf.detached = self._why_gone(tf)
