@@ -425,7 +425,6 @@ class Agent:
         try:
             self.sender.send(self.topic, event, tf.key, on_ack=acked, on_error=failed)
         except TransportError as exc:
-            self.sender.inflight -= 1  # counted by send() although produce() raised before queueing
             if "too large" in str(exc).lower() and isinstance(event["body"], str) and len(event["body"]) > 16:
                 # Escaping made the record larger than the broker takes: cut harder and try again.
                 metrics.BAD_INPUT.labels("record_too_long").inc()

@@ -53,7 +53,11 @@ class EventSender:
                 if on_error:
                     on_error(event, err)
 
-        self.producer.produce(topic, value, key=key, headers=envelope.headers(event), on_delivery=delivered)
+        try:
+            self.producer.produce(topic, value, key=key, headers=envelope.headers(event), on_delivery=delivered)
+        except BaseException:
+            self.inflight -= 1  # never queued: no callback will come for it
+            raise
 
     def poll(self, timeout: float = 0.0) -> int:
         return self.producer.poll(timeout)
