@@ -173,8 +173,9 @@ def validate(event: Any) -> dict:
         v = event.get(key)
         if not isinstance(v, dict):
             raise EnvelopeError(f"'{key}' must be an object")
-    if not isinstance(event.get("routes"), list):
-        raise EnvelopeError("'routes' must be a list")
+    routes = event.get("routes")
+    if not isinstance(routes, list) or not all(isinstance(r, str) for r in routes):
+        raise EnvelopeError("'routes' must be a list of sink names")
     sn = event.get("severity_number")
     if not isinstance(sn, int) or isinstance(sn, bool) or not 0 <= sn <= 24:
         raise EnvelopeError("'severity_number' must be an integer 0..24")
