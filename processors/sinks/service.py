@@ -55,9 +55,6 @@ class Sink(Protocol):
 
     def assigned(self, parts: list[TopicPartition]) -> None: ...
 
-    def known_ids(self) -> list[str]:
-        """Ids already written, to seed the duplicate memory at start (may be empty)."""
-
     #: Seconds between ``tick()`` calls while idle or busy (0 = the sink has no timed work).
     tick_interval: float
 
@@ -84,9 +81,6 @@ class SinkBase:
     def assigned(self, parts: list[TopicPartition]) -> None:
         pass
 
-    def known_ids(self) -> list[str]:
-        return []
-
     def revoked(self, parts: list[TopicPartition]) -> None:
         pass
 
@@ -104,7 +98,6 @@ class SinkService:
         self.producer = transport.producer()
         self.dlq = DeadLetters(self.producer, self.name)
         self.recent = RecentIds(dedup_capacity)
-        self.recent.add(sink.known_ids())
         #: Serializes the sink between the consumer thread (write, rebalances) and the ticker.
         self._lock = threading.Lock()
         self.loop = BatchLoop(transport, component=self.name, group_id=group_id, topics=[topic],

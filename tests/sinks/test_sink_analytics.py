@@ -110,7 +110,8 @@ def test_compaction_merges_small_files_and_drops_duplicates(tmp_path):
     sink = parquet_sink(tmp_path)
     for a in range(0, 100, 10):
         sink.write(items(a, a + 10))
-    sink.write([Item(Record("logtide.route.analytics", 1, 0, None, None, [], None), make_event(3))])  # a duplicate id
+    # a duplicate id from upstream, hours later, after a restart (old events: not in the seeded memory)
+    parquet_sink(tmp_path).write([Item(Record("logtide.route.analytics", 1, 0, None, None, [], None), make_event(3))])
     before = [f for _, _, fs in os.walk(tmp_path) for f in fs if f.endswith(".parquet")]
     assert count(tmp_path) == (101, 100)
     merged = compact(sink.parquet.store, min_files=4, after_s=0)
@@ -213,9 +214,36 @@ def test_unreachable_parquet_s3_is_a_retry():
         sink.write(items(0, 3))
 
 
-def test_restart_seeds_duplicate_memory_from_recent_files(tmp_path):
+def test_restart_seeds_parquet_duplicate_memory_from_recent_files(tmp_path):
     now = time.time_ns()
     sink = parquet_sink(tmp_path)
-    sink.write(items(0, 20, time=now, observed_time=now) + items(20, 30))  # 20..29 are old (2025)
-    known = set(parquet_sink(tmp_path).known_ids())
-    assert known == {make_event(i)["id"] for i in range(20)}
+    live = items(0, 20, time=now, observed_time=now)
+    sink.write(live + items(20, 30))  # 20..29 are old (2025)
+    restarted = parquet_sink(tmp_path)
+    assert set(restarted.parquet.recent_ids()) == {make_event(i)["id"] for i in range(20)}
+    # the same live events produced again upstream (new offsets): not written twice
+    restarted.write([Item(Record("logtide.route.analytics", 0, 100 + n, None, None, [], None), it.event)
+                     for n, it in enumerate(live)])
+    assert count(tmp_path) == (30, 30)
+
+
+def test_a_batch_that_reached_parquet_but_not_postgres_still_reaches_postgres(tmp_path, postgres_dsn, fast_kafka):
+    from logtide import envelope
+    from logtide.transport import connect
+    from processors.sinks.service import SinkService
+    table = f"ev_{uuid.uuid4().hex[:8]}"
+    now = time.time_ns()
+    records = [Record("logtide.route.analytics", 0, i, None, envelope.encode(make_event(i, time=now, observed_time=now)),
+                      [], None) for i in range(20)]
+
+    def service(dsn):  # the real handler path: decode, the service's dedup memory, then the sink
+        sink = AnalyticsSink(AnalyticsSettings(parquet={"path": str(tmp_path)},
+                                               postgres={"dsn": dsn, "table": table}), "g")
+        return SinkService(connect(fast_kafka), sink, topic="logtide.route.analytics", group_id="g")
+    with pytest.raises(Retry):
+        service("postgresql://postgres@127.0.0.1:1/x").handle(records)  # Parquet written, PostgreSQL down; dies
+    restarted = service(postgres_dsn)
+    restarted.handle(records)  # Kafka redelivers the batch after the restart
+    assert pg_rows(postgres_dsn, f"SELECT count(*) FROM {table}") == [(20,)]
+    assert count(tmp_path) == (20, 20)
+    restarted.sink.close()

@@ -19,9 +19,10 @@ redelivers the batch because offsets were not committed); a recorded one is just
 redelivered record at or below the recorded offset is skipped. Recorded offsets are trusted only
 when the consumer group has a committed offset for that partition (a recreated topic starts over).
 
-Duplicates from upstream (the same event produced twice) are dropped within a batch and by the
-sink's recent-id memory, which a restart seeds with the ids of the last two hours' files
-(``recent_ids``); what remains (a duplicate hours apart across a restart) is removed by compaction
+Duplicates from upstream (the same event produced twice) are dropped within a batch, by the
+sink's recent-id memory, and by this output's own memory, which a start seeds with the ids of the
+last two hours' files (``recent_ids``; the sink's shared memory must not be seeded from here: the
+other outputs may not have those events yet). What remains (a duplicate hours apart across a restart) is removed by compaction
 and hidden at query time (the ``events`` view: ``QUALIFY row_number() OVER (PARTITION BY id ...) = 1``).
 """
 
@@ -39,6 +40,8 @@ from logtide.transport import TopicPartition
 
 from processors.sinks.analytics.rows import to_table
 from processors.sinks.analytics.store import open_store
+from processors.sinks.dedup import RecentIds
+from processors.sinks.s3 import StorageError
 
 _log = log.get("processors.sinks.parquet")
 
@@ -62,6 +65,12 @@ class ParquetOutput:
         self.offsets: dict[TopicPartition, int] = {}
         self.files_written = 0
         self._recover()
+        self.known = RecentIds(200_000)
+        try:
+            self.known.add(self.recent_ids())
+        except (OSError, StorageError) as exc:
+            _log.warning("could not read recent Parquet ids (duplicates are then dropped at query time)",
+                         extra={"error": str(exc)})
 
     def _offset_file(self, tp: TopicPartition) -> str:
         return f"{self.meta}/offsets/{tp.topic}~{tp.partition}.json"
@@ -111,7 +120,7 @@ class ParquetOutput:
     def write(self, rows: list[tuple[tuple[str, str, str], dict, object]]) -> None:
         """``rows``: (partition, row, item) in batch order."""
         fresh = [(part, row) for part, row, item in rows
-                 if item.record.offset > self._recorded(item.record.tp)]
+                 if item.record.offset > self._recorded(item.record.tp) and row["id"] not in self.known]
         last: dict[TopicPartition, int] = {}
         for _, _, item in rows:
             tp = item.record.tp
@@ -139,3 +148,4 @@ class ParquetOutput:
                 self.offsets[tp] = off
         if marker:
             self.store.delete(marker)
+        self.known.add(row["id"] for _, row in fresh)

@@ -1,7 +1,9 @@
 """The analytics sink: each batch goes to every configured output (Parquet, PostgreSQL).
 
-Outputs are idempotent on their own (Parquet: recorded offsets; PostgreSQL: ON CONFLICT), so when
-one output is down and the batch is retried, the other one writes nothing twice.
+Outputs are idempotent on their own (Parquet: recorded offsets and its own id memory; PostgreSQL:
+ON CONFLICT), so when one output is down and the batch is retried, the other one writes nothing
+twice. Duplicate memory seeded from one output's files must stay inside that output: a batch that
+reached Parquet but not PostgreSQL before a crash is still owed to PostgreSQL after the restart.
 """
 
 from __future__ import annotations
@@ -48,16 +50,6 @@ class AnalyticsSink(SinkBase):
                 self._parquet_ok = False
                 raise Retry(str(exc)) from None
         return self.parquet
-
-    def known_ids(self) -> list[str]:
-        if self.parquet is None:
-            return []
-        try:
-            return self.parquet.recent_ids()
-        except (OSError, StorageError) as exc:
-            _log.warning("could not read recent Parquet ids (duplicates are then dropped at query time)",
-                         extra={"error": str(exc)})
-            return []
 
     def ready(self) -> bool:
         return self._parquet_ok and (self.postgres is None or self.postgres.healthy)
