@@ -94,6 +94,41 @@ def write_yaml(path, data: dict) -> str:
     return str(path)
 
 
+class TopicCounter:
+    """One consumer that follows a topic from offset 0 and counts ids, for polling loops (creating and
+    closing a librdkafka consumer every second aborted the test process once in a while)."""
+
+    def __init__(self, settings: KafkaSettings, topic: str, keep_events: bool = False):
+        self.consumer = connect(settings).consumer(None)
+        self.topic = topic
+        self.keep_events = keep_events
+        self.ids: collections.Counter = collections.Counter()
+        self.events: list[dict] = []
+        self.assigned = False
+
+    def update(self) -> collections.Counter:
+        if not self.assigned:
+            parts = self.consumer.partitions_for(self.topic)
+            if not parts:
+                return self.ids
+            self.consumer.assign(parts)
+            for tp in parts:
+                self.consumer.seek(tp, 0)
+            self.assigned = True
+        while True:
+            batch = self.consumer.poll_batch(10_000, 0.3)
+            if not batch:
+                return self.ids
+            for rec in batch:
+                event = envelope.decode(rec.value)
+                self.ids[event["id"]] += 1
+                if self.keep_events:
+                    self.events.append(event)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 class Chain:
     """Configs and role processes of the chain under ``workdir`` against ``bootstrap``."""
 
@@ -124,6 +159,7 @@ class Chain:
                 "analytics": {"session_timeout_ms": 6000, "max_batch": 500,
                               "parquet": {"path": str(workdir / "parquet")}}}),
         }
+        self.counters: dict[str, TopicCounter] = {}
         self.roles = {name: RoleProcess([name, "--config", self.configs[name], "--log-level", "warning"],
                                         env={"PYTHONPATH": ROOT}, log_path=str(workdir / f"{name}.log"))
                       for name in roles}
@@ -155,6 +191,20 @@ class Chain:
             return ""
 
     # --- counting ---------------------------------------------------------------------------
+
+    def counter(self, topic: str, keep_events: bool = False) -> TopicCounter:
+        """The chain's one following reader of ``topic`` (closed by ``close_readers``)."""
+        if topic not in self.counters:
+            self.counters[topic] = TopicCounter(self.settings, topic, keep_events)
+        return self.counters[topic]
+
+    def distinct(self, topic: str) -> int:
+        return len(self.counter(topic).update())
+
+    def close_readers(self) -> None:
+        for c in self.counters.values():
+            c.close()
+        self.counters.clear()
 
     def topic_ids(self, topic: str) -> collections.Counter:
         return collections.Counter(envelope.decode(r.value)["id"] for r in read_topic(self.settings, topic))

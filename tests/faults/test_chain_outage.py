@@ -48,7 +48,7 @@ def test_agent_and_processor_hold_back_during_outage_and_catch_up(fault_broker, 
         writer = threading.Thread(target=chain.writer.write_all, args=(OUTAGE_S + 4,), daemon=True)
         writer.start()
         # the chain works before the cut
-        wait_until(lambda: len(chain.topic_ids("logtide.route.analytics")) > 0, 60, "first events routed", chain)
+        wait_until(lambda: chain.distinct("logtide.route.analytics") > 0, 60, "first events routed", chain)
         before_cut = dict(sampler.peak_kb)
         fault_broker.proxy.cut()
         cut_at = time.monotonic()
@@ -60,15 +60,16 @@ def test_agent_and_processor_hold_back_during_outage_and_catch_up(fault_broker, 
         healed_at = time.monotonic()
         assert chain.writer.written == {c: len(v) for c, v in chain.writer.lines.items()}
 
-        wait_until(lambda: len(chain.topic_ids("logtide.route.analytics")) >= total, 120,
+        wait_until(lambda: chain.distinct("logtide.route.analytics") >= total, 120,
                    "every line routed after the broker came back", chain,
-                   describe=lambda: f"{len(chain.topic_ids('logtide.route.analytics'))}/{total}")
+                   describe=lambda: f"{chain.distinct('logtide.route.analytics')}/{total}")
         caught_up_s = time.monotonic() - healed_at
         codes = chain.stop()
     finally:
         sampler.stop.set()
         for role in chain.roles.values():
             role.kill9()
+        chain.close_readers()
     assert codes == {"agent": 0, "process": 0}, codes
     raw = chain.topic_ids(RAW)
     routed = chain.topic_ids("logtide.route.analytics")

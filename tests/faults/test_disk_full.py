@@ -99,7 +99,7 @@ def test_checkpoint_disk_full_is_reported_and_leaves_the_last_good_checkpoint(ow
             chain.writer.written[c] = half[c]
         chain.start()
         first = sum(half.values())
-        wait_until(lambda: len(chain.topic_ids(RAW)) >= first, 60, "the first half in Kafka", chain)
+        wait_until(lambda: chain.distinct(RAW) >= first, 60, "the first half in Kafka", chain)
         wait_until(lambda: os.path.exists(db_path) and sum(v.get("offset", 0) for v in checkpoints(db_path).values())
                    >= sum(os.path.getsize(f.name) for f in chain.writer.files.values()), 30,
                    "the first half checkpointed", chain)
@@ -109,7 +109,7 @@ def test_checkpoint_disk_full_is_reported_and_leaves_the_last_good_checkpoint(ow
         for c, lines in chain.writer.lines.items():   # the second half while the disk is full
             chain.writer.files[c].write(b"".join(_cri(b) for b in lines[half[c]:]))
             chain.writer.written[c] = len(lines)
-        wait_until(lambda: len(chain.topic_ids(RAW)) >= total, 60, "the second half in Kafka (sending goes on)", chain)
+        wait_until(lambda: chain.distinct(RAW) >= total, 60, "the second half in Kafka (sending goes on)", chain)
         time.sleep(2)
         log = open(chain.workdir / "agent.log", "rb").read().decode("utf-8", "replace")
         assert "disk is full" in log or "No space left" in log, log[-3000:]
@@ -127,6 +127,7 @@ def test_checkpoint_disk_full_is_reported_and_leaves_the_last_good_checkpoint(ow
     finally:
         for role in chain.roles.values():
             role.kill9()
+        chain.close_readers()
         if filler:
             os.remove(filler)
         subprocess.run(["umount", "-l", str(chain.checkpoints)], capture_output=True, timeout=10)

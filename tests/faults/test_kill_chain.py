@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from tests.faults.chain import AUDITED, Chain, wait_until
+from tests.faults.chain import AUDITED, RAW, Chain, wait_until
 from tests.faults.conftest import FULL, report
 from tests.faults.harness import kill_loop
 
@@ -54,9 +54,7 @@ def test_kill9_every_role_during_the_stream_loses_nothing(own_broker, tmp_path):
         assert chain.writer.written == {c: len(v) for c, v in chain.writer.lines.items()}
 
         # everything written is in Kafka: one distinct id per line, and duplicates are exact copies
-        def raw_complete():
-            return len({e["id"] for e in chain.raw_events()}) >= total
-        wait_until(raw_complete, 120, "every line in logtide.raw.k8s", chain)
+        wait_until(lambda: chain.distinct(RAW) >= total, 120, "every line in logtide.raw.k8s", chain)
         raw = chain.raw_events()
         by_id: dict[str, dict] = {}
         for e in raw:
@@ -77,6 +75,7 @@ def test_kill9_every_role_during_the_stream_loses_nothing(own_broker, tmp_path):
     finally:
         for role in chain.roles.values():
             role.kill9()
+        chain.close_readers()
     assert codes == {"agent": 0, "process": 0, "sink": 0}, codes
 
     analytics_copies = chain.topic_ids("logtide.route.analytics")
