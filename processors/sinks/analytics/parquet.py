@@ -96,16 +96,16 @@ class ParquetOutput:
     def recent_ids(self, hours: int = 2, limit: int = 200_000) -> list[str]:
         """Ids in the files of the last ``hours`` hour partitions (by wall clock): a restart's dedup memory."""
         now = time.time()
-        wanted = {time.strftime("date=%Y-%m-%d/hour=%H", time.gmtime(now - 3600 * h)) for h in range(hours)}
+        wanted = sorted({time.strftime("date=%Y-%m-%d/hour=%H", time.gmtime(now - 3600 * h)) for h in range(hours)})
         ids: list[str] = []
-        for rel in self.store.list("", ".parquet"):
-            if rel.startswith(META) or rel.split("/", 1)[-1].rsplit("/", 1)[0] not in wanted:
+        for source in self.store.dirs(""):
+            if not source.startswith("source="):
                 continue
-            data = self.store.get(rel)
-            if data is not None:
-                ids += pq.read_table(io.BytesIO(data), columns=["id"]).column("id").to_pylist()
-            if len(ids) >= limit:
-                break
+            for hour in wanted:  # only these partitions are listed, not the whole dataset
+                for rel in self.store.list(f"{source}/{hour}", ".parquet"):
+                    data = self.store.get(rel)
+                    if data is not None:
+                        ids += pq.read_table(io.BytesIO(data), columns=["id"]).column("id").to_pylist()
         return ids[-limit:]
 
     def trust(self, committed: dict[TopicPartition, int | None]) -> None:

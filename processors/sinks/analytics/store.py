@@ -56,6 +56,11 @@ class LocalStore:
             except FileNotFoundError:
                 pass
 
+    def dirs(self, rel_dir: str = "") -> list[str]:
+        """Names of the directories directly under ``rel_dir``."""
+        base = self.root / rel_dir
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
     def list(self, rel_dir: str = "", suffix: str = "") -> list[str]:
         """Relative paths of files under ``rel_dir`` (recursive) ending with ``suffix``."""
         base = self.root / rel_dir
@@ -86,6 +91,12 @@ class S3Store:
 
     def delete(self, rel: str) -> None:
         s3.call(self.client.delete_object, Bucket=self.bucket, Key=self._key(rel))
+
+    def dirs(self, rel_dir: str = "") -> list[str]:
+        base = self._key(rel_dir.strip("/")) if rel_dir else self.prefix
+        base = base + "/" if base else ""
+        return sorted(p["Prefix"][len(base):].rstrip("/") for page in s3.list_pages(self.client, self.bucket, base, "/")
+                      for p in page.get("CommonPrefixes", []))
 
     def list(self, rel_dir: str = "", suffix: str = "") -> list[str]:
         base = self._key(rel_dir.strip("/")) if rel_dir else self.prefix
