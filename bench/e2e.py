@@ -5,8 +5,8 @@ Every role is a real subprocess on the embedded broker (confluent backend). This
 corpus lines in CRI framing to 4 container files at the target rate (all of them tailed by the agent
 and run through the processor's pipeline; the errors among them go on to the alerting engine and its
 rules), plus 10 probe lines per second (`level=error probe=<id>`), each of which opens a new alert
-group (`match` rule, `group_wait: 0s`). A local HTTP receiver notes when each probe's notification
-arrives; latency = arrival − the moment the line was written. Compare bench/alerting.py (the alerting
+group (`match` rule, `group_wait: 0s`). The webhook receiver of bench/alerting.py (HMAC-checked)
+notes when each probe's notification arrives; latency = arrival − the moment the line was written. Compare bench/alerting.py (the alerting
 hop alone, from Kafka to the webhook).
 
     python bench/e2e.py [--rates 1000,5000] [--seconds 20]
@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import glob
+import importlib.util
 import json
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -57,34 +56,15 @@ RULES = {"rules": [
 ]}
 
 
-class ProbeReceiver:
-    """Webhook receiver: the arrival time of each probe's first firing notification."""
+def _alerting_bench():
+    """bench/alerting.py: its signed-webhook probe receiver and percentile are reused here."""
+    spec = importlib.util.spec_from_file_location("alerting_bench", HERE / "alerting.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
-    def __init__(self):
-        self.received: dict[str, float] = {}
-        recv = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                now = time.time()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                for a in json.loads(body).get("alerts", []):
-                    probe = a["labels"].get("probe")
-                    if probe and a["status"] == "firing":
-                        recv.received.setdefault(probe, now)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+AB = _alerting_bench()
 
 
 def corpus() -> list[bytes]:
@@ -95,11 +75,6 @@ def corpus() -> list[bytes]:
     return out
 
 
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] if s else float("nan")
-
-
 def run_rate(bootstrap: str, rate: int, seconds: float, lines: list[bytes], workdir: Path) -> dict:
     tag = uuid.uuid4().hex[:6]
     raw, prefix = f"bench.e2e.raw.{tag}", f"bench.e2e.{tag}."
@@ -107,7 +82,7 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines: list[bytes], work
     admin = connect(settings).admin()
     admin.create_topics([TopicSpec(raw, 3), TopicSpec(prefix + "monitoring", 3)])
     admin.close()
-    recv = ProbeReceiver()
+    recv = AB.ProbeReceiver()
     pods = workdir / f"pods-{tag}"
     files = {}
     for n, c in enumerate(CONTAINERS):
@@ -133,7 +108,7 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines: list[bytes], work
             "api": {"host": "127.0.0.1", "port": 0},
             "route": {"receiver": "hook", "group_by": ["alertname", "probe"], "group_wait": "0s",
                       "group_interval": "1m", "repeat_interval": "1h"},
-            "receivers": [{"name": "hook", "webhook": [{"url": recv.url}]}]}),
+            "receivers": [{"name": "hook", "webhook": [{"url": recv.url, "secrets": [AB.SECRET]}]}]}),
     }
     roles = [RoleProcess([name, "--config", path, "--log-level", "warning"], env={"PYTHONPATH": str(ROOT)},
                          log_path=str(workdir / f"{name}-{tag}.log")) for name, path in configs.items()]
@@ -189,7 +164,7 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines: list[bytes], work
             f.close()
     lat = [recv.received[p] - t for p, t in sent.items() if p in recv.received]
     return {"target_rate": rate, "achieved_rate": round(n / elapsed, 1), "lines": n, "probes": len(sent),
-            "notified": len(lat), "p50_s": round(pct(lat, 50), 4), "p99_s": round(pct(lat, 99), 4),
+            "notified": len(lat), "bad_signatures": recv.bad, "p50_s": round(AB.pct(lat, 50), 4), "p99_s": round(AB.pct(lat, 99), 4),
             "max_s": round(max(lat), 4) if lat else None, "mean_s": round(statistics.mean(lat), 4) if lat else None}
 
 
