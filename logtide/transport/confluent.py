@@ -108,6 +108,7 @@ class ConfluentConsumer(Consumer):
     def __init__(self, conf: dict[str, Any]):
         self._c = _client(ck.Consumer, conf, "consumer")
         self._group = conf.get("group.id")
+        self._manual = False
 
     def subscribe(self, topics, on_assign: RebalanceCallback | None = None,
                   on_revoke: RebalanceCallback | None = None, pattern: bool = False):
@@ -120,6 +121,7 @@ class ConfluentConsumer(Consumer):
         self._c.subscribe(["^" + t if pattern and not t.startswith("^") else t for t in topics], **kwargs)
 
     def assign(self, partitions):
+        self._manual = True
         self._c.assign([ck.TopicPartition(t, p) for t, p in partitions])
 
     def assignment(self):
@@ -195,6 +197,10 @@ class ConfluentConsumer(Consumer):
         self._c.resume([ck.TopicPartition(t, p) for t, p in partitions])
 
     def close(self):
+        if self._manual:
+            # librdkafka can abort (rdkafka_assignment.c "rktp_started") when a consumer whose manual
+            # assignment was just replaced by seek() is closed before it ever polled; one poll settles it.
+            self._c.poll(0)
         self._c.close()
 
 
