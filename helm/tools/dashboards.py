@@ -175,6 +175,23 @@ def overview() -> dict:
                (f"histogram_quantile(0.99, sum by (sink, le) (rate(logtide_sink_write_seconds_bucket{{{NS}}}{RATE})))",
                 "{{sink}}"), unit="s"),
         ]),
+        Row("Processors and sinks", [
+            ts("Dropped on purpose, by step", (f"sum by (step) (rate(logtide_processor_dropped_total{{{NS}}}{RATE}))", "{{step}}"),
+               unit="ops", description="Filter and sample steps: events the pipeline meant to drop."),
+            ts("Redactions by kind", (f"sum by (kind) (rate(logtide_processor_redactions_total{{{NS}}}{RATE}))", "{{kind}}"),
+               unit="ops"),
+            ts("Bodies by parser", (f"sum by (format) (rate(logtide_processor_parsed_total{{{NS}}}{RATE}))", "{{format}}"),
+               unit="ops", stack=True),
+            ts("Destinations of the monitoring sink",
+               (f"sum by (result) (rate(logtide_sink_loki_entries_total{{{NS}}}{RATE}))", "Loki {{result}}"),
+               (f"sum by (result) (rate(logtide_sink_elasticsearch_docs_total{{{NS}}}{RATE}))", "Elasticsearch {{result}}"),
+               unit="ops"),
+            ts("Audit archive uploads", (f"sum by (result) (rate(logtide_sink_audit_uploads_total{{{NS}}}{RATE}))", "{{result}}/s"),
+               (f"sum(logtide_sink_audit_pending_uploads{{{NS}}})", "segments waiting")),
+            ts("Records that were not envelopes",
+               (f"sum by (sink) (rate(logtide_sink_decode_errors_total{{{NS}}}{RATE}))", "{{sink}}"), unit="ops",
+               description="Sent to the DLQ by the sinks."),
+        ]),
     ])
 
 
@@ -214,6 +231,9 @@ def agents() -> dict:
         Row("Files and metadata", [
             ts("Rotations and bad input", (f"sum by (kind) (rate(logtide_agent_rotations_total{{{sel}}}{RATE}))", "rotation {{kind}}"),
                (f"sum by (kind) (rate(logtide_agent_bad_input_total{{{sel}}}{RATE}))", "bad input {{kind}}"), unit="ops"),
+            ts("Checkpoints", (f"sum by (node) (rate(logtide_agent_checkpoint_writes_total{{{sel}}}{RATE}))", "{{node}} writes"),
+               (f"sum by (node) (rate(logtide_agent_checkpoint_errors_total{{{sel}}}{RATE}))", "{{node}} errors"),
+               unit="ops", description="Checkpoint transactions; errors mean a full or failing disk under the hostPath."),
             ts("Kubernetes metadata", (f"min by (node) (logtide_agent_kube_api_connected{{{sel}}})", "{{node}} in sync"),
                (f"sum by (node) (rate(logtide_agent_kube_api_errors_total{{{sel}}}{RATE}))", "{{node}} API errors/s"),
                (f"sum by (node) (logtide_agent_pod_cache_size{{{sel}}})", "{{node}} pods cached")),
@@ -256,6 +276,9 @@ def collectors() -> dict:
             ts("Work items per replica", (f"sum by (collector, pod) (logtide_collector_work_items{{{sel}}})", "{{collector}} {{pod}}")),
             ts("Duplicates dropped", (f"sum by (collector) (rate(logtide_collector_duplicates_dropped_total{{{sel}}}{RATE}))",
                                       "{{collector}}"), unit="ops"),
+            ts("Salesforce daily API usage", (f"max by (pod) (logtide_collector_salesforce_api_usage_ratio{{{NS}}})", "{{pod}}"),
+               unit="percentunit", description="Used/total daily API calls as Salesforce reports them; the collector "
+                                               "pauses at its api_usage_limit."),
         ]),
     ])
 
@@ -292,6 +315,9 @@ def alerting() -> dict:
                (f"sum by (receiver) (rate(logtide_alerting_rate_limited_total{{{NS}}}{RATE}))", "rate-limited: {{receiver}}"),
                unit="ops"),
             ts("Rule reloads", (f"sum by (result) (increase(logtide_alerting_rule_reloads_total{{{NS}}}{RATE}))", "{{result}}")),
+            ts("Batch evaluation time (p95)",
+               (f"histogram_quantile(0.95, sum by (stage, le) (rate(logtide_alerting_batch_seconds_bucket{{{NS}}}{RATE})))",
+                "{{stage}}"), unit="s"),
         ]),
     ])
 
