@@ -196,3 +196,4 @@ def test_flow_and_service_health_panels_show_the_pipeline_end_to_end(live):
     for title, expr in dashboard_queries(dashboards()["alerting.json"]):
         alerting.setdefault(title, expr)
     live.wait_for(grafana_to_promql(alerting["Events evaluated/s"]), until=lambda rows: float(rows[0]["value"][1]) > 0)
+    live.wait_for(grafana_to_promql(alerting["Alerts firing"]))  # the state label value the panel selects exists
