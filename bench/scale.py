@@ -5,7 +5,8 @@ The input is the processor bench's (demo-source events, 6 partitions here so two
 each), produced once; each configuration then reads all of it as a fresh consumer group with the
 reference pipeline (bench/processor.py: parse JSON + normalize + redact + route to 3 topics). The
 clock runs from the group's first committed offset to the commit of the last input offset (the group
-join and Python start-up are not timed), read from the group's committed offsets every 0.1 s.
+join and Python start-up are not timed), read from the group's committed offsets every 0.1 s; the
+replicas' CPU time over the same span says how busy they kept the cores.
 
     python bench/scale.py                      # 100k events, 2 rounds of each
     python bench/scale.py --events 20000 --rounds 1    # quick
@@ -45,6 +46,16 @@ def _processor_bench():
     return mod
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def committed(admin, group: str, topic: str) -> int:
     return sum(off for tp, off in admin.group_offsets(group).items() if tp.topic == topic and off > 0)
 
@@ -69,7 +80,9 @@ def run(bootstrap: str, topic: str, n: int, replicas: int, workdir: Path, pipeli
             now = time.monotonic()
             if t0 is None and c > 0:
                 t0, c0 = now, c
+                cpu0 = sum(cpu_s(p.pid) for p in procs)
             if c >= n:
+                cpu = sum(cpu_s(p.pid) for p in procs) - cpu0
                 break
             if any(p.poll() is not None for p in procs):
                 raise SystemExit(f"a replica exited; see {workdir}/{group}-*.log")
@@ -87,7 +100,8 @@ def run(bootstrap: str, topic: str, n: int, replicas: int, workdir: Path, pipeli
                 p.kill()
         admin.close()
     return {"replicas": replicas, "events": n - c0, "seconds": round(elapsed, 3),
-            "events_per_s": round((n - c0) / elapsed, 1)}
+            "events_per_s": round((n - c0) / elapsed, 1), "replica_cpu_s": round(cpu, 2),
+            "cores_busy": round(cpu / elapsed, 2), "events_per_cpu_s": round((n - c0) / cpu, 1) if cpu else None}
 
 
 def main() -> int:
@@ -115,7 +129,8 @@ def main() -> int:
                 for replicas in (1, 2):          # alternating, so drift in the machine's load hits both
                     r = run(bootstrap, topic, args.events, replicas, Path(d), pb.REFERENCE)
                     rounds[replicas].append(r)
-                    print(f"  {replicas} replica(s): {r['events_per_s']:,.0f} events/s ({r['seconds']} s)", flush=True)
+                    print(f"  {replicas} replica(s): {r['events_per_s']:,.0f} events/s ({r['seconds']} s), "
+                          f"{r['cores_busy']} cores busy, {r['events_per_cpu_s']:,.0f} events per CPU-second", flush=True)
     finally:
         if broker:
             broker.stop()
