@@ -514,7 +514,7 @@ class Agent:
                     _log.warning("cannot delete checkpoint of finished file", extra={"error": str(exc)})
                 metrics.FILES_FINISHED.inc()
                 try:
-                    metrics.CHECKPOINT_LAG.remove(tf.path)
+                    metrics.CHECKPOINT_LAG.remove(tf.metric_label)
                 except KeyError:
                     pass
                 _log.info("finished rotated file", extra={"path": tf.path, "why": tf.detached})
@@ -529,7 +529,7 @@ class Agent:
                 size = os.fstat(tf.fd).st_size
             except OSError:
                 size = tf.tailer.position
-            metrics.CHECKPOINT_LAG.labels(tf.path).set(max(0, size - offset))
+            metrics.CHECKPOINT_LAG.labels(tf.metric_label).set(max(0, size - offset))
             if offset != tf.checkpointed:
                 updates[key] = tf.state(offset)
         if updates and self._save_checkpoints(updates):

@@ -1,7 +1,8 @@
 """The agent's Prometheus metrics (prefix logtide_agent_; labels of bounded cardinality).
 
-The per-file checkpoint lag gauge is labelled by the file's path and its series is removed when the
-file is finished, so its cardinality is the number of files currently tailed.
+The per-file checkpoint lag gauge is labelled by namespace/pod/container/<file name> for pod logs (never
+the pod uid that kubelet puts in the path) or by the path of a plain file; its series is removed when
+the file is finished, so its cardinality is the number of files currently tailed.
 """
 
 from prometheus_client import Counter, Gauge

@@ -31,6 +31,9 @@ class TrackedFile:
         self.window = AckWindow()
         self.ref = ref
         self.key = (ref.key if ref else path).encode("utf-8", "surrogateescape")
+        # Metric label for this file: namespace/pod/container/<file> for pod logs (no pod uid in a
+        # label), the path itself for plain files.
+        self.metric_label = f"{ref.key}/{os.path.basename(path)}" if ref else path
         self.resource: dict = {}
         self.attributes: dict[str, dict] = {}    # per stream, shared by the events of this file
         self.metadata_version = -1

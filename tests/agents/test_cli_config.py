@@ -109,5 +109,7 @@ def test_metrics_the_issue_lists(tmp_path, fast_kafka, new_topic):
                  "logtide_agent_rotations_total", "logtide_agent_checkpoint_lag_bytes",
                  "logtide_agent_dropped_records_total", "logtide_agent_queue_depth", "logtide_agent_bad_input_total"):
         assert name in text, name
-    assert f'logtide_agent_checkpoint_lag_bytes{{path="{pods / "0.log"}"}} 0.0' in text
+    # Labelled namespace/pod/container/file: the pod uid of the kubelet path stays out of labels.
+    assert 'logtide_agent_checkpoint_lag_bytes{path="ns/p-1/c/0.log"} 0.0' in text
+    assert "uid" not in "".join(line for line in text.splitlines() if line.startswith("logtide_agent_checkpoint_lag"))
     reader.close()
