@@ -277,7 +277,11 @@ class Agent:
             except OSError:
                 pass
             if match is None:
-                self.checkpoints.delete(key)
+                try:
+                    self.checkpoints.delete(key)
+                except CheckpointError as exc:  # full disk at start: the stale entry is dropped next time
+                    metrics.CHECKPOINT_ERRORS.inc()
+                    _log.warning("cannot delete checkpoint of a vanished file", extra={"error": str(exc)})
                 continue
             st = os.stat(match)
             tf = self.open_file(key, Found(match, match, st.st_dev, st.st_ino, st.st_size, st.st_mtime),

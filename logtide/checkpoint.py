@@ -76,7 +76,10 @@ class SqliteCheckpoints:
 
     def delete(self, key: str) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM checkpoints WHERE key=?", (key,))
+            try:
+                self._db.execute("DELETE FROM checkpoints WHERE key=?", (key,))
+            except sqlite3.Error as exc:
+                raise CheckpointError(f"cannot delete checkpoint in {self.path}: {exc}") from None
 
     def items(self) -> Iterator[tuple[str, dict]]:
         with self._lock:
