@@ -19,7 +19,8 @@ from alerting.receiver import PrintingReceiver
 
 _log = log.get("alerting.up")
 
-SAMPLE_RULES = Path(__file__).resolve().parent.parent / "examples" / "alert-rules.yaml"
+# A link to examples/alert-rules.yaml in the repo; a real file inside an installed wheel.
+SAMPLE_RULES = Path(__file__).with_name("sample-rules.yaml")
 
 
 def up(ctx) -> list:
