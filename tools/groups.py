@@ -51,32 +51,16 @@ def list_groups(transport: Transport, only: list[str] | None = None) -> list[str
 
 
 def group_states(transport: Transport, groups: list[str]) -> dict[str, str | None]:
-    """Each group's coordinator state (Stable, Empty, Dead, PreparingRebalance …); None if unknown.
-
-    The transport interface has no "describe group" yet, so this asks librdkafka's admin client
-    directly with the same connection settings.
-    """
+    """Each group's coordinator state (Stable, Empty, Dead, PreparingRebalance …); None if unknown."""
     if not groups:
         return {}
+    admin = transport.admin()
     try:
-        from confluent_kafka.admin import AdminClient
-
-        from logtide.transport.confluent import _common
-    except ImportError:
+        return admin.group_states(groups)
+    except TransportError:
         return {g: None for g in groups}
-    out: dict[str, str | None] = {}
-    try:
-        admin = AdminClient(_common(transport.settings))
-        futures = admin.describe_consumer_groups(groups, request_timeout=10)
-        for g, fut in futures.items():
-            try:
-                desc = fut.result(10)
-                out[g] = desc.state.name.title().replace("_", "") if desc.state is not None else None
-            except Exception:
-                out[g] = None
-    except Exception:
-        return {g: None for g in groups}
-    return out
+    finally:
+        admin.close()
 
 
 def snapshot(transport: Transport, groups: list[str]) -> dict[str, GroupSnapshot]:

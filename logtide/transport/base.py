@@ -185,6 +185,13 @@ class Admin(_Client):
     @abstractmethod
     def list_groups(self) -> list[str]: ...
 
+    def group_states(self, groups: list[str]) -> dict[str, str | None]:
+        """Each group's coordinator state (Stable, Empty, Dead, PreparingRebalance …); None if unknown.
+
+        Backends that cannot ask answer None for every group.
+        """
+        return {g: None for g in groups}
+
     @abstractmethod
     def group_offsets(self, group: str) -> dict[TopicPartition, int]:
         """Committed offsets of a consumer group."""

@@ -250,6 +250,23 @@ class ConfluentAdmin(Admin):
             raise TransportError(f"list groups: {exc}") from None
         return sorted(g.group_id for g in res.valid)
 
+    def group_states(self, groups):
+        out: dict[str, str | None] = {g: None for g in groups}
+        if not groups:
+            return out
+        try:
+            futures = self._a.describe_consumer_groups(list(groups), request_timeout=10)
+        except ck.KafkaException:
+            return out
+        for g, fut in futures.items():
+            try:
+                desc = fut.result(10)
+            except ck.KafkaException:
+                continue
+            if desc.state is not None:
+                out[g] = desc.state.name.title().replace("_", "")
+        return out
+
     def group_offsets(self, group):
         from confluent_kafka import ConsumerGroupTopicPartitions
         futs = self._a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=10)

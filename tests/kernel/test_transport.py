@@ -342,3 +342,25 @@ def test_small_buffer_applies_backpressure_without_losing_records(transport, new
     finally:
         producer.close()
     assert len(acked) == 300 and not any(acked)
+
+
+def test_group_states_of_a_committed_group(kafka_settings, new_topic):
+    """confluent asks the coordinator (a group with no members is Empty); kafka-python answers None."""
+    from logtide.transport import TopicPartition, connect
+    topic = new_topic(1)
+    transport = connect(kafka_settings)
+    group = f"states-{topic}"
+    consumer = transport.consumer(group)
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.commit({TopicPartition(topic, 0): 0})
+    consumer.close()
+    admin = transport.admin()
+    try:
+        states = admin.group_states([group])
+    finally:
+        admin.close()
+    assert set(states) == {group}
+    if kafka_settings.client == "confluent":
+        assert states[group] is not None and states[group] != "Dead"
+    else:
+        assert states[group] is None
