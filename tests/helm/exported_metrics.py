@@ -29,6 +29,8 @@ def import_all() -> list[str]:
             errors.append(f"{package}: {traceback.format_exc(limit=1).strip().splitlines()[-1]}")
             continue
         for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
+            if info.name.rsplit(".", 1)[-1] == "__main__":
+                continue  # `python -m` entry points run the CLI when imported
             try:
                 importlib.import_module(info.name)
             except Exception:
