@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from logtide.transport import Consumer, TopicPartition, TopicSpec, Transport
 
 RAW_PREFIX = "logtide.raw."
@@ -50,7 +52,6 @@ def exact_end_offsets(consumer: Consumer, partitions: list[TopicPartition], time
     for tp in probe:
         consumer.seek(tp, reported[tp] - 1)
     pending = set(probe)
-    import time
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         for rec in consumer.poll_batch(10_000, 0.1):
