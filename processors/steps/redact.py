@@ -58,8 +58,14 @@ SECRET_KEYS = ("password", "passwd", "pwd", "secret", "token", "authorization", 
 #: has no '@', no 4-digit run, no 'eyJ' …); a string that passes none is not scanned at all. Written
 #: as one function of substring tests (C speed) rather than one regex or one call per kind.
 _BIT = {kind: 1 << i for i, kind in enumerate(ALL_KINDS)}
-_DIGIT = re.compile(r"\d").search
-_DIGITS4 = re.compile(r"\d{4}").search
+#: Exact pre-conditions, much cheaper than the passes they guard (each pass is a scan of the whole
+#: string): a card needs 13 digits with at most one space or dash between them (for ASCII text: 13
+#: zeros in a row once digits map to "0", other bytes to "x" and spaces and dashes are deleted); an
+#: IPv4 has 3 dots; an address ``ipaddress`` accepts has a "::" or 7 colons (times like 02:56:15
+#: never reach the IPv6 pass).
+_CARD_HINT = re.compile(r"\d(?:[ -]?\d){12}").search
+_DIGITS_TO_ZERO = bytes(48 if 48 <= b <= 57 else 120 for b in range(256))
+_CARD_RUN = b"0" * 13
 _IPV4_HINT = re.compile(r"\d\.\d{1,3}\.").search
 _IPV6_HINT = re.compile(r":(?::|[0-9A-Fa-f]{1,4}:)").search
 _AWS_HINT = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16}").search
@@ -75,17 +81,19 @@ MEMO_ENTRIES = 20_000
 _WHOLE_MATCH_KINDS = frozenset({"email", "jwt", "aws_key", "ipv4"})
 
 
-def hint_mask(s: str) -> int:
-    """Bit set of the built-in kinds ``s`` may contain (false positives fine, false negatives not)."""
-    m = 0
-    if "@" in s:
-        m = _B_EMAIL
-    if _DIGIT(s) is not None:
-        if _DIGITS4(s) is not None:
-            m |= _B_CARD
-        if "." in s and _IPV4_HINT(s) is not None:
-            m |= _B_IPV4
-    if ":" in s and _IPV6_HINT(s) is not None:
+def hint_mask(s: str, candidates: bool = False) -> int:
+    """Bit set of the built-in kinds ``s`` may contain (false positives fine, false negatives not).
+
+    ``candidates``: set a kind's bit whenever its regex may match, even where the check after the
+    match (``ipaddress``) must refuse it: in one alternation a refused candidate still hides the text
+    it spans from the other kinds, so leaving its regex out would change the result."""
+    m = _B_EMAIL if "@" in s else 0
+    if (_CARD_RUN in s.encode().translate(_DIGITS_TO_ZERO, b" -")) if s.isascii() else \
+            (_CARD_HINT(s) is not None):
+        m |= _B_CARD
+    if s.count(".") >= 3 and _IPV4_HINT(s) is not None:
+        m |= _B_IPV4
+    if ":" in s and (candidates or "::" in s or s.count(":") >= 7) and _IPV6_HINT(s) is not None:
         m |= _B_IPV6
     if "eyJ" in s:
         m |= _B_JWT
@@ -189,6 +197,7 @@ class Redactor:
                 kind = self._group_kind[group]
                 whole = kind in _WHOLE_MATCH_KINDS or (bit >= 1 << len(ALL_KINDS) and len(rx.groupindex) == 1)
                 self._passes.append((bit, rx, f"<{kind}>" if whole else self._replace, kind))
+        self._passes_for: dict[int, list] = {}  # bit set of kinds whose pre-check passed → their passes
         self._compiled: dict[int, re.Pattern] = {}  # bit set of kinds whose pre-check passed → alternation
         self._hashing = mode == "hash"
         self._key = (secret or "").encode()
@@ -246,42 +255,53 @@ class Redactor:
         """``text`` with every enabled kind replaced. Short strings repeat a lot in logs (levels, user
         names, paths, messages): their results are remembered (bounded), counts included."""
         if len(text) > MEMO_MAX_LEN:
-            return self._redact(text)
+            mask = self._mask(text)
+            return self._apply(text, mask) if mask else text
         hit = self._memo.get(text)
         if hit is not None:
             out, found = hit
             for kind, n in found:
                 self.counts[kind] = self.counts.get(kind, 0) + n
             return out
-        outer, self.counts = self.counts, {}
-        try:
-            out = self._redact(text)
-        finally:
-            found, self.counts = self.counts, outer
-        for kind, n in found.items():
-            outer[kind] = outer.get(kind, 0) + n
+        mask = self._mask(text)
+        if not mask:
+            out, found = text, {}
+        else:
+            outer, self.counts = self.counts, {}
+            try:
+                out = self._apply(text, mask)
+            finally:
+                found, self.counts = self.counts, outer
+            for kind, n in found.items():
+                outer[kind] = outer.get(kind, 0) + n
         if len(self._memo) >= MEMO_ENTRIES:
             self._memo.clear()
         self._memo[text] = (out, tuple(found.items()))
         return out
 
-    def _redact(self, text: str) -> str:
-        mask = hint_mask(text) & self._enabled if self._enabled else 0
+    def _mask(self, text: str) -> int:
+        """The kinds whose pre-check ``text`` passes (0: nothing to do)."""
+        mask = hint_mask(text, self._hashing) & self._enabled if self._enabled else 0
         for bit, hint in self._custom_checks:
             if hint is None or hint in text:
                 mask |= bit
-        if not mask:
-            return text
+        return mask
+
+    def _apply(self, text: str, mask: int) -> str:
+        """The passes of the kinds in ``mask``, in kind order (each sees the previous one's output)."""
         if not self._passes:
             return self._regex(mask).sub(self._replace, text)
-        for bit, rx, repl, kind in self._passes:
-            if mask & bit:
-                if repl.__class__ is str:
-                    text, n = rx.subn(repl, text)
-                    if n:
-                        self.counts[kind] = self.counts.get(kind, 0) + n
-                else:
-                    text = rx.sub(repl, text)
+        passes = self._passes_for.get(mask)
+        if passes is None:
+            passes = self._passes_for[mask] = [(rx, repl, kind) for bit, rx, repl, kind in self._passes
+                                               if mask & bit]
+        for rx, repl, kind in passes:
+            if repl.__class__ is str:
+                text, n = rx.subn(repl, text)
+                if n:
+                    self.counts[kind] = self.counts.get(kind, 0) + n
+            else:
+                text = rx.sub(repl, text)
         return text
 
     def _learn_key(self, key: str) -> bool:
