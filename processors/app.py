@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
+from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
@@ -46,33 +47,40 @@ DLQ_HEADER_SIZE = "logtide.dlq.original_size"
 
 
 class HeaderMaker:
-    """``envelope.headers(event)`` with the parts that repeat (routes, source, severity) encoded once."""
+    """``envelope.headers(event)`` with the part that repeats (source, routes, schema, severity) encoded
+    once per distinct combination: one lookup per output, only the id is encoded each time."""
 
     def __init__(self):
-        self._routes: dict[tuple, tuple[str, bytes]] = {}
-        self._source: dict[str, tuple[str, bytes]] = {}
-        self._severity: dict[int, tuple[str, bytes]] = {}
-        self._schema: dict[int, tuple[str, bytes]] = {}
+        self._tails: dict[tuple, tuple[tuple[str, bytes], ...]] = {}
 
     def __call__(self, event: dict) -> list[tuple[str, bytes]]:
-        routes = tuple(event["routes"])
-        r = self._routes.get(routes)
-        if r is None:
-            r = self._routes[routes] = (envelope.HEADER_ROUTES, ",".join(routes).encode())
-        src = self._source.get(event["source"])
-        if src is None:
-            src = self._source[event["source"]] = (envelope.HEADER_SOURCE, event["source"].encode())
-        sev = self._severity.get(event["severity_number"])
-        if sev is None:
-            sev = self._severity[event["severity_number"]] = (envelope.HEADER_SEVERITY,
-                                                              str(event["severity_number"]).encode())
-        schema = self._schema.get(event["schema"])
-        if schema is None:
-            schema = self._schema[event["schema"]] = (envelope.HEADER_SCHEMA, str(event["schema"]).encode())
-        if len(self._source) > 1000 or len(self._routes) > 1000:  # data-driven keys: stay bounded
-            self._source.clear()
-            self._routes.clear()
-        return [(envelope.HEADER_ID, event["id"].encode()), src, r, schema, sev]
+        key = (event["source"], *event["routes"], event["schema"], event["severity_number"])
+        tail = self._tails.get(key)
+        if tail is None:
+            if len(self._tails) > 1000:  # data-driven keys: stay bounded
+                self._tails.clear()
+            h = envelope.headers(event)
+            tail = self._tails[key] = (h[1], h[2], h[3], h[4])
+        return [(envelope.HEADER_ID, event["id"].encode()), *tail]
+
+
+def observe_many(hist, values: list[float]) -> None:
+    """``hist.observe(v)`` for each value, counted per bucket first (one increment per bucket touched,
+    not per value); falls back to ``observe`` if prometheus_client's histogram internals change."""
+    bounds, buckets, total = (getattr(hist, "_upper_bounds", None), getattr(hist, "_buckets", None),
+                              getattr(hist, "_sum", None))
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for v in values:
+            hist.observe(v)
+        return
+    hist._raise_if_not_observable()
+    counts = [0] * len(bounds)
+    for v in values:
+        counts[bisect_left(bounds, v)] += 1  # the first bound >= v, as observe picks it
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
+    total.inc(sum(values))
 
 
 class ProcessorConfig(RoleConfig):
@@ -249,9 +257,7 @@ class Processor:
         hist = self._lag_metrics.get(label)
         if hist is None:
             hist = self._lag_metrics[label] = EVENT_LAG.labels(label)
-        observe = hist.observe
-        for v in values_ns:
-            observe(v / 1e9)
+        observe_many(hist, [v / 1e9 for v in values_ns])
 
     def _dead_too_large(self, rec: Record) -> None:
         """The DLQ gets the head of an oversized value (the broker would refuse the whole of it)."""

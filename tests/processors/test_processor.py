@@ -12,7 +12,7 @@ import pytest
 from logtide import envelope
 from logtide.dlq import error_info
 from logtide.transport import connect
-from processors.app import DLQ_HEADER_SIZE, EVENT_LAG, HeaderMaker, load, make_processor
+from processors.app import DLQ_HEADER_SIZE, EVENT_LAG, HeaderMaker, load, make_processor, observe_many
 from tests.processors.conftest import (
     create_topic, make_event, produce, produce_events, read_topic, route_topic, write_config,
 )
@@ -180,3 +180,23 @@ def test_header_maker_matches_the_envelope_headers():
         ev = make_event(i)
         ev.update(routes=routes, severity_number=i * 5)
         assert make(ev) == envelope.headers(ev)
+    for i in range(1500):  # more combinations than it keeps: still right after clearing
+        ev = make_event(i)
+        ev.update(source=f"s{i}", routes=["audit", "analytics"][: i % 3])
+        assert make(ev) == envelope.headers(ev)
+
+
+def test_observe_many_exports_what_observe_would():
+    from prometheus_client import CollectorRegistry, Histogram
+    registry = CollectorRegistry()
+    buckets = (0.01, 0.5, 1, 2, 60)
+    one = Histogram("one_seconds", "by observe", buckets=buckets, registry=registry)
+    many = Histogram("many_seconds", "by observe_many", buckets=buckets, registry=registry)
+    values = [0.0, 0.01, 0.010001, 0.5, 0.7, 1, 2, 2.5, 60, 61, 1e9, -3]
+    for v in values:
+        one.observe(v)
+    observe_many(many, values)
+    observe_many(many, [])
+    samples = {m.name.split("_")[0]: [(s.name.split("_", 1)[1], s.labels, s.value) for s in m.samples
+                                       if not s.name.endswith("_created")] for m in registry.collect()}
+    assert samples["one"] == samples["many"] and len(samples["one"]) == len(buckets) + 3  # +Inf, count, sum
