@@ -390,6 +390,7 @@ class Parse(Step):
                     return p
             return None
         self._chain = [parse_regex if f == "regex" else _PARSERS[f] for f in config.formats]
+        self._parse = self._chain[0] if len(self._chain) == 1 else self.parse_text  # one format: no loop
         self.keep_original = config.keep_original
         self.use_parsed_time = config.use_parsed_time
         self.counts: dict[str, int] = {}
@@ -405,7 +406,7 @@ class Parse(Step):
         body = event.get("body")
         if not isinstance(body, str) or not body:
             return event
-        p = self.parse_text(body)
+        p = self._parse(body)
         fmt = p.format if p is not None else "none"
         self.counts[fmt] = self.counts.get(fmt, 0) + 1
         if p is None:

@@ -60,6 +60,26 @@ def test_hash_mode_alternation_sees_every_kind_that_can_match(texts):
                 assert mask & _BIT[kind], (kind, t)
 
 
+#: The plain forms of the regexes that PATTERNS writes for speed (possessive local part, IPv4 guard).
+READABLE = {
+    "email": r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})",
+    "ipv4": r"(?P<ipv4>(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
+            r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.]))",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(READABLE))
+def test_fast_regexes_match_what_their_readable_forms_match(texts, kind):
+    fast, plain = re.compile(PATTERNS[kind]), re.compile(READABLE[kind])
+    extra = ["a@b.co", "x@@y.com", "a.b@c.d.ef", "-@x.io", "1.2.3.4", "01.2.3.4", "255.255.255.255",
+             "256.1.1.1", "1.2.3", "1.2.3.4.5", "999.1.1.1 8.8.8.8", "1.1.1.1a"]
+    for t in texts + extra:
+        assert [m.span() for m in fast.finditer(t)] == [m.span() for m in plain.finditer(t)], t
+        for pos in range(0, len(t), 7):  # also from inside the text, as an alternation reaches it
+            fm, pm = fast.match(t, pos), plain.match(t, pos)
+            assert (fm and fm.span()) == (pm and pm.span()), (t, pos)
+
+
 @pytest.mark.parametrize("mode,text,expected", [
     # a time is an IPv6 candidate that ipaddress refuses: in one alternation it hides what it spans
     ("hash", "02:56:15a@b.co:", "02:56:15a@b.co:"),
