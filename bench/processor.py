@@ -11,7 +11,7 @@ group join is not timed). The process is pinned to one CPU; the embedded broker 
 
     python bench/processor.py                      # 100k events, 3 rounds, pinned to CPU 1
     python bench/processor.py --events 20000 --rounds 1
-    python bench/processor.py --profile            # cProfile of the handler, top functions
+    python bench/processor.py --profile            # cProfile of the processor's handler without Kafka
 """
 
 from __future__ import annotations
@@ -195,31 +195,67 @@ def quix(settings, raw: str, n: int) -> tuple[float, float]:
     return state["count"] / (t1 - state["t0"]), state["count"] / (c1 - state["c0"])
 
 
+class _CountingProducer:
+    """A producer that only counts: the processor's own work without Kafka's."""
+
+    def __init__(self):
+        self.produced = 0
+
+    def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None):
+        self.produced += 1
+
+    def flush(self, timeout=None):
+        return 0
+
+    def poll(self, timeout=0.0):
+        return 0
+
+    def close(self):
+        pass
+
+
+class _NoKafka:
+    name = "none"
+
+    def producer(self, **_):
+        return _CountingProducer()
+
+
 def profile(n: int) -> None:
-    """Where the handler's time goes, without Kafka: decode → pipeline → encode + headers."""
+    """Where the handler's time goes without Kafka: ``Processor.handle`` on batches of records (decode →
+    pipeline → encode, headers, metrics) with a producer that only counts."""
     import cProfile
     import pstats
 
-    import orjson
-
     from collectors.demo import DemoLogs
-    from processors.pipeline import Pipeline, build_steps
+    from logtide.transport import Record
+    from processors.app import Processor, ProcessorConfig, build_pipeline
     from processors.steps import StepContext
     gen = DemoLogs(seed=7)
-    values = [envelope.encode(gen.next()[0]) for _ in range(n)]
-    pipeline = Pipeline(build_steps(REFERENCE, StepContext(sinks=SINKS)))
+    records = []
+    for i in range(n):
+        event, key = gen.next()
+        event["ingest_time"] = time.time_ns()
+        records.append(Record("raw", i % PARTITIONS, i, key, envelope.encode(event), envelope.headers(event), None))
+    config = ProcessorConfig(kafka=KafkaSettings(bootstrap="unused:9092"), topics=["raw"], pipeline=REFERENCE,
+                             max_batch=MAX_BATCH)
 
-    def work():
-        for v in values:
-            for ev, sinks in pipeline.run(envelope.decode(v, check_depth=v.count(b"{") + v.count(b"[") > 64)):
-                orjson.dumps(ev)
-                envelope.headers(ev)
-    t = time.perf_counter()
-    work()
-    print(f"no Kafka: {n / (time.perf_counter() - t):,.0f} events/s")
+    def handler():
+        ctx = StepContext(sinks=SINKS)
+        return Processor(config, _NoKafka(), build_pipeline(config, "reference", ctx), ctx)
+
+    def work(proc):
+        for i in range(0, n, MAX_BATCH):
+            proc.handle(records[i:i + MAX_BATCH])
+    proc = handler()
+    t, c = time.perf_counter(), time.thread_time()
+    work(proc)
+    wall, cpu = time.perf_counter() - t, time.thread_time() - c
+    print(f"no Kafka: {n / wall:,.0f} events/s, {cpu / n * 1e6:.1f} us CPU per event, "
+          f"{proc.producer.produced / n:.2f} outputs per event")
     prof = cProfile.Profile()
-    prof.runcall(work)
-    pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+    prof.runcall(work, handler())
+    pstats.Stats(prof).sort_stats("tottime").print_stats(25)
 
 
 def main() -> int:
