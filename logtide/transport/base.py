@@ -118,6 +118,16 @@ class Producer(_Client):
     def flush(self, timeout: float | None = None) -> int:
         """Wait until every queued record is acknowledged (callbacks served); return how many remain."""
 
+    @abstractmethod
+    def pending(self) -> int:
+        """Records queued or in flight: neither acknowledged nor reported failed yet."""
+
+    def bind(self, topic: str, on_delivery: DeliveryCallback | None) -> Callable[[bytes, bytes | None, list | None], None]:
+        """``produce`` for one topic and one callback, as ``f(value, key, headers)``: for hot loops,
+        where a backend can skip per-call argument handling."""
+        produce = self.produce
+        return lambda value, key, headers: produce(topic, value, key, headers, None, on_delivery)
+
 
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]
@@ -210,8 +220,14 @@ class Transport(ABC):
         self.settings = settings
 
     @abstractmethod
-    def producer(self, *, linger_ms: int = 5, max_buffer: int = 100_000, **overrides: Any) -> Producer:
-        """A producer (idempotent, acks=all). ``max_buffer`` bounds records queued but unacked."""
+    def producer(self, *, linger_ms: int = 5, max_buffer: int = 100_000, report_successes: bool = True,
+                 **overrides: Any) -> Producer:
+        """A producer (idempotent, acks=all). ``max_buffer`` bounds records queued but unacked.
+
+        ``report_successes=False``: ``on_delivery`` is called for failed records only; a caller learns
+        of acknowledgements by ``flush()``/``pending()`` reaching 0. For sources at high rates: no
+        Python call per acknowledged record (see logtide/sender.py ``DrainingSender``).
+        """
 
     @abstractmethod
     def consumer(self, group_id: str | None = None, *, auto_offset_reset: str = "earliest",

@@ -180,3 +180,20 @@ def test_headers_repeat_routing_fields():
 def test_header_value_tolerates_bad_bytes_and_str():
     assert header_value([("h", b"\xff")], "h") == "\ufffd"
     assert header_value([("h", "text")], "h") == "text"
+
+
+@pytest.mark.parametrize("body", ["plain", 'quo"te \\ back', "tab\tnew\nline\x00\x1f", "\u2028 é 日本 🎉", ""])
+@pytest.mark.parametrize("time_ns", [None, 0, 1_700_000_000_123_456_789])
+def test_event_template_encodes_what_encode_does(body, time_ns):
+    attributes = {"log.iostream": "stderr", "log.file.path": "/var/log/pods/a_b_c/d/0.log", "n": {"x": [1, 2]}}
+    resource = {"k8s.pod.name": "web-0", "k8s.pod.labels": {"app": "w\"eb"}, "service.name": "web"}
+    template = envelope.EventTemplate(source="k8s", attributes=attributes, resource=resource, routes=["audit"])
+    event = envelope.new_event(id="id-1", body=body, source="k8s", time=time_ns, observed_time=5,
+                               severity_text="WARN", attributes=attributes, resource=resource, routes=["audit"])
+    event["ingest_time"] = 7
+    value = template.encode("id-1", time_ns, 5, 7, body, "WARN", 13)
+    assert envelope.decode(value) == envelope.decode(envelope.encode(event))
+    assert template.headers("id-1", 13) == envelope.headers(event)
+    plain = dict(event, severity_text="", severity_number=0)
+    value, headers = template.record("id-1", time_ns, 5, 7, body)
+    assert envelope.decode(value) == envelope.decode(envelope.encode(plain)) and headers == envelope.headers(plain)

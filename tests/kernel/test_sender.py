@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from logtide import envelope
-from logtide.sender import EventSender
+from logtide.sender import DrainingSender, EventSender
 from logtide.transport import TopicPartition, connect
 
 pytestmark = pytest.mark.timeout(30)
@@ -47,3 +47,85 @@ def test_send_stamps_encodes_sets_headers_and_acks(fast_kafka, new_topic):
     assert envelope.header_value(h, envelope.HEADER_ID) == events[0]["id"]
     assert envelope.header_value(h, envelope.HEADER_ROUTES) == "audit"
     assert envelope.header_value(h, envelope.HEADER_SEVERITY) == "17"
+
+
+def _events(n: int, template: envelope.EventTemplate) -> list[tuple[bytes, list]]:
+    return [template.record(envelope.make_id("drain", i), 1_700_000_000_000_000_000 + i, 5, 6, f"line {i}")
+            for i in range(n)]
+
+
+def _read(transport, topic: str, count: int) -> list:
+    consumer = transport.consumer(None)
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        recs: list = []
+        deadline = time.monotonic() + 15
+        while len(recs) < count and time.monotonic() < deadline:
+            recs += consumer.poll_batch(100, 0.5)
+        return recs
+    finally:
+        consumer.close()
+
+
+def test_draining_sender_learns_acks_at_the_drain(kafka_settings, new_topic):
+    """Both backends: no callback per success, drain() is the ack; counters and metrics then agree."""
+    topic = new_topic(1)
+    transport = connect(kafka_settings)
+    sender = DrainingSender(transport.producer(report_successes=False), "draintest", topic)
+    template = envelope.EventTemplate(source="k8s", resource={"k8s.pod.name": "p"}, attributes={"log.iostream": "stdout"})
+    records = _events(50, template)
+    for value, headers in records:
+        sender.send(value, b"pod-1", headers)
+    assert sender.sent == 50
+    assert sender.drain(15) is True
+    assert sender.in_flight == 0 and sender.acked == 50 and sender.failures == 0
+    assert REGISTRY.get_sample_value("logtide_events_produced_total",
+                                     {"component": "draintest", "topic": topic}) == 50
+    sender.producer.close()
+    recs = _read(transport, topic, 50)
+    assert [r.value for r in recs] == [v for v, _ in records]
+    assert all(r.key == b"pod-1" for r in recs)
+    assert envelope.header_value(recs[7].headers, envelope.HEADER_ID) == envelope.make_id("drain", 7)
+
+
+def test_draining_sender_resends_a_refused_record_after_shrinking_it(fast_kafka, new_topic):
+    """A record over the client's message.max.bytes is refused at produce: shrunk, sent again, drained."""
+    topic = new_topic(1)
+    transport = connect(fast_kafka)
+    shrunk: list[int] = []
+
+    def shrink(value: bytes) -> bytes:
+        shrunk.append(len(value))
+        event = envelope.decode(value)
+        event["body"] = event["body"][:100]
+        return envelope.encode(event)
+
+    sender = DrainingSender(transport.producer(report_successes=False), "draintest2", topic, shrink=shrink)
+    template = envelope.EventTemplate(source="k8s")
+    value, headers = template.record("big-one", None, 5, 6, "x" * 2_000_000)
+    sender.send(value, None, headers)
+    assert sender.failures == 1 and len(sender.retry) == 1 and shrunk == [len(value)]
+    assert sender.drain(15) is True                 # the retry was sent and acknowledged
+    assert sender.retry == [] and sender.acked == 1
+    sender.producer.close()
+    (rec,) = _read(transport, topic, 1)
+    event = envelope.decode(rec.value)
+    assert event["id"] == "big-one" and event["body"] == "x" * 100
+    assert envelope.header_value(rec.headers, envelope.HEADER_ID) == "big-one"   # headers rebuilt for the retry
+
+
+def test_draining_sender_keeps_what_kafka_never_acknowledged(broker, new_topic):
+    """Kafka unreachable: the drain fails, every record waits in the retry list with its headers."""
+    from logtide.transport import KafkaSettings
+    transport = connect(KafkaSettings(bootstrap="127.0.0.1:1", client="confluent"))
+    sender = DrainingSender(transport.producer(report_successes=False, **{"message.timeout.ms": 300}),
+                            "draintest3", "nowhere", retry_seconds=60)
+    for value, headers in _events(3, envelope.EventTemplate(source="k8s")):
+        sender.send(value, b"k", headers)
+    assert sender.drain(2.0) is False               # (it sent the refused records again meanwhile)
+    sender.producer.flush(2.0)                      # serve the last failure reports
+    assert sender.failures >= 3 and sender.failures % 3 == 0
+    assert sender.acked == 0 and sender.in_flight == 3 and len(sender.retry) == 3
+    assert [envelope.header_value(h, envelope.HEADER_ID) for _, _, h in sender.retry] == \
+        [envelope.make_id("drain", i) for i in range(3)]
+    sender.producer._p = None   # nothing to flush into a Kafka that is not there

@@ -364,3 +364,28 @@ def test_group_states_of_a_committed_group(kafka_settings, new_topic):
         assert states[group] is not None and states[group] != "Dead"
     else:
         assert states[group] is None
+
+
+def test_bound_produce_reporting_failures_only(transport, new_topic):
+    """report_successes=False: no callback for an acknowledged record; pending() says what is left."""
+    topic = new_topic(1)
+    producer = transport.producer(report_successes=False)
+    reports = []
+    send = producer.bind(topic, lambda err, rec: reports.append(err))
+    try:
+        for i in range(20):
+            send(f"v{i}".encode(), b"k", [("h", b"1")])
+        assert producer.pending() > 0 or producer.flush(0) == 0
+        assert producer.flush(20) == 0 and producer.pending() == 0
+        producer.poll(0.1)
+        assert reports == []
+    finally:
+        producer.close()
+    consumer = transport.consumer(None)
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        recs = consume(consumer, 20)
+    finally:
+        consumer.close()
+    assert [r.value for r in recs] == [f"v{i}".encode() for i in range(20)]
+    assert all(("h", b"1") in r.headers and r.key == b"k" for r in recs)
