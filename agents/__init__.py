@@ -10,11 +10,10 @@ One file per concern (the shape of Vector's kubernetes_logs source):
     path_info.py       namespace/pod/uid/container from the kubelet's path layouts
     file_identity.py   device + inode + fingerprint of the first bytes (+ truncation generation)
     tailer.py          complete lines with byte offsets from one file; long lines cut; truncation seen
-    tracked_file.py    what is kept per file (identity, reader, mergers, ack window, enrichment)
+    tracked_file.py    what is kept per file (identity, reader, mergers, what was sent, enrichment)
     parser/            cri.py, docker.py, plain.py, picker.py (format per file), timestamps.py
     partial_merger.py  CRI P…F / docker pieces → one line (size cap, timeout)
     multiline.py       stack traces → one record (built-in Java/Python/Go rules or a start pattern)
-    ack_window.py      the first byte not yet acknowledged by Kafka (what may be checkpointed)
     pod_metadata.py    list+watch of this node's pods and namespaces, cached, kept after deletion
     exclusion.py       logtide.io/exclude, logtide.io/exclude-containers, namespace include/exclude
     resource.py        the envelope's OTel k8s resource attributes

@@ -84,7 +84,8 @@ def build_agent(config: AgentConfig, transport):
         admin.create_topics([TopicSpec(config.topic_name(), 3)])
     finally:
         admin.close()
-    producer = transport.producer(max_buffer=max(100_000, 2 * config.queue.max_records))
+    # The agent learns of acknowledgements by draining (agents/agent.py), not per record.
+    producer = transport.producer(max_buffer=max(100_000, 2 * config.queue.max_records), report_successes=False)
     checkpoints = SqliteCheckpoints(os.path.join(config.checkpoint_dir, "checkpoints.sqlite"))
     metadata = PodMetadata(config.kubernetes) if config.metadata_enabled() else None
     return Agent(config, producer, checkpoints, metadata)

@@ -18,8 +18,6 @@ import re
 import time
 from typing import NamedTuple
 
-from agents.partial_merger import Line
-
 # Lines that always continue the previous record (and put it "in a trace").
 _ALWAYS = {
     "java": [
@@ -75,27 +73,35 @@ class Record(NamedTuple):
     unfinished: bool     # a partial line in it never got its final piece
 
 
+#: _new_record(Record, fields) is Record(*fields) without the NamedTuple's Python-level __new__
+#: (one per line adds up).
+_new_record = tuple.__new__
+
+
 class _Pending:
     __slots__ = ("start", "end", "time", "texts", "size", "truncated", "unfinished", "in_trace", "touched")
 
-    def __init__(self, line: Line, text: str, in_trace: bool, now: float):
-        self.reset(line, text, in_trace, now)
+    def __init__(self, start: int, end: int, time_ns: int | None, text: str, truncated: bool, unfinished: bool,
+                 in_trace: bool, now: float):
+        self.reset(start, end, time_ns, text, truncated, unfinished, in_trace, now)
 
-    def reset(self, line: Line, text: str, in_trace: bool, now: float) -> None:
+    def reset(self, start: int, end: int, time_ns: int | None, text: str, truncated: bool, unfinished: bool,
+              in_trace: bool, now: float) -> None:
         """Start over with a new first line (the object is reused: one per stream, not one per line)."""
-        self.start = line.start
-        self.end = line.end
-        self.time = line.time
+        self.start = start
+        self.end = end
+        self.time = time_ns
         self.texts = [text]
         self.size = len(text)
-        self.truncated = line.truncated
-        self.unfinished = line.unfinished
+        self.truncated = truncated
+        self.unfinished = unfinished
         self.in_trace = in_trace
         self.touched = now
 
     def record(self, stream: str) -> Record:
         text = self.texts[0] if len(self.texts) == 1 else "\n".join(self.texts)
-        return Record(self.start, self.end, self.time, stream, text, len(self.texts), self.truncated, self.unfinished)
+        return _new_record(Record, (self.start, self.end, self.time, stream, text, len(self.texts), self.truncated,
+                                    self.unfinished))
 
 
 class MultilineMerger:
@@ -106,49 +112,58 @@ class MultilineMerger:
         always = [p for lang in languages for p in _ALWAYS[lang]]
         if continue_pattern:
             always.append(continue_pattern)
-        self.always = _alternation(always)
+        openers = [p for lang in languages for p in _OPENERS[lang]]
+        # One match per line says both whether it always continues (group 1 took part) and whether it
+        # opens a trace (group 2): always-rules are tried first, as when they were separate patterns.
+        self.classify = re.compile("|".join(f"({_alternation(ps).pattern})" if ps else "(?!)"
+                                            for ps in (always, openers)))
         self.in_trace = _alternation([p for lang in languages for p in _IN_TRACE[lang]])
-        self.openers = _alternation([p for lang in languages for p in _OPENERS[lang]])
         self.max_lines = max_lines
         self.max_bytes = max_bytes
         self.timeout = timeout
         self._pending: dict[str, _Pending] = {}
         self.merged = 0  # records made of more than one line (for the metric)
 
-    def _continues(self, pend: _Pending, text: str) -> bool:
-        if self.start is not None:
-            return self.start.match(text) is None
-        if self.always is not None and self.always.match(text):
-            pend.in_trace = True
-            return True
-        return pend.in_trace and self.in_trace is not None and self.in_trace.match(text) is not None
-
-    def add(self, line: Line, text: str, now: float | None = None) -> tuple[Record, ...]:
-        """Feed one complete line; returns the record it completed, if any (``now``: time.monotonic())."""
+    def add(self, start: int, end: int, time_ns: int | None, stream: str, text: str, truncated: bool = False,
+            unfinished: bool = False, now: float | None = None) -> Record | None:
+        """Feed one complete line (bytes [start, end) of the file); returns the record it completed,
+        if any (``now``: time.monotonic()). Called once per line: kept flat on purpose."""
         if not self.enabled:
-            return (Record(line.start, line.end, line.time, line.stream, text, 1, line.truncated, line.unfinished),)
+            return _new_record(Record, (start, end, time_ns, stream, text, 1, truncated, unfinished))
         if now is None:
             now = time.monotonic()
-        stream = line.stream
+        m = self.classify.match(text)
         pend = self._pending.get(stream)
         if pend is None:
-            opener = self.openers is not None and self.openers.match(text) is not None
-            self._pending[stream] = _Pending(line, text, opener, now)
-            return ()
-        if (self._continues(pend, text) and len(pend.texts) < self.max_lines
-                and pend.size + len(text) < self.max_bytes):
-            pend.texts.append(text)
+            self._pending[stream] = _Pending(start, end, time_ns, text, truncated, unfinished,
+                                             m is not None and m.group(2) is not None, now)
+            return None
+        if self.start is not None:
+            continues = self.start.match(text) is None
+        elif m is not None and m.group(1) is not None:
+            continues = pend.in_trace = True
+        else:
+            continues = pend.in_trace and self.in_trace is not None and self.in_trace.match(text) is not None
+        texts = pend.texts
+        if continues and len(texts) < self.max_lines and pend.size + len(text) < self.max_bytes:
+            texts.append(text)
             pend.size += len(text) + 1
-            pend.end = line.end
-            pend.truncated |= line.truncated
-            pend.unfinished |= line.unfinished
+            pend.end = end
+            pend.truncated |= truncated
+            pend.unfinished |= unfinished
             pend.touched = now
-            return ()
-        if len(pend.texts) > 1:
+            return None
+        if len(texts) > 1:
             self.merged += 1
-        done = pend.record(stream)
-        pend.reset(line, text, self.openers is not None and self.openers.match(text) is not None, now)
-        return (done,)
+            done = pend.record(stream)
+        else:   # the common case, inline
+            done = _new_record(Record, (pend.start, pend.end, pend.time, stream, texts[0], 1, pend.truncated,
+                                        pend.unfinished))
+        # the stream's pending object is reused for the line that starts the next record
+        pend.start, pend.end, pend.time, pend.texts, pend.size = start, end, time_ns, [text], len(text)
+        pend.truncated, pend.unfinished, pend.touched = truncated, unfinished, now
+        pend.in_trace = m is not None and m.group(2) is not None
+        return done
 
     def _emit(self, stream: str, pend: _Pending) -> Record:
         del self._pending[stream]

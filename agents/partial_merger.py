@@ -42,16 +42,16 @@ class PartialMerger:
     def __init__(self, max_bytes: int, timeout: float):
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self._pending: dict[str, _Pending] = {}
+        self.pending: dict[str, _Pending] = {}   # stream → its line in progress
 
     def add(self, start: int, end: int, time_ns: int | None, stream: str, partial: bool,
             message: bytes | str, truncated: bool = False) -> Line | None:
         """Feed one piece; returns the complete line when this piece ends one."""
-        pend = self._pending.get(stream)
+        pend = self.pending.get(stream)
         if pend is None:
             if not partial:
                 return Line(start, end, time_ns, stream, message, 1, truncated, False)
-            pend = self._pending[stream] = _Pending(start, time_ns)
+            pend = self.pending[stream] = _Pending(start, time_ns)
         pend.truncated |= truncated
         if not pend.truncated:
             room = self.max_bytes - pend.size
@@ -65,7 +65,7 @@ class PartialMerger:
         pend.touched = time.monotonic()
         if partial:
             return None
-        del self._pending[stream]
+        del self.pending[stream]
         return self._line(pend, stream, unfinished=False)
 
     @staticmethod
@@ -76,17 +76,17 @@ class PartialMerger:
 
     def expired(self, now: float | None = None, everything: bool = False) -> list[Line]:
         """Lines whose final piece did not come within the timeout (all of them when ``everything``)."""
-        if not self._pending:
+        if not self.pending:
             return []
         now = time.monotonic() if now is None else now
         out = []
-        for stream, pend in list(self._pending.items()):
+        for stream, pend in list(self.pending.items()):
             if everything or now - pend.touched >= self.timeout:
-                del self._pending[stream]
+                del self.pending[stream]
                 out.append(self._line(pend, stream, unfinished=True))
         out.sort(key=lambda line: line.start)
         return out
 
     def hold(self) -> int | None:
         """The first byte offset still buffered here (the checkpoint may not pass it)."""
-        return min((p.start for p in self._pending.values()), default=None)
+        return min((p.start for p in self.pending.values()), default=None)

@@ -1,4 +1,4 @@
-"""Everything the agent keeps about one file it tails: identity, reader, mergers, ack window, enrichment."""
+"""Everything the agent keeps about one file it tails: identity, reader, mergers, what was sent, enrichment."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import hashlib
 import os
 import time
 
-from agents.ack_window import AckWindow
 from agents.config import AgentConfig
 from agents.file_identity import FileIdentity
 from agents.multiline import MultilineMerger
 from agents.partial_merger import PartialMerger
 from agents.path_info import PodRef
 from agents.tailer import Tailer
+from logtide import envelope
 
 
 class TrackedFile:
@@ -28,7 +28,7 @@ class TrackedFile:
         self.partial = PartialMerger(p.max_bytes, p.timeout_seconds)
         self.multiline = MultilineMerger(m.languages, m.start_pattern, m.continue_pattern, m.max_lines,
                                          m.max_bytes, m.timeout_seconds, enabled=m.enabled)
-        self.window = AckWindow()
+        self.last_sent = 0                       # the sender's count after this file's last record
         self.ref = ref
         self.key = (ref.key if ref else path).encode("utf-8", "surrogateescape")
         # Metric label for this file: namespace/pod/container/<file> for pod logs (no pod uid in a
@@ -36,6 +36,7 @@ class TrackedFile:
         self.metric_label = f"{ref.key}/{os.path.basename(path)}" if ref else path
         self.resource: dict = {}
         self.attributes: dict[str, dict] = {}    # per stream, shared by the events of this file
+        self.templates: dict[str, envelope.EventTemplate] = {}   # per stream: those shared parts, encoded
         self.metadata_version = -1
         self.excluded: str | None = None
         self.detached: str | None = None         # "rename" or "delete": no longer at a watched path
@@ -45,20 +46,22 @@ class TrackedFile:
 
     def set_identity(self, identity: FileIdentity) -> None:
         self.identity = identity
-        # envelope.make_id(identity.name, offset) without re-joining the constant part for every line
-        self.id_seed = (identity.name + "\x1f").encode()
+        # envelope.make_id(identity.name, offset), with the constant part hashed once per file
+        self._id_hash = hashlib.blake2b((identity.name + "\x1f").encode(), digest_size=16)
 
     def event_id(self, offset: int) -> str:
-        return hashlib.blake2b(self.id_seed + str(offset).encode(), digest_size=16).hexdigest()
+        h = self._id_hash.copy()
+        h.update(b"%d" % offset)
+        return h.hexdigest()
 
     @property
     def inode_key(self) -> str:
         return self.identity.inode_key
 
     def checkpoint_offset(self) -> int:
-        """The first byte not yet safely in Kafka: a restart resumes here."""
+        """The first byte not yet sent (the agent calls it when everything sent was acknowledged)."""
         offset = self.tailer.line_start
-        for hold in (self.partial.hold(), self.multiline.hold(), self.window.oldest()):
+        for hold in (self.partial.hold(), self.multiline.hold()):
             if hold is not None and hold < offset:
                 offset = hold
         return offset

@@ -10,6 +10,7 @@ from agents.parser import Fragment
 from agents.parser.timestamps import TimestampParser
 
 _STREAMS = {b"stdout": "stdout", b"stderr": "stderr"}
+_new_fragment = tuple.__new__
 
 
 class CriParser:
@@ -22,13 +23,16 @@ class CriParser:
         parts = line.split(b" ", 3)
         if len(parts) == 3 and line.endswith(b" "):  # "<time> <stream> F " with an empty message
             parts.append(b"")
-        if len(parts) < 4 or parts[1] not in _STREAMS or parts[2][:1] not in (b"P", b"F"):
-            # Not CRI at all: keep the whole line as the message rather than lose it.
-            return Fragment(None, "stdout", False, line, "bad_format")
-        ts, stream, tag, message = parts
-        time = self._ts.parse(ts)
-        return Fragment(time, _STREAMS[stream], tag[:1] == b"P", message,
-                        None if time is not None else "bad_timestamp")
+        if len(parts) == 4:
+            ts, stream, tag, message = parts
+            stream = _STREAMS.get(stream)
+            if stream is not None and tag[:1] in (b"P", b"F"):
+                time = self._ts.parse(ts)
+                # tuple.__new__: a Fragment without the NamedTuple's Python-level __new__ (once per line)
+                return _new_fragment(Fragment, (time, stream, tag[:1] == b"P", message,
+                                                None if time is not None else "bad_timestamp"))
+        # Not CRI at all: keep the whole line as the message rather than lose it.
+        return Fragment(None, "stdout", False, line, "bad_format")
 
 
 def looks_like_cri(line: bytes) -> bool:

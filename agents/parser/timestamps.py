@@ -10,6 +10,10 @@ from __future__ import annotations
 import calendar
 
 
+#: nanoseconds per unit of an n-digit fraction of a second
+_SCALE = [10 ** (9 - n) for n in range(10)]
+
+
 class TimestampParser:
     __slots__ = ("_prefix", "_seconds")
 
@@ -21,9 +25,9 @@ class TimestampParser:
         """Unix nanoseconds, or None when ``ts`` is not an RFC 3339 timestamp."""
         if ts[:19] == self._prefix:
             # Same second as the line before (already validated); what containerd and docker write.
-            rest = ts[19:]
-            if rest[-1:] == b"Z" and rest[:1] == b"." and 2 < len(rest) <= 11 and rest[1:-1].isdigit():
-                return self._seconds * 1_000_000_000 + int(rest[1:-1].ljust(9, b"0"))
+            frac = ts[20:-1]
+            if ts[19:20] == b"." and ts[-1:] == b"Z" and frac.isdigit() and len(frac) <= 9:
+                return self._seconds * 1_000_000_000 + int(frac) * _SCALE[len(frac)]
         if len(ts) < 20 or ts[10:11] not in (b"T", b"t", b" ") or ts[4:5] != b"-" or ts[13:14] != b":":
             return None
         prefix = ts[:19]

@@ -141,9 +141,9 @@ def test_backpressure_pauses_reading_when_kafka_is_unreachable(tmp_path, new_top
     agent = RunningAgent(dead, tmp_path / "ck", include=[str(logs / "*.log")], queue={"max_records": 200},
                          read={"chunk_bytes": 4096}, shutdown_timeout_seconds=0.5)
     with agent:
-        wait_for(lambda: agent.agent.sender.inflight >= 200, what="the queue to fill")
+        wait_for(lambda: agent.agent.sender.in_flight >= 200, what="the queue to fill")
         time.sleep(1.0)
-        inflight = agent.agent.sender.inflight
+        inflight = agent.agent.sender.in_flight
         position = next(iter(agent.agent.files.values())).tailer.position
         # reading paused at the bound (plus at most one chunk of lines), not at the file's end
         assert inflight <= 200 + 4096 // 20

@@ -14,7 +14,7 @@ from agents.parser.picker import detect
 from agents.parser.timestamps import TimestampParser
 from agents.partial_merger import Line, PartialMerger
 from agents.path_info import pod_ref
-from agents.tailer import Tailer
+from agents.tailer import RawLine, Tailer
 
 
 def test_rfc3339_nanoseconds_offsets_and_garbage():
@@ -25,7 +25,7 @@ def test_rfc3339_nanoseconds_offsets_and_garbage():
     assert p.parse(b"2024-05-01T12:00:03.5Z") == base + 500_000_000
     assert p.parse(b"2024-05-01T14:00:03.000000001+02:00") == base + 1
     for bad in (b"2024-13-01T12:00:03Z", b"yesterday", b"2024-05-01T12:00:03.Z", b"2024-05-01T12:00:03.1234567891Z",
-                b"2024-05-01T12:00:03+0200", b""):
+                b"2024-05-01T12:00:03+0200", b"2024-05-01T12:00:03.12a4Z", b"2024-05-01T12:00:03. 1Z", b""):
         assert p.parse(bad) is None, bad
 
 
@@ -79,7 +79,9 @@ def test_partial_merger_joins_caps_and_times_out():
 def _merge(merger: MultilineMerger, texts: list[str]) -> list[str]:
     out = []
     for i, t in enumerate(texts):
-        out += [r.text for r in merger.add(Line(i * 100, i * 100 + 99, None, "stdout", t, 1, False, False), t)]
+        rec = merger.add(i * 100, i * 100 + 99, None, "stdout", t)
+        if rec is not None:
+            out.append(rec.text)
     out += [r.text for r in merger.expired(everything=True)]
     return out
 
@@ -126,8 +128,13 @@ def test_tailer_offsets_long_lines_and_tail(tmp_path):
         t = Tailer(fd, 0, max_line_bytes=1024)
         lines = []
         while True:
-            got, n = t.read(1000)            # small chunks: lines span reads
-            lines += got
+            head, pos, got, n = t.read(1000)            # small chunks: lines span reads
+            if head is not None:
+                lines.append(head)
+            for data in got:
+                cut = len(data) > 1024
+                lines.append(RawLine(pos, pos + len(data) + 1, data[:1024] if cut else data, cut))
+                pos += len(data) + 1
             if not n:
                 break
         assert [(x.start, x.end, x.data[:5], x.truncated) for x in lines] == [
