@@ -18,7 +18,7 @@ from typing import Iterator
 
 import orjson
 
-from logtide.topics import CHECKPOINTS, exact_end_offsets
+from logtide.topics import CHECKPOINTS, RangeReader, partition_ranges
 from logtide.transport import TopicPartition, TopicSpec, Transport, TransportError
 
 
@@ -117,26 +117,20 @@ class KafkaCheckpoints:
         consumer = self.transport.consumer(None)
         try:
             parts = consumer.partitions_for(self.topic) or [TopicPartition(self.topic, 0)]
-            ends = exact_end_offsets(consumer, parts)
-            consumer.assign(parts)
-            for tp in parts:
-                consumer.seek(tp, 0)
-            pending = {tp for tp, end in ends.items() if end > 0}
-            deadline = time.monotonic() + 60
             values: dict[str, dict] = {}
-            while pending:
-                if time.monotonic() > deadline:
-                    raise CheckpointError(f"timed out reading checkpoints from {self.topic}")
-                for rec in consumer.poll_batch(10_000, 0.1):
-                    if rec.offset + 1 >= ends[rec.tp]:
-                        pending.discard(rec.tp)
-                    key = (rec.key or b"").decode("utf-8", "replace")
-                    if not key.startswith(prefix):
-                        continue
-                    if rec.value:
-                        values[key[len(prefix):]] = orjson.loads(rec.value)
-                    else:
-                        values.pop(key[len(prefix):], None)
+            try:
+                for batch in RangeReader(consumer, partition_ranges(consumer, parts), max_batch=10_000,
+                                         idle_timeout=60).batches():
+                    for rec in batch:
+                        key = (rec.key or b"").decode("utf-8", "replace")
+                        if not key.startswith(prefix):
+                            continue
+                        if rec.value:
+                            values[key[len(prefix):]] = orjson.loads(rec.value)
+                        else:
+                            values.pop(key[len(prefix):], None)
+            except TimeoutError as exc:
+                raise CheckpointError(f"timed out reading checkpoints from {self.topic}: {exc}") from None
         finally:
             consumer.close()
         self._values = values

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Iterator
 
-from logtide.transport import Consumer, TopicPartition, TopicSpec, Transport
+from logtide.transport import Consumer, Record, TopicPartition, TopicSpec, Transport
 
 RAW_PREFIX = "logtide.raw."
 ROUTE_PREFIX = "logtide.route."
@@ -60,6 +61,64 @@ def exact_end_offsets(consumer: Consumer, partitions: list[TopicPartition], time
                 out[tp] = rec.offset + 1
             pending.discard(tp)
     return out
+
+
+def partition_ranges(consumer: Consumer, partitions: list[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
+    """[beginning, exact end) of each partition: what to read to have read everything there now."""
+    ends = exact_end_offsets(consumer, partitions)
+    starts = consumer.beginning_offsets(partitions)
+    return {tp: (starts.get(tp, 0), ends.get(tp, 0)) for tp in partitions}
+
+
+class RangeReader:
+    """Reads the records in [start, end) of each partition, in batches, then stops.
+
+    ``end`` comes from ``exact_end_offsets`` (or an earlier snapshot), so "until the end" is a fixed
+    point and new records do not keep the reader going. A partition is done at the first record at or
+    past its end (a compacted topic may skip offsets), or when the caller calls ``finish(tp)``.
+    If nothing arrives for ``idle_timeout`` seconds while records are due, ``TimeoutError`` names the
+    partitions.
+    """
+
+    def __init__(self, consumer: Consumer, ranges: dict[TopicPartition, tuple[int, int]], *,
+                 max_batch: int = 2000, idle_timeout: float = 15.0):
+        self.consumer = consumer
+        self.todo = {tp: (s, e) for tp, (s, e) in ranges.items() if s < e}
+        self.max_batch = max_batch
+        self.idle_timeout = idle_timeout
+        if self.todo:
+            consumer.assign(list(self.todo))
+            for tp, (start, _) in self.todo.items():
+                consumer.seek(tp, start)
+
+    def finish(self, tp: TopicPartition) -> None:
+        """Stop reading a partition before its end (e.g. a time window closed)."""
+        if self.todo.pop(tp, None) is not None:
+            self.consumer.pause([tp])
+
+    def batches(self) -> Iterator[list[Record]]:
+        last_data = time.monotonic()
+        while self.todo:
+            batch = self.consumer.poll_batch(self.max_batch, 0.1)
+            if not batch:
+                if time.monotonic() - last_data > self.idle_timeout:
+                    raise TimeoutError("no records arrived for %.0fs from %s" % (
+                        self.idle_timeout, ", ".join(f"{tp.topic}[{tp.partition}]" for tp in self.todo)))
+                continue
+            last_data = time.monotonic()
+            out = []
+            todo = self.todo
+            for rec in batch:
+                tp = rec.tp
+                bounds = todo.get(tp)
+                if bounds is None or rec.offset >= bounds[1] or rec.offset < bounds[0]:
+                    continue
+                out.append(rec)
+                if rec.offset + 1 >= bounds[1]:
+                    del todo[tp]
+            if out:
+                yield out
+
 
 
 def describe(transport: Transport) -> list[dict]:

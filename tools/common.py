@@ -1,5 +1,5 @@
-"""What every day-2 tool shares: the --bootstrap flag, connecting, time arguments, reading a bounded
-offset range of partitions, and JSON output."""
+"""What every day-2 tool shares: the --bootstrap flag, connecting, time arguments, the offset ranges
+to read (logtide.topics.RangeReader reads them), and JSON output."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import re
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 
 from logtide.cli import UsageError
 from logtide.role import connect_checked, kafka_settings
-from logtide.topics import exact_end_offsets
-from logtide.transport import Consumer, KafkaSettings, Record, TopicPartition, Transport
+from logtide.topics import partition_ranges
+from logtide.transport import Consumer, KafkaSettings, TopicPartition, Transport
 
 
 def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,62 +94,9 @@ def topic_partitions(consumer: Consumer, topic: str) -> list[TopicPartition]:
     return parts
 
 
-class RangeReader:
-    """Reads the records in [start, end) of each partition, in batches, then stops.
-
-    ``end`` comes from ``exact_end_offsets`` (or an earlier snapshot), so "until the end" is a fixed
-    point and new records do not keep the reader going. A partition is done at the first record at or
-    past its end (a compacted topic may skip offsets), or when the caller calls ``finish(tp)``.
-    If nothing arrives for ``idle_timeout`` seconds while records are due, ``TimeoutError`` names the
-    partitions.
-    """
-
-    def __init__(self, consumer: Consumer, ranges: dict[TopicPartition, tuple[int, int]], *,
-                 max_batch: int = 2000, idle_timeout: float = 15.0):
-        self.consumer = consumer
-        self.todo = {tp: (s, e) for tp, (s, e) in ranges.items() if s < e}
-        self.max_batch = max_batch
-        self.idle_timeout = idle_timeout
-        if self.todo:
-            consumer.assign(list(self.todo))
-            for tp, (start, _) in self.todo.items():
-                consumer.seek(tp, start)
-
-    def finish(self, tp: TopicPartition) -> None:
-        """Stop reading a partition before its end (e.g. a time window closed)."""
-        if self.todo.pop(tp, None) is not None:
-            self.consumer.pause([tp])
-
-    def batches(self) -> Iterator[list[Record]]:
-        last_data = time.monotonic()
-        while self.todo:
-            batch = self.consumer.poll_batch(self.max_batch, 0.1)
-            if not batch:
-                if time.monotonic() - last_data > self.idle_timeout:
-                    raise TimeoutError("no records arrived for %.0fs from %s" % (
-                        self.idle_timeout, ", ".join(f"{tp.topic}[{tp.partition}]" for tp in self.todo)))
-                continue
-            last_data = time.monotonic()
-            out = []
-            todo = self.todo
-            for rec in batch:
-                tp = rec.tp
-                bounds = todo.get(tp)
-                if bounds is None or rec.offset >= bounds[1] or rec.offset < bounds[0]:
-                    continue
-                out.append(rec)
-                if rec.offset + 1 >= bounds[1]:
-                    del todo[tp]
-            if out:
-                yield out
-
-
 def whole_topic_ranges(consumer: Consumer, topic: str) -> dict[TopicPartition, tuple[int, int]]:
-    """[beginning, exact end) of every partition of a topic."""
-    parts = topic_partitions(consumer, topic)
-    ends = exact_end_offsets(consumer, parts)
-    starts = consumer.beginning_offsets(parts)
-    return {tp: (starts.get(tp, 0), ends.get(tp, 0)) for tp in parts}
+    """[beginning, exact end) of every partition of a topic (which must exist)."""
+    return partition_ranges(consumer, topic_partitions(consumer, topic))
 
 
 def state_dir() -> str:

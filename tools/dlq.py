@@ -20,11 +20,11 @@ from typing import Callable
 from logtide import envelope
 from logtide.cli import UsageError
 from logtide.dlq import error_info
-from logtide.topics import DLQ
+from logtide.topics import DLQ, RangeReader
 from logtide.transport import Record, TopicPartition, TransportError
 
 from tools.common import (
-    RangeReader, add_kafka_arguments, connect_args, console, format_ms, headers_dict, print_json, text,
+    add_kafka_arguments, connect_args, console, format_ms, headers_dict, print_json, text,
     whole_topic_ranges,
 )
 from tools.dlq_ledger import ReplayLedger

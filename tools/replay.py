@@ -23,10 +23,11 @@ from collections import deque
 from logtide.cli import UsageError
 from logtide.envelope import make_id
 from logtide.role import install_signal_handlers
+from logtide.topics import RangeReader
 from logtide.transport import TopicPartition, TransportError
 
 from tools.common import (
-    RangeReader, add_kafka_arguments, connect_args, format_ms, is_relative, parse_time, print_json, state_dir,
+    add_kafka_arguments, connect_args, format_ms, is_relative, parse_time, print_json, state_dir,
     topic_partitions, write_json_atomic,
 )
 from tools.progress import progress_bar

@@ -90,31 +90,16 @@ def produce_at(broker):
 @pytest.fixture
 def read_all(fast_kafka):
     """Every record of a topic now (exact end offsets), sorted by (partition, offset)."""
-    import time
-
-    from logtide.topics import exact_end_offsets
+    from logtide.topics import RangeReader, partition_ranges
     from logtide.transport import connect
 
     def read(topic: str, timeout: float = 20.0):
         consumer = connect(fast_kafka).consumer(None)
         try:
-            parts = consumer.partitions_for(topic)
-            ends = exact_end_offsets(consumer, parts)
-            if not sum(ends.values()):
-                # (closing right after assign+seek, before any poll, trips a librdkafka assertion)
-                return []
-            consumer.assign(parts)
-            for tp in parts:
-                consumer.seek(tp, 0)
-            want = sum(ends.values())
-            got = {}
-            deadline = time.monotonic() + timeout
-            while len(got) < want and time.monotonic() < deadline:
-                for rec in consumer.poll_batch(5000, 0.5):
-                    if rec.offset < ends[rec.tp]:
-                        got[(rec.partition, rec.offset)] = rec
-            assert len(got) == want, f"read {len(got)} of {want} records of {topic}"
-            return [got[k] for k in sorted(got)]
+            ranges = partition_ranges(consumer, consumer.partitions_for(topic))
+            got = [rec for batch in RangeReader(consumer, ranges, idle_timeout=timeout).batches() for rec in batch]
+            assert len(got) == sum(end - start for start, end in ranges.values()), f"short read of {topic}"
+            return sorted(got, key=lambda r: (r.partition, r.offset))
         finally:
             consumer.close()
     return read
