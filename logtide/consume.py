@@ -13,7 +13,6 @@ in flight; ``on_revoke`` lets a component drop per-partition state.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Callable
 
 from prometheus_client import Counter, Gauge
@@ -131,20 +130,44 @@ class BatchLoop:
             c.inc(n)
 
     def _update_lag(self, consumer) -> None:
-        if not self._positions:
+        positions = dict(self._positions)  # a copy: the loop's thread updates it meanwhile
+        if not positions:
             return
         try:
-            ends = consumer.end_offsets(list(self._positions))
+            ends = consumer.end_offsets(list(positions))
         except TransportError:
             return
-        for tp, pos in self._positions.items():
-            LAG.labels(self.component, self.group_id, tp.topic, str(tp.partition)).set(max(0, ends.get(tp, pos) - pos))
+        for tp, pos in positions.items():
+            if tp in self._positions:  # not revoked meanwhile
+                lag = max(0, ends.get(tp, pos) - pos)
+                LAG.labels(self.component, self.group_id, tp.topic, str(tp.partition)).set(lag)
+
+    def _lag_updates(self, done: threading.Event) -> None:
+        """Consumer lag every ``lag_interval``, on a client and thread of its own: asking for end offsets
+        is a broker round trip per partition (behind a pending fetch it waited ~0.5 s each on the
+        embedded broker), which must not stall the batches."""
+        client = None
+        try:
+            while not done.wait(self.lag_interval):
+                if not self._positions:
+                    continue
+                try:
+                    if client is None:
+                        client = self.transport.consumer(None)  # never subscribes: only asks for end offsets
+                    self._update_lag(client)
+                except TransportError as exc:
+                    _log.warning("consumer lag not measured", extra={"component": self.component, "error": str(exc)})
+        finally:
+            if client is not None:
+                client.close()
 
     def run(self, stop: threading.Event) -> None:
         consumer = self.transport.consumer(self.group_id, session_timeout_ms=self.session_timeout_ms,
                                            **self.consumer_overrides)
         consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked, pattern=self.pattern)
-        next_lag = time.monotonic() + self.lag_interval
+        done = threading.Event()
+        lag = threading.Thread(target=self._lag_updates, args=(done,), name=f"{self.component}-lag", daemon=True)
+        lag.start()
         try:
             while not stop.is_set():
                 batch = consumer.poll_batch(self.max_batch, self.poll_timeout)
@@ -154,9 +177,7 @@ class BatchLoop:
                     self._commit(consumer, batch)
                     self.handled += len(batch)
                     self._count(batch)
-                now = time.monotonic()
-                if now >= next_lag:
-                    self._update_lag(consumer)
-                    next_lag = now + self.lag_interval
         finally:
+            done.set()
+            lag.join(2)  # before the revocation at close drops the lag series (a slower query ends on its own)
             consumer.close()

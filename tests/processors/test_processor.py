@@ -174,6 +174,30 @@ def test_up_contributes_a_processor_with_the_default_pipeline(fast_kafka, tmp_pa
         health.stop()
 
 
+@pytest.mark.timeout(60)
+def test_consumer_lag_is_measured_beside_the_batches(broker, fast_kafka, names, tmp_path):
+    """The lag gauge comes from a client and thread of its own (its broker round trips never stall a
+    batch); it stops with the loop."""
+    from prometheus_client import REGISTRY
+    create_topic(fast_kafka, names["raw"], 1)
+    produce_events(fast_kafka, names["raw"], [make_event(i) for i in range(40)])
+    running = Running(fast_kafka, write_config(tmp_path / "p.yaml", broker, names, PIPELINE, max_batch=10))
+    running.proc.loop.lag_interval = 0.2
+
+    def lag():
+        return REGISTRY.get_sample_value("logtide_consumer_lag_records", {
+            "component": "processor", "group": names["group"], "topic": names["raw"], "partition": "0"})
+    with running:
+        read_topic(fast_kafka, route_topic(names, "analytics"), 40, timeout=30)
+        deadline = time.monotonic() + 20
+        while lag() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lag() is not None and lag() >= 0
+    assert lag() is None  # the partition was revoked at close: its series is gone
+    time.sleep(0.5)
+    assert not [t for t in threading.enumerate() if t.name == "processor-lag" and t.is_alive()]
+
+
 def test_header_maker_matches_the_envelope_headers():
     make = HeaderMaker()
     for i, routes in enumerate((["analytics"], ["monitoring", "analytics"], ["analytics"], [])):

@@ -22,7 +22,8 @@ PIECES = [
     "a@b.co", "x.y+z@ex-ample.com", "10.0.0.1", "256.1.1.1", "1.2.3.4.5", "::1", "fe80::1%eth0",
     "2001:db8::8a2e:370:7334", "1:2:3:4:5:6:7:8", "02:56:15", "::ffff:1.2.3.4", "Bearer abcdefgh123",
     "bearer eyJabcd.efgh.ijk", "eyJhbGciOi.eyJzdWIi.sig", "AKIAABCDEFGHIJKLMNOP", "password=hunter2",
-    "Secret: 'x y'", 'api-key="q"', " ", "-", ".", ":", "@", "=", "1", "0", "x", "٣٤٥٦", "４１１１", "é", "token:",
+    "Secret: 'x y'", 'api-key="q"', " ", "-", ".", ":", "@", "=", "1", "0", "x", "٣٤٥٦", "４１１１", "é",
+    "token:",
 ]
 
 
