@@ -248,7 +248,8 @@ def _copy(transport, consumer, job: ReplayJob, args, same_layout: bool, stop: th
 
                 for rec in selected:
                     producer.produce(to_topic, rec.value, key=rec.key, headers=rec.headers,
-                                     partition=rec.partition if same_layout else None, on_delivery=on_delivery)
+                                     partition=rec.partition if same_layout else None, on_delivery=on_delivery,
+                                     timestamp_ms=rec.timestamp)
                 in_flight.append(batch)
                 producer.poll(0)
                 settle(bar, wait=False)

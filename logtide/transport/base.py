@@ -107,8 +107,10 @@ class Producer(_Client):
     @abstractmethod
     def produce(self, topic: str, value: bytes | None, key: bytes | None = None,
                 headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
-                on_delivery: DeliveryCallback | None = None) -> None:
-        """Queue one record; may block briefly when the client's buffer is full (backpressure)."""
+                on_delivery: DeliveryCallback | None = None, timestamp_ms: int | None = None) -> None:
+        """Queue one record; may block briefly when the client's buffer is full (backpressure).
+
+        ``timestamp_ms``: the record's CreateTime (default: now), e.g. the original's on a replay."""
 
     @abstractmethod
     def poll(self, timeout: float = 0.0) -> int:

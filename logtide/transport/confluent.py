@@ -80,7 +80,7 @@ class ConfluentProducer(Producer):
         self._p = _client(ck.Producer, conf, "producer")
         self._last_cb = self._last_wrapped = None
 
-    def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None):
+    def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None, timestamp_ms=None):
         if on_delivery is None:
             cb = None
         elif on_delivery is self._last_cb:
@@ -93,7 +93,7 @@ class ConfluentProducer(Producer):
             try:
                 # Positional on purpose: parsing keyword arguments took ~40 % of this call. The slots:
                 # topic, value, key, partition, callback, on_delivery (alias), timestamp (0 = now), headers.
-                self._p.produce(topic, value, key, part, cb, None, 0, headers)
+                self._p.produce(topic, value, key, part, cb, None, timestamp_ms or 0, headers)
                 return
             except BufferError:
                 # Local queue full: serve callbacks until there is room (this is the backpressure).

@@ -58,11 +58,12 @@ class KafkaPythonProducer(Producer):
         self._max_buffer = max_buffer
         self._report_successes = report_successes
 
-    def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None):
+    def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None, timestamp_ms=None):
         while self._inflight >= self._max_buffer:
             self.poll(0.05)  # backpressure: wait for acks
         try:
-            fut = self._p.send(topic, value=value, key=key, headers=headers or None, partition=partition)
+            fut = self._p.send(topic, value=value, key=key, headers=headers or None, partition=partition,
+                               timestamp_ms=timestamp_ms)
         except kerr.KafkaError as exc:
             raise TransportError(str(exc)) from None
         self._inflight += 1

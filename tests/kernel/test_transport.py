@@ -389,3 +389,22 @@ def test_bound_produce_reporting_failures_only(transport, new_topic):
         consumer.close()
     assert [r.value for r in recs] == [f"v{i}".encode() for i in range(20)]
     assert all(("h", b"1") in r.headers and r.key == b"k" for r in recs)
+
+
+def test_produce_keeps_a_given_timestamp(transport, new_topic):
+    topic = new_topic(1)
+    producer = transport.producer()
+    try:
+        producer.produce(topic, b"old", timestamp_ms=1_700_000_000_123)
+        producer.produce(topic, b"now")
+        assert producer.flush(20) == 0
+    finally:
+        producer.close()
+    consumer = transport.consumer(None)
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        old, now = consume(consumer, 2)
+    finally:
+        consumer.close()
+    assert old.timestamp == 1_700_000_000_123
+    assert abs(now.timestamp - time.time() * 1000) < 60_000

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 
-import confluent_kafka as ck
 import orjson
 import pytest
 
@@ -77,13 +76,18 @@ def json_out(proc: subprocess.CompletedProcess):
 
 
 @pytest.fixture
-def produce_at(broker):
+def produce_at(fast_kafka):
     """produce_at(topic, [(partition, timestamp_ms, key, value, headers)]) with exact timestamps."""
+    from logtide.transport import connect
+
     def produce(topic: str, records) -> None:
-        p = ck.Producer({"bootstrap.servers": broker, "linger.ms": 5, "enable.idempotence": True})
-        for partition, ts, key, value, headers in records:
-            p.produce(topic, value=value, key=key, partition=partition, timestamp=ts, headers=headers or None)
-        assert p.flush(30) == 0
+        p = connect(fast_kafka).producer()
+        try:
+            for partition, ts, key, value, headers in records:
+                p.produce(topic, value, key=key, headers=headers or None, partition=partition, timestamp_ms=ts)
+            assert p.flush(30) == 0
+        finally:
+            p.close()
     return produce
 
 

@@ -35,6 +35,7 @@ def test_replays_exactly_the_time_window_keeping_key_value_headers(cli, new_topi
         assert r.key == f"k{i}".encode()
         assert ("logtide.id", f"id{i}".encode()) in [(k, bytes(v)) for k, v in r.headers]
         assert r.partition == i % 3  # same partition count: same partition, same order
+        assert r.timestamp == BASE + i * 1000  # the original's time, not the time of the copy
     # Run again: already complete, nothing copied twice.
     again = cli("replay", "--topic", src, "--from", str(BASE + 20_000), "--to", str(BASE + 50_000),
                 "--to-topic", dst, "--state", str(state), check_rc=0)
