@@ -201,8 +201,11 @@ class _CountingProducer:
     def __init__(self):
         self.produced = 0
 
-    def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None):
+    def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None, timestamp_ms=None):
         self.produced += 1
+
+    def bind(self, topic, on_delivery):
+        return lambda value, key, headers: self.produce(topic, value, key, headers)
 
     def flush(self, timeout=None):
         return 0

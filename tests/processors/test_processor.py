@@ -198,6 +198,26 @@ def test_consumer_lag_is_measured_beside_the_batches(broker, fast_kafka, names, 
     assert not [t for t in threading.enumerate() if t.name == "processor-lag" and t.is_alive()]
 
 
+@pytest.mark.timeout(60)
+def test_refused_outputs_make_the_batch_retry(broker, fast_kafka, names):
+    """The producer reports failures only (no callback per acknowledged output): a refused output must
+    still keep the batch from being committed."""
+    from logtide.consume import Retry
+    from logtide.transport import Record
+    from processors.app import ProcessorConfig
+    config = ProcessorConfig(kafka=fast_kafka, topics=[names["raw"]], route_prefix="not a topic!.",
+                             dlq_topic=names["dlq"], flush_timeout_s=20,
+                             pipeline=[{"type": "route", "rules": [{"when": "true", "sinks": ["analytics"]}]}])
+    proc = make_processor(config, connect(fast_kafka))
+    records = [Record(names["raw"], 0, i, b"k", envelope.encode(make_event(i)), [], None) for i in range(5)]
+    try:
+        with pytest.raises(Retry, match="5 refused"):
+            proc.handle(records)
+        assert proc.processed == 0
+    finally:
+        proc.producer.close()
+
+
 def test_header_maker_matches_the_envelope_headers():
     make = HeaderMaker()
     for i, routes in enumerate((["analytics"], ["monitoring", "analytics"], ["analytics"], [])):
