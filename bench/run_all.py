@@ -63,6 +63,9 @@ def s_transport(d):
 def s_agent(d):
     yield ("agent: CRI files → Kafka", f"{_n(d['agent']['per_s'])} lines/s", "raw producer, same lines",
            _ratio(d["agent"]["per_s"], d["raw"]["per_s"]))
+    if "floor" in d:
+        yield ("agent floor: the contract's least work per line", f"{_n(d['floor']['per_s'])} lines/s",
+               "raw producer, same lines", _ratio(d["floor"]["per_s"], d["raw"]["per_s"]))
     yield ("agent peak RSS", f"{_n(d['agent']['peak_rss_mb'], 1)} MB", "", "")
 
 
@@ -70,6 +73,9 @@ def s_processor(d):
     med = d["median"]
     yield ("processor reference pipeline", f"{_n(med['logtide'])} events/s", "passthrough",
            _ratio(med["logtide"], med.get("passthrough")))
+    if med.get("floor"):
+        yield ("processor floor: the pipeline's least work per event", f"{_n(med['floor'])} events/s",
+               "passthrough", _ratio(med["floor"], med.get("passthrough")))
     if med.get("quix"):
         yield ("processor vs Quix Streams", f"{_n(med['quix'])} events/s (Quix)", "logtide / Quix",
                _ratio(med["logtide"], med["quix"]))
