@@ -46,6 +46,8 @@ class StepContext:
     sinks: tuple[str, ...] = ()
     component: str = "processor"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: lookup tables given as they are (topic → key → row) instead of read from Kafka: `logtide test`
+    lookups: dict[str, dict[str, dict]] = field(default_factory=dict)
 
 
 class StepFailed(Exception):

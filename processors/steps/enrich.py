@@ -94,6 +94,14 @@ class LookupTable:
             if consumer is not None:
                 consumer.close()
 
+    @classmethod
+    def fixed(cls, topic: str, rows: dict[str, dict]) -> "LookupTable":
+        """A table with these rows and no reader (offline pipeline tests)."""
+        table = cls(None, topic)
+        table.table = dict(rows)
+        table.loaded.set()
+        return table
+
     def start(self, wait: float) -> None:
         self._thread = threading.Thread(target=self._run, name=f"lookup-{self.topic}", daemon=True)
         self._thread.start()
@@ -124,9 +132,13 @@ class Enrich(Step):
 
     def start(self) -> None:
         if self.lookup is not None:
+            topic = self.lookup.topic
+            if topic in self.ctx.lookups:
+                self.table = LookupTable.fixed(topic, self.ctx.lookups[topic])
+                return
             if self.ctx.transport is None:
-                raise RuntimeError("enrich lookup needs Kafka")
-            self.table = LookupTable(self.ctx.transport, self.lookup.topic)
+                raise RuntimeError(f"enrich lookup needs Kafka (topic {topic}) or the table's rows given as they are")
+            self.table = LookupTable(self.ctx.transport, topic)
             self.table.start(self.lookup.startup_wait_s)
 
     def close(self) -> None:

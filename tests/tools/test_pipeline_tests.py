@@ -35,7 +35,7 @@ def test_the_repository_examples_pass():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "FAIL" not in r.stdout and " 0 failed" in r.stdout
     files = {f for f in os.listdir(EXAMPLES) if f.endswith(".yaml")}
-    assert {"pipeline.yaml", "alerts.yaml", "rules.yaml"} <= files
+    assert {"pipeline.yaml", "alerts.yaml", "rules.yaml", "enrich.yaml"} <= files
 
 
 def test_a_failing_expectation_exits_1_with_a_diff(tmp_path, cli):
@@ -132,6 +132,32 @@ def test_file_errors_name_file_and_line(tmp_path, cli):
         """)
     r = cli("test", path)
     assert r.returncode == 2 and "names no 'alerting:' config and no 'rules:'" in r.stderr
+
+
+def test_enrich_lookups_are_given_offline(tmp_path, cli):
+    """`lookups:` gives an enrich step its table; without it the file says what is missing."""
+    steps = textwrap.dedent("""\
+        pipeline:
+          - type: enrich
+            lookup: {topic: logtide.lookup.services, key: resource.service.name}
+          - type: route
+            rules: [{when: "true", sinks: [analytics]}]
+        """)
+    case = textwrap.dedent("""\
+        tests:
+          - name: joined
+            input: [{body: x, resource: {service.name: checkout}}]
+            expect: {analytics: [{resource: {service.team: payments}}]}
+        """)
+    r = cli("test", write(tmp_path, steps + "lookups: {logtide.lookup.services: {checkout: {team: payments}}}\n" + case))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = cli("test", write(tmp_path, steps + "lookups: {logtide.lookup.services: {checkout: {team: search}}}\n" + case))
+    assert r.returncode == 1 and "service.team" in r.stdout   # the join happened, with the given row
+    r = cli("test", write(tmp_path, steps + case))
+    assert r.returncode == 2 and "lookups:" in r.stderr and "logtide.lookup.services" in r.stderr
+    path = write(tmp_path, steps + "lookups: {logtide.lookup.services: [checkout]}\n" + case)
+    r = cli("test", path)
+    assert r.returncode == 2 and f"{path}:6: 'lookups' maps a lookup topic to its rows" in r.stderr
 
 
 @pytest.mark.parametrize("expected, actual, ok", [

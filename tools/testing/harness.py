@@ -76,7 +76,7 @@ class PipelineHarness:
         from processors.app import build_pipeline
         from processors.pipeline import Pipeline
         from processors.steps import StepContext
-        ctx = StepContext(sinks=tuple(self.sinks), component="logtide-test")
+        ctx = StepContext(sinks=tuple(self.sinks), component="logtide-test", lookups=self.tf.lookups)
         if self.entries is not None:
             return Pipeline.from_config(self.entries, ctx, self.filename)
         return build_pipeline(self.config, self.filename, ctx)
@@ -203,7 +203,7 @@ class Harness:
             except Exception as exc:  # e.g. an enrich lookup table, which needs Kafka
                 pipeline.close()
                 raise ConfigError(f"{self.tf.path}: the pipeline cannot start offline: {exc} "
-                                  "(steps that read Kafka, like enrich lookups, cannot be unit-tested here)") from None
+                                  "(give an enrich lookup's rows under `lookups:`)") from None
             try:
                 chunk: list[dict] = []
                 for item in filled + [None]:

@@ -7,6 +7,8 @@
     rules: [...]                     # inline alert rules (instead of / added to the config's)
     start: 2024-05-01T12:00:00Z      # time of events without `time` (default 2024-01-01T00:00:00Z)
     defaults: {source: k8s}          # merged into every input event (resource/attributes key by key)
+    lookups:                         # enrich lookup tables (topic → key → row) instead of Kafka's
+      logtide.lookup.services: {checkout: {team: payments, tier: 1}}
     tests:
       - name: errors go to monitoring
         input:
@@ -35,7 +37,7 @@ from logtide.config import ConfigError, load_yaml
 
 from tools.common import parse_time
 
-TOP_KEYS = {"pipeline", "sinks", "alerting", "rules", "start", "defaults", "tests"}
+TOP_KEYS = {"pipeline", "sinks", "alerting", "rules", "start", "defaults", "lookups", "tests"}
 TEST_KEYS = {"name", "input", "expect", "alerts", "notifications", "skip"}
 DEFAULT_START = "2024-01-01T00:00:00Z"
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -66,6 +68,7 @@ class TestFile:
     rules: list | None = None
     start_ns: int = 0
     defaults: dict = field(default_factory=dict)
+    lookups: dict[str, dict[str, dict]] = field(default_factory=dict)
     tests: list[TestCase] = field(default_factory=list)
 
 
@@ -140,6 +143,12 @@ def load(path: str | Path) -> TestFile:
     if not isinstance(defaults, dict):
         raise ConfigError(f"{_where(path, data, 'defaults')}: 'defaults' is a mapping of envelope fields")
     tf.defaults = defaults
+    lookups = data.get("lookups") or {}
+    if not isinstance(lookups, dict) or not all(
+            isinstance(rows, dict) and all(isinstance(row, dict) for row in rows.values()) for rows in lookups.values()):
+        raise ConfigError(f"{_where(path, data, 'lookups')}: 'lookups' maps a lookup topic to its rows "
+                          "(key → mapping of fields), e.g. {logtide.lookup.services: {checkout: {team: payments}}}")
+    tf.lookups = {str(topic): {str(k): dict(row) for k, row in rows.items()} for topic, rows in lookups.items()}
     tests = data.get("tests")
     if not isinstance(tests, list) or not tests:
         raise ConfigError(f"{_where(path, data, 'tests')}: 'tests' must be a non-empty list")
