@@ -152,14 +152,14 @@ class Agent:
         return self.sender.in_flight == 0 or time.monotonic() - self.last_ack < stall_seconds
 
     def queue_bytes(self, in_flight: int) -> int:
-        """Bytes of the records in flight, estimated from the mean record size (no per-record count)."""
+        """Bytes of the records in flight (for the gauge), estimated from the mean record size; the
+        bound itself is exact: the Kafka client's buffer holds at most ``queue.max_bytes``."""
         sender = self.sender
         return in_flight * sender.sent_bytes // sender.sent if sender.sent else 0
 
     def queue_full(self) -> bool:
-        q = self.config.queue
-        in_flight = self.sender.in_flight
-        return in_flight >= q.max_records or self.queue_bytes(in_flight) >= q.max_bytes
+        # records waiting for room in the client's buffer: its byte bound is reached
+        return bool(self.sender.waiting) or self.sender.in_flight >= self.config.queue.max_records
 
     def drain(self, timeout: float) -> bool:
         """Wait until Kafka acknowledged everything sent; then every file's checkpoint may move."""

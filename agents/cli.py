@@ -85,7 +85,8 @@ def build_agent(config: AgentConfig, transport):
     finally:
         admin.close()
     # The agent learns of acknowledgements by draining (agents/agent.py), not per record.
-    producer = transport.producer(max_buffer=max(100_000, 2 * config.queue.max_records), report_successes=False)
+    producer = transport.producer(max_buffer=max(100_000, 2 * config.queue.max_records),
+                                  max_buffer_bytes=config.queue.client_buffer_bytes(), report_successes=False)
     checkpoints = SqliteCheckpoints(os.path.join(config.checkpoint_dir, "checkpoints.sqlite"))
     metadata = PodMetadata(config.kubernetes) if config.metadata_enabled() else None
     return Agent(config, producer, checkpoints, metadata)

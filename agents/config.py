@@ -51,7 +51,12 @@ class QueueSettings(Model):
 
     #: at 100k lines/s ~10 ms of data; max_bytes bounds memory whatever the record size
     max_records: int = Field(10_000, ge=10)
+    #: bytes of records in the Kafka client's buffer; the client gets at least 2 MB, so that one record
+    #: of up to message.max.bytes (1 MB) always fits
     max_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+
+    def client_buffer_bytes(self) -> int:
+        return max(self.max_bytes, 2 * 1024 * 1024)
 
 
 class RateLimitSettings(Model):

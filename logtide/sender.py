@@ -14,7 +14,7 @@ from typing import Callable
 from prometheus_client import Counter
 
 from logtide import envelope
-from logtide.transport import Producer, Record, TransportError
+from logtide.transport import BufferFull, Producer, Record, TransportError
 
 EVENTS_PRODUCED = Counter("logtide_events_produced_total", "Events acknowledged by Kafka", ["component", "topic"])
 PRODUCE_ERRORS = Counter("logtide_produce_errors_total", "Events Kafka refused or timed out", ["component"])
@@ -78,6 +78,9 @@ class DrainingSender:
     A refused record is sent again as it was (same bytes, so the same id), at most once per
     ``retry_seconds``; a drain completes only when those retries were acknowledged too. A record the
     broker refuses as too large goes through ``shrink(value) -> bytes`` first (e.g. cut the body).
+    ``send`` never blocks: when the client's buffer is full (it bounds the bytes in flight exactly),
+    records wait in ``waiting``, in order, and go out from ``poll()``/``drain()`` as room comes; a
+    caller pauses its reading while ``waiting`` is not empty.
     """
 
     def __init__(self, producer: Producer, component: str, topic: str,
@@ -88,25 +91,42 @@ class DrainingSender:
         self.shrink = shrink
         self.retry_seconds = retry_seconds
         self.retry: list[tuple[bytes, bytes | None, list]] = []
+        self.waiting: list[tuple[bytes, bytes | None, list | None]] = []   # not taken: the buffer was full
         self._retry_at = 0.0
         self._errors = PRODUCE_ERRORS.labels(component)
         self._bytes = BYTES_PRODUCED.labels(component)
         self._produced = EVENTS_PRODUCED.labels(component, topic)
-        self.sent = 0                 # records handed to the producer, retries included
+        self.sent = 0                 # records the producer took, retries included
         self.failures = 0             # delivery failures (each one was queued for a retry)
         self.sent_bytes = 0
         self._counted = self._bytes_counted = 0
-        self._produce = producer.bind(topic, self._delivered)
+        self._produce = producer.bind(topic, self._delivered, wait=False)
 
     def send(self, value: bytes, key: bytes | None, headers: list | None) -> None:
-        """Queue one encoded record (may block while the client's buffer is full: backpressure)."""
-        self.sent += 1
-        self.sent_bytes += len(value)
+        """Queue one encoded record; if the client's buffer is full it waits here (see the class)."""
+        if self.waiting:
+            self.waiting.append((value, key, headers))   # behind the others: order is kept
+            return
         try:
             self._produce(value, key, headers)
+        except BufferFull:
+            self.waiting.append((value, key, headers))
+            return
         except TransportError as exc:
             # refused before it was queued (e.g. over message.max.bytes): a failed delivery like any other
+            self.sent += 1
             self._delivered(exc, Record(self.topic, -1, -1, key, value, headers, None))
+            return
+        self.sent += 1
+        self.sent_bytes += len(value)
+
+    def _send_waiting(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for i, (value, key, headers) in enumerate(waiting):
+            self.send(value, key, headers)
+            if self.waiting:                  # full again: the rest stays, in order
+                self.waiting.extend(waiting[i + 1:])
+                return
 
     def _delivered(self, err: Exception | None, rec: Record) -> None:
         if err is None:
@@ -127,8 +147,8 @@ class DrainingSender:
 
     @property
     def in_flight(self) -> int:
-        """Records not yet acknowledged: queued, in flight, or waiting for their retry."""
-        return self.producer.pending() + len(self.retry)
+        """Records not yet acknowledged: waiting for room, queued, in flight, or waiting for a retry."""
+        return self.producer.pending() + len(self.retry) + len(self.waiting)
 
     @property
     def acked(self) -> int:
@@ -136,8 +156,10 @@ class DrainingSender:
         return self.sent - self.failures - self.producer.pending()
 
     def poll(self, timeout: float = 0.0) -> None:
-        """Serve failure reports; send due retries."""
+        """Serve failure reports; send what waited for room, then due retries."""
         self.producer.poll(timeout)
+        if self.waiting:
+            self._send_waiting()
         if self.retry and time.monotonic() >= self._retry_at:
             self._resend()
 
@@ -154,9 +176,11 @@ class DrainingSender:
         while True:
             # Not producer.flush(): with no success reports to wake it, librdkafka's flush sleeps in
             # 100 ms steps; 1 ms polls see the last acknowledgement within a millisecond.
-            while producer.pending() and time.monotonic() < deadline:
+            while (producer.pending() or self.waiting) and time.monotonic() < deadline:
                 producer.poll(0.001)
-            if producer.pending() == 0 and not self.retry:
+                if self.waiting:
+                    self._send_waiting()
+            if producer.pending() == 0 and not self.retry and not self.waiting:
                 self._count_acknowledged()
                 return True
             if time.monotonic() >= deadline:

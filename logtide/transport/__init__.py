@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from logtide.transport.base import (
-    Admin, Consumer, KafkaSettings, Producer, Record, TopicPartition, TopicSpec, Transport, TransportError,
+    Admin, BufferFull, Consumer, KafkaSettings, Producer, Record, TopicPartition, TopicSpec, Transport,
+    TransportError,
 )
 
 BACKENDS = ("confluent", "kafka-python")
@@ -40,5 +41,5 @@ def connect(settings: KafkaSettings) -> Transport:
     return KafkaPythonTransport(settings)
 
 
-__all__ = ["Admin", "Consumer", "KafkaSettings", "Producer", "Record", "TopicPartition", "TopicSpec",
+__all__ = ["Admin", "BufferFull", "Consumer", "KafkaSettings", "Producer", "Record", "TopicPartition", "TopicSpec",
            "Transport", "TransportError", "available_backends", "connect", "BACKENDS"]

@@ -54,6 +54,10 @@ class TransportError(Exception):
     """A Kafka operation failed (unreachable broker, refused request, timeout)."""
 
 
+class BufferFull(TransportError):
+    """The client's buffer is full: the record was not queued (``Producer.bind(..., wait=False)``)."""
+
+
 DeliveryCallback = Callable[[Exception | None, Record], None]
 
 
@@ -124,9 +128,11 @@ class Producer(_Client):
     def pending(self) -> int:
         """Records queued or in flight: neither acknowledged nor reported failed yet."""
 
-    def bind(self, topic: str, on_delivery: DeliveryCallback | None) -> Callable[[bytes, bytes | None, list | None], None]:
+    def bind(self, topic: str, on_delivery: DeliveryCallback | None, wait: bool = True
+             ) -> Callable[[bytes, bytes | None, list | None], None]:
         """``produce`` for one topic and one callback, as ``f(value, key, headers)``: for hot loops,
-        where a backend can skip per-call argument handling."""
+        where a backend can skip per-call argument handling. ``wait=False``: a full buffer raises
+        ``BufferFull`` instead of waiting for room (backends that cannot tell wait)."""
         produce = self.produce
         return lambda value, key, headers: produce(topic, value, key, headers, None, on_delivery)
 
@@ -222,9 +228,10 @@ class Transport(ABC):
         self.settings = settings
 
     @abstractmethod
-    def producer(self, *, linger_ms: int = 5, max_buffer: int = 100_000, report_successes: bool = True,
-                 **overrides: Any) -> Producer:
-        """A producer (idempotent, acks=all). ``max_buffer`` bounds records queued but unacked.
+    def producer(self, *, linger_ms: int = 5, max_buffer: int = 100_000, max_buffer_bytes: int | None = None,
+                 report_successes: bool = True, **overrides: Any) -> Producer:
+        """A producer (idempotent, acks=all). ``max_buffer`` bounds records queued but unacked,
+        ``max_buffer_bytes`` their bytes (default: the client's own bound).
 
         ``report_successes=False``: ``on_delivery`` is called for failed records only; a caller learns
         of acknowledgements by ``flush()``/``pending()`` reaching 0. For sources at high rates: no

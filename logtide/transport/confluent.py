@@ -10,7 +10,7 @@ import confluent_kafka as ck
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from logtide.transport.base import (
-    Admin, Consumer, DeliveryCallback, KafkaSettings, Producer, Record, RebalanceCallback, TopicPartition,
+    Admin, BufferFull, Consumer, DeliveryCallback, KafkaSettings, Producer, Record, RebalanceCallback, TopicPartition,
     TopicSpec, Transport, TransportError,
 )
 
@@ -101,7 +101,7 @@ class ConfluentProducer(Producer):
             except ck.KafkaException as exc:
                 raise TransportError(str(exc)) from None
 
-    def bind(self, topic, on_delivery):
+    def bind(self, topic, on_delivery, wait=True):
         client = self._p
         produce = client.produce
         cb = None if on_delivery is None else partial(_delivered, on_delivery)
@@ -110,6 +110,8 @@ class ConfluentProducer(Producer):
             try:
                 produce(topic, value, key, -1, cb, None, 0, headers)   # positional: see produce()
             except BufferError:
+                if not wait:
+                    raise BufferFull(f"producer buffer full ({len(client)} records queued)") from None
                 self.produce(topic, value, key, headers, None, on_delivery)   # waits for room
             except ck.KafkaException as exc:
                 raise TransportError(str(exc)) from None
@@ -313,7 +315,7 @@ class ConfluentTransport(Transport):
         super().__init__(settings)
         self._conf = _common(settings)
 
-    def producer(self, *, linger_ms=5, max_buffer=100_000, report_successes=True, **overrides):
+    def producer(self, *, linger_ms=5, max_buffer=100_000, max_buffer_bytes=None, report_successes=True, **overrides):
         conf = dict(self._conf)
         conf.update({
             "enable.idempotence": True,
@@ -323,6 +325,8 @@ class ConfluentTransport(Transport):
             "compression.type": "lz4",
             "delivery.report.only.error": not report_successes,
         })
+        if max_buffer_bytes:
+            conf["queue.buffering.max.kbytes"] = max(1, -(-max_buffer_bytes // 1024))
         conf.update(self.settings.producer)
         conf.update(overrides)
         return ConfluentProducer(conf)

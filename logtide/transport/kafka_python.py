@@ -272,10 +272,12 @@ class KafkaPythonTransport(Transport):
         super().__init__(settings)
         self._conf = _common(settings)
 
-    def producer(self, *, linger_ms=5, max_buffer=100_000, report_successes=True, **overrides):
+    def producer(self, *, linger_ms=5, max_buffer=100_000, max_buffer_bytes=None, report_successes=True, **overrides):
         conf = dict(self._conf)
         conf.update({"acks": "all", "enable_idempotence": True, "linger_ms": linger_ms,
                      "compression_type": "lz4", "batch_size": 256 * 1024})
+        if max_buffer_bytes:
+            conf["buffer_memory"] = max(max_buffer_bytes, conf["batch_size"])
         conf.update(self.settings.producer)
         conf.update(overrides)
         return KafkaPythonProducer(conf, max_buffer, report_successes)

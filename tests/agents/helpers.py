@@ -53,7 +53,9 @@ class RunningAgent:
         transport = connect(settings)
         self.checkpoints = SqliteCheckpoints(f"{checkpoint_dir}/checkpoints.sqlite")
         self.metadata = PodMetadata(self.config.kubernetes) if metadata else None
-        self.agent = Agent(self.config, transport.producer(linger_ms=5, report_successes=False), self.checkpoints, self.metadata)
+        producer = transport.producer(linger_ms=5, report_successes=False,
+                                      max_buffer_bytes=self.config.queue.client_buffer_bytes())
+        self.agent = Agent(self.config, producer, self.checkpoints, self.metadata)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -129,3 +129,23 @@ def test_draining_sender_keeps_what_kafka_never_acknowledged(broker, new_topic):
     assert [envelope.header_value(h, envelope.HEADER_ID) for _, _, h in sender.retry] == \
         [envelope.make_id("drain", i) for i in range(3)]
     sender.producer._p = None   # nothing to flush into a Kafka that is not there
+
+
+def test_draining_sender_holds_records_while_the_client_buffer_is_full(broker, new_topic):
+    """The client's byte bound is exact; what does not fit waits in order, and goes once Kafka acks."""
+    from logtide.transport import KafkaSettings
+    topic = new_topic(1)
+    transport = connect(KafkaSettings(bootstrap=broker, client="confluent"))
+    producer = transport.producer(report_successes=False, max_buffer_bytes=64 * 1024, linger_ms=50)
+    sender = DrainingSender(producer, "draintest4", topic)
+    template = envelope.EventTemplate(source="k8s")
+    records = [template.record(envelope.make_id("full", i), None, 5, 6, "x" * 4000) for i in range(100)]
+    for value, headers in records:
+        sender.send(value, b"k", headers)
+    # ~400 KB offered to a 64 KB buffer: most of it waits, nothing was dropped or reordered
+    assert sender.waiting and sender.sent < 100
+    assert sender.sent + len(sender.waiting) == 100 and sender.in_flight + sender.acked == 100
+    assert sender.drain(20) is True
+    assert sender.waiting == [] and sender.acked == 100
+    sender.producer.close()
+    assert [r.value for r in _read(transport, topic, 100)] == [v for v, _ in records]
