@@ -233,14 +233,11 @@ def main() -> int:
         print(json.dumps(out))
         return 0
 
-    from logtide.broker import EmbeddedBroker
+    from logtide.broker import given_or_embedded
     from logtide.transport import KafkaSettings, TopicSpec, connect
 
-    broker = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        broker = EmbeddedBroker(log_file=os.path.join(tempfile.gettempdir(), "logtide-bench-agent-broker.log")).start()
-        bootstrap = broker.bootstrap
+    bootstrap, stop_broker = given_or_embedded(
+        args.bootstrap, log_file=os.path.join(tempfile.gettempdir(), "logtide-bench-agent-broker.log"))
     try:
         with tempfile.TemporaryDirectory(prefix="logtide-bench-agent-") as tmp:
             root = Path(tmp)
@@ -258,8 +255,7 @@ def main() -> int:
             agent = run_child(["--child", "agent", bootstrap, agent_topic, str(root / "pods"), str(root / "ck"),
                                str(total), str(args.queue or 0)])
     finally:
-        if broker is not None:
-            broker.stop()
+        stop_broker()
     ratio = agent["per_s"] / raw["per_s"]
     print(f"{'':<8}{'lines':>9}{'seconds':>9}{'lines/s':>10}{'peak RSS MB':>13}")
     for name, r in (("raw", raw), ("floor", floor), ("agent", agent)):

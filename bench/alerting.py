@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from logtide import envelope  # noqa: E402
-from logtide.broker import EmbeddedBroker  # noqa: E402
+from logtide.broker import given_or_embedded  # noqa: E402
 from logtide.transport import KafkaSettings, TopicSpec, connect  # noqa: E402
 
 from alerting.notifiers.webhook import verify  # noqa: E402
@@ -125,6 +125,18 @@ class ProbeReceiver:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
 
+    def warm_up(self, probe, timeout: float, settle: float, failure: str) -> None:
+        """Send a probe a second until one is notified (the whole chain answers), wait ``settle``
+        seconds, forget what warm-up received; SystemExit(failure) after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.received and time.monotonic() < deadline:
+            probe()
+            time.sleep(1)
+        if not self.received:
+            raise SystemExit(failure)
+        time.sleep(settle)
+        self.received.clear()
+
 
 def free_port() -> int:
     import socket
@@ -200,17 +212,13 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path) ->
         producer.poll(0)
 
     try:
-        # warm up: wait until the engine consumes and notifies
-        deadline = time.monotonic() + 90
-        while not recv.received and time.monotonic() < deadline:
+        def warm_up_probe():
             probe("warmup")
             producer.flush(5)
-            time.sleep(1)
-        if not recv.received:
-            raise SystemExit(f"engine did not notify within 90s; see {workdir}/engine-{rate}.log")
-        time.sleep(1)
+
+        # warm up: wait until the engine consumes and notifies
+        recv.warm_up(warm_up_probe, 90, 1, f"engine did not notify within 90s; see {workdir}/engine-{rate}.log")
         sent.clear()
-        recv.received.clear()
         started = time.monotonic()
         n = i = 0
         next_probe = started
@@ -261,19 +269,14 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     args = ap.parse_args()
     lines = corpus_events()
-    broker = None
-    bootstrap = os.environ.get("LOGTIDE_BOOTSTRAP")
-    if not bootstrap:
-        broker = EmbeddedBroker().start()
-        bootstrap = broker.bootstrap
+    bootstrap, stop_broker = given_or_embedded(os.environ.get("LOGTIDE_BOOTSTRAP"))
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-alerting-") as d:
             for rate in [int(r) for r in args.rates.split(",")]:
                 results.append(run_rate(bootstrap, rate, args.seconds, lines, Path(d)))
     finally:
-        if broker:
-            broker.stop()
+        stop_broker()
     print(f"{'rate/s':>7} {'achieved':>9} {'probes':>7} {'notified':>9} {'p50 s':>7} {'p99 s':>7} {'max s':>7}")
     for r in results:
         print(f"{r['target_rate']:>7} {r['achieved_rate']:>9} {r['probes']:>7} {r['notified']:>9} "

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests" / "collectors"))
 import boto3  # noqa: E402
 import requests  # noqa: E402
 
-from logtide.broker import EmbeddedBroker  # noqa: E402
+from logtide.broker import given_or_embedded  # noqa: E402
 from logtide.transport import KafkaSettings, TopicSpec, connect  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "loghub"
@@ -169,17 +169,15 @@ def main() -> int:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
-    broker = None
-    if not args.bootstrap:
-        broker = EmbeddedBroker(log_file=os.path.join(tempfile.gettempdir(), "bench-collectors-broker.log")).start()
-    settings = KafkaSettings(bootstrap=args.bootstrap or broker.bootstrap, client="confluent")
+    bootstrap, stop_broker = given_or_embedded(
+        args.bootstrap, log_file=os.path.join(tempfile.gettempdir(), "bench-collectors-broker.log"))
+    settings = KafkaSettings(bootstrap=bootstrap, client="confluent")
     try:
         cw = bench_cloudwatch(settings, f"http://{host}:{port}", n, lines)
         sf = bench_salesforce(settings, n, lines)
     finally:
         moto.stop()
-        if broker:
-            broker.stop()
+        stop_broker()
     print(f"{'source':<26}{'events':>9}{'bare read/s':>14}{'collector/s':>14}{'ratio':>8}")
     print(f"{'CloudWatch (moto)':<26}{cw['events']:>9}{cw['raw_events_per_s']:>14,.0f}"
           f"{cw['collector_events_per_s']:>14,.0f}{cw['collector_events_per_s'] / cw['raw_events_per_s']:>8.2f}")
@@ -187,7 +185,7 @@ def main() -> int:
           f"{sf['collector_rows_per_s']:>14,.0f}{sf['collector_rows_per_s'] / sf['raw_rows_per_s']:>8.2f}")
     out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "scale": args.scale,
            "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-           "kafka": "embedded (Tansu), confluent backend" if broker else args.bootstrap,
+           "kafka": args.bootstrap or "embedded (Tansu), confluent backend",
            "cloudwatch": cw, "salesforce": sf}
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "collectors.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 import confluent_kafka as ck  # noqa: E402
 
 from logtide import envelope  # noqa: E402
-from logtide.broker import EmbeddedBroker  # noqa: E402
+from logtide.broker import given_or_embedded  # noqa: E402
 from logtide.cli import main as logtide_main  # noqa: E402
 from logtide.dlq import DeadLetters  # noqa: E402
 from logtide.topics import exact_end_offsets  # noqa: E402
@@ -89,11 +89,7 @@ def main() -> int:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--bootstrap")
     args = ap.parse_args()
-    broker = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        broker = EmbeddedBroker().start()
-        bootstrap = broker.bootstrap
+    bootstrap, stop_broker = given_or_embedded(args.bootstrap)
     os.environ["LOGTIDE_BOOTSTRAP"] = bootstrap
     try:
         transport = connect(KafkaSettings(bootstrap=bootstrap, client="confluent"))
@@ -132,8 +128,7 @@ def main() -> int:
         assert quiet_main(["dlq", "list", "--topic", dlq, "--json"]) == 0
         results["dlq_list_s"] = time.perf_counter() - t0
     finally:
-        if broker:
-            broker.stop()
+        stop_broker()
 
     rows = [
         ("replay (logtide replay, acked batches + state file)", n, results["replay_s"]),

@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from logtide.broker import EmbeddedBroker  # noqa: E402
+from logtide.broker import given_or_embedded  # noqa: E402
 from logtide.transport import KafkaSettings, TopicSpec, connect  # noqa: E402
 from tests.faults.chain import cri_line, write_yaml  # noqa: E402
 from tests.faults.harness import RoleProcess  # noqa: E402
@@ -123,15 +123,8 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines: list[bytes], work
     try:
         for r in roles:
             r.start()
-        deadline = time.monotonic() + 120          # warm up: the whole chain answers
-        while not recv.received and time.monotonic() < deadline:
-            probe("warmup")
-            time.sleep(1)
-        if not recv.received:
-            raise SystemExit(f"no notification within 120 s; see the logs in {workdir}")
-        time.sleep(2)
+        recv.warm_up(lambda: probe("warmup"), 120, 2, f"no notification within 120 s; see the logs in {workdir}")
         sent.clear()
-        recv.received.clear()
         started = time.monotonic()
         n = i = 0
         next_probe = started
@@ -175,11 +168,7 @@ def main() -> int:
     ap.add_argument("--bootstrap", help="use this Kafka instead of the embedded broker")
     args = ap.parse_args()
     lines = corpus()
-    broker = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        broker = EmbeddedBroker().start()
-        bootstrap = broker.bootstrap
+    bootstrap, stop_broker = given_or_embedded(args.bootstrap)
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-e2e-") as d:
@@ -189,8 +178,7 @@ def main() -> int:
                 print(f"  {rate}/s: p50 {r['p50_s']} s, p99 {r['p99_s']} s ({r['notified']}/{r['probes']} probes)",
                       flush=True)
     finally:
-        if broker:
-            broker.stop()
+        stop_broker()
     print(f"\n{'rate/s':>7} {'achieved':>9} {'probes':>7} {'notified':>9} {'p50 s':>7} {'p99 s':>7} {'max s':>7}")
     for r in results:
         print(f"{r['target_rate']:>7} {r['achieved_rate']:>9} {r['probes']:>7} {r['notified']:>9} "

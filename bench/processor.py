@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from logtide import envelope  # noqa: E402
-from logtide.broker import EmbeddedBroker  # noqa: E402
+from logtide.broker import given_or_embedded  # noqa: E402
 from logtide.consume import BatchLoop  # noqa: E402
 from logtide.transport import KafkaSettings, TopicSpec, connect  # noqa: E402
 
@@ -336,11 +336,7 @@ def main() -> int:
     if args.profile:
         profile(min(args.events, 50_000))
         return 0
-    broker = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        broker = EmbeddedBroker().start()  # started before pinning: the broker keeps both CPUs
-        bootstrap = broker.bootstrap
+    bootstrap, stop_broker = given_or_embedded(args.bootstrap)  # before pinning: the broker keeps both CPUs
     if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     settings = KafkaSettings(bootstrap=bootstrap, client="confluent")
@@ -406,8 +402,7 @@ def main() -> int:
         print(f"raw numbers: {out}")
         return 0
     finally:
-        if broker is not None:
-            broker.stop()
+        stop_broker()
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from logtide.broker import EmbeddedBroker  # noqa: E402
+from logtide.broker import given_or_embedded  # noqa: E402
 from logtide.transport import KafkaSettings, TopicSpec, connect  # noqa: E402
 
 PARTITIONS = 6
@@ -111,11 +111,7 @@ def main() -> int:
     ap.add_argument("--bootstrap", help="use this Kafka instead of the embedded broker")
     args = ap.parse_args()
     pb = _processor_bench()
-    broker = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        broker = EmbeddedBroker().start()
-        bootstrap = broker.bootstrap
+    bootstrap, stop_broker = given_or_embedded(args.bootstrap)
     settings = KafkaSettings(bootstrap=bootstrap, client="confluent")
     topic = f"bench.scale.raw.{uuid.uuid4().hex[:6]}"
     admin = connect(settings).admin()
@@ -132,8 +128,7 @@ def main() -> int:
                     print(f"  {replicas} replica(s): {r['events_per_s']:,.0f} events/s ({r['seconds']} s), "
                           f"{r['cores_busy']} cores busy, {r['events_per_cpu_s']:,.0f} events per CPU-second", flush=True)
     finally:
-        if broker:
-            broker.stop()
+        stop_broker()
     best = {k: max(v, key=lambda r: r["events_per_s"]) for k, v in rounds.items()}
     ratio = best[2]["events_per_s"] / best[1]["events_per_s"]
     print(f"\n{'replicas':>8} {'events/s (best)':>16} {'median':>10}")

@@ -29,7 +29,7 @@ import confluent_kafka as ck  # noqa: E402
 import kafka  # noqa: E402
 
 from logtide import envelope  # noqa: E402
-from logtide.broker import EmbeddedBroker  # noqa: E402
+from logtide.broker import given_or_embedded  # noqa: E402
 from logtide.transport import KafkaSettings, TopicPartition, TopicSpec, connect  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpus" / "loghub"
@@ -372,12 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     values = make_values(size=args.value_bytes)
-    broker = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        broker = EmbeddedBroker().start()
-        bootstrap = broker.bootstrap
-    print(f"broker {bootstrap} ({'embedded Tansu' if broker else 'external'}), values {args.value_bytes} B, "
+    bootstrap, stop_broker = given_or_embedded(args.bootstrap)
+    print(f"broker {bootstrap} ({'external' if args.bootstrap else 'embedded Tansu'}), values {args.value_bytes} B, "
           f"{PARTITIONS} partitions, {len(KEYS)} keys", flush=True)
     rows: list[dict] = []
     try:
@@ -385,14 +381,13 @@ def main(argv: list[str] | None = None) -> int:
             n = max(1000, int(DEFAULT_COUNTS[backend] * args.scale))
             rows.extend(bench_backend(backend, bootstrap, n, values, args.repeat))
     finally:
-        if broker:
-            broker.stop()
+        stop_broker()
     print_table(rows)
     result = {
         "bench": "transport",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python bench/transport.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
-        "broker": "embedded tansu" if broker else bootstrap,
+        "broker": bootstrap if args.bootstrap else "embedded tansu",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "confluent_kafka": ck.__version__, "librdkafka": ck.libversion()[0],
                     "kafka_python": kafka.__version__},

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 
 class BrokerError(Exception):
@@ -147,6 +148,15 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def given_or_embedded(bootstrap: str | None, **broker_options) -> tuple[str, Callable[[], None]]:
+    """``(bootstrap, stop)``: the Kafka given, or an embedded broker started now (``stop`` ends it;
+    for a given Kafka it does nothing). For the commands with an optional ``--bootstrap`` (benches)."""
+    if bootstrap:
+        return bootstrap, lambda: None
+    broker = EmbeddedBroker(**broker_options).start()
+    return broker.bootstrap, broker.stop
 
 
 def default_log_path() -> Path:
