@@ -174,18 +174,15 @@ class DrainingSender:
         deadline = time.monotonic() + timeout
         producer = self.producer
         while True:
-            # Not producer.flush(): with no success reports to wake it, librdkafka's flush sleeps in
-            # 100 ms steps; 1 ms polls see the last acknowledgement within a millisecond.
-            while (producer.pending() or self.waiting) and time.monotonic() < deadline:
-                producer.poll(0.001)
-                if self.waiting:
-                    self._send_waiting()
-            if producer.pending() == 0 and not self.retry and not self.waiting:
+            if self.waiting:
+                self._send_waiting()
+            left = producer.flush(max(0.0, deadline - time.monotonic()))   # serves failure reports too
+            if left == 0 and not self.waiting and not self.retry:
                 self._count_acknowledged()
                 return True
             if time.monotonic() >= deadline:
                 return False
-            if self.retry:
+            if self.retry and not self.waiting:
                 producer.poll(min(self.retry_seconds, max(0.0, deadline - time.monotonic())))
                 self._resend()
 

@@ -123,7 +123,7 @@ def test_draining_sender_keeps_what_kafka_never_acknowledged(broker, new_topic):
     for value, headers in _events(3, envelope.EventTemplate(source="k8s")):
         sender.send(value, b"k", headers)
     assert sender.drain(2.0) is False               # (it sent the refused records again meanwhile)
-    sender.producer.flush(2.0)                      # serve the last failure reports
+    sender.producer.flush(10)                       # serve the last failure reports (returns once they are)
     assert sender.failures >= 3 and sender.failures % 3 == 0
     assert sender.acked == 0 and sender.in_flight == 3 and len(sender.retry) == 3
     assert [envelope.header_value(h, envelope.HEADER_ID) for _, _, h in sender.retry] == \
