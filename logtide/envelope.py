@@ -299,22 +299,25 @@ class EventTemplate:
                                 (HEADER_SCHEMA, str(SCHEMA_VERSION).encode()))
         self._severity_headers = {n: (HEADER_SEVERITY, str(n).encode()) for n in range(25)}
 
+    #: the fields of one event, then the shared tail
+    _FORMAT = (b'{"id":%s,"time":%s,"observed_time":%d,"ingest_time":%s,"severity_text":%s,'
+               b'"severity_number":%d,"body":%s%s')
+
     def encode(self, id: str, time: int | None, observed_time: int, ingest_time: int | None, body: str,
                severity_text: str = "", severity_number: int = 0) -> bytes:
-        return b'{"id":%s,"time":%s,"observed_time":%d,"ingest_time":%s,"severity_text":%s,' \
-               b'"severity_number":%d,"body":%s%s' % (
-                   orjson.dumps(id), b"null" if time is None else b"%d" % time, observed_time,
-                   b"null" if ingest_time is None else b"%d" % ingest_time, orjson.dumps(severity_text),
-                   severity_number, orjson.dumps(body), self._tail)
+        return self._FORMAT % (
+            orjson.dumps(id), b"null" if time is None else b"%d" % time, observed_time,
+            b"null" if ingest_time is None else b"%d" % ingest_time, orjson.dumps(severity_text),
+            severity_number, orjson.dumps(body), self._tail)
 
     def record(self, id: str, time: int | None, observed_time: int, ingest_time: int | None,
                body: str) -> tuple[bytes, list[tuple[str, bytes]]]:
         """``(encode(...), headers(id))`` of an event without severity, in one call (hot loops)."""
         source, routes, schema = self._shared_headers
-        return (b'{"id":%s,"time":%s,"observed_time":%d,"ingest_time":%s,"severity_text":"",'
-                b'"severity_number":0,"body":%s%s' % (
+        return (self._FORMAT % (
                     orjson.dumps(id), b"null" if time is None else b"%d" % time, observed_time,
-                    b"null" if ingest_time is None else b"%d" % ingest_time, orjson.dumps(body), self._tail),
+                    b"null" if ingest_time is None else b"%d" % ingest_time, b'""', 0, orjson.dumps(body),
+                    self._tail),
                 [(HEADER_ID, id.encode()), source, routes, schema, self._severity_headers[0]])
 
     def headers(self, id: str, severity_number: int = 0) -> list[tuple[str, bytes]]:

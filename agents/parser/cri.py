@@ -20,9 +20,7 @@ class CriParser:
         self._ts = TimestampParser()
 
     def parse(self, line: bytes) -> Fragment:
-        parts = line.split(b" ", 3)
-        if len(parts) == 3 and line.endswith(b" "):  # "<time> <stream> F " with an empty message
-            parts.append(b"")
+        parts = line.split(b" ", 3)   # "<time> <stream> F " (empty message) splits into 4 too
         if len(parts) == 4:
             ts, stream, tag, message = parts
             stream = _STREAMS.get(stream)
