@@ -92,8 +92,8 @@ class Agent:
         self.scans = 0
         self._turn = 0
         self.last_ack = time.monotonic()
-        self.drained = 0                          # sender.sent at the last completed drain
-        self._sent_counted = self._acked_counted = 0
+        self.drained = 0                          # sender.accepted at the last completed drain
+        self._sent_counted = self._acked_counted = self._failures_counted = 0
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -165,7 +165,7 @@ class Agent:
         """Wait until Kafka acknowledged everything sent; then every file's checkpoint may move."""
         if not self.sender.drain(timeout):
             return False
-        self.drained = self.sender.sent
+        self.drained = self.sender.accepted
         return True
 
     # --- discovery ---------------------------------------------------------------------------------
@@ -465,7 +465,7 @@ class Agent:
             value, headers = envelope.encode(event), envelope.headers(event)
         sender = self.sender
         sender.send(value, tf.key, headers)
-        tf.last_sent = sender.sent
+        tf.last_sent = sender.accepted   # (a record waiting for room in the client's buffer counts too)
 
     @staticmethod
     def _shrink(value: bytes) -> bytes:
@@ -485,6 +485,9 @@ class Agent:
         if sender.sent != self._sent_counted:
             metrics.RECORDS_SENT.inc(sender.sent - self._sent_counted)
             self._sent_counted = sender.sent
+        if sender.failures != self._failures_counted:   # each failure is sent again
+            metrics.PRODUCE_RETRIES.inc(sender.failures - self._failures_counted)
+            self._failures_counted = sender.failures
         acked = sender.acked
         if acked > self._acked_counted:
             metrics.RECORDS_PRODUCED.inc(acked - self._acked_counted)

@@ -28,7 +28,7 @@ class TrackedFile:
         self.partial = PartialMerger(p.max_bytes, p.timeout_seconds)
         self.multiline = MultilineMerger(m.languages, m.start_pattern, m.continue_pattern, m.max_lines,
                                          m.max_bytes, m.timeout_seconds, enabled=m.enabled)
-        self.last_sent = 0                       # the sender's count after this file's last record
+        self.last_sent = 0                       # sender.accepted after this file's last record
         self.ref = ref
         self.key = (ref.key if ref else path).encode("utf-8", "surrogateescape")
         # Metric label for this file: namespace/pod/container/<file> for pod logs (no pod uid in a

@@ -96,6 +96,7 @@ class DrainingSender:
         self._errors = PRODUCE_ERRORS.labels(component)
         self._bytes = BYTES_PRODUCED.labels(component)
         self._produced = EVENTS_PRODUCED.labels(component, topic)
+        self.accepted = 0             # records given to send(): a sequence number for the caller
         self.sent = 0                 # records the producer took, retries included
         self.failures = 0             # delivery failures (each one was queued for a retry)
         self.sent_bytes = 0
@@ -103,7 +104,12 @@ class DrainingSender:
         self._produce = producer.bind(topic, self._delivered, wait=False)
 
     def send(self, value: bytes, key: bytes | None, headers: list | None) -> None:
-        """Queue one encoded record; if the client's buffer is full it waits here (see the class)."""
+        """Queue one encoded record; if the client's buffer is full it waits here (see the class).
+        After a drain that returned True, every record up to ``accepted`` is acknowledged."""
+        self.accepted += 1
+        self._offer(value, key, headers)
+
+    def _offer(self, value: bytes, key: bytes | None, headers: list | None) -> None:
         if self.waiting:
             self.waiting.append((value, key, headers))   # behind the others: order is kept
             return
@@ -123,7 +129,7 @@ class DrainingSender:
     def _send_waiting(self) -> None:
         waiting, self.waiting = self.waiting, []
         for i, (value, key, headers) in enumerate(waiting):
-            self.send(value, key, headers)
+            self._offer(value, key, headers)
             if self.waiting:                  # full again: the rest stays, in order
                 self.waiting.extend(waiting[i + 1:])
                 return
@@ -167,7 +173,7 @@ class DrainingSender:
         self._retry_at = time.monotonic() + self.retry_seconds   # a Kafka that keeps refusing is not hammered
         retry, self.retry = self.retry, []
         for value, key, headers in retry:
-            self.send(value, key, headers)   # a new failure queues it again
+            self._offer(value, key, headers)   # a new failure queues it again
 
     def drain(self, timeout: float) -> bool:
         """Wait (up to ``timeout`` seconds) until everything sent so far is acknowledged."""
