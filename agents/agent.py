@@ -26,20 +26,20 @@ import socket
 import threading
 import time
 
-from agents import metrics
-from agents.config import AgentConfig
-from agents.discovery import Discovery, Found
-from agents.exclusion import exclusion_reason
-from agents.file_identity import FileIdentity, fingerprint
-from agents.multiline import Record
-from agents.parser.picker import parser_for
-from agents.partial_merger import Line
-from agents.path_info import pod_ref
-from agents.pod_metadata import PodMetadata
-from agents.rate_limit import TokenBucket
-from agents.resource import k8s_resource
-from agents.tailer import RawLine
-from agents.tracked_file import TrackedFile
+from logtide.agents import metrics
+from logtide.agents.config import AgentConfig
+from logtide.agents.discovery import Discovery, Found
+from logtide.agents.exclusion import exclusion_reason
+from logtide.agents.file_identity import FileIdentity, fingerprint
+from logtide.agents.multiline import Record
+from logtide.agents.parser.picker import parser_for
+from logtide.agents.partial_merger import Line
+from logtide.agents.path_info import pod_ref
+from logtide.agents.pod_metadata import PodMetadata
+from logtide.agents.rate_limit import TokenBucket
+from logtide.agents.resource import k8s_resource
+from logtide.agents.tailer import RawLine
+from logtide.agents.tracked_file import TrackedFile
 from logtide import envelope, log
 from logtide.checkpoint import CheckpointError, SqliteCheckpoints
 from logtide.sender import DrainingSender

@@ -13,7 +13,7 @@ import argparse
 import os
 import threading
 
-from agents.config import AgentConfig
+from logtide.agents.config import AgentConfig
 from logtide.config import load_config, validate_config
 from logtide.role import (add_role_arguments, apply_arguments, connect_checked, install_signal_handlers,
                           run_services, start_health)
@@ -74,8 +74,8 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
 
 def build_agent(config: AgentConfig, transport):
     """The agent service for a validated config (shared by `logtide agent` and `logtide up`)."""
-    from agents.agent import Agent
-    from agents.pod_metadata import PodMetadata
+    from logtide.agents.agent import Agent
+    from logtide.agents.pod_metadata import PodMetadata
     from logtide.checkpoint import SqliteCheckpoints
     from logtide.transport import TopicSpec
 
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     log.setup(config.log_level)
     transport = connect_checked(config.kafka)
     agent = build_agent(config, transport)
-    from agents.agent import tune_gc
+    from logtide.agents.agent import tune_gc
     tune_gc()
     stop = threading.Event()
     install_signal_handlers(stop)

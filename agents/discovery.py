@@ -12,7 +12,7 @@ import glob
 import os
 from typing import NamedTuple
 
-from agents import metrics
+from logtide.agents import metrics
 
 
 class Found(NamedTuple):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import fnmatch
 
-from agents.config import KubernetesSettings
-from agents.path_info import PodRef
-from agents.pod_metadata import EXCLUDE_ANNOTATION, EXCLUDE_CONTAINERS_ANNOTATION, PodMeta
+from logtide.agents.config import KubernetesSettings
+from logtide.agents.path_info import PodRef
+from logtide.agents.pod_metadata import EXCLUDE_ANNOTATION, EXCLUDE_CONTAINERS_ANNOTATION, PodMeta
 
 
 def _true(value: str | None) -> bool:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from agents import metrics
-from agents.config import KubernetesSettings
-from agents.path_info import PodRef
+from logtide.agents import metrics
+from logtide.agents.config import KubernetesSettings
+from logtide.agents.path_info import PodRef
 from logtide import log
 
 _log = log.get("agents.pod_metadata")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from agents.path_info import PodRef
-from agents.pod_metadata import PodMeta
+from logtide.agents.path_info import PodRef
+from logtide.agents.pod_metadata import PodMeta
 
 _HASH_SUFFIX = re.compile(r"-[0-9a-z]{5,10}$")
 _OWNER_ATTR = {"ReplicaSet": "k8s.replicaset.name", "StatefulSet": "k8s.statefulset.name",

@@ -6,12 +6,12 @@ import hashlib
 import os
 import time
 
-from agents.config import AgentConfig
-from agents.file_identity import FileIdentity
-from agents.multiline import MultilineMerger
-from agents.partial_merger import PartialMerger
-from agents.path_info import PodRef
-from agents.tailer import Tailer
+from logtide.agents.config import AgentConfig
+from logtide.agents.file_identity import FileIdentity
+from logtide.agents.multiline import MultilineMerger
+from logtide.agents.partial_merger import PartialMerger
+from logtide.agents.path_info import PodRef
+from logtide.agents.tailer import Tailer
 from logtide import envelope
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 
-from agents.config import AgentConfig
+from logtide.agents.config import AgentConfig
 from logtide.config import validate_config
 
 
 def up(ctx) -> list:
-    from agents.cli import build_agent
+    from logtide.agents.cli import build_agent
 
     options = dict(ctx.options or {})
     logs = ctx.workdir / "agent-logs"

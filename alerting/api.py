@@ -24,7 +24,7 @@ import orjson
 
 from logtide import log
 
-from alerting.durations import NS, parse_duration
+from logtide.alerting.durations import NS, parse_duration
 
 _log = log.get("alerting.api")
 MAX_BODY = 1 << 20

@@ -73,8 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from logtide.role import apply_arguments, connect_checked, install_signal_handlers, run_services, start_health
 
-    from alerting.config import load_alert_config
-    from alerting.engine import build
+    from logtide.alerting.config import load_alert_config
+    from logtide.alerting.engine import build
 
     if not args.config:
         raise UsageError("give --config FILE (see examples/alert.yaml), or a subcommand: test, silence")
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 # --- alert test --------------------------------------------------------------------------------
 
 def read_events(path: str) -> list[dict]:
-    from alerting.api import parse_time
+    from logtide.alerting.api import parse_time
     fh = sys.stdin if path == "-" else open(path, encoding="utf-8")
     out = []
     with fh:
@@ -124,13 +124,13 @@ def read_events(path: str) -> list[dict]:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    from alerting.config import AlertConfig, load_alert_config
-    from alerting.durations import NS
-    from alerting.engine import AlertEngine
-    from alerting.rules import load_rules
-    from alerting.state import rfc3339
-    from alerting.store import Store
-    from alerting.templates import DEFAULT_TEXT, DEFAULT_TITLE, context, fallback_text
+    from logtide.alerting.config import AlertConfig, load_alert_config
+    from logtide.alerting.durations import NS
+    from logtide.alerting.engine import AlertEngine
+    from logtide.alerting.rules import load_rules
+    from logtide.alerting.state import rfc3339
+    from logtide.alerting.store import Store
+    from logtide.alerting.templates import DEFAULT_TEXT, DEFAULT_TITLE, context, fallback_text
 
     rules = load_rules([args.rules])
     if args.test_config:
@@ -212,7 +212,7 @@ def _request(args, method: str, path: str, body: dict | None = None):
 
 
 def run_silence_add(args: argparse.Namespace) -> int:
-    from alerting.matchers import parse_matcher
+    from logtide.alerting.matchers import parse_matcher
     try:
         matchers = [str(parse_matcher(m)) for m in args.matchers]
     except ValueError as exc:

@@ -10,11 +10,11 @@ from logtide.config import ConfigError, Model, load_config
 from logtide.role import RoleConfig
 from logtide.topics import route
 
-from alerting.durations import Duration
-from alerting.inhibition import InhibitRule
-from alerting.notifiers import Receiver
-from alerting.routing import Route, check_tree
-from alerting.timeintervals import NamedTimeInterval
+from logtide.alerting.durations import Duration
+from logtide.alerting.inhibition import InhibitRule
+from logtide.alerting.notifiers import Receiver
+from logtide.alerting.routing import Route, check_tree
+from logtide.alerting.timeintervals import NamedTimeInterval
 
 
 class ApiSettings(Model):

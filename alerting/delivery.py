@@ -19,10 +19,10 @@ from typing import Callable
 
 from logtide import log
 
-from alerting import metrics
-from alerting.dispatch import Notification
-from alerting.nflog import NotificationLog, needs_update
-from alerting.notifiers import HttpIntegration, Permanent, RateLimit, Receiver, RetryPolicy, Retryable
+from logtide.alerting import metrics
+from logtide.alerting.dispatch import Notification
+from logtide.alerting.nflog import NotificationLog, needs_update
+from logtide.alerting.notifiers import HttpIntegration, Permanent, RateLimit, Receiver, RetryPolicy, Retryable
 
 _log = log.get("alerting.delivery")
 

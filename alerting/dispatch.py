@@ -12,14 +12,14 @@ import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
-from alerting import metrics
-from alerting.durations import NS
-from alerting.inhibition import Inhibitor
-from alerting.nflog import Entry, NotificationLog, needs_update
-from alerting.routing import RouteNode, labelset_string
-from alerting.silences import Silences
-from alerting.state import FIRING, RESOLVED, Alert
-from alerting.timeintervals import TimeIntervals
+from logtide.alerting import metrics
+from logtide.alerting.durations import NS
+from logtide.alerting.inhibition import Inhibitor
+from logtide.alerting.nflog import Entry, NotificationLog, needs_update
+from logtide.alerting.routing import RouteNode, labelset_string
+from logtide.alerting.silences import Silences
+from logtide.alerting.state import FIRING, RESOLVED, Alert
+from logtide.alerting.timeintervals import TimeIntervals
 
 
 @dataclass

@@ -37,22 +37,22 @@ from logtide.consume import BatchLoop, Retry
 from logtide.dlq import DeadLetters
 from logtide.transport import Record, TopicPartition, Transport, TransportError
 
-from alerting import metrics
-from alerting.config import AlertConfig, ClockSettings
-from alerting.delivery import Delivery
-from alerting.dispatch import Dispatcher, Notification
-from alerting.durations import NS
-from alerting.evaluators import Evaluator, NewTermEvaluator, evaluator_for
-from alerting.inhibition import Inhibitor
-from alerting.nflog import Entry, NotificationLog
-from alerting.notifiers import build_integrations
-from alerting.routing import RouteNode
-from alerting.rules import RuleBase, load_rules
-from alerting.silences import Silence, Silences
-from alerting.state import FIRING, RESOLVED, Alert, AlertStates, rfc3339
-from alerting.store import Batch, Store
-from alerting.templates import Templates
-from alerting.timeintervals import TimeIntervals
+from logtide.alerting import metrics
+from logtide.alerting.config import AlertConfig, ClockSettings
+from logtide.alerting.delivery import Delivery
+from logtide.alerting.dispatch import Dispatcher, Notification
+from logtide.alerting.durations import NS
+from logtide.alerting.evaluators import Evaluator, NewTermEvaluator, evaluator_for
+from logtide.alerting.inhibition import Inhibitor
+from logtide.alerting.nflog import Entry, NotificationLog
+from logtide.alerting.notifiers import build_integrations
+from logtide.alerting.routing import RouteNode
+from logtide.alerting.rules import RuleBase, load_rules
+from logtide.alerting.silences import Silence, Silences
+from logtide.alerting.state import FIRING, RESOLVED, Alert, AlertStates, rfc3339
+from logtide.alerting.store import Batch, Store
+from logtide.alerting.templates import Templates
+from logtide.alerting.timeintervals import TimeIntervals
 
 _log = log.get("alerting.engine")
 
@@ -493,7 +493,7 @@ class DeliveryService:
 
 def build(config: AlertConfig, transport: Transport, on_sent=None, **loop_overrides) -> tuple[AlertEngine, list]:
     """The engine and its services (consumer loop, ticker, delivery, API)."""
-    from alerting.api import AlertApi
+    from logtide.alerting.api import AlertApi
     rules = load_rules(config.rule_paths())
     engine = AlertEngine(config, rules, Store(config.state_file()), on_sent=on_sent)
     services = [EngineLoop(engine, transport, config, **loop_overrides),

@@ -13,11 +13,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from alerting import metrics
-from alerting.durations import NS
-from alerting.rules import (AbsenceRule, MatchRule, NewTermRule, RatioRule, RuleBase, SpikeRule,
+from logtide.alerting import metrics
+from logtide.alerting.durations import NS
+from logtide.alerting.rules import (AbsenceRule, MatchRule, NewTermRule, RatioRule, RuleBase, SpikeRule,
                             ThresholdRule)
-from alerting.windows import Series
+from logtide.alerting.windows import Series
 
 BUCKETS_PER_WINDOW = 30
 Key = tuple[str, ...]

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from logtide.config import Model
 
-from alerting.matchers import MatcherField, matches_all
+from logtide.alerting.matchers import MatcherField, matches_all
 
 
 class InhibitRule(Model):

@@ -11,7 +11,7 @@ from typing import Callable
 
 import orjson
 
-from alerting.notifiers.webhook import verify
+from logtide.alerting.notifiers.webhook import verify
 
 
 class PrintingReceiver:

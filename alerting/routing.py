@@ -10,8 +10,8 @@ from pydantic import Field, model_validator
 
 from logtide.config import Model
 
-from alerting.durations import Duration
-from alerting.matchers import MatcherField, matches_all
+from logtide.alerting.durations import Duration
+from logtide.alerting.matchers import MatcherField, matches_all
 
 
 class Route(Model):

@@ -8,8 +8,8 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass
 
-from alerting.matchers import Matcher, matches_all, parse_matcher
-from alerting.state import rfc3339
+from logtide.alerting.matchers import Matcher, matches_all, parse_matcher
+from logtide.alerting.state import rfc3339
 
 
 @dataclass

@@ -13,10 +13,10 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from alerting import metrics
-from alerting.durations import NS
-from alerting.evaluators import Active, Key
-from alerting.rules import RuleBase
+from logtide.alerting import metrics
+from logtide.alerting.durations import NS
+from logtide.alerting.evaluators import Active, Key
+from logtide.alerting.rules import RuleBase
 
 FNV_OFFSET = 14695981039346656037
 FNV_PRIME = 1099511628211

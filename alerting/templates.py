@@ -19,7 +19,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from logtide import log
 
-from alerting import metrics
+from logtide.alerting import metrics
 
 _log = log.get("alerting.templates")
 

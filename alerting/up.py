@@ -13,9 +13,9 @@ from pathlib import Path
 
 from logtide import log
 
-from alerting.config import AlertConfig
-from alerting.engine import build
-from alerting.receiver import PrintingReceiver
+from logtide.alerting.config import AlertConfig
+from logtide.alerting.engine import build
+from logtide.alerting.receiver import PrintingReceiver
 
 _log = log.get("alerting.up")
 

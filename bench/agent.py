@@ -106,7 +106,7 @@ def child_floor(bootstrap: str, topic: str, files: list[str]) -> dict:
 
     import confluent_kafka as ck
 
-    from agents.parser.timestamps import TimestampParser
+    from logtide.agents.parser.timestamps import TimestampParser
     from logtide import envelope
 
     # acknowledgements as the agent learns them: failures reported, successes counted at the end
@@ -158,9 +158,9 @@ def child_floor(bootstrap: str, topic: str, files: list[str]) -> dict:
 def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: int, queue: int | None) -> dict:
     import threading
 
-    from agents import metrics
-    from agents.cli import build_agent
-    from agents.config import AgentConfig
+    from logtide.agents import metrics
+    from logtide.agents.cli import build_agent
+    from logtide.agents.config import AgentConfig
     from logtide.transport import connect
 
     config = AgentConfig.model_validate({
@@ -169,7 +169,7 @@ def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: in
         "kubernetes": {"enabled": False}, "http": {"port": 0},
         **({"queue": {"max_records": queue}} if queue else {})})
     agent = build_agent(config, connect(config.kafka))
-    from agents.agent import tune_gc
+    from logtide.agents.agent import tune_gc
     tune_gc()   # as `logtide agent` does
     # as for raw: connected (and producer id assigned) before the clock starts
     agent.sender.producer.produce(topic, b"warm-up", b"warm-up")

@@ -35,7 +35,7 @@ from logtide import envelope  # noqa: E402
 from logtide.broker import given_or_embedded  # noqa: E402
 from logtide.transport import KafkaSettings, TopicSpec, connect  # noqa: E402
 
-from alerting.notifiers.webhook import verify  # noqa: E402
+from logtide.alerting.notifiers.webhook import verify  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "loghub"
 SECRET = "bench-secret"

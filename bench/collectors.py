@@ -60,8 +60,8 @@ def new_topic(settings: KafkaSettings) -> str:
 
 
 def bench_cloudwatch(settings: KafkaSettings, moto_url: str, n: int, lines: list[str]) -> dict:
-    from collectors.cloudwatch.collector import CloudWatchCollector
-    from collectors.cloudwatch.config import CloudWatchConfig
+    from logtide.collectors.cloudwatch.collector import CloudWatchCollector
+    from logtide.collectors.cloudwatch.config import CloudWatchConfig
 
     client = boto3.client("logs", region_name="us-east-1", endpoint_url=moto_url)
     group = f"/bench/{uuid.uuid4().hex[:8]}"
@@ -107,8 +107,8 @@ def bench_cloudwatch(settings: KafkaSettings, moto_url: str, n: int, lines: list
 def bench_salesforce(settings: KafkaSettings, n: int, lines: list[str]) -> dict:
     from collect_sf_double import SalesforceDouble
 
-    from collectors.salesforce.collector import SalesforceCollector
-    from collectors.salesforce.config import SalesforceConfig
+    from logtide.collectors.salesforce.collector import SalesforceCollector
+    from logtide.collectors.salesforce.config import SalesforceConfig
 
     tmp = tempfile.mkdtemp(prefix="bench-sf-")
     double = SalesforceDouble(tmp, page_size=100)

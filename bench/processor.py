@@ -52,7 +52,7 @@ PRODUCER = {"linger.ms": 5, "compression.type": "lz4", "enable.idempotence": Tru
 
 
 def make_input(settings: KafkaSettings, topic: str, n: int) -> int:
-    from collectors.demo import DemoLogs
+    from logtide.collectors.demo import DemoLogs
     gen = DemoLogs(seed=7)
     producer = connect(settings).producer()
     size = 0
@@ -144,7 +144,7 @@ def floor(settings, raw: str, n: int) -> tuple[float, float]:
     processor's distance to it is what our pipeline costs."""
     import orjson
 
-    from processors.steps.redact import ALL_KINDS, Redactor
+    from logtide.processors.steps.redact import ALL_KINDS, Redactor
     prefix = f"bench.floor.{uuid.uuid4().hex[:6]}."
     create(settings, [prefix + s for s in SINKS])
 
@@ -195,8 +195,8 @@ def floor(settings, raw: str, n: int) -> tuple[float, float]:
 
 
 def logtide_processor(settings, raw: str, n: int) -> tuple[float, float]:
-    from processors.app import Processor, ProcessorConfig, build_pipeline
-    from processors.steps import StepContext
+    from logtide.processors.app import Processor, ProcessorConfig, build_pipeline
+    from logtide.processors.steps import StepContext
     prefix = f"bench.route.{uuid.uuid4().hex[:6]}."
     create(settings, [prefix + s for s in SINKS])
     config = ProcessorConfig(kafka=settings, topics=[raw], route_prefix=prefix, pipeline=REFERENCE,
@@ -220,8 +220,8 @@ def quix(settings, raw: str, n: int) -> tuple[float, float]:
 
     from quixstreams import Application
 
-    from processors.pipeline import Pipeline, build_steps
-    from processors.steps import StepContext
+    from logtide.processors.pipeline import Pipeline, build_steps
+    from logtide.processors.steps import StepContext
     prefix = f"bench.quix.{uuid.uuid4().hex[:6]}."
     create(settings, [prefix + s for s in SINKS])
     pipeline = Pipeline(build_steps(REFERENCE, StepContext(sinks=SINKS)))
@@ -290,10 +290,10 @@ def profile(n: int) -> None:
     import cProfile
     import pstats
 
-    from collectors.demo import DemoLogs
+    from logtide.collectors.demo import DemoLogs
     from logtide.transport import Record
-    from processors.app import Processor, ProcessorConfig, build_pipeline
-    from processors.steps import StepContext
+    from logtide.processors.app import Processor, ProcessorConfig, build_pipeline
+    from logtide.processors.steps import StepContext
     gen = DemoLogs(seed=7)
     records = []
     for i in range(n):

@@ -46,13 +46,13 @@ import pyarrow.parquet as pq  # noqa: E402
 from logtide import envelope  # noqa: E402
 from logtide.broker import EmbeddedBroker  # noqa: E402
 from logtide.transport import KafkaSettings, Record, TopicSpec, connect  # noqa: E402
-from processors.sinks.analytics.rows import to_row, to_table  # noqa: E402
-from processors.sinks.analytics.sink import AnalyticsSink  # noqa: E402
-from processors.sinks.audit.writer import AuditSink  # noqa: E402
-from processors.sinks.build import build_services  # noqa: E402
-from processors.sinks.config import AnalyticsSettings, AuditSettings, MonitoringSettings, SinkConfig  # noqa: E402
-from processors.sinks.monitoring.sink import MonitoringSink  # noqa: E402
-from processors.sinks.service import Item  # noqa: E402
+from logtide.processors.sinks.analytics.rows import to_row, to_table  # noqa: E402
+from logtide.processors.sinks.analytics.sink import AnalyticsSink  # noqa: E402
+from logtide.processors.sinks.audit.writer import AuditSink  # noqa: E402
+from logtide.processors.sinks.build import build_services  # noqa: E402
+from logtide.processors.sinks.config import AnalyticsSettings, AuditSettings, MonitoringSettings, SinkConfig  # noqa: E402
+from logtide.processors.sinks.monitoring.sink import MonitoringSink  # noqa: E402
+from logtide.processors.sinks.service import Item  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpus" / "loghub"
 BATCH = 2000
@@ -121,7 +121,7 @@ def raw_copy(dsn: str, bs: list[list[Item]]) -> None:
 
 
 def envelope_time(ev):
-    from processors.sinks.eventtime import utc
+    from logtide.processors.sinks.eventtime import utc
     return utc(ev["time"])
 
 

@@ -14,7 +14,7 @@ from logtide.role import add_role_arguments, apply_arguments, connect_checked, i
     run_services, start_health
 from logtide.transport import TopicSpec
 
-from collectors.config import CollectConfig, build
+from logtide.collectors.config import CollectConfig, build
 
 _log = log.get("collectors.cli")
 
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from collectors.work import WorkGroup
+    from logtide.collectors.work import WorkGroup
 
     config = apply_arguments(load_config(args.config, CollectConfig), args)
     log.setup(config.log_level)

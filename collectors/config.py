@@ -7,9 +7,9 @@ from pydantic import Field, model_validator
 from logtide.config import Model
 from logtide.role import RoleConfig
 
-from collectors.cloudwatch.config import CloudWatchConfig
-from collectors.k8s.config import KubernetesConfig
-from collectors.salesforce.config import SalesforceConfig
+from logtide.collectors.cloudwatch.config import CloudWatchConfig
+from logtide.collectors.k8s.config import KubernetesConfig
+from logtide.collectors.salesforce.config import SalesforceConfig
 
 
 class WorkSettings(Model):
@@ -43,10 +43,10 @@ class CollectConfig(RoleConfig):
 def build(name: str, config: CollectConfig, transport):
     """The collector object for one section (clients imported only for the collectors used)."""
     if name == "cloudwatch":
-        from collectors.cloudwatch.collector import CloudWatchCollector
+        from logtide.collectors.cloudwatch.collector import CloudWatchCollector
         return CloudWatchCollector(config.cloudwatch, transport)
     if name == "salesforce":
-        from collectors.salesforce.collector import SalesforceCollector
+        from logtide.collectors.salesforce.collector import SalesforceCollector
         return SalesforceCollector(config.salesforce, transport)
-    from collectors.k8s.collector import KubernetesCollector
+    from logtide.collectors.k8s.collector import KubernetesCollector
     return KubernetesCollector(config.k8s, transport)

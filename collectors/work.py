@@ -25,7 +25,7 @@ from logtide import log
 from logtide.config import ConfigError
 from logtide.transport import TopicPartition, TopicSpec, Transport
 
-from collectors.base import Backoff, Checkpoints, CollectorMetrics, Stopped, log_error
+from logtide.collectors.base import Backoff, Checkpoints, CollectorMetrics, Stopped, log_error
 
 _log = log.get("collectors.work")
 

@@ -29,9 +29,9 @@ from logtide.envelope import MAX_DEPTH, EnvelopeError
 from logtide.role import RoleConfig
 from logtide.topics import DLQ, ROUTE_PREFIX, SINKS
 from logtide.transport import Record, TopicSpec, Transport
-from processors.pipeline import Pipeline, StepError
-from processors.steps import StepContext
-from processors.steps.base import bounded_label
+from logtide.processors.pipeline import Pipeline, StepError
+from logtide.processors.steps import StepContext
+from logtide.processors.steps.base import bounded_label
 
 _log = log.get("processors.app")
 

@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from processors.app import build_pipeline, load, Processor
-    from processors.steps import StepContext
+    from logtide.processors.app import build_pipeline, load, Processor
+    from logtide.processors.steps import StepContext
 
     config = apply_arguments(load(args.config), args)
     if args.group:

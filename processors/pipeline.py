@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from logtide.config import ConfigError, format_validation_error
 from logtide.condition import compile_condition
-from processors.steps import REGISTRY, Step, StepContext, StepFailed
+from logtide.processors.steps import REGISTRY, Step, StepContext, StepFailed
 
 Output = tuple[dict, tuple[str, ...]]
 

@@ -23,12 +23,12 @@ from logtide.dlq import error_info
 from logtide.topics import DLQ, RangeReader
 from logtide.transport import Record, TopicPartition, TransportError
 
-from tools.common import (
+from logtide.tools.common import (
     add_kafka_arguments, connect_args, console, format_ms, headers_dict, print_json, text,
     whole_topic_ranges,
 )
-from tools.dlq_ledger import ReplayLedger
-from tools.dlq_reasons import Reasons, Selection, error_ms, reason_id, reason_of  # noqa: F401 (reason_*: API)
+from logtide.tools.dlq_ledger import ReplayLedger
+from logtide.tools.dlq_reasons import Reasons, Selection, error_ms, reason_id, reason_of  # noqa: F401 (reason_*: API)
 
 EPILOG = """examples:
   logtide dlq list                                  reasons, with counts, origins and first/last time

@@ -7,7 +7,7 @@ from __future__ import annotations
 from logtide.checkpoint import CheckpointError, KafkaCheckpoints
 from logtide.transport import Record, TransportError
 
-from tools.offset_ranges import OffsetRanges
+from logtide.tools.offset_ranges import OffsetRanges
 
 NAMESPACE = "tools.dlq-replayed"
 

@@ -16,8 +16,8 @@ from logtide.dlq import error_info
 from logtide.envelope import make_id
 from logtide.transport import Record
 
-from tools.common import format_ms
-from tools.offset_ranges import OffsetRanges
+from logtide.tools.common import format_ms
+from logtide.tools.offset_ranges import OffsetRanges
 
 _NUMBER = re.compile(r"\d+")
 _HEX = re.compile(r"\b[0-9a-f]{16,}\b")

@@ -23,8 +23,8 @@ import time
 
 from logtide.cli import UsageError
 
-from tools.common import add_kafka_arguments, connect_args, console, print_json
-from tools.groups import GroupSnapshot, lag_seconds, list_groups, snapshot
+from logtide.tools.common import add_kafka_arguments, connect_args, console, print_json
+from logtide.tools.groups import GroupSnapshot, lag_seconds, list_groups, snapshot
 
 EPILOG = """examples:
   logtide lag                                   every group, 3 samples 5 s apart

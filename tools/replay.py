@@ -26,11 +26,11 @@ from logtide.role import install_signal_handlers
 from logtide.topics import RangeReader
 from logtide.transport import TopicPartition, TransportError
 
-from tools.common import (
+from logtide.tools.common import (
     add_kafka_arguments, connect_args, format_ms, is_relative, parse_time, print_json, state_dir,
     topic_partitions, write_json_atomic,
 )
-from tools.progress import progress_bar
+from logtide.tools.progress import progress_bar
 
 EPILOG = """examples:
   logtide replay --topic logtide.raw.k8s --from 2024-05-01T12:00:00Z --to 2024-05-01T12:30:00Z \\

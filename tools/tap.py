@@ -21,7 +21,7 @@ from logtide.role import install_signal_handlers
 from logtide.topics import exact_end_offsets
 from logtide.transport import TopicPartition
 
-from tools.common import add_kafka_arguments, connect_args, console, format_ms, parse_time, print_json, topic_partitions
+from logtide.tools.common import add_kafka_arguments, connect_args, console, format_ms, parse_time, print_json, topic_partitions
 
 EPILOG = """examples:
   logtide tap logtide.route.monitoring --where 'severity_number >= 17'

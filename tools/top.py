@@ -29,9 +29,9 @@ from logtide.role import install_signal_handlers
 from logtide.topics import DLQ, exact_end_offsets
 from logtide.transport import TopicPartition
 
-from tools.common import add_kafka_arguments, connect_args, console, print_json
-from tools.groups import list_groups, snapshot
-from tools.lag import ages_of, evaluate
+from logtide.tools.common import add_kafka_arguments, connect_args, console, print_json
+from logtide.tools.groups import list_groups, snapshot
+from logtide.tools.lag import ages_of, evaluate
 
 EPILOG = """examples:
   logtide top --metrics http://processor-0:9464 --metrics http://alert-0:9464
@@ -204,7 +204,7 @@ def render(view: dict):
     from rich.table import Table
     from rich.text import Text
 
-    from tools.lag import _STYLE
+    from logtide.tools.lag import _STYLE
 
     parts = []
     dlq = view["dlq"]

@@ -6,8 +6,8 @@ stream follows; ``F`` ends the line. See kubernetes/cri-api (CRI logging format)
 
 from __future__ import annotations
 
-from agents.parser import Fragment
-from agents.parser.timestamps import TimestampParser
+from logtide.agents.parser import Fragment
+from logtide.agents.parser.timestamps import TimestampParser
 
 _STREAMS = {b"stdout": "stdout", b"stderr": "stderr"}
 _new_fragment = tuple.__new__

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import orjson
 
-from agents.parser import Fragment
-from agents.parser.timestamps import TimestampParser
+from logtide.agents.parser import Fragment
+from logtide.agents.parser.timestamps import TimestampParser
 
 
 class DockerParser:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agents.parser.cri import CriParser, looks_like_cri
-from agents.parser.docker import DockerParser, looks_like_docker
-from agents.parser.plain import PlainParser
+from logtide.agents.parser.cri import CriParser, looks_like_cri
+from logtide.agents.parser.docker import DockerParser, looks_like_docker
+from logtide.agents.parser.plain import PlainParser
 
 PARSERS = {"cri": CriParser, "docker": DockerParser, "plain": PlainParser}
 

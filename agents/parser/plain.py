@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.parser import Fragment
+from logtide.agents.parser import Fragment
 
 
 class PlainParser:

@@ -6,12 +6,12 @@ from pydantic import Field, model_validator
 
 from logtide.config import Model
 
-from alerting.durations import Duration
-from alerting.notifiers.alertmanager import Alertmanager, AlertmanagerConfig
-from alerting.notifiers.base import HttpIntegration, Permanent, Retryable
-from alerting.notifiers.pagerduty import PagerDuty, PagerDutyConfig
-from alerting.notifiers.slack import Slack, SlackConfig
-from alerting.notifiers.webhook import Webhook, WebhookConfig
+from logtide.alerting.durations import Duration
+from logtide.alerting.notifiers.alertmanager import Alertmanager, AlertmanagerConfig
+from logtide.alerting.notifiers.base import HttpIntegration, Permanent, Retryable
+from logtide.alerting.notifiers.pagerduty import PagerDuty, PagerDutyConfig
+from logtide.alerting.notifiers.slack import Slack, SlackConfig
+from logtide.alerting.notifiers.webhook import Webhook, WebhookConfig
 
 
 class RateLimit(Model):

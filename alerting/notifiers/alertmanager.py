@@ -9,9 +9,9 @@ import orjson
 
 from logtide.config import Model
 
-from alerting.durations import Duration
-from alerting.notifiers.base import HttpIntegration
-from alerting.state import RESOLVED, rfc3339
+from logtide.alerting.durations import Duration
+from logtide.alerting.notifiers.base import HttpIntegration
+from logtide.alerting.state import RESOLVED, rfc3339
 
 
 class AlertmanagerConfig(Model):

@@ -9,7 +9,7 @@ import requests
 
 from logtide import log
 
-from alerting import metrics
+from logtide.alerting import metrics
 
 _log = log.get("alerting.notifiers")
 

@@ -10,9 +10,9 @@ import orjson
 
 from logtide.config import Model
 
-from alerting.durations import Duration
-from alerting.notifiers.base import HttpIntegration
-from alerting.templates import DEFAULT_TITLE, context, fallback_text
+from logtide.alerting.durations import Duration
+from logtide.alerting.notifiers.base import HttpIntegration
+from logtide.alerting.templates import DEFAULT_TITLE, context, fallback_text
 
 PD_SEVERITIES = ("critical", "error", "warning", "info")
 

@@ -24,8 +24,8 @@ from pydantic import Field
 
 from logtide.config import Model
 
-from alerting.durations import Duration
-from alerting.notifiers.base import HttpIntegration
+from logtide.alerting.durations import Duration
+from logtide.alerting.notifiers.base import HttpIntegration
 
 H_TIMESTAMP = "X-Logtide-Timestamp"
 H_SIGNATURE = "X-Logtide-Signature"

@@ -18,8 +18,8 @@ from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, EndpointConnectionError
 
-from collectors.base import Backoff, CollectorMetrics, Stopped, log_error
-from collectors.cloudwatch.config import CloudWatchConfig
+from logtide.collectors.base import Backoff, CollectorMetrics, Stopped, log_error
+from logtide.collectors.cloudwatch.config import CloudWatchConfig
 
 THROTTLE_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
                   "LimitExceededException"}

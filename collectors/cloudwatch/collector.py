@@ -21,10 +21,10 @@ import time
 from logtide import envelope, log
 from logtide.topics import raw
 
-from collectors.base import PullCollector, Shipper, Stopped, log_error, sniff_severity
-from collectors.cloudwatch import lambda_report
-from collectors.cloudwatch.aws import AwsClients, LogGroupGone
-from collectors.cloudwatch.config import CloudWatchConfig, LogGroupSelector
+from logtide.collectors.base import PullCollector, Shipper, Stopped, log_error, sniff_severity
+from logtide.collectors.cloudwatch import lambda_report
+from logtide.collectors.cloudwatch.aws import AwsClients, LogGroupGone
+from logtide.collectors.cloudwatch.config import CloudWatchConfig, LogGroupSelector
 
 _log = log.get("collectors.cloudwatch")
 

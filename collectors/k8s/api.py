@@ -17,7 +17,7 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
-from collectors.k8s.config import KubernetesConfig
+from logtide.collectors.k8s.config import KubernetesConfig
 
 
 def build_client(cfg: KubernetesConfig) -> k8s_client.ApiClient:

@@ -23,10 +23,10 @@ from kubernetes import watch as k8s_watch
 
 from logtide import envelope, log
 
-from collectors.base import Backoff, PullCollector, Shipper, log_error, sniff_severity
-from collectors.k8s.api import ApiException, KubernetesApi
-from collectors.k8s.config import KubernetesConfig
-from collectors.k8s.logstream import ContainerReader, Dedup, Position, parse_line
+from logtide.collectors.base import Backoff, PullCollector, Shipper, log_error, sniff_severity
+from logtide.collectors.k8s.api import ApiException, KubernetesApi
+from logtide.collectors.k8s.config import KubernetesConfig
+from logtide.collectors.k8s.logstream import ContainerReader, Dedup, Position, parse_line
 
 _log = log.get("collectors.k8s")
 

@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 import urllib3
 from kubernetes.watch.watch import iter_resp_lines
 
-from collectors.base import Backoff, CollectorMetrics, log_error
-from collectors.k8s.api import ApiException, KubernetesApi
+from logtide.collectors.base import Backoff, CollectorMetrics, log_error
+from logtide.collectors.k8s.api import ApiException, KubernetesApi
 
 
 def parse_line(line: str) -> tuple[int | None, str]:

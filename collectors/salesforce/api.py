@@ -19,9 +19,9 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.util import exception_handler
 
-from collectors.base import Backoff, CollectorMetrics, Stopped, log_error
-from collectors.salesforce import auth
-from collectors.salesforce.config import SalesforceConfig
+from logtide.collectors.base import Backoff, CollectorMetrics, Stopped, log_error
+from logtide.collectors.salesforce import auth
+from logtide.collectors.salesforce.config import SalesforceConfig
 
 API_USAGE = Gauge("logtide_collector_salesforce_api_usage_ratio",
                   "The org's daily API usage as Salesforce reports it in Sforce-Limit-Info (used/total)")

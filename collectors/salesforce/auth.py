@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import jwt
 import requests
 
-from collectors.salesforce.config import JwtAuth, SalesforceConfig
+from logtide.collectors.salesforce.config import JwtAuth, SalesforceConfig
 
 
 class LoginRefused(Exception):

@@ -20,10 +20,10 @@ from datetime import datetime, timedelta, timezone
 
 from logtide import envelope, log
 
-from collectors.base import Backoff, PullCollector, ShipError, Shipper, Stopped, log_error
-from collectors.salesforce import logfile
-from collectors.salesforce.api import SalesforceApi
-from collectors.salesforce.config import SalesforceConfig
+from logtide.collectors.base import Backoff, PullCollector, ShipError, Shipper, Stopped, log_error
+from logtide.collectors.salesforce import logfile
+from logtide.collectors.salesforce.api import SalesforceApi
+from logtide.collectors.salesforce.config import SalesforceConfig
 
 _log = log.get("collectors.salesforce")
 

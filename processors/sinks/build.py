@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from logtide.transport import Transport
 
-from processors.sinks.config import SinkConfig, group_of, topic_of
-from processors.sinks.service import SinkService
+from logtide.processors.sinks.config import SinkConfig, group_of, topic_of
+from logtide.processors.sinks.service import SinkService
 
 
 def make_sink(name: str, settings, transport: Transport):
     if name == "monitoring":
-        from processors.sinks.monitoring.sink import MonitoringSink
+        from logtide.processors.sinks.monitoring.sink import MonitoringSink
         return MonitoringSink(settings)
     if name == "audit":
-        from processors.sinks.audit.writer import AuditSink
+        from logtide.processors.sinks.audit.writer import AuditSink
         return AuditSink(settings)
     if name == "analytics":
-        from processors.sinks.analytics.sink import AnalyticsSink
+        from logtide.processors.sinks.analytics.sink import AnalyticsSink
         return AnalyticsSink(settings, group_of(name, settings), transport)
     raise ValueError(f"unknown sink {name!r}")
 

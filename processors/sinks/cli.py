@@ -15,7 +15,7 @@ from logtide.config import ConfigError, load_config
 from logtide.role import add_role_arguments, apply_arguments, connect_checked, install_signal_handlers, \
     run_services, start_health
 
-from processors.sinks.config import SinkConfig
+from logtide.processors.sinks.config import SinkConfig
 
 SINK_EPILOG = """examples:
   logtide sink --config examples/sink.yaml
@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_sink(args: argparse.Namespace) -> int:
-    from processors.sinks.build import build_services
+    from logtide.processors.sinks.build import build_services
 
     config = apply_arguments(load_config(args.config, SinkConfig), args)
     only = [s.strip() for s in args.only.split(",")] if args.only else None
@@ -108,7 +108,7 @@ def register_audit(sub: argparse._SubParsersAction) -> None:
 
 
 def _archive(args):
-    from processors.sinks.audit.storage import StorageError, open_archive
+    from logtide.processors.sinks.audit.storage import StorageError, open_archive
     try:
         return open_archive(args.location, endpoint_url=args.endpoint_url, region=args.region)
     except StorageError as exc:
@@ -127,8 +127,8 @@ def _key(args) -> bytes | None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from processors.sinks.audit.storage import StorageError
-    from processors.sinks.audit.verify import verify_archive
+    from logtide.processors.sinks.audit.storage import StorageError
+    from logtide.processors.sinks.audit.verify import verify_archive
 
     try:
         reports = verify_archive(_archive(args), _key(args))
@@ -151,9 +151,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     from logtide.condition import ConditionError
-    from processors.sinks.audit.search import search
-    from processors.sinks.audit.storage import StorageError
-    from processors.sinks.eventtime import parse_time
+    from logtide.processors.sinks.audit.search import search
+    from logtide.processors.sinks.audit.storage import StorageError
+    from logtide.processors.sinks.eventtime import parse_time
 
     try:
         since = parse_time(args.since) if args.since else None
@@ -192,7 +192,7 @@ def register_query(sub: argparse._SubParsersAction) -> None:
 def run_query_command(args: argparse.Namespace) -> int:
     import duckdb
 
-    from processors.sinks.analytics.query import run_query
+    from logtide.processors.sinks.analytics.query import run_query
 
     import pyarrow as pa
 

@@ -20,7 +20,7 @@ from logtide.consume import BatchLoop, Retry
 from logtide.dlq import DeadLetters
 from logtide.transport import Record, TopicPartition, Transport
 
-from processors.sinks.dedup import RecentIds
+from logtide.processors.sinks.dedup import RecentIds
 
 _log = log.get("processors.sinks")
 

@@ -13,8 +13,8 @@ import secrets
 
 from logtide.config import validate_config
 
-from processors.sinks.build import build_services
-from processors.sinks.config import SinkConfig
+from logtide.processors.sinks.build import build_services
+from logtide.processors.sinks.config import SinkConfig
 
 
 def _key(path) -> str:

@@ -16,7 +16,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import Field
 
 from logtide.condition import field_getter, parse_field
-from processors.steps.base import Step, StepConfig, register
+from logtide.processors.steps.base import Step, StepConfig, register
 
 WINDOW_EVENTS = Gauge("logtide_processor_window_events", "Events in the last closed window",
                       ["step", "service", "source", "severity"])

@@ -16,7 +16,7 @@ from logtide import log
 from logtide.condition import field_getter, parse_field
 from logtide.config import Model
 from logtide.transport import TransportError
-from processors.steps.base import Step, StepConfig, register
+from logtide.processors.steps.base import Step, StepConfig, register
 
 _log = log.get("processors.enrich")
 

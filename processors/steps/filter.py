@@ -6,7 +6,7 @@ from prometheus_client import Counter
 from pydantic import field_validator, model_validator
 
 from logtide.condition import compile_condition
-from processors.steps.base import Step, StepConfig, register
+from logtide.processors.steps.base import Step, StepConfig, register
 
 DROPPED = Counter("logtide_processor_dropped_total", "Events dropped on purpose, by step", ["step"])
 

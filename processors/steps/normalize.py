@@ -15,8 +15,8 @@ import re
 from pydantic import Field
 
 from logtide.envelope import severity_number, severity_text
-from processors.steps.base import Step, StepConfig, register
-from processors.steps.parse import parse_time
+from logtide.processors.steps.base import Step, StepConfig, register
+from logtide.processors.steps.parse import parse_time
 
 _CRI = re.compile(r"(\d{4}-\d\d-\d\dT\S+) (stdout|stderr) ([FP]) (.*)$", re.S)
 

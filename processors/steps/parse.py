@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 
 from logtide.envelope import MAX_DEPTH, severity_number
 from logtide.config import Model
-from processors.steps.base import Step, StepConfig, StepFailed, compile_regex, register
+from logtide.processors.steps.base import Step, StepConfig, StepFailed, compile_regex, register
 
 
 PARSED = Counter("logtide_processor_parsed_total", "Bodies by the parser that understood them ('none': none)",

@@ -8,8 +8,8 @@ import time
 from pydantic import Field
 
 from logtide.condition import field_getter, parse_field
-from processors.steps.base import StepConfig, register
-from processors.steps.filter import DropCounting
+from logtide.processors.steps.base import StepConfig, register
+from logtide.processors.steps.filter import DropCounting
 
 
 class RateLimitConfig(StepConfig):

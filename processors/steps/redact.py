@@ -27,7 +27,7 @@ from prometheus_client import Counter
 from pydantic import Field, field_validator, model_validator
 
 from logtide.config import Model
-from processors.steps.base import Step, StepConfig, compile_regex, register
+from logtide.processors.steps.base import Step, StepConfig, compile_regex, register
 
 REDACTIONS = Counter("logtide_processor_redactions_total", "Values redacted, by kind", ["step", "kind"])
 

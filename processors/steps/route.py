@@ -8,8 +8,8 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from logtide.condition import compile_condition
 from logtide.config import Model
-from processors.steps.base import StepConfig, register
-from processors.steps.filter import DropCounting
+from logtide.processors.steps.base import StepConfig, register
+from logtide.processors.steps.filter import DropCounting
 
 
 def _known(sinks: list[str], info: ValidationInfo) -> list[str]:

@@ -7,9 +7,9 @@ import time
 
 from prometheus_client import REGISTRY
 
-from agents.agent import Agent
-from agents.config import AgentConfig
-from agents.pod_metadata import PodMetadata
+from logtide.agents.agent import Agent
+from logtide.agents.config import AgentConfig
+from logtide.agents.pod_metadata import PodMetadata
 from logtide import envelope
 from logtide.checkpoint import SqliteCheckpoints
 from logtide.transport import KafkaSettings, TopicPartition, connect

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from agents.discovery import Found
+from logtide.agents.discovery import Found
 from tests.agents.helpers import RunningAgent, TopicReader, cri, log_dir, metric, wait_for
 
 BAD = ("invalid_utf8", "line_too_long", "bad_timestamp", "partial_unfinished", "file_vanished", "bad_format")

@@ -11,7 +11,7 @@ import threading
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
-from agents.config import AgentConfig
+from logtide.agents.config import AgentConfig
 from logtide.config import ConfigError, load_config
 from tests.agents.helpers import RunningAgent, TopicReader, cri, log_dir
 
@@ -69,7 +69,7 @@ def test_quick_mode_ships_plain_files(tmp_path, broker, new_topic):
 
 @pytest.mark.timeout(60)
 def test_up_part_tails_the_workdir_and_stops(tmp_path, fast_kafka, new_topic):
-    from agents.up import up
+    from logtide.agents.up import up
     from logtide.health import HealthServer
     from logtide.transport import connect
     from logtide.up import UpContext

@@ -7,14 +7,14 @@ import os
 
 import orjson
 
-from agents.multiline import MultilineMerger
-from agents.parser.cri import CriParser
-from agents.parser.docker import DockerParser
-from agents.parser.picker import detect
-from agents.parser.timestamps import TimestampParser
-from agents.partial_merger import Line, PartialMerger
-from agents.path_info import pod_ref
-from agents.tailer import RawLine, Tailer
+from logtide.agents.multiline import MultilineMerger
+from logtide.agents.parser.cri import CriParser
+from logtide.agents.parser.docker import DockerParser
+from logtide.agents.parser.picker import detect
+from logtide.agents.parser.timestamps import TimestampParser
+from logtide.agents.partial_merger import Line, PartialMerger
+from logtide.agents.path_info import pod_ref
+from logtide.agents.tailer import RawLine, Tailer
 
 
 def test_rfc3339_nanoseconds_offsets_and_garbage():

@@ -17,8 +17,8 @@ import requests
 
 from logtide.envelope import new_event
 
-from alerting.config import AlertConfig
-from alerting.notifiers.webhook import verify
+from logtide.alerting.config import AlertConfig
+from logtide.alerting.notifiers.webhook import verify
 
 S = 1_000_000_000
 T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z

@@ -9,9 +9,9 @@ import yaml
 
 from alert_helpers import S, config, event
 
-from alerting.engine import AlertEngine
-from alerting.rules import parse_rules
-from alerting.store import Store
+from logtide.alerting.engine import AlertEngine
+from logtide.alerting.rules import parse_rules
+from logtide.alerting.store import Store
 
 RULES = """
 rules:

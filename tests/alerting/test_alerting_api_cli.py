@@ -13,10 +13,10 @@ from alert_helpers import S, T0, config, event
 
 from logtide.cli import main
 
-from alerting.api import AlertApi
-from alerting.engine import AlertEngine
-from alerting.rules import parse_rules
-from alerting.store import Store
+from logtide.alerting.api import AlertApi
+from logtide.alerting.engine import AlertEngine
+from logtide.alerting.rules import parse_rules
+from logtide.alerting.store import Store
 
 RULES = """
 rules:

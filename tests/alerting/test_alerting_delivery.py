@@ -8,12 +8,12 @@ import yaml
 
 from alert_helpers import S, T0, Receiver, config, event
 
-from alerting import metrics
-from alerting.engine import AlertEngine
-from alerting.notifiers.pagerduty import dedup_key
-from alerting.notifiers.webhook import H_SIGNATURE, H_TIMESTAMP, sign, verify
-from alerting.rules import parse_rules
-from alerting.store import Store
+from logtide.alerting import metrics
+from logtide.alerting.engine import AlertEngine
+from logtide.alerting.notifiers.pagerduty import dedup_key
+from logtide.alerting.notifiers.webhook import H_SIGNATURE, H_TIMESTAMP, sign, verify
+from logtide.alerting.rules import parse_rules
+from logtide.alerting.store import Store
 
 RULES = """
 rules:

@@ -4,10 +4,10 @@ import yaml
 
 from alert_helpers import S, T0, config, event
 
-from alerting.engine import AlertEngine
-from alerting.evaluators import NewTermEvaluator
-from alerting.rules import parse_rules
-from alerting.store import Store
+from logtide.alerting.engine import AlertEngine
+from logtide.alerting.evaluators import NewTermEvaluator
+from logtide.alerting.rules import parse_rules
+from logtide.alerting.store import Store
 
 
 class Sent(list):

@@ -14,7 +14,7 @@ from logtide.dlq import error_info
 from logtide.topics import DLQ
 from logtide.transport import TopicPartition, TopicSpec, connect
 
-from alerting.engine import build
+from logtide.alerting.engine import build
 
 RULES = """rules:
   - name: Boom

@@ -6,9 +6,9 @@ import pytest
 
 from logtide.config import ConfigError
 
-from alerting.config import load_alert_config
-from alerting.rules import load_rules
-from alerting.state import fingerprint, labels_signature
+from logtide.alerting.config import load_alert_config
+from logtide.alerting.rules import load_rules
+from logtide.alerting.state import fingerprint, labels_signature
 
 ROOT = Path(__file__).resolve().parents[2]
 

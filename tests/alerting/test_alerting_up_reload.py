@@ -14,10 +14,10 @@ from logtide.health import HealthServer
 from logtide.transport import TopicPartition, connect
 from logtide.up import UpContext
 
-from alerting.engine import AlertEngine, Ticker
-from alerting.rules import parse_rules
-from alerting.store import Store
-from alerting.up import up
+from logtide.alerting.engine import AlertEngine, Ticker
+from logtide.alerting.rules import parse_rules
+from logtide.alerting.store import Store
+from logtide.alerting.up import up
 
 
 @pytest.mark.timeout(90)

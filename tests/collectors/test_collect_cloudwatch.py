@@ -11,9 +11,9 @@ import pytest
 from logtide.transport import connect
 
 from collect_helpers import metric, read_events, running_item, unique, wait_for
-from collectors.cloudwatch import lambda_report
-from collectors.cloudwatch.collector import CloudWatchCollector
-from collectors.cloudwatch.config import CloudWatchConfig
+from logtide.collectors.cloudwatch import lambda_report
+from logtide.collectors.cloudwatch.collector import CloudWatchCollector
+from logtide.collectors.cloudwatch.config import CloudWatchConfig
 
 
 def put(client, group: str, stream: str, messages: list[str], ts_ms: int | None = None) -> None:

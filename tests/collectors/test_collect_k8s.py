@@ -9,9 +9,9 @@ import pytest
 from logtide.transport import connect
 
 from collect_helpers import metric, read_events, running_item, unique, wait_for
-from collectors.k8s.collector import KubernetesCollector
-from collectors.k8s.config import KubernetesConfig
-from collectors.k8s.logstream import parse_line
+from logtide.collectors.k8s.collector import KubernetesCollector
+from logtide.collectors.k8s.config import KubernetesConfig
+from logtide.collectors.k8s.logstream import parse_line
 
 
 def k8s_collector(fast_kafka, double, topic: str, namespaces: list[str], **overrides) -> KubernetesCollector:

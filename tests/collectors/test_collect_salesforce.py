@@ -11,9 +11,9 @@ from logtide.transport import connect
 
 from collect_helpers import metric, read_events, running_item, wait_for
 from collect_sf_double import rsa_key_pair
-from collectors.salesforce import logfile
-from collectors.salesforce.collector import SalesforceCollector
-from collectors.salesforce.config import SalesforceConfig
+from logtide.collectors.salesforce import logfile
+from logtide.collectors.salesforce.collector import SalesforceCollector
+from logtide.collectors.salesforce.config import SalesforceConfig
 
 NAMES = "EVENT_TYPE,TIMESTAMP,REQUEST_ID,ORGANIZATION_ID,USER_ID,RUN_TIME,CPU_TIME,URI,SUCCESS,TIMESTAMP_DERIVED"
 TYPES = "String,DateTime,String,Id,Id,Number,Number,String,Boolean,DateTime"

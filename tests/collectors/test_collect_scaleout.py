@@ -19,10 +19,10 @@ from logtide.config import ConfigError, load_config
 from logtide.transport import connect
 
 from collect_helpers import read_events, unique, wait_for
-from collectors.cloudwatch.collector import CloudWatchCollector
-from collectors.cloudwatch.config import CloudWatchConfig
-from collectors.config import CollectConfig
-from collectors.work import WorkGroup
+from logtide.collectors.cloudwatch.collector import CloudWatchCollector
+from logtide.collectors.cloudwatch.config import CloudWatchConfig
+from logtide.collectors.config import CollectConfig
+from logtide.collectors.work import WorkGroup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SESSION_MS = 6000

@@ -223,7 +223,7 @@ class Chain:
 
     def parquet_counts(self) -> tuple[int, int]:
         """(rows, distinct ids) over every stored row of the analytics dataset."""
-        from processors.sinks.analytics.query import run_query
+        from logtide.processors.sinks.analytics.query import run_query
         if not os.path.isdir(self.workdir / "parquet"):
             return 0, 0
         try:
@@ -233,7 +233,7 @@ class Chain:
         return tuple(rows[0]) if rows else (0, 0)
 
     def parquet_ids(self) -> collections.Counter:
-        from processors.sinks.analytics.query import run_query
+        from logtide.processors.sinks.analytics.query import run_query
         return collections.Counter(r[0] for r in run_query(str(self.workdir / "parquet"),
                                                            "SELECT id FROM events_all")[1])
 

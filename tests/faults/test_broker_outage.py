@@ -8,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from collectors.demo import TOPIC, DemoSource
+from logtide.collectors.demo import TOPIC, DemoSource
 from logtide.sender import EventSender
 from logtide.topics import default_specs
 from logtide.transport import connect

@@ -17,22 +17,22 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.config import AgentConfig
-from agents.parser.cri import CriParser, looks_like_cri
-from agents.parser.docker import DockerParser, looks_like_docker
-from agents.parser.picker import detect, parser_for
-from agents.parser.plain import PlainParser
-from agents.parser.timestamps import TimestampParser
-from alerting.config import AlertConfig
-from alerting.rules import parse_rules
-from collectors.config import CollectConfig
+from logtide.agents.config import AgentConfig
+from logtide.agents.parser.cri import CriParser, looks_like_cri
+from logtide.agents.parser.docker import DockerParser, looks_like_docker
+from logtide.agents.parser.picker import detect, parser_for
+from logtide.agents.parser.plain import PlainParser
+from logtide.agents.parser.timestamps import TimestampParser
+from logtide.alerting.config import AlertConfig
+from logtide.alerting.rules import parse_rules
+from logtide.collectors.config import CollectConfig
 from logtide import envelope
 from logtide.condition import ConditionError, compile_condition
 from logtide.config import ConfigError, load_config, load_yaml
-from processors.app import ProcessorConfig, build_pipeline
-from processors.sinks.config import SinkConfig
-from processors.steps import StepContext
-from processors.steps.parse import parse_json, parse_kv, parse_logfmt, parse_plain, parse_syslog, parse_time
+from logtide.processors.app import ProcessorConfig, build_pipeline
+from logtide.processors.sinks.config import SinkConfig
+from logtide.processors.steps import StepContext
+from logtide.processors.steps.parse import parse_json, parse_kv, parse_logfmt, parse_plain, parse_syslog, parse_time
 from tests.conftest import ROOT
 from tests.faults.conftest import FULL
 

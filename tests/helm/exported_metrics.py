@@ -13,15 +13,16 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-#: The project's packages (pyproject's packages.find) plus tools/.
-PACKAGES = ["logtide", "agents", "collectors", "processors", "alerting", "tools"]
+#: The project's top packages: the kernel and the role folders it installs inside it (folder -> package).
+PACKAGES = {"logtide": "logtide", "agents": "logtide.agents", "collectors": "logtide.collectors",
+            "processors": "logtide.processors", "alerting": "logtide.alerting", "tools": "logtide.tools"}
 
 
 def import_all() -> list[str]:
     sys.path.insert(0, str(ROOT))
     errors = []
-    for package in PACKAGES:
-        if not (ROOT / package / "__init__.py").exists():
+    for folder, package in PACKAGES.items():
+        if not (ROOT / folder / "__init__.py").exists():
             continue
         try:
             pkg = importlib.import_module(package)

@@ -69,11 +69,12 @@ def test_build_context_keeps_every_package():
         return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path.split("/")[0], p.replace("**/", "")) for p in ignore)
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    packages = sorted(set(project["tool"]["setuptools"]["package-dir"].values()))
     for needed in ["pyproject.toml", "README.md", *packages]:
         assert not ignored(needed), f".dockerignore drops {needed}, which the image needs"
-    for module in {ep.value.split(":")[0].split(".")[0] for ep in entry_points(group="logtide.commands")}:
-        assert not ignored(module), f".dockerignore drops {module}, an entry point's package"
+    folders = {pkg: folder for pkg, folder in project["tool"]["setuptools"]["package-dir"].items()}
+    for module in {".".join(ep.value.split(":")[0].split(".")[:2]) for ep in entry_points(group="logtide.commands")}:
+        assert not ignored(folders[module]), f".dockerignore drops {folders[module]}, an entry point's package"
     assert ignored("tests") and ignored(".git") and ignored("bench")
 
 

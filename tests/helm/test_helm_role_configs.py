@@ -11,11 +11,11 @@ from helm_support import full_values, pod_specs, render
 
 #: `logtide <command>` -> its config model (module:Class).
 ROLE_MODELS = {
-    "agent": "agents.config:AgentConfig",
-    "collect": "collectors.config:CollectConfig",
-    "process": "processors.app:ProcessorConfig",
-    "sink": "processors.sinks.config:SinkConfig",
-    "alert": "alerting.config:AlertConfig",
+    "agent": "logtide.agents.config:AgentConfig",
+    "collect": "logtide.collectors.config:CollectConfig",
+    "process": "logtide.processors.app:ProcessorConfig",
+    "sink": "logtide.processors.sinks.config:SinkConfig",
+    "alert": "logtide.alerting.config:AlertConfig",
 }
 
 
@@ -72,8 +72,8 @@ def test_sinks_run_the_section_named_after_them(rendered):
 
 def test_alerting_loads_its_rules_from_the_config_map(tmp_path):
     """Write the ConfigMap as the pod sees it, then load it the way `logtide alert` does."""
-    from alerting.config import load_alert_config
-    from alerting.rules import load_rules
+    from logtide.alerting.config import load_alert_config
+    from logtide.alerting.rules import load_rules
 
     cm = render({}).get("ConfigMap", "lt-logtide-alerting")
     for name, text in cm["data"].items():
@@ -139,9 +139,9 @@ def test_writable_state_on_a_claim_when_persistence_is_on():
 
 def test_keys_the_chart_sets_exist_in_the_models():
     """The chart writes these keys itself; a rename in a model must break this test, not a cluster."""
-    from alerting.config import AlertConfig
-    from agents.config import AgentConfig
-    from processors.sinks.config import SinkConfig
+    from logtide.alerting.config import AlertConfig
+    from logtide.agents.config import AgentConfig
+    from logtide.processors.sinks.config import SinkConfig
 
     assert {"mode", "pods_root", "containers_root", "checkpoint_dir"} <= set(AgentConfig.model_fields)
     assert {"state_path", "api", "rules_files"} <= set(AlertConfig.model_fields)

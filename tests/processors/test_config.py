@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from logtide.config import ConfigError
-from processors.app import ProcessorConfig, build_pipeline, load, topic_subscription
-from processors.steps import StepContext
+from logtide.processors.app import ProcessorConfig, build_pipeline, load, topic_subscription
+from logtide.processors.steps import StepContext
 from tests.conftest import ROOT
 from tests.processors.conftest import make_event
 

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from logtide import envelope
 from logtide.envelope import EnvelopeError
-from processors.app import ProcessorConfig, build_pipeline
-from processors.pipeline import StepError
-from processors.steps import StepContext
+from logtide.processors.app import ProcessorConfig, build_pipeline
+from logtide.processors.pipeline import StepError
+from logtide.processors.steps import StepContext
 
 PIPELINE = build_pipeline(ProcessorConfig(), "<defaults>", StepContext(sinks=("monitoring", "audit", "analytics")))
 

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from processors.steps import StepContext
-from processors.steps.parse import Parse, ParseConfig, parse_json, parse_kv, parse_logfmt, parse_plain, parse_syslog
+from logtide.processors.steps import StepContext
+from logtide.processors.steps.parse import Parse, ParseConfig, parse_json, parse_kv, parse_logfmt, parse_plain, parse_syslog
 from tests.processors.conftest import make_event
 
 DEFAULT = ParseConfig(type="parse")

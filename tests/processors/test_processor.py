@@ -12,7 +12,7 @@ import pytest
 from logtide import envelope
 from logtide.dlq import error_info
 from logtide.transport import connect
-from processors.app import DLQ_HEADER_SIZE, EVENT_LAG, HeaderMaker, load, make_processor, observe_many
+from logtide.processors.app import DLQ_HEADER_SIZE, EVENT_LAG, HeaderMaker, load, make_processor, observe_many
 from tests.processors.conftest import (
     create_topic, make_event, produce, produce_events, read_topic, route_topic, write_config,
 )
@@ -157,7 +157,7 @@ def test_enrich_from_compacted_lookup_topic(broker, fast_kafka, names, tmp_path)
 def test_up_contributes_a_processor_with_the_default_pipeline(fast_kafka, tmp_path):
     from logtide.health import HealthServer
     from logtide.up import UpContext
-    from processors.app import Processor, up
+    from logtide.processors.app import Processor, up
 
     health = HealthServer("127.0.0.1", 0).start()
     try:
@@ -204,7 +204,7 @@ def test_refused_outputs_make_the_batch_retry(broker, fast_kafka, names):
     still keep the batch from being committed."""
     from logtide.consume import Retry
     from logtide.transport import Record
-    from processors.app import ProcessorConfig
+    from logtide.processors.app import ProcessorConfig
     config = ProcessorConfig(kafka=fast_kafka, topics=[names["raw"]], route_prefix="not a topic!.",
                              dlq_topic=names["dlq"], flush_timeout_s=20,
                              pipeline=[{"type": "route", "rules": [{"when": "true", "sinks": ["analytics"]}]}])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from processors.pipeline import Pipeline, build_steps
-from processors.steps import StepContext
-from processors.steps.redact import ALL_KINDS, CustomPattern, Redactor, luhn_ok
+from logtide.processors.pipeline import Pipeline, build_steps
+from logtide.processors.steps import StepContext
+from logtide.processors.steps.redact import ALL_KINDS, CustomPattern, Redactor, luhn_ok
 from tests.processors.conftest import make_event
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.steps.redact import _BIT, ALL_KINDS, PATTERNS, Redactor, hint_mask
+from logtide.processors.steps.redact import _BIT, ALL_KINDS, PATTERNS, Redactor, hint_mask
 
 PIECES = [
     "4111 1111 1111 1111", "4111111111111111", "1234567812345678", "378282246310005", "5555-5555-5555-4444",

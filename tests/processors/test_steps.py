@@ -7,11 +7,11 @@ import orjson
 import pytest
 
 from logtide import envelope
-from processors.pipeline import Pipeline, StepError, build_steps
-from processors.steps import StepContext
-from processors.steps.aggregate import OVERFLOW, WINDOW_EVENTS, Aggregate, AggregateConfig
-from processors.steps.ratelimit import RateLimit, RateLimitConfig
-from processors.steps.sample import Sample, SampleConfig
+from logtide.processors.pipeline import Pipeline, StepError, build_steps
+from logtide.processors.steps import StepContext
+from logtide.processors.steps.aggregate import OVERFLOW, WINDOW_EVENTS, Aggregate, AggregateConfig
+from logtide.processors.steps.ratelimit import RateLimit, RateLimitConfig
+from logtide.processors.steps.sample import Sample, SampleConfig
 from tests.processors.conftest import make_event
 
 CTX = StepContext(sinks=("monitoring", "audit", "analytics"))
@@ -148,7 +148,7 @@ def test_step_failure_is_a_step_error_with_the_stage():
 
 
 def test_list_results_fan_out():
-    from processors.steps.base import Step, register
+    from logtide.processors.steps.base import Step, register
 
     @register("test-split")
     class Split(Step):

@@ -13,13 +13,13 @@ import pytest
 
 from logtide.consume import Retry
 from logtide.transport import Record, TopicPartition
-from processors.sinks.analytics.compaction import compact
-from processors.sinks.analytics.parquet import ParquetOutput
-from processors.sinks.analytics.query import run_query
-from processors.sinks.analytics.rows import to_row
-from processors.sinks.analytics.sink import AnalyticsSink
-from processors.sinks.config import AnalyticsSettings, PostgresSettings
-from processors.sinks.service import Item
+from logtide.processors.sinks.analytics.compaction import compact
+from logtide.processors.sinks.analytics.parquet import ParquetOutput
+from logtide.processors.sinks.analytics.query import run_query
+from logtide.processors.sinks.analytics.rows import to_row
+from logtide.processors.sinks.analytics.sink import AnalyticsSink
+from logtide.processors.sinks.config import AnalyticsSettings, PostgresSettings
+from logtide.processors.sinks.service import Item
 from sinks_helpers import LOGTIDE, make_event
 
 
@@ -230,7 +230,7 @@ def test_restart_seeds_parquet_duplicate_memory_from_recent_files(tmp_path):
 def test_a_batch_that_reached_parquet_but_not_postgres_still_reaches_postgres(tmp_path, postgres_dsn, fast_kafka):
     from logtide import envelope
     from logtide.transport import connect
-    from processors.sinks.service import SinkService
+    from logtide.processors.sinks.service import SinkService
     table = f"ev_{uuid.uuid4().hex[:8]}"
     now = time.time_ns()
     records = [Record("logtide.route.analytics", 0, i, None, envelope.encode(make_event(i, time=now, observed_time=now)),

@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from logtide.transport import Record
-from processors.sinks.audit.storage import LocalArchive
-from processors.sinks.audit.verify import verify_archive
-from processors.sinks.audit.writer import AuditSink
-from processors.sinks.config import AuditSettings
-from processors.sinks.service import Item
+from logtide.processors.sinks.audit.storage import LocalArchive
+from logtide.processors.sinks.audit.verify import verify_archive
+from logtide.processors.sinks.audit.writer import AuditSink
+from logtide.processors.sinks.config import AuditSettings
+from logtide.processors.sinks.service import Item
 from sinks_helpers import LOGTIDE, make_event
 
 KEY = "audit-test-key-0123456789abcdef"

@@ -20,11 +20,11 @@ from logtide.dlq import H_TOPIC, error_info
 from logtide.health import HealthServer
 from logtide.topics import DLQ
 from logtide.transport import KafkaSettings, TopicPartition, TopicSpec, connect
-from processors.sinks.analytics.query import run_query
-from processors.sinks.audit.storage import LocalArchive
-from processors.sinks.audit.verify import verify_archive
-from processors.sinks.build import build_services
-from processors.sinks.config import SinkConfig
+from logtide.processors.sinks.analytics.query import run_query
+from logtide.processors.sinks.audit.storage import LocalArchive
+from logtide.processors.sinks.audit.verify import verify_archive
+from logtide.processors.sinks.build import build_services
+from logtide.processors.sinks.config import SinkConfig
 from sinks_helpers import LOGTIDE, make_event, produce, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -187,7 +187,7 @@ def test_unreachable_s3_holds_offsets_and_readiness_then_bad_records_reach_the_d
 @pytest.mark.timeout(60)
 def test_logtide_up_part_runs_the_three_sinks_with_local_defaults(broker, tmp_path):
     from logtide.up import UpContext
-    from processors.sinks.up import up
+    from logtide.processors.sinks.up import up
     from logtide.topics import default_specs
     settings = KafkaSettings(bootstrap=broker, client="confluent")
     admin = connect(settings).admin()

@@ -10,9 +10,9 @@ from prometheus_client import REGISTRY
 
 from logtide.consume import Retry
 from logtide.transport import Record
-from processors.sinks.config import MonitoringSettings
-from processors.sinks.monitoring.sink import MonitoringSink
-from processors.sinks.service import Item
+from logtide.processors.sinks.config import MonitoringSettings
+from logtide.processors.sinks.monitoring.sink import MonitoringSink
+from logtide.processors.sinks.service import Item
 from sinks_helpers import PostServer, make_event
 
 

@@ -10,7 +10,7 @@ from logtide import envelope
 from logtide.dlq import DeadLetters
 from logtide.transport import Record, connect
 
-from tools.dlq import reason_id, reason_of
+from logtide.tools.dlq import reason_id, reason_of
 
 
 def _dead_letter(fast_kafka, dlq: str, origin: str) -> list[dict]:
@@ -40,7 +40,7 @@ def test_reasons_blank_out_numbers_so_one_bug_is_one_reason():
 
 
 def test_list_show_replay_round_trip(cli, fast_kafka, new_topic, read_all, monkeypatch):
-    monkeypatch.setattr("tools.dlq.REPLAY_CHUNK", 4)  # 6 records: two acknowledged chunks
+    monkeypatch.setattr("logtide.tools.dlq.REPLAY_CHUNK", 4)  # 6 records: two acknowledged chunks
     dlq, origin = new_topic(1, prefix="dlq"), new_topic(2, prefix="origin")
     events = _dead_letter(fast_kafka, dlq, origin)
 
@@ -106,7 +106,7 @@ def test_replay_selection_and_errors(cli, fast_kafka, new_topic, read_all):
 
 
 def test_offset_ranges_merge_and_parse():
-    from tools.offset_ranges import OffsetRanges
+    from logtide.tools.offset_ranges import OffsetRanges
 
     r = OffsetRanges()
     for o in (5, 3, 4, 10, 12, 11, 1):

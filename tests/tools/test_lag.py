@@ -10,7 +10,7 @@ import pytest
 
 from logtide.transport import TopicPartition, connect
 
-from tools.lag import partition_status, worst
+from logtide.tools.lag import partition_status, worst
 
 SESSION_MS = 6000
 

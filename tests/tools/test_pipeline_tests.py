@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from tools.testing.expect import MISSING, SpecError, check_value
+from logtide.tools.testing.expect import MISSING, SpecError, check_value
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples", "tests")

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from logtide.health import HealthServer
 from logtide.transport import connect
 
-from tools.top import metrics_url
+from logtide.tools.top import metrics_url
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from logtide.config import ConfigError
 
-from tools.common import print_json
-from tools.testing import spec
-from tools.testing.expect import SpecError, check_items, event_getter, key_getter
-from tools.testing.harness import Harness, Outcome
+from logtide.tools.common import print_json
+from logtide.tools.testing import spec
+from logtide.tools.testing.expect import SpecError, check_items, event_getter, key_getter
+from logtide.tools.testing.harness import Harness, Outcome
 
 EPILOG = """examples:
   logtide test examples/tests/*.yaml

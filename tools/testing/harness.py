@@ -21,7 +21,7 @@ from logtide import envelope
 from logtide.config import ConfigError
 from logtide.topics import ROUTE_PREFIX
 
-from tools.testing.spec import Advance, TestCase, TestFile
+from logtide.tools.testing.spec import Advance, TestCase, TestFile
 
 DEFAULT_SINKS = ["monitoring", "audit", "analytics"]
 
@@ -58,7 +58,7 @@ class PipelineHarness:
     """Builds a fresh pipeline per test (stateful steps start clean)."""
 
     def __init__(self, tf: TestFile):
-        from processors.app import ProcessorConfig, load  # the processor's own loader and validation
+        from logtide.processors.app import ProcessorConfig, load  # the processor's own loader and validation
         self.tf = tf
         if isinstance(tf.pipeline, list):
             self.entries = tf.pipeline
@@ -73,9 +73,9 @@ class PipelineHarness:
         self.build()  # config errors surface before any test runs
 
     def build(self):
-        from processors.app import build_pipeline
-        from processors.pipeline import Pipeline
-        from processors.steps import StepContext
+        from logtide.processors.app import build_pipeline
+        from logtide.processors.pipeline import Pipeline
+        from logtide.processors.steps import StepContext
         ctx = StepContext(sinks=tuple(self.sinks), component="logtide-test", lookups=self.tf.lookups)
         if self.entries is not None:
             return Pipeline.from_config(self.entries, ctx, self.filename)
@@ -83,7 +83,7 @@ class PipelineHarness:
 
     def run(self, pipeline, events: list[dict], outcome: Outcome) -> list[tuple[dict, tuple[str, ...]]]:
         """Run one batch of events through; fill the outcome; return the outputs as (event, sinks)."""
-        from processors.pipeline import StepError
+        from logtide.processors.pipeline import StepError
         routed = []
         for sink in self.sinks:
             outcome.routes.setdefault(sink, [])
@@ -112,16 +112,16 @@ class PipelineHarness:
 
 class AlertingHarness:
     def __init__(self, tf: TestFile):
-        from alerting.config import AlertConfig, ClockSettings, load_alert_config
-        from alerting.rules import load_rules, parse_rules
+        from logtide.alerting.config import AlertConfig, ClockSettings, load_alert_config
+        from logtide.alerting.rules import load_rules, parse_rules
         if tf.alerting is not None:
             config = load_alert_config(tf.alerting)
             rules = load_rules(config.rule_paths())
         else:
             # No alerting config: one "default" receiver with a webhook that is never called (the
             # notify hook collects instead), so notifications and resolutions can be tested.
-            from alerting.notifiers import Receiver
-            from alerting.notifiers.webhook import WebhookConfig
+            from logtide.alerting.notifiers import Receiver
+            from logtide.alerting.notifiers.webhook import WebhookConfig
             config = AlertConfig(receivers=[Receiver(name="default",
                                                      webhook=[WebhookConfig(url="http://logtide-test.invalid/")])])
             rules = []
@@ -135,8 +135,8 @@ class AlertingHarness:
 
     def run(self, items: list[Any], outcome: Outcome) -> None:
         """``items``: events (already through the pipeline, or raw) and Advance markers, in order."""
-        from alerting.engine import AlertEngine
-        from alerting.store import Store
+        from logtide.alerting.engine import AlertEngine
+        from logtide.alerting.store import Store
         sent = []
 
         def notify(n) -> None:

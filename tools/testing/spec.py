@@ -35,7 +35,7 @@ from typing import Any
 
 from logtide.config import ConfigError, load_yaml
 
-from tools.common import parse_time
+from logtide.tools.common import parse_time
 
 TOP_KEYS = {"pipeline", "sinks", "alerting", "rules", "start", "defaults", "lookups", "tests"}
 TEST_KEYS = {"name", "input", "expect", "alerts", "notifications", "skip"}

@@ -21,8 +21,8 @@ from prometheus_client import Counter
 
 from logtide import log
 
-from processors.sinks.analytics.parquet import META, write_parquet_bytes
-from processors.sinks.analytics.rows import SCHEMA
+from logtide.processors.sinks.analytics.parquet import META, write_parquet_bytes
+from logtide.processors.sinks.analytics.rows import SCHEMA
 
 _log = log.get("processors.sinks.compaction")
 

@@ -38,10 +38,10 @@ import pyarrow.parquet as pq
 from logtide import log
 from logtide.transport import TopicPartition
 
-from processors.sinks.analytics.rows import to_table
-from processors.sinks.analytics.store import open_store
-from processors.sinks.dedup import RecentIds
-from processors.sinks.s3 import StorageError
+from logtide.processors.sinks.analytics.rows import to_table
+from logtide.processors.sinks.analytics.store import open_store
+from logtide.processors.sinks.dedup import RecentIds
+from logtide.processors.sinks.s3 import StorageError
 
 _log = log.get("processors.sinks.parquet")
 

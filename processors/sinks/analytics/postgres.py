@@ -20,7 +20,7 @@ from psycopg import sql
 from logtide import log
 from logtide.consume import Retry
 
-from processors.sinks.eventtime import utc
+from logtide.processors.sinks.eventtime import utc
 
 _log = log.get("processors.sinks.postgres")
 

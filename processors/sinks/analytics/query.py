@@ -12,7 +12,7 @@ import os
 
 import duckdb
 
-from processors.sinks.analytics.rows import SCHEMA
+from logtide.processors.sinks.analytics.rows import SCHEMA
 
 _DUCK_TYPES = {"string": "VARCHAR", "timestamp[ns, tz=UTC]": "TIMESTAMPTZ", "bool": "BOOLEAN", "int8": "TINYINT",
                "map<string, string>": "MAP(VARCHAR, VARCHAR)", "list<item: string>": "VARCHAR[]"}
@@ -30,7 +30,7 @@ def _s3_dataset(url: str, endpoint_url: str | None, region: str):
     import pyarrow.dataset as ds
     from pyarrow import fs
 
-    from processors.sinks.s3 import split_url
+    from logtide.processors.sinks.s3 import split_url
 
     bucket, prefix = split_url(url)
     kw = {"region": region}

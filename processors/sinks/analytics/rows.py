@@ -14,7 +14,7 @@ import re
 import orjson
 import pyarrow as pa
 
-from processors.sinks.eventtime import effective_time_ns, utc
+from logtide.processors.sinks.eventtime import effective_time_ns, utc
 
 TS = pa.timestamp("ns", tz="UTC")
 

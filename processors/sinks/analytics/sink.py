@@ -14,12 +14,12 @@ from logtide import log
 from logtide.consume import Retry
 from logtide.transport import TopicPartition, Transport, TransportError
 
-from processors.sinks.analytics.compaction import compact
-from processors.sinks.analytics.parquet import ParquetOutput
-from processors.sinks.analytics.postgres import PostgresOutput
-from processors.sinks.analytics.rows import to_row
-from processors.sinks.s3 import StorageError
-from processors.sinks.service import Item, SinkBase
+from logtide.processors.sinks.analytics.compaction import compact
+from logtide.processors.sinks.analytics.parquet import ParquetOutput
+from logtide.processors.sinks.analytics.postgres import PostgresOutput
+from logtide.processors.sinks.analytics.rows import to_row
+from logtide.processors.sinks.s3 import StorageError
+from logtide.processors.sinks.service import Item, SinkBase
 
 _log = log.get("processors.sinks.analytics")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from processors.sinks import s3
+from logtide.processors.sinks import s3
 
 
 class LocalStore:

@@ -11,7 +11,7 @@ import orjson
 
 from logtide.condition import compile_condition
 
-from processors.sinks.audit.chain import MANIFEST, segment_number
+from logtide.processors.sinks.audit.chain import MANIFEST, segment_number
 
 
 def search(archive, *, since_ns: int | None = None, until_ns: int | None = None, where: str | None = None,

@@ -13,9 +13,9 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from processors.sinks import s3
-from processors.sinks.audit.chain import MANIFEST, segment_number
-from processors.sinks.s3 import StorageError
+from logtide.processors.sinks import s3
+from logtide.processors.sinks.audit.chain import MANIFEST, segment_number
+from logtide.processors.sinks.s3 import StorageError
 
 __all__ = ["LocalArchive", "S3Archive", "StorageError", "open_archive"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from processors.sinks.audit.chain import GENESIS, MANIFEST, check_record, segment_number, signature_ok
+from logtide.processors.sinks.audit.chain import GENESIS, MANIFEST, check_record, segment_number, signature_ok
 
 
 @dataclass

@@ -25,11 +25,11 @@ from logtide import log
 from logtide.consume import Retry
 from logtide.transport import TopicPartition
 
-from processors.sinks.audit.chain import (FORMAT, GENESIS, MANIFEST, chain_dir, header_line, record_line,
+from logtide.processors.sinks.audit.chain import (FORMAT, GENESIS, MANIFEST, chain_dir, header_line, record_line,
                                           segment_name, segment_number, sign)
-from processors.sinks.audit.storage import LocalArchive, S3Archive, StorageError
-from processors.sinks.eventtime import effective_time_ns
-from processors.sinks.service import Item, SinkBase
+from logtide.processors.sinks.audit.storage import LocalArchive, S3Archive, StorageError
+from logtide.processors.sinks.eventtime import effective_time_ns
+from logtide.processors.sinks.service import Item, SinkBase
 
 _log = log.get("processors.sinks.audit")
 

@@ -13,8 +13,8 @@ from prometheus_client import Counter
 from logtide import log
 from logtide.consume import Retry
 
-from processors.sinks.eventtime import effective_time_ns, ns_to_iso, utc
-from processors.sinks.monitoring.http import HttpRejected, post
+from logtide.processors.sinks.eventtime import effective_time_ns, ns_to_iso, utc
+from logtide.processors.sinks.monitoring.http import HttpRejected, post
 
 _log = log.get("processors.sinks.elasticsearch")
 

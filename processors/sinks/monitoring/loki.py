@@ -16,8 +16,8 @@ from prometheus_client import Counter
 
 from logtide import log
 
-from processors.sinks.eventtime import effective_time_ns
-from processors.sinks.monitoring.http import HttpRejected, post
+from logtide.processors.sinks.eventtime import effective_time_ns
+from logtide.processors.sinks.monitoring.http import HttpRejected, post
 
 _log = log.get("processors.sinks.loki")
 

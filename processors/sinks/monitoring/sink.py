@@ -6,10 +6,10 @@ counters, so a retried batch is not counted twice.
 
 from __future__ import annotations
 
-from processors.sinks.monitoring.elasticsearch import ElasticsearchOutput
-from processors.sinks.monitoring.loki import LokiOutput
-from processors.sinks.monitoring.metrics import LogMetrics
-from processors.sinks.service import Item, SinkBase
+from logtide.processors.sinks.monitoring.elasticsearch import ElasticsearchOutput
+from logtide.processors.sinks.monitoring.loki import LokiOutput
+from logtide.processors.sinks.monitoring.metrics import LogMetrics
+from logtide.processors.sinks.service import Item, SinkBase
 
 
 class MonitoringSink(SinkBase):
