@@ -1,12 +1,19 @@
-"""Write helm/logtide/values.schema.json (the chart's values contract) from the definitions below.
+"""Write helm/logtide/values.schema.json (the chart's values contract) from the definitions below and
+from the roles' own config models.
 
-Run `python helm/tools/values_schema.py` after changing values; tests/helm checks the file is current.
+    python helm/tools/values_schema.py            # regenerate (after changing values or a role's config model)
+    python helm/tools/values_schema.py --check    # exit 1 if the committed file is stale (tests/helm runs it)
+
 The schema is strict (additionalProperties: false) so a misspelt key fails `helm install`, and it has
-no place for a secret's value: Kafka credentials are only ever Secret names and keys.
+no place for a secret's value: Kafka credentials are only ever Secret names and keys. Each role's
+`config` is the JSON schema of the pydantic model the role itself validates its file with
+(`model_json_schema()`, ROLE_MODELS below), so `helm install`/`helm lint` refuse an unknown or mistyped
+role key the way the role would. Needs the project installed (the venv): it imports the models.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -36,6 +43,38 @@ def arr(items: dict | None = None, description: str = "") -> dict:
     return out
 
 
+#: values key of a role -> the config model its `logtide <command> --config` validates with (module:Class).
+ROLE_MODELS = {
+    "agent": "logtide.agents.config:AgentConfig",
+    "collector": "logtide.collectors.config:CollectConfig",
+    "processor": "logtide.processors.app:ProcessorConfig",
+    "sink": "logtide.processors.sinks.config:SinkConfig",
+    "alerting": "logtide.alerting.config:AlertConfig",
+}
+
+
+def role_model(key: str):
+    module, cls = ROLE_MODELS[key].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def role_config_definitions() -> dict:
+    """definitions `<role>Config` (the model's schema) and `<role>Config.<Sub>` (its nested models).
+
+    The refs point into the values schema's own `definitions` (a ref is resolved from the document's
+    root), prefixed per role because two models may name different nested models alike.
+    """
+    out = {}
+    for key in ROLE_MODELS:
+        name = f"{key}Config"
+        schema = role_model(key).model_json_schema(ref_template=f"#/definitions/{name}.{{model}}")
+        for sub, sub_schema in schema.pop("$defs", {}).items():
+            out[f"{name}.{sub}"] = sub_schema
+        schema.pop("required", None)  # the chart writes what the role needs besides its own keys
+        out[name] = schema
+    return out
+
+
 STR = {"type": "string"}
 BOOL = {"type": "boolean"}
 PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
@@ -53,10 +92,9 @@ AUTOSCALING = obj({"enabled": BOOL, "minReplicas": {"type": "integer", "minimum"
                    "targetCPUUtilizationPercentage": {"type": "integer", "minimum": 1, "maximum": 100},
                    "targetMemoryUtilizationPercentage": {"type": "integer", "minimum": 1, "maximum": 100}})
 
-#: What every role (agent, collector, processor, sink, alerting) accepts.
+#: What every role (agent, collector, processor, sink, alerting) accepts; `config` is set per role below.
 ROLE_COMMON = {
     "enabled": BOOL,
-    "config": free("role-specific keys of the role's config file; secrets as ${ENV} or file:/path references"),
     "resources": free(),
     "podSecurityContext": free(), "securityContext": free(),
     "nodeSelector": free(), "affinity": free(), "tolerations": arr(free()),
@@ -66,6 +104,11 @@ ROLE_COMMON = {
     "extraVolumes": arr(free()), "extraVolumeMounts": arr(free()),
     "serviceAccount": REF("serviceAccount"),
 }
+
+def with_config(role: dict, model_key: str) -> dict:
+    """The role's schema with its `config` checked by the role's own config model."""
+    return {**role, "properties": {**role["properties"], "config": REF(f"{model_key}Config")}}
+
 
 DEPLOYMENT_ROLE = obj({**ROLE_COMMON,
                        "replicas": {"type": "integer", "minimum": 0},
@@ -84,30 +127,38 @@ def needs_config(section: str, *required: str, description: str) -> dict:
 
 
 #: Collectors and sinks whose section has required fields: enabling one without them fails at install.
+COLLECTOR = with_config(DEPLOYMENT_ROLE, "collector")
+SINK = with_config(DEPLOYMENT_ROLE, "sink")
 COLLECTORS = {
-    "k8s": {**DEPLOYMENT_ROLE, **needs_config("k8s", "namespaces", description="k8s.namespaces: the work items")},
-    "cloudwatch": {**DEPLOYMENT_ROLE, **needs_config("cloudwatch", "regions", "log_groups",
-                                                     description="cloudwatch.regions and cloudwatch.log_groups")},
-    "salesforce": {**DEPLOYMENT_ROLE, **needs_config("salesforce", "auth", description="salesforce.auth")},
+    "k8s": {**COLLECTOR, **needs_config("k8s", "namespaces", description="k8s.namespaces: the work items")},
+    "cloudwatch": {**COLLECTOR, **needs_config("cloudwatch", "regions", "log_groups",
+                                               description="cloudwatch.regions and cloudwatch.log_groups")},
+    "salesforce": {**COLLECTOR, **needs_config("salesforce", "auth", description="salesforce.auth")},
 }
 KNOWN_SINKS = {
-    "audit": {**DEPLOYMENT_ROLE, **needs_config("audit", "storage", "hmac_key", description="audit.storage and audit.hmac_key")},
-    "analytics": {**DEPLOYMENT_ROLE, **needs_config("analytics", description="analytics.parquet and/or analytics.postgres")},
+    "monitoring": SINK,
+    "audit": {**SINK, **needs_config("audit", "storage", "hmac_key", description="audit.storage and audit.hmac_key")},
+    "analytics": {**SINK, **needs_config("analytics", description="analytics.parquet and/or analytics.postgres")},
 }
+#: A sink entry not named after a kind gets no section from the chart: once enabled, its config names one.
+OTHER_SINK = {**SINK, "if": {"properties": {"enabled": {"const": True}}, "required": ["enabled"]},
+              "then": {"required": ["config"], "properties": {"config": {
+                  "anyOf": [{"required": [kind]} for kind in ("monitoring", "audit", "analytics")],
+                  "description": "a sink not named monitoring, audit or analytics says its kind: a monitoring, audit or analytics section"}}}}
 
 #: The alerting engine: a Deployment role with its API port and its rule files.
-ALERTING = {**DEPLOYMENT_ROLE, "properties": {**DEPLOYMENT_ROLE["properties"],
+ALERTING = {**DEPLOYMENT_ROLE, "properties": {**DEPLOYMENT_ROLE["properties"], "config": REF("alertingConfig"),
             "api": obj({"port": PORT}),
             "rules": {"type": "object", "description": "rule file name -> its content",
                       "propertyNames": {"pattern": "^[A-Za-z0-9][-_.A-Za-z0-9]*[.]ya?ml$"},
                       "additionalProperties": obj({"rules": arr(free())}, required=("rules",))}}}
 
-AGENT = obj({**ROLE_COMMON,
+AGENT = obj({**ROLE_COMMON, "config": REF("agentConfig"),
              "hostPaths": obj({"pods": {"type": "string", "pattern": "^/"},
                                "containers": {"type": "string", "pattern": "^/"},
                                "extra": arr({"type": "string", "pattern": "^/"})}, required=("pods", "containers")),
              "checkpoints": obj({"type": {"enum": ["hostPath", "emptyDir"]},
-                                 "hostPath": {"type": "string", "pattern": "^/"},
+                                 "hostPath": {"type": "string", "pattern": "^(|/.*)$"},
                                  "mountPath": {"type": "string", "pattern": "^/"},
                                  "initChown": BOOL}),
              "updateStrategy": free()})
@@ -136,8 +187,8 @@ PROBE = obj({k: {"type": "integer", "minimum": 0 if k == "initialDelaySeconds" e
 SCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema#",
     "title": "logtide chart values",
-    "definitions": {"role": DEPLOYMENT_ROLE, "secretMount": SECRET_MOUNT, "serviceAccount": SERVICE_ACCOUNT,
-                    "autoscaling": AUTOSCALING},
+    "definitions": {"secretMount": SECRET_MOUNT, "serviceAccount": SERVICE_ACCOUNT, "autoscaling": AUTOSCALING,
+                    "otherSink": OTHER_SINK},
     **obj({
         "nameOverride": STR, "fullnameOverride": STR, "commonLabels": free(),
         "global": free("Helm's global values (shared with parent charts)"),
@@ -166,18 +217,19 @@ SCHEMA = {
                               "kafkaTo": arr(free()), "extraEgressPorts": arr(PORT)}),
         "agent": AGENT,
         "collectors": obj(COLLECTORS),
-        "processor": REF("role"),
+        "processor": with_config(DEPLOYMENT_ROLE, "processor"),
         "sinks": {"type": "object", "description": "sink name -> sink Deployment",
                   "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$"},
                   "properties": KNOWN_SINKS,
-                  "additionalProperties": REF("role")},
+                  "additionalProperties": REF("otherSink")},
         "alerting": ALERTING,
     }, required=("image", "kafka", "http")),
 }
 
 
 def render() -> str:
-    return json.dumps(SCHEMA, indent=2) + "\n"
+    schema = {**SCHEMA, "definitions": {**SCHEMA["definitions"], **role_config_definitions()}}
+    return json.dumps(schema, indent=2) + "\n"
 
 
 if __name__ == "__main__":

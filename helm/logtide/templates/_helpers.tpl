@@ -56,30 +56,44 @@ app.kubernetes.io/component: {{ .role.name }}
 {{- end -}}
 
 {{/*
-Every enabled role as JSON {"items": [{name, kind, command, rbac, spec}]}: the one list the ConfigMaps,
-workloads, Services, ServiceAccounts, RBAC, HPAs and PDBs are rendered from.
-rbac: "node" (get/list/watch pods, namespaces, nodes), "podlogs" (the same plus pods/log), "" (none).
+Every enabled role as JSON {"items": [{name, kind, command, values, rbac, rbacNamespaces, spec}]}
+(values: where the role sits in values, e.g. collectors.k8s): the one list the
+ConfigMaps, workloads, Services, ServiceAccounts, RBAC, NetworkPolicies, HPAs and PDBs are rendered from.
+rbac: the Kubernetes API rules of what the role's code calls (tests/helm compares them with the code):
+the agent lists and watches pods and namespaces (only when its pod metadata is on); the Kubernetes
+collector lists and watches pods and reads their logs, in its configured namespaces only
+(rbacNamespaces: a Role per namespace instead of a ClusterRole). Every other role gets no token.
 */}}
 {{- define "logtide.roles" -}}
 {{- $items := list -}}
 {{- if .Values.agent.enabled -}}
-{{- $items = append $items (dict "name" "agent" "kind" "DaemonSet" "command" "agent" "rbac" "node" "spec" .Values.agent) -}}
+{{- $rbac := list -}}
+{{- if dig "kubernetes" "enabled" true (default dict .Values.agent.config) -}}
+{{- $rbac = list (dict "apiGroups" (list "") "resources" (list "pods" "namespaces") "verbs" (list "list" "watch")) -}}
+{{- end -}}
+{{- $items = append $items (dict "name" "agent" "kind" "DaemonSet" "command" "agent" "values" "agent" "rbac" $rbac "rbacNamespaces" list "spec" .Values.agent) -}}
 {{- end -}}
 {{- range $name, $spec := .Values.collectors -}}
 {{- if $spec.enabled -}}
-{{- $items = append $items (dict "name" (printf "collector-%s" $name) "kind" "Deployment" "command" "collect" "rbac" (ternary "podlogs" "" (eq $name "k8s")) "spec" $spec) -}}
+{{- $rbac := list -}}
+{{- $namespaces := list -}}
+{{- if eq $name "k8s" -}}
+{{- $rbac = list (dict "apiGroups" (list "") "resources" (list "pods") "verbs" (list "list" "watch")) (dict "apiGroups" (list "") "resources" (list "pods/log") "verbs" (list "get")) -}}
+{{- $namespaces = dig "k8s" "namespaces" list (default dict $spec.config) -}}
+{{- end -}}
+{{- $items = append $items (dict "name" (printf "collector-%s" $name) "kind" "Deployment" "command" "collect" "values" (printf "collectors.%s" $name) "rbac" $rbac "rbacNamespaces" $namespaces "spec" $spec) -}}
 {{- end -}}
 {{- end -}}
 {{- if .Values.processor.enabled -}}
-{{- $items = append $items (dict "name" "processor" "kind" "Deployment" "command" "process" "rbac" "" "spec" .Values.processor) -}}
+{{- $items = append $items (dict "name" "processor" "kind" "Deployment" "command" "process" "values" "processor" "rbac" list "rbacNamespaces" list "spec" .Values.processor) -}}
 {{- end -}}
 {{- range $name, $spec := .Values.sinks -}}
 {{- if $spec.enabled -}}
-{{- $items = append $items (dict "name" (printf "sink-%s" $name) "kind" "Deployment" "command" "sink" "rbac" "" "spec" $spec) -}}
+{{- $items = append $items (dict "name" (printf "sink-%s" $name) "kind" "Deployment" "command" "sink" "values" (printf "sinks.%s" $name) "rbac" list "rbacNamespaces" list "spec" $spec) -}}
 {{- end -}}
 {{- end -}}
 {{- if .Values.alerting.enabled -}}
-{{- $items = append $items (dict "name" "alerting" "kind" "Deployment" "command" "alert" "rbac" "" "spec" .Values.alerting) -}}
+{{- $items = append $items (dict "name" "alerting" "kind" "Deployment" "command" "alert" "values" "alerting" "rbac" list "rbacNamespaces" list "spec" .Values.alerting) -}}
 {{- end -}}
 {{- dict "items" $items | toJson -}}
 {{- end -}}
@@ -130,7 +144,7 @@ finds logs and keeps checkpoints, which section a collector or sink runs (collec
 {{- $_ := set $w "mode" "kubernetes" -}}
 {{- $_ := set $w "pods_root" $spec.hostPaths.pods -}}
 {{- $_ := set $w "containers_root" $spec.hostPaths.containers -}}
-{{- $_ := set $w "checkpoint_dir" (dig "checkpoints" "mountPath" "/var/lib/logtide/checkpoints" $spec) -}}
+{{- $_ := set $w "checkpoint_dir" (include "logtide.agentCheckpointMount" .ctx) -}}
 {{- else if eq .role.command "collect" -}}
 {{- $_ := set $w (trimPrefix "collector-" .role.name) dict -}}
 {{- else if eq .role.command "sink" -}}
@@ -146,8 +160,77 @@ finds logs and keeps checkpoints, which section a collector or sink runs (collec
 {{- toYaml $w -}}
 {{- end -}}
 
+{{/*
+Keys of a role's config the chart owns, because it mounts, probes or exposes what they name (dotted
+path -> why, and what to set instead). A role's `config` in values that sets one is refused at render: one
+source of truth, so probes, Services, mounts, NetworkPolicies and NOTES always match what runs.
+*/}}
+{{- define "logtide.wiredKeys" -}}
+{{- $keys := dict
+  "http.port" "use http.port: the probes, Service and NetworkPolicy follow it"
+  "http.host" "the role listens on 0.0.0.0 so the kubelet's probes reach it"
+  "kafka.bootstrap" "use kafka.bootstrap: the NetworkPolicies allow its ports"
+  "use kafka.client" "use kafka.client"
+  "kafka.security_protocol" "use kafka.securityProtocol"
+  "kafka.sasl_mechanism" "use kafka.sasl.mechanism"
+  "kafka.sasl_username" "use kafka.sasl.username or kafka.sasl.usernameKey"
+  "kafka.sasl_password" "use kafka.sasl.existingSecret and kafka.sasl.passwordKey: the chart mounts the Secret"
+  "kafka.ssl_cafile" "use kafka.tls.existingSecret and kafka.tls.caKey: the chart mounts the Secret"
+  "kafka.ssl_certfile" "use kafka.tls.certKey: the chart mounts the Secret"
+  "kafka.ssl_keyfile" "use kafka.tls.keyKey: the chart mounts the Secret" -}}
+{{- if eq .command "agent" -}}
+{{- $_ := set $keys "mode" "the chart runs the agent in kubernetes mode" -}}
+{{- $_ := set $keys "pods_root" "use agent.hostPaths.pods: the chart mounts it" -}}
+{{- $_ := set $keys "containers_root" "use agent.hostPaths.containers: the chart mounts it" -}}
+{{- $_ := set $keys "checkpoint_dir" "use agent.checkpoints: the chart mounts the writable checkpoint volume there" -}}
+{{- else if eq .command "alert" -}}
+{{- $_ := set $keys "state_path" "the state lives on the data volume: use alerting.persistence" -}}
+{{- $_ := set $keys "api.port" "use alerting.api.port: the container port, Service and NetworkPolicy follow it" -}}
+{{- $_ := set $keys "api.host" "the API listens on 0.0.0.0 for its Service" -}}
+{{- $_ := set $keys "rules_files" "use alerting.rules: the chart mounts them beside config.yaml" -}}
+{{- $_ := set $keys "base_dir" "rule files are read beside the mounted config.yaml" -}}
+{{- end -}}
+{{- toJson $keys -}}
+{{- end -}}
+
+{{/* fail naming the first wired key (logtide.wiredKeys) a role's own `config` sets (ctx, role). */}}
+{{- define "logtide.refuseWiredKeys" -}}
+{{- $own := default dict .role.spec.config -}}
+{{- $wired := include "logtide.wiredKeys" .role | fromJson -}}
+{{- range $key := keys $wired | sortAlpha -}}
+{{- $node := $own -}}
+{{- $found := true -}}
+{{- range $part := splitList "." $key -}}
+{{- if and $found (kindIs "map" $node) (hasKey $node $part) -}}
+{{- $node = get $node $part -}}
+{{- else -}}
+{{- $found = false -}}
+{{- end -}}
+{{- end -}}
+{{- if $found -}}
+{{- fail (printf "%s.config.%s: the chart sets this key, remove it (%s)" $.role.values $key (get $wired $key)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the agent's checkpoints are mounted in its container. */}}
+{{- define "logtide.agentCheckpointMount" -}}
+{{- dig "checkpoints" "mountPath" "/var/lib/logtide/checkpoints" .Values.agent -}}
+{{- end -}}
+
+{{/* The node directory of the agent's checkpoints: per release (and namespace) unless set, so two releases never share it. */}}
+{{- define "logtide.agentCheckpointHostPath" -}}
+{{- dig "checkpoints" "hostPath" "" .Values.agent | default (printf "/var/lib/logtide/%s/%s/agent" .Release.Namespace .Release.Name) -}}
+{{- end -}}
+
+{{/* Writable directory of the day-2 tools (`kubectl exec ... logtide replay`): an emptyDir, $LOGTIDE_STATE_DIR. */}}
+{{- define "logtide.stateDir" -}}
+/var/lib/logtide/state
+{{- end -}}
+
 {{/* One role's config file: the shared block, then the chart's wiring, then the role's own keys. */}}
 {{- define "logtide.roleConfig" -}}
+{{- include "logtide.refuseWiredKeys" . -}}
 {{- $shared := include "logtide.sharedConfig" . | fromYaml -}}
 {{- $wiring := include "logtide.roleWiring" . | fromYaml -}}
 {{- $own := deepCopy (default dict .role.spec.config) -}}

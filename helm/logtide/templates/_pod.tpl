@@ -31,7 +31,7 @@ metadata:
     {{- end }}
 spec:
   serviceAccountName: {{ include "logtide.serviceAccountName" . }}
-  automountServiceAccountToken: {{ ne $role.rbac "" }}
+  automountServiceAccountToken: {{ gt (len $role.rbac) 0 }}
   enableServiceLinks: false
   {{- with $V.imagePullSecrets }}
   imagePullSecrets:
@@ -49,7 +49,7 @@ spec:
     - name: checkpoints-owner
       image: {{ include "logtide.image" $ctx }}
       imagePullPolicy: {{ $V.image.pullPolicy }}
-      command: ["chown", "-R", "{{ dig "runAsUser" 10001 $podSC }}:{{ dig "runAsGroup" 10001 $podSC }}", {{ $checkpoints.mountPath | default "/var/lib/logtide/checkpoints" | quote }}]
+      command: ["chown", "-R", "{{ dig "runAsUser" 10001 $podSC }}:{{ dig "runAsGroup" 10001 $podSC }}", {{ include "logtide.agentCheckpointMount" $ctx | quote }}]
       securityContext:
         runAsUser: 0
         runAsNonRoot: false
@@ -66,7 +66,7 @@ spec:
         limits: {memory: 32Mi}
       volumeMounts:
         - name: checkpoints
-          mountPath: {{ $checkpoints.mountPath | default "/var/lib/logtide/checkpoints" }}
+          mountPath: {{ include "logtide.agentCheckpointMount" $ctx }}
   {{- end }}
   containers:
     - name: {{ $role.command }}
@@ -91,6 +91,14 @@ spec:
           valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
         - name: TMPDIR
           value: /tmp
+        # The day-2 tools run through `kubectl exec` in this read-only container: their Kafka and a
+        # writable state directory (replay progress files).
+        - name: LOGTIDE_BOOTSTRAP
+          value: {{ $V.kafka.bootstrap | quote }}
+        - name: LOGTIDE_STATE_DIR
+          value: {{ include "logtide.stateDir" $ctx }}
+        - name: XDG_STATE_HOME
+          value: {{ include "logtide.stateDir" $ctx }}
         {{- with $spec.env }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -118,6 +126,8 @@ spec:
           mountPath: /tmp
         - name: data
           mountPath: /var/lib/logtide/data
+        - name: state
+          mountPath: {{ include "logtide.stateDir" $ctx }}
         {{- if $V.kafka.sasl.mechanism }}
         - name: kafka-sasl
           mountPath: /etc/logtide/kafka-sasl
@@ -141,7 +151,7 @@ spec:
           readOnly: true
         {{- end }}
         - name: checkpoints
-          mountPath: {{ $checkpoints.mountPath | default "/var/lib/logtide/checkpoints" }}
+          mountPath: {{ include "logtide.agentCheckpointMount" $ctx }}
         {{- end }}
         {{- range $spec.extraSecretMounts }}
         - name: secret-{{ .name }}
@@ -157,6 +167,8 @@ spec:
         name: {{ include "logtide.roleName" . }}
     - name: tmp
       emptyDir: {sizeLimit: 256Mi}
+    - name: state
+      emptyDir: {sizeLimit: 64Mi}
     {{- if dig "persistence" "enabled" false $spec }}
     - name: data
       persistentVolumeClaim:
@@ -193,7 +205,7 @@ spec:
     {{- end }}
     {{- if eq (default "hostPath" $checkpoints.type) "hostPath" }}
     - name: checkpoints
-      hostPath: {path: {{ $checkpoints.hostPath | default "/var/lib/logtide/agent" }}, type: DirectoryOrCreate}
+      hostPath: {path: {{ include "logtide.agentCheckpointHostPath" $ctx }}, type: DirectoryOrCreate}
     {{- else }}
     - name: checkpoints
       emptyDir: {}
