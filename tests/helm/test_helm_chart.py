@@ -356,14 +356,22 @@ def test_one_config_map_per_role_mounted_where_the_command_reads_it(rendered):
 # ---- the rest --------------------------------------------------------------------------------
 
 def test_network_policy_allows_scrapes_dns_and_kafka(full):
-    [np] = full.kind("NetworkPolicy")
-    assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    ingress, api = np["spec"]["ingress"]
-    assert ingress["ports"] == [{"port": 9464, "protocol": "TCP"}]
+    """One policy per role (egress derived per role: test_helm_least_privilege.py); Kafka ports are the bootstrap's."""
+    policies = {np["metadata"]["name"]: np for np in full.kind("NetworkPolicy")}
+    assert set(policies) == {w["metadata"]["name"] for w in full.workloads()}
+    for name, np in policies.items():
+        assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        ingress = np["spec"]["ingress"][0]
+        assert ingress["ports"] == [{"port": 9464, "protocol": "TCP"}]
+        assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+        dns, kafka = np["spec"]["egress"][:2]
+        assert {p["port"] for p in dns["ports"]} == {53}
+        assert kafka["ports"] == [{"port": 9093, "protocol": "TCP"}]
+        assert kafka["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kafka"}
+    api = policies["lt-logtide-alerting"]["spec"]["ingress"][1]
     assert api["ports"] == [{"port": 9093, "protocol": "TCP"}]
-    assert ingress["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
-    egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
-    assert {53, 9092, 9093, 9094, 443} <= egress_ports
+    egress_ports = {p["port"] for np in policies.values() for rule in np["spec"]["egress"] for p in rule["ports"]}
+    assert {53, 9093, 443} <= egress_ports
 
 
 def test_dashboards_are_labelled_for_the_grafana_sidecar(full):

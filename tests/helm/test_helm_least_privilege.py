@@ -169,3 +169,112 @@ def test_the_agent_calls_only_what_its_cluster_role_grants():
     [role] = render({}).kind("ClusterRole")
     assert made == {("pods", "list"), ("pods", "watch"), ("namespaces", "list"), ("namespaces", "watch")}
     assert made <= granted(role["rules"])
+
+
+# ---- egress derived from the wiring -----------------------------------------------------------
+
+MSK = "b-1.logs.abc123.c2.kafka.eu-west-1.amazonaws.com:9096,b-2.logs.abc123.c2.kafka.eu-west-1.amazonaws.com:9096"
+
+#: An AWS-style production install: MSK over SASL/SCRAM (9096), S3-compatible audit store, CloudWatch,
+#: Salesforce, Loki, PostgreSQL behind pgbouncer, Slack (a Secret reference), a webhook and PagerDuty.
+REALISTIC = {
+    "kafka": {"bootstrap": MSK, "securityProtocol": "SASL_SSL",
+              "sasl": {"mechanism": "SCRAM-SHA-512", "existingSecret": "msk-scram", "usernameKey": "username"}},
+    "networkPolicy": {"enabled": True, "endpointPorts": {"${SLACK_WEBHOOK_URL}": 443}},
+    "collectors": {
+        "cloudwatch": {"enabled": True, "config": {"cloudwatch": {
+            "regions": ["eu-west-1"], "log_groups": [{"prefix": "/ecs/"}],
+            "endpoint_url": "https://logs.eu-west-1.amazonaws.com"}}},
+        "salesforce": {"enabled": True, "config": {"salesforce": {"auth": {
+            "kind": "jwt", "username": "int@example.com", "client_id": "file:/etc/sf/id", "private_key": "file:/etc/sf/key"}}}},
+    },
+    "sinks": {
+        "monitoring": {"config": {"monitoring": {"loki": {"url": "http://loki-gateway.monitoring:3100"}}}},
+        "audit": {"enabled": True, "config": {"audit": {
+            "storage": {"s3": {"bucket": "audit", "endpoint_url": "http://minio.storage.svc:9000"}},
+            "hmac_key": "file:/etc/audit/key"}}},
+        "analytics": {"enabled": True, "config": {"analytics": {
+            "postgres": {"dsn": "postgresql://logtide@pgbouncer.db:6432/logs"}}}},
+    },
+    "alerting": {"config": {"receivers": [
+        {"name": "slack", "slack": [{"url": "${SLACK_WEBHOOK_URL}"}]},
+        {"name": "hook", "webhook": [{"url": "https://hooks.example.com:8443/logtide"}]},
+        {"name": "pager", "pagerduty": [{"routing_key": "${PD_KEY}"}]},
+    ], "route": {"receiver": "slack"}}},
+}
+
+#: What each role must reach besides DNS and Kafka (9096).
+MUST_REACH = {
+    "agent": {443, 6443},                 # the Kubernetes API (kubernetesApiPorts)
+    "collector-cloudwatch": {443},
+    "collector-salesforce": {443},
+    "processor": set(),
+    "sink-monitoring": {3100},
+    "sink-audit": {9000},
+    "sink-analytics": {6432},
+    "alerting": {443, 8443},              # Slack (declared), PagerDuty's default URL, the webhook
+}
+
+
+def _egress(policy: dict) -> tuple[set[int], set[int]]:
+    """(Kafka ports, every other TCP port) a NetworkPolicy lets its pods reach; DNS checked on the way."""
+    rules = policy["spec"]["egress"]
+    assert rules[0]["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    assert all(rule.get("ports") for rule in rules), "an egress rule without ports allows every port"
+    kafka = {p["port"] for p in rules[1]["ports"]}
+    other = {p["port"] for rule in rules[2:] for p in rule["ports"]}
+    return kafka, other
+
+
+def test_each_role_reaches_exactly_what_its_wiring_names():
+    r = render(REALISTIC)
+    policies = {p["metadata"]["name"].removeprefix("lt-logtide-"): p for p in r.kind("NetworkPolicy")}
+    assert set(policies) == set(MUST_REACH)
+    for role, policy in policies.items():
+        assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == role
+        kafka, other = _egress(policy)
+        assert kafka == {9096}, role
+        assert other == MUST_REACH[role], role
+        ingress = [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
+        assert ingress == ([9464, 9093] if role == "alerting" else [9464]), role
+
+
+def test_kafka_ports_come_from_every_bootstrap_entry_plus_the_extra_list():
+    r = render({"networkPolicy": {"enabled": True, "kafkaPorts": [9094], "extraEgressPorts": [8080]},
+                "kafka": {"bootstrap": "k-0.kafka:9092,k-1.kafka:19092"}})
+    for policy in r.kind("NetworkPolicy"):
+        kafka, other = _egress(policy)
+        assert kafka == {9092, 19092, 9094}
+        assert 8080 in other
+
+
+@pytest.mark.parametrize("values, named", [
+    ({"sinks": {"monitoring": {"config": {"monitoring": {"loki": {"url": "${LOKI_URL}"}}}}}},
+     "sinks.monitoring.config.monitoring.loki.url"),
+    ({"alerting": {"config": {"receivers": [{"name": "hook", "webhook": [{"url": "${HOOK_URL}"}]}],
+                              "route": {"receiver": "hook"}}}},
+     "alerting.config.receivers[0].webhook[0].url"),
+    ({"sinks": {"monitoring": {"config": {"monitoring": {"loki": {"url": "loki:3100"}}}}}},
+     "sinks.monitoring.config.monitoring.loki.url"),
+])
+def test_a_port_that_cannot_be_derived_fails_the_render(values, named):
+    with pytest.raises(helm().HelmError) as err:
+        render({**values, "networkPolicy": {"enabled": True}})
+    message = str(err.value)
+    assert "networkPolicy: cannot derive the port" in message and named in message, message
+    # Without a NetworkPolicy nothing is blocked, so nothing to derive.
+    render(values)
+
+
+def test_a_declared_reference_port_is_allowed():
+    r = render({"networkPolicy": {"enabled": True, "endpointPorts": {"${LOKI_URL}": 3100}},
+                "sinks": {"monitoring": {"config": {"monitoring": {"loki": {"url": "${LOKI_URL}"}}}}}})
+    assert _egress(r.get("NetworkPolicy", "lt-logtide-sink-monitoring"))[1] == {3100}
+
+
+def test_realistic_values_render_valid_kubernetes_objects():
+    import kubernetes_validate
+
+    r = render(REALISTIC)
+    for doc in r.manifests():
+        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)

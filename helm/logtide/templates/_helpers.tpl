@@ -236,3 +236,59 @@ source of truth, so probes, Services, mounts, NetworkPolicies and NOTES always m
 {{- $own := deepCopy (default dict .role.spec.config) -}}
 {{- mustMergeOverwrite $shared $wiring $own | toYaml -}}
 {{- end -}}
+
+{{/*
+The TCP ports a role's config connects to (ctx, role), as a JSON list of strings, for its NetworkPolicy.
+Every endpoint key (url, endpoint_url, login_url, api_server, dsn) gives its URL's port, or the scheme's
+(http 80, https 443, postgres 5432); AWS sections without endpoint_url (s3, cloudwatch), salesforce and
+pagerduty reach HTTPS services (443). A `${ENV}` or `file:` reference has no port to read: it must be
+listed in networkPolicy.endpointPorts, else the render fails naming the key.
+*/}}
+{{- define "logtide.egressPorts" -}}
+{{- $acc := dict "ports" list -}}
+{{- $own := default dict .role.spec.config -}}
+{{- include "logtide.walkEndpoints" (dict "node" $own "key" "" "path" (printf "%s.config" .role.values) "acc" $acc "ctx" .ctx) -}}
+{{- /* A collector or known sink whose section the chart wires but values leave empty. */ -}}
+{{- if and (eq .role.command "collect") (has (trimPrefix "collector-" .role.name) (list "cloudwatch" "salesforce")) (not (hasKey $own (trimPrefix "collector-" .role.name))) -}}
+{{- $_ := set $acc "ports" (append $acc.ports "443") -}}
+{{- end -}}
+{{- $acc.ports | uniq | toJson -}}
+{{- end -}}
+
+{{/* One step of logtide.egressPorts: node, its key, its values path; ports go to acc.ports. */}}
+{{- define "logtide.walkEndpoints" -}}
+{{- $acc := .acc -}}
+{{- if kindIs "map" .node -}}
+{{- if or (and (has .key (list "s3" "cloudwatch")) (not (get .node "endpoint_url"))) (eq .key "salesforce") (and (eq .key "pagerduty") (not (get .node "url"))) -}}
+{{- $_ := set $acc "ports" (append $acc.ports "443") -}}
+{{- end -}}
+{{- range $k, $v := .node -}}
+{{- include "logtide.walkEndpoints" (dict "node" $v "key" $k "path" (printf "%s.%s" $.path $k) "acc" $acc "ctx" $.ctx) -}}
+{{- end -}}
+{{- else if kindIs "slice" .node -}}
+{{- range $i, $v := .node -}}
+{{- include "logtide.walkEndpoints" (dict "node" $v "key" $.key "path" (printf "%s[%d]" $.path $i) "acc" $acc "ctx" $.ctx) -}}
+{{- end -}}
+{{- else if and (kindIs "string" .node) (has .key (list "url" "endpoint_url" "login_url" "api_server" "dsn")) .node -}}
+{{- $v := .node -}}
+{{- $port := "" -}}
+{{- $declared := $.ctx.Values.networkPolicy.endpointPorts | default dict -}}
+{{- if hasKey $declared $v -}}
+{{- $port = get $declared $v | toString -}}
+{{- else if or (contains "${" $v) (hasPrefix "file:" $v) -}}
+{{- fail (printf "networkPolicy: cannot derive the port %s connects to from %q: list it in networkPolicy.endpointPorts, e.g. {%q: 443}" .path $v $v) -}}
+{{- else if regexMatch "^[a-zA-Z][a-zA-Z0-9+.-]*://" $v -}}
+{{- $port = regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://([^@/?#]*@)?(\\[[^\\]]*\\]|[^:/?#]*)(:([0-9]*))?.*$" $v "${4}" -}}
+{{- if not $port -}}
+{{- $port = get (dict "http" "80" "https" "443" "postgres" "5432" "postgresql" "5432") (lower (regexReplaceAll "://.*$" $v "")) -}}
+{{- end -}}
+{{- else if regexMatch "(^|\\s)host=" $v -}}
+{{- $port = regexReplaceAll "^.*(^|\\s)port=([0-9]+).*$" $v "${2}" -}}
+{{- if not (regexMatch "^[0-9]+$" $port) -}}{{ $port = "5432" }}{{- end -}}
+{{- end -}}
+{{- if not (regexMatch "^[0-9]+$" $port) -}}
+{{- fail (printf "networkPolicy: cannot derive the port %s connects to from %q (no port and no known scheme): give the port in the URL or list it in networkPolicy.endpointPorts" .path $v) -}}
+{{- end -}}
+{{- $_ := set $acc "ports" (append $acc.ports $port) -}}
+{{- end -}}
+{{- end -}}
