@@ -146,3 +146,163 @@ def test_keys_the_chart_sets_exist_in_the_models():
     assert {"mode", "pods_root", "containers_root", "checkpoint_dir"} <= set(AgentConfig.model_fields)
     assert {"state_path", "api", "rules_files"} <= set(AlertConfig.model_fields)
     assert {"monitoring", "audit", "analytics"} <= set(SinkConfig.model_fields)
+
+
+# ---- role config checked at install ---------------------------------------------------------------
+
+from helm_support import ROOT, helm  # noqa: E402
+
+#: (values, where the schema error points, model command or None when only the chart requires it)
+BAD_ROLE_CONFIGS = [
+    ({"agent": {"config": {"bogus_key": 1}}}, "/agent/config", "agent"),
+    ({"processor": {"config": {"max_batch": "lots"}}}, "/processor/config/max_batch", "process"),
+    ({"alerting": {"config": {"receivers": [{"name": "x", "slack": [{"channel": "#ops"}]}]}}},
+     "/alerting/config/receivers/0/slack/0", "alert"),
+    ({"collectors": {"cloudwatch": {"enabled": True, "config": {"cloudwatch": {"log_groups": [{"name": "/x"}]}}}}},
+     "/collectors/cloudwatch/config/cloudwatch", "collect"),
+    ({"sinks": {"monitoring": {"config": {"monitoring": {"loki": {"url": "http://loki:3100", "batch_bytes": "1MB"}}}}}},
+     "/sinks/monitoring/config/monitoring/loki/batch_bytes", "sink"),
+    # The model takes a sink config without any section; the role then has nothing to run. The chart refuses it.
+    ({"sinks": {"eu": {"enabled": True, "config": {}}}}, "/sinks/eu/config", None),
+    ({"sinks": {"eu": {"enabled": True}}}, "/sinks/eu", None),
+]
+
+
+@pytest.mark.parametrize("values, where, command", BAD_ROLE_CONFIGS)
+def test_bad_role_config_is_refused_at_install_as_the_role_would(values, where, command):
+    with pytest.raises(helm().HelmError) as err:
+        render(values)
+    assert where in str(err.value), str(err.value)
+    if command:
+        [(section, spec)] = values.items()
+        own = spec["config"] if "config" in spec else next(iter(spec.values()))["config"]
+        with pytest.raises(Exception) as refused:
+            _model(command).model_validate(own)
+        assert type(refused.value).__name__ == "ValidationError"
+
+
+@pytest.mark.parametrize("example, where", [
+    ("agent", "agent"), ("process", "processor"), ("alert", "alerting"), ("sink", "sinks.example"),
+    ("collect", "collectors.k8s"),
+])
+def test_the_documented_example_configs_are_accepted(example, where):
+    """The schema is no stricter than the role: each examples/<role>.yaml (minus what the chart wires) renders."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "examples" / f"{example}.yaml").read_text())
+    wired = {"kafka", "http", "mode", "pods_root", "containers_root", "checkpoint_dir",
+             "state_path", "api", "rules_files", "base_dir"}
+    config = {k: v for k, v in config.items() if k not in wired}
+    values: dict = {"enabled": True, "config": config}
+    for part in reversed(where.split(".")):
+        values = {part: values}
+    r = render(values)
+    name = {"agent": "agent", "process": "processor", "alert": "alerting", "sink": "sink-example",
+            "collect": "collector-k8s"}[example]
+    _model(example).model_validate(r.role_config(name))
+
+
+def test_the_schema_of_role_configs_is_the_models():
+    """values.schema.json holds each role model's own JSON schema (values_schema.py --check proves it current)."""
+    import json
+
+    schema = json.loads((ROOT / "helm" / "logtide" / "values.schema.json").read_text())
+    for key, command in (("agent", "agent"), ("collector", "collect"), ("processor", "process"),
+                         ("sink", "sink"), ("alerting", "alert")):
+        generated = schema["definitions"][f"{key}Config"]
+        assert set(generated["properties"]) == set(_model(command).model_fields), key
+        assert generated["additionalProperties"] is False, key
+    assert schema["properties"]["agent"]["properties"]["config"] == {"$ref": "#/definitions/agentConfig"}
+
+
+# ---- wired keys are the chart's -------------------------------------------------------------------
+
+@pytest.mark.parametrize("values, key, instead", [
+    ({"agent": {"config": {"http": {"port": 9999}}}}, "agent.config.http.port", "http.port"),
+    ({"agent": {"config": {"checkpoint_dir": "/data/ck"}}}, "agent.config.checkpoint_dir", "agent.checkpoints"),
+    ({"agent": {"config": {"pods_root": "/logs"}}}, "agent.config.pods_root", "agent.hostPaths.pods"),
+    ({"processor": {"config": {"kafka": {"bootstrap": "other:9092"}}}}, "processor.config.kafka.bootstrap", "kafka.bootstrap"),
+    ({"sinks": {"monitoring": {"config": {"kafka": {"ssl_cafile": "/ca.pem"}}}}}, "sinks.monitoring.config.kafka.ssl_cafile",
+     "kafka.tls"),
+    ({"alerting": {"config": {"api": {"port": 9095}}}}, "alerting.config.api.port", "alerting.api.port"),
+    ({"alerting": {"config": {"state_path": "/tmp/a.db"}}}, "alerting.config.state_path", "alerting.persistence"),
+    ({"alerting": {"config": {"rules_files": ["x.yaml"]}}}, "alerting.config.rules_files", "alerting.rules"),
+])
+def test_a_wired_key_in_a_role_config_is_refused_naming_it(values, key, instead):
+    with pytest.raises(helm().HelmError) as err:
+        render(values)
+    message = str(err.value)
+    assert f"{key}: the chart sets this key" in message and instead in message, message
+
+
+def test_role_tuning_beside_wired_keys_still_merges():
+    r = render({"processor": {"config": {"kafka": {"producer": {"linger.ms": 50}}, "log_level": "debug"}}})
+    config = r.role_config("processor")
+    assert config["kafka"]["producer"] == {"linger.ms": 50} and config["kafka"]["bootstrap"] == "kafka:9092"
+
+
+# ---- helm test: logtide check on every ConfigMap ----------------------------------------------------
+
+def test_helm_test_checks_every_role_config_map_where_the_role_reads_it(rendered):
+    checks = {p["metadata"]["labels"]["logtide.io/checks"]: p for p in rendered.kind("Pod")
+              if "logtide.io/checks" in p["metadata"]["labels"]}
+    roles = {w["metadata"]["name"].removeprefix("lt-logtide-"): w["spec"]["template"]["spec"] for w in rendered.workloads()}
+    assert set(checks) == set(roles)
+    from pod_security import restricted_violations
+    for role, pod in checks.items():
+        assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+        assert "app.kubernetes.io/name" not in pod["metadata"]["labels"], "no NetworkPolicy selects it"
+        spec = pod["spec"]
+        [check] = spec["containers"]
+        assert check["args"] == ["check", "/etc/logtide/config/config.yaml"]
+        assert {"name": "config", "configMap": {"name": f"lt-logtide-{role}"}} in spec["volumes"]
+        mounts = {m["mountPath"]: m for m in check["volumeMounts"]}
+        assert mounts["/etc/logtide/config"]["name"] == "config"
+        # what references in the config resolve to: the role's env and its secret files
+        role_container = roles[role]["containers"][0]
+        assert check["env"] == role_container["env"] and check.get("envFrom") == role_container.get("envFrom")
+        role_mounts = {m["mountPath"]: m["name"] for m in role_container["volumeMounts"]}
+        secret_volumes = {v["name"] for v in roles[role]["volumes"] if "secret" in v}
+        assert {p for p, n in role_mounts.items() if n in secret_volumes} <= set(mounts)
+        assert restricted_violations(spec) == [], role
+
+
+# ---- paths the pods and NOTES name -----------------------------------------------------------------
+
+def test_agent_checkpoints_are_per_release_on_the_node():
+    def host_path(r):
+        spec = r.get("DaemonSet", f"{r.docs[0]['metadata']['labels']['app.kubernetes.io/instance']}-logtide-agent")
+        return {v["name"]: v for v in spec["spec"]["template"]["spec"]["volumes"]}["checkpoints"]["hostPath"]["path"]
+
+    a, b = render({}, name="lt"), render({}, name="lt2")
+    other_ns = render({}, name="lt", namespace="logs-eu")
+    assert host_path(a) == "/var/lib/logtide/logging/lt/agent"
+    assert len({host_path(a), host_path(b), host_path(other_ns)}) == 3
+    assert host_path(render({"agent": {"checkpoints": {"hostPath": "/srv/ck"}}})) == "/srv/ck"
+
+
+def test_notes_name_the_real_paths(rendered):
+    ds = rendered.get("DaemonSet", "lt-logtide-agent")["spec"]["template"]["spec"]
+    container = ds["containers"][0]
+    config_path = container["args"][2]
+    assert f"reads {config_path}," in rendered.notes and "/etc/logtide/config.yaml" not in rendered.notes
+    host = {v["name"]: v for v in ds["volumes"]}["checkpoints"]["hostPath"]["path"]
+    mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["checkpoints"]
+    assert f"checkpoints on each node in {host} (mounted at {mount})" in rendered.notes
+    state = {e["name"]: e.get("value") for e in container["env"]}["LOGTIDE_STATE_DIR"]
+    assert f"$LOGTIDE_STATE_DIR={state}" in rendered.notes
+
+
+def test_day2_tools_have_kafka_and_a_writable_state_dir_in_every_pod(rendered, monkeypatch):
+    """`kubectl exec <pod> -- logtide replay ...` in a read-only container: its state lands on a writable mount."""
+    from logtide.tools.common import state_dir
+
+    for role, _, spec, container in _roles(rendered):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["LOGTIDE_BOOTSTRAP"] == rendered.role_config(role)["kafka"]["bootstrap"], role
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        state = mounts[env["LOGTIDE_STATE_DIR"]]
+        assert "emptyDir" in volumes[state["name"]] and not state.get("readOnly"), role
+        monkeypatch.setenv("XDG_STATE_HOME", env["XDG_STATE_HOME"])
+        assert state_dir().startswith(env["LOGTIDE_STATE_DIR"] + "/"), role

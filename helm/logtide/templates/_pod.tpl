@@ -82,30 +82,7 @@ spec:
           containerPort: {{ dig "api" "port" 9093 $spec }}
           protocol: TCP
         {{- end }}
-      env:
-        - name: NODE_NAME
-          valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        - name: POD_NAMESPACE
-          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
-        - name: TMPDIR
-          value: /tmp
-        # The day-2 tools run through `kubectl exec` in this read-only container: their Kafka and a
-        # writable state directory (replay progress files).
-        - name: LOGTIDE_BOOTSTRAP
-          value: {{ $V.kafka.bootstrap | quote }}
-        - name: LOGTIDE_STATE_DIR
-          value: {{ include "logtide.stateDir" $ctx }}
-        - name: XDG_STATE_HOME
-          value: {{ include "logtide.stateDir" $ctx }}
-        {{- with $spec.env }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-      {{- with $spec.envFrom }}
-      envFrom:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
+      {{- include "logtide.containerEnv" . | nindent 6 }}
       livenessProbe:
         httpGet: {path: /healthz, port: http-metrics}
         {{- toYaml $V.probes.liveness | nindent 8 }}
@@ -128,16 +105,7 @@ spec:
           mountPath: /var/lib/logtide/data
         - name: state
           mountPath: {{ include "logtide.stateDir" $ctx }}
-        {{- if $V.kafka.sasl.mechanism }}
-        - name: kafka-sasl
-          mountPath: /etc/logtide/kafka-sasl
-          readOnly: true
-        {{- end }}
-        {{- if $V.kafka.tls.enabled }}
-        - name: kafka-tls
-          mountPath: /etc/logtide/kafka-tls
-          readOnly: true
-        {{- end }}
+        {{- include "logtide.secretMounts" . | nindent 8 }}
         {{- if $isAgent }}
         - name: varlogpods
           mountPath: {{ $spec.hostPaths.pods }}
@@ -152,11 +120,6 @@ spec:
         {{- end }}
         - name: checkpoints
           mountPath: {{ include "logtide.agentCheckpointMount" $ctx }}
-        {{- end }}
-        {{- range $spec.extraSecretMounts }}
-        - name: secret-{{ .name }}
-          mountPath: {{ .mountPath }}
-          readOnly: true
         {{- end }}
         {{- with $spec.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
@@ -177,23 +140,7 @@ spec:
     - name: data
       emptyDir: {sizeLimit: 1Gi}
     {{- end }}
-    {{- if $V.kafka.sasl.mechanism }}
-    - name: kafka-sasl
-      secret:
-        secretName: {{ required "kafka.sasl.existingSecret is required when kafka.sasl.mechanism is set" $V.kafka.sasl.existingSecret }}
-        defaultMode: 0440
-        items:
-          - {key: {{ $V.kafka.sasl.passwordKey }}, path: {{ $V.kafka.sasl.passwordKey }}}
-          {{- with $V.kafka.sasl.usernameKey }}
-          - {key: {{ . }}, path: {{ . }}}
-          {{- end }}
-    {{- end }}
-    {{- if $V.kafka.tls.enabled }}
-    - name: kafka-tls
-      secret:
-        secretName: {{ required "kafka.tls.existingSecret is required when kafka.tls.enabled is true" $V.kafka.tls.existingSecret }}
-        defaultMode: 0440
-    {{- end }}
+    {{- include "logtide.secretVolumes" . | nindent 4 }}
     {{- if $isAgent }}
     - name: varlogpods
       hostPath: {path: {{ $spec.hostPaths.pods }}, type: Directory}
@@ -211,12 +158,6 @@ spec:
       emptyDir: {}
     {{- end }}
     {{- end }}
-    {{- range $spec.extraSecretMounts }}
-    - name: secret-{{ .name }}
-      secret:
-        secretName: {{ .secretName }}
-        defaultMode: 0440
-    {{- end }}
     {{- with $spec.extraVolumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -233,4 +174,83 @@ spec:
     {{- toYaml . | nindent 4 }}
   {{- end }}
   terminationGracePeriodSeconds: 30
+{{- end -}}
+
+{{/* A role's environment (ctx, role): what the kernel and the day-2 tools read, then the role's env and envFrom. */}}
+{{- define "logtide.containerEnv" -}}
+{{- $ctx := .ctx -}}
+{{- $spec := .role.spec -}}
+env:
+  - name: NODE_NAME
+    valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+  - name: POD_NAME
+    valueFrom: {fieldRef: {fieldPath: metadata.name}}
+  - name: POD_NAMESPACE
+    valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+  - name: TMPDIR
+    value: /tmp
+  # The day-2 tools run through `kubectl exec` in this read-only container: their Kafka and a
+  # writable state directory (replay progress files).
+  - name: LOGTIDE_BOOTSTRAP
+    value: {{ $ctx.Values.kafka.bootstrap | quote }}
+  - name: LOGTIDE_STATE_DIR
+    value: {{ include "logtide.stateDir" $ctx }}
+  - name: XDG_STATE_HOME
+    value: {{ include "logtide.stateDir" $ctx }}
+  {{- with $spec.env }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with $spec.envFrom }}
+envFrom:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Secrets as read-only files (Kafka SASL/TLS, extraSecretMounts): mounts and volumes (ctx, role). */}}
+{{- define "logtide.secretMounts" -}}
+{{- $V := .ctx.Values -}}
+{{- $spec := .role.spec -}}
+{{- if $V.kafka.sasl.mechanism }}
+- name: kafka-sasl
+  mountPath: /etc/logtide/kafka-sasl
+  readOnly: true
+{{- end }}
+{{- if $V.kafka.tls.enabled }}
+- name: kafka-tls
+  mountPath: /etc/logtide/kafka-tls
+  readOnly: true
+{{- end }}
+{{- range $spec.extraSecretMounts }}
+- name: secret-{{ .name }}
+  mountPath: {{ .mountPath }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "logtide.secretVolumes" -}}
+{{- $V := .ctx.Values -}}
+{{- $spec := .role.spec -}}
+{{- if $V.kafka.sasl.mechanism }}
+- name: kafka-sasl
+  secret:
+    secretName: {{ required "kafka.sasl.existingSecret is required when kafka.sasl.mechanism is set" $V.kafka.sasl.existingSecret }}
+    defaultMode: 0440
+    items:
+      - {key: {{ $V.kafka.sasl.passwordKey }}, path: {{ $V.kafka.sasl.passwordKey }}}
+      {{- with $V.kafka.sasl.usernameKey }}
+      - {key: {{ . }}, path: {{ . }}}
+      {{- end }}
+{{- end }}
+{{- if $V.kafka.tls.enabled }}
+- name: kafka-tls
+  secret:
+    secretName: {{ required "kafka.tls.existingSecret is required when kafka.tls.enabled is true" $V.kafka.tls.existingSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- range $spec.extraSecretMounts }}
+- name: secret-{{ .name }}
+  secret:
+    secretName: {{ .secretName }}
+    defaultMode: 0440
+{{- end }}
 {{- end -}}
