@@ -43,18 +43,18 @@ def arr(items: dict | None = None, description: str = "") -> dict:
     return out
 
 
-#: values key of a role -> the config model its `logtide <command> --config` validates with (module:Class).
+#: `logtide <command>` -> the config model it validates its --config file with (module:Class).
 ROLE_MODELS = {
     "agent": "logtide.agents.config:AgentConfig",
-    "collector": "logtide.collectors.config:CollectConfig",
-    "processor": "logtide.processors.app:ProcessorConfig",
+    "collect": "logtide.collectors.config:CollectConfig",
+    "process": "logtide.processors.app:ProcessorConfig",
     "sink": "logtide.processors.sinks.config:SinkConfig",
-    "alerting": "logtide.alerting.config:AlertConfig",
+    "alert": "logtide.alerting.config:AlertConfig",
 }
 
 
-def role_model(key: str):
-    module, cls = ROLE_MODELS[key].split(":")
+def role_model(command: str):
+    module, cls = ROLE_MODELS[command].split(":")
     return getattr(importlib.import_module(module), cls)
 
 
@@ -143,9 +143,9 @@ ROLE_COMMON = {
     "serviceAccount": REF("serviceAccount"),
 }
 
-def with_config(role: dict, model_key: str) -> dict:
+def with_config(role: dict, command: str) -> dict:
     """The role's schema with its `config` checked by the role's own config model."""
-    return {**role, "properties": {**role["properties"], "config": REF(f"{model_key}Config")}}
+    return {**role, "properties": {**role["properties"], "config": REF(f"{command}Config")}}
 
 
 DEPLOYMENT_ROLE = obj({**ROLE_COMMON,
@@ -165,7 +165,7 @@ def needs_config(section: str, *required: str, description: str) -> dict:
 
 
 #: Collectors and sinks whose section has required fields: enabling one without them fails at install.
-COLLECTOR = with_config(DEPLOYMENT_ROLE, "collector")
+COLLECTOR = with_config(DEPLOYMENT_ROLE, "collect")
 SINK = with_config(DEPLOYMENT_ROLE, "sink")
 COLLECTORS = {
     "k8s": {**COLLECTOR, **needs_config("k8s", "namespaces", description="k8s.namespaces: the work items")},
@@ -185,7 +185,7 @@ OTHER_SINK = {**SINK, "if": {"properties": {"enabled": {"const": True}}, "requir
                   "description": "a sink not named monitoring, audit or analytics says its kind: a monitoring, audit or analytics section"}}}}
 
 #: The alerting engine: a Deployment role with its API port and its rule files.
-ALERTING = {**DEPLOYMENT_ROLE, "properties": {**DEPLOYMENT_ROLE["properties"], "config": REF("alertingConfig"),
+ALERTING = {**DEPLOYMENT_ROLE, "properties": {**DEPLOYMENT_ROLE["properties"], "config": REF("alertConfig"),
             "api": obj({"port": PORT}),
             "rules": {"type": "object", "description": "rule file name -> its content",
                       "propertyNames": {"pattern": "^[A-Za-z0-9][-_.A-Za-z0-9]*[.]ya?ml$"},
@@ -258,7 +258,7 @@ SCHEMA = {
                               "extraEgressPorts": arr(PORT)}),
         "agent": AGENT,
         "collectors": obj(COLLECTORS),
-        "processor": with_config(DEPLOYMENT_ROLE, "processor"),
+        "processor": with_config(DEPLOYMENT_ROLE, "process"),
         "sinks": {"type": "object", "description": "sink name -> sink Deployment",
                   "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$"},
                   "properties": KNOWN_SINKS,

@@ -9,7 +9,6 @@ import re
 import time
 
 import pytest
-
 from helm_support import ROOT, full_values, helm, render
 
 #: Top-level code packages (they install as logtide.<name>).
@@ -149,6 +148,7 @@ def test_the_agent_calls_only_what_its_cluster_role_grants():
     """The real client of the agent against an API server double: every request it makes is granted."""
     from logtide.agents.config import KubernetesSettings
     from logtide.agents.pod_metadata import PodMetadata
+
     from tests.agents.kube_api_double import KubeApiDouble, namespace, pod
 
     api = KubeApiDouble()

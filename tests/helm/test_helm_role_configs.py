@@ -3,25 +3,15 @@ role's own pydantic model, and every path in it lands on a volume the pod mounts
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 import pytest
 
-from helm_support import full_values, pod_specs, render
+from helm_support import ROOT, full_values, helm, pod_specs, render
 
-#: `logtide <command>` -> its config model (module:Class).
-ROLE_MODELS = {
-    "agent": "logtide.agents.config:AgentConfig",
-    "collect": "logtide.collectors.config:CollectConfig",
-    "process": "logtide.processors.app:ProcessorConfig",
-    "sink": "logtide.processors.sinks.config:SinkConfig",
-    "alert": "logtide.alerting.config:AlertConfig",
-}
-
-
-def _model(command: str):
-    module, cls = ROLE_MODELS[command].split(":")
-    return getattr(importlib.import_module(module), cls)
+sys.path.insert(0, str(ROOT / "helm" / "tools"))
+from values_schema import ROLE_MODELS  # `logtide <command>` -> its config model
+from values_schema import role_model as _model
 
 
 @pytest.fixture(scope="module", params=["default", "full"])
@@ -150,8 +140,6 @@ def test_keys_the_chart_sets_exist_in_the_models():
 
 # ---- role config checked at install ---------------------------------------------------------------
 
-from helm_support import ROOT, helm  # noqa: E402
-
 #: (values, where the schema error points, model command or None when only the chart requires it)
 BAD_ROLE_CONFIGS = [
     ({"agent": {"config": {"bogus_key": 1}}}, "/agent/config", "agent"),
@@ -174,7 +162,7 @@ def test_bad_role_config_is_refused_at_install_as_the_role_would(values, where, 
         render(values)
     assert where in str(err.value), str(err.value)
     if command:
-        [(section, spec)] = values.items()
+        [spec] = values.values()
         own = spec["config"] if "config" in spec else next(iter(spec.values()))["config"]
         with pytest.raises(Exception) as refused:
             _model(command).model_validate(own)
@@ -207,11 +195,10 @@ def test_the_schema_of_role_configs_is_the_models():
     import json
 
     schema = json.loads((ROOT / "helm" / "logtide" / "values.schema.json").read_text())
-    for key, command in (("agent", "agent"), ("collector", "collect"), ("processor", "process"),
-                         ("sink", "sink"), ("alerting", "alert")):
-        generated = schema["definitions"][f"{key}Config"]
-        assert set(generated["properties"]) == set(_model(command).model_fields), key
-        assert generated["additionalProperties"] is False, key
+    for command in ROLE_MODELS:
+        generated = schema["definitions"][f"{command}Config"]
+        assert set(generated["properties"]) == set(_model(command).model_fields), command
+        assert generated["additionalProperties"] is False, command
     assert schema["properties"]["agent"]["properties"]["config"] == {"$ref": "#/definitions/agentConfig"}
 
 
