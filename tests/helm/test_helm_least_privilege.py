@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from helm_support import ROOT, full_values, helm, render
+from helm_support import CHART, ROOT, full_values, helm, render
 
 #: Top-level code packages (they install as logtide.<name>).
 PACKAGES = ("logtide", "agents", "collectors", "processors", "alerting", "tools")
@@ -186,13 +186,15 @@ REALISTIC = {
             "regions": ["eu-west-1"], "log_groups": [{"prefix": "/ecs/"}],
             "endpoint_url": "https://logs.eu-west-1.amazonaws.com"}}},
         "salesforce": {"enabled": True, "config": {"salesforce": {"auth": {
-            "kind": "jwt", "username": "int@example.com", "client_id": "file:/etc/sf/id", "private_key": "file:/etc/sf/key"}}}},
+            "kind": "jwt", "username": "int@example.com", "client_id": "file:/etc/sf/id", "private_key": "file:/etc/sf/key"}}},
+            "extraSecretMounts": [{"name": "sf", "secretName": "salesforce-jwt", "mountPath": "/etc/sf"}]},
     },
     "sinks": {
         "monitoring": {"config": {"monitoring": {"loki": {"url": "http://loki-gateway.monitoring:3100"}}}},
         "audit": {"enabled": True, "config": {"audit": {
             "storage": {"s3": {"bucket": "audit", "endpoint_url": "http://minio.storage.svc:9000"}},
-            "hmac_key": "file:/etc/audit/key"}}},
+            "hmac_key": "file:/etc/audit/key"}},
+            "extraSecretMounts": [{"name": "audit", "secretName": "audit-hmac", "mountPath": "/etc/audit"}]},
         "analytics": {"enabled": True, "config": {"analytics": {
             "postgres": {"dsn": "postgresql://logtide@pgbouncer.db:6432/logs"}}}},
     },
@@ -278,3 +280,5 @@ def test_realistic_values_render_valid_kubernetes_objects():
     r = render(REALISTIC)
     for doc in r.manifests():
         kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+    report = helm().lint(str(CHART), REALISTIC, strict=True, kube_version="v1.30.0")
+    assert not [m for m in report["messages"] if m["severity"] >= 2] + report.get("errors", [])

@@ -293,3 +293,27 @@ def test_day2_tools_have_kafka_and_a_writable_state_dir_in_every_pod(rendered, m
         assert "emptyDir" in volumes[state["name"]] and not state.get("readOnly"), role
         monkeypatch.setenv("XDG_STATE_HOME", env["XDG_STATE_HOME"])
         assert state_dir().startswith(env["LOGTIDE_STATE_DIR"] + "/"), role
+
+
+@pytest.mark.parametrize("values, named", [
+    ({"sinks": {"audit": {"enabled": True, "config": {"audit": {
+        "storage": {"path": "/data/audit"}, "hmac_key": "file:/etc/logtide/secrets/audit/k"}},
+        "extraSecretMounts": [{"name": "audit", "secretName": "audit-hmac", "mountPath": "/etc/logtide/secrets/audit"}]}}},
+     "sinks.audit.config.audit.storage.path: /data/audit"),
+    ({"collectors": {"salesforce": {"enabled": True, "config": {"salesforce": {"auth": {
+        "kind": "jwt", "username": "u", "client_id": "c", "private_key": "file:/etc/sf/key.pem"}}}}}},
+     "collectors.salesforce.config.salesforce.auth.private_key: file:/etc/sf/key.pem"),
+])
+def test_a_config_path_on_no_mounted_volume_is_refused(values, named):
+    with pytest.raises(helm().HelmError) as err:
+        render(values)
+    assert named in str(err.value) and "is on no volume the pod mounts" in str(err.value), str(err.value)
+
+
+def test_a_config_path_on_a_volume_of_the_values_is_accepted():
+    r = render({"sinks": {"audit": {"enabled": True, "config": {"audit": {
+        "storage": {"path": "/archive/audit"}, "hmac_key": "file:/etc/logtide/secrets/audit/k"}},
+        "extraSecretMounts": [{"name": "audit", "secretName": "audit-hmac", "mountPath": "/etc/logtide/secrets/audit"}],
+        "extraVolumes": [{"name": "archive", "persistentVolumeClaim": {"claimName": "audit-archive"}}],
+        "extraVolumeMounts": [{"name": "archive", "mountPath": "/archive"}]}}})
+    assert r.role_config("sink-audit")["audit"]["storage"]["path"] == "/archive/audit"

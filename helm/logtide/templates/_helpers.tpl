@@ -247,7 +247,7 @@ listed in networkPolicy.endpointPorts, else the render fails naming the key.
 {{- define "logtide.egressPorts" -}}
 {{- $acc := dict "ports" list -}}
 {{- $own := default dict .role.spec.config -}}
-{{- include "logtide.walkEndpoints" (dict "node" $own "key" "" "path" (printf "%s.config" .role.values) "acc" $acc "ctx" .ctx) -}}
+{{- include "logtide.walkConfig" (dict "node" $own "key" "" "path" (printf "%s.config" .role.values) "acc" $acc "ctx" .ctx "visit" "logtide.endpointPort") -}}
 {{- /* A collector or known sink whose section the chart wires but values leave empty. */ -}}
 {{- if and (eq .role.command "collect") (has (trimPrefix "collector-" .role.name) (list "cloudwatch" "salesforce")) (not (hasKey $own (trimPrefix "collector-" .role.name))) -}}
 {{- $_ := set $acc "ports" (append $acc.ports "443") -}}
@@ -255,19 +255,29 @@ listed in networkPolicy.endpointPorts, else the render fails naming the key.
 {{- $acc.ports | uniq | toJson -}}
 {{- end -}}
 
-{{/* One step of logtide.egressPorts: node, its key, its values path; ports go to acc.ports. */}}
-{{- define "logtide.walkEndpoints" -}}
+{{/*
+Visit every node of a role's config (node, key, path: its values path, acc, ctx, visit: the template
+called on each node before its children; it fails or adds to acc).
+*/}}
+{{- define "logtide.walkConfig" -}}
+{{- include .visit . -}}
+{{- if kindIs "map" .node -}}
+{{- range $k, $v := .node -}}
+{{- include "logtide.walkConfig" (dict "node" $v "key" $k "path" (printf "%s.%s" $.path $k) "acc" $.acc "ctx" $.ctx "visit" $.visit) -}}
+{{- end -}}
+{{- else if kindIs "slice" .node -}}
+{{- range $i, $v := .node -}}
+{{- include "logtide.walkConfig" (dict "node" $v "key" $.key "path" (printf "%s[%d]" $.path $i) "acc" $.acc "ctx" $.ctx "visit" $.visit) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* logtide.walkConfig visitor of logtide.egressPorts: the ports a node connects to go to acc.ports. */}}
+{{- define "logtide.endpointPort" -}}
 {{- $acc := .acc -}}
 {{- if kindIs "map" .node -}}
 {{- if or (and (has .key (list "s3" "cloudwatch")) (not (get .node "endpoint_url"))) (eq .key "salesforce") (and (eq .key "pagerduty") (not (get .node "url"))) -}}
 {{- $_ := set $acc "ports" (append $acc.ports "443") -}}
-{{- end -}}
-{{- range $k, $v := .node -}}
-{{- include "logtide.walkEndpoints" (dict "node" $v "key" $k "path" (printf "%s.%s" $.path $k) "acc" $acc "ctx" $.ctx) -}}
-{{- end -}}
-{{- else if kindIs "slice" .node -}}
-{{- range $i, $v := .node -}}
-{{- include "logtide.walkEndpoints" (dict "node" $v "key" $.key "path" (printf "%s[%d]" $.path $i) "acc" $acc "ctx" $.ctx) -}}
 {{- end -}}
 {{- else if and (kindIs "string" .node) (has .key (list "url" "endpoint_url" "login_url" "api_server" "dsn")) .node -}}
 {{- $v := .node -}}
@@ -290,5 +300,30 @@ listed in networkPolicy.endpointPorts, else the render fails naming the key.
 {{- fail (printf "networkPolicy: cannot derive the port %s connects to from %q (no port and no known scheme): give the port in the URL or list it in networkPolicy.endpointPorts" .path $v) -}}
 {{- end -}}
 {{- $_ := set $acc "ports" (append $acc.ports $port) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+logtide.walkConfig visitor: a local path in a role's config (a `file:/...` reference, or an absolute
+path under a key named path, *_dir, *_root, *_path, *file or kubeconfig) must be on a volume the
+container mounts (acc.mounts): the root filesystem is read-only, a path elsewhere fails only in the pod.
+*/}}
+{{- define "logtide.mountedPath" -}}
+{{- if kindIs "string" .node -}}
+{{- $path := "" -}}
+{{- if hasPrefix "file:/" .node -}}
+{{- $path = trimPrefix "file:" .node -}}
+{{- else if and (hasPrefix "/" .node) (or (eq .key "path" "kubeconfig") (regexMatch "(_dir|_root|_path|file)$" .key)) -}}
+{{- $path = .node -}}
+{{- end -}}
+{{- if $path -}}
+{{- $on := false -}}
+{{- range $m := .acc.mounts -}}
+{{- if or (eq $path $m) (hasPrefix (printf "%s/" (trimSuffix "/" $m)) $path) -}}{{- $on = true -}}{{- end -}}
+{{- end -}}
+{{- if not $on -}}
+{{- fail (printf "%s: %s is on no volume the pod mounts (its root filesystem is read-only): use a path under /var/lib/logtide/data, or mount one (extraSecretMounts, extraVolumes and extraVolumeMounts)" .path .node) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
