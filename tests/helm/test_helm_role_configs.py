@@ -317,3 +317,30 @@ def test_a_config_path_on_a_volume_of_the_values_is_accepted():
         "extraVolumes": [{"name": "archive", "persistentVolumeClaim": {"claimName": "audit-archive"}}],
         "extraVolumeMounts": [{"name": "archive", "mountPath": "/archive"}]}}})
     assert r.role_config("sink-audit")["audit"]["storage"]["path"] == "/archive/audit"
+
+
+def _wired_keys_by_command() -> dict[str, set[str]]:
+    """The dotted keys of the chart's logtide.wiredKeys, per `logtide <command>` they apply to."""
+    import re
+
+    text = (ROOT / "helm" / "logtide" / "templates" / "_helpers.tpl").read_text()
+    define = text[text.index('{{- define "logtide.wiredKeys" -}}'):]
+    define = define[:define.index("{{- toJson $keys -}}")]
+    shared, _, specific = define.partition('{{- if eq .command "agent" -}}')
+    agent, _, alert = specific.partition('{{- else if eq .command "alert" -}}')
+    keys = lambda block: set(re.findall(r'^\s*(?:\{\{- \$_ := set \$keys )?"([a-z_.]+)" "', block, re.M))  # noqa: E731
+    common = keys(shared)
+    return {command: common | {"agent": keys(agent), "alert": keys(alert)}.get(command, set()) for command in ROLE_MODELS}
+
+
+def test_every_wired_key_exists_in_its_roles_model():
+    """A renamed model field must fail here, not leave the chart refusing (or wiring) a key no role reads."""
+    wired = _wired_keys_by_command()
+    assert {"http.port", "kafka.bootstrap"} <= wired["process"]
+    assert {"checkpoint_dir", "pods_root"} <= wired["agent"] and {"state_path", "api.port"} <= wired["alert"]
+    for command, keys in wired.items():
+        for key in keys:
+            model = _model(command)
+            for part in key.split("."):
+                assert part in model.model_fields, f"{command}: {key} is not a field of {model.__name__}"
+                model = model.model_fields[part].annotation
