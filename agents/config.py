@@ -35,7 +35,8 @@ class MultilineSettings(Model):
     """Merging of multi-line records (stack traces) into one event (agents/multiline.py has the exact
     semantics). Filebeat's ``pattern``/``negate``/``match``: negate false + after = continue_pattern
     (with ``languages: []``); negate true + after = start_pattern; negate true + before = end_pattern;
-    negate false + before = join_next_pattern."""
+    negate false + before = join_next_pattern. Patterns are searched anywhere in the line (anchor
+    with ``^``)."""
 
     enabled: bool = True
     #: Built-in rules: java (\\tat …, Caused by:), python (Traceback … ExcName: msg), go (panic/goroutine

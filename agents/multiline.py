@@ -24,7 +24,8 @@ How a line is judged depends on the mode, one per source:
   ends the record, which is sent at once.
 
 ``continue_pattern`` alone (``languages: []``) is Vector's ``continue_through`` and Filebeat's
-``negate: false, match: after``.
+``negate: false, match: after``. User patterns are searched anywhere in the line, as Vector and
+Filebeat do (anchor them with ``^``); the built-in rules match at the line's start.
 
 Limits: in ``rules``/``start`` modes a line that would make the record exceed ``max_lines`` or
 ``max_bytes`` ends it and starts the next one (in the same state); in ``end``/``join_next`` modes the
@@ -104,8 +105,8 @@ def rule_tables(languages: tuple[str, ...], continue_pattern: str | None) -> dic
     """One alternation per state: ANY rules first, then the state's own continue rules, then openers
     (one regex match per line says what to do with it; ``m.lastindex`` names the rule)."""
     rules = [r for lang in languages for r in RULES[lang]]
-    if continue_pattern:
-        rules.append((ANY, continue_pattern, "custom", False))
+    if continue_pattern:     # searched anywhere in the line, like the other user patterns
+        rules.append((ANY, f"(?s:.*?)(?:{continue_pattern})", "custom", False))
     states = {""} | {r[2] for r in rules}
     tables = {}
     for s in states:
@@ -223,7 +224,7 @@ class MultilineMerger:
     def _add_pattern(self, start: int, end: int, time_ns: int | None, stream: str, text: str, truncated: bool,
                      unfinished: bool, now: float) -> Record | None:
         pend = self._pending.get(stream)
-        matched = self.pattern.match(text) is not None
+        matched = self.pattern.search(text) is not None
         if self.mode == "start":
             if not matched and pend is None:       # before the first start line: alone, at once
                 return _new_record(Record, (start, end, time_ns, stream, text, 1, truncated, unfinished))
