@@ -6,13 +6,11 @@ record that was not acknowledged."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 
 import orjson
 import pytest
+import yaml
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from logtide.agents.agent import Agent
@@ -23,9 +21,7 @@ from logtide.agents.parser.plain import PlainParser
 from logtide.agents.tracked_file import TrackedFile
 from logtide.agents.file_identity import FileIdentity
 from logtide.checkpoint import SqliteCheckpoints
-from tests.agents.helpers import RunningAgent, TopicReader, cri
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.agents.helpers import RunningAgent, TopicReader, cri, start_agent_process, stop_agent_process
 
 #: `logtide agent` with a parser bug injected: CRI lines containing BOOM raise inside parse().
 CRASHING_AGENT = """
@@ -41,33 +37,17 @@ from logtide.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
-CONFIG = """
-mode: kubernetes
-pods_root: {pods}
-containers_root: {pods}/none
-topic: {topic}
-checkpoint_dir: {ck}
-checkpoint_interval_seconds: 0.2
-http: {{port: 0}}
-kubernetes: {{enabled: false}}
-multiline: {{enabled: false}}
-read: {{scan_interval_seconds: 0.1, idle_poll_seconds: 0.02}}
-"""
+
+def _config(pods, topic: str, ck) -> str:
+    return yaml.safe_dump({"mode": "kubernetes", "pods_root": str(pods), "containers_root": f"{pods}/none",
+                           "topic": topic, "checkpoint_dir": str(ck), "checkpoint_interval_seconds": 0.2,
+                           "http": {"port": 0}, "kubernetes": {"enabled": False}, "multiline": {"enabled": False},
+                           "read": {"scan_interval_seconds": 0.1, "idle_poll_seconds": 0.02}})
 
 
-def _agent(argv_head: list[str], config: str, broker: str) -> subprocess.Popen:
-    return subprocess.Popen(argv_head + ["agent", "--config", config, "--bootstrap", broker], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _stop(proc: subprocess.Popen) -> bytes:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    assert proc.returncode == 0, err.decode()[-3000:]
+def _stop(proc) -> bytes:
+    returncode, err = stop_agent_process(proc)
+    assert returncode == 0, err.decode()[-3000:]
     return err
 
 
@@ -76,7 +56,7 @@ def test_crash_inside_parsing_stops_that_file_only_and_a_restart_loses_nothing(t
     topic = new_topic(3)
     pods = tmp_path / "pods"
     config = tmp_path / "agent.yaml"
-    config.write_text(CONFIG.format(pods=pods, topic=topic, ck=tmp_path / "ck"))
+    config.write_text(_config(pods, topic, tmp_path / "ck"))
     bad = pods / "ns_bad-0_uid-bad" / "app" / "0.log"
     good = pods / "ns_good-0_uid-good" / "app" / "0.log"
     for path in (bad, good):
@@ -88,7 +68,7 @@ def test_crash_inside_parsing_stops_that_file_only_and_a_restart_loses_nothing(t
     good.write_bytes(b"".join(cri(line) for line in good_lines[:300]))
     reader = TopicReader(broker, topic, partitions=3)
 
-    agent = _agent([sys.executable, "-c", CRASHING_AGENT], str(config), broker)
+    agent = start_agent_process(config, broker, ("-c", CRASHING_AGENT))
     try:
         reader.read_until(lambda evs: {"good 0299", "bad 0149"} <= {e["body"] for e in evs} or agent.poll() is not None,
                           timeout=30)
@@ -108,7 +88,7 @@ def test_crash_inside_parsing_stops_that_file_only_and_a_restart_loses_nothing(t
     assert offsets[str(bad)] <= poison_offset, "the failed file's checkpoint is not past what was sent"
     assert offsets[str(good)] == good.stat().st_size
 
-    agent = _agent([sys.executable, "-m", "logtide.cli"], str(config), broker)   # the fixed agent
+    agent = start_agent_process(config, broker)   # the agent without the injected bug
     try:
         reader.read_until(lambda evs: "bad 0299" in {e["body"] for e in evs}, timeout=30)
         reader.settle(0.5)

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import glob
 import os
-import signal
-import subprocess
-import sys
 
 import orjson
 import pytest
@@ -17,9 +14,8 @@ import yaml
 
 from logtide.agents.parser.docker import PIECE_BYTES
 from logtide.agents.parser.timestamps import TimestampParser
-from tests.agents.helpers import TopicReader, cri
+from tests.agents.helpers import TopicReader, cri, start_agent_process, stop_agent_process
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VECTORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_vectors")
 
 
@@ -100,19 +96,13 @@ def test_peer_vectors_through_the_agent_process(tmp_path, broker, new_topic):
     (tmp_path / "agent.yaml").write_text(yaml.safe_dump(config))
     total = sum(len(c["expected"]) for c in cases)
     reader = TopicReader(broker, topic, partitions=3)
-    agent = subprocess.Popen([sys.executable, "-m", "logtide.cli", "agent", "--config", str(tmp_path / "agent.yaml"),
-                              "--bootstrap", broker], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    agent = start_agent_process(tmp_path / "agent.yaml", broker)
     try:
         reader.read_until(lambda evs: len(evs) >= total or agent.poll() is not None, timeout=60)
         events = reader.settle(1.0)
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            _, err = agent.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            _, err = agent.communicate()
-    assert agent.returncode == 0, err.decode()[-3000:]
+        returncode, err = stop_agent_process(agent)
+    assert returncode == 0, err.decode()[-3000:]
     assert b"Traceback" not in err, err.decode()[-3000:]
     got: dict[str, list[dict]] = {}
     for key, ev in zip(reader.keys, events):

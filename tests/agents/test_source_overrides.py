@@ -8,24 +8,10 @@ import pytest
 
 from logtide.agents.config import AgentConfig
 from logtide.agents.pod_metadata import PodMeta
-from tests.agents.helpers import RunningAgent, TopicReader, cri, metric, wait_for
-from tests.agents.kube_api_double import KubeApiDouble, namespace, pod
+from tests.agents.helpers import RunningAgent, TopicReader, metric, wait_for, write_cri
+from tests.agents.kube_api_double import namespace, pod
 
 TRACE = ["ERROR request failed", "\tat a.B.c(B.java:1)", "\tat d.E.f(E.java:2)"]
-
-
-@pytest.fixture
-def api():
-    double = KubeApiDouble()
-    yield double
-    double.close()
-
-
-def _write(path, *messages):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab") as f:
-        for m in messages:
-            f.write(cri(m))
 
 
 @pytest.mark.timeout(60)
@@ -38,12 +24,12 @@ def test_pod_annotations_choose_parser_and_multiline(tmp_path, fast_kafka, new_t
                         annotations={"logtide.io/parser-app": "plain", "logtide.io/multiline-app": "off"}))
     api.put("pods", pod("shop", "typo-1", "uid-typo", annotations={"logtide.io/multiline": "cobol"}))
     api.put("pods", pod("shop", "glob-1", "uid-glob"))
-    _write(pods / "shop_dated-1_uid-dated" / "app" / "0.log", "booting", "2024-05-01 12:00 ERROR x", "  detail",
+    write_cri(pods / "shop_dated-1_uid-dated" / "app" / "0.log", "booting", "2024-05-01 12:00 ERROR x", "  detail",
            "2024-05-01 12:01 INFO y")
-    _write(pods / "shop_raw-1_uid-raw" / "app" / "0.log", *TRACE)
-    _write(pods / "shop_raw-1_uid-raw" / "side" / "0.log", *TRACE)       # the -app annotations are not its
-    _write(pods / "shop_typo-1_uid-typo" / "app" / "0.log", *TRACE)
-    _write(pods / "shop_glob-1_uid-glob" / "app" / "0.log", *TRACE)
+    write_cri(pods / "shop_raw-1_uid-raw" / "app" / "0.log", *TRACE)
+    write_cri(pods / "shop_raw-1_uid-raw" / "side" / "0.log", *TRACE)       # the -app annotations are not its
+    write_cri(pods / "shop_typo-1_uid-typo" / "app" / "0.log", *TRACE)
+    write_cri(pods / "shop_glob-1_uid-glob" / "app" / "0.log", *TRACE)
     bad_before = metric("logtide_agent_bad_input_total", kind="bad_annotation")
     reader = TopicReader(fast_kafka.bootstrap, topic)
     kube = {"api_server": api.url, "node_name": "node-1", "retry_seconds": 0.2, "wait_for_metadata_seconds": 3.0,
@@ -58,7 +44,7 @@ def test_pod_annotations_choose_parser_and_multiline(tmp_path, fast_kafka, new_t
         api.put("pods", pod("shop", "glob-1", "uid-glob", annotations={"logtide.io/multiline": "java"}))
         glob_file = next(tf for tf in agent.agent.files.values() if "glob-1" in tf.path)
         wait_for(lambda: glob_file.multiline_settings.enabled, what="the new annotation")
-        _write(pods / "shop_glob-1_uid-glob" / "app" / "0.log", *TRACE)
+        write_cri(pods / "shop_glob-1_uid-glob" / "app" / "0.log", *TRACE)
         reader.count(12)
         events = reader.settle(1.0)
     by_pod: dict[str, list[str]] = {}
