@@ -40,47 +40,50 @@ import time
 from typing import NamedTuple
 
 ANY = None
-#: (from states or ANY, pattern, to state, opener). Continue rules (opener False) add the line to the
-#: record in progress; openers (always ANY) start a new record already in a state (what follows belongs
-#: to it).
-RULES: dict[str, list[tuple[tuple[str, ...] | None, str, str, bool]]] = {
+#: (from states or ANY, pattern, to state, opener, first). Continue rules (opener False) add the line to
+#: the record in progress; openers (always ANY) start a new record already in a state (what follows
+#: belongs to it). ``first``: the characters a matching line can start with (a regex class body; ""
+#: only the empty line; None any): a line starting with none of a state's is known not to match at
+#: once (most log lines start with a digit), which is what keeps this off the agent's profile.
+RULES: dict[str, list[tuple[tuple[str, ...] | None, str, str, bool, str | None]]] = {
     "java": [
-        (ANY, r"\s+at\s", "java", False),                                   # \tat com.example.Foo.bar(Foo.java:1)
-        (ANY, r"\s*\.\.\.\s\d+\s(?:more|common frames omitted)", "java", False),   # \t... 12 more
-        (ANY, r"Caused by:\s", "java", False),
-        (ANY, r"\s*Suppressed:\s", "java", False),
+        (ANY, r"\s+at\s", "java", False, r"\s"),                           # \tat com.example.Foo.bar(Foo.java:1)
+        (ANY, r"\s*\.\.\.\s\d+\s(?:more|common frames omitted)", "java", False, r"\s."),   # \t... 12 more
+        (ANY, r"Caused by:\s", "java", False, "C"),
+        (ANY, r"\s*Suppressed:\s", "java", False, r"\sS"),
         # java.lang.IllegalStateException: msg (the exception line after the logged message)
-        (ANY, r"(?:[a-zA-Z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::\s.*)?$", "java", False),
-        (ANY, r"Exception in thread \"[^\"]*\" ", "java", True),
+        (ANY, r"(?:[a-zA-Z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::\s.*)?$", "java", False,
+         "a-zA-Z_$"),
+        (ANY, r"Exception in thread \"[^\"]*\" ", "java", True, "E"),
     ],
     "python": [
-        (ANY, r"Traceback \(most recent call last\):$", "python", False),
-        (ANY, r"\s*\+ Exception Group Traceback \(most recent call last\):$", "python", False),
-        (ANY, r"\s+File \"", "python", False),
-        (ANY, r"During handling of the above exception", "python", False),
-        (ANY, r"The above exception was the direct cause", "python", False),
-        (("python",), r"\s{2,}\S", "python", False),                      # source lines, ^^^^ markers
-        (("python",), r"$", "python", False),                              # blank before a chained trace
+        (ANY, r"Traceback \(most recent call last\):$", "python", False, "T"),
+        (ANY, r"\s*\+ Exception Group Traceback \(most recent call last\):$", "python", False, r"\s+"),
+        (ANY, r"\s+File \"", "python", False, r"\s"),
+        (ANY, r"During handling of the above exception", "python", False, "D"),
+        (ANY, r"The above exception was the direct cause", "python", False, "T"),
+        (("python",), r"\s{2,}\S", "python", False, r"\s"),               # source lines, ^^^^ markers
+        (("python",), r"$", "python", False, ""),                         # blank before a chained trace
         # the last line: any (dotted) exception name, with a message after ":" or alone
-        (("python",), r"[A-Za-z_][\w.]*(?::.*)?$", "python_end", False),
-        (("python_end",), r"$", "python_end", False),                     # blank, then "During handling ..."
+        (("python",), r"[A-Za-z_][\w.]*(?::.*)?$", "python_end", False, "A-Za-z_"),
+        (("python_end",), r"$", "python_end", False, ""),                # blank, then "During handling ..."
     ],
     "go": [
-        (ANY, r"goroutine \d+ (?:\S+ )*\[[^\]]*\]:$", "go", False),       # goroutine 1 [running]:
-        (ANY, r"\[signal ", "go", False),
-        (ANY, r"\t\S+\.(?:go|s):\d+(?:\s|$)", "go", False),              # \tmain.go:12 +0x1d (any path)
-        (("go",), r"$", "go", False),                                      # blank lines between goroutines
-        (("go",), r"\t\S", "go", False),                                   # frame paths, \tpanic: (recovered)
-        (("go",), r"[^\s(]\S*\(.*\)(?: \{\.\.\.\})?$", "go", False),      # main.main() / pkg.(*T).m(0x1, ...)
-        (("go",), r"created by ", "go", False),
-        (("go",), r"exit status \d+$", "go", False),
-        (("go",), r"\.\.\.additional frames elided\.\.\.$", "go", False),
-        (ANY, r"panic: ", "go", True),
-        (ANY, r"fatal error: ", "go", True),
+        (ANY, r"goroutine \d+ (?:\S+ )*\[[^\]]*\]:$", "go", False, "g"),   # goroutine 1 [running]:
+        (ANY, r"\[signal ", "go", False, r"\["),
+        (ANY, r"\t\S+\.(?:go|s):\d+(?:\s|$)", "go", False, r"\t"),        # \tmain.go:12 +0x1d (any path)
+        (("go",), r"$", "go", False, ""),                                 # blank lines between goroutines
+        (("go",), r"\t\S", "go", False, r"\t"),                            # frame paths, \tpanic: (recovered)
+        (("go",), r"[^\s(]\S*\(.*\)(?: \{\.\.\.\})?$", "go", False, None),   # main.main() / pkg.(*T).m(0x1, ...)
+        (("go",), r"created by ", "go", False, "c"),
+        (("go",), r"exit status \d+$", "go", False, "e"),
+        (("go",), r"\.\.\.additional frames elided\.\.\.$", "go", False, "."),
+        (ANY, r"panic: ", "go", True, "p"),
+        (ANY, r"fatal error: ", "go", True, "f"),
     ],
     "ruby": [
-        (ANY, r"\s+from \S+:\d+(?::in .*)?$", "ruby", False),             # \tfrom app/x.rb:5:in `call'
-        (("ruby",), r"\s+\.\.\. \d+ levels\.\.\.$", "ruby", False),
+        (ANY, r"\s+from \S+:\d+(?::in .*)?$", "ruby", False, r"\s"),        # \tfrom app/x.rb:5:in `call'
+        (("ruby",), r"\s+\.\.\. \d+ levels\.\.\.$", "ruby", False, r"\s"),
     ],
 }
 LANGUAGES = tuple(RULES)
@@ -92,12 +95,21 @@ class _Table(NamedTuple):
 
 
 def _table(rules: list) -> _Table:
-    parts, to, group = [], {}, 1
-    for _from, pattern, state, opener in rules:
+    parts, to, group, firsts = [], {}, 1, []
+    for _from, pattern, state, opener, first in rules:
         parts.append(f"({pattern})")
         to[group] = (state, opener)
         group += 1 + re.compile(pattern).groups
-    return _Table(re.compile("|".join(parts)) if parts else None, to)
+        firsts.append(first)
+    if not parts:
+        return _Table(None, to)
+    guard = ""
+    if None not in firsts:
+        chars = "".join(sorted(set(firsts)))
+        guard = f"(?=[{chars}]|\\Z)" if "" in firsts else f"(?=[{chars}])"
+        if not chars:
+            guard = r"(?=\Z)"
+    return _Table(re.compile(guard + "(?:" + "|".join(parts) + ")"), to)
 
 
 @functools.lru_cache(maxsize=64)
@@ -106,7 +118,7 @@ def rule_tables(languages: tuple[str, ...], continue_pattern: str | None) -> dic
     (one regex match per line says what to do with it; ``m.lastindex`` names the rule)."""
     rules = [r for lang in languages for r in RULES[lang]]
     if continue_pattern:     # searched anywhere in the line, like the other user patterns
-        rules.append((ANY, f"(?s:.*?)(?:{continue_pattern})", "custom", False))
+        rules.append((ANY, f"(?s:.*?)(?:{continue_pattern})", "custom", False, None))
     states = {""} | {r[2] for r in rules}
     tables = {}
     for s in states:

@@ -233,3 +233,26 @@ def test_random_lines_through_the_agents_line_path_none_lost(line_agent, tmp_pat
             envelope.decode(value)
     finally:
         os.close(fd)
+
+
+_trace_texts = st.one_of(st.text(max_size=30), st.sampled_from(
+    ["", "\tat a.B(C.java:1)", "... 3 more", "Suppressed: x", "Caused by: y", "java.io.IOException: z", "E",
+     "Traceback (most recent call last):", "  + Exception Group Traceback (most recent call last):", "  File \"a\"",
+     "goroutine 1 [running]:", "[signal SIGSEGV", "\tmain.go:1 +0x1", "main.main()", "created by x", "exit status 2",
+     "...additional frames elided...", "panic: x", "fatal error: y", "\tfrom a.rb:1:in `m'", "\t ... 3 levels...",
+     "KeyError: 'x'", "0main()", "{x}"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.one_of(_trace_texts, st.builds(lambda a, b: a + b, _trace_texts, _trace_texts)))
+def test_first_character_guards_never_change_which_rule_matches(text):
+    """The `first` field of the built-in rules (a fast rejection) agrees with the patterns themselves."""
+    from logtide.agents import multiline
+
+    rules = [r for lang in multiline.LANGUAGES for r in multiline.RULES[lang]]
+    for state in {""} | {r[2] for r in rules}:
+        picked = [r for r in rules if (r[0] is None or state in r[0]) and not r[3]] + [r for r in rules if r[3]]
+        guarded = multiline._table(picked)
+        plain = multiline._table([r[:4] + (None,) for r in picked])
+        g, p = guarded.regex.match(text), plain.regex.match(text)
+        assert (g and g.lastindex) == (p and p.lastindex), (state, text)
