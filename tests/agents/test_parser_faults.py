@@ -17,6 +17,7 @@ from logtide.agents.agent import Agent
 from logtide.agents.config import AgentConfig
 from logtide.agents.parser.cri import CriParser
 from logtide.agents.parser.docker import DockerParser
+from logtide.agents.parser.picker import detect
 from logtide.agents.parser.plain import PlainParser
 from logtide.agents.tracked_file import TrackedFile
 from logtide.agents.file_identity import FileIdentity
@@ -154,8 +155,11 @@ _lines = st.lists(st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(line=st.binary(max_size=300))
+@given(line=st.one_of(st.binary(max_size=300),
+                      st.binary(max_size=60).map(lambda b: b"2024-05-01T12:00:0" + b),     # near-CRI
+                      st.binary(max_size=60).map(lambda b: b'{"log":"x\\n","stream":' + b)))   # near-docker
 def test_parsers_take_any_bytes(line):
+    assert detect(line, "/var/log/pods/ns_p_u/c/0.log") in ("cri", "docker", "plain")
     for parser in (CriParser(), DockerParser(), PlainParser()):
         frag = parser.parse(line)
         assert frag.stream in ("stdout", "stderr")
