@@ -632,6 +632,8 @@ class Agent:
                 except OSError:
                     pass
                 self.flush_file(tf)
+                if tf.failed:
+                    continue                       # its checkpoint stays: read again after a restart
                 tf.finishing = True
             if tf.last_sent <= self.drained:    # everything sent of it was acknowledged
                 tf.close()
