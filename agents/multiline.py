@@ -9,8 +9,8 @@ How a line is judged depends on the mode, one per source:
 
 - ``rules`` (the default): built-in rules per language, plus ``continue_pattern``. A rule is
   ``(from states, pattern, to state)``; ``ANY`` rules apply whatever the state. The record in progress
-  is in a state ("" for a plain line). A line matching a *continue* rule of that state (ANY rules first,
-  then the state's own, in table order) is added to the record, which moves to the rule's state; a
+  is in a state ("" for a plain line). A line matching a *continue* rule of that state (the state's
+  own first, then the ANY rules, each in table order) is added to the record, which moves to the rule's state; a
   line matching an *opener* starts a new record in the opener's state; any other line starts a new
   record in state "". So a plain line followed by ``\\tat ...`` or ``Traceback ...`` is one record (the
   message logged with the exception), and ``ValueError: x`` continues only right after a traceback.
@@ -114,8 +114,10 @@ def _table(rules: list) -> _Table:
 
 @functools.lru_cache(maxsize=64)
 def rule_tables(languages: tuple[str, ...], continue_pattern: str | None) -> dict[str, _Table]:
-    """One alternation per state: ANY rules first, then the state's own continue rules, then openers
-    (one regex match per line says what to do with it; ``m.lastindex`` names the rule)."""
+    """One alternation per state: the state's own continue rules first (inside a python traceback,
+    ``pkg.FooError: x`` is its last line even though the java rules know that shape too), then the ANY
+    rules, then openers (one regex match per line says what to do with it; ``m.lastindex`` names the
+    rule)."""
     rules = [r for lang in languages for r in RULES[lang]]
     if continue_pattern:     # searched anywhere in the line, like the other user patterns
         rules.append((ANY, f"(?s:.*?)(?:{continue_pattern})", "custom", False, None))
@@ -125,7 +127,7 @@ def rule_tables(languages: tuple[str, ...], continue_pattern: str | None) -> dic
         cont_any = [r for r in rules if r[0] is ANY and not r[3]]
         cont_own = [r for r in rules if r[0] is not ANY and s in r[0] and not r[3]]
         openers = [r for r in rules if r[3]]       # whatever the state
-        tables[s] = _table(cont_any + cont_own + openers)
+        tables[s] = _table(cont_own + cont_any + openers)
     return tables
 
 

@@ -255,7 +255,8 @@ def test_first_character_guards_never_change_which_rule_matches(text):
 
     rules = [r for lang in multiline.LANGUAGES for r in multiline.RULES[lang]]
     for state in {""} | {r[2] for r in rules}:
-        picked = [r for r in rules if (r[0] is None or state in r[0]) and not r[3]] + [r for r in rules if r[3]]
+        picked = ([r for r in rules if r[0] is not None and state in r[0] and not r[3]]
+                  + [r for r in rules if r[0] is None and not r[3]] + [r for r in rules if r[3]])
         guarded = multiline._table(picked)
         plain = multiline._table([r[:4] + (None,) for r in picked])
         g, p = guarded.regex.match(text), plain.regex.match(text)
