@@ -32,7 +32,9 @@ def file_bytes(case: dict) -> bytes:
     """The container log file of a case, as the runtime would have written it."""
     out = b""
     for i, line in enumerate(case["input"]):
-        if isinstance(line, dict):               # a long docker line, cut as docker cuts it
+        if isinstance(line, dict) and "hex" in line:     # bytes that are not UTF-8
+            out += bytes.fromhex(line["hex"]) + b"\n"
+        elif isinstance(line, dict):               # a long docker line, cut as docker cuts it
             spec = line["docker_pieces"]
             text = spec["text_repeat"][0] * spec["text_repeat"][1]
             pieces = [text[j:j + PIECE_BYTES] for j in range(0, len(text), PIECE_BYTES)]
