@@ -57,7 +57,8 @@ def parse_multiline_annotation(value: str) -> dict:
     try:
         MultilineSettings.model_validate(fields)
     except ValidationError as exc:
-        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        raise ValueError("; ".join((f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"]
+                                   for e in exc.errors())) from None
     return fields
 
 
