@@ -35,7 +35,7 @@ from logtide.agents.multiline import MultilineMerger, Record
 from logtide.agents.parser.picker import parser_for
 from logtide.agents.partial_merger import Line
 from logtide.agents.path_info import PodRef, pod_ref
-from logtide.agents.pod_metadata import PodMeta, PodMetadata
+from logtide.agents.pod_metadata import PodMeta, PodMetadata, SourceAnnotations, source_annotations
 from logtide.agents.rate_limit import TokenBucket
 from logtide.agents.resource import k8s_resource
 from logtide.agents.tailer import RawLine
@@ -94,7 +94,7 @@ class Agent:
         self.last_ack = time.monotonic()
         self.drained = 0                          # sender.accepted at the last completed drain
         self._sent_counted = self._acked_counted = self._failures_counted = 0
-        self._annotation_errors: set[tuple] = set()   # (pod uid, container, error) already logged
+        self._annotation_errors: set[tuple] = set()   # (pod or namespace, container, error) already logged
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -268,19 +268,24 @@ class Agent:
 
     def source_settings(self, path: str, real_path: str | None, ref: PodRef | None, meta: PodMeta | None
                         ) -> tuple[str, MultilineSettings]:
-        """A file's format and multi-line settings: the pod's annotations (logtide.io/parser,
-        logtide.io/multiline), else the first ``sources`` entry matching its path, else the top level."""
+        """A file's format and multi-line settings, each from the first that gives it: the pod's
+        annotations (logtide.io/parser, logtide.io/multiline), its namespace's, the first ``sources``
+        entry matching its path, the top level."""
         fmt, multiline = self.config.source_settings(path, real_path)
         if ref is None or meta is None:
             return fmt, multiline
-        ann = meta.source_annotations(ref.container)
-        if ann.error and (meta.uid, ref.container, ann.error) not in self._annotation_errors:
-            self._annotation_errors.add((meta.uid, ref.container, ann.error))
-            metrics.BAD_INPUT.labels("bad_annotation").inc()
-            _log.warning("pod annotation ignored", extra={"pod": f"{ref.namespace}/{ref.pod}", "error": ann.error})
-        if ann.multiline is not None:
-            multiline = MultilineSettings.model_validate({**multiline.model_dump(), **ann.multiline})
-        return ann.format or fmt, multiline
+        pod = meta.source_annotations(ref.container)
+        ns = source_annotations(self.metadata.namespace_annotations(ref.namespace), ref.container) \
+            if self.metadata is not None else SourceAnnotations(None, None, None)
+        for ann, where in ((pod, f"{ref.namespace}/{ref.pod}"), (ns, ref.namespace)):
+            if ann.error and (where, ref.container, ann.error) not in self._annotation_errors:
+                self._annotation_errors.add((where, ref.container, ann.error))
+                metrics.BAD_INPUT.labels("bad_annotation").inc()
+                _log.warning("annotation ignored", extra={"on": where, "error": ann.error})
+        chosen = pod.multiline if pod.multiline is not None else ns.multiline
+        if chosen is not None:
+            multiline = MultilineSettings.model_validate({**multiline.model_dump(), **chosen})
+        return pod.format or ns.format or fmt, multiline
 
     def _identity(self, fd: int, f: Found, saved: dict | None, size: int) -> tuple[FileIdentity, int]:
         fp_bytes = self.config.read.fingerprint_bytes

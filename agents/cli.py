@@ -12,8 +12,8 @@ What every file goes through (quick mode included; config keys in brackets):
     logtide.parse_error.
   split lines [partial]: CRI P pieces and docker's 16 KiB pieces are joined into one line.
   stack traces [multiline, sources]: java, python, go and ruby traces become one event (or a
-    start/continue/end pattern); pods override with the logtide.io/parser and logtide.io/multiline
-    annotations.
+    start/continue/end pattern); pods and namespaces override with the logtide.io/parser and
+    logtide.io/multiline annotations.
   checkpoints: a file's offset is saved only after Kafka acknowledged every record before it.
 Flags given with --config override the file's values.
 """

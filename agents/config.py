@@ -75,8 +75,8 @@ class MultilineSettings(Model):
 
 
 class SourceOverride(Model):
-    """Settings for the files matching ``path`` (the first matching entry wins; pod annotations
-    ``logtide.io/parser`` and ``logtide.io/multiline`` win over it)."""
+    """Settings for the files matching ``path`` (the first matching entry wins; the annotations
+    ``logtide.io/parser`` and ``logtide.io/multiline`` of the pod, else of its namespace, win over it)."""
 
     path: str = Field(description="glob matched against the full path (and the real path of a symlink)")
     format: Literal["auto", "cri", "docker", "plain"] | None = None

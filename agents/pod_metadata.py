@@ -62,6 +62,28 @@ def parse_multiline_annotation(value: str) -> dict:
     return fields
 
 
+def source_annotations(annotations: dict, container: str) -> SourceAnnotations:
+    """The format and multiline settings annotations (a pod's or a namespace's) give ``container``
+    (``-<container>`` wins over the annotation for all containers); an invalid value is ignored, with
+    the reason."""
+    fmt = multiline = error = None
+    a = annotations
+    name = f"{PARSER_ANNOTATION}-{container}" if f"{PARSER_ANNOTATION}-{container}" in a else PARSER_ANNOTATION
+    if name in a:
+        if str(a[name]).strip() in _FORMATS:
+            fmt = str(a[name]).strip()
+        else:
+            error = f"{name}: {a[name]!r} is not one of {', '.join(_FORMATS)}"
+    name = f"{MULTILINE_ANNOTATION}-{container}" if f"{MULTILINE_ANNOTATION}-{container}" in a \
+        else MULTILINE_ANNOTATION
+    if name in a:
+        try:
+            multiline = parse_multiline_annotation(str(a[name]))
+        except ValueError as exc:
+            error = f"{name}: {exc}"
+    return SourceAnnotations(fmt, multiline, error)
+
+
 @dataclass
 class PodMeta:
     uid: str
@@ -80,28 +102,11 @@ class PodMeta:
     _sources: dict = field(default_factory=dict, repr=False, compare=False)
 
     def source_annotations(self, container: str) -> SourceAnnotations:
-        """The format and multiline settings this pod's annotations give ``container`` (``-<container>``
-        wins over the pod-wide annotation); an invalid value is ignored, with the reason."""
+        """The format and multiline settings this pod's annotations give ``container``, parsed once."""
         cached = self._sources.get(container)
-        if cached is not None:
-            return cached
-        fmt = multiline = error = None
-        a = self.annotations
-        name = f"{PARSER_ANNOTATION}-{container}" if f"{PARSER_ANNOTATION}-{container}" in a else PARSER_ANNOTATION
-        if name in a:
-            if a[name].strip() in _FORMATS:
-                fmt = a[name].strip()
-            else:
-                error = f"{name}: {a[name]!r} is not one of {', '.join(_FORMATS)}"
-        name = f"{MULTILINE_ANNOTATION}-{container}" if f"{MULTILINE_ANNOTATION}-{container}" in a \
-            else MULTILINE_ANNOTATION
-        if name in a:
-            try:
-                multiline = parse_multiline_annotation(str(a[name]))
-            except ValueError as exc:
-                error = f"{name}: {exc}"
-        result = self._sources[container] = SourceAnnotations(fmt, multiline, error)
-        return result
+        if cached is None:
+            cached = self._sources[container] = source_annotations(self.annotations, container)
+        return cached
 
     @classmethod
     def from_object(cls, obj: dict) -> "PodMeta":
