@@ -10,9 +10,9 @@ How a line is judged depends on the mode, one per source:
 - ``rules`` (the default): built-in rules per language, plus ``continue_pattern``. A rule is
   ``(from states, pattern, to state)``; ``ANY`` rules apply whatever the state. The record in progress
   is in a state ("" for a plain line). A line matching a *continue* rule of that state (the state's
-  own first, then the ANY rules, each in table order) is added to the record, which moves to the rule's state; a
-  line matching an *opener* starts a new record in the opener's state; any other line starts a new
-  record in state "". So a plain line followed by ``\\tat ...`` or ``Traceback ...`` is one record (the
+  own first, then the ANY rules, each in table order) is added to the record, which moves to the
+  rule's state; a line matching an *opener* starts a new record in the opener's state; any other line
+  starts a new record in state "". So a plain line followed by ``\\tat ...`` or ``Traceback ...`` is one record (the
   message logged with the exception), and ``ValueError: x`` continues only right after a traceback.
 - ``start`` (``start_pattern``; Vector's ``halt_before``, Filebeat's ``negate: true, match: after``): a
   line matching it starts a record; other lines continue the record in progress; with none in
