@@ -27,15 +27,15 @@ import threading
 import time
 
 from logtide.agents import metrics
-from logtide.agents.config import AgentConfig
+from logtide.agents.config import AgentConfig, MultilineSettings
 from logtide.agents.discovery import Discovery, Found
 from logtide.agents.exclusion import exclusion_reason
 from logtide.agents.file_identity import FileIdentity, fingerprint
-from logtide.agents.multiline import Record
+from logtide.agents.multiline import MultilineMerger, Record
 from logtide.agents.parser.picker import parser_for
 from logtide.agents.partial_merger import Line
-from logtide.agents.path_info import pod_ref
-from logtide.agents.pod_metadata import PodMetadata
+from logtide.agents.path_info import PodRef, pod_ref
+from logtide.agents.pod_metadata import PodMeta, PodMetadata, SourceAnnotations, source_annotations
 from logtide.agents.rate_limit import TokenBucket
 from logtide.agents.resource import k8s_resource
 from logtide.agents.tailer import RawLine
@@ -94,6 +94,7 @@ class Agent:
         self.last_ack = time.monotonic()
         self.drained = 0                          # sender.accepted at the last completed drain
         self._sent_counted = self._acked_counted = self._failures_counted = 0
+        self._annotation_errors: set[tuple] = set()   # (pod or namespace, container, error) already logged
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -103,6 +104,7 @@ class Agent:
             self.metadata.start()
         next_scan = next_checkpoint = next_expiry = 0.0
         drain_wait = _DRAIN_SECONDS[0]
+        clean = False
         try:
             while not stop.is_set():
                 now = time.monotonic()
@@ -125,13 +127,16 @@ class Agent:
                     next_checkpoint = time.monotonic() + cfg.checkpoint_interval_seconds
                 if not read:
                     self.sender.poll(cfg.read.idle_poll_seconds)
+            clean = True
         finally:
-            self.shutdown()
+            self.shutdown(checkpoint=clean)
 
-    def shutdown(self) -> None:
+    def shutdown(self, checkpoint: bool = True) -> None:
         """Wait (bounded) for the acks of what was sent, checkpoint, close. Buffered merger content is
-        not sent: the checkpoint stays before it, so the next start reads it again."""
-        if self.drain(self.config.shutdown_timeout_seconds):
+        not sent: the checkpoint stays before it, so the next start reads it again. After an error
+        (``checkpoint`` False) the loop may have stopped mid-chunk, with lines read but never sent:
+        the checkpoints of the last drain stay."""
+        if self.drain(self.config.shutdown_timeout_seconds) and checkpoint:
             self.write_checkpoints()      # else the checkpoints of the last drain stay: resent from there
         left = self.sender.in_flight
         self._update_queue_metrics()
@@ -249,7 +254,8 @@ class Agent:
             metrics.BAD_INPUT.labels("file_vanished").inc()
             return None
         identity, offset = self._identity(fd, f, saved, st.st_size)
-        tf = TrackedFile(cfg, f.path, fd, identity, offset, ref)
+        fmt, multiline = self.source_settings(f.path, f.real_path, ref, meta)
+        tf = TrackedFile(cfg, f.path, fd, identity, offset, ref, f.real_path, fmt, multiline)
         if not self._save_checkpoints({key: tf.state(offset)}):   # the identity must survive a crash from now on
             tf.close()                            # no space for it yet: the next scan tries again
             return None
@@ -259,6 +265,27 @@ class Agent:
         tf.checkpointed = offset
         _log.info("tailing", extra={"path": f.path, "offset": offset, "identity": identity.name})
         return tf
+
+    def source_settings(self, path: str, real_path: str | None, ref: PodRef | None, meta: PodMeta | None
+                        ) -> tuple[str, MultilineSettings]:
+        """A file's format and multi-line settings, each from the first that gives it: the pod's
+        annotations (logtide.io/parser, logtide.io/multiline), its namespace's, the first ``sources``
+        entry matching its path, the top level."""
+        fmt, multiline = self.config.source_settings(path, real_path)
+        if ref is None or meta is None:
+            return fmt, multiline
+        pod = meta.source_annotations(ref.container)
+        ns = source_annotations(self.metadata.namespace_annotations(ref.namespace), ref.container) \
+            if self.metadata is not None else SourceAnnotations(None, None, None)
+        for ann, where in ((pod, f"{ref.namespace}/{ref.pod}"), (ns, ref.namespace)):
+            if ann.error and (where, ref.container, ann.error) not in self._annotation_errors:
+                self._annotation_errors.add((where, ref.container, ann.error))
+                metrics.BAD_INPUT.labels("bad_annotation").inc()
+                _log.warning("annotation ignored", extra={"on": where, "error": ann.error})
+        chosen = pod.multiline if pod.multiline is not None else ns.multiline
+        if chosen is not None:
+            multiline = MultilineSettings.model_validate({**multiline.model_dump(), **chosen})
+        return pod.format or ns.format or fmt, multiline
 
     def _identity(self, fd: int, f: Found, saved: dict | None, size: int) -> tuple[FileIdentity, int]:
         fp_bytes = self.config.read.fingerprint_bytes
@@ -323,11 +350,28 @@ class Agent:
                 tf.excluded = reason
             tf.resource = k8s_resource(ref, meta, self.node if self.metadata is None else None,
                                        cfg.kubernetes.labels, cfg.kubernetes.annotations)
+            if meta is not None:
+                self._apply_source_settings(tf, meta)
         else:
             tf.resource = {"host.name": self.node, "service.name": os.path.basename(tf.path).split(".")[0]}
         tf.attributes = {s: {"log.iostream": s, "log.file.path": tf.path} for s in ("stdout", "stderr")}
         tf.templates = {s: envelope.EventTemplate(source=self.source, attributes=a, resource=tf.resource)
                         for s, a in tf.attributes.items()}
+
+    def _apply_source_settings(self, tf: TrackedFile, meta: PodMeta) -> None:
+        """Annotations that came or changed after the file was opened apply from its next line (when
+        nothing is buffered in its mergers; else at the next metadata refresh)."""
+        fmt, multiline = self.source_settings(tf.path, tf.real_path, tf.ref, meta)
+        if fmt == tf.format and multiline == tf.multiline_settings:
+            return
+        if tf.buffered():
+            tf.metadata_version = -1
+            return
+        if fmt != tf.format:
+            tf.format, tf.parser = fmt, None
+        if multiline != tf.multiline_settings:
+            tf.multiline_settings = multiline
+            tf.multiline = MultilineMerger.from_settings(multiline)
 
     # --- reading and sending -------------------------------------------------------------------------
 
@@ -341,7 +385,7 @@ class Agent:
             self._turn = (self._turn + 1) % len(files)
             files = files[self._turn:] + files[:self._turn]
         for tf in files:
-            if tf.finishing or tf.excluded:
+            if tf.finishing or tf.excluded or tf.failed:
                 continue
             if self.queue_full():
                 waited = time.monotonic()
@@ -354,7 +398,10 @@ class Agent:
                 tf.last_data = now
                 metrics.BYTES_READ.inc(n)
                 if head is not None or lines:
-                    self.process(tf, head, start, lines)
+                    try:
+                        self.process(tf, head, start, lines)
+                    except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the others
+                        self.fail_file(tf, exc)
             elif tf.detached is None and tf.tailer.truncated():
                 self.truncated(tf)
         self._update_queue_metrics()
@@ -366,7 +413,8 @@ class Agent:
             self._enrich(tf)   # labels/annotations changed since this file's resource was built
         parser = tf.parser
         if parser is None:
-            parser = tf.parser = parser_for(self.config.format, head.data if head is not None else lines[0])
+            parser = tf.parser = parser_for(tf.format, head.data if head is not None else lines[0], tf.path,
+                                            tf.real_path)
         metrics.LINES_READ.labels(parser.name).inc(len(lines) + (head is not None))
         observed = time.time_ns()
         now = time.monotonic()
@@ -411,20 +459,39 @@ class Agent:
             metrics.BAD_INPUT.labels(frag.problem).inc()
         if truncated:
             metrics.BAD_INPUT.labels("line_too_long").inc()
-        line = tf.partial.add(start, end, frag.time, frag.stream, frag.partial, frag.message, truncated)
+        if frag.problem == "bad_format":
+            self.unparsed(tf, start, end, data, truncated, observed, now)
+            return
+        message = frag.message
+        if type(message) is str:      # docker: pieces are joined as bytes, whatever each piece was
+            message = message.encode("utf-8", "surrogatepass")
+        line = tf.partial.add(start, end, frag.time, frag.stream, frag.partial, message, truncated)
         if line is not None:
             self.complete(tf, line, observed, now)
 
+    def unparsed(self, tf: TrackedFile, start: int, end: int, data: bytes, truncated: bool, observed: int,
+                 now: float) -> None:
+        """A line not in its file's format (garbage in a CRI or docker file): what is in progress in the
+        file ends first (sent as it is; a partial line flagged unfinished), then the line goes alone, as
+        text, flagged ``logtide.parse_error``. It never joins a partial line or a multi-line record."""
+        for line in tf.partial.expired(everything=True):
+            self.complete(tf, line, observed, now)
+        for rec in tf.multiline.expired(everything=True):
+            self.emit(tf, rec, observed)
+        self.emit(tf, Record(start, end, None, "stdout", self._text(data), 1, truncated, False), observed,
+                  problem="bad_format")
+
+    @staticmethod
+    def _text(message: bytes) -> str:
+        try:
+            return message.decode()
+        except UnicodeDecodeError:
+            metrics.BAD_INPUT.labels("invalid_utf8").inc()
+            return message.decode("utf-8", "replace")
+
     def complete(self, tf: TrackedFile, line: Line, observed: int, now: float | None = None) -> None:
         message = line.message
-        if isinstance(message, bytes):
-            try:
-                text = message.decode()
-            except UnicodeDecodeError:
-                text = message.decode("utf-8", "replace")
-                metrics.BAD_INPUT.labels("invalid_utf8").inc()
-        else:
-            text = message
+        text = self._text(message) if isinstance(message, bytes) else message
         if line.pieces > 1:
             metrics.PARTIAL_MERGES.inc()
         if line.unfinished:
@@ -434,7 +501,7 @@ class Agent:
         if rec is not None:
             self.emit(tf, rec, observed)
 
-    def emit(self, tf: TrackedFile, rec: Record, observed: int) -> None:
+    def emit(self, tf: TrackedFile, rec: Record, observed: int, problem: str | None = None) -> None:
         start, _end, time_ns, stream, text, lines, truncated, unfinished = rec
         if self._rate_limit is not None:
             bucket = self.buckets.get(tf.key)
@@ -448,7 +515,7 @@ class Agent:
             truncated = True
             metrics.BAD_INPUT.labels("record_too_long").inc()
         eid = tf.event_id(start)
-        if lines == 1 and not truncated and not unfinished:
+        if lines == 1 and not truncated and not unfinished and problem is None:
             value, headers = tf.templates[stream].record(eid, time_ns, observed, time.time_ns(), text)
         else:
             attributes = dict(tf.attributes[stream])
@@ -459,6 +526,8 @@ class Agent:
                 attributes["logtide.truncated"] = True
             if unfinished:
                 attributes["logtide.partial_unfinished"] = True
+            if problem is not None:
+                attributes["logtide.parse_error"] = problem
             event = envelope.new_event(id=eid, body=text, source=self.source, time=time_ns,
                                        observed_time=observed, attributes=attributes, resource=tf.resource)
             event["ingest_time"] = time.time_ns()
@@ -504,28 +573,43 @@ class Agent:
         for files read to their end (a pause of ours, e.g. backpressure, must not split records)."""
         observed = time.time_ns()
         for tf in self.files.values():
-            if not tf.buffered():
+            if tf.failed or not tf.buffered():
                 continue
             try:
                 if tf.tailer.position < tf.tailer.size():
                     continue
             except OSError:
                 pass
-            for line in tf.partial.expired(now):
-                self.complete(tf, line, observed)
-            for rec in tf.multiline.expired(now):
-                self.emit(tf, rec, observed)
+            try:
+                for line in tf.partial.expired(now):
+                    self.complete(tf, line, observed)
+                for rec in tf.multiline.expired(now):
+                    self.emit(tf, rec, observed)
+            except Exception as exc:  # noqa: BLE001 - as in read_round
+                self.fail_file(tf, exc)
+
+    def fail_file(self, tf: TrackedFile, exc: Exception) -> None:
+        """An unexpected error in one file's lines (a bug): that file stops here, its checkpoint stays
+        at the last one written (lines read but maybe not sent are read again after a restart), and the
+        other files go on."""
+        tf.failed = f"{type(exc).__name__}: {exc}"
+        metrics.FILES_FAILED.inc()
+        _log.exception("error processing a log file; it is not read further until the agent restarts, "
+                       "from its last checkpoint", extra={"path": tf.path, "checkpoint": tf.checkpointed})
 
     def flush_file(self, tf: TrackedFile) -> None:
         """Send everything buffered for a file (it was finished or truncated)."""
         observed = time.time_ns()
-        tail = tf.tailer.pending_tail()
-        if tail is not None:
-            self.process(tf, tail, tail.end, [])
-        for line in tf.partial.expired(everything=True):
-            self.complete(tf, line, observed)
-        for rec in tf.multiline.expired(everything=True):
-            self.emit(tf, rec, observed)
+        try:
+            tail = tf.tailer.pending_tail()
+            if tail is not None:
+                self.process(tf, tail, tail.end, [])
+            for line in tf.partial.expired(everything=True):
+                self.complete(tf, line, observed)
+            for rec in tf.multiline.expired(everything=True):
+                self.emit(tf, rec, observed)
+        except Exception as exc:  # noqa: BLE001 - as in read_round
+            self.fail_file(tf, exc)
 
     def truncated(self, tf: TrackedFile) -> None:
         """copytruncate: what was buffered goes out under the old generation; reading restarts at 0."""
@@ -542,8 +626,8 @@ class Agent:
     def finish_quiet_files(self, now: float) -> None:
         wait = self.config.read.rotate_wait_seconds
         for key, tf in list(self.files.items()):
-            if tf.detached is None or now - tf.last_data < wait:
-                continue
+            if tf.detached is None or now - tf.last_data < wait or tf.failed:
+                continue          # (a failed file keeps its checkpoint, and its fd, until the restart)
             if not tf.finishing and tf.excluded:
                 tf.finishing = True                # an excluded container's rotated file is not read
             if not tf.finishing:
@@ -553,6 +637,8 @@ class Agent:
                 except OSError:
                     pass
                 self.flush_file(tf)
+                if tf.failed:
+                    continue                       # its checkpoint stays: read again after a restart
                 tf.finishing = True
             if tf.last_sent <= self.drained:    # everything sent of it was acknowledged
                 tf.close()
@@ -574,6 +660,8 @@ class Agent:
     def write_checkpoints(self) -> None:
         updates = {}
         for key, tf in self.files.items():
+            if tf.failed:
+                continue
             offset = tf.checkpoint_offset()
             try:
                 size = os.fstat(tf.fd).st_size

@@ -3,7 +3,18 @@
 Two ways to run it:
   logtide agent --config /etc/logtide/agent.yaml          everything from the config (examples/agent.yaml)
   logtide agent --path '/var/log/app/*.log' --checkpoint-dir /var/lib/logtide --bootstrap kafka:9092
-                                                          quick mode: plain files, each line an event
+                                                          quick mode: the defaults below, on the files
+                                                          the globs match
+What every file goes through (quick mode included; config keys in brackets):
+  format [format, sources]: picked per file, once: docker json-file (docker's file layout, or a first
+    line of its exact shape: log, stream, time), CRI (<time> <stdout|stderr> <P|F> <message>), else
+    plain lines; --format forces one. A line not in its file's format is sent alone, as text, flagged
+    logtide.parse_error.
+  split lines [partial]: CRI P pieces and docker's 16 KiB pieces are joined into one line.
+  stack traces [multiline, sources]: java, python, go and ruby traces become one event (or a
+    start/continue/end pattern); pods and namespaces override with the logtide.io/parser and
+    logtide.io/multiline annotations.
+  checkpoints: a file's offset is saved only after Kafka acknowledged every record before it.
 Flags given with --config override the file's values.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from logtide.config import Model
 from logtide.role import RoleConfig
@@ -32,18 +32,63 @@ class PartialSettings(Model):
 
 
 class MultilineSettings(Model):
-    """Merging of multi-line records (stack traces) into one event."""
+    """Merging of multi-line records (stack traces) into one event (agents/multiline.py has the exact
+    semantics). Filebeat's ``pattern``/``negate``/``match``: negate false + after = continue_pattern
+    (with ``languages: []``); negate true + after = start_pattern; negate true + before = end_pattern;
+    negate false + before = join_next_pattern. Patterns are searched anywhere in the line (anchor
+    with ``^``)."""
 
     enabled: bool = True
-    #: Built-in continuation rules: java (\\tat …, Caused by:), python (Traceback …), go (panic/goroutine).
-    languages: list[Literal["java", "python", "go"]] = Field(default_factory=lambda: ["java", "python", "go"])
-    #: When set, a line matching it starts a record and every other line continues the previous one.
+    #: Built-in rules: java (\\tat …, Caused by:), python (Traceback … ExcName: msg), go (panic/goroutine
+    #: and frames), ruby (\\tfrom file:line:in …).
+    languages: list[Literal["java", "python", "go", "ruby"]] = Field(
+        default_factory=lambda: ["java", "python", "go", "ruby"])
+    #: A line matching it starts a record, other lines continue it (lines before the first start line
+    #: go alone); replaces the languages. Vector's halt_before.
     start_pattern: str | None = None
-    #: When set, lines matching it always continue the previous record (on top of the languages).
+    #: Lines matching it always continue the previous record (on top of the languages). Vector's
+    #: continue_through.
     continue_pattern: str | None = None
+    #: A line matching it ends the record (it is its last line); replaces the languages. Vector's halt_with.
+    end_pattern: str | None = None
+    #: A line matching it is joined with the next line (e.g. ``\\$``); replaces the languages.
+    #: Vector's continue_past.
+    join_next_pattern: str | None = None
     max_lines: int = Field(500, ge=1)
     max_bytes: int = Field(512 * 1024, ge=1024)
     timeout_seconds: float = Field(1.0, gt=0, description="a record waits this long for more lines")
+
+    @model_validator(mode="after")
+    def _patterns(self) -> "MultilineSettings":
+        import re
+        for name in ("start_pattern", "continue_pattern", "end_pattern", "join_next_pattern"):
+            pattern = getattr(self, name)
+            if pattern:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{name} is not a valid regular expression: {exc}") from None
+        modes = [n for n in ("start_pattern", "end_pattern", "join_next_pattern") if getattr(self, n)]
+        if len(modes) > 1:
+            raise ValueError(f"give at most one of start_pattern, end_pattern, join_next_pattern (got {modes})")
+        return self
+
+
+class SourceOverride(Model):
+    """Settings for the files matching ``path`` (the first matching entry wins; the annotations
+    ``logtide.io/parser`` and ``logtide.io/multiline`` of the pod, else of its namespace, win over it)."""
+
+    path: str = Field(description="glob matched against the full path (and the real path of a symlink)")
+    format: Literal["auto", "cri", "docker", "plain"] | None = None
+    #: Fields given here replace those of the top-level multiline settings.
+    multiline: dict | None = None
+
+    @field_validator("multiline")
+    @classmethod
+    def _multiline_fields(cls, value: dict | None) -> dict | None:
+        if value is not None:
+            MultilineSettings.model_validate(value)
+        return value
 
 
 class QueueSettings(Model):
@@ -107,22 +152,24 @@ class AgentConfig(RoleConfig):
     read: ReadSettings = Field(default_factory=ReadSettings)
     partial: PartialSettings = Field(default_factory=PartialSettings)
     multiline: MultilineSettings = Field(default_factory=MultilineSettings)
+    #: Per-path overrides of format and multiline (first match wins), e.g.
+    #: ``- {path: "/var/log/pods/billing_*/*/*.log", multiline: {start_pattern: '^\d{4}-'}}``.
+    sources: list[SourceOverride] = Field(default_factory=list)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
 
-    @field_validator("multiline")
-    @classmethod
-    def _patterns_compile(cls, value: MultilineSettings) -> MultilineSettings:
-        import re
-        for name in ("start_pattern", "continue_pattern"):
-            pattern = getattr(value, name)
-            if pattern:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(f"{name} is not a valid regular expression: {exc}") from None
-        return value
+    def source_settings(self, path: str, real_path: str | None = None) -> tuple[str, MultilineSettings]:
+        """The format and multi-line settings of one file: the first ``sources`` entry whose glob
+        matches it, on top of the top-level ones."""
+        import fnmatch
+        for src in self.sources:
+            if fnmatch.fnmatch(path, src.path) or (real_path and fnmatch.fnmatch(real_path, src.path)):
+                multiline = self.multiline
+                if src.multiline:
+                    multiline = MultilineSettings.model_validate({**self.multiline.model_dump(), **src.multiline})
+                return src.format or self.format, multiline
+        return self.format, self.multiline
 
     def include_globs(self) -> list[str]:
         if self.include:

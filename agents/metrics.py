@@ -16,6 +16,8 @@ MULTILINE_MERGES = Counter("logtide_agent_multiline_merges_total", "Records merg
 ROTATIONS = Counter("logtide_agent_rotations_total", "Rotations seen", ["kind"])  # rename, truncate, delete
 FILES_FINISHED = Counter("logtide_agent_files_finished_total", "Rotated or deleted files read to their end")
 DROPPED = Counter("logtide_agent_dropped_records_total", "Records not sent", ["reason"])
+FILES_FAILED = Counter("logtide_agent_files_failed_total",
+                       "Files left at their checkpoint after an unexpected error in their processing")
 BAD_INPUT = Counter("logtide_agent_bad_input_total", "Bad input handled without stopping", ["kind"])
 QUEUE_DEPTH = Gauge("logtide_agent_queue_depth", "Records sent and not yet acknowledged by Kafka")
 QUEUE_BYTES = Gauge("logtide_agent_queue_bytes", "Bytes of records sent and not yet acknowledged")

@@ -13,11 +13,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import orjson
+from pydantic import ValidationError
 
 from logtide.agents import metrics
-from logtide.agents.config import KubernetesSettings
+from logtide.agents.config import KubernetesSettings, MultilineSettings
 from logtide.agents.path_info import PodRef
 from logtide import log
 
@@ -25,6 +27,61 @@ _log = log.get("agents.pod_metadata")
 
 EXCLUDE_ANNOTATION = "logtide.io/exclude"
 EXCLUDE_CONTAINERS_ANNOTATION = "logtide.io/exclude-containers"
+#: A pod's own line format and multi-line settings, for all its containers or (``-<container>``) one.
+PARSER_ANNOTATION = "logtide.io/parser"
+MULTILINE_ANNOTATION = "logtide.io/multiline"
+_FORMATS = ("auto", "cri", "docker", "plain")
+
+
+class SourceAnnotations(NamedTuple):
+    format: str | None
+    multiline: dict | None        # MultilineSettings fields that replace the agent's
+    error: str | None             # why an annotation was ignored
+
+
+def parse_multiline_annotation(value: str) -> dict:
+    """``off``; a comma-separated list of languages (``java,python``); or a JSON object of multiline
+    settings (``{"start_pattern": "^\\\\d{4}-"}``). Raises ValueError naming what is wrong."""
+    value = value.strip()
+    if value.lower() in ("off", "false", "none", "disabled"):
+        return {"enabled": False}
+    if value.startswith("{"):
+        try:
+            fields = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON object: {exc}") from None
+        if not isinstance(fields, dict):
+            raise ValueError("not a JSON object")
+    else:
+        fields = {"enabled": True, "languages": [v.strip() for v in value.split(",") if v.strip()]}
+    try:
+        MultilineSettings.model_validate(fields)
+    except ValidationError as exc:
+        raise ValueError("; ".join((f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"]
+                                   for e in exc.errors())) from None
+    return fields
+
+
+def source_annotations(annotations: dict, container: str) -> SourceAnnotations:
+    """The format and multiline settings annotations (a pod's or a namespace's) give ``container``
+    (``-<container>`` wins over the annotation for all containers); an invalid value is ignored, with
+    the reason."""
+    fmt = multiline = error = None
+    a = annotations
+    name = f"{PARSER_ANNOTATION}-{container}" if f"{PARSER_ANNOTATION}-{container}" in a else PARSER_ANNOTATION
+    if name in a:
+        if str(a[name]).strip() in _FORMATS:
+            fmt = str(a[name]).strip()
+        else:
+            error = f"{name}: {a[name]!r} is not one of {', '.join(_FORMATS)}"
+    name = f"{MULTILINE_ANNOTATION}-{container}" if f"{MULTILINE_ANNOTATION}-{container}" in a \
+        else MULTILINE_ANNOTATION
+    if name in a:
+        try:
+            multiline = parse_multiline_annotation(str(a[name]))
+        except ValueError as exc:
+            error = f"{name}: {exc}"
+    return SourceAnnotations(fmt, multiline, error)
 
 
 @dataclass
@@ -41,6 +98,15 @@ class PodMeta:
     restarts: dict = field(default_factory=dict)       # container name → restart count
     resource_version: str = ""
     deleted_at: float | None = None
+    #: container → its SourceAnnotations, parsed once (a changed pod is a new PodMeta: the cache goes with it)
+    _sources: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def source_annotations(self, container: str) -> SourceAnnotations:
+        """The format and multiline settings this pod's annotations give ``container``, parsed once."""
+        cached = self._sources.get(container)
+        if cached is None:
+            cached = self._sources[container] = source_annotations(self.annotations, container)
+        return cached
 
     @classmethod
     def from_object(cls, obj: dict) -> "PodMeta":

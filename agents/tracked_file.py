@@ -6,7 +6,7 @@ import hashlib
 import os
 import time
 
-from logtide.agents.config import AgentConfig
+from logtide.agents.config import AgentConfig, MultilineSettings
 from logtide.agents.file_identity import FileIdentity
 from logtide.agents.multiline import MultilineMerger
 from logtide.agents.partial_merger import PartialMerger
@@ -17,17 +17,20 @@ from logtide import envelope
 
 class TrackedFile:
     def __init__(self, config: AgentConfig, path: str, fd: int, identity: FileIdentity, offset: int,
-                 ref: PodRef | None):
+                 ref: PodRef | None, real_path: str | None = None, fmt: str | None = None,
+                 multiline: MultilineSettings | None = None):
         self.path = path
+        self.real_path = real_path
         self.fd = fd
         self.identity = identity
         self.set_identity(identity)
         self.tailer = Tailer(fd, offset, config.read.max_line_bytes)
         self.parser = None                       # picked from the first line
-        p, m = config.partial, config.multiline
-        self.partial = PartialMerger(p.max_bytes, p.timeout_seconds)
-        self.multiline = MultilineMerger(m.languages, m.start_pattern, m.continue_pattern, m.max_lines,
-                                         m.max_bytes, m.timeout_seconds, enabled=m.enabled)
+        self.format = fmt or config.format       # configured: auto, cri, docker or plain
+        self.partial = PartialMerger(config.partial.max_bytes, config.partial.timeout_seconds)
+        self.multiline_settings = multiline or config.multiline
+        self.multiline = MultilineMerger.from_settings(self.multiline_settings)
+        self.failed: str | None = None           # an unexpected error in its processing: not read until restart
         self.last_sent = 0                       # sender.accepted after this file's last record
         self.ref = ref
         self.key = (ref.key if ref else path).encode("utf-8", "surrogateescape")

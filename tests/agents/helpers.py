@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -20,6 +24,34 @@ def cri(message: str | bytes, stream: str = "stdout", tag: str = "F", ts: str = 
     if isinstance(message, str):
         message = message.encode()
     return f"{ts} {stream} {tag} ".encode() + message + b"\n"
+
+
+def write_cri(path, *messages: str) -> None:
+    """Append messages to a container log file as CRI "F" lines (creating its directories)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as f:
+        for m in messages:
+            f.write(cri(m))
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def start_agent_process(config_path, bootstrap: str, python_args: tuple = ("-m", "logtide.cli")) -> subprocess.Popen:
+    """`logtide agent --config FILE` as a process (``python_args``: how python runs the CLI)."""
+    return subprocess.Popen([sys.executable, *python_args, "agent", "--config", str(config_path),
+                             "--bootstrap", bootstrap], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop_agent_process(proc: subprocess.Popen, timeout: float = 30) -> tuple[int, bytes]:
+    """SIGTERM (killed if it does not stop in ``timeout``); returns its exit code and stderr."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return proc.returncode, err
 
 
 def log_dir(tmp_path, **files: bytes):

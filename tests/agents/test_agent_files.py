@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from tests.agents.helpers import RunningAgent, TopicReader, cri, log_dir, metric, wait_for
+from logtide.agents.parser.docker import PIECE_BYTES
 
 CORPUS_FILES = ("OpenSSH_2k.log", "Zookeeper_2k.log", "HDFS_2k.log")
 
@@ -75,7 +76,8 @@ def test_rotation_rename_copytruncate_and_delete_while_running(tmp_path, fast_ka
 
 
 def _container_file(path, lines: list[bytes], fmt: str, split: int = 120) -> None:
-    """Write corpus lines as a container runtime would: CRI (long lines split in P pieces) or docker."""
+    """Write corpus lines as a container runtime would: CRI (long lines split in P pieces, here every
+    ``split`` bytes) or docker (pieces of 16 KiB)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         for i, line in enumerate(lines):
@@ -86,8 +88,9 @@ def _container_file(path, lines: list[bytes], fmt: str, split: int = 120) -> Non
                 for n, piece in enumerate(pieces):
                     f.write(cri(piece, stream, "P" if n < len(pieces) - 1 else "F", ts))
             else:
+                # docker cuts only at its 16 KiB buffer: a shorter log without newline is a whole line
                 text = line.decode("utf-8", "replace")
-                pieces = [text[j:j + split] for j in range(0, len(text), split)] or [""]
+                pieces = [text[j:j + PIECE_BYTES] for j in range(0, len(text), PIECE_BYTES)] or [""]
                 for n, piece in enumerate(pieces):
                     end = "" if n < len(pieces) - 1 else "\n"
                     f.write(orjson.dumps({"log": piece + end, "stream": stream, "time": ts}) + b"\n")

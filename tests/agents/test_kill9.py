@@ -8,18 +8,15 @@ import collections
 import hashlib
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from tests.agents.helpers import TopicReader, cri
+from tests.agents.helpers import TopicReader, cri, start_agent_process, stop_agent_process
 from logtide.checkpoint import SqliteCheckpoints
 from logtide.envelope import make_id
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = """
 mode: kubernetes
 pods_root: {pods}
@@ -85,12 +82,6 @@ class ContainerWriter:
                 for (start, gen), body in self.expected.items()}
 
 
-def _start(config_path: str, bootstrap: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "logtide.cli", "agent", "--config", config_path,
-                             "--bootstrap", bootstrap],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 @pytest.mark.timeout(90)
 def test_kill9_mid_stream_rotation_while_down_restart_loses_nothing(tmp_path, broker, new_topic, corpus_dir):
     topic = new_topic(3)
@@ -111,7 +102,7 @@ def test_kill9_mid_stream_rotation_while_down_restart_loses_nothing(tmp_path, br
 
     write_some(10)
     reader = TopicReader(broker, topic, partitions=3)
-    agent = _start(str(config), broker)
+    agent = start_agent_process(config, broker)
     try:
         stop_writing = threading.Event()
 
@@ -136,7 +127,7 @@ def test_kill9_mid_stream_rotation_while_down_restart_loses_nothing(tmp_path, br
         write_some(2)
         writers[0].rotate(".20240501-120000")
         write_some(4)
-        agent = _start(str(config), broker)
+        agent = start_agent_process(config, broker)
         write_some(100)                                     # the rest (2000 lines per container)
         expected: dict[str, tuple[str, int, str]] = {}
         for w in writers:
@@ -145,13 +136,8 @@ def test_kill9_mid_stream_rotation_while_down_restart_loses_nothing(tmp_path, br
         reader.read_until(lambda evs: {e["id"] for e in evs} >= set(expected), timeout=40)
         events = reader.settle(1.0)
     finally:
-        agent.send_signal(signal.SIGTERM)
-        try:
-            _, err = agent.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            _, err = agent.communicate()
-    assert agent.returncode == 0, err.decode()[-2000:]
+        returncode, err = stop_agent_process(agent, 20)
+    assert returncode == 0, err.decode()[-2000:]
     copies = collections.Counter(e["id"] for e in events)
     assert set(copies) == set(expected), "no line lost, no unknown record"
     for key, e in zip(reader.keys, events):

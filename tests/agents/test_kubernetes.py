@@ -7,22 +7,8 @@ import time
 
 import pytest
 
-from tests.agents.helpers import RunningAgent, TopicReader, cri, metric, wait_for
-from tests.agents.kube_api_double import KubeApiDouble, namespace, pod
-
-
-@pytest.fixture
-def api():
-    double = KubeApiDouble()
-    yield double
-    double.close()
-
-
-def _write(path, *messages):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab") as f:
-        for m in messages:
-            f.write(cri(m))
+from tests.agents.helpers import RunningAgent, TopicReader, metric, wait_for, write_cri
+from tests.agents.kube_api_double import namespace, pod
 
 
 def _kube(api_url: str, **overrides) -> dict:
@@ -45,11 +31,11 @@ def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, fast_kafka, ne
     api.put("pods", pod("quiet", "q-1", "uid-q"))
     api.put("pods", pod("shop", "elsewhere-1", "uid-else", node="node-2"))
     web_log = pods / "shop_web-7d9f8b-x1_uid-web" / "app" / "0.log"
-    _write(web_log, "web line 1")
-    _write(pods / "shop_web-7d9f8b-x1_uid-web" / "sidecar" / "0.log", "sidecar line (excluded container)")
-    _write(pods / "shop_noisy-1_uid-noisy" / "app" / "0.log", "noisy line (excluded pod)")
-    _write(pods / "quiet_q-1_uid-q" / "app" / "0.log", "quiet line (excluded namespace annotation)")
-    _write(pods / "kube-system_dns-1_uid-dns" / "dns" / "0.log", "dns line (excluded namespace glob)")
+    write_cri(web_log, "web line 1")
+    write_cri(pods / "shop_web-7d9f8b-x1_uid-web" / "sidecar" / "0.log", "sidecar line (excluded container)")
+    write_cri(pods / "shop_noisy-1_uid-noisy" / "app" / "0.log", "noisy line (excluded pod)")
+    write_cri(pods / "quiet_q-1_uid-q" / "app" / "0.log", "quiet line (excluded namespace annotation)")
+    write_cri(pods / "kube-system_dns-1_uid-dns" / "dns" / "0.log", "dns line (excluded namespace glob)")
     errors_before = metric("logtide_agent_kube_api_errors_total")
     reader = TopicReader(fast_kafka.bootstrap, topic)
     with RunningAgent(fast_kafka, tmp_path / "ck", metadata=True, mode="kubernetes", pods_root=str(pods),
@@ -73,12 +59,12 @@ def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, fast_kafka, ne
         ref = agent.agent.files[next(iter(agent.agent.files))].ref
         api.put("pods", {**web, "metadata": {**web["metadata"], "labels": {**web["metadata"]["labels"], "tier": "front"}}})
         wait_for(lambda: metadata.pod(ref).labels.get("tier") == "front", what="the watch event")
-        _write(web_log, "web line 2")
+        write_cri(web_log, "web line 2")
         reader.count(2)
         assert reader.events[1]["resource"].get("k8s.pod.labels.tier") == "front", reader.events[1]
 
         # a new pod: its file appears before the watch tells us about it; its lines still get metadata
-        _write(pods / "shop_late-1_uid-late" / "app" / "0.log", "late line")
+        write_cri(pods / "shop_late-1_uid-late" / "app" / "0.log", "late line")
         api.put("pods", pod("shop", "late-1", "uid-late", labels={"app": "late"}))
         reader.count(3)
         assert reader.events[2]["resource"].get("k8s.pod.labels.app") == "late"
@@ -86,14 +72,14 @@ def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, fast_kafka, ne
         # the pod is deleted: its metadata is kept a while for the file's last lines
         api.delete("pods", web)
         wait_for(lambda: metadata.pod(ref).deleted_at is not None, what="deletion seen")
-        _write(web_log, "web line 3 after deletion")
+        write_cri(web_log, "web line 3 after deletion")
         reader.count(4)
         assert reader.events[3]["resource"]["k8s.pod.labels.app"] == "web"
 
         # the API server goes down: lines keep flowing with the cached metadata, errors are counted
         api.down()
         wait_for(lambda: metric("logtide_agent_kube_api_errors_total") > errors_before, what="an API error")
-        _write(web_log, "web line 4 while the API is down")
+        write_cri(web_log, "web line 4 while the API is down")
         reader.count(5)
         assert reader.events[4]["resource"]["k8s.pod.labels.app"] == "web"
         api.up()
@@ -107,7 +93,7 @@ def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, fast_kafka, ne
 def test_api_server_unreachable_from_the_start(tmp_path, fast_kafka, new_topic):
     topic = new_topic(1)
     pods = tmp_path / "pods"
-    _write(pods / "shop_a-1_uid-a" / "app" / "0.log", "no api, still shipped")
+    write_cri(pods / "shop_a-1_uid-a" / "app" / "0.log", "no api, still shipped")
     errors_before = metric("logtide_agent_kube_api_errors_total")
     reader = TopicReader(fast_kafka.bootstrap, topic)
     with RunningAgent(fast_kafka, tmp_path / "ck", metadata=True, mode="kubernetes", kubernetes=_kube("http://127.0.0.1:1"),

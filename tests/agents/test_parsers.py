@@ -47,7 +47,11 @@ def test_docker_json_lines():
     p = DockerParser()
     f = p.parse(orjson.dumps({"log": "hello\n", "stream": "stderr", "time": "2024-05-01T12:00:03.000000001Z"}))
     assert (f.stream, f.partial, f.message, f.problem) == ("stderr", False, "hello", None)
-    assert p.parse(orjson.dumps({"log": "no newline yet", "stream": "stdout", "time": "x"})).partial
+    # issue 21: only docker's 16 KiB pieces are partial; a short log without newline is a whole line
+    assert not p.parse(orjson.dumps({"log": "no newline yet", "stream": "stdout", "time": "x"})).partial
+    f = p.parse(orjson.dumps({"log": "é" * 8192, "stream": "stdout", "time": "2024-05-01T12:00:03Z"}))
+    assert f.partial and f.message == "é" * 8192                   # 16 KiB of UTF-8 in 8192 characters
+    assert not p.parse(orjson.dumps({"log": "x" * 16383, "stream": "stdout", "time": "x"})).partial
     assert p.parse(b'{"log": 5}').problem == "bad_format"
     assert p.parse(b"{broken").problem == "bad_format"
 
@@ -57,6 +61,13 @@ def test_format_picker():
     assert detect(b"2024-05-01T12:00:03.1Z stdout F hi") == "cri"
     assert detect(b"Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping") == "plain"
     assert detect(b'{"level": "info"}') == "plain"
+    # issue 21: application JSON with a log key is not docker's shape (log, stream, time; attrs)
+    assert detect(b'{"ts":1,"level":"info","log":"user 1 logged in"}') == "plain"
+    assert detect(b'{"log":"x\\n","stream":"stdout","time":"2024-05-01T12:00:03Z","level":"info"}') == "plain"
+    assert detect(b'{"log":"x\\n","stream":"stdout","attrs":{"a":"b"},"time":"2024-05-01T12:00:03Z"}') == "docker"
+    # docker's own layout says docker, whatever the first line
+    cid = "ab" * 32
+    assert detect(b"garbage", f"/var/lib/docker/containers/{cid}/{cid}-json.log") == "docker"
 
 
 def test_partial_merger_joins_caps_and_times_out():
