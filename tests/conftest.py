@@ -11,7 +11,8 @@ from logtide.broker import EmbeddedBroker
 from logtide.transport import KafkaSettings, TopicSpec, connect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus", "loghub")
+#: $LOGTIDE_CORPUS, else ../shared/corpus/loghub beside the repo (a git worktree sits elsewhere).
+CORPUS = os.environ.get("LOGTIDE_CORPUS") or os.path.join(os.path.dirname(ROOT), "shared", "corpus", "loghub")
 
 #: Consumer-group tests use this session timeout: a join then takes ~3 s instead of ~23 s.
 TEST_SESSION_TIMEOUT_MS = 6000
