@@ -6,20 +6,15 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import pytest
 import yaml
 
-from logtide.broker import free_port
 from logtide.transport import connect
 
-from collect_helpers import read_events, running_item, unique, wait_for
+from collect_helpers import kill_9_then_replace, read_events, running_item, unique, wait_for
 from logtide.collectors.cloudwatch.collector import CloudWatchCollector
 from logtide.collectors.cloudwatch.config import CloudWatchConfig
 from logtide.collectors.work import WorkGroup
@@ -66,38 +61,8 @@ def test_sigkill_mid_read_then_replacement_loses_nothing(broker, fast_kafka, new
                        "poll_interval_seconds": 0.5, "lookback_seconds": 60, "start_seconds_ago": 3600}}
     path = tmp_path / "collect.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = dict(os.environ, PYTHONPATH=ROOT)
 
-    def replica(port: int = 0):
-        return subprocess.Popen([sys.executable, "-m", "logtide.cli", "collect", "--config", str(path),
-                                 "--http-port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-
-    def owns_item(port: int) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-                return b'logtide_collector_work_items{collector="cloudwatch"} 1.0' in resp.read()
-        except OSError:
-            return False
-
-    first = replica()
-    try:
-        seen = read_events(fast_kafka, topic, 1400, timeout=60)   # ~35 % of the backlog
-        assert 1400 <= len(seen) < 3000, "the first replica should be mid-read when killed"
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-        port = free_port()
-        second = replica(port)
-        try:
-            wait_for(lambda: owns_item(port), timeout=60)
-            events = read_events(fast_kafka, topic, len(expected), timeout=90, settle=2.0)
-        finally:
-            second.send_signal(signal.SIGTERM)
-            _, err = second.communicate(timeout=30)
-        assert second.returncode == 0, err.decode()[-2000:]
-    finally:
-        if first.poll() is None:
-            first.kill()
+    events = kill_9_then_replace(path, fast_kafka, topic, 1400, len(expected), items=1)  # ~35 % read
     got = counted(events)
     assert sorted(got) == sorted(expected), f"{len(set(expected) - set(got))} events lost"
     # Re-sent: at most the page in flight when killed (same ids), never the backlog again.
@@ -139,16 +104,17 @@ def test_rebalance_mid_read_hands_the_read_over(fast_kafka, new_topic, fault_pro
         stop = threading.Event()
         thread = threading.Thread(target=wg.run, args=(stop,), daemon=True)
         thread.start()
-        replicas[name] = (stop, thread)
+        replicas[name] = (stop, thread, wg)
 
     start("a")
     wait_for(lambda: owned["a"], timeout=40)
     start("b")
-    read_events(fast_kafka, topic, 700, timeout=60)             # a is a third into the read
+    wait_for(replicas["b"][2].joined.is_set, timeout=60)        # b is a member (the item stayed with a, or moved)
+    read_events(fast_kafka, topic, 700, timeout=60)             # a third into the read
     replicas["a"][0].set()                                       # a leaves: rebalance, b takes over
     replicas["a"][1].join(60)
     assert puts["a"] and "sweep" in puts["a"][-1], "a should have handed over in the middle of a read"
-    wait_for(lambda: owned["b"], timeout=40)
+    wait_for(lambda: owned["b"], timeout=60)
     events = read_events(fast_kafka, topic, len(expected), timeout=90, settle=2.0)
     replicas["b"][0].set()
     replicas["b"][1].join(60)
