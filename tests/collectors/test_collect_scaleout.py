@@ -131,3 +131,34 @@ def test_kill_9_mid_run_then_replacement_resumes(broker, fast_kafka, new_topic, 
         ids_by_body.setdefault(e["body"], set()).add(e["id"])
     assert sorted(ids_by_body) == sorted(expected)                      # nothing missing
     assert all(len(ids) == 1 for ids in ids_by_body.values())           # duplicates share ids
+
+
+@pytest.mark.timeout(30)
+def test_a_crashing_item_is_one_traceback_then_one_line_per_retry_and_marks_health(caplog):
+    import logging
+
+    from logtide.collectors.base import CollectorMetrics, ItemHealth
+    from logtide.collectors.work import ItemTask
+
+    class Broken:
+        name = "broken"
+        metrics = CollectorMetrics("broken")
+        health = ItemHealth(metrics, reminder_seconds=0.0)   # every retry logged, to count them
+        calls = 0
+
+        def run_item(self, item, stop):
+            Broken.calls += 1
+            raise ValueError("bad answer from the source")
+
+    collector = Broken()
+    task = ItemTask(collector, "only-item")
+    with caplog.at_level(logging.WARNING, logger="collectors"):
+        task.thread.start()
+        wait_for(lambda: Broken.calls >= 3, timeout=20)
+        assert collector.health.failing() == {"only-item": "item_crashed"} and not collector.health.healthy()
+        task.stop.set()
+        task.thread.join(10)
+    lines = [r for r in caplog.records if "work item failed (ValueError: bad answer" in r.getMessage()]
+    assert len(lines) >= 2
+    assert lines[0].exc_info is not None and all(r.exc_info is None for r in lines[1:])
+    assert collector.health.failing() == {}                  # the item was given up: not counted any more
