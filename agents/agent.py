@@ -81,7 +81,7 @@ class Agent:
         self._max_event_bytes = config.max_event_bytes
         self.checkpoints = checkpoints
         self.metadata = metadata
-        self.discovery = Discovery(config.include_globs(), config.exclude)
+        self.discovery = Discovery(config.include_globs(), config.exclude, config.read.unmatched_warning_seconds)
         self.node = config.kubernetes.node_name or socket.gethostname()
         self.files: dict[str, TrackedFile] = {}
         self.saved: dict[str, dict] = dict(checkpoints.items())
@@ -215,7 +215,9 @@ class Agent:
 
     def open_file(self, key: str, f: Found, now: float) -> TrackedFile | None:
         cfg = self.config
-        ref = pod_ref(f.path, f.real_path) if cfg.mode == "kubernetes" else None
+        ref = pod_ref(f.path, f.real_path)     # the kubelet's layout, whatever the mode and glob
+        if ref is not None and cfg.mode != "kubernetes" and ref.restart is None and ref.container_id is None:
+            ref = None                           # outside kubernetes mode: only the kubelet's exact file names
         meta = None
         if ref is not None and self.metadata is not None:
             meta = self.metadata.pod(ref)

@@ -36,7 +36,7 @@ EPILOG = """examples:
   logtide agent --config examples/agent.yaml --bootstrap 127.0.0.1:9092
   logtide agent --path '/var/log/nginx/*.log' --exclude '*.gz' --checkpoint-dir /tmp/agent \\
                 --bootstrap 127.0.0.1:9092 --topic logtide.raw.file
-  logtide agent --path '/var/log/pods/*/*/*.log' --mode kubernetes --no-metadata \\
+  logtide agent --path '/var/log/pods/**/*.log' --mode kubernetes --no-metadata \\
                 --checkpoint-dir /tmp/agent --bootstrap 127.0.0.1:9092
 metrics: /metrics on --http-port (default 9464): logtide_agent_* (lines/bytes read, records produced,
 partial/multiline merges, rotations, checkpoint lag per file, dropped records by reason, queue depth)."""

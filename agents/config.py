@@ -22,6 +22,8 @@ class ReadSettings(Model):
     fingerprint_wait_seconds: float = Field(1.0, ge=0, description="a file shorter than fingerprint_bytes waits this long")
     rotate_wait_seconds: float = Field(5.0, ge=0, description="a rotated/deleted file idle this long is finished")
     idle_poll_seconds: float = Field(0.05, gt=0, description="sleep when no file had new data")
+    unmatched_warning_seconds: float = Field(60.0, gt=0, description="an include glob matching no file is "
+                                             "logged again this often")
 
 
 class PartialSettings(Model):
@@ -138,9 +140,12 @@ class AgentConfig(RoleConfig):
     mode: Literal["kubernetes", "files"] = "kubernetes"
     pods_root: str = "/var/log/pods"
     containers_root: str = "/var/log/containers"
-    #: Globs of files to tail; empty in kubernetes mode: <pods_root>/*/*/*.log and <containers_root>/*.log.
+    #: Globs of files to tail (``**`` matches any number of directories); empty in kubernetes mode:
+    #: <pods_root>/*/*/*.log and <containers_root>/*.log. Files under the kubelet's layout get their
+    #: namespace, pod, uid and container from the path in every mode.
     include: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list, description="globs matched against the full path")
+    exclude: list[str] = Field(default_factory=list, description="globs matched against the full path ('*' "
+                               "crosses '/'; '**/' matches zero or more directories)")
     #: Kafka topic; default logtide.raw.k8s (kubernetes mode) or logtide.raw.file (files mode).
     topic: str | None = None
     checkpoint_dir: str = "/var/lib/logtide-agent"

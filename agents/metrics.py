@@ -23,6 +23,7 @@ QUEUE_DEPTH = Gauge("logtide_agent_queue_depth", "Records sent and not yet ackno
 QUEUE_BYTES = Gauge("logtide_agent_queue_bytes", "Bytes of records sent and not yet acknowledged")
 BACKPRESSURE = Counter("logtide_agent_backpressure_seconds_total", "Seconds reading was paused by a full queue")
 FILES_TAILED = Gauge("logtide_agent_files_tailed", "Files open for reading")
+GLOBS_UNMATCHED = Gauge("logtide_agent_include_globs_unmatched", "Include globs that match no file at the last scan")
 CHECKPOINT_LAG = Gauge("logtide_agent_checkpoint_lag_bytes", "Bytes of a file read but not yet checkpointed",
                        ["path"])
 CHECKPOINT_WRITES = Counter("logtide_agent_checkpoint_writes_total", "Checkpoint transactions written")

@@ -41,6 +41,8 @@ SOURCE_LAG = Gauge("logtide_collector_source_lag_seconds",
                    "How far behind the source a work item is: now minus the time up to which it was fully read",
                    ["collector", "item"])
 WORK_ITEMS = Gauge("logtide_collector_work_items", "Work items this replica owns now", ["collector"])
+ITEMS_FAILING = Gauge("logtide_collector_work_items_failing",
+                      "Work items of this replica whose last attempt failed (they retry with backoff)", ["collector"])
 
 
 _LEVEL = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)\b")
@@ -226,6 +228,90 @@ def log_error(collector: str, kind: str, message: str, **fields) -> None:
     _log.warning(message, extra={"collector": collector, "kind": kind, **fields})
 
 
+class ItemStatus:
+    """The failure state of one work item: the one place where its failures and recoveries are
+    recorded (``ItemHealth`` sums them up for the role's health and the metric).
+
+    A failure is logged once as one line naming cause and fix, then repeated at most every
+    ``reminder_seconds`` while it lasts (a retry loop must not flood the log); the error counter
+    counts every occurrence. A traceback is logged only for the first unexpected error.
+    """
+
+    def __init__(self, health: "ItemHealth", item: str):
+        self.health = health
+        self.item = item
+        self.kind: str | None = None      # the failure in progress, None when the last attempt succeeded
+        self.since = 0.0
+        self._logged_at = 0.0
+        self._tracebacks = 0
+
+    def failed(self, kind: str, message: str, exc: BaseException | None = None, **fields) -> None:
+        self.health.metrics.error(kind)
+        now = time.monotonic()
+        first = self.kind != kind
+        if first:
+            self.since = now
+        self.kind = kind
+        self.health.changed()
+        if first or now - self._logged_at >= self.health.reminder_seconds:
+            self._logged_at = now
+            traceback = exc is not None and self._tracebacks == 0
+            self._tracebacks += traceback
+            extra = {"collector": self.health.collector, "item": self.item, "kind": kind, **fields}
+            if not first:
+                extra["failing_seconds"] = round(now - self.since)
+            _log.warning(message, exc_info=exc if traceback else None, extra=extra)
+
+    def recovered(self) -> None:
+        if self.kind is None:
+            return
+        _log.info("work item recovered", extra={"collector": self.health.collector, "item": self.item,
+                                                 "kind": self.kind,
+                                                 "failing_seconds": round(time.monotonic() - self.since)})
+        self.kind = None
+        self.health.changed()
+
+
+class ItemHealth:
+    """The failure state of a collector's work items on this replica.
+
+    ``healthy()`` is False while every owned item fails (IAM permission missing, no credentials, source
+    unreachable): the hook for the role's /healthz. Items are registered when run and dropped when given up.
+    """
+
+    def __init__(self, metrics: CollectorMetrics, reminder_seconds: float = 300.0):
+        self.metrics = metrics
+        self.collector = metrics.collector
+        self.reminder_seconds = reminder_seconds
+        self._items: dict[str, ItemStatus] = {}
+        self._lock = threading.Lock()
+        self._gauge = ITEMS_FAILING.labels(self.collector)
+
+    def status(self, item: str) -> ItemStatus:
+        with self._lock:
+            st = self._items.get(item)
+            if st is None:
+                st = self._items[item] = ItemStatus(self, item)
+            return st
+
+    def release(self, item: str) -> None:
+        with self._lock:
+            self._items.pop(item, None)
+        self.changed()
+
+    def failing(self) -> dict[str, str]:
+        """Failing items and the kind of their failure."""
+        with self._lock:
+            return {i: s.kind for i, s in self._items.items() if s.kind is not None}
+
+    def healthy(self) -> bool:
+        with self._lock:
+            return not self._items or any(s.kind is None for s in self._items.values())
+
+    def changed(self) -> None:
+        self._gauge.set(len(self.failing()))
+
+
 class PullCollector:
     """Base of the three collectors: metrics, checkpoints, one producer shared by the item threads."""
 
@@ -236,6 +322,7 @@ class PullCollector:
         self.transport = transport
         self.metrics = CollectorMetrics(self.name)
         self.checkpoints = Checkpoints(transport, self.name)
+        self.health = ItemHealth(self.metrics)
         self.producer = transport.producer()
 
     def shipper(self) -> Shipper:

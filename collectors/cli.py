@@ -22,7 +22,9 @@ EPILOG = """example:
   logtide collect --config examples/collect.yaml --bootstrap 127.0.0.1:9092
 
 metrics (per collector): logtide_collector_events_total, _api_calls_total, _throttles_total,
-_errors_total{kind}, _checkpoint_age_seconds, _source_lag_seconds, _work_items
+_errors_total{kind}, _checkpoint_age_seconds, _source_lag_seconds, _work_items, _work_items_failing
+(error kinds: access_denied, no_credentials, credentials, throttled, server, network, log_group_gone,
+tls, item_crashed, ...; each is logged once, then every reminder_seconds while it lasts)
 """
 
 

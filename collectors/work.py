@@ -25,7 +25,7 @@ from logtide import log
 from logtide.config import ConfigError
 from logtide.transport import TopicPartition, TopicSpec, Transport
 
-from logtide.collectors.base import Backoff, Checkpoints, CollectorMetrics, Stopped, log_error
+from logtide.collectors.base import Backoff, Checkpoints, CollectorMetrics, ItemHealth, Stopped, log_error
 
 _log = log.get("collectors.work")
 
@@ -38,6 +38,7 @@ class Collector(Protocol):
     name: str
     metrics: CollectorMetrics
     checkpoints: Checkpoints
+    health: ItemHealth
 
     def work_items(self) -> list[str]: ...
 
@@ -62,18 +63,21 @@ class ItemTask:
 
     def _run(self) -> None:
         backoff = Backoff(1.0, 60.0)
-        while not self.stop.is_set():
-            try:
-                self.collector.run_item(self.item, self.stop)
-                return
-            except Stopped:
-                return
-            except Exception as exc:  # an item must never take the replica down: log, count, retry
-                self.collector.metrics.error("item_crashed")
-                _log.exception("work item failed; restarting it", extra={
-                    "collector": self.collector.name, "item": self.item, "error": str(exc)})
-                if self.stop.wait(backoff.next_delay()):
+        status = self.collector.health.status(self.item)
+        try:
+            while not self.stop.is_set():
+                try:
+                    self.collector.run_item(self.item, self.stop)
                     return
+                except Stopped:
+                    return
+                except Exception as exc:  # an item must never take the replica down: record, retry
+                    status.failed("item_crashed", f"work item failed ({exc.__class__.__name__}: {exc}); "
+                                  "restarting it with backoff", exc=exc)
+                    if self.stop.wait(backoff.next_delay()):
+                        return
+        finally:
+            self.collector.health.release(self.item)
 
 
 class WorkGroup:

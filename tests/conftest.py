@@ -11,7 +11,7 @@ from logtide.broker import EmbeddedBroker
 from logtide.transport import KafkaSettings, TopicSpec, connect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: the Loghub corpus beside the repo; LOGTIDE_CORPUS names another place (a git worktree elsewhere)
+#: $LOGTIDE_CORPUS, else ../shared/corpus/loghub beside the repo (a git worktree sits elsewhere).
 CORPUS = os.environ.get("LOGTIDE_CORPUS") or os.path.join(os.path.dirname(ROOT), "shared", "corpus", "loghub")
 
 #: Consumer-group tests use this session timeout: a join then takes ~3 s instead of ~23 s.

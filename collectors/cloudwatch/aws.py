@@ -1,6 +1,7 @@
 """AWS access for the CloudWatch collector: clients per region from the standard credential chain
 (optionally assuming a role, refreshed before it expires), an adaptive request rate per region, and
-one call wrapper that turns throttling, 5xx, network and credential errors into backoff + metrics.
+one call wrapper that turns throttling, 5xx, network, permission and credential errors into backoff,
+metrics and one clear line each.
 
 botocore's own retries are switched off (total_max_attempts=1) so every throttle is seen and counted here.
 """
@@ -16,15 +17,18 @@ import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, EndpointConnectionError
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, EndpointConnectionError,
+                                 NoCredentialsError, PartialCredentialsError)
 
-from logtide.collectors.base import Backoff, CollectorMetrics, Stopped, log_error
+from logtide.collectors.base import Backoff, CollectorMetrics, ItemStatus, Stopped
 from logtide.collectors.cloudwatch.config import CloudWatchConfig
 
 THROTTLE_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
                   "LimitExceededException"}
 AUTH_CODES = {"ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException", "InvalidSignatureException",
               "InvalidClientTokenId", "RequestExpired", "SignatureDoesNotMatch"}
+DENIED_CODES = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
+NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError)
 
 
 class LogGroupGone(Exception):
@@ -113,12 +117,16 @@ class AwsClients:
         with self._lock:
             self._clients.pop(region, None)
 
-    def call(self, region: str, operation: str, stop: threading.Event, **params: Any) -> dict:
-        """Call one API operation until it succeeds; raise LogGroupGone or Stopped, or an
-        unexpected ClientError (bad request: retrying will not help)."""
+    def call(self, region: str, operation: str, stop: threading.Event, status: ItemStatus, **params: Any) -> dict:
+        """Call one API operation until it succeeds; raise LogGroupGone, Stopped, or an unexpected
+        ClientError (a bad request: retrying will not help).
+
+        Every retried failure goes to ``status`` as one line naming its cause and fix, then reminders
+        (AccessDenied, no credentials, throttling, 5xx, network); the first success clears it.
+        """
         rate = self.rates[region]
         backoff = Backoff(self.config.retry_initial_seconds, self.config.retry_max_seconds)
-        name = self.metrics.collector
+        where = {"region": region, "operation": operation}
         while True:
             if stop.is_set():
                 raise Stopped()
@@ -127,31 +135,41 @@ class AwsClients:
             try:
                 result = getattr(self.client(region), _snake(operation))(**params)
                 rate.succeeded()
+                status.recovered()
                 return result
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                if code in THROTTLE_CODES or status == 429:
+                message = exc.response.get("Error", {}).get("Message", "")
+                http = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if code in THROTTLE_CODES or http == 429:
                     self.metrics.throttles.inc()
                     rate.throttled()
+                    status.failed("throttled", f"CloudWatch Logs throttles {operation} ({code}); slowing down to "
+                                   f"{rate.rate:.2g} requests/s (max_requests_per_second shares the account's quota)",
+                                   **where)
                 elif code == "ResourceNotFoundException":
                     raise LogGroupGone(params.get("logGroupName", "")) from None
+                elif code in DENIED_CODES:
+                    status.failed("access_denied", f"missing IAM permission logs:{operation}: grant it to the "
+                                  f"collector's role for this log group ({code}: {message})",
+                                  **where, log_group=params.get("logGroupName"))
                 elif code in AUTH_CODES:
-                    self.metrics.error("credentials")
-                    log_error(name, "credentials", "AWS refused the credentials; rebuilding the client",
-                              region=region, code=code)
+                    status.failed("credentials", f"AWS refused the credentials ({code}); rebuilding the client "
+                                  "with fresh ones from the credential chain", **where)
                     self.forget(region)
-                elif status >= 500 or code in ("ServiceUnavailableException", "InternalFailure"):
-                    self.metrics.error("server")
-                    log_error(name, "server", "CloudWatch Logs server error; retrying", region=region,
-                              code=code, status=status)
+                elif http >= 500 or code in ("ServiceUnavailableException", "InternalFailure"):
+                    status.failed("server", f"CloudWatch Logs server error ({code or http}); retrying", **where)
                 else:
                     self.metrics.error("request")
                     raise
+            except NO_CREDENTIALS as exc:
+                status.failed("no_credentials", f"no AWS credentials found ({exc}): set AWS_ACCESS_KEY_ID and "
+                              "AWS_SECRET_ACCESS_KEY, a profile (cloudwatch.profile), or a role for the pod or "
+                              "instance (IRSA, instance profile)", **where)
+                self.forget(region)
             except (EndpointConnectionError, ConnectionClosedError, BotoCoreError) as exc:
-                self.metrics.error("network")
-                log_error(name, "network", "cannot reach CloudWatch Logs; retrying", region=region,
-                          error=str(exc))
+                status.failed("network", f"cannot reach CloudWatch Logs ({exc.__class__.__name__}); retrying",
+                              **where, error=str(exc))
             backoff.wait(stop)
 
 

@@ -68,9 +68,8 @@ class SalesforceApi:
                 log_error(self.metrics.collector, "login_refused", "Salesforce refused the login; check the "
                           "credentials (retrying)", error=str(exc))
             except auth.LoginUnavailable as exc:
-                self.metrics.error("login_unavailable")
-                log_error(self.metrics.collector, "login_unavailable", "Salesforce login failed; retrying",
-                          error=str(exc))
+                self.metrics.error(exc.kind)
+                log_error(self.metrics.collector, exc.kind, f"Salesforce login failed: {exc}; retrying")
             backoff.wait(stop)
         sf = Salesforce(instance_url=token.instance_url, session_id=token.access_token,
                         version=self.config.api_version, session=self.session)
@@ -140,9 +139,9 @@ class SalesforceApi:
                 self.metrics.error("server")
                 log_error(collector, "server", "Salesforce server error; retrying", status=exc.status, call=name)
             except requests.RequestException as exc:
-                self.metrics.error("network")
-                log_error(collector, "network", "cannot reach Salesforce; retrying", error=exc.__class__.__name__,
-                          call=name)
+                kind, message = auth.describe_request_error(exc, sf.base_url, self.config.ca_bundle)
+                self.metrics.error(kind)
+                log_error(collector, kind, f"{message}; retrying", call=name)
             backoff.wait(stop)
 
     def query_pages(self, soql: str, stop: threading.Event) -> Iterator[dict]:

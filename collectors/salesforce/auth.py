@@ -7,8 +7,10 @@ until someone fixes them, so the caller backs off long), a 5xx or network error 
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 import jwt
 import requests
@@ -21,7 +23,24 @@ class LoginRefused(Exception):
 
 
 class LoginUnavailable(Exception):
-    pass
+    def __init__(self, message: str, kind: str = "login_unavailable"):
+        super().__init__(message)
+        self.kind = kind
+
+
+_SSL_REASON = re.compile(r"\[SSL: [A-Z_]+\] ([^'\"]+?)\s*\(_ssl")
+
+
+def describe_request_error(exc: requests.RequestException, url: str, ca_bundle: str | None) -> tuple[str, str]:
+    """(kind, one line naming the cause and, for TLS, the fix) for a request that got no answer."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        m = _SSL_REASON.search(str(exc))
+        reason = m.group(1) if m else str(exc.__context__ or exc).split("(Caused by ", 1)[-1][:200]
+        host = urlparse(url).netloc
+        fix = (f"the CA bundle set in salesforce.ca_bundle ({ca_bundle}) does not trust it" if ca_bundle else
+               "if a proxy or private CA signs it, set salesforce.ca_bundle to that CA's PEM file")
+        return "tls", f"TLS to {host} failed: {reason}; {fix}"
+    return "network", f"cannot reach {url}: {exc.__class__.__name__}"
 
 
 @dataclass
@@ -47,7 +66,8 @@ def login(config: SalesforceConfig, session: requests.Session) -> Token:
     try:
         resp = session.post(url, data=token_request(config), timeout=config.request_timeout_seconds)
     except requests.RequestException as exc:
-        raise LoginUnavailable(f"cannot reach {url}: {exc.__class__.__name__}") from None
+        kind, message = describe_request_error(exc, url, config.ca_bundle)
+        raise LoginUnavailable(message, kind if kind == "tls" else "login_unavailable") from None
     if resp.status_code >= 500 or resp.status_code == 429:
         raise LoginUnavailable(f"token endpoint answered {resp.status_code}")
     try:

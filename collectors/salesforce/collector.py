@@ -86,6 +86,7 @@ class SalesforceCollector(PullCollector):
     def run_item(self, item: str, stop: threading.Event) -> None:
         shipper = self.shipper()
         backoff = Backoff(1.0, 120.0)
+        status = self.health.status(item)
         while not stop.is_set():
             try:
                 if item.startswith("EventLogFile/"):
@@ -94,18 +95,16 @@ class SalesforceCollector(PullCollector):
                 else:
                     self.sweep_audit(item, shipper, stop)
                 backoff.reset()
+                status.recovered()
                 wait = self.config.poll_interval_seconds
             except Stopped:
                 return
             except ShipError as exc:
-                self.metrics.error("kafka")
-                log_error(self.name, "kafka", "events not acknowledged; will re-read from the checkpoint",
-                          item=item, error=str(exc))
+                status.failed("kafka", f"events not acknowledged ({exc}); will re-read from the checkpoint")
                 wait = backoff.next_delay()
             except Exception as exc:  # a broken stream or a bad answer: resume from the checkpoint
-                self.metrics.error("sweep")
-                log_error(self.name, "sweep", "sweep failed; will resume from the checkpoint", item=item,
-                          error=f"{exc.__class__.__name__}: {exc}")
+                status.failed("sweep", f"sweep failed ({exc.__class__.__name__}: {exc}); will resume from the "
+                              "checkpoint")
                 wait = backoff.next_delay()
             stop.wait(wait)
 

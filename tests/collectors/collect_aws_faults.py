@@ -1,11 +1,13 @@
 """A small HTTP proxy in front of moto's server that injects AWS faults: throttling storms, 5xx,
-expired credentials, and empty FilterLogEvents pages that carry a nextToken (as real CloudWatch sends)."""
+expired credentials, a missing IAM permission, empty FilterLogEvents pages that carry a nextToken (as
+real CloudWatch sends), and pages that come stream by stream (no interleaving)."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
@@ -13,6 +15,9 @@ FAULTS = {
     "throttle": (400, "ThrottlingException", "Rate exceeded"),
     "server": (503, "ServiceUnavailableException", "The service is unavailable"),
     "expired": (400, "ExpiredTokenException", "The security token included in the request is expired"),
+    "denied": (400, "AccessDeniedException", "User: arn:aws:sts::123456789012:assumed-role/reader/i-1 is not "
+               "authorized to perform: logs:FilterLogEvents on resource: arn:aws:logs:us-east-1:123456789012:"
+               "log-group:x:log-stream: because no identity-based policy allows the logs:FilterLogEvents action"),
 }
 
 
@@ -22,6 +27,8 @@ class AwsFaultProxy:
         self.lock = threading.Lock()
         self.pending: list[str] = []      # faults to answer the next requests with, in order
         self.empty_pages = 0              # how many empty pages to put before each first FilterLogEvents page
+        self.stream_by_stream = False     # drop FilterLogEvents' interleaved flag: pages come stream by stream
+        self.delay = 0.0                  # seconds to hold each FilterLogEvents answer (a slow region)
         self.requests: list[str] = []     # X-Amz-Target of every request seen
         self.faults_sent = 0
         proxy = self
@@ -36,11 +43,18 @@ class AwsFaultProxy:
                     proxy.requests.append(target)
                     fault = proxy.pending.pop(0) if proxy.pending else None
                     empties = proxy.empty_pages
+                    stream_by_stream, delay = proxy.stream_by_stream, proxy.delay
                 if fault:
                     status, code, msg = FAULTS[fault]
                     with proxy.lock:
                         proxy.faults_sent += 1
                     return self._reply(status, json.dumps({"__type": code, "message": msg}).encode())
+                if target.endswith("FilterLogEvents") and (stream_by_stream or delay):
+                    req = json.loads(body)
+                    if stream_by_stream:
+                        req.pop("interleaved", None)
+                    body = json.dumps(req).encode()
+                    time.sleep(delay)
                 if target.endswith("FilterLogEvents") and empties:
                     req = json.loads(body)
                     token = req.get("nextToken", "")

@@ -1,4 +1,4 @@
-"""Fixtures for the collectors' tests: moto's real HTTP server, the AWS fault proxy, and helpers to
+"""Fixtures for the collectors' tests: moto's real HTTP server (its own process), the AWS fault proxy, and helpers to
 run a collector's work item in a thread and read back what reached Kafka."""
 
 from __future__ import annotations
@@ -11,15 +11,30 @@ from collect_aws_faults import AwsFaultProxy
 
 @pytest.fixture(scope="session")
 def moto_url():
-    import logging
+    """moto's server as its own process (as CloudWatch is to the collector: nothing shared but HTTP)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
 
-    from moto.server import ThreadedMotoServer
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    from logtide.broker import free_port
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto's server did not start")
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(10)
 
 
 @pytest.fixture

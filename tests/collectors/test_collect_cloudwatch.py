@@ -157,3 +157,152 @@ def test_prefix_and_pattern_select_log_groups(fast_kafka, new_topic, moto_url, l
     assert c.work_items() == [f"us-east-1|prefix:{prefix}~-(prod|staging)$"]
     assert sorted(c.log_groups("us-east-1", selector, threading.Event())) == [prefix + "-prod", prefix + "-staging"]
     c.close()
+
+
+def warnings_with(caplog, text: str) -> list:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING and text in r.getMessage()]
+
+
+@pytest.mark.timeout(90)
+def test_missing_permission_one_clear_line_then_nothing_lost(fast_kafka, new_topic, fault_proxy, logs_client, aws_env,
+                                                             caplog):
+    client = logs_client()
+    group = unique("/app/denied-")
+    make_group(client, group)
+    put(client, group, "s1", [f"event {i}" for i in range(40)])
+    topic = new_topic(1)
+    c = collector(fast_kafka, fault_proxy.url, topic, log_groups=[{"name": group}], retry_initial_seconds=0.05,
+                  retry_max_seconds=0.1)
+    item = c.work_items()[0]
+    before = metric("logtide_collector_errors_total", collector="cloudwatch", kind="access_denied")
+    fault_proxy.inject("denied", 10_000)
+    with caplog.at_level(logging.INFO, logger="collectors"):
+        with running_item(c, item):
+            wait_for(lambda: metric("logtide_collector_errors_total", collector="cloudwatch",
+                                    kind="access_denied") - before >= 10)
+            assert c.health.failing() == {item: "access_denied"} and not c.health.healthy()
+            assert metric("logtide_collector_work_items_failing", collector="cloudwatch") == 1
+            with fault_proxy.lock:
+                fault_proxy.pending.clear()                  # the permission is granted
+            events = read_events(fast_kafka, topic, 40, timeout=30, settle=0.5)
+            wait_for(c.health.healthy)
+    assert sorted(e["body"] for e in events) == sorted(f"event {i}" for i in range(40))
+    denied = warnings_with(caplog, "missing IAM permission logs:FilterLogEvents")
+    assert len(denied) == 1 and denied[0].exc_info is None       # one line, no traceback per retry
+    assert any(r.getMessage() == "work item recovered" for r in caplog.records)
+    c.close()
+
+
+@pytest.mark.timeout(90)
+def test_no_credentials_said_so_then_picked_up(fast_kafka, new_topic, moto_url, logs_client, monkeypatch, tmp_path,
+                                               caplog):
+    client = logs_client()
+    group = unique("/app/nocreds-")
+    make_group(client, group)
+    put(client, group, "s1", [f"event {i}" for i in range(20)])
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    topic = new_topic(1)
+    c = collector(fast_kafka, moto_url, topic, log_groups=[{"name": group}], retry_max_seconds=0.2)
+    before = metric("logtide_collector_errors_total", collector="cloudwatch", kind="no_credentials")
+    network = metric("logtide_collector_errors_total", collector="cloudwatch", kind="network")
+    with caplog.at_level(logging.WARNING, logger="collectors"):
+        with running_item(c, c.work_items()[0]):
+            wait_for(lambda: metric("logtide_collector_errors_total", collector="cloudwatch",
+                                    kind="no_credentials") - before >= 3)
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")       # credentials appear (a pod role, a fixed env)
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+            events = read_events(fast_kafka, topic, 20, timeout=30, settle=0.5)
+    assert len({e["body"] for e in events}) == 20
+    lines = warnings_with(caplog, "no AWS credentials found")
+    assert len(lines) == 1 and "AWS_ACCESS_KEY_ID" in lines[0].getMessage() and lines[0].exc_info is None
+    assert metric("logtide_collector_errors_total", collector="cloudwatch", kind="network") == network
+    c.close()
+
+
+@pytest.mark.timeout(60)
+def test_vanished_named_group_warns_once_and_resumes(fast_kafka, new_topic, moto_url, logs_client, aws_env, caplog):
+    client = logs_client()
+    group = unique("/app/vanish-")
+    topic = new_topic(1)
+    c = collector(fast_kafka, moto_url, topic, log_groups=[{"name": group}])
+    gone = metric("logtide_collector_errors_total", collector="cloudwatch", kind="log_group_gone")
+    with caplog.at_level(logging.WARNING, logger="collectors"):
+        with running_item(c, c.work_items()[0]):
+            wait_for(lambda: metric("logtide_collector_errors_total", collector="cloudwatch",
+                                    kind="log_group_gone") - gone >= 4)          # four polls
+            make_group(client, group)                                            # created after all
+            put(client, group, "s1", ["finally here"])
+            events = read_events(fast_kafka, topic, 1, timeout=20)
+    assert [e["body"] for e in events] == ["finally here"]
+    assert len(warnings_with(caplog, "log group not found")) == 1
+    c.close()
+
+
+def test_invalid_match_regex_refused_at_load(tmp_path):
+    from logtide.config import ConfigError, load_config
+
+    from logtide.collectors.config import CollectConfig
+    path = tmp_path / "collect.yaml"
+    path.write_text("cloudwatch:\n  regions: [us-east-1]\n  log_groups:\n    - prefix: /ecs/\n      match: 'prod-(\\d+'\n")
+    with pytest.raises(ConfigError, match=r"collect.yaml:5.*match.*not a valid regular expression"):
+        load_config(path, CollectConfig)
+
+
+@pytest.mark.timeout(60)
+def test_stream_filters_and_start_positions(fast_kafka, new_topic, moto_url, logs_client, aws_env):
+    client = logs_client()
+    group = unique("/app/streams-")
+    make_group(client, group, ("web-1", "web-2", "worker-1"))
+    old = int(time.time() * 1000) - 3 * 86400_000                      # three days old
+    for s in ("web-1", "web-2", "worker-1"):
+        put(client, group, s, [f"{s} old"], ts_ms=old)
+        put(client, group, s, [f"{s} new"])
+    runs = {
+        "names": ({"log_stream_names": ["web-2", "worker-1"]}, {}, {"web-2 new", "worker-1 new"}),
+        "prefix": ({"log_stream_prefix": "web-"}, {"start_position": "beginning"},
+                   {"web-1 old", "web-1 new", "web-2 old", "web-2 new"}),
+    }
+    for name, (selector, extra, want) in runs.items():
+        topic = new_topic(1)
+        c = collector(fast_kafka, moto_url, topic, log_groups=[{"name": group, **selector}], **extra)
+        with running_item(c, c.work_items()[0]):
+            events = read_events(fast_kafka, topic, len(want), timeout=20, settle=1.0)
+        assert {e["body"] for e in events} == want, name
+        c.close()
+    # start_position end: nothing of the past, only what comes after the start.
+    topic = new_topic(1)
+    c = collector(fast_kafka, moto_url, topic, log_groups=[{"name": group}], start_position="end")
+    with running_item(c, c.work_items()[0]):
+        wait_for(lambda: c.checkpoints.get(f"us-east-1/{group}"))
+        put(client, group, "web-1", ["after start"], ts_ms=int(time.time() * 1000))
+        events = read_events(fast_kafka, topic, 1, timeout=20, settle=1.0)
+    assert [e["body"] for e in events] == ["after start"]
+    c.close()
+
+
+def test_lambda_json_records_typed_like_text_in_any_group():
+    import json
+
+    from logtide.collectors.cloudwatch.collector import to_event
+    report = json.dumps({"time": "2024-05-01T12:00:00.000Z", "type": "platform.report", "record": {
+        "requestId": "r-9", "metrics": {"durationMs": 12.5, "billedDurationMs": 13, "memorySizeMB": 128,
+                                        "maxMemoryUsedMB": 64, "initDurationMs": 150.4}, "status": "success"}})
+    text = ("REPORT RequestId: r-9\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t"
+            "Max Memory Used: 64 MB\tInit Duration: 150.40 ms\t")
+    as_json, as_text = lambda_report.parse(report), lambda_report.parse(text)
+    assert as_json.pop("aws.lambda.status") == "success"
+    assert as_json == as_text
+    start = lambda_report.parse(json.dumps({"type": "platform.start", "record": {"requestId": "r-9",
+                                                                                 "version": "$LATEST"}}))
+    assert start == lambda_report.parse("START RequestId: r-9 Version: $LATEST")
+    # A function logging to a custom group (LoggingConfig): still parsed; its JSON app lines give a level.
+    event, _ = to_event("us-east-1", "/custom/checkout", {"eventId": "1", "timestamp": 1, "message": report})
+    assert event["attributes"]["aws.lambda.duration_ms"] == 12.5
+    assert event["resource"]["cloud.platform"] == "aws_lambda"
+    app, _ = to_event("us-east-1", "/custom/checkout", {"eventId": "2", "timestamp": 1, "message": json.dumps(
+        {"timestamp": "2024-05-01T12:00:00Z", "level": "WARN", "message": "slow", "requestId": "r-9"})})
+    assert app["severity_text"] == "WARN" and app["attributes"]["faas.invocation_id"] == "r-9"

@@ -4,21 +4,16 @@ replica killed with SIGKILL mid-run whose replacement resumes from the Kafka che
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import pytest
 import yaml
 
-from logtide.broker import free_port
 from logtide.config import ConfigError, load_config
 from logtide.transport import connect
 
-from collect_helpers import read_events, unique, wait_for
+from collect_helpers import kill_9_then_replace, read_events, unique, wait_for
 from logtide.collectors.cloudwatch.collector import CloudWatchCollector
 from logtide.collectors.cloudwatch.config import CloudWatchConfig
 from logtide.collectors.config import CollectConfig
@@ -129,46 +124,41 @@ def test_kill_9_mid_run_then_replacement_resumes(broker, fast_kafka, new_topic, 
                        "poll_interval_seconds": 0.3, "lookback_seconds": 120}}
     path = tmp_path / "collect.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = dict(os.environ, PYTHONPATH=ROOT)
 
-    def replica(http_port: int = 0):
-        return subprocess.Popen([sys.executable, "-m", "logtide.cli", "collect", "--config", str(path),
-                                 "--http-port", str(http_port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-
-    def ready(port: int) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    def metrics(port: int) -> bytes:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            return resp.read()
-
-    first = replica()
-    try:
-        seen = read_events(fast_kafka, topic, 300, timeout=60)
-        assert 300 <= len(seen) < 3000, "the first replica should be mid-run when killed"
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-        port = free_port()
-        second = replica(port)
-        try:
-            wait_for(lambda: ready(port), timeout=40)   # ready once the group gave it its share (maybe none yet)
-            wait_for(lambda: b'logtide_collector_work_items{collector="cloudwatch"} 2.0' in metrics(port),
-                     timeout=40)                        # both items, once the killed member's session expired
-            events = read_events(fast_kafka, topic, 3000, timeout=60, settle=1.5)
-        finally:
-            second.send_signal(signal.SIGTERM)
-            _, err = second.communicate(timeout=30)
-        assert second.returncode == 0, err.decode()[-2000:]
-    finally:
-        if first.poll() is None:
-            first.kill()
+    events = kill_9_then_replace(path, fast_kafka, topic, 300, 3000, items=2)
     ids_by_body: dict[str, set] = {}
     for e in events:
         ids_by_body.setdefault(e["body"], set()).add(e["id"])
     assert sorted(ids_by_body) == sorted(expected)                      # nothing missing
     assert all(len(ids) == 1 for ids in ids_by_body.values())           # duplicates share ids
+
+
+@pytest.mark.timeout(30)
+def test_a_crashing_item_is_one_traceback_then_one_line_per_retry_and_marks_health(caplog):
+    import logging
+
+    from logtide.collectors.base import CollectorMetrics, ItemHealth
+    from logtide.collectors.work import ItemTask
+
+    class Broken:
+        name = "broken"
+        metrics = CollectorMetrics("broken")
+        health = ItemHealth(metrics, reminder_seconds=0.0)   # every retry logged, to count them
+        calls = 0
+
+        def run_item(self, item, stop):
+            Broken.calls += 1
+            raise ValueError("bad answer from the source")
+
+    collector = Broken()
+    task = ItemTask(collector, "only-item")
+    with caplog.at_level(logging.WARNING, logger="collectors"):
+        task.thread.start()
+        wait_for(lambda: Broken.calls >= 3, timeout=20)
+        assert collector.health.failing() == {"only-item": "item_crashed"} and not collector.health.healthy()
+        task.stop.set()
+        task.thread.join(10)
+    lines = [r for r in caplog.records if "work item failed (ValueError: bad answer" in r.getMessage()]
+    assert len(lines) >= 2
+    assert lines[0].exc_info is not None and all(r.exc_info is None for r in lines[1:])
+    assert collector.health.failing() == {}                  # the item was given up: not counted any more
