@@ -52,11 +52,14 @@ def work_topic(collector: str, items: list[str]) -> str:
 
 
 class ItemTask:
-    """One work item's thread: runs the item, restarts it with backoff when it fails."""
+    """One work item's thread: runs the item, restarts it with backoff when it fails. Each failure is
+    told to ``status`` (a ``logtide.health.ServiceStatus``): an item crash-looping (AccessDenied, a
+    deleted credential) turns /healthz red once it failed often enough."""
 
-    def __init__(self, collector: Collector, item: str):
+    def __init__(self, collector: Collector, item: str, status=None):
         self.collector = collector
         self.item = item
+        self.status = status
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"{collector.name}:{item}", daemon=True)
 
@@ -72,6 +75,8 @@ class ItemTask:
                 self.collector.metrics.error("item_crashed")
                 _log.exception("work item failed; restarting it", extra={
                     "collector": self.collector.name, "item": self.item, "error": str(exc)})
+                if self.status is not None:
+                    self.status.failed(f"work item {self.item}: {type(exc).__name__}: {exc}"[:500])
                 if self.stop.wait(backoff.next_delay()):
                     return
 
@@ -80,7 +85,8 @@ class WorkGroup:
     """A Service (``run(stop)``) that owns a collector's share of work items through a consumer group."""
 
     def __init__(self, transport: Transport, collector: Collector, session_timeout_ms: int = 10_000,
-                 revoke_timeout: float = 60.0, on_change: Callable[[list[str]], None] | None = None):
+                 revoke_timeout: float = 60.0, on_change: Callable[[list[str]], None] | None = None,
+                 status=None):
         self.transport = transport
         self.collector = collector
         self.name = f"collect-{collector.name}"
@@ -92,6 +98,7 @@ class WorkGroup:
         self.session_timeout_ms = session_timeout_ms
         self.revoke_timeout = revoke_timeout
         self.on_change = on_change
+        self.status = status
         self.tasks: dict[str, ItemTask] = {}
         #: Set once the group coordinator gave this replica its share (possibly none): /readyz.
         self.joined = threading.Event()
@@ -117,7 +124,7 @@ class WorkGroup:
         self.collector.checkpoints.reload()
         for item in items:
             if item not in self.tasks:
-                task = self.tasks[item] = ItemTask(self.collector, item)
+                task = self.tasks[item] = ItemTask(self.collector, item, self.status)
                 task.thread.start()
         self._changed("assigned", items)
         self.joined.set()
@@ -154,7 +161,7 @@ class WorkGroup:
                 consumer.poll_batch(1, 0.3)
                 for item, task in list(self.tasks.items()):
                     if not task.thread.is_alive() and not task.stop.is_set():
-                        self.tasks[item] = ItemTask(self.collector, item)  # run_item returned early
+                        self.tasks[item] = ItemTask(self.collector, item, self.status)  # run_item returned early
                         self.tasks[item].thread.start()
         finally:
             self._stop_tasks(list(self.tasks))

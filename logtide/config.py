@@ -112,6 +112,9 @@ def _line_of(data: Any, loc: tuple) -> int | None:
     return line
 
 
+line_of = _line_of
+
+
 def format_validation_error(exc: ValidationError, data: Any, filename: str) -> str:
     msgs = []
     for err in exc.errors():

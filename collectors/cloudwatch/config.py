@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+import re
+
+from pydantic import Field, field_validator, model_validator
 
 from logtide.config import Model
 
@@ -20,6 +22,16 @@ class LogGroupSelector(Model):
         if bool(self.name) == bool(self.prefix):
             raise ValueError("give exactly one of 'name' or 'prefix'")
         return self
+
+    @field_validator("match")
+    @classmethod
+    def _match_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
     def key(self) -> str:
         return f"name:{self.name}" if self.name else f"prefix:{self.prefix}" + (f"~{self.match}" if self.match else "")
