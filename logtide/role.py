@@ -320,7 +320,7 @@ def directory_problem(path: str, create: bool) -> str | None:
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
-        return f"cannot write in {exc.filename or p}: {exc.strerror}"
+        return f"{exc.strerror.lower()} ({exc.filename or p})" if exc.strerror else str(exc)
     return None
 
 
