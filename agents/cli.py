@@ -20,6 +20,7 @@ from logtide.transport import TopicSpec
 
 EPILOG = """examples:
   logtide agent --config examples/agent.yaml --bootstrap 127.0.0.1:9092
+  logtide agent --check --config examples/agent.yaml     validate the config offline and exit
   logtide agent --path '/var/log/nginx/*.log' --exclude '*.gz' --checkpoint-dir /tmp/agent \\
                 --bootstrap 127.0.0.1:9092 --topic logtide.raw.file
   logtide agent --path '/var/log/pods/*/*/*.log' --mode kubernetes --no-metadata \\

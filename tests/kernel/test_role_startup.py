@@ -36,14 +36,13 @@ def get(url: str) -> tuple[int, dict | str]:
 
 
 def wait_for(predicate, timeout: float, what: str):
+    """The predicate's first true value, polled until ``timeout``."""
     deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
         time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    return value
 
 
 def metric(port: int, name: str, **labels) -> float:
