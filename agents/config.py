@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -45,16 +44,6 @@ class MultilineSettings(Model):
     max_lines: int = Field(500, ge=1)
     max_bytes: int = Field(512 * 1024, ge=1024)
     timeout_seconds: float = Field(1.0, gt=0, description="a record waits this long for more lines")
-
-    @field_validator("start_pattern", "continue_pattern")
-    @classmethod
-    def _pattern_compiles(cls, value: str | None, info) -> str | None:
-        if value:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"{info.field_name} is not a valid regular expression: {exc}") from None
-        return value
 
 
 class QueueSettings(Model):
@@ -121,6 +110,19 @@ class AgentConfig(RoleConfig):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+
+    @field_validator("multiline")
+    @classmethod
+    def _patterns_compile(cls, value: MultilineSettings) -> MultilineSettings:
+        import re
+        for name in ("start_pattern", "continue_pattern"):
+            pattern = getattr(value, name)
+            if pattern:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{name} is not a valid regular expression: {exc}") from None
+        return value
 
     def include_globs(self) -> list[str]:
         if self.include:

@@ -69,8 +69,8 @@ def assert_refused(r: subprocess.CompletedProcess, *words: str) -> None:
 
 
 @pytest.mark.parametrize("role, name, old, new, words", [
-    ("agent", "agent.yaml", "  max_lines: 500", "  start_pattern: '([a-z'",
-     ["multiline", "start_pattern is not a valid regular expression"]),
+    ("agent", "agent.yaml", "multiline:                     # stack traces as one event\n  enabled: true",
+     "multiline:\n  start_pattern: '([a-z'", ["multiline", "start_pattern is not a valid regular expression"]),
     ("collect", "collect.yaml", 'match: "-(prod|staging)$"', 'match: "-(prod|staging$"',
      ["cloudwatch.log_groups.1.match", "not a valid regular expression"]),
     ("collect", "collect.yaml", "cloudwatch:", "cloudwach:", ["unknown field 'cloudwach'"]),
