@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
-from pathlib import Path
 
 import orjson
 
 from logtide import envelope
 from logtide.cli import UsageError
-from logtide.config import ConfigError
 
 EPILOG = """examples:
   logtide alert --config examples/alert.yaml

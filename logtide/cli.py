@@ -15,7 +15,7 @@ EPILOG = """examples:
   logtide up --duration 60            everything on one machine with the embedded broker
   logtide broker --port 9092          only the embedded broker, in the foreground
   logtide topics --bootstrap 127.0.0.1:9092
-  logtide check examples/*.yaml       validate configs offline (each file's role recognized)
+  logtide check examples/process.yaml examples/alert.yaml    validate configs offline (roles recognized)
 """
 
 CHECK_EPILOG = """How a file's role is recognized: by its top-level keys. Each role's config has keys no other
@@ -26,9 +26,10 @@ alert rules: rules; up: roles, workdir ...); the kind sharing most keys with the
 
 exit status: 0 when every file is valid; 2 with one 'file:line: field: reason' line per problem.
 
-examples:
-  logtide check examples/*.yaml
-  logtide check --role sink deploy/sink-config.yaml
+examples (the example files take secrets from $LOGTIDE_AUDIT_KEY and $SF_PRIVATE_KEY: a reference
+that does not resolve is a problem too):
+  LOGTIDE_AUDIT_KEY=k SF_PRIVATE_KEY=k logtide check examples/*.yaml
+  logtide check --role alert-rules examples/alert-rules.yaml
 """
 
 
