@@ -126,3 +126,13 @@ def test_an_unrecognizable_file_asks_for_role(tmp_path):
 def test_check_help_says_how_roles_are_recognized():
     r = run("check", "--help")
     assert r.returncode == 0 and "top-level keys" in r.stdout and "--role" in r.stdout
+
+
+def test_every_unresolvable_secret_is_reported(tmp_path):
+    path = tmp_path / "collect.yaml"
+    text = open(os.path.join(EXAMPLES, "collect.yaml")).read()
+    path.write_text(text.replace("${SF_PRIVATE_KEY}", "${LOGTIDE_TEST_UNSET_A}")
+                    .replace("${SF_CLIENT_ID:-3MVG9-example-consumer-key}", "file:/nonexistent/client-id"))
+    r = run("check", str(path))
+    assert_refused(r, "LOGTIDE_TEST_UNSET_A is not set", "cannot read secret file /nonexistent/client-id")
+    assert len(r.stderr.splitlines()) == 2
