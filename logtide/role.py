@@ -295,8 +295,10 @@ class Role(FileKind):
     def up(self, ctx) -> list[Service]:
         """Prepare and build this role's part of ``logtide up`` on ``ctx``'s transport and health server."""
         config = self.up_config(ctx)
+        parts = [(self, config, f"logtide up roles.{self.name}")]
+        check_directories(parts)
         runtime = Runtime(ctx.kafka, ctx.transport, ctx.health, config.http.health)
-        return list(ctx.extra_services) + start_roles([(self, config, f"logtide up roles.{self.name}")], runtime)
+        return list(ctx.extra_services) + start_roles(parts, runtime)
 
 
 # --- directories ------------------------------------------------------------------------------------
