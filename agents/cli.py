@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 
 from logtide.agents.config import AgentConfig
 from logtide.config import load_config, validate_config
-from logtide.role import (add_role_arguments, apply_arguments, connect_checked, install_signal_handlers,
-                          run_services, start_health)
-from logtide import log
-
-_log = log.get("agents.cli")
+from logtide.role import Role, Runtime, add_role_arguments, apply_arguments, run_role
+from logtide.topics import raw, raw_spec
+from logtide.transport import TopicSpec
 
 EPILOG = """examples:
   logtide agent --config examples/agent.yaml --bootstrap 127.0.0.1:9092
+  logtide agent --check --config examples/agent.yaml     validate the config offline and exit
   logtide agent --path '/var/log/nginx/*.log' --exclude '*.gz' --checkpoint-dir /tmp/agent \\
                 --bootstrap 127.0.0.1:9092 --topic logtide.raw.file
   logtide agent --path '/var/log/pods/**/*.log' --mode kubernetes --no-metadata \\
@@ -72,7 +70,7 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         value = getattr(args, flag, None)
         if value:
             data[field] = value
-    if args.no_metadata:
+    if getattr(args, "no_metadata", False):
         data["kubernetes"]["enabled"] = False
     config = validate_config(data, AgentConfig, "command line")
     config = apply_arguments(config, args)
@@ -84,17 +82,11 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
 
 
 def build_agent(config: AgentConfig, transport):
-    """The agent service for a validated config (shared by `logtide agent` and `logtide up`)."""
+    """The one way the agent service is built (`logtide agent`, `logtide up`, benches)."""
     from logtide.agents.agent import Agent
     from logtide.agents.pod_metadata import PodMetadata
     from logtide.checkpoint import SqliteCheckpoints
-    from logtide.transport import TopicSpec
 
-    admin = transport.admin()
-    try:
-        admin.create_topics([TopicSpec(config.topic_name(), 3)])
-    finally:
-        admin.close()
     # The agent learns of acknowledgements by draining (agents/agent.py), not per record.
     producer = transport.producer(max_buffer=max(100_000, 2 * config.queue.max_records),
                                   max_buffer_bytes=config.queue.client_buffer_bytes(), report_successes=False)
@@ -103,21 +95,50 @@ def build_agent(config: AgentConfig, transport):
     return Agent(config, producer, checkpoints, metadata)
 
 
+class AgentRole(Role):
+    """`logtide agent`: log files → logtide.raw.k8s (or .file), checkpointed after Kafka's acks."""
+
+    name = "agent"
+    config_model = AgentConfig
+
+    def load(self, args: argparse.Namespace) -> tuple[AgentConfig, str]:
+        return build_config(args), args.config or "command line"
+
+    def writes(self, config: AgentConfig) -> list[TopicSpec]:
+        return [raw_spec(config.topic_name())]
+
+    def installation_topics(self, partitions: int) -> list[TopicSpec]:
+        return [raw_spec(raw("k8s"), partitions), raw_spec(raw("file"), partitions)]
+
+    def directories(self, config: AgentConfig) -> dict[str, str]:
+        return {"checkpoint_dir": config.checkpoint_dir}
+
+    def describe(self, config: AgentConfig) -> str:
+        return f"agent: {config.mode} mode, {', '.join(config.include_globs()) or 'no files'} -> {config.topic_name()}"
+
+    def services(self, config: AgentConfig, runtime: Runtime) -> list:
+        from logtide.agents.agent import tune_gc
+        agent = build_agent(config, runtime.transport)
+        tune_gc()
+        # /readyz fails when records wait for Kafka and none was acknowledged for a minute
+        runtime.health.add_readiness("kafka_acks", agent.kafka_ok)
+        return [agent]
+
+    def up_config(self, ctx) -> AgentConfig:
+        """Files mode, tailing ``<workdir>/agent-logs/*.log`` (``path`` in the options: another glob)."""
+        options = dict(ctx.options or {})
+        logs = ctx.workdir / "agent-logs"
+        os.makedirs(logs, exist_ok=True)
+        path = options.pop("path", None)
+        data = {"mode": "files", "include": [path or str(logs / "*.log")],
+                "checkpoint_dir": str(ctx.workdir / "agent-state"), "read": {"scan_interval_seconds": 2.0}}
+        data.update(options)
+        data["kafka"] = ctx.kafka.model_dump()
+        return validate_config(data, AgentConfig, "logtide up roles.10-agent")
+
+
+ROLE = AgentRole()
+
+
 def run(args: argparse.Namespace) -> int:
-    config = build_config(args)
-    log.setup(config.log_level)
-    transport = connect_checked(config.kafka)
-    agent = build_agent(config, transport)
-    from logtide.agents.agent import tune_gc
-    tune_gc()
-    stop = threading.Event()
-    install_signal_handlers(stop)
-    health = start_health(config.http)
-    # /readyz fails when records wait for Kafka and none was acknowledged for a minute
-    health.add_readiness("kafka_acks", agent.kafka_ok)
-    _log.info("agent starting", extra={"include": config.include_globs(), "topic": config.topic_name(),
-                                       "checkpoints": config.checkpoint_dir, "mode": config.mode})
-    try:
-        return run_services([agent], stop, health, duration=args.duration)
-    finally:
-        health.stop()
+    return run_role(ROLE, args)

@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
-from pathlib import Path
 
 import orjson
 
 from logtide import envelope
 from logtide.cli import UsageError
-from logtide.config import ConfigError
 
 EPILOG = """examples:
   logtide alert --config examples/alert.yaml
       consume logtide.route.monitoring, evaluate the rules, notify the receivers; API on api.port
+
+  logtide alert --check --config examples/alert.yaml
+      validate the config and its rule files offline (conditions, templates, state directory)
 
   logtide alert test examples/alert-rules.yaml events.jsonl [--config examples/alert.yaml]
       evaluate rules over a file of events (JSON lines, envelopes; "time" in ns or RFC 3339) with
@@ -71,27 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from logtide.role import apply_arguments, connect_checked, install_signal_handlers, run_services, start_health
+    from logtide.role import run_role
 
-    from logtide.alerting.config import load_alert_config
-    from logtide.alerting.engine import build
-
+    from logtide.alerting.role import ROLE
     if not args.config:
         raise UsageError("give --config FILE (see examples/alert.yaml), or a subcommand: test, silence")
-    config = apply_arguments(load_alert_config(args.config), args)
-    if not config.kafka.bootstrap:
-        raise UsageError("no Kafka: set kafka.bootstrap, $LOGTIDE_BOOTSTRAP or --bootstrap")
-    transport = connect_checked(config.kafka)
-    engine, services = build(config, transport)
-    health = start_health(config.http)
-    health.add_readiness("alert-engine", services[0].ready)
-    stop = threading.Event()
-    install_signal_handlers(stop)
-    try:
-        return run_services(services, stop, health)
-    finally:
-        health.stop()
-        engine.store.close()
+    return run_role(ROLE, args)
 
 
 # --- alert test --------------------------------------------------------------------------------

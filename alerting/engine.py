@@ -35,7 +35,7 @@ import orjson
 from logtide import envelope, log
 from logtide.consume import BatchLoop, Retry
 from logtide.dlq import DeadLetters
-from logtide.transport import Record, TopicPartition, Transport, TransportError
+from logtide.transport import Record, TopicPartition, Transport
 
 from logtide.alerting import metrics
 from logtide.alerting.config import AlertConfig, ClockSettings
@@ -393,31 +393,9 @@ class EngineLoop:
                 raise Retry(f"alert state store: {exc}") from exc
             raise
 
-    def _wait_for_topics(self, stop: threading.Event) -> bool:
-        """Topics are created by `logtide up`, the chart or the processors: wait for them rather than
-        crash-loop when alerting starts first."""
-        warned = 0.0
-        while not stop.is_set():
-            try:
-                admin = self.loop.transport.admin()
-                try:
-                    missing = [t for t in self.loop.topics if t not in admin.list_topics()]
-                finally:
-                    admin.close()
-            except TransportError as exc:
-                missing = [f"(cannot list topics: {exc})"]
-            if not missing:
-                return True
-            if time.monotonic() - warned > 30:
-                _log.warning("waiting for input topics to exist", extra={"missing": missing})
-                warned = time.monotonic()
-            stop.wait(1.0)
-        return False
-
     def run(self, stop: threading.Event) -> None:
         try:
-            if self._wait_for_topics(stop):
-                self.loop.run(stop)
+            self.loop.run(stop)  # waits for its topics: alerting may start before the processors
         finally:
             self.producer.flush(10)
             self.producer.close()

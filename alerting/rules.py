@@ -34,6 +34,7 @@ from logtide.condition import ConditionError, Predicate, compile_condition, fiel
 from logtide.config import ConfigError, Model, load_yaml, validate_config
 
 from logtide.alerting.durations import Duration
+from logtide.alerting.templates import Template
 
 KINDS = ("match", "threshold", "ratio", "spike", "absence", "new_term")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_:\-]*$")
@@ -87,7 +88,7 @@ class RuleBase(Model):
     keep_firing_for: Duration = 0.0
     severity: str = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, Template] = Field(default_factory=dict)
     max_keys: int | None = Field(None, ge=1)
     partitioned: bool | None = None
 

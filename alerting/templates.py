@@ -12,9 +12,10 @@ undefined name, sandbox violation) gives a plain fallback message and is counted
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Annotated, Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from pydantic import AfterValidator
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from logtide import log
@@ -32,6 +33,20 @@ DEFAULT_TEXT = ("{% for a in alerts %}• {{ a.status | upper }} {{ a.labels.ale
                 " ({{ a.labels | dictsort | rejectattr(0, 'equalto', 'alertname') | map('join', '=') | join(' ') }})"
                 "{{ '\\n' }}{% endfor %}"
                 "{% if events %}sample: {{ events[-1].body | string | truncate(300) }}{% endif %}")
+
+
+def check_template(text: str) -> str:
+    """Config validation: a template that does not compile is refused at load (and by --check)."""
+    if "{{" in text or "{%" in text or "{#" in text:
+        try:
+            ImmutableSandboxedEnvironment().parse(text)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"template does not compile: {exc.message} (template line {exc.lineno})") from None
+    return text
+
+
+#: A config field holding a Jinja2 template (compiled when the config is loaded).
+Template = Annotated[str, AfterValidator(check_template)]
 
 
 class Templates:

@@ -253,6 +253,8 @@ class ItemStatus:
             self.since = now
         self.kind = kind
         self.health.changed()
+        if self.health.service_status is not None and not self.health.healthy():
+            self.health.service_status.failed(f"work item {self.item}: {kind}: {message}"[:500])
         if first or now - self._logged_at >= self.health.reminder_seconds:
             self._logged_at = now
             traceback = exc is not None and self._tracebacks == 0
@@ -286,6 +288,8 @@ class ItemHealth:
         self._items: dict[str, ItemStatus] = {}
         self._lock = threading.Lock()
         self._gauge = ITEMS_FAILING.labels(self.collector)
+        #: The role's ``logtide.health.ServiceStatus``, told of failures while no owned item works.
+        self.service_status = None
 
     def status(self, item: str) -> ItemStatus:
         with self._lock:

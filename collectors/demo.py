@@ -15,9 +15,13 @@ import uuid
 import orjson
 from prometheus_client import Counter
 
+from pydantic import Field
+
 from logtide import envelope, log
+from logtide.role import Role, RoleConfig, Runtime
 from logtide.sender import EventSender
-from logtide.topics import raw
+from logtide.topics import raw, raw_spec
+from logtide.transport import TopicSpec
 
 TOPIC = raw("demo")
 _log = log.get("collectors.demo")
@@ -147,7 +151,33 @@ class DemoSource:
         _log.info("demo source stopped", extra={"sent": sent, "acked": self.acked})
 
 
+class DemoConfig(RoleConfig):
+    """The demo source in `logtide up` (``roles: {00-demo: {rate: 50}}``)."""
+
+    rate: float = Field(200.0, ge=0, description="events per second")
+    partitions: int = Field(3, ge=1)
+
+
+class DemoRole(Role):
+    name = "demo"
+    config_model = DemoConfig
+
+    def writes(self, config: DemoConfig) -> list[TopicSpec]:
+        return [raw_spec(TOPIC, config.partitions)]
+
+    def installation_topics(self, partitions: int) -> list[TopicSpec]:
+        return [raw_spec(TOPIC, partitions)]
+
+    def services(self, config: DemoConfig, runtime: Runtime) -> list:
+        return [DemoSource(EventSender(runtime.transport.producer(), "demo"), rate=config.rate)]
+
+    def up_config(self, ctx) -> DemoConfig:
+        return DemoConfig(kafka=ctx.kafka, rate=ctx.options.get("rate", ctx.rate), partitions=ctx.partitions)
+
+
+ROLE = DemoRole()
+
+
 def up(ctx) -> list:
     """`logtide up` part: the demo source (rate from `logtide up --rate`)."""
-    sender = EventSender(ctx.transport.producer(), "demo")
-    return [DemoSource(sender, rate=ctx.options.get("rate", ctx.rate))]
+    return ROLE.up(ctx)

@@ -53,7 +53,8 @@ def work_topic(collector: str, items: list[str]) -> str:
 
 
 class ItemTask:
-    """One work item's thread: runs the item, restarts it with backoff when it fails."""
+    """One work item's thread: runs the item, restarts it with backoff when it fails. Failures are
+    recorded in the collector's ``ItemHealth``, which tells the role's health (see ``WorkGroup``)."""
 
     def __init__(self, collector: Collector, item: str):
         self.collector = collector
@@ -84,7 +85,8 @@ class WorkGroup:
     """A Service (``run(stop)``) that owns a collector's share of work items through a consumer group."""
 
     def __init__(self, transport: Transport, collector: Collector, session_timeout_ms: int = 10_000,
-                 revoke_timeout: float = 60.0, on_change: Callable[[list[str]], None] | None = None):
+                 revoke_timeout: float = 60.0, on_change: Callable[[list[str]], None] | None = None,
+                 status=None):
         self.transport = transport
         self.collector = collector
         self.name = f"collect-{collector.name}"
@@ -96,6 +98,9 @@ class WorkGroup:
         self.session_timeout_ms = session_timeout_ms
         self.revoke_timeout = revoke_timeout
         self.on_change = on_change
+        # Item failures (crashes, AccessDenied, no credentials...) reach /healthz through ItemHealth,
+        # while every item this replica owns fails: an item crash-looping turns the role red.
+        collector.health.service_status = status
         self.tasks: dict[str, ItemTask] = {}
         #: Set once the group coordinator gave this replica its share (possibly none): /readyz.
         self.joined = threading.Event()

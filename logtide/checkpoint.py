@@ -18,8 +18,8 @@ from typing import Iterator
 
 import orjson
 
-from logtide.topics import CHECKPOINTS, RangeReader, partition_ranges
-from logtide.transport import TopicPartition, TopicSpec, Transport, TransportError
+from logtide.topics import CHECKPOINTS, RangeReader, checkpoints_spec, partition_ranges
+from logtide.transport import TopicPartition, Transport, TransportError
 
 
 class CheckpointError(Exception):
@@ -105,7 +105,7 @@ class KafkaCheckpoints:
         self._values: dict[str, dict] = {}
         admin = transport.admin()
         try:
-            admin.create_topics([TopicSpec(topic, 1, config={"cleanup.policy": "compact"})])
+            admin.create_topics([checkpoints_spec(topic)])
         finally:
             admin.close()
         self._producer = transport.producer(linger_ms=0)

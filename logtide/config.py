@@ -75,19 +75,25 @@ def resolve_secret(value: str, where: str = "") -> str:
     return _ENV_REF.sub(env, value)
 
 
-def _resolve(node: Any, filename: str, line: int | None = None) -> Any:
-    """Resolve secret references everywhere; an error names the line of the key that holds it."""
+def _resolve(node: Any, filename: str, line: int | None = None, errors: list[str] | None = None) -> Any:
+    """Resolve secret references everywhere; an error names the line of the key that holds it.
+    With ``errors``, problems are collected there (every one, not only the first)."""
     if isinstance(node, str):
         if "${" in node or node.startswith("file:"):
-            return resolve_secret(node, f"{filename}:{line}" if line else filename)
+            try:
+                return resolve_secret(node, f"{filename}:{line}" if line else filename)
+            except ConfigError as exc:
+                if errors is None:
+                    raise
+                errors.append(str(exc))
         return node
     if isinstance(node, dict):
         lines = getattr(node, "lines", {})
-        out = _Located({k: _resolve(v, filename, lines.get(str(k), line)) for k, v in node.items()})
+        out = _Located({k: _resolve(v, filename, lines.get(str(k), line), errors) for k, v in node.items()})
         out.lines = lines
         return out
     if isinstance(node, list):
-        return [_resolve(v, filename, line) for v in node]
+        return [_resolve(v, filename, line, errors) for v in node]
     return node
 
 
@@ -110,6 +116,9 @@ def _line_of(data: Any, loc: tuple) -> int | None:
             # pydantic adds union-member names and the like to loc; skip what is not in the data
             continue
     return line
+
+
+line_of = _line_of
 
 
 def format_validation_error(exc: ValidationError, data: Any, filename: str) -> str:
@@ -147,7 +156,11 @@ def load_yaml(path: str | os.PathLike) -> Any:
         data = _Located()
         data.lines = {}
     try:
-        return _resolve(data, str(p))
+        errors: list[str] = []
+        resolved = _resolve(data, str(p), errors=errors)
+        if errors:
+            raise ConfigError("\n".join(errors))
+        return resolved
     except RecursionError:  # an alias inside its own anchor (`&a [*a]`) or absurd nesting
         raise ConfigError(f"{p}: YAML nested too deeply (a recursive alias?)") from None
 

@@ -6,6 +6,10 @@ offsets committed. If the handler raises ``Retry`` (a sink is down), the same ba
 after a backoff and no offset moves; readiness turns false meanwhile. Any other exception from the
 handler is a bug in that component and stops the loop (the role exits non-zero and restarts).
 
+A topic that does not exist yet (the sink started before the processor created its route topic) is
+waited for, readiness false with the reason, and consumed from its start once it appears: pods may
+start in any order. Pattern subscriptions pick new topics up by themselves.
+
 Rebalances happen inside ``poll_batch`` — between batches — so a revoked partition never has work
 in flight; ``on_revoke`` lets a component drop per-partition state.
 """
@@ -13,6 +17,7 @@ in flight; ``on_revoke`` lets a component drop per-partition state.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 from prometheus_client import Counter, Gauge
@@ -45,7 +50,7 @@ class BatchLoop:
                  session_timeout_ms: int = 45_000, pattern: bool = False,
                  on_assign: Callable[[list[TopicPartition]], None] | None = None,
                  on_revoke: Callable[[list[TopicPartition]], None] | None = None,
-                 max_retry_backoff: float = 30.0, lag_interval: float = 5.0, **consumer_overrides):
+                 max_retry_backoff: float = 30.0, lag_interval: float = 5.0, status=None, **consumer_overrides):
         self.name = component
         self.transport = transport
         self.component = component
@@ -62,13 +67,48 @@ class BatchLoop:
         self.consumer_overrides = consumer_overrides
         self.assigned: set[TopicPartition] = set()
         self.healthy = True  # false while a batch waits for a retry
+        #: the ``logtide.health.ServiceStatus`` the loop tells what it waits for (optional)
+        self.status = status
+        self.waiting_for: list[str] = []
         self.handled = 0
         self._positions: dict[TopicPartition, int] = {}
         self._counters: dict[str, Counter] = {}
 
     # readiness for the health server
     def ready(self) -> bool:
-        return self.healthy
+        return self.healthy and not self.waiting_for
+
+    def _missing_topics(self) -> list[str]:
+        if self.pattern:
+            return []
+        try:
+            admin = self.transport.admin()
+            try:
+                have = admin.list_topics()
+            finally:
+                admin.close()
+        except TransportError as exc:
+            return [f"(cannot list topics: {exc})"]
+        return [t for t in self.topics if t not in have]
+
+    def _wait_for_topics(self, stop: threading.Event) -> bool:
+        """Wait until every input topic exists (false when stopped first)."""
+        warned = 0.0
+        while not stop.is_set():
+            self.waiting_for = self._missing_topics()
+            if not self.waiting_for:
+                if self.status is not None:
+                    self.status.ready()
+                return True
+            reason = f"waiting for input topics to exist: {', '.join(self.waiting_for)}"
+            if self.status is not None:
+                self.status.waiting(reason)  # logs it when it changes
+            elif time.monotonic() - warned > 30:
+                _log.warning("waiting for input topics to exist", extra={"component": self.component,
+                                                                          "missing": self.waiting_for})
+                warned = time.monotonic()
+            stop.wait(1.0)
+        return False
 
     def _assigned(self, parts: list[TopicPartition]) -> None:
         self.assigned.update(parts)
@@ -162,6 +202,8 @@ class BatchLoop:
                 client.close()
 
     def run(self, stop: threading.Event) -> None:
+        if not self._wait_for_topics(stop):
+            return
         consumer = self.transport.consumer(self.group_id, session_timeout_ms=self.session_timeout_ms,
                                            **self.consumer_overrides)
         consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked, pattern=self.pattern)

@@ -12,7 +12,7 @@ ROUTE_PREFIX = "logtide.route."
 DLQ = "logtide.dlq"
 CHECKPOINTS = "logtide.checkpoints"
 
-SINKS = ("monitoring", "audit", "analytics")
+_DAY_MS = 24 * 3600 * 1000
 
 
 def raw(source: str) -> str:
@@ -25,15 +25,26 @@ def route(sink: str) -> str:
     return ROUTE_PREFIX + sink
 
 
-def default_specs(partitions: int = 3, sources: tuple[str, ...] = ("k8s", "file", "cloudwatch", "salesforce", "demo")
-                  ) -> list[TopicSpec]:
-    """The topics a logtide installation uses, with their retention and compaction."""
-    week = str(7 * 24 * 3600 * 1000)
-    specs = [TopicSpec(raw(s), partitions, config={"retention.ms": week}) for s in sources]
-    specs += [TopicSpec(route(s), partitions, config={"retention.ms": week}) for s in SINKS]
-    specs.append(TopicSpec(DLQ, 1, config={"retention.ms": str(30 * 24 * 3600 * 1000)}))
-    specs.append(TopicSpec(CHECKPOINTS, 1, config={"cleanup.policy": "compact"}))
-    return specs
+# The settings of each kind of topic, declared once: whichever role creates a topic, it gets these.
+
+def raw_spec(name: str, partitions: int = 3) -> TopicSpec:
+    """A topic of raw events from a source (kept a week: replays and late processors)."""
+    return TopicSpec(name, partitions, config={"retention.ms": str(7 * _DAY_MS)})
+
+
+def route_spec(name: str, partitions: int = 3) -> TopicSpec:
+    """A topic of processed events for one sink (kept a week)."""
+    return TopicSpec(name, partitions, config={"retention.ms": str(7 * _DAY_MS)})
+
+
+def dlq_spec(name: str = DLQ) -> TopicSpec:
+    """The dead-letter topic (kept 30 days: time to look, fix and replay)."""
+    return TopicSpec(name, 1, config={"retention.ms": str(30 * _DAY_MS)})
+
+
+def checkpoints_spec(name: str = CHECKPOINTS) -> TopicSpec:
+    """The compacted topic of source checkpoints (the last value of each key lives forever)."""
+    return TopicSpec(name, 1, config={"cleanup.policy": "compact"})
 
 
 def exact_end_offsets(consumer: Consumer, partitions: list[TopicPartition], timeout: float = 5.0

@@ -1,8 +1,10 @@
 """`logtide up`: the whole platform on one machine.
 
-Starts the embedded broker when no bootstrap servers are configured, creates the topics, then runs
-every role that contributes to ``logtide up`` through the ``logtide.up`` entry point group (the demo
-source, the agent, processors, sinks, alerting …), each in its own thread, sharing one /metrics port.
+Starts the embedded broker when no bootstrap servers are configured, then runs every role that
+contributes to ``logtide up`` through the ``logtide.up`` entry point group (the demo source, the
+agent, processors, sinks, alerting …) the way ``logtide <role>`` runs one (``logtide.role``): their
+directories checked first, the topics of every registered role created, each service in its own
+thread, sharing one /metrics port.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from pydantic import Field
 
 from logtide import log
 from logtide.broker import EmbeddedBroker, default_log_path
-from logtide.config import load_config
+from logtide.config import ConfigError, load_config
 from logtide.health import HealthServer
-from logtide.role import RoleConfig, Service, apply_arguments, connect_checked, install_signal_handlers, run_services
-from logtide.topics import default_specs, describe
-from logtide.transport import KafkaSettings, Transport
+from logtide.role import (FileKind, Role, RoleConfig, Runtime, Service, apply_arguments, check_directories, connect_checked,
+                          install_signal_handlers, run_services, start_roles)
+from logtide.topics import describe
+from logtide.transport import KafkaSettings, TopicSpec, Transport
 
 _log = log.get("logtide.up")
 
@@ -47,12 +50,32 @@ class UpContext:
     """What a role gets to build its part of `logtide up`."""
 
     kafka: KafkaSettings
-    transport: Transport
+    transport: Transport | None
     workdir: Path
-    health: HealthServer
+    health: HealthServer | None
     options: dict[str, Any] = field(default_factory=dict)
     #: Set by `logtide up --rate`: events per second for demo sources.
     rate: float = 200.0
+    #: Partitions of the topics roles create.
+    partitions: int = 3
+    #: Services a role's up_config started besides its own (e.g. a local webhook receiver).
+    extra_services: list = field(default_factory=list)
+
+
+class UpFile(FileKind):
+    """An up config (examples/up.yaml), for ``logtide check``."""
+
+    name = "up"
+
+    def keys(self) -> frozenset[str]:
+        return frozenset(UpConfig.model_fields) - frozenset(RoleConfig.model_fields)
+
+    def check(self, path: str) -> tuple[list[str], str]:
+        try:
+            config = load_config(path, UpConfig)
+        except ConfigError as exc:
+            return str(exc).splitlines(), ""
+        return [], f"up: {len(config.roles)} role sections, {len(config.disable)} disabled"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,9 +96,42 @@ def contributors() -> list[tuple[str, Any]]:
     return [(ep.name, ep) for ep in sorted(entry_points(group="logtide.up"), key=lambda e: e.name)]
 
 
+def registered_roles() -> list[Role]:
+    """Every role installed (``logtide.roles`` entry points), whether `up` runs it or not."""
+    out = []
+    for ep in sorted(entry_points(group="logtide.roles"), key=lambda e: e.name):
+        kind = ep.load()
+        if isinstance(kind, Role):
+            out.append(kind)
+    return out
+
+
+def installation_topics(partitions: int, roles: list[Role]) -> list[TopicSpec]:
+    """The topics of a whole installation: those every registered role (and ``roles``) declares for it."""
+    specs: dict[str, TopicSpec] = {}
+    for role in registered_roles() + roles:
+        for spec in role.installation_topics(partitions):
+            specs.setdefault(spec.name, spec)
+    return list(specs.values())
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, UpConfig) if args.config else UpConfig()
     config = apply_arguments(config, args)
+    workdir = Path(config.workdir or tempfile.mkdtemp(prefix="logtide-up-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    # Every role's config first: a mistake or an unwritable directory stops us before anything starts.
+    parts: list[tuple[Role, RoleConfig, str]] = []
+    extra: list[Service] = []
+    for name, ep in contributors():
+        if name in config.disable:
+            continue
+        role = ep.load()
+        ctx = UpContext(kafka=config.kafka, transport=None, workdir=workdir, health=None,
+                        options=config.roles.get(name, {}), rate=args.rate, partitions=config.partitions)
+        parts.append((role, role.up_config(ctx), f"{args.config or 'logtide up'} roles.{name}"))
+        extra += ctx.extra_services
+    check_directories(parts)
     stop = threading.Event()
     install_signal_handlers(stop)  # before the broker starts: a signal must never orphan it
     broker = None
@@ -83,25 +139,20 @@ def run(args: argparse.Namespace) -> int:
         broker = EmbeddedBroker(log_file=default_log_path()).start()
         config = config.model_copy(update={"kafka": config.kafka.model_copy(update={"bootstrap": broker.bootstrap})})
         _log.info("embedded broker started", extra={"bootstrap": broker.bootstrap, "log": str(broker.log_file)})
+        parts = [(role, cfg.model_copy(update={"kafka": config.kafka}), where) for role, cfg, where in parts]
     started = time.monotonic()
     health = None
+    runtime = None
     try:
         transport = connect_checked(config.kafka)
         admin = transport.admin()
         try:
-            admin.create_topics(default_specs(config.partitions))
+            admin.create_topics(installation_topics(config.partitions, [role for role, _, _ in parts]))
         finally:
             admin.close()
-        workdir = Path(config.workdir or tempfile.mkdtemp(prefix="logtide-up-"))
-        workdir.mkdir(parents=True, exist_ok=True)
         health = HealthServer(config.http.host, config.http.port).start()
-        ctx = UpContext(kafka=config.kafka, transport=transport, workdir=workdir, health=health, rate=args.rate)
-        services: list[Service] = []
-        for name, ep in contributors():
-            if name in config.disable:
-                continue
-            ctx.options = config.roles.get(name, {})
-            services.extend(ep.load()(ctx))
+        runtime = Runtime(config.kafka, transport, health, config.http.health)
+        services = extra + start_roles(parts, runtime)
         print(f"logtide up: kafka {config.kafka.bootstrap}  metrics {health.url}/metrics  "
               f"roles: {', '.join(s.name for s in services) or 'none'}  (Ctrl-C stops)", flush=True)
         code = run_services(services, stop, health, duration=args.duration)
@@ -115,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
             print(orjson.dumps(summary).decode(), flush=True)
         return code
     finally:
+        if runtime is not None:
+            runtime.close()
         if health is not None:
             health.stop()
         if broker is not None:

@@ -26,8 +26,8 @@ from logtide.config import ConfigError, load_config
 from logtide.consume import BatchLoop, Retry
 from logtide.dlq import DeadLetters
 from logtide.envelope import MAX_DEPTH, EnvelopeError
-from logtide.role import RoleConfig
-from logtide.topics import DLQ, ROUTE_PREFIX, SINKS
+from logtide.role import Role, RoleConfig, Runtime
+from logtide.topics import DLQ, ROUTE_PREFIX, dlq_spec, route_spec
 from logtide.transport import Record, TopicSpec, Transport
 from logtide.processors.pipeline import Pipeline, StepError
 from logtide.processors.steps import StepContext
@@ -89,7 +89,8 @@ class ProcessorConfig(RoleConfig):
     group_id: str = Field(default="logtide-processors", description="consumer group: replicas share partitions")
     topics: list[str] = Field(default_factory=lambda: ["logtide.raw.*"],
                               description="input topics; '*' makes a pattern subscription")
-    sinks: list[str] = Field(default_factory=lambda: list(SINKS), description="sinks routes may name")
+    sinks: list[str] = Field(default_factory=lambda: ["monitoring", "audit", "analytics"],
+                             description="sinks routes may name")
     route_prefix: str = Field(default=ROUTE_PREFIX, description="output topic = prefix + sink")
     dlq_topic: str = DLQ
     max_batch: int = Field(default=2000, gt=0)
@@ -168,9 +169,7 @@ class Processor:
     def ensure_topics(self) -> None:
         admin = self.transport.admin()
         try:
-            specs = [TopicSpec(t, self.config.partitions) for t in self.topics.values()]
-            specs.append(TopicSpec(self.config.dlq_topic, 1))
-            admin.create_topics(specs)
+            admin.create_topics(output_topics(self.config))
         finally:
             admin.close()
 
@@ -279,31 +278,81 @@ class Processor:
             _log.info("processor stopped", extra={"processed": self.processed})
 
 
+def output_topics(config: ProcessorConfig) -> list[TopicSpec]:
+    """The route topics of every sink the config names, and the DLQ."""
+    return [route_spec(config.route_prefix + s, config.partitions) for s in config.sinks] + [dlq_spec(config.dlq_topic)]
+
+
 def make_processor(config: ProcessorConfig, transport: Transport, filename: str = "<config>") -> Processor:
+    """The one way a processor is built (`logtide process`, `logtide up`, tests, benches)."""
     ctx = StepContext(sinks=tuple(config.sinks), component=COMPONENT)
     pipeline = build_pipeline(config, filename, ctx)
     return Processor(config, transport, pipeline, ctx)
 
 
+class ProcessorRole(Role):
+    """`logtide process`: logtide.raw.* → the pipeline → logtide.route.<sink> (and the DLQ)."""
+
+    name = "process"
+    config_model = ProcessorConfig
+
+    def load_file(self, path: str) -> ProcessorConfig:
+        return load(path)
+
+    def default_config(self, args) -> ProcessorConfig:
+        return ProcessorConfig()
+
+    def configure(self, config: ProcessorConfig, args) -> ProcessorConfig:
+        if getattr(args, "group", None):
+            config = config.model_copy(update={"group_id": args.group})
+        return config
+
+    def reads(self, config: ProcessorConfig) -> list[str]:
+        return list(config.topics)
+
+    def writes(self, config: ProcessorConfig) -> list[TopicSpec]:
+        return output_topics(config) if config.create_topics else []
+
+    def installation_topics(self, partitions: int) -> list[TopicSpec]:
+        return [dlq_spec()]
+
+    def _pipeline(self, config: ProcessorConfig, filename: str) -> Pipeline:
+        return build_pipeline(config, filename, StepContext(sinks=tuple(config.sinks), component=COMPONENT))
+
+    def problems(self, config: ProcessorConfig, filename: str) -> list[str]:
+        try:
+            self._pipeline(config, filename)
+        except ConfigError as exc:
+            return str(exc).splitlines()
+        return []
+
+    def describe(self, config: ProcessorConfig) -> str:
+        steps = self._pipeline(config, "<config>").steps
+        return f"{len(steps)} steps: {', '.join(s.name for s in steps)}"
+
+    def services(self, config: ProcessorConfig, runtime: Runtime) -> list:
+        return [make_processor(config, runtime.transport)]
+
+    def up_config(self, ctx) -> ProcessorConfig:
+        """The demo pipeline (or roles.20-process.config FILE), a short group session on one machine."""
+        options = dict(ctx.options or {})
+        path = options.pop("config", None)
+        # On one machine a group join takes about half the session timeout (embedded broker): keep it short.
+        options.setdefault("session_timeout_ms", 10_000)
+        if path:
+            config = load(path).model_copy(update={"session_timeout_ms": options["session_timeout_ms"]})
+        else:
+            options.setdefault("partitions", ctx.partitions)
+            config = ProcessorConfig.model_validate(options)
+        return config.model_copy(update={"kafka": ctx.kafka})
+
+
+ROLE = ProcessorRole()
+
+
 def up(ctx) -> list:
     """`logtide up` part: one processor with the demo pipeline (or roles.20-process.config FILE)."""
-    options = dict(ctx.options or {})
-    path = options.pop("config", None)
-    # On one machine a group join takes about half the session timeout (embedded broker): keep it short.
-    options.setdefault("session_timeout_ms", 10_000)
-    if path:
-        config = load(path).model_copy(update={"session_timeout_ms": options["session_timeout_ms"]})
-    else:
-        config = ProcessorConfig.model_validate(options) if options else ProcessorConfig()
-    config = config.model_copy(update={"kafka": ctx.kafka})
-    ctx_steps = StepContext(sinks=tuple(config.sinks), component=COMPONENT)
-    pipeline = build_pipeline(config, path or "logtide up", ctx_steps)
-    proc = Processor(config, ctx.transport, pipeline, ctx_steps)
-    proc.ensure_topics()
-    ctx.health.add_readiness("processor", proc.ready)
-    return [proc]
+    return ROLE.up(ctx)
 
 
-
-
-__all__ = ["ConfigError", "Processor", "ProcessorConfig", "load", "make_processor", "up"]
+__all__ = ["ConfigError", "Processor", "ProcessorConfig", "ROLE", "load", "make_processor", "up"]

@@ -8,3 +8,6 @@ Each sink is one consumer group of its route topic run by ``logtide.consume.Batc
 ``service.py``): decode → drop duplicates → write → make durable → return, and only then are the
 offsets committed. A destination that is down raises ``Retry``: offsets are held, readiness is false.
 """
+
+# Importing the sink packages registers them (processors.sinks.registry.SINKS), in this order.
+from logtide.processors.sinks import monitoring, audit, analytics  # noqa: E402,F401

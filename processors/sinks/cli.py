@@ -6,20 +6,16 @@ import argparse
 import csv
 import os
 import sys
-import threading
 
 import orjson
 
 from logtide.cli import UsageError
-from logtide.config import ConfigError, load_config
-from logtide.role import add_role_arguments, apply_arguments, connect_checked, install_signal_handlers, \
-    run_services, start_health
-
-from logtide.processors.sinks.config import SinkConfig
+from logtide.role import add_role_arguments, run_role
 
 SINK_EPILOG = """examples:
   logtide sink --config examples/sink.yaml
   logtide sink --config examples/sink.yaml --only audit --bootstrap kafka:9092
+  LOGTIDE_AUDIT_KEY=k logtide sink --check --config examples/sink.yaml
 
 Each sink named in the config (monitoring, audit, analytics) runs as a consumer group of
 logtide.route.<sink>; offsets are committed only after the write is durable. /readyz is false
@@ -58,26 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_sink(args: argparse.Namespace) -> int:
-    from logtide.processors.sinks.build import build_services
-
-    config = apply_arguments(load_config(args.config, SinkConfig), args)
-    only = [s.strip() for s in args.only.split(",")] if args.only else None
-    enabled = list(config.enabled())
-    if not enabled:
-        raise ConfigError(f"{args.config}: no sink configured (add a monitoring, audit or analytics section)")
-    if only and (unknown := set(only) - set(enabled)):
-        raise UsageError(f"--only names sinks that are not in the config: {', '.join(sorted(unknown))}")
-    transport = connect_checked(config.kafka)
-    services = build_services(config, transport, only)
-    health = start_health(config.http)
-    for svc in services:
-        health.add_readiness(svc.name, svc.ready)
-    stop = threading.Event()
-    install_signal_handlers(stop)
-    try:
-        return run_services(services, stop, health)
-    finally:
-        health.stop()
+    from logtide.processors.sinks.role import ROLE
+    return run_role(ROLE, args)
 
 
 # --- audit ----------------------------------------------------------------------------------

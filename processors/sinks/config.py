@@ -95,6 +95,9 @@ class AuditSettings(ConsumeSettings):
     roll_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     roll_seconds: float = Field(default=3600.0, gt=0)
 
+    def directories(self) -> dict[str, str]:
+        return {"storage.path": self.storage.path}
+
 
 # --- analytics ------------------------------------------------------------------------------
 
@@ -129,16 +132,17 @@ class AnalyticsSettings(ConsumeSettings):
             raise ValueError("analytics needs at least one output: parquet and/or postgres")
         return self
 
+    def directories(self) -> dict[str, str]:
+        return {"parquet.path": self.parquet.path} if self.parquet is not None and self.parquet.path else {}
 
-class SinkConfig(RoleConfig):
-    """`logtide sink --config FILE`: the sinks whose sections are present run, each in its own thread."""
 
-    monitoring: MonitoringSettings | None = None
-    audit: AuditSettings | None = None
-    analytics: AnalyticsSettings | None = None
+class SinkRoleConfig(RoleConfig):
+    """`logtide sink --config FILE`: the sinks whose sections are present run, each in its own thread.
+    The sections come from the sink registry (``processors.sinks.role.SinkConfig``)."""
 
     def enabled(self) -> dict[str, ConsumeSettings]:
-        return {name: s for name in ("monitoring", "audit", "analytics") if (s := getattr(self, name)) is not None}
+        return {name: s for name in type(self).model_fields
+                if name not in RoleConfig.model_fields and (s := getattr(self, name)) is not None}
 
 
 def topic_of(name: str, settings: ConsumeSettings) -> str:
@@ -147,3 +151,10 @@ def topic_of(name: str, settings: ConsumeSettings) -> str:
 
 def group_of(name: str, settings: ConsumeSettings) -> str:
     return settings.group or f"logtide-sink-{name}"
+
+
+def __getattr__(name: str):
+    if name == "SinkConfig":  # built from the registry once every sink registered itself
+        from logtide.processors.sinks.role import SinkConfig
+        return SinkConfig
+    raise AttributeError(name)

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-
-from logtide.config import validate_config
-
-from logtide.processors.sinks.build import build_services
-from logtide.processors.sinks.config import SinkConfig
+from pathlib import Path
 
 
 def _key(path) -> str:
@@ -25,17 +21,15 @@ def _key(path) -> str:
     return path.read_text().strip()
 
 
-def up(ctx) -> list:
-    opts = dict(ctx.options or {})
+def local_defaults(workdir: Path) -> dict[str, dict]:
     quick = {"session_timeout_ms": 10_000}  # one machine: a group join in ~5 s instead of ~23 s
-    defaults = {
+    return {
         "monitoring": {**quick},
-        "audit": {**quick, "storage": {"path": str(ctx.workdir / "audit")}, "hmac_key": _key(ctx.workdir / "audit.key")},
-        "analytics": {**quick, "parquet": {"path": str(ctx.workdir / "parquet"), "compact_after_s": 0}},
+        "audit": {**quick, "storage": {"path": str(workdir / "audit")}, "hmac_key": _key(workdir / "audit.key")},
+        "analytics": {**quick, "parquet": {"path": str(workdir / "parquet"), "compact_after_s": 0}},
     }
-    data = {name: {**defaults[name], **(opts.get(name) or {})} for name in defaults if opts.get(name, {}) is not None}
-    config = validate_config({"kafka": ctx.kafka.model_dump(), **data}, SinkConfig, "logtide up roles.30-sink")
-    services = build_services(config, ctx.transport)
-    for svc in services:
-        ctx.health.add_readiness(svc.name, svc.ready)
-    return services
+
+
+def up(ctx) -> list:
+    from logtide.processors.sinks.role import ROLE
+    return ROLE.up(ctx)

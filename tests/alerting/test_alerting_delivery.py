@@ -165,7 +165,6 @@ SANDBOX_ESCAPES = [
     "{{ group.update({'x': 1}) }}",
     "{{ cycler.__init__.__globals__.os.system('id') }}",
     "{% for x in range(10**9) %}{% endfor %}",
-    "{{ alert.labels.alertname",  # syntax error
     "{{ nope.nothing }}",  # undefined
 ]
 
@@ -188,6 +187,16 @@ def test_template_escape_is_blocked_and_a_plain_message_is_sent(template):
     finally:
         eng.delivery.stop()
         slack.close()
+
+
+def test_a_template_that_does_not_compile_is_refused_at_load_not_at_the_first_alert():
+    # Was a render-time fallback; issue 14: templates are compiled when the config is loaded (and by --check).
+    from logtide.config import ConfigError, validate_config
+    from logtide.alerting.config import AlertConfig
+    data = {"rules_files": ["r.yaml"], "route": {"receiver": "hook"},
+            "receivers": [{"name": "hook", "slack": [{"url": "http://x", "text": "{{ alert.labels.alertname"}]}]}
+    with pytest.raises(ConfigError, match=r"receivers.0.slack.0.text.*template does not compile"):
+        validate_config(data, AlertConfig, "alert.yaml")
 
 
 @pytest.mark.timeout(60)

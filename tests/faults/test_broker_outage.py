@@ -10,7 +10,7 @@ import pytest
 
 from logtide.collectors.demo import TOPIC, DemoSource
 from logtide.sender import EventSender
-from logtide.topics import default_specs
+from logtide.up import installation_topics
 from logtide.transport import connect
 from tests.faults.conftest import OUTAGE_S, read_topic
 
@@ -21,7 +21,7 @@ def test_source_holds_back_during_outage_and_loses_nothing(fault_broker, client)
     settings = fault_broker.settings(client)
     transport = connect(settings)
     admin = transport.admin()
-    admin.create_topics(default_specs(1))
+    admin.create_topics(installation_topics(1, []))
     admin.close()
 
     total = 3000

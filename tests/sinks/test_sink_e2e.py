@@ -188,10 +188,10 @@ def test_unreachable_s3_holds_offsets_and_readiness_then_bad_records_reach_the_d
 def test_logtide_up_part_runs_the_three_sinks_with_local_defaults(broker, tmp_path):
     from logtide.up import UpContext
     from logtide.processors.sinks.up import up
-    from logtide.topics import default_specs
+    from logtide.up import installation_topics
     settings = KafkaSettings(bootstrap=broker, client="confluent")
     admin = connect(settings).admin()
-    admin.create_topics(default_specs(1))  # as `logtide up` does before asking the roles
+    admin.create_topics(installation_topics(1, []))  # as `logtide up` does before asking the roles
     admin.close()
     health = HealthServer("127.0.0.1", 0).start()
     try:

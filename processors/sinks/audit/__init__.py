@@ -11,3 +11,12 @@ appends in offset order and a new owner after a rebalance or restart resumes fro
 ``chain.py`` is the format, ``storage.py`` where bytes go, ``writer.py`` the sink, ``verify.py`` and
 ``search.py`` the readers behind `logtide audit verify|search`.
 """
+
+from logtide.processors.sinks.config import AuditSettings
+from logtide.processors.sinks.registry import SINKS
+
+
+@SINKS.register("audit", AuditSettings)
+def build(name: str, settings: AuditSettings, transport):
+    from logtide.processors.sinks.audit.writer import AuditSink
+    return AuditSink(settings)
