@@ -32,7 +32,7 @@ def get(url: str) -> tuple[int, dict]:
 class Denied(CloudWatchCollector):
     """Every DescribeLogGroups is refused, as with an IAM role missing logs:DescribeLogGroups."""
 
-    def log_groups(self, region, selector, stop):
+    def log_groups(self, region, selector, stop, status=None):
         self.metrics.api_call("DescribeLogGroups")
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized to perform: "
                                      "logs:DescribeLogGroups"}}, "DescribeLogGroups")
