@@ -44,7 +44,8 @@ def _common(settings: KafkaSettings) -> dict[str, Any]:
 
 
 class KafkaPythonProducer(Producer):
-    def __init__(self, conf: dict[str, Any], max_buffer: int, report_successes: bool = True):
+    def __init__(self, conf: dict[str, Any], max_buffer: int, report_successes: bool = True,
+                 max_buffer_bytes: int | None = None):
         try:
             self._p = KafkaProducer(**conf)
         except _CONSTRUCT_ERRORS as exc:
@@ -56,10 +57,15 @@ class KafkaPythonProducer(Producer):
         # touches it (produce and poll), so a plain int does; a Semaphore cost ~20% of produce.
         self._inflight = 0
         self._max_buffer = max_buffer
+        # kafka-python 3 has no buffer_memory any more: the bytes bound is kept here, like the count.
+        self._inflight_bytes = 0
+        self._max_buffer_bytes = max_buffer_bytes or 0
         self._report_successes = report_successes
 
     def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None, timestamp_ms=None):
-        while self._inflight >= self._max_buffer:
+        size = len(value or b"") + len(key or b"")
+        while self._inflight >= self._max_buffer or (
+                self._max_buffer_bytes and self._inflight and self._inflight_bytes + size > self._max_buffer_bytes):
             self.poll(0.05)  # backpressure: wait for acks
         try:
             fut = self._p.send(topic, value=value, key=key, headers=headers or None, partition=partition,
@@ -67,18 +73,20 @@ class KafkaPythonProducer(Producer):
         except kerr.KafkaError as exc:
             raise TransportError(str(exc)) from None
         self._inflight += 1
+        self._inflight_bytes += size
         done = self._done
         report = self._report_successes
 
         def ok(meta):
             if not report:
-                done.append((None, None, None))   # counted off by poll(), nobody called
+                done.append((None, None, None, size))   # counted off by poll(), nobody called
                 return
-            done.append((on_delivery, None, Record(meta.topic, meta.partition, meta.offset, key, value, headers, None)))
+            done.append((on_delivery, None, Record(meta.topic, meta.partition, meta.offset, key, value, headers, None),
+                         size))
 
         def failed(exc):
             done.append((on_delivery, TransportError(str(exc)), Record(topic, partition if partition is not None else -1,
-                                                                       -1, key, value, headers, None)))
+                                                                       -1, key, value, headers, None), size))
 
         fut.add_callback(ok)
         fut.add_errback(failed)
@@ -88,8 +96,9 @@ class KafkaPythonProducer(Producer):
             threading.Event().wait(min(timeout, 0.05))
         served = 0
         while self._done:
-            cb, err, rec = self._done.popleft()
+            cb, err, rec, size = self._done.popleft()
             self._inflight -= 1
+            self._inflight_bytes -= size
             served += 1
             if cb is not None:
                 cb(err, rec)
@@ -276,11 +285,11 @@ class KafkaPythonTransport(Transport):
         conf = dict(self._conf)
         conf.update({"acks": "all", "enable_idempotence": True, "linger_ms": linger_ms,
                      "compression_type": "lz4", "batch_size": 256 * 1024})
-        if max_buffer_bytes:
+        if max_buffer_bytes and "buffer_memory" in KafkaProducer.DEFAULT_CONFIG:   # kafka-python < 3
             conf["buffer_memory"] = max(max_buffer_bytes, conf["batch_size"])
         conf.update(self.settings.producer)
         conf.update(overrides)
-        return KafkaPythonProducer(conf, max_buffer, report_successes)
+        return KafkaPythonProducer(conf, max_buffer, report_successes, max_buffer_bytes)
 
     def consumer(self, group_id=None, *, auto_offset_reset="earliest", session_timeout_ms=45_000, **overrides):
         conf = dict(self._conf)
