@@ -15,7 +15,7 @@ from pydantic import Field
 from logtide import log
 from logtide.config import Model
 from logtide.health import HealthServer, HttpSettings
-from logtide.transport import KafkaSettings, Transport, TransportError, connect
+from logtide.transport import KafkaSettings, Transport, TransportError, TransportRefused, connect, tls
 
 _log = log.get("logtide.role")
 
@@ -65,7 +65,9 @@ def connect_checked(settings: KafkaSettings, timeout: float = 10.0) -> Transport
     """Connect and make sure the cluster answers, so an unreachable broker is one clear error at start.
 
     Retries for ``timeout`` seconds (a broker that is just starting gets a chance), each attempt
-    bounded, so the whole check never takes much longer than ``timeout``.
+    bounded, so the whole check never takes much longer than ``timeout``. Over TLS, a handshake of
+    our own comes first (logtide/transport/tls.py): a refusal (untrusted CA, wrong host, client
+    certificate, plaintext listener, unreadable key) is ``TransportRefused`` at once, not retried.
     """
     transport = connect(settings)
     deadline = time.monotonic() + timeout
@@ -73,12 +75,16 @@ def connect_checked(settings: KafkaSettings, timeout: float = 10.0) -> Transport
     while True:
         attempt = max(1.0, min(5.0, deadline - time.monotonic()))
         try:
-            admin = transport.admin(timeout=attempt)
-            try:
-                admin.list_topics(timeout=attempt)
-                return transport
-            finally:
-                admin.close()
+            if tls.check(settings, timeout=attempt):
+                admin = transport.admin(timeout=attempt)
+                try:
+                    admin.list_topics(timeout=attempt)
+                    return transport
+                finally:
+                    admin.close()
+            last = TransportError("no bootstrap server accepts connections")
+        except TransportRefused:
+            raise
         except TransportError as exc:
             last = exc
         if time.monotonic() + 1 >= deadline:

@@ -54,6 +54,11 @@ class TransportError(Exception):
     """A Kafka operation failed (unreachable broker, refused request, timeout)."""
 
 
+class TransportRefused(TransportError):
+    """Kafka refused us for a reason retrying cannot fix (TLS trust, hostname, client certificate,
+    TLS against a plaintext listener, an unreadable key file): report it once and stop."""
+
+
 class BufferFull(TransportError):
     """The client's buffer is full: the record was not queued (``Producer.bind(..., wait=False)``)."""
 
