@@ -85,8 +85,11 @@ class EmbeddedBroker:
     """Start/stop a Tansu broker on loopback. Use as a context manager."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: str | os.PathLike | None = None,
-                 advertised_port: int | None = None):
+                 advertised_port: int | None = None, authentication: bool = False):
         self.host = host
+        #: Require SASL (Tansu's --authentication). Its users live in the storage engine; with memory
+        #: storage there are none, so every login is refused: for tests of that refusal.
+        self.authentication = authentication
         self.port = port
         #: Port advertised to clients in metadata, when something (a proxy) stands in front of the broker.
         self.advertised_port = advertised_port
@@ -109,7 +112,7 @@ class EmbeddedBroker:
         try:
             self.proc = subprocess.Popen(
                 [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised,
-                 "--storage-engine", "memory://tansu/"],
+                 "--storage-engine", "memory://tansu/", *(["--authentication"] if self.authentication else [])],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
                 start_new_session=True,

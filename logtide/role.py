@@ -67,7 +67,8 @@ def connect_checked(settings: KafkaSettings, timeout: float = 10.0) -> Transport
     Retries for ``timeout`` seconds (a broker that is just starting gets a chance), each attempt
     bounded, so the whole check never takes much longer than ``timeout``. Over TLS, a handshake of
     our own comes first (logtide/transport/tls.py): a refusal (untrusted CA, wrong host, client
-    certificate, plaintext listener, unreadable key) is ``TransportRefused`` at once, not retried.
+    certificate, plaintext listener, unreadable key), like a refused SASL login, is
+    ``TransportRefused`` at once, not retried.
     """
     transport = connect(settings)
     deadline = time.monotonic() + timeout
@@ -76,12 +77,8 @@ def connect_checked(settings: KafkaSettings, timeout: float = 10.0) -> Transport
         attempt = max(1.0, min(5.0, deadline - time.monotonic()))
         try:
             if tls.check(settings, timeout=attempt):
-                admin = transport.admin(timeout=attempt)
-                try:
-                    admin.list_topics(timeout=attempt)
-                    return transport
-                finally:
-                    admin.close()
+                transport.reach(attempt)
+                return transport
             last = TransportError("no bootstrap server accepts connections")
         except TransportRefused:
             raise

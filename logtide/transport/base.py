@@ -250,3 +250,20 @@ class Transport(ABC):
     @abstractmethod
     def admin(self, *, timeout: float | None = None) -> Admin:
         """An admin client; ``timeout`` bounds how long its requests (and reaching Kafka) may take."""
+
+    def reach(self, timeout: float) -> None:
+        """Ask the cluster for its topics once, within ``timeout``: the check at start.
+
+        ``TransportError`` when it does not answer (worth retrying: a broker may be starting),
+        ``TransportRefused`` when it answered with a refusal of our settings (SASL), which the
+        backends tell from their own error reports, keeping their reconnect noise out of the log."""
+        admin = self.admin(timeout=timeout)
+        try:
+            admin.list_topics(timeout=timeout)
+        finally:
+            admin.close()
+
+
+def sasl_refusal(bootstrap: str | None, reason: str) -> TransportRefused:
+    return TransportRefused(f"Kafka at {bootstrap} refused SASL authentication ({reason}): check "
+                            "kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections import deque
@@ -17,6 +19,7 @@ from kafka.structs import OffsetAndMetadata
 
 from logtide.transport.base import (
     Admin, Consumer, KafkaSettings, Producer, Record, TopicPartition, TopicSpec, Transport, TransportError,
+    sasl_refusal,
 )
 
 
@@ -41,6 +44,28 @@ def _common(settings: KafkaSettings) -> dict[str, Any]:
     if settings.ssl_keyfile:
         conf["ssl_keyfile"] = settings.ssl_keyfile
     return conf
+
+
+#: kafka-python's words for a refused login, in the connection errors it logs (it raises only a timeout).
+_SASL_REFUSED = re.compile(r"\b(\w*Sasl\w*Error|\w*Authentication\w*Error)\b.*")
+#: "... failed: <reason> (backoff 0.2 secs)": the reason of a failed bootstrap connection.
+_CONNECT_FAILED = re.compile(r"(?:connection to \S+ failed|Connection lost): (.*?)(?: \(backoff [^)]*\))?$")
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        #: a SASL login was under way (its module logged); kafka-python's SCRAM client then fails on a
+        #: refusal with a bare KeyError ('v': no server signature in "e=unknown-user")
+        self.sasl_started = False
+
+    def emit(self, record):
+        try:
+            self.sasl_started = self.sasl_started or record.name.startswith("kafka.net.sasl")
+            self.messages.append(record.getMessage())
+        except Exception:  # noqa: BLE001 - a bad log call must not break the check
+            pass
 
 
 class KafkaPythonProducer(Producer):
@@ -310,6 +335,33 @@ class KafkaPythonTransport(Transport):
             conf["bootstrap_timeout_ms"] = int(timeout * 1000)
             conf["request_timeout_ms"] = int(timeout * 1000)
         return KafkaPythonAdmin(conf)
+
+    def reach(self, timeout):
+        # kafka-python logs why each bootstrap attempt failed (with tracebacks, once per reconnect) and
+        # raises only "Unable to bootstrap": collect its log instead of printing it, for the reason.
+        # At start no other client of this process logs through "kafka" yet.
+        kafka_log = logging.getLogger("kafka")
+        collect, propagate = _Collect(), kafka_log.propagate
+        kafka_log.addHandler(collect)
+        kafka_log.propagate = False
+        try:
+            super().reach(timeout)
+        except TransportError:
+            for message in reversed(collect.messages):
+                refused = _SASL_REFUSED.search(message)
+                if refused:
+                    raise sasl_refusal(self.settings.bootstrap, refused.group(0)) from None
+            for message in reversed(collect.messages):
+                failed = _CONNECT_FAILED.search(message)
+                if failed and collect.sasl_started:
+                    raise sasl_refusal(self.settings.bootstrap,
+                                       f"the connection ended during the login: {failed.group(1)}") from None
+                if failed:
+                    raise TransportError(f"cannot reach Kafka at {self.settings.bootstrap}: {failed.group(1)}") from None
+            raise
+        finally:
+            kafka_log.removeHandler(collect)
+            kafka_log.propagate = propagate
 
 
 __all__ = ["KafkaPythonTransport", "kafka"]

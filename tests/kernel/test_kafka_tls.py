@@ -258,17 +258,46 @@ def test_sasl_password_is_not_in_logs_metrics_or_readyz_of_a_running_role(broker
     assert PASSWORD not in log
 
 
-def test_sasl_password_is_not_in_the_refusal_or_debug_logs(tls_kafka, backend, tmp_path):
-    """SASL_SSL through the TLS endpoint: TLS passes, the broker serves no SASL; the role gives up with
-    one line, and the password shows nowhere, even at --log-level debug."""
+def _assert_sasl_refused(r, role: str = "agent") -> None:
+    assert r.returncode == 2, r.stderr[-3000:]
+    lines = [line for line in r.stderr.splitlines() if line.strip() and '"level":"debug"' not in line]
+    assert len(lines) == 1, r.stderr[-3000:]   # no client reconnect warnings: one line
+    assert lines[0].startswith(f"logtide {role}: error: Kafka at ") and "refused SASL authentication" in lines[0]
+    assert "kafka.sasl_password" in lines[0]
+    assert PASSWORD not in r.stderr and PASSWORD not in r.stdout
+
+
+def test_sasl_over_tls_to_a_broker_without_sasl_is_refused_without_the_password(tls_kafka, backend, tmp_path):
+    """SASL_SSL through the TLS endpoint: TLS passes, the broker serves no SASL; the role gives up at
+    once with one line, and the password shows nowhere, even at --log-level debug."""
     kafka = tls_kafka.settings(backend, security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-256",
                                sasl_username="logtide", sasl_password=PASSWORD)
     (tmp_path / "logs").mkdir()
     r = subprocess.run(LOGTIDE + ["agent", "--config", _role_config(tmp_path, "agent", kafka), "--log-level", "debug"],
                        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env_without_bootstrap())
-    assert r.returncode == 2, r.stderr[-3000:]
-    assert "logtide agent: error: Kafka at" in r.stderr
-    assert PASSWORD not in r.stderr and PASSWORD not in r.stdout
+    _assert_sasl_refused(r)
+
+
+@pytest.fixture(scope="module")
+def sasl_broker(tmp_path_factory):
+    """A broker that requires SASL and knows no user (Tansu --authentication, memory storage)."""
+    from logtide.broker import EmbeddedBroker
+    b = EmbeddedBroker(authentication=True, log_file=tmp_path_factory.mktemp("sasl") / "broker.log").start()
+    try:
+        yield b.bootstrap
+    finally:
+        b.stop()
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256"])
+def test_a_refused_sasl_login_is_one_line_without_the_password(sasl_broker, backend, mechanism, tmp_path):
+    """A real refusal: Tansu requiring SASL knows no user here (see README: SCRAM users cannot be made)."""
+    kafka = {"bootstrap": sasl_broker, "client": backend, "security_protocol": "SASL_PLAINTEXT",
+             "sasl_mechanism": mechanism, "sasl_username": "nobody", "sasl_password": "${KAFKA_PASSWORD}"}
+    r = subprocess.run(LOGTIDE + ["process", "--config", _role_config(tmp_path, "process", kafka)],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT,
+                       env={**env_without_bootstrap(), "KAFKA_PASSWORD": PASSWORD})
+    _assert_sasl_refused(r, "process")
 
 
 def test_process_check_does_not_print_the_password(tmp_path):
