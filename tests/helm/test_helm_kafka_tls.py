@@ -4,30 +4,16 @@ where the pod mounts them, and (TLS) connects for real through a mutual-TLS endp
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 import yaml
 
-from helm_support import pod_specs, render
+from helm_support import render
 from logtide.config import load_config
 from logtide.role import connect_checked
 from logtide.transport import KafkaSettings, confluent, kafka_python
-
-ROLE_MODELS = {
-    "agent": "logtide.agents.config:AgentConfig",
-    "collect": "logtide.collectors.config:CollectConfig",
-    "process": "logtide.processors.app:ProcessorConfig",
-    "sink": "logtide.processors.sinks.config:SinkConfig",
-    "alert": "logtide.alerting.config:AlertConfig",
-}
+from test_helm_role_configs import _model, _roles
 
 PASSWORD = "helm-sasl-pw-5b1f0c"
-
-
-def _model(command: str):
-    module, cls = ROLE_MODELS[command].split(":")
-    return getattr(importlib.import_module(module), cls)
 
 
 def _project_secrets(spec: dict, container: dict, secrets: dict[str, dict[str, bytes]], root) -> dict[str, str]:
@@ -56,12 +42,6 @@ def _local_config(config: dict, mounts: dict[str, str], path) -> str:
         text = text.replace(mount + "/", local + "/")
     path.write_text(text)
     return str(path)
-
-
-def _roles(rendered):
-    for w, spec in pod_specs(rendered):
-        container = spec["containers"][0]
-        yield w["metadata"]["name"].removeprefix("lt-logtide-"), container["args"][0], spec, container
 
 
 @pytest.mark.timeout(180)
