@@ -34,6 +34,10 @@ def _read_file(field: str, path: str) -> None:
         raise TransportRefused(f"cannot read kafka.{field} {path}: {exc.strerror or exc}") from None
 
 
+def _no_password() -> str:
+    return ""
+
+
 def context(settings: KafkaSettings) -> ssl.SSLContext:
     """The client side of TLS as both clients set it up: the CA file (or the system's CAs), hostname
     verification, and the client certificate for mutual TLS. A file it cannot use is named."""
@@ -52,7 +56,8 @@ def context(settings: KafkaSettings) -> ssl.SSLContext:
                                    f"({exc.reason or exc})") from None
     if settings.ssl_certfile:
         try:
-            ctx.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+            # The password callback keeps OpenSSL from prompting on the terminal for an encrypted key.
+            ctx.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile, password=_no_password)
         except ssl.SSLError as exc:
             raise TransportRefused(
                 f"kafka.ssl_certfile {settings.ssl_certfile} / kafka.ssl_keyfile {settings.ssl_keyfile}: "

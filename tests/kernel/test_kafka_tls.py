@@ -308,3 +308,23 @@ def test_process_check_does_not_print_the_password(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "ok" in r.stdout
     assert PASSWORD not in r.stdout + r.stderr
+
+
+def test_unusable_tls_files_are_named_before_connecting(tls_kafka, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    from logtide.transport import tls
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(TransportRefused, match=f"kafka.ssl_cafile {garbage} holds no usable CA certificate"):
+        tls.context(KafkaSettings(**tls_kafka.settings("confluent", ssl_cafile=str(garbage))))
+    # an encrypted key: refused with its name, never a passphrase prompt on the terminal
+    key = serialization.load_pem_private_key(tls_kafka.pki.client_key.read_bytes(), None)
+    encrypted = tmp_path / "client.key"
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"secret")))
+    settings = KafkaSettings(**tls_kafka.settings("kafka-python", mutual=True, ssl_keyfile=str(encrypted)))
+    with pytest.raises(TransportRefused, match=f"kafka.ssl_keyfile {encrypted}: .*encrypted key is not supported"):
+        tls.context(settings)
+    with pytest.raises(TransportRefused, match="kafka.ssl_keyfile is set without kafka.ssl_certfile"):
+        tls.context(KafkaSettings(**tls_kafka.settings("confluent", ssl_keyfile=str(tls_kafka.pki.client_key))))
