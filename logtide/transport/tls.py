@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 
 from logtide.transport.base import KafkaSettings, TransportError, TransportRefused
 
@@ -133,22 +134,28 @@ def check(settings: KafkaSettings, timeout: float = 5.0) -> bool:
 
     True when a broker answered over TLS, False when none accepted a TCP connection or answered (the
     caller's unreachable-broker handling applies), ``TransportRefused`` when one refused TLS. Takes at most
-    ``timeout`` per bootstrap server. Does nothing (True) for the plaintext protocols.
+    ``timeout`` in all (each socket operation gets what is left). Does nothing (True) for the plaintext
+    protocols.
     """
     if settings.security_protocol not in TLS_PROTOCOLS:
         return True
     ctx = context(settings)
+    deadline = time.monotonic() + timeout
     for server in (settings.bootstrap or "").split(","):
         host, _, port = server.strip().rpartition(":")
         host = host.strip("[]")
         where = f"{host}:{port}"
         for attempt in range(3):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
             try:
-                raw = socket.create_connection((host, int(port)), timeout=timeout)
+                raw = socket.create_connection((host, int(port)), timeout=left)
             except (OSError, ValueError):
                 break
             try:
                 with ctx.wrap_socket(raw, server_hostname=host) as tls:
+                    tls.settimeout(max(0.1, deadline - time.monotonic()))
                     _request_after_handshake(tls)
                 return True
             except _ClosedAfterHandshake as exc:
