@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 from typing import Any
 
@@ -367,15 +368,21 @@ class ConfluentTransport(Transport):
     def reach(self, timeout):
         errors: list[ck.KafkaError] = []
         admin = ConfluentAdmin({**self._conf, "logger": _QUIET_LOG, "error_cb": errors.append}, timeout)
-        try:
-            admin.list_topics(timeout=timeout)
-        except TransportError:
-            admin._a.poll(0)   # serves error_cb: librdkafka's reason, which list_topics does not say
-            refused = [e for e in errors if e.code() in _SASL_REFUSED]
-            if refused:
-                raise sasl_refusal(self.settings.bootstrap, _reason(refused[-1].str())) from None
-            causes = [e for e in errors if e.code() != ck.KafkaError._ALL_BROKERS_DOWN]
-            if causes:
-                raise TransportError(f"cannot reach Kafka at {self.settings.bootstrap}: "
-                                     f"{_reason(causes[-1].str())}") from None
-            raise
+        deadline = time.monotonic() + timeout
+        while True:
+            # short asks: a refused login is known after the first, list_topics would wait it all out
+            try:
+                admin.list_topics(timeout=max(0.1, min(0.5, deadline - time.monotonic())))
+                return
+            except TransportError:
+                admin._a.poll(0)   # serves error_cb: librdkafka's reason, which list_topics does not say
+                refused = [e for e in errors if e.code() in _SASL_REFUSED]
+                if refused:
+                    raise sasl_refusal(self.settings.bootstrap, _reason(refused[-1].str())) from None
+                if time.monotonic() < deadline:
+                    continue
+                causes = [e for e in errors if e.code() != ck.KafkaError._ALL_BROKERS_DOWN]
+                if causes:
+                    raise TransportError(f"cannot reach Kafka at {self.settings.bootstrap}: "
+                                         f"{_reason(causes[-1].str())}") from None
+                raise

@@ -344,8 +344,16 @@ class KafkaPythonTransport(Transport):
         collect, propagate = _Collect(), kafka_log.propagate
         kafka_log.addHandler(collect)
         kafka_log.propagate = False
+        deadline = time.monotonic() + timeout
         try:
-            super().reach(timeout)
+            while True:
+                # short asks: a refused login is known after the first, bootstrapping waits it all out
+                try:
+                    super().reach(max(0.2, min(1.0, deadline - time.monotonic())))
+                    return
+                except TransportError:
+                    if time.monotonic() >= deadline or any(map(_SASL_REFUSED.search, collect.messages)):
+                        raise
         except TransportError:
             for message in reversed(collect.messages):
                 refused = _SASL_REFUSED.search(message)
