@@ -56,7 +56,8 @@ class TransportError(Exception):
 
 class TransportRefused(TransportError):
     """Kafka refused us for a reason retrying cannot fix (TLS trust, hostname, client certificate,
-    TLS against a plaintext listener, an unreadable key file): report it once and stop."""
+    TLS against a plaintext listener, an unreadable key file, a refused SASL login): report it once
+    and stop."""
 
 
 class BufferFull(TransportError):
@@ -265,5 +266,6 @@ class Transport(ABC):
 
 
 def sasl_refusal(bootstrap: str | None, reason: str) -> TransportRefused:
+    """The one line of a refused SASL login (both backends word it alike); never the password."""
     return TransportRefused(f"Kafka at {bootstrap} refused SASL authentication ({reason}): check "
                             "kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password")
