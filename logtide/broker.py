@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from logtide.transport.tls import api_versions_frame
+
 
 class BrokerError(Exception):
     """The embedded broker could not be found or started; the message says what to do."""
@@ -61,11 +63,9 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 def _api_versions_ok(host: str, port: int, timeout: float) -> bool:
     """Send a Kafka ApiVersions v0 request and check that a response comes back."""
-    req_body = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big") + (7).to_bytes(2, "big") + b"logtide"
-    frame = len(req_body).to_bytes(4, "big") + req_body
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(frame)
+            s.sendall(api_versions_frame())
             head = s.recv(4)
             return len(head) == 4 and int.from_bytes(head, "big") > 0
     except OSError:
@@ -85,8 +85,11 @@ class EmbeddedBroker:
     """Start/stop a Tansu broker on loopback. Use as a context manager."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: str | os.PathLike | None = None,
-                 advertised_port: int | None = None):
+                 advertised_port: int | None = None, authentication: bool = False):
         self.host = host
+        #: Require SASL (Tansu's --authentication). Its users live in the storage engine; with memory
+        #: storage there are none, so every login is refused: for tests of that refusal.
+        self.authentication = authentication
         self.port = port
         #: Port advertised to clients in metadata, when something (a proxy) stands in front of the broker.
         self.advertised_port = advertised_port
@@ -109,7 +112,7 @@ class EmbeddedBroker:
         try:
             self.proc = subprocess.Popen(
                 [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised,
-                 "--storage-engine", "memory://tansu/"],
+                 "--storage-engine", "memory://tansu/", *(["--authentication"] if self.authentication else [])],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
                 start_new_session=True,

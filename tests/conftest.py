@@ -69,3 +69,15 @@ def corpus_dir() -> str:
     if not os.path.isdir(CORPUS):
         pytest.fail(f"Loghub corpus not found at {CORPUS} (expected ../shared/corpus beside the repo)")
     return CORPUS
+
+
+@pytest.fixture(scope="session")
+def tls_kafka(tmp_path_factory):
+    """Kafka over TLS and mutual TLS: stunnel in front of brokers of its own (the shared session broker
+    stays plaintext); see tests/kernel/kafka_tls.py."""
+    from tests.kernel.kafka_tls import TlsKafka
+    endpoint = TlsKafka(tmp_path_factory.mktemp("kafka-tls")).start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from logtide.transport.base import (
     Admin, BufferFull, Consumer, KafkaSettings, Producer, Record, TopicPartition, TopicSpec, Transport,
-    TransportError,
+    TransportError, TransportRefused,
 )
 
 BACKENDS = ("confluent", "kafka-python")
@@ -42,4 +42,4 @@ def connect(settings: KafkaSettings) -> Transport:
 
 
 __all__ = ["Admin", "BufferFull", "Consumer", "KafkaSettings", "Producer", "Record", "TopicPartition", "TopicSpec",
-           "Transport", "TransportError", "available_backends", "connect", "BACKENDS"]
+           "Transport", "TransportError", "TransportRefused", "available_backends", "connect", "BACKENDS"]

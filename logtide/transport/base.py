@@ -54,6 +54,12 @@ class TransportError(Exception):
     """A Kafka operation failed (unreachable broker, refused request, timeout)."""
 
 
+class TransportRefused(TransportError):
+    """Kafka refused us for a reason retrying cannot fix (TLS trust, hostname, client certificate,
+    TLS against a plaintext listener, an unreadable key file, a refused SASL login): report it once
+    and stop."""
+
+
 class BufferFull(TransportError):
     """The client's buffer is full: the record was not queued (``Producer.bind(..., wait=False)``)."""
 
@@ -245,3 +251,21 @@ class Transport(ABC):
     @abstractmethod
     def admin(self, *, timeout: float | None = None) -> Admin:
         """An admin client; ``timeout`` bounds how long its requests (and reaching Kafka) may take."""
+
+    def reach(self, timeout: float) -> None:
+        """Ask the cluster for its topics once, within ``timeout``: the check at start.
+
+        ``TransportError`` when it does not answer (worth retrying: a broker may be starting),
+        ``TransportRefused`` when it answered with a refusal of our settings (SASL), which the
+        backends tell from their own error reports, keeping their reconnect noise out of the log."""
+        admin = self.admin(timeout=timeout)
+        try:
+            admin.list_topics(timeout=timeout)
+        finally:
+            admin.close()
+
+
+def sasl_refusal(bootstrap: str | None, reason: str) -> TransportRefused:
+    """The one line of a refused SASL login (both backends word it alike); never the password."""
+    return TransportRefused(f"Kafka at {bootstrap} refused SASL authentication ({reason}): check "
+                            "kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 from typing import Any
 
@@ -11,12 +12,20 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from logtide.transport.base import (
     Admin, BufferFull, Consumer, DeliveryCallback, KafkaSettings, Producer, Record, RebalanceCallback, TopicPartition,
-    TopicSpec, Transport, TransportError,
+    TopicSpec, Transport, TransportError, sasl_refusal,
 )
 
 
 # librdkafka's own log lines go through Python logging (JSON on stderr), not raw to the terminal.
 _RDKAFKA_LOG = logging.getLogger("librdkafka")
+# The check at start reports what went wrong itself, in one line: its client's log lines go nowhere.
+_QUIET_LOG = logging.getLogger("logtide.transport.reach")
+_QUIET_LOG.propagate = False
+_QUIET_LOG.addHandler(logging.NullHandler())
+
+#: librdkafka's error codes for a refused login (its own _AUTHENTICATION, and the broker's answers).
+_SASL_REFUSED = {ck.KafkaError._AUTHENTICATION, ck.KafkaError.SASL_AUTHENTICATION_FAILED,
+                 ck.KafkaError.UNSUPPORTED_SASL_MECHANISM, ck.KafkaError.ILLEGAL_SASL_STATE}
 
 
 def _common(settings: KafkaSettings) -> dict[str, Any]:
@@ -37,6 +46,12 @@ def _common(settings: KafkaSettings) -> dict[str, Any]:
     if settings.ssl_keyfile:
         conf["ssl.key.location"] = settings.ssl_keyfile
     return conf
+
+
+def _reason(text: str) -> str:
+    """librdkafka's error text without the broker address prefix and the timing suffix."""
+    text = text.split("/bootstrap: ", 1)[-1]
+    return text.split(" (after ", 1)[0]
 
 
 def _client(cls, conf: dict[str, Any], what: str):
@@ -349,3 +364,25 @@ class ConfluentTransport(Transport):
 
     def admin(self, *, timeout=None):
         return ConfluentAdmin(dict(self._conf), timeout)
+
+    def reach(self, timeout):
+        errors: list[ck.KafkaError] = []
+        admin = ConfluentAdmin({**self._conf, "logger": _QUIET_LOG, "error_cb": errors.append}, timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            # short asks: a refused login is known after the first, list_topics would wait it all out
+            try:
+                admin.list_topics(timeout=max(0.1, min(0.5, deadline - time.monotonic())))
+                return
+            except TransportError:
+                admin._a.poll(0)   # serves error_cb: librdkafka's reason, which list_topics does not say
+                refused = [e for e in errors if e.code() in _SASL_REFUSED]
+                if refused:
+                    raise sasl_refusal(self.settings.bootstrap, _reason(refused[-1].str())) from None
+                if time.monotonic() < deadline:
+                    continue
+                causes = [e for e in errors if e.code() != ck.KafkaError._ALL_BROKERS_DOWN]
+                if causes:
+                    raise TransportError(f"cannot reach Kafka at {self.settings.bootstrap}: "
+                                         f"{_reason(causes[-1].str())}") from None
+                raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections import deque
@@ -17,6 +19,7 @@ from kafka.structs import OffsetAndMetadata
 
 from logtide.transport.base import (
     Admin, Consumer, KafkaSettings, Producer, Record, TopicPartition, TopicSpec, Transport, TransportError,
+    sasl_refusal,
 )
 
 
@@ -43,8 +46,31 @@ def _common(settings: KafkaSettings) -> dict[str, Any]:
     return conf
 
 
+#: kafka-python's words for a refused login, in the connection errors it logs (it raises only a timeout).
+_SASL_REFUSED = re.compile(r"\b(\w*Sasl\w*Error|\w*Authentication\w*Error)\b.*")
+#: "... failed: <reason> (backoff 0.2 secs)": the reason of a failed bootstrap connection.
+_CONNECT_FAILED = re.compile(r"(?:connection to \S+ failed|Connection lost): (.*?)(?: \(backoff [^)]*\))?$")
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        #: a SASL login was under way (its module logged); kafka-python's SCRAM client then fails on a
+        #: refusal with a bare KeyError ('v': no server signature in "e=unknown-user")
+        self.sasl_started = False
+
+    def emit(self, record):
+        try:
+            self.sasl_started = self.sasl_started or record.name.startswith("kafka.net.sasl")
+            self.messages.append(record.getMessage())
+        except Exception:  # noqa: BLE001 - a bad log call must not break the check
+            pass
+
+
 class KafkaPythonProducer(Producer):
-    def __init__(self, conf: dict[str, Any], max_buffer: int, report_successes: bool = True):
+    def __init__(self, conf: dict[str, Any], max_buffer: int, report_successes: bool = True,
+                 max_buffer_bytes: int | None = None):
         try:
             self._p = KafkaProducer(**conf)
         except _CONSTRUCT_ERRORS as exc:
@@ -56,10 +82,15 @@ class KafkaPythonProducer(Producer):
         # touches it (produce and poll), so a plain int does; a Semaphore cost ~20% of produce.
         self._inflight = 0
         self._max_buffer = max_buffer
+        # kafka-python 3 has no buffer_memory any more: the bytes bound is kept here, like the count.
+        self._inflight_bytes = 0
+        self._max_buffer_bytes = max_buffer_bytes or 0
         self._report_successes = report_successes
 
     def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None, timestamp_ms=None):
-        while self._inflight >= self._max_buffer:
+        size = len(value or b"") + len(key or b"")
+        while self._inflight >= self._max_buffer or (
+                self._max_buffer_bytes and self._inflight and self._inflight_bytes + size > self._max_buffer_bytes):
             self.poll(0.05)  # backpressure: wait for acks
         try:
             fut = self._p.send(topic, value=value, key=key, headers=headers or None, partition=partition,
@@ -67,18 +98,20 @@ class KafkaPythonProducer(Producer):
         except kerr.KafkaError as exc:
             raise TransportError(str(exc)) from None
         self._inflight += 1
+        self._inflight_bytes += size
         done = self._done
         report = self._report_successes
 
         def ok(meta):
             if not report:
-                done.append((None, None, None))   # counted off by poll(), nobody called
+                done.append((None, None, None, size))   # counted off by poll(), nobody called
                 return
-            done.append((on_delivery, None, Record(meta.topic, meta.partition, meta.offset, key, value, headers, None)))
+            done.append((on_delivery, None, Record(meta.topic, meta.partition, meta.offset, key, value, headers, None),
+                         size))
 
         def failed(exc):
             done.append((on_delivery, TransportError(str(exc)), Record(topic, partition if partition is not None else -1,
-                                                                       -1, key, value, headers, None)))
+                                                                       -1, key, value, headers, None), size))
 
         fut.add_callback(ok)
         fut.add_errback(failed)
@@ -88,8 +121,9 @@ class KafkaPythonProducer(Producer):
             threading.Event().wait(min(timeout, 0.05))
         served = 0
         while self._done:
-            cb, err, rec = self._done.popleft()
+            cb, err, rec, size = self._done.popleft()
             self._inflight -= 1
+            self._inflight_bytes -= size
             served += 1
             if cb is not None:
                 cb(err, rec)
@@ -276,11 +310,11 @@ class KafkaPythonTransport(Transport):
         conf = dict(self._conf)
         conf.update({"acks": "all", "enable_idempotence": True, "linger_ms": linger_ms,
                      "compression_type": "lz4", "batch_size": 256 * 1024})
-        if max_buffer_bytes:
+        if max_buffer_bytes and "buffer_memory" in KafkaProducer.DEFAULT_CONFIG:   # kafka-python < 3
             conf["buffer_memory"] = max(max_buffer_bytes, conf["batch_size"])
         conf.update(self.settings.producer)
         conf.update(overrides)
-        return KafkaPythonProducer(conf, max_buffer, report_successes)
+        return KafkaPythonProducer(conf, max_buffer, report_successes, max_buffer_bytes)
 
     def consumer(self, group_id=None, *, auto_offset_reset="earliest", session_timeout_ms=45_000, **overrides):
         conf = dict(self._conf)
@@ -301,6 +335,41 @@ class KafkaPythonTransport(Transport):
             conf["bootstrap_timeout_ms"] = int(timeout * 1000)
             conf["request_timeout_ms"] = int(timeout * 1000)
         return KafkaPythonAdmin(conf)
+
+    def reach(self, timeout):
+        # kafka-python logs why each bootstrap attempt failed (with tracebacks, once per reconnect) and
+        # raises only "Unable to bootstrap": collect its log instead of printing it, for the reason.
+        # At start no other client of this process logs through "kafka" yet.
+        kafka_log = logging.getLogger("kafka")
+        collect, propagate = _Collect(), kafka_log.propagate
+        kafka_log.addHandler(collect)
+        kafka_log.propagate = False
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                # short asks: a refused login is known after the first, bootstrapping waits it all out
+                try:
+                    super().reach(max(0.2, min(1.0, deadline - time.monotonic())))
+                    return
+                except TransportError:
+                    if time.monotonic() >= deadline or any(map(_SASL_REFUSED.search, collect.messages)):
+                        raise
+        except TransportError:
+            for message in reversed(collect.messages):
+                refused = _SASL_REFUSED.search(message)
+                if refused:
+                    raise sasl_refusal(self.settings.bootstrap, refused.group(0)) from None
+            for message in reversed(collect.messages):
+                failed = _CONNECT_FAILED.search(message)
+                if failed and collect.sasl_started:
+                    raise sasl_refusal(self.settings.bootstrap,
+                                       f"the connection ended during the login: {failed.group(1)}") from None
+                if failed:
+                    raise TransportError(f"cannot reach Kafka at {self.settings.bootstrap}: {failed.group(1)}") from None
+            raise
+        finally:
+            kafka_log.removeHandler(collect)
+            kafka_log.propagate = propagate
 
 
 __all__ = ["KafkaPythonTransport", "kafka"]

@@ -133,14 +133,15 @@ class Chain:
     """Configs and role processes of the chain under ``workdir`` against ``bootstrap``."""
 
     def __init__(self, workdir, bootstrap: str, containers: dict[str, str], *, roles=("agent", "process", "sink"),
-                 agent_queue: int = 500):
+                 agent_queue: int = 500, kafka: dict | None = None):
+        """``kafka``: the roles' (and the test's readers') ``kafka:`` block, default plaintext confluent."""
         self.workdir = workdir
         self.bootstrap = bootstrap
-        self.settings = KafkaSettings(bootstrap=bootstrap, client="confluent")
+        kafka = kafka or {"bootstrap": bootstrap, "client": "confluent"}
+        self.settings = KafkaSettings(**kafka)
         self.pods = workdir / "pods"
         self.writer = CorpusWriter(self.pods, containers)
         self.checkpoints = workdir / "agent-ck"
-        kafka = {"bootstrap": bootstrap, "client": "confluent"}
         http = {"host": "127.0.0.1", "port": 0}
         self.configs = {
             "agent": write_yaml(workdir / "agent.yaml", {

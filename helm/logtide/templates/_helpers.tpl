@@ -124,7 +124,7 @@ collector lists and watches pods and reads their logs, in its configured namespa
 {{- $_ := set $kafka "ssl_cafile" (printf "/etc/logtide/kafka-tls/%s" $k.tls.caKey) -}}
 {{- if $k.tls.certKey -}}
 {{- $_ := set $kafka "ssl_certfile" (printf "/etc/logtide/kafka-tls/%s" $k.tls.certKey) -}}
-{{- $_ := set $kafka "ssl_keyfile" (printf "/etc/logtide/kafka-tls/%s" $k.tls.keyKey) -}}
+{{- $_ := set $kafka "ssl_keyfile" (printf "/etc/logtide/kafka-tls/%s" (required "kafka.tls.keyKey is required when kafka.tls.certKey is set (mutual TLS)" $k.tls.keyKey)) -}}
 {{- end -}}
 {{- end -}}
 {{- with $k.producer }}{{ $_ := set $kafka "producer" . }}{{ end -}}
