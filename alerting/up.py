@@ -3,7 +3,7 @@ local webhook receiver that prints every notification it gets (signatures verifi
 
 Options under ``roles: {"40-alert": {...}}`` in the up config: ``rules`` (a rules file),
 ``topics`` (default: logtide.route.monitoring), ``api_port`` (default: any free port),
-``session_timeout_ms`` (consumer group).
+``session_timeout_seconds`` (consumer group).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def up(ctx) -> list:
                   "group_interval": "1m", "repeat_interval": "1h"},
         "receivers": [{"name": "local", "webhook": [{"url": receiver.url, "secrets": [secret]}]}],
     })
-    overrides = {"session_timeout_ms": int(opts["session_timeout_ms"])} if "session_timeout_ms" in opts else {}
+    overrides = {"session_timeout_seconds": float(opts["session_timeout_seconds"])} if "session_timeout_seconds" in opts else {}
     engine, services = build(config, ctx.transport, **overrides)
     api = services[-1]
     print(f"logtide up: alerting API {api.url}/api/v2/alerts  rules {rules}  webhook receiver {receiver.url}",

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                 collector = build(name, config, transport)
             except Exception as exc:  # e.g. kubernetes' ConfigException: no kubeconfig and not in a cluster
                 raise ConfigError(f"{args.config}: collector {name} cannot start: {exc}") from None
-            group = WorkGroup(transport, collector, config.work.session_timeout_ms,
+            group = WorkGroup(transport, collector, config.work.session_timeout_seconds,
                               config.work.revoke_timeout_seconds)
             health.add_readiness(group.name, group.joined.is_set)
             groups.append(group)

@@ -240,7 +240,7 @@ class Transport(ABC):
 
     @abstractmethod
     def consumer(self, group_id: str | None = None, *, auto_offset_reset: str = "earliest",
-                 session_timeout_ms: int = 45_000, **overrides: Any) -> Consumer: ...
+                 session_timeout_seconds: float = 45, **overrides: Any) -> Consumer: ...
 
     @abstractmethod
     def admin(self, *, timeout: float | None = None) -> Admin:

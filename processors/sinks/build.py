@@ -29,5 +29,5 @@ def build_services(config: SinkConfig, transport: Transport, only: list[str] | N
         services.append(SinkService(
             transport, make_sink(name, settings, transport), topic=topic_of(name, settings),
             group_id=group_of(name, settings), max_batch=settings.max_batch,
-            session_timeout_ms=settings.session_timeout_ms, dedup_capacity=settings.dedup_capacity))
+            session_timeout_seconds=settings.session_timeout_seconds, dedup_capacity=settings.dedup_capacity))
     return services

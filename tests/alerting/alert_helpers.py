@@ -117,7 +117,7 @@ def config(receiver_url: str | None = None, **over) -> AlertConfig:
                   "group_interval": "1m", "repeat_interval": "1h"},
         "receivers": [{"name": "hook", "webhook": [{"url": receiver_url or "http://127.0.0.1:9/",
                                                     "secrets": ["new-secret", "old-secret"]}],
-                       "retry": {"initial": "50ms", "max": "300ms"}}],
+                       "retry": {"initial_seconds": 0.05, "max_seconds": 0.3}}],
         "api": {"host": "127.0.0.1", "port": 0},
         "http": {"host": "127.0.0.1", "port": 0},
     }

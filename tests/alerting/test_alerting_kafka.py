@@ -40,7 +40,7 @@ class Running:
     """The alerting services in threads until stopped."""
 
     def __init__(self, cfg, transport):
-        self.engine, self.services = build(cfg, transport, session_timeout_ms=6000)
+        self.engine, self.services = build(cfg, transport, session_timeout_seconds=6)
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=s.run, args=(self.stop,), daemon=True) for s in self.services]
         for t in self.threads:

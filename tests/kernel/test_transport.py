@@ -9,7 +9,7 @@ import pytest
 
 from logtide.topics import exact_end_offsets
 from logtide.transport import KafkaSettings, TopicPartition, TopicSpec, TransportError, connect
-TEST_SESSION_TIMEOUT_MS = 6000  # a group join then takes ~3 s
+TEST_SESSION_TIMEOUT_SECONDS = 6  # a group join then takes ~3 s
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -115,7 +115,7 @@ def test_explicit_commit_and_committed(transport, new_topic):
     tp = TopicPartition(topic, 0)
     group = f"g-{uuid.uuid4().hex[:8]}"
     produce_n(transport, topic, 10)
-    consumer = transport.consumer(group, session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
+    consumer = transport.consumer(group, session_timeout_seconds=TEST_SESSION_TIMEOUT_SECONDS)
     try:
         consumer.assign([tp])
         recs = consume(consumer, 10)
@@ -126,7 +126,7 @@ def test_explicit_commit_and_committed(transport, new_topic):
     finally:
         consumer.close()
     # a new consumer of the same group resumes at the committed offset
-    consumer = transport.consumer(group, session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
+    consumer = transport.consumer(group, session_timeout_seconds=TEST_SESSION_TIMEOUT_SECONDS)
     try:
         consumer.assign([tp])
         assert consumer.committed([tp]) == {tp: 7}
@@ -238,7 +238,7 @@ def test_group_subscribe_calls_on_assign_and_group_offsets(transport, new_topic)
     group = f"g-{uuid.uuid4().hex[:8]}"
     produce_n(transport, topic, 6)
     assigned: list = []
-    consumer = transport.consumer(group, session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
+    consumer = transport.consumer(group, session_timeout_seconds=TEST_SESSION_TIMEOUT_SECONDS)
     try:
         consumer.subscribe([topic], on_assign=assigned.extend)
         recs = consume(consumer, 6, deadline_s=30)

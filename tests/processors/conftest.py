@@ -89,7 +89,7 @@ def write_config(path: Path, broker: str, names: dict, pipeline: list | None = N
         "topics": [names["raw"]],
         "route_prefix": names["prefix"],
         "dlq_topic": names["dlq"],
-        "session_timeout_ms": 6000,
+        "session_timeout_seconds": 6,
         "partitions": 2,
         **extra,
     }

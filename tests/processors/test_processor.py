@@ -125,8 +125,8 @@ def test_enrich_from_compacted_lookup_topic(broker, fast_kafka, names, tmp_path)
     windows = f"test.windows.{names['group']}"
     create_topic(fast_kafka, windows, 1)
     pipeline = [{"type": "enrich", "static": {"deployment.environment": "test"},
-                 "lookup": {"topic": lookup, "startup_wait_s": 10}},
-                {"type": "aggregate", "window_s": 1, "grace_s": 0, "topic": windows},
+                 "lookup": {"topic": lookup, "startup_wait_seconds": 10}},
+                {"type": "aggregate", "window_seconds": 1, "grace_seconds": 0, "topic": windows},
                 {"type": "route", "default": ["analytics"]}]
     path = write_config(tmp_path / "p.yaml", broker, names, pipeline)
     with Running(fast_kafka, path) as proc:
@@ -167,7 +167,7 @@ def test_up_contributes_a_processor_with_the_default_pipeline(fast_kafka, tmp_pa
         proc = services[0]
         assert [s.type_name for s in proc.pipeline.steps] == ["parse", "normalize", "redact", "route", "redact"]
         assert proc.config.topics == ["logtide.raw.*"] and proc.loop.pattern
-        assert proc.config.session_timeout_ms == 10_000
+        assert proc.config.session_timeout_seconds == 10
         assert "processor" in health._ready
         proc.producer.close()
     finally:
@@ -206,7 +206,7 @@ def test_refused_outputs_make_the_batch_retry(broker, fast_kafka, names):
     from logtide.transport import Record
     from logtide.processors.app import ProcessorConfig
     config = ProcessorConfig(kafka=fast_kafka, topics=[names["raw"]], route_prefix="not a topic!.",
-                             dlq_topic=names["dlq"], flush_timeout_s=20,
+                             dlq_topic=names["dlq"], flush_timeout_seconds=20,
                              pipeline=[{"type": "route", "rules": [{"when": "true", "sinks": ["analytics"]}]}])
     proc = make_processor(config, connect(fast_kafka))
     records = [Record(names["raw"], 0, i, b"k", envelope.encode(make_event(i)), [], None) for i in range(5)]

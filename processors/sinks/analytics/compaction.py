@@ -1,6 +1,6 @@
 """Compaction: many small per-batch files of an hour partition become one, duplicates (same id) dropped.
 
-Only hours that ended ``compact_after_s`` ago are touched (the sink is still writing the current
+Only hours that ended ``compact_after_seconds`` ago are touched (the sink is still writing the current
 one). Crash safety: a journal ``_logtide/compaction/<n>.json`` names the output and the inputs before
 anything changes; on the next run, an output that exists means the inputs go, otherwise the partial
 output goes and the inputs stay. Readers may briefly see both (the query view drops the duplicates).
