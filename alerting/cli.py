@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 # --- alert test --------------------------------------------------------------------------------
 
 def read_events(path: str) -> list[dict]:
-    from logtide.alerting.api import parse_time
+    from logtide.alerting.api import parse_api_time
     fh = sys.stdin if path == "-" else open(path, encoding="utf-8")
     out = []
     with fh:
@@ -110,7 +110,7 @@ def read_events(path: str) -> list[dict]:
                 if not isinstance(raw, dict):
                     raise ValueError("not a JSON object")
                 if isinstance(raw.get("time"), str):
-                    raw["time"] = parse_time(raw["time"])
+                    raw["time"] = parse_api_time(raw["time"])
                 ev = envelope.new_event(id=str(raw.get("id") or f"line-{n}"), body=raw.get("body", ""),
                                         source=raw.get("source") or "test", time=raw.get("time"),
                                         observed_time=raw.get("observed_time") or raw.get("time"),
@@ -125,7 +125,7 @@ def read_events(path: str) -> list[dict]:
 
 def run_test(args: argparse.Namespace) -> int:
     from logtide.alerting.config import AlertConfig, load_alert_config
-    from logtide.alerting.durations import NS
+    from logtide.timeutil import NS
     from logtide.alerting.engine import AlertEngine
     from logtide.alerting.rules import load_rules
     from logtide.alerting.state import rfc3339

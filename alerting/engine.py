@@ -41,7 +41,7 @@ from logtide.alerting import metrics
 from logtide.alerting.config import AlertConfig, ClockSettings
 from logtide.alerting.delivery import Delivery
 from logtide.alerting.dispatch import Dispatcher, Notification
-from logtide.alerting.durations import NS
+from logtide.timeutil import NS
 from logtide.alerting.evaluators import Evaluator, NewTermEvaluator, evaluator_for
 from logtide.alerting.inhibition import Inhibitor
 from logtide.alerting.nflog import Entry, NotificationLog

@@ -9,12 +9,11 @@ as 16 hex digits, so alerts deduplicate with the rest of the ecosystem.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from logtide.alerting import metrics
-from logtide.alerting.durations import NS
+from logtide.timeutil import NS, format_rfc3339
 from logtide.alerting.evaluators import Active, Key
 from logtide.alerting.rules import RuleBase
 
@@ -45,8 +44,7 @@ def rfc3339(ns: int | None) -> str:
     """Alertmanager's time format; the zero time for "not set"."""
     if not ns:
         return "0001-01-01T00:00:00Z"
-    t = dt.datetime.fromtimestamp(ns / NS, tz=dt.timezone.utc)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_rfc3339(ns, digits=3)
 
 
 @dataclass
