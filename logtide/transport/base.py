@@ -78,8 +78,9 @@ class KafkaSettings(Model):
         default=None,
         description="host:port[,host:port]; empty means: start the embedded broker (logtide up only)",
     )
-    client: Literal["auto", "confluent", "kafka-python"] = Field(
-        default="auto", description="Kafka client library; auto = the fastest installed (confluent)"
+    client: Literal["auto", "confluent", "kafka-python", "memory"] = Field(
+        default="auto", description="Kafka client library; auto = the fastest installed (confluent); "
+                                    "memory = an in-process cluster named by bootstrap (tests)"
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None

@@ -45,9 +45,33 @@ def consume(consumer, count, deadline_s=20.0, max_records=500):
     return out
 
 
+@pytest.fixture(params=["confluent", "kafka-python", "memory"])
+def client(request) -> str:
+    """The contract holds for both Kafka backends and for the in-memory one."""
+    return request.param
+
+
 @pytest.fixture
-def transport(kafka_settings):
-    return connect(kafka_settings)
+def settings(client, request) -> KafkaSettings:
+    if client == "memory":
+        return KafkaSettings(client="memory", bootstrap=f"test-{uuid.uuid4().hex[:8]}")
+    return KafkaSettings(bootstrap=request.getfixturevalue("broker"), client=client)
+
+
+@pytest.fixture
+def transport(settings):
+    return connect(settings)
+
+
+@pytest.fixture
+def new_topic(settings):
+    """Topics where the transport under test lives (the embedded broker, or the memory cluster)."""
+    def make(partitions: int = 1, prefix: str = "test", config: dict | None = None) -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:10]}"
+        with connect(settings).admin() as admin:
+            admin.create_topics([TopicSpec(name, partitions, config=config or {})])
+        return name
+    return make
 
 
 def test_produce_with_key_and_headers_is_acked_and_consumed(transport, new_topic):
@@ -344,11 +368,11 @@ def test_small_buffer_applies_backpressure_without_losing_records(transport, new
     assert len(acked) == 300 and not any(acked)
 
 
-def test_group_states_of_a_committed_group(kafka_settings, new_topic):
+def test_group_states_of_a_committed_group(settings, new_topic):
     """confluent asks the coordinator (a group with no members is Empty); kafka-python answers None."""
     from logtide.transport import TopicPartition, connect
     topic = new_topic(1)
-    transport = connect(kafka_settings)
+    transport = connect(settings)
     group = f"states-{topic}"
     consumer = transport.consumer(group)
     consumer.assign([TopicPartition(topic, 0)])
@@ -360,7 +384,7 @@ def test_group_states_of_a_committed_group(kafka_settings, new_topic):
     finally:
         admin.close()
     assert set(states) == {group}
-    if kafka_settings.client == "confluent":
+    if settings.client in ("confluent", "memory"):
         assert states[group] is not None and states[group] != "Dead"
     else:
         assert states[group] is None
