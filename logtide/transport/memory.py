@@ -160,7 +160,10 @@ class MemoryProducer(Producer):
         return served
 
     def flush(self, timeout=None):
-        self.poll(0)
+        for _ in range(1000):  # callbacks may produce again (a retry, a DLQ record): serve those too
+            if not self.pending():
+                break
+            self.poll(0)
         return self.pending()
 
     def pending(self):
@@ -329,6 +332,9 @@ class MemoryConsumer(Consumer):
         if self._closed:
             return
         self._closed = True
+        if self._subscription is not None and self._positions and self._on_revoke:
+            self._on_revoke(sorted(self._positions))  # as clients do when a member leaves its group
+        self._positions.clear()
         with self._c.lock:
             if self.group and self._c.members.get(self.group, {}).pop(self.id, None) is not None:
                 self._c.generation += 1
