@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = ss.add_parser("add", help="silence alerts matching all the matchers")
     a.add_argument("matchers", nargs="+", help='matchers like service_name="checkout" or team=~"db|infra"')
     a.add_argument("--duration", default="1h", help="how long (default 1h), e.g. 30m, 2h")
-    a.add_argument("--start", help="start time, RFC 3339 (default now)")
+    a.add_argument("--start",
+                   help="start time: RFC 3339, now, or a time ago: 10m, 2h ago (or --start=-10m); default now")
     a.add_argument("--author", default=os.environ.get("USER", "unknown"), help="who (default $USER)")
     a.add_argument("--comment", required=True, help="why")
     a.set_defaults(func=run_silence_add)
@@ -217,9 +218,15 @@ def run_silence_add(args: argparse.Namespace) -> int:
         matchers = [str(parse_matcher(m)) for m in args.matchers]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    from logtide.timeutil import format_rfc3339, parse_duration, parse_time_expr
+    try:
+        parse_duration(args.duration)
+        start = format_rfc3339(parse_time_expr(args.start), digits=3) if args.start else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     body = {"matchers": matchers, "duration": args.duration, "createdBy": args.author, "comment": args.comment}
-    if args.start:
-        body["startsAt"] = args.start
+    if start:
+        body["startsAt"] = start
     print(_request(args, "POST", "/api/v2/silences", body)["silenceID"])
     return 0
 

@@ -99,8 +99,9 @@ def register_audit(sub: argparse._SubParsersAction) -> None:
             a.add_argument("--json", action="store_true", help="print one JSON report per chain")
             a.set_defaults(func=run_verify)
         else:
-            a.add_argument("--since", metavar="TIME", help="RFC 3339, Unix seconds, now or -1h / 2h ago (inclusive)")
-            a.add_argument("--until", metavar="TIME", help="RFC 3339, Unix seconds, now or -1h / 2h ago (exclusive)")
+            a.add_argument("--since", metavar="TIME",
+                           help="RFC 3339, Unix seconds, now, or a time ago: 1h, 2h ago (or --since=-1h); inclusive")
+            a.add_argument("--until", metavar="TIME", help="RFC 3339, Unix seconds, now, or a time ago (exclusive)")
             a.add_argument("--where", metavar="CONDITION", help="condition on the event, e.g. 'severity_number >= 17'")
             a.add_argument("--limit", type=int, metavar="N")
             a.set_defaults(func=run_search)
