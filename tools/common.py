@@ -12,7 +12,7 @@ import orjson
 
 from logtide.cli import UsageError
 from logtide.role import connect_checked, kafka_settings
-from logtide.timeutil import MS_NS, NS, format_rfc3339, is_relative, parse_time_expr
+from logtide.timeutil import MS_NS, NS, format_rfc3339, is_relative, parse_time_expr  # noqa: F401 - is_relative: for the tools
 from logtide.topics import partition_ranges
 from logtide.transport import Consumer, KafkaSettings, TopicPartition, Transport
 

@@ -7,7 +7,6 @@ import threading
 from logtide.agents.agent import Agent
 from logtide.agents.config import AgentConfig
 from logtide.agents.pod_metadata import PodMetadata
-from logtide import envelope
 from logtide.checkpoint import SqliteCheckpoints
 from logtide.transport import KafkaSettings, connect
 

@@ -14,7 +14,7 @@ from logtide import envelope
 from logtide.transport import KafkaSettings, Record, TopicPartition
 
 from tests.support.events import make_event as support_event
-from tests.support.kafka import create_topic, produce, read_records, settings_of
+from tests.support.kafka import create_topic, produce, read_records, settings_of  # noqa: F401 - create_topic: for the tests
 
 SINKS = ("monitoring", "audit", "analytics")
 
