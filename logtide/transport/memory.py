@@ -271,8 +271,10 @@ class MemoryConsumer(Consumer):
                     for tp, pos in self._positions.items():
                         if tp in self._paused:
                             continue
-                        log = c.topics[tp.topic][tp.partition]
-                        take = log[pos:pos + max_records - len(out)]
+                        parts = c.topics.get(tp.topic)
+                        if parts is None:  # deleted meanwhile: nothing to read (a group drops it)
+                            continue
+                        take = parts[tp.partition][pos:pos + max_records - len(out)]
                         out.extend(take)
                         self._positions[tp] = pos + len(take)
                         if len(out) >= max_records:
