@@ -1,4 +1,5 @@
-"""The transport interface: the same tests over both backends, against the real embedded broker."""
+"""The transport interface: the same tests over both Kafka backends against the real embedded broker,
+and over the in-memory backend (logtide/transport/memory.py)."""
 
 from __future__ import annotations
 
