@@ -14,7 +14,6 @@ Times are RFC 3339. Writes need ``Authorization: Bearer <api.token>`` when a tok
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,25 +23,17 @@ import orjson
 
 from logtide import log
 
-from logtide.alerting.durations import NS, parse_duration
+from logtide.timeutil import NS, parse_duration, require_rfc3339
 
 _log = log.get("alerting.api")
 MAX_BODY = 1 << 20
 
 
-def parse_time(value) -> int:
-    """RFC 3339 (or Unix ns as an integer) → Unix ns."""
+def parse_api_time(value) -> int:
+    """A time in the API (and ``alert test`` events): RFC 3339, or Unix ns as an integer."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if not isinstance(value, str):
-        raise ValueError("a time is an RFC 3339 string like 2024-05-01T12:00:00Z")
-    try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"invalid time {value!r} (use RFC 3339, e.g. 2024-05-01T12:00:00Z)") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return int(t.timestamp() * NS)
+    return require_rfc3339(value)
 
 
 class AlertApi:
@@ -100,9 +91,9 @@ class AlertApi:
                     if not isinstance(body, dict):
                         raise ValueError("the body is a JSON object")
                     now = api.engine.clock.now()
-                    starts = parse_time(body["startsAt"]) if body.get("startsAt") else now
+                    starts = parse_api_time(body["startsAt"]) if body.get("startsAt") else now
                     if body.get("endsAt"):
-                        ends = parse_time(body["endsAt"])
+                        ends = parse_api_time(body["endsAt"])
                     elif body.get("duration"):
                         ends = starts + int(parse_duration(body["duration"]) * NS)
                     else:

@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = ss.add_parser("add", help="silence alerts matching all the matchers")
     a.add_argument("matchers", nargs="+", help='matchers like service_name="checkout" or team=~"db|infra"')
     a.add_argument("--duration", default="1h", help="how long (default 1h), e.g. 30m, 2h")
-    a.add_argument("--start", help="start time, RFC 3339 (default now)")
+    a.add_argument("--start",
+                   help="start time: RFC 3339, now, or a time ago: 10m, 2h ago (or --start=-10m); default now")
     a.add_argument("--author", default=os.environ.get("USER", "unknown"), help="who (default $USER)")
     a.add_argument("--comment", required=True, help="why")
     a.set_defaults(func=run_silence_add)
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 # --- alert test --------------------------------------------------------------------------------
 
 def read_events(path: str) -> list[dict]:
-    from logtide.alerting.api import parse_time
+    from logtide.alerting.api import parse_api_time
     fh = sys.stdin if path == "-" else open(path, encoding="utf-8")
     out = []
     with fh:
@@ -95,7 +96,7 @@ def read_events(path: str) -> list[dict]:
                 if not isinstance(raw, dict):
                     raise ValueError("not a JSON object")
                 if isinstance(raw.get("time"), str):
-                    raw["time"] = parse_time(raw["time"])
+                    raw["time"] = parse_api_time(raw["time"])
                 ev = envelope.new_event(id=str(raw.get("id") or f"line-{n}"), body=raw.get("body", ""),
                                         source=raw.get("source") or "test", time=raw.get("time"),
                                         observed_time=raw.get("observed_time") or raw.get("time"),
@@ -110,7 +111,7 @@ def read_events(path: str) -> list[dict]:
 
 def run_test(args: argparse.Namespace) -> int:
     from logtide.alerting.config import AlertConfig, load_alert_config
-    from logtide.alerting.durations import NS
+    from logtide.timeutil import NS
     from logtide.alerting.engine import AlertEngine
     from logtide.alerting.rules import load_rules
     from logtide.alerting.state import rfc3339
@@ -202,9 +203,15 @@ def run_silence_add(args: argparse.Namespace) -> int:
         matchers = [str(parse_matcher(m)) for m in args.matchers]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    from logtide.timeutil import format_rfc3339, parse_duration, parse_time_expr
+    try:
+        parse_duration(args.duration)
+        start = format_rfc3339(parse_time_expr(args.start), digits=3) if args.start else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     body = {"matchers": matchers, "duration": args.duration, "createdBy": args.author, "comment": args.comment}
-    if args.start:
-        body["startsAt"] = args.start
+    if start:
+        body["startsAt"] = start
     print(_request(args, "POST", "/api/v2/silences", body)["silenceID"])
     return 0
 

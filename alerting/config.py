@@ -10,7 +10,6 @@ from logtide.config import ConfigError, Model, load_config
 from logtide.role import RoleConfig
 from logtide.topics import route
 
-from logtide.alerting.durations import Duration
 from logtide.alerting.inhibition import InhibitRule
 from logtide.alerting.notifiers import Receiver
 from logtide.alerting.routing import Route, check_tree
@@ -27,20 +26,20 @@ class ApiSettings(Model):
 
 
 class ClockSettings(Model):
-    """Alert time is event time. ``hybrid`` also lets the wall clock (minus ``lateness``) move time
+    """Alert time is event time. ``hybrid`` also lets the wall clock (minus ``lateness_seconds``) move time
     on when events stop, so absence rules and resolved notifications still happen on a quiet
     stream; ``event`` uses event timestamps only (replays, tests, ``alert test``)."""
 
     mode: str = Field("hybrid", pattern="^(hybrid|event)$")
-    lateness: Duration = 30.0
-    max_future: Duration = 300.0
+    lateness_seconds: float = Field(30.0, ge=0)
+    max_future_seconds: float = Field(300.0, ge=0)
 
 
 class Limits(Model):
     max_keys_per_rule: int = Field(10_000, ge=1)
     #: recent event ids remembered to drop duplicates re-sent upstream (0 = off)
     dedup_ids: int = Field(100_000, ge=0)
-    resolved_retention: Duration = 3600.0
+    resolved_retention_seconds: float = Field(3600.0, ge=0)
 
 
 class ShardSettings(Model):
@@ -56,13 +55,13 @@ class ShardSettings(Model):
 class AlertConfig(RoleConfig):
     topics: list[str] = Field(default_factory=lambda: [route("monitoring")])
     group_id: str = "logtide-alerting"
-    session_timeout_ms: int = Field(45_000, ge=1000, description="consumer group session: a killed replica's "
+    session_timeout_seconds: float = Field(45, ge=1, description="consumer group session: a killed replica's "
                                     "partitions move on after this")
     rules_files: list[str] = Field(default_factory=list, description="rule YAML files, relative to this file")
-    reload_interval: Duration = 5.0
+    reload_interval_seconds: float = Field(5.0, gt=0)
     #: a batch is handed over when it has this many records or after max_wait (latency vs. overhead)
     batch_max_records: int = Field(2000, ge=1)
-    batch_max_wait: Duration = 0.1
+    batch_max_wait_seconds: float = Field(0.1, ge=0)
     state_path: str = "logtide-alerting.db"
     external_url: str = ""
     clock: ClockSettings = Field(default_factory=ClockSettings)

@@ -50,9 +50,9 @@ class TokenBucket:
 
 
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
-    """Full jitter: uniform in [0, min(max, initial * 2^attempt)], at least a tenth of initial."""
-    cap = min(policy.max, policy.initial * (2 ** attempt))
-    return max(policy.initial / 10, rng.uniform(0, cap))
+    """Full jitter: uniform in [0, min(max_seconds, initial_seconds * 2^attempt)], at least a tenth of initial_seconds."""
+    cap = min(policy.max_seconds, policy.initial_seconds * (2 ** attempt))
+    return max(policy.initial_seconds / 10, rng.uniform(0, cap))
 
 
 class Worker:
@@ -113,7 +113,7 @@ class Worker:
                 except Retryable as exc:
                     metrics.NOTIFY_FAILURES.labels(integ.receiver, integ.kind, exc.reason).inc()
                     delay = exc.retry_after if exc.retry_after is not None else backoff(attempt, self.retry, self.rng)
-                    delay = min(delay, self.retry.max)
+                    delay = min(delay, self.retry.max_seconds)
                     attempt += 1
                     _log.warning("notification failed, will retry", extra={
                         "integration": integ.id, "error": str(exc)[:300], "attempt": attempt, "retry_in_s": round(delay, 2)})

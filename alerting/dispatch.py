@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from logtide.alerting import metrics
-from logtide.alerting.durations import NS
+from logtide.timeutil import NS
 from logtide.alerting.inhibition import Inhibitor
 from logtide.alerting.nflog import Entry, NotificationLog, needs_update
 from logtide.alerting.routing import RouteNode, labelset_string

@@ -41,7 +41,7 @@ from logtide.alerting import metrics
 from logtide.alerting.config import AlertConfig, ClockSettings
 from logtide.alerting.delivery import Delivery
 from logtide.alerting.dispatch import Dispatcher, Notification
-from logtide.alerting.durations import NS
+from logtide.timeutil import NS
 from logtide.alerting.evaluators import Evaluator, NewTermEvaluator, evaluator_for
 from logtide.alerting.inhibition import Inhibitor
 from logtide.alerting.nflog import Entry, NotificationLog
@@ -64,13 +64,13 @@ ALERT_SAVE_EVERY_NS = 30 * NS
 class Clock:
     """Event time: the highest event timestamp seen (the watermark). In hybrid mode event time also
     runs on at wall-clock speed from the moment the watermark was last raised (so group_wait and
-    windows end on time between events), and never falls behind the wall clock minus ``lateness``
+    windows end on time between events), and never falls behind the wall clock minus ``lateness_seconds``
     (so absence rules and resolved notifications still happen on a quiet stream)."""
 
     def __init__(self, settings: ClockSettings):
         self.hybrid = settings.mode == "hybrid"
-        self.lateness = int(settings.lateness * NS)
-        self.max_future = int(settings.max_future * NS)
+        self.lateness_ns = int(settings.lateness_seconds * NS)
+        self.max_future_ns = int(settings.max_future_seconds * NS)
         self.watermark = 0
         self._raised_at = time.monotonic_ns()
 
@@ -79,7 +79,7 @@ class Clock:
         if not t:
             return self.now() or time.time_ns()
         if self.hybrid:
-            limit = (wall or time.time_ns()) + self.max_future
+            limit = (wall or time.time_ns()) + self.max_future_ns
             if t > limit:
                 t = limit  # a clock far ahead must not end every window
         return t
@@ -94,7 +94,7 @@ class Clock:
     def now(self) -> int:
         if self.hybrid:
             running = self.watermark + (time.monotonic_ns() - self._raised_at) if self.watermark else 0
-            return max(running, time.time_ns() - self.lateness)
+            return max(running, time.time_ns() - self.lateness_ns)
         return self.watermark
 
 
@@ -110,7 +110,7 @@ class AlertEngine:
         self.store = store
         self.templates = Templates()
         self.clock = Clock(config.clock)
-        self.states = AlertStates(self.templates.annotations, config.limits.resolved_retention)
+        self.states = AlertStates(self.templates.annotations, config.limits.resolved_retention_seconds)
         self.silences = Silences(on_change=lambda s: store.put_silence(s.id, s.to_dict()))
         self.nflog = NotificationLog(persist=lambda key, e: store.put_nflog(key[0], key[1], e.to_dict()))
         self.integrations = {r.name: build_integrations(r, config.external_url, self.templates)
@@ -350,11 +350,11 @@ class EngineLoop:
         self.engine = engine
         self.producer = transport.producer()
         self.dlq = DeadLetters(self.producer, "alerting")
-        loop_overrides.setdefault("session_timeout_ms", config.session_timeout_ms)
+        loop_overrides.setdefault("session_timeout_seconds", config.session_timeout_seconds)
         self.loop = BatchLoop(transport, component="alerting", group_id=config.group_id, topics=config.topics,
                               handler=self.handle, on_assign=engine.partitions_assigned,
                               on_revoke=engine.partitions_revoked, max_batch=config.batch_max_records,
-                              poll_timeout=config.batch_max_wait, **loop_overrides)
+                              poll_timeout=config.batch_max_wait_seconds, **loop_overrides)
 
     def ready(self) -> bool:
         return self.loop.ready()
@@ -408,12 +408,12 @@ class Ticker:
     name = "alert-ticker"
 
     def __init__(self, engine: AlertEngine, rule_paths: list[Path], interval: float = 0.1,
-                 reload_interval: float = 5.0, evaluate_interval: float = 1.0):
+                 reload_interval_seconds: float = 5.0, evaluate_interval: float = 1.0):
         self.engine = engine
         self.evaluate_interval = evaluate_interval
         self.rule_paths = rule_paths
         self.interval = interval
-        self.reload_interval = reload_interval
+        self.reload_interval_seconds = reload_interval_seconds
         self._mtimes = self._stat()
 
     def _stat(self) -> dict[Path, float]:
@@ -442,7 +442,7 @@ class Ticker:
         return True
 
     def run(self, stop: threading.Event) -> None:
-        next_reload = time.monotonic() + self.reload_interval
+        next_reload = time.monotonic() + self.reload_interval_seconds
         next_eval = time.monotonic()
         while not stop.wait(self.interval):
             if time.monotonic() >= next_eval:
@@ -453,7 +453,7 @@ class Ticker:
                 self.engine.tick()
             if time.monotonic() >= next_reload:
                 self.reload_if_changed()
-                next_reload = time.monotonic() + self.reload_interval
+                next_reload = time.monotonic() + self.reload_interval_seconds
         self.engine.persist()
 
 
@@ -475,6 +475,6 @@ def build(config: AlertConfig, transport: Transport, on_sent=None, **loop_overri
     rules = load_rules(config.rule_paths())
     engine = AlertEngine(config, rules, Store(config.state_file()), on_sent=on_sent)
     services = [EngineLoop(engine, transport, config, **loop_overrides),
-                Ticker(engine, config.rule_paths(), reload_interval=config.reload_interval),
+                Ticker(engine, config.rule_paths(), reload_interval_seconds=config.reload_interval_seconds),
                 DeliveryService(engine.delivery), AlertApi(engine, config.api)]
     return engine, services

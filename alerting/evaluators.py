@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from logtide.alerting import metrics
-from logtide.alerting.durations import NS
+from logtide.timeutil import NS
 from logtide.alerting.rules import (AbsenceRule, MatchRule, NewTermRule, RatioRule, RuleBase, SpikeRule,
                             ThresholdRule)
 from logtide.alerting.windows import Series

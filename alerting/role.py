@@ -66,7 +66,7 @@ class AlertRole(Role):
 
     def up_config(self, ctx) -> AlertConfig:
         """The sample rules and a local webhook receiver that prints every notification it gets
-        (signatures verified). Options: ``rules``, ``topics``, ``api_port``, ``session_timeout_ms``."""
+        (signatures verified). Options: ``rules``, ``topics``, ``api_port``, ``session_timeout_seconds``."""
         from logtide.alerting.receiver import PrintingReceiver
         opts = dict(ctx.options or {})
         secret = _secrets.token_hex(16)
@@ -83,7 +83,7 @@ class AlertRole(Role):
             "route": {"receiver": "local", "group_by": ["alertname", "service_name"], "group_wait": "5s",
                       "group_interval": "1m", "repeat_interval": "1h"},
             "receivers": [{"name": "local", "webhook": [{"url": receiver.url, "secrets": [secret]}]}],
-            **({"session_timeout_ms": int(opts["session_timeout_ms"])} if "session_timeout_ms" in opts else {}),
+            **({"session_timeout_seconds": float(opts["session_timeout_seconds"])} if "session_timeout_seconds" in opts else {}),
         })
 
 

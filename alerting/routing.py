@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from logtide.config import Model
 
-from logtide.alerting.durations import Duration
+from logtide.timeutil import Duration
 from logtide.alerting.matchers import MatcherField, matches_all
 
 

@@ -33,7 +33,7 @@ from pydantic import Field, field_validator, model_validator
 from logtide.condition import ConditionError, Predicate, compile_condition, field_getter, parse_field
 from logtide.config import ConfigError, Model, load_yaml, validate_config
 
-from logtide.alerting.durations import Duration
+from logtide.timeutil import Duration
 from logtide.alerting.templates import Template
 
 KINDS = ("match", "threshold", "ratio", "spike", "absence", "new_term")

@@ -1,6 +1,6 @@
 """Alert lifecycle, after Prometheus: inactive → pending (condition true, waiting ``for``) → firing
 → resolved (condition false for longer than ``keep_firing_for``). Resolved alerts are kept until
-their resolved notification went out (or ``resolved_retention`` passed), then forgotten.
+their resolved notification went out (or ``resolved_retention_seconds`` passed), then forgotten.
 
 The fingerprint is Alertmanager's: FNV-1a 64 over the sorted label names and values, each followed
 by the 0xff separator (prometheus/common model.LabelsToSignature / LabelSet.Fingerprint), written
@@ -9,12 +9,11 @@ as 16 hex digits, so alerts deduplicate with the rest of the ecosystem.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from logtide.alerting import metrics
-from logtide.alerting.durations import NS
+from logtide.timeutil import NS, format_rfc3339
 from logtide.alerting.evaluators import Active, Key
 from logtide.alerting.rules import RuleBase
 
@@ -45,8 +44,7 @@ def rfc3339(ns: int | None) -> str:
     """Alertmanager's time format; the zero time for "not set"."""
     if not ns:
         return "0001-01-01T00:00:00Z"
-    t = dt.datetime.fromtimestamp(ns / NS, tz=dt.timezone.utc)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_rfc3339(ns, digits=3)
 
 
 @dataclass
@@ -90,14 +88,14 @@ Renderer = Callable[[dict[str, str], dict[str, Any]], dict[str, str]]
 class AlertStates:
     """Active alerts of all rules, by fingerprint; ``update`` applies one evaluation of one rule."""
 
-    def __init__(self, render_annotations: Renderer | None = None, resolved_retention: float = 3600.0):
+    def __init__(self, render_annotations: Renderer | None = None, resolved_retention_seconds: float = 3600.0):
         self.alerts: dict[str, Alert] = {}
         self.by_rule: dict[str, set[str]] = {}
         self.key_of: dict[str, tuple[str, Key]] = {}
         self.dirty: set[str] = set()
         self.render = render_annotations or (lambda ann, ctx: dict(ann))
         self._labels: dict[tuple[str, Key], tuple[dict[str, str], str]] = {}  # (rule, key) -> labels, fingerprint
-        self.resolved_retention_ns = int(resolved_retention * NS)
+        self.resolved_retention_ns = int(resolved_retention_seconds * NS)
 
     def labels_for(self, rule: RuleBase, key: Key) -> dict[str, str]:
         labels = {**rule.labels, **rule.group_labels(key), "alertname": rule.name}

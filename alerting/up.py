@@ -3,7 +3,7 @@ local webhook receiver that prints every notification it gets (signatures verifi
 
 Options under ``roles: {"40-alert": {...}}`` in the up config: ``rules`` (a rules file),
 ``topics`` (default: logtide.route.monitoring), ``api_port`` (default: any free port),
-``session_timeout_ms`` (consumer group).
+``session_timeout_seconds`` (consumer group).
 """
 
 from __future__ import annotations

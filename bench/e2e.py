@@ -100,10 +100,10 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines: list[bytes], work
             "read": {"scan_interval_seconds": 0.5, "idle_poll_seconds": 0.01}}),
         "process": write_yaml(workdir / f"process-{tag}.yaml", {
             "kafka": {**kafka, "consumer": {"fetch.wait.max.ms": 20}}, "http": http, "group_id": f"e2e-{tag}",
-            "topics": [raw], "route_prefix": prefix, "session_timeout_ms": 6000, "pipeline": PIPELINE}),
+            "topics": [raw], "route_prefix": prefix, "session_timeout_seconds": 6, "pipeline": PIPELINE}),
         "alert": write_yaml(workdir / f"alert-{tag}.yaml", {
             "kafka": {**kafka, "consumer": {"fetch.wait.max.ms": 50}}, "http": http,
-            "topics": [prefix + "monitoring"], "group_id": f"e2e-alert-{tag}", "session_timeout_ms": 6000,
+            "topics": [prefix + "monitoring"], "group_id": f"e2e-alert-{tag}", "session_timeout_seconds": 6,
             "rules_files": [str(workdir / f"rules-{tag}.yaml")], "state_path": str(workdir / f"alert-{tag}.db"),
             "api": {"host": "127.0.0.1", "port": 0},
             "route": {"receiver": "hook", "group_by": ["alertname", "probe"], "group_wait": "0s",

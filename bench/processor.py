@@ -103,7 +103,7 @@ def run_loop(settings, raw: str, n: int, handler_for, label: str) -> tuple[float
     handler, cleanup = handler_for(transport)
     timed = Timed(handler, n, stop)
     loop = BatchLoop(transport, component=f"bench-{label}", group_id=f"bench-{label}-{uuid.uuid4().hex[:6]}",
-                     topics=[raw], handler=timed, max_batch=MAX_BATCH, session_timeout_ms=6000)
+                     topics=[raw], handler=timed, max_batch=MAX_BATCH, session_timeout_seconds=6)
     thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
     thread.start()
     thread.join(600)
@@ -200,7 +200,7 @@ def logtide_processor(settings, raw: str, n: int) -> tuple[float, float]:
     prefix = f"bench.route.{uuid.uuid4().hex[:6]}."
     create(settings, [prefix + s for s in SINKS])
     config = ProcessorConfig(kafka=settings, topics=[raw], route_prefix=prefix, pipeline=REFERENCE,
-                             group_id=f"bench-logtide-{uuid.uuid4().hex[:6]}", session_timeout_ms=6000,
+                             group_id=f"bench-logtide-{uuid.uuid4().hex[:6]}", session_timeout_seconds=6,
                              max_batch=MAX_BATCH)
     transport = connect(settings)
     ctx = StepContext(sinks=SINKS)

@@ -66,7 +66,7 @@ def run(bootstrap: str, topic: str, n: int, replicas: int, workdir: Path, pipeli
     cfg = workdir / f"{group}.json"
     cfg.write_text(json.dumps({
         "kafka": {"bootstrap": bootstrap, "client": "confluent"}, "http": {"host": "127.0.0.1", "port": 0},
-        "group_id": group, "topics": [topic], "route_prefix": prefix, "session_timeout_ms": 6000,
+        "group_id": group, "topics": [topic], "route_prefix": prefix, "session_timeout_seconds": 6,
         "partitions": PARTITIONS, "log_level": "warning", "pipeline": pipeline}))
     admin = connect(KafkaSettings(bootstrap=bootstrap, client="confluent")).admin()
     procs = [subprocess.Popen([sys.executable, "-m", "logtide.cli", "process", "--config", str(cfg)], cwd=ROOT,

@@ -156,7 +156,7 @@ def write_path(events: list[dict], rounds: int, dsn: str, loki_url: str) -> dict
             s.write(b)
 
     def parquet(tmp, bs):
-        s = AnalyticsSink(AnalyticsSettings(parquet={"path": str(tmp), "compact_every_s": 0}), "bench")
+        s = AnalyticsSink(AnalyticsSettings(parquet={"path": str(tmp), "compact_every_seconds": 0}), "bench")
         for b in bs:
             s.write(b)
 
@@ -195,11 +195,11 @@ def end_to_end(events: list[dict], dsn: str, loki_url: str) -> dict:
         producer.flush(60)
         producer.close()
         tmp = Path(tempfile.mkdtemp(prefix="bench-sinks-e2e-"))
-        common = {"topic": topic, "session_timeout_ms": 6000, "max_batch": BATCH}
+        common = {"topic": topic, "session_timeout_seconds": 6, "max_batch": BATCH}
         sections = {
             "monitoring": {**common, "loki": {"url": loki_url}},
             "audit": {**common, "storage": {"path": str(tmp / "audit")}, "hmac_key": "bench"},
-            "analytics": {**common, "parquet": {"path": str(tmp / "parquet"), "compact_every_s": 0},
+            "analytics": {**common, "parquet": {"path": str(tmp / "parquet"), "compact_every_seconds": 0},
                           "postgres": {"dsn": dsn, "table": f"e2e_{uuid.uuid4().hex[:6]}"}},
         }
         out = {}

@@ -12,7 +12,7 @@ class WorkSettings(Model):
     """How replicas share work items (consumer-group membership on the collector's work topic)."""
 
     #: A replica that stops heart-beating loses its items after this long (kill -9, network split).
-    session_timeout_ms: int = Field(default=10_000, ge=3_000)
+    session_timeout_seconds: float = Field(default=10, ge=3)
     #: How long a replica may take to flush and checkpoint an item it is asked to give up.
     revoke_timeout_seconds: float = Field(default=60, gt=0)
 

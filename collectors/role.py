@@ -37,7 +37,7 @@ class CollectRole(Role):
                 collector = COLLECTORS[name].build(config.section(name), runtime.transport)
             except Exception as exc:  # e.g. kubernetes' ConfigException: no kubeconfig and not in a cluster
                 raise ConfigError(f"collector {name} cannot start: {exc}") from None
-            group = WorkGroup(runtime.transport, collector, config.work.session_timeout_ms,
+            group = WorkGroup(runtime.transport, collector, config.work.session_timeout_seconds,
                               config.work.revoke_timeout_seconds, status=runtime.status(f"collect-{name}"))
             runtime.health.add_readiness(group.name, group.joined.is_set)
             groups.append(group)

@@ -84,7 +84,7 @@ class ItemTask:
 class WorkGroup:
     """A Service (``run(stop)``) that owns a collector's share of work items through a consumer group."""
 
-    def __init__(self, transport: Transport, collector: Collector, session_timeout_ms: int = 10_000,
+    def __init__(self, transport: Transport, collector: Collector, session_timeout_seconds: float = 10,
                  revoke_timeout: float = 60.0, on_change: Callable[[list[str]], None] | None = None,
                  status=None):
         self.transport = transport
@@ -95,7 +95,7 @@ class WorkGroup:
             raise ConfigError(f"collector {collector.name}: no work items configured")
         self.topic = work_topic(collector.name, self.items)
         self.group_id = self.topic
-        self.session_timeout_ms = session_timeout_ms
+        self.session_timeout_seconds = session_timeout_seconds
         self.revoke_timeout = revoke_timeout
         self.on_change = on_change
         # Item failures (crashes, AccessDenied, no credentials...) reach /healthz through ItemHealth,
@@ -155,7 +155,7 @@ class WorkGroup:
 
     def run(self, stop: threading.Event) -> None:
         self._ensure_topic()
-        consumer = self.transport.consumer(self.group_id, session_timeout_ms=self.session_timeout_ms)
+        consumer = self.transport.consumer(self.group_id, session_timeout_seconds=self.session_timeout_seconds)
         try:
             consumer.subscribe([self.topic], on_assign=self._assigned, on_revoke=self._revoked)
             while not stop.is_set():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -121,7 +121,45 @@ def _line_of(data: Any, loc: tuple) -> int | None:
 line_of = _line_of
 
 
-def format_validation_error(exc: ValidationError, data: Any, filename: str) -> str:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The config models an annotation can hold (through Optional, list, dict, unions …)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _models_at(model: type[BaseModel], loc: tuple) -> list[type[BaseModel]]:
+    """The models that may validate the mapping at ``loc`` (list indexes, dict keys and pydantic's
+    union tags in ``loc`` are not fields: they keep the models found so far)."""
+    current = [model]
+    for part in loc:
+        deeper = []
+        for m in current:
+            field = m.model_fields.get(part) if isinstance(part, str) else None
+            if field is None and isinstance(part, str):
+                field = next((f for f in m.model_fields.values() if f.alias == part), None)
+            deeper.extend(_models_in(field.annotation) if field is not None else [m])
+        current = deeper or current
+    return current
+
+
+def renamed_to(model: type[BaseModel] | None, loc: tuple) -> str | None:
+    """The current name of a refused key that was renamed by the durations convention
+    (``<name>_seconds``, a number): ``session_timeout_ms`` → ``session_timeout_seconds``,
+    ``timeout_s`` → ``timeout_seconds``, ``lateness`` → ``lateness_seconds``; None otherwise."""
+    if model is None or not loc or not isinstance(loc[-1], str):
+        return None
+    key = loc[-1]
+    candidates = [re.sub(r"_(ms|s)$", "_seconds", key), key + "_seconds"]
+    for m in _models_at(model, loc[:-1]):
+        for name in candidates:
+            if name != key and name in m.model_fields:
+                return name
+    return None
+
+
+def format_validation_error(exc: ValidationError, data: Any, filename: str,
+                            model: type[BaseModel] | None = None) -> str:
     msgs = []
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -129,7 +167,12 @@ def format_validation_error(exc: ValidationError, data: Any, filename: str) -> s
         line = _line_of(data, loc)
         where = f"{filename}:{line}" if line else filename
         if err["type"] == "extra_forbidden":
-            msgs.append(f"{where}: unknown field '{field}'")
+            new = renamed_to(model, loc)
+            if new:
+                unit = " (milliseconds are now seconds)" if str(loc[-1]).endswith("_ms") else ""
+                msgs.append(f"{where}: unknown field '{field}': renamed '{new}', a number of seconds{unit}")
+            else:
+                msgs.append(f"{where}: unknown field '{field}'")
         else:
             msgs.append(f"{where}: field '{field}': {err['msg']}")
     return "\n".join(msgs)
@@ -169,7 +212,7 @@ def validate_config(data: Any, model: type[T], filename: str = "<config>") -> T:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, data, filename)) from None
+        raise ConfigError(format_validation_error(exc, data, filename, model)) from None
 
 
 def load_config(path: str | os.PathLike, model: type[T]) -> T:

@@ -47,7 +47,7 @@ class BatchLoop:
 
     def __init__(self, transport: Transport, *, component: str, group_id: str, topics: list[str],
                  handler: Handler, max_batch: int = 2000, poll_timeout: float = 0.5,
-                 session_timeout_ms: int = 45_000, pattern: bool = False,
+                 session_timeout_seconds: float = 45, pattern: bool = False,
                  on_assign: Callable[[list[TopicPartition]], None] | None = None,
                  on_revoke: Callable[[list[TopicPartition]], None] | None = None,
                  max_retry_backoff: float = 30.0, lag_interval: float = 5.0, status=None, **consumer_overrides):
@@ -59,7 +59,7 @@ class BatchLoop:
         self.handler = handler
         self.max_batch = max_batch
         self.poll_timeout = poll_timeout
-        self.session_timeout_ms = session_timeout_ms
+        self.session_timeout_seconds = session_timeout_seconds
         self.pattern = pattern
         self._on_assign, self._on_revoke = on_assign, on_revoke
         self.max_retry_backoff = max_retry_backoff
@@ -204,7 +204,7 @@ class BatchLoop:
     def run(self, stop: threading.Event) -> None:
         if not self._wait_for_topics(stop):
             return
-        consumer = self.transport.consumer(self.group_id, session_timeout_ms=self.session_timeout_ms,
+        consumer = self.transport.consumer(self.group_id, session_timeout_seconds=self.session_timeout_seconds,
                                            **self.consumer_overrides)
         consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked, pattern=self.pattern)
         done = threading.Event()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 
 import orjson
+
+from logtide.timeutil import NS, format_rfc3339
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -14,7 +15,7 @@ _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": format_rfc3339(int(record.created) * NS + int(record.msecs) * 1_000_000, digits=3),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

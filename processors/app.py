@@ -95,8 +95,8 @@ class ProcessorConfig(RoleConfig):
     dlq_topic: str = DLQ
     max_batch: int = Field(default=2000, gt=0)
     max_value_bytes: int = Field(default=1_048_576, gt=0, description="larger records go to the DLQ (truncated)")
-    session_timeout_ms: int = Field(default=45_000, ge=1000)
-    flush_timeout_s: float = Field(default=30.0, gt=0, description="a batch not acked within this is retried")
+    session_timeout_seconds: float = Field(default=45, ge=1)
+    flush_timeout_seconds: float = Field(default=30.0, gt=0, description="a batch not acked within this is retried")
     create_topics: bool = Field(default=True, description="create missing route topics at start")
     partitions: int = Field(default=3, gt=0, description="partitions of route topics created at start")
     pipeline: list[Any] | None = Field(default=None, description="ordered steps; default: the demo pipeline")
@@ -161,7 +161,7 @@ class Processor:
         overrides = {"topic.metadata.refresh.interval.ms": 5000} if transport.name == "confluent" else {}
         self.loop = BatchLoop(transport, component=COMPONENT, group_id=config.group_id, topics=subs,
                               handler=self.handle, max_batch=config.max_batch, pattern=pattern,
-                              session_timeout_ms=config.session_timeout_ms, **overrides)
+                              session_timeout_seconds=config.session_timeout_seconds, **overrides)
 
     def ready(self) -> bool:
         return self.loop.ready()
@@ -240,7 +240,7 @@ class Processor:
                     send(data, key, hdrs)
                     counts[sink] = counts.get(sink, 0) + 1
         self.pipeline.end_batch()
-        remaining = self.producer.flush(self.config.flush_timeout_s)
+        remaining = self.producer.flush(self.config.flush_timeout_seconds)
         if remaining or self.delivery_errors != errors_before or self.dlq.failed != dlq_before:
             raise Retry(f"{remaining} outputs unacknowledged, {self.delivery_errors - errors_before} refused, "
                         f"{self.dlq.failed - dlq_before} DLQ writes refused")
@@ -273,7 +273,7 @@ class Processor:
             self.loop.run(stop)
         finally:
             self.pipeline.close()
-            self.producer.flush(self.config.flush_timeout_s)
+            self.producer.flush(self.config.flush_timeout_seconds)
             self.producer.close()
             _log.info("processor stopped", extra={"processed": self.processed})
 
@@ -338,9 +338,9 @@ class ProcessorRole(Role):
         options = dict(ctx.options or {})
         path = options.pop("config", None)
         # On one machine a group join takes about half the session timeout (embedded broker): keep it short.
-        options.setdefault("session_timeout_ms", 10_000)
+        options.setdefault("session_timeout_seconds", 10)
         if path:
-            config = load(path).model_copy(update={"session_timeout_ms": options["session_timeout_ms"]})
+            config = load(path).model_copy(update={"session_timeout_seconds": options["session_timeout_seconds"]})
         else:
             options.setdefault("partitions", ctx.partitions)
             config = ProcessorConfig.model_validate(options)

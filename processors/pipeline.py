@@ -58,7 +58,7 @@ def build_steps(entries: list[Any], ctx: StepContext, filename: str = "<config>"
         try:
             config = cls.Config.model_validate(entry, context={"sinks": ctx.sinks})
         except ValidationError as exc:
-            msg = format_validation_error(exc, entry, filename)
+            msg = format_validation_error(exc, entry, filename, cls.Config)
             raise ConfigError(msg.replace("field '", f"field '{field}.{i}.")) from None
         if config.routes:
             for r in config.routes:

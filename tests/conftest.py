@@ -11,11 +11,23 @@ from logtide.broker import EmbeddedBroker
 from logtide.transport import KafkaSettings, TopicSpec, connect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: $LOGTIDE_CORPUS, else ../shared/corpus/loghub beside the repo (a git worktree sits elsewhere).
-CORPUS = os.environ.get("LOGTIDE_CORPUS") or os.path.join(os.path.dirname(ROOT), "shared", "corpus", "loghub")
+
+
+def _find_corpus() -> str:
+    """$LOGTIDE_CORPUS, else ``shared/corpus/loghub`` beside the repo or beside a folder holding it
+    (a git worktree under ``wt/``)."""
+    if os.environ.get("LOGTIDE_CORPUS"):
+        return os.environ["LOGTIDE_CORPUS"]
+    parent = os.path.dirname(ROOT)
+    candidates = [os.path.join(parent, "shared", "corpus", "loghub"),
+                  os.path.join(os.path.dirname(parent), "shared", "corpus", "loghub")]
+    return next((c for c in candidates if os.path.isdir(c)), candidates[0])
+
+
+CORPUS = _find_corpus()
 
 #: Consumer-group tests use this session timeout: a join then takes ~3 s instead of ~23 s.
-TEST_SESSION_TIMEOUT_MS = 6000
+TEST_SESSION_TIMEOUT_SECONDS = 6
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +93,7 @@ def tls_kafka(tmp_path_factory):
         yield endpoint
     finally:
         endpoint.stop()
+
+
+# The in-memory transport's fixtures, for every folder (tests/support/kafka.py).
+from tests.support.kafka import memory_kafka, memory_topic  # noqa: E402, F401

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
-import time
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
 from logtide.cli import UsageError
 from logtide.role import connect_checked, kafka_settings
+from logtide.timeutil import MS_NS, NS, format_rfc3339, is_relative, parse_time_expr  # noqa: F401 - is_relative: for the tools
 from logtide.topics import partition_ranges
 from logtide.transport import Consumer, KafkaSettings, TopicPartition, Transport
 
@@ -34,52 +32,18 @@ def connect_args(args: argparse.Namespace) -> Transport:
     return connect_checked(settings, timeout=10.0)
 
 
-_RELATIVE = re.compile(r"^-?(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)(?:\s+ago)?$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_time(text: str, now: float | None = None) -> int:
-    """A point in time as Unix milliseconds, from what an operator types.
-
-    Accepts ``now``, relative ``-15m`` / ``2h ago`` / ``1d``, ISO 8601 (``2024-05-01T12:00:00Z``; no
-    zone means UTC), or a Unix timestamp in seconds, milliseconds or nanoseconds (by magnitude).
-    """
-    s = text.strip()
-    now = time.time() if now is None else now
-    if s.lower() == "now":
-        return int(now * 1000)
-    m = _RELATIVE.match(s.lower())
-    if m:
-        return int((now - float(m.group(1)) * _UNITS[m.group(2)]) * 1000)
-    if re.fullmatch(r"\d+(\.\d+)?", s):
-        v = float(s)
-        if v >= 1e17:
-            return int(v / 1e6)  # nanoseconds
-        if v >= 1e11:
-            return int(v)  # milliseconds
-        return int(v * 1000)  # seconds
+def parse_time_ms(text: str, now: float | None = None) -> int:
+    """A point in time as Unix milliseconds (Kafka's record time), from what an operator types:
+    ``now``, ``-15m`` / ``2h ago`` / ``1d``, RFC 3339 (no zone: UTC), Unix s/ms/ns (see
+    logtide.timeutil.parse_time_expr). A one-line UsageError otherwise."""
     try:
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"cannot read time {text!r}: use ISO 8601 (2024-05-01T12:00:00Z), "
-                         "Unix seconds/ms, 'now' or a relative time like -15m / 2h ago") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1000)
-
-
-def is_relative(text: str | None) -> bool:
-    """Whether a time argument depends on when it is read (now, 2h, -15m, 30m ago)."""
-    if text is None:
-        return False
-    s = text.strip().lower()
-    return s == "now" or _RELATIVE.match(s) is not None
+        return parse_time_expr(text, None if now is None else round(now * NS)) // MS_NS
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def format_ms(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return "-" if ms is None else format_rfc3339(ms * MS_NS, digits=3)
 
 
 def print_json(value: Any) -> None:

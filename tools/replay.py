@@ -27,7 +27,7 @@ from logtide.topics import RangeReader
 from logtide.transport import TopicPartition, TransportError
 
 from logtide.tools.common import (
-    add_kafka_arguments, connect_args, format_ms, is_relative, parse_time, print_json, state_dir,
+    add_kafka_arguments, connect_args, format_ms, is_relative, parse_time_ms, print_json, state_dir,
     topic_partitions, write_json_atomic,
 )
 from logtide.tools.progress import progress_bar
@@ -129,8 +129,8 @@ class ReplayJob:
 
 
 def run(args: argparse.Namespace) -> int:
-    start_ms = parse_time(args.start)
-    end_ms = parse_time(args.end) if args.end else None
+    start_ms = parse_time_ms(args.start)
+    end_ms = parse_time_ms(args.end) if args.end else None
     if end_ms is not None and end_ms <= start_ms:
         raise UsageError(f"--to ({format_ms(end_ms)}) must be after --from ({format_ms(start_ms)})")
     if args.to_topic == args.topic:

@@ -21,7 +21,7 @@ from logtide.role import install_signal_handlers
 from logtide.topics import exact_end_offsets
 from logtide.transport import TopicPartition
 
-from logtide.tools.common import add_kafka_arguments, connect_args, console, format_ms, parse_time, print_json, topic_partitions
+from logtide.tools.common import add_kafka_arguments, connect_args, console, format_ms, parse_time_ms, print_json, topic_partitions
 
 EPILOG = """examples:
   logtide tap logtide.route.monitoring --where 'severity_number >= 17'
@@ -61,7 +61,7 @@ def _start_offsets(consumer, parts: list[TopicPartition], start: str | None) -> 
         return exact_end_offsets(consumer, parts)
     if start.strip().lower() in ("beginning", "earliest"):
         return consumer.beginning_offsets(parts)
-    ms = parse_time(start)
+    ms = parse_time_ms(start)
     found = consumer.offsets_for_times({tp: ms for tp in parts})
     ends = exact_end_offsets(consumer, parts)
     return {tp: (found.get(tp) if found.get(tp) is not None else ends[tp]) for tp in parts}
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         predicate = compile_condition(args.where) if args.where else None
     except ConditionError as exc:
         raise UsageError(f"--where: {exc}") from None
-    min_ms = parse_time(args.start) if args.start and args.start.lower() not in ("beginning", "earliest") else None
+    min_ms = parse_time_ms(args.start) if args.start and args.start.lower() not in ("beginning", "earliest") else None
     transport = connect_args(args)
     stop = threading.Event()
     install_signal_handlers(stop)

@@ -6,7 +6,6 @@ from pydantic import Field, model_validator
 
 from logtide.config import Model
 
-from logtide.alerting.durations import Duration
 from logtide.alerting.notifiers.alertmanager import Alertmanager, AlertmanagerConfig
 from logtide.alerting.notifiers.base import HttpIntegration, Permanent, Retryable
 from logtide.alerting.notifiers.pagerduty import PagerDuty, PagerDutyConfig
@@ -22,11 +21,11 @@ class RateLimit(Model):
 
 
 class RetryPolicy(Model):
-    """Exponential backoff with full jitter between ``initial`` and ``max``; retried until delivered
+    """Exponential backoff with full jitter between ``initial_seconds`` and ``max_seconds``; retried until delivered
     (or superseded by a newer notification for the same group)."""
 
-    initial: Duration = 0.5
-    max: Duration = 60.0
+    initial_seconds: float = Field(0.5, gt=0)
+    max_seconds: float = Field(60.0, gt=0)
 
 
 class Receiver(Model):
@@ -40,8 +39,8 @@ class Receiver(Model):
 
     @model_validator(mode="after")
     def _sane(self) -> "Receiver":
-        if self.retry.max < self.retry.initial:
-            raise ValueError("retry.max must be at least retry.initial")
+        if self.retry.max_seconds < self.retry.initial_seconds:
+            raise ValueError("retry.max_seconds must be at least retry.initial_seconds")
         return self
 
 

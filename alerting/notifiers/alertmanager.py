@@ -6,10 +6,10 @@ resolve time, which closes them in Alertmanager."""
 from __future__ import annotations
 
 import orjson
+from pydantic import Field
 
 from logtide.config import Model
 
-from logtide.alerting.durations import Duration
 from logtide.alerting.notifiers.base import HttpIntegration
 from logtide.alerting.state import RESOLVED, rfc3339
 
@@ -17,7 +17,7 @@ from logtide.alerting.state import RESOLVED, rfc3339
 class AlertmanagerConfig(Model):
     url: str  # e.g. http://alertmanager:9093
     send_resolved: bool = True
-    timeout: Duration = 10.0
+    timeout_seconds: float = Field(10.0, gt=0)
 
 
 class Alertmanager(HttpIntegration):

@@ -46,7 +46,7 @@ class HttpIntegration:
         self.receiver = receiver
         self.id = f"{receiver}/{self.kind}/{index}"
         self.config = config  # the integration's config model (url, timeout, send_resolved, ...)
-        self.timeout = config.timeout
+        self.timeout = config.timeout_seconds
         self.send_resolved = config.send_resolved
         self.external_url = external_url
         self.templates = templates

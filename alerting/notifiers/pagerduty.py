@@ -7,10 +7,10 @@ from __future__ import annotations
 import hashlib
 
 import orjson
+from pydantic import Field
 
 from logtide.config import Model
 
-from logtide.alerting.durations import Duration
 from logtide.alerting.notifiers.base import HttpIntegration
 from logtide.alerting.templates import DEFAULT_TITLE, Template, context, fallback_text
 
@@ -23,7 +23,7 @@ class PagerDutyConfig(Model):
     summary: Template = DEFAULT_TITLE
     source: str = "logtide"
     send_resolved: bool = True
-    timeout: Duration = 10.0
+    timeout_seconds: float = Field(10.0, gt=0)
 
 
 def dedup_key(group_key: str) -> str:

@@ -4,10 +4,10 @@ the rendered text, and a context line with the group labels). Title and text are
 from __future__ import annotations
 
 import orjson
+from pydantic import Field
 
 from logtide.config import Model
 
-from logtide.alerting.durations import Duration
 from logtide.alerting.notifiers.base import HttpIntegration
 from logtide.alerting.templates import DEFAULT_TEXT, DEFAULT_TITLE, Template, context, fallback_text
 
@@ -18,7 +18,7 @@ class SlackConfig(Model):
     title: Template = DEFAULT_TITLE
     text: Template = DEFAULT_TEXT
     send_resolved: bool = True
-    timeout: Duration = 10.0
+    timeout_seconds: float = Field(10.0, gt=0)
 
 
 class Slack(HttpIntegration):

@@ -24,7 +24,6 @@ from pydantic import Field
 
 from logtide.config import Model
 
-from logtide.alerting.durations import Duration
 from logtide.alerting.notifiers.base import HttpIntegration
 
 H_TIMESTAMP = "X-Logtide-Timestamp"
@@ -36,7 +35,7 @@ class WebhookConfig(Model):
     url: str
     secrets: list[str] = Field(default_factory=list, description="HMAC secrets, newest first (${ENV} or file:)")
     send_resolved: bool = True
-    timeout: Duration = 10.0
+    timeout_seconds: float = Field(10.0, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
 
 

@@ -9,13 +9,14 @@ absolute time (not "N seconds ago") is the point of a checkpoint.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
+
+from logtide.timeutil import format_rfc3339
 
 from logtide.collectors.k8s.config import KubernetesConfig
 
@@ -36,11 +37,6 @@ def build_client(cfg: KubernetesConfig) -> k8s_client.ApiClient:
     conf = k8s_client.Configuration()
     k8s_config.load_incluster_config(client_configuration=conf)
     return k8s_client.ApiClient(conf)
-
-
-def rfc3339(ns: int) -> str:
-    """sinceTime as the API server parses it (RFC 3339, whole seconds: the overlap is dropped by id)."""
-    return datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class KubernetesApi:
@@ -73,7 +69,8 @@ class KubernetesApi:
         if previous:
             query.append(("previous", "true"))
         if since_ns:
-            query.append(("sinceTime", rfc3339(since_ns)))
+            # sinceTime: RFC 3339 in whole seconds (the overlap of a resume is dropped by id)
+            query.append(("sinceTime", format_rfc3339(since_ns, digits=0)))
         elif self.cfg.start_seconds_ago:
             query.append(("sinceSeconds", str(int(self.cfg.start_seconds_ago))))
         request = self.client.param_serialize(
@@ -93,4 +90,4 @@ class KubernetesApi:
             pass
 
 
-__all__ = ["ApiException", "KubernetesApi", "rfc3339"]
+__all__ = ["ApiException", "KubernetesApi"]

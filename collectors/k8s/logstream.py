@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import queue
 import threading
-from datetime import datetime, timezone
 
 import urllib3
 from kubernetes.watch.watch import iter_resp_lines
+
+from logtide.timeutil import parse_rfc3339
 
 from logtide.collectors.base import Backoff, CollectorMetrics, log_error
 from logtide.collectors.k8s.api import ApiException, KubernetesApi
@@ -27,27 +28,8 @@ from logtide.collectors.k8s.api import ApiException, KubernetesApi
 def parse_line(line: str) -> tuple[int | None, str]:
     """(Unix ns, message) of ``2024-01-02T03:04:05.123456789Z message``; (None, line) without a timestamp."""
     stamp, sep, text = line.partition(" ")
-    ns = parse_rfc3339_ns(stamp) if sep else None
+    ns = parse_rfc3339(stamp) if sep else None
     return (ns, text) if ns is not None else (None, line)
-
-
-def parse_rfc3339_ns(stamp: str) -> int | None:
-    if len(stamp) < 20 or stamp[4] != "-" or stamp[10] != "T":
-        return None
-    main, frac = stamp[:19], ""
-    rest = stamp[19:]
-    if rest.startswith("."):
-        i = 1
-        while i < len(rest) and rest[i].isdigit():
-            i += 1
-        frac, rest = rest[1:i], rest[i:]
-    try:
-        dt = datetime.fromisoformat(main + (rest.replace("Z", "+00:00") or "+00:00"))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp()) * 1_000_000_000 + int((frac or "0")[:9].ljust(9, "0"))
 
 
 class Position:

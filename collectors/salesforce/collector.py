@@ -19,6 +19,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from logtide import envelope, log
+from logtide.timeutil import NS, format_rfc3339
 
 from logtide.collectors.base import Backoff, PullCollector, ShipError, Shipper, Stopped, log_error
 from logtide.collectors.salesforce import logfile
@@ -41,7 +42,7 @@ def soql_time(value: str | int) -> str:
     ns = value if isinstance(value, int) else logfile.parse_timestamp(value)
     if ns is None:
         raise ValueError(f"not a timestamp: {value!r}")
-    return datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_rfc3339(ns, digits=0)
 
 
 class Cursor:
@@ -115,7 +116,7 @@ class SalesforceCollector(PullCollector):
         start = datetime.now(timezone.utc) - timedelta(days=self.config.start_days_ago)
         if item.endswith("/Daily"):
             start = start.replace(hour=0, minute=0, second=0)  # LogDate of a daily file is its day's midnight
-        return Cursor({"time": start.strftime("%Y-%m-%dT%H:%M:%SZ")})
+        return Cursor({"time": format_rfc3339(int(start.timestamp()) * NS, digits=0)})
 
     def _lag(self, item: str, cursor: Cursor) -> None:
         ns = logfile.parse_timestamp(cursor.time)

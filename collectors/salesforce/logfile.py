@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Iterator
+
+from logtide.timeutil import format_rfc3339, parse_rfc3339
 
 csv.field_size_limit(64 * 1024 * 1024)
 
@@ -26,57 +25,19 @@ _TRUE = {"true", "1", "yes", "t"}
 _FALSE = {"false", "0", "no", "f"}
 
 
-@lru_cache(maxsize=8192)
-def _epoch_seconds(head: str) -> int | None:
-    """Unix seconds of ``YYYYmmddHHMMSS`` or ``YYYY-mm-ddTHH:MM:SS`` (UTC); rows share seconds, so cached."""
-    try:
-        if len(head) == 14:
-            dt = datetime(int(head[:4]), int(head[4:6]), int(head[6:8]), int(head[8:10]), int(head[10:12]),
-                          int(head[12:14]), tzinfo=timezone.utc)
-        else:
-            dt = datetime.fromisoformat(head + "+00:00")
-    except ValueError:
-        return None
-    return int(dt.timestamp())
-
-
 def parse_timestamp(value: str) -> int | None:
-    """Unix nanoseconds of ``20231218054831.655`` or ISO 8601 (``2023-12-18T05:48:31.655Z``), else None."""
+    """Unix nanoseconds of ``20231218054831.655`` (UTC) or RFC 3339 (``2023-12-18T05:48:31.655Z``,
+    ``2023-12-18T06:48:31.655+0100``), else None."""
     if len(value) >= 14 and value[:14].isdigit():
-        frac = value[15:] if len(value) > 14 else ""
+        v, frac = value[:14], value[15:]
         if len(value) > 14 and (value[14] != "." or not frac.isdigit()):
             return None
-        secs = _epoch_seconds(value[:14])
-        return None if secs is None else secs * 1_000_000_000 + int(frac[:9].ljust(9, "0") or 0)
-    text = value.strip()
-    if len(text) < 19 or text[4] != "-" or text[10] != "T":
-        return None
-    rest = text[19:]
-    frac = ""
-    if rest.startswith("."):
-        i = 1
-        while i < len(rest) and rest[i].isdigit():
-            i += 1
-        frac, rest = rest[1:i], rest[i:]
-    if rest in ("", "Z", "+0000", "+00:00", "-00:00"):
-        secs = _epoch_seconds(text[:19])
-        return None if secs is None else secs * 1_000_000_000 + int(frac[:9].ljust(9, "0") or 0)
-    if re.fullmatch(r"[+-]\d{4}", rest):
-        rest = rest[:3] + ":" + rest[3:]  # Salesforce's +0100 → +01:00
-    try:
-        dt = datetime.fromisoformat(text[:19] + rest)
-    except ValueError:
-        return None
-    return int(dt.timestamp()) * 1_000_000_000 + int(frac[:9].ljust(9, "0") or 0)
-
-
-@lru_cache(maxsize=8192)
-def _iso_seconds(secs: int) -> str:
-    return datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        value = f"{v[:4]}-{v[4:6]}-{v[6:8]}T{v[8:10]}:{v[10:12]}:{v[12:14]}.{frac or 0}Z"
+    return parse_rfc3339(value)
 
 
 def iso(ns: int) -> str:
-    return f"{_iso_seconds(ns // 1_000_000_000)}.{(ns % 1_000_000_000) // 1_000_000:03d}Z"
+    return format_rfc3339(ns, digits=3)
 
 
 def _number(value: str):

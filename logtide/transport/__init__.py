@@ -1,4 +1,5 @@
-"""Kafka transport: one interface (base.py), two backends, chosen by ``KafkaSettings.client``."""
+"""Kafka transport: one interface (base.py), two Kafka backends and an in-memory one (memory.py, for
+tests), chosen by ``KafkaSettings.client``."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def connect(settings: KafkaSettings) -> Transport:
         if not installed:
             raise TransportError("no Kafka client installed: pip install confluent-kafka or kafka-python")
         name = installed[0]
+    if name == "memory":
+        from logtide.transport.memory import MemoryTransport
+        return MemoryTransport(settings)
     if name == "confluent":
         from logtide.transport.confluent import ConfluentTransport
         return ConfluentTransport(settings)

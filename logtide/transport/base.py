@@ -84,8 +84,9 @@ class KafkaSettings(Model):
         default=None,
         description="host:port[,host:port]; empty means: start the embedded broker (logtide up only)",
     )
-    client: Literal["auto", "confluent", "kafka-python"] = Field(
-        default="auto", description="Kafka client library; auto = the fastest installed (confluent)"
+    client: Literal["auto", "confluent", "kafka-python", "memory"] = Field(
+        default="auto", description="Kafka client library; auto = the fastest installed (confluent); "
+                                    "memory = an in-process cluster named by bootstrap (tests)"
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -246,7 +247,7 @@ class Transport(ABC):
 
     @abstractmethod
     def consumer(self, group_id: str | None = None, *, auto_offset_reset: str = "earliest",
-                 session_timeout_ms: int = 45_000, **overrides: Any) -> Consumer: ...
+                 session_timeout_seconds: float = 45, **overrides: Any) -> Consumer: ...
 
     @abstractmethod
     def admin(self, *, timeout: float | None = None) -> Admin:

@@ -346,7 +346,7 @@ class ConfluentTransport(Transport):
         conf.update(overrides)
         return ConfluentProducer(conf)
 
-    def consumer(self, group_id=None, *, auto_offset_reset="earliest", session_timeout_ms=45_000, **overrides):
+    def consumer(self, group_id=None, *, auto_offset_reset="earliest", session_timeout_seconds=45.0, **overrides):
         conf = dict(self._conf)
         conf.update({
             # librdkafka insists on a group.id even for manual assignment; it is never joined then.
@@ -354,8 +354,8 @@ class ConfluentTransport(Transport):
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": auto_offset_reset,
-            "session.timeout.ms": session_timeout_ms,
-            "heartbeat.interval.ms": max(500, session_timeout_ms // 5),
+            "session.timeout.ms": int(session_timeout_seconds * 1000),
+            "heartbeat.interval.ms": max(500, int(session_timeout_seconds * 1000) // 5),
             "enable.partition.eof": False,
         })
         conf.update(self.settings.consumer)

@@ -316,14 +316,14 @@ class KafkaPythonTransport(Transport):
         conf.update(overrides)
         return KafkaPythonProducer(conf, max_buffer, report_successes, max_buffer_bytes)
 
-    def consumer(self, group_id=None, *, auto_offset_reset="earliest", session_timeout_ms=45_000, **overrides):
+    def consumer(self, group_id=None, *, auto_offset_reset="earliest", session_timeout_seconds=45.0, **overrides):
         conf = dict(self._conf)
         conf.update({
             "group_id": group_id,
             "enable_auto_commit": False,
             "auto_offset_reset": auto_offset_reset,
-            "session_timeout_ms": session_timeout_ms,
-            "heartbeat_interval_ms": max(500, session_timeout_ms // 5),
+            "session_timeout_ms": int(session_timeout_seconds * 1000),
+            "heartbeat_interval_ms": max(500, int(session_timeout_seconds * 1000) // 5),
         })
         conf.update(self.settings.consumer)
         conf.update(overrides)

@@ -77,8 +77,9 @@ def register_audit(sub: argparse._SubParsersAction) -> None:
             a.add_argument("--json", action="store_true", help="print one JSON report per chain")
             a.set_defaults(func=run_verify)
         else:
-            a.add_argument("--since", metavar="TIME", help="ISO-8601 or Unix seconds (inclusive)")
-            a.add_argument("--until", metavar="TIME", help="ISO-8601 or Unix seconds (exclusive)")
+            a.add_argument("--since", metavar="TIME",
+                           help="RFC 3339, Unix seconds, now, or a time ago: 1h, 2h ago (or --since=-1h); inclusive")
+            a.add_argument("--until", metavar="TIME", help="RFC 3339, Unix seconds, now, or a time ago (exclusive)")
             a.add_argument("--where", metavar="CONDITION", help="condition on the event, e.g. 'severity_number >= 17'")
             a.add_argument("--limit", type=int, metavar="N")
             a.set_defaults(func=run_search)
@@ -131,11 +132,11 @@ def run_search(args: argparse.Namespace) -> int:
     from logtide.condition import ConditionError
     from logtide.processors.sinks.audit.search import search
     from logtide.processors.sinks.audit.storage import StorageError
-    from logtide.processors.sinks.eventtime import parse_time
+    from logtide.timeutil import parse_time_expr
 
     try:
-        since = parse_time(args.since) if args.since else None
-        until = parse_time(args.until) if args.until else None
+        since = parse_time_expr(args.since) if args.since else None
+        until = parse_time_expr(args.until) if args.until else None
     except ValueError as exc:
         raise UsageError(f"bad time: {exc}") from None
     n = 0

@@ -17,7 +17,7 @@ class ConsumeSettings(Model):
     topic: str | None = Field(default=None, description="route topic (default logtide.route.<sink>)")
     group: str | None = Field(default=None, description="consumer group (default logtide-sink-<sink>)")
     max_batch: int = Field(default=2000, ge=1)
-    session_timeout_ms: int = Field(default=45_000, ge=1000)
+    session_timeout_seconds: float = Field(default=45, ge=1)
     dedup_capacity: int = Field(default=200_000, ge=0, description="recent event ids kept to drop duplicates")
 
 
@@ -37,7 +37,7 @@ class LokiSettings(Model):
     #: resource fields that become Loki labels (dots become underscores); keep this list short.
     labels: list[str] = Field(default_factory=lambda: ["k8s.namespace.name", "service.name", "k8s.container.name"])
     batch_bytes: int = Field(default=1_000_000, description="split a push above this many uncompressed bytes")
-    timeout_s: float = 10.0
+    timeout_seconds: float = 10.0
     attempts: int = Field(default=4, ge=1, description="tries per push before the batch is retried later")
     username: str | None = None
     password: SecretStr | None = None
@@ -46,7 +46,7 @@ class LokiSettings(Model):
 class ElasticsearchSettings(Model):
     url: str = Field(description="base URL of Elasticsearch or OpenSearch")
     index: str = Field(default="logtide-%Y.%m.%d", description="index name, strftime of the event time (UTC)")
-    timeout_s: float = 10.0
+    timeout_seconds: float = 10.0
     username: str | None = None
     password: SecretStr | None = None
 
@@ -71,7 +71,7 @@ class S3Location(Model):
     prefix: str = "logtide"
     region: str = "us-east-1"
     endpoint_url: str | None = Field(default=None, description="for S3-compatible stores (MinIO, moto)")
-    connect_timeout_s: float = 5.0
+    connect_timeout_seconds: float = 5.0
 
 
 class S3Settings(S3Location):
@@ -106,8 +106,8 @@ class ParquetSettings(Model):
     s3: S3Location | None = Field(default=None, description="the dataset in S3 instead of a directory")
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     compact_min_files: int = Field(default=8, ge=2, description="compact an hour partition with this many files")
-    compact_after_s: float = Field(default=3600.0, ge=0, description="only hours that ended this long ago")
-    compact_every_s: float = Field(default=300.0, ge=0, description="how often the sink looks for work; 0 = never")
+    compact_after_seconds: float = Field(default=3600.0, ge=0, description="only hours that ended this long ago")
+    compact_every_seconds: float = Field(default=300.0, ge=0, description="how often the sink looks for work; 0 = never")
 
     @model_validator(mode="after")
     def _one_place(self):
@@ -119,7 +119,7 @@ class ParquetSettings(Model):
 class PostgresSettings(Model):
     dsn: SecretStr = Field(description="libpq connection string or URL: ${ENV} or file:/path")
     table: str = Field(default="logtide_events", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
-    connect_timeout_s: int = 5
+    connect_timeout_seconds: int = 5
 
 
 class AnalyticsSettings(ConsumeSettings):

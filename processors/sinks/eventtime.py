@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from logtide.timeutil import format_rfc3339
+
 MAX_FUTURE_NS = 24 * 3600 * 10**9
 #: 2000-01-01: earlier "times" are parse accidents (epoch 0, seconds taken for ns, ...).
 MIN_TIME_NS = 946_684_800 * 10**9
@@ -30,21 +32,4 @@ def utc(ns: int) -> datetime:
 
 
 def ns_to_iso(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    return utc(ns).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 10**9:09d}Z"
-
-
-def parse_time(text: str) -> int:
-    """Unix ns from ISO-8601 (``2026-11-21T10:00:00Z``, a date) or a number of seconds; for CLI flags."""
-    text = text.strip()
-    try:
-        return int(float(text) * 1e9)
-    except ValueError:
-        pass
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
+    return None if ns is None else format_rfc3339(ns)

@@ -27,7 +27,7 @@ def build_services(config: SinkRoleConfig, transport: Transport, only: list[str]
         services.append(SinkService(
             transport, sink, topic=topic_of(name, settings),
             group_id=group_of(name, settings), max_batch=settings.max_batch,
-            session_timeout_ms=settings.session_timeout_ms, dedup_capacity=settings.dedup_capacity,
+            session_timeout_seconds=settings.session_timeout_seconds, dedup_capacity=settings.dedup_capacity,
             status=runtime.status(f"sink-{name}") if runtime is not None else None))
     return services
 

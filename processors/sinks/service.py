@@ -92,7 +92,7 @@ class SinkService:
     """Runs one sink until stop; ``ready()`` is false while a batch waits for its destination."""
 
     def __init__(self, transport: Transport, sink: Sink, *, topic: str, group_id: str, max_batch: int = 2000,
-                 session_timeout_ms: int = 45_000, dedup_capacity: int = 200_000, status=None):
+                 session_timeout_seconds: float = 45, dedup_capacity: int = 200_000, status=None):
         self.sink = sink
         self.name = f"sink-{sink.name}"
         self.producer = transport.producer()
@@ -101,7 +101,7 @@ class SinkService:
         #: Serializes the sink between the consumer thread (write, rebalances) and the ticker.
         self._lock = threading.Lock()
         self.loop = BatchLoop(transport, component=self.name, group_id=group_id, topics=[topic],
-                              handler=self.handle, max_batch=max_batch, session_timeout_ms=session_timeout_ms,
+                              handler=self.handle, max_batch=max_batch, session_timeout_seconds=session_timeout_seconds,
                               on_assign=self._locked(sink.assigned), on_revoke=self._locked(sink.revoked),
                               status=status)
         self._written = WRITTEN.labels(sink.name)

@@ -22,11 +22,11 @@ def _key(path) -> str:
 
 
 def local_defaults(workdir: Path) -> dict[str, dict]:
-    quick = {"session_timeout_ms": 10_000}  # one machine: a group join in ~5 s instead of ~23 s
+    quick = {"session_timeout_seconds": 10}  # one machine: a group join in ~5 s instead of ~23 s
     return {
         "monitoring": {**quick},
         "audit": {**quick, "storage": {"path": str(workdir / "audit")}, "hmac_key": _key(workdir / "audit.key")},
-        "analytics": {**quick, "parquet": {"path": str(workdir / "parquet"), "compact_after_s": 0}},
+        "analytics": {**quick, "parquet": {"path": str(workdir / "parquet"), "compact_after_seconds": 0}},
     }
 
 

@@ -1,7 +1,7 @@
 """aggregate: tumbling windows that turn logs into counters — events and errors per service, source
 and severity — exposed as Prometheus metrics and optionally produced to a topic.
 
-Windows are by event time (``time``, else ``observed_time``); a window closes ``grace_s`` after its
+Windows are by event time (``time``, else ``observed_time``); a window closes ``grace_seconds`` after its
 end on the wall clock, later events for it are counted as late. Label values come from data, so the
 number of series is bounded (``max_series``): further combinations share an ``__overflow__`` series.
 Events pass through unchanged.
@@ -30,8 +30,8 @@ OVERFLOW = "__overflow__"
 
 
 class AggregateConfig(StepConfig):
-    window_s: int = Field(default=60, gt=0, description="tumbling window length")
-    grace_s: float = Field(default=5.0, ge=0, description="wait this long after a window's end for late events")
+    window_seconds: int = Field(default=60, gt=0, description="tumbling window length")
+    grace_seconds: float = Field(default=5.0, ge=0, description="wait this long after a window's end for late events")
     service: str = Field(default="resource.service.name", description="field of the service label")
     max_series: int = Field(default=500, gt=0, description="distinct (service, source, severity) before overflow")
     topic: str | None = Field(default=None, description="also produce each closed window's counts here (JSON)")
@@ -43,8 +43,8 @@ class Aggregate(Step):
 
     def __init__(self, config: AggregateConfig, ctx, clock=time.time):
         super().__init__(config, ctx)
-        self.size_ns = config.window_s * 1_000_000_000
-        self.grace_ns = int(config.grace_s * 1e9)
+        self.size_ns = config.window_seconds * 1_000_000_000
+        self.grace_ns = int(config.grace_seconds * 1e9)
         self._service = field_getter(parse_field(config.service))
         self.max_series = config.max_series
         self.topic = config.topic

@@ -28,7 +28,7 @@ class LookupConfig(Model):
     key: str = Field(default="resource.service.name", description="event field joined on the record key")
     target: str = Field(default="resource", pattern="^(resource|attributes)$")
     prefix: str = Field(default="service.", description="prefix of the added keys: service.team, …")
-    startup_wait_s: float = Field(default=10.0, ge=0, description="wait this long at start for the table to load")
+    startup_wait_seconds: float = Field(default=10.0, ge=0, description="wait this long at start for the table to load")
 
 
 class EnrichConfig(StepConfig):
@@ -139,7 +139,7 @@ class Enrich(Step):
             if self.ctx.transport is None:
                 raise RuntimeError(f"enrich lookup needs Kafka (topic {topic}) or the table's rows given as they are")
             self.table = LookupTable(self.ctx.transport, topic)
-            self.table.start(self.lookup.startup_wait_s)
+            self.table.start(self.lookup.startup_wait_seconds)
 
     def close(self) -> None:
         if self.table is not None:

@@ -9,7 +9,6 @@ what each one understands.
 
 from __future__ import annotations
 
-import calendar
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +19,7 @@ from prometheus_client import Counter
 from pydantic import Field, field_validator
 
 from logtide.envelope import MAX_DEPTH, severity_number
+from logtide.timeutil import epoch_ns, scan_rfc3339
 from logtide.config import Model
 from logtide.processors.steps.base import Step, StepConfig, StepFailed, compile_regex, register
 
@@ -42,21 +42,6 @@ class Parsed:
 
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
                                        "nov", "dec"), 1)}
-_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?\s*(Z|[+-]\d\d:?\d\d)?")
-
-
-def _epoch_ns(y: int, mo: int, d: int, h: int, mi: int, s: int, frac: str | None = None, tz: int = 0) -> int:
-    secs = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) - tz
-    ns = int((frac or "0").ljust(9, "0")[:9])
-    return secs * 1_000_000_000 + ns
-
-
-def _tz_seconds(tz: str | None) -> int:
-    if not tz or tz == "Z":
-        return 0
-    sign = -1 if tz[0] == "-" else 1
-    digits = tz[1:].replace(":", "")
-    return sign * (int(digits[:2]) * 3600 + int(digits[2:4]) * 60)
 
 
 def parse_time(value: Any) -> int | None:
@@ -75,13 +60,9 @@ def parse_time(value: Any) -> int | None:
             return int(v * 1e9)           # s
         return None
     if isinstance(value, str):
-        m = _ISO.match(value.strip())
-        if m:
-            y, mo, d, h, mi, s, frac, tz = m.groups()
-            try:
-                return _epoch_ns(int(y), int(mo), int(d), int(h), int(mi), int(s), frac, _tz_seconds(tz))
-            except (ValueError, OverflowError):
-                return None
+        ns = scan_rfc3339(value)
+        if ns is not None:
+            return ns
         if value.replace(".", "", 1).isdigit():
             return parse_time(float(value))
     return None
@@ -280,7 +261,7 @@ def parse_syslog(text: str) -> Parsed | None:
         fields["syslog.facility"] = int(pri) >> 3
         p.level = int(pri) & 7
     try:
-        p.time_ns = _epoch_ns(_year_for(month, int(day)), month, int(day), int(hh), int(mm), int(ss))
+        p.time_ns = epoch_ns(_year_for(month, int(day)), month, int(day), int(hh), int(mm), int(ss))
     except ValueError:
         pass
     return p
@@ -297,19 +278,19 @@ _PLAIN_TIMES: list[tuple[re.Pattern, Callable[[re.Match], int]]] = [
      lambda m: parse_time(m.group(1))),
     # [Sun Dec 04 04:47:44 2005] (Apache error log)
     (re.compile(r"\[?(?:[A-Z][a-z]{2}) ([A-Z][a-z]{2}) (\d\d) (\d\d):(\d\d):(\d\d) (\d{4})\]?"),
-     lambda m: _epoch_ns(int(m.group(6)), _MONTHS[m.group(1).lower()], int(m.group(2)), int(m.group(3)),
+     lambda m: epoch_ns(int(m.group(6)), _MONTHS[m.group(1).lower()], int(m.group(2)), int(m.group(3)),
                          int(m.group(4)), int(m.group(5)))),
     # 17/06/09 20:10:40 (Spark: yy/MM/dd)
     (re.compile(r"(\d\d)/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d)"),
-     lambda m: _epoch_ns(2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)),
+     lambda m: epoch_ns(2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)),
                          int(m.group(5)), int(m.group(6)))),
     # 081109 203615 (HDFS: yyMMdd HHmmss)
     (re.compile(r"(\d\d)(\d\d)(\d\d) (\d\d)(\d\d)(\d\d) "),
-     lambda m: _epoch_ns(2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)),
+     lambda m: epoch_ns(2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)),
                          int(m.group(5)), int(m.group(6)))),
     # 03-17 16:13:38.811 (Android logcat: no year)
     (re.compile(r"(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3})"),
-     lambda m: _epoch_ns(_year_for(int(m.group(1)), int(m.group(2))), int(m.group(1)), int(m.group(2)),
+     lambda m: epoch_ns(_year_for(int(m.group(1)), int(m.group(2))), int(m.group(1)), int(m.group(2)),
                          int(m.group(3)), int(m.group(4)), int(m.group(5)), m.group(6))),
 ]
 _LOGCAT_LEVEL = re.compile(r"\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\s+\d+\s+\d+ ([VDIWEF]) ")

@@ -1,4 +1,4 @@
-"""Helpers for the agent's tests: run the agent in a thread, read a topic, write CRI/docker lines."""
+"""Helpers for the agent's tests: run the agent in a thread, write CRI/docker lines."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-
-from prometheus_client import REGISTRY
 
 from logtide.agents.agent import Agent
 from logtide.agents.config import AgentConfig
 from logtide.agents.pod_metadata import PodMetadata
-from logtide import envelope
 from logtide.checkpoint import SqliteCheckpoints
-from logtide.transport import KafkaSettings, TopicPartition, connect
+from logtide.transport import KafkaSettings, connect
+
+# Shared with every folder (tests/support); importable from here as before.
+from tests.support.kafka import TopicReader
+from tests.support.metrics import metric
+from tests.support.wait import wait_for
+
+__all__ = ["RunningAgent", "TopicReader", "cri", "log_dir", "metric", "wait_for"]
 
 
 def cri(message: str | bytes, stream: str = "stdout", tag: str = "F", ts: str = "2024-05-01T12:00:00.123456789Z"
@@ -63,10 +66,6 @@ def log_dir(tmp_path, **files: bytes):
     return logs
 
 
-def metric(name: str, **labels) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
 class RunningAgent:
     """An Agent in a thread of this process (metrics readable); ``stop()`` drains and checkpoints."""
 
@@ -111,52 +110,3 @@ class RunningAgent:
         assert not self.thread.is_alive(), "agent did not stop"
         if self.error:
             raise self.error
-
-
-class TopicReader:
-    """Reads a topic from the start with manual assignment, keeping every decoded event."""
-
-    def __init__(self, bootstrap: str, topic: str, partitions: int = 1):
-        self.consumer = connect(KafkaSettings(bootstrap=bootstrap, client="confluent")).consumer(None)
-        self.consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
-        self.events: list[dict] = []
-        self.keys: list[bytes] = []
-
-    def read_until(self, predicate, timeout: float = 20.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while not predicate(self.events):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out with {len(self.events)} events; last: {self.events[-3:]}")
-            for rec in self.consumer.poll_batch(10_000, 0.2):
-                self.events.append(envelope.decode(rec.value))
-                self.keys.append(rec.key)
-        return self.events
-
-    def count(self, n: int, timeout: float = 20.0) -> list[dict]:
-        return self.read_until(lambda evs: len(evs) >= n, timeout)
-
-    def settle(self, quiet: float = 1.0) -> list[dict]:
-        """Read until nothing new came for ``quiet`` seconds."""
-        last = time.monotonic()
-        while time.monotonic() - last < quiet:
-            recs = self.consumer.poll_batch(10_000, 0.2)
-            for rec in recs:
-                self.events.append(envelope.decode(rec.value))
-                self.keys.append(rec.key)
-            if recs:
-                last = time.monotonic()
-        return self.events
-
-    def bodies(self) -> list:
-        return [e["body"] for e in self.events]
-
-    def close(self):
-        self.consumer.close()
-
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)

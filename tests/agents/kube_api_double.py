@@ -14,8 +14,10 @@ import json
 import queue
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
+
+from tests.support.http import HttpDouble
 
 
 def pod(namespace: str, name: str, uid: str, node: str = "node-1", labels: dict | None = None,
@@ -34,7 +36,7 @@ def namespace(name: str, annotations: dict | None = None) -> dict:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "annotations": annotations or {}}}
 
 
-class KubeApiDouble:
+class KubeApiDouble(HttpDouble):
     def __init__(self):
         self._lock = threading.Lock()
         self.version = 100
@@ -110,10 +112,7 @@ class KubeApiDouble:
             def log_message(self, *args):
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        super().__init__(request_handler=Handler)
 
     @staticmethod
     def matches(obj: dict, selector: str | None) -> bool:
@@ -169,5 +168,4 @@ class KubeApiDouble:
 
     def close(self) -> None:
         self.down()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self.stop()

@@ -21,8 +21,8 @@ def _lines(prefix: str, start: int, stop: int) -> bytes:
 
 
 @pytest.mark.timeout(60)
-def test_rotation_rename_copytruncate_and_delete_while_running(tmp_path, fast_kafka, new_topic):
-    topic = new_topic(1)
+def test_rotation_rename_copytruncate_and_delete_while_running(tmp_path, memory_kafka, memory_topic):
+    topic = memory_topic(1)
     logs = tmp_path / "logs"
     logs.mkdir()
     app, other = logs / "app.log", logs / "other.log"
@@ -31,9 +31,9 @@ def test_rotation_rename_copytruncate_and_delete_while_running(tmp_path, fast_ka
     writer.write(_lines("o", 0, 100))
     before = {k: metric("logtide_agent_rotations_total", kind=k) for k in ("rename", "truncate", "delete")}
     finished = metric("logtide_agent_files_finished_total")
-    reader = TopicReader(fast_kafka.bootstrap, topic)
+    reader = TopicReader(memory_kafka, topic)
     expected = {f"a line {i:06d} with some text" for i in range(200)} | {f"o line {i:06d} with some text" for i in range(100)}
-    with RunningAgent(fast_kafka, tmp_path / "ck", include=[str(logs / "*.log")], topic=topic):
+    with RunningAgent(memory_kafka, tmp_path / "ck", include=[str(logs / "*.log")], topic=topic):
         reader.count(300)
         # 1. rename rotation: other.log -> other.log.1 (not matched); the writer still appends to the old file
         os.rename(other, logs / "other.log.1")
@@ -97,8 +97,8 @@ def _container_file(path, lines: list[bytes], fmt: str, split: int = 120) -> Non
 
 
 @pytest.mark.timeout(60)
-def test_loghub_corpus_as_cri_and_docker_container_output(tmp_path, fast_kafka, new_topic, corpus_dir):
-    topic = new_topic(3)
+def test_loghub_corpus_as_cri_and_docker_container_output(tmp_path, memory_kafka, memory_topic, corpus_dir):
+    topic = memory_topic(3)
     pods = tmp_path / "pods"
     containers = tmp_path / "containers"
     containers.mkdir()
@@ -113,8 +113,8 @@ def test_loghub_corpus_as_cri_and_docker_container_output(tmp_path, fast_kafka, 
         os.symlink(real, containers / f"{container}-0_corpus_{container}-{'%064x' % n}.log")
         expected[f"corpus/{container}-0/{container}"] = [ln.decode("utf-8", "replace") for ln in lines]
     total = sum(len(v) for v in expected.values())
-    reader = TopicReader(fast_kafka.bootstrap, topic, partitions=3)
-    with RunningAgent(fast_kafka, tmp_path / "ck", mode="kubernetes", pods_root=str(pods),
+    reader = TopicReader(memory_kafka, topic, partitions=3)
+    with RunningAgent(memory_kafka, tmp_path / "ck", mode="kubernetes", pods_root=str(pods),
                       containers_root=str(containers), kubernetes={"enabled": False},
                       multiline={"enabled": False}, topic=topic):
         reader.count(total, timeout=40)

@@ -68,21 +68,21 @@ def test_quick_mode_ships_plain_files(tmp_path, broker, new_topic):
 
 
 @pytest.mark.timeout(60)
-def test_up_part_tails_the_workdir_and_stops(tmp_path, fast_kafka, new_topic):
+def test_up_part_tails_the_workdir_and_stops(tmp_path, memory_kafka, memory_topic):
     from logtide.agents.up import up
     from logtide.health import HealthServer
     from logtide.transport import connect
     from logtide.up import UpContext
 
-    topic = new_topic(1)
-    ctx = UpContext(kafka=fast_kafka, transport=connect(fast_kafka), workdir=tmp_path, health=HealthServer(),
+    topic = memory_topic(1)
+    ctx = UpContext(kafka=memory_kafka, transport=connect(memory_kafka), workdir=tmp_path, health=HealthServer(),
                     options={"topic": topic, "read": {"scan_interval_seconds": 0.1}})
     (service,) = up(ctx)
     (tmp_path / "agent-logs" / "demo.log").write_bytes(b"hello from up\n")
     stop = threading.Event()
     t = threading.Thread(target=service.run, args=(stop,), daemon=True)
     t.start()
-    reader = TopicReader(fast_kafka.bootstrap, topic)
+    reader = TopicReader(memory_kafka, topic)
     (ev,) = reader.count(1)
     stop.set()
     t.join(30)
@@ -92,13 +92,13 @@ def test_up_part_tails_the_workdir_and_stops(tmp_path, fast_kafka, new_topic):
 
 
 @pytest.mark.timeout(30)
-def test_metrics_the_issue_lists(tmp_path, fast_kafka, new_topic):
-    topic = new_topic(1)
+def test_metrics_the_issue_lists(tmp_path, memory_kafka, memory_topic):
+    topic = memory_topic(1)
     pods = tmp_path / "pods" / "ns_p-1_uid" / "c"
     pods.mkdir(parents=True)
     (pods / "0.log").write_bytes(cri("a", tag="P") + cri("b") + cri("one"))
-    reader = TopicReader(fast_kafka.bootstrap, topic)
-    with RunningAgent(fast_kafka, tmp_path / "ck", mode="kubernetes", pods_root=str(tmp_path / "pods"),
+    reader = TopicReader(memory_kafka, topic)
+    with RunningAgent(memory_kafka, tmp_path / "ck", mode="kubernetes", pods_root=str(tmp_path / "pods"),
                       containers_root=str(tmp_path / "none"), kubernetes={"enabled": False}, topic=topic):
         reader.count(2)
         import time

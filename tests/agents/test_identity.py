@@ -13,19 +13,19 @@ from tests.agents.helpers import RunningAgent, TopicReader, log_dir, metric
 HEADER = b"2024-05-01T12:00:00Z service=checkout build=7f3a9c host=node-1 started\n"   # > 64 bytes
 
 
-def _ship(fast_kafka, tmp_path, logs, topic, reader, n):
-    with RunningAgent(fast_kafka, tmp_path / "ck", include=[str(logs / "*.log")], topic=topic):
+def _ship(kafka, tmp_path, logs, topic, reader, n):
+    with RunningAgent(kafka, tmp_path / "ck", include=[str(logs / "*.log")], topic=topic):
         reader.count(n)
     return reader.settle(0.3)
 
 
 @pytest.mark.timeout(60)
-def test_reused_inode_and_truncation_while_down(tmp_path, fast_kafka, new_topic):
-    topic = new_topic(1)
+def test_reused_inode_and_truncation_while_down(tmp_path, memory_kafka, memory_topic):
+    topic = memory_topic(1)
     logs = log_dir(tmp_path, a_log=b"".join(b"old a %d\n" % i for i in range(50)),
                    c_log=HEADER + b"".join(b"old c %d\n" % i for i in range(50)))
-    reader = TopicReader(fast_kafka.bootstrap, topic)
-    first = _ship(fast_kafka, tmp_path, logs, topic, reader, 101)
+    reader = TopicReader(memory_kafka, topic)
+    first = _ship(memory_kafka, tmp_path, logs, topic, reader, 101)
     assert len(first) == 101
     old_ids = {e["id"] for e in first}
 
@@ -44,7 +44,7 @@ def test_reused_inode_and_truncation_while_down(tmp_path, fast_kafka, new_topic)
     reuse_before = metric("logtide_agent_rotations_total", kind="inode_reuse")
     truncate_before = metric("logtide_agent_rotations_total", kind="truncate")
 
-    events = _ship(fast_kafka, tmp_path, logs, topic, reader, 101 + 30 + 6)[101:]
+    events = _ship(memory_kafka, tmp_path, logs, topic, reader, 101 + 30 + 6)[101:]
     bodies = [e["body"] for e in events]
     assert sorted(b for b in bodies if b.startswith("new b")) == sorted(f"new b {i}" for i in range(30)), \
         "the reused inode's file is read from its first byte, nothing skipped"

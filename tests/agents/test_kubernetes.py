@@ -17,8 +17,8 @@ def _kube(api_url: str, **overrides) -> dict:
 
 
 @pytest.mark.timeout(60)
-def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, fast_kafka, new_topic, api):
-    topic = new_topic(1)
+def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, memory_kafka, memory_topic, api):
+    topic = memory_topic(1)
     pods = tmp_path / "pods"
     api.put("namespaces", namespace("shop"))
     api.put("namespaces", namespace("quiet", {"logtide.io/exclude": "true"}))
@@ -37,8 +37,8 @@ def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, fast_kafka, ne
     write_cri(pods / "quiet_q-1_uid-q" / "app" / "0.log", "quiet line (excluded namespace annotation)")
     write_cri(pods / "kube-system_dns-1_uid-dns" / "dns" / "0.log", "dns line (excluded namespace glob)")
     errors_before = metric("logtide_agent_kube_api_errors_total")
-    reader = TopicReader(fast_kafka.bootstrap, topic)
-    with RunningAgent(fast_kafka, tmp_path / "ck", metadata=True, mode="kubernetes", pods_root=str(pods),
+    reader = TopicReader(memory_kafka, topic)
+    with RunningAgent(memory_kafka, tmp_path / "ck", metadata=True, mode="kubernetes", pods_root=str(pods),
                       containers_root=str(tmp_path / "none"), topic=topic,
                       kubernetes=_kube(api.url, namespaces_exclude=["kube-*"])) as agent:
         metadata = agent.metadata
@@ -90,13 +90,13 @@ def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, fast_kafka, ne
 
 
 @pytest.mark.timeout(30)
-def test_api_server_unreachable_from_the_start(tmp_path, fast_kafka, new_topic):
-    topic = new_topic(1)
+def test_api_server_unreachable_from_the_start(tmp_path, memory_kafka, memory_topic):
+    topic = memory_topic(1)
     pods = tmp_path / "pods"
     write_cri(pods / "shop_a-1_uid-a" / "app" / "0.log", "no api, still shipped")
     errors_before = metric("logtide_agent_kube_api_errors_total")
-    reader = TopicReader(fast_kafka.bootstrap, topic)
-    with RunningAgent(fast_kafka, tmp_path / "ck", metadata=True, mode="kubernetes", kubernetes=_kube("http://127.0.0.1:1"),
+    reader = TopicReader(memory_kafka, topic)
+    with RunningAgent(memory_kafka, tmp_path / "ck", metadata=True, mode="kubernetes", kubernetes=_kube("http://127.0.0.1:1"),
                       pods_root=str(pods), containers_root=str(tmp_path / "none"), topic=topic):
         (ev,) = reader.count(1)
         wait_for(lambda: metric("logtide_agent_kube_api_errors_total") > errors_before, what="errors counted")

@@ -5,33 +5,28 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 import pytest
 import requests
 
+from logtide.broker import free_port
 from logtide.envelope import new_event
 
 from logtide.alerting.config import AlertConfig
 from logtide.alerting.notifiers.webhook import verify
+
+from tests.support.http import HttpDouble
 
 S = 1_000_000_000
 T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Receiver:
+class Receiver(HttpDouble):
     """Records every POST; ``status`` sets the answer (e.g. 503 to play a broken receiver);
     ``secrets`` makes it verify X-Logtide-Signature and answer 401 on a mismatch."""
 
@@ -42,42 +37,25 @@ class Receiver:
         self.deliveries: list[dict] = []
         self.attempts = 0
         self.bad_signatures = 0
-        self.lock = threading.Lock()
+        super().__init__()
         self.got = threading.Condition(self.lock)
-        recv = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with recv.lock:
-                    recv.attempts += 1
-                    status = recv.status
-                    if status == 200 and recv.secrets and not verify(self.headers, body, recv.secrets):
-                        recv.bad_signatures += 1
-                        status = 401
-                    if status == 200:
-                        recv.deliveries.append({"path": self.path, "headers": dict(self.headers),
-                                                "body": orjson.loads(body), "raw": body, "at": time.time()})
-                        recv.got.notify_all()
-                self.send_response(status)
-                for k, v in recv.extra_headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def handle(self, method, path, headers, body):
+        with self.lock:
+            self.attempts += 1
+            status = self.status
+            if status == 200 and self.secrets and not verify(headers, body, self.secrets):
+                self.bad_signatures += 1
+                status = 401
+            if status == 200:
+                self.deliveries.append({"path": path, "headers": dict(headers),
+                                        "body": orjson.loads(body), "raw": body, "at": time.time()})
+                self.got.notify_all()
+            return status, dict(self.extra_headers), b"{}"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        return f"http://127.0.0.1:{self.port}/hook"
 
     def wait_for(self, n: int, timeout: float = 15.0) -> list[dict]:
         deadline = time.monotonic() + timeout
@@ -89,10 +67,6 @@ class Receiver:
     def bodies(self) -> list[dict]:
         with self.lock:
             return [d["body"] for d in self.deliveries]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -117,7 +91,7 @@ def config(receiver_url: str | None = None, **over) -> AlertConfig:
                   "group_interval": "1m", "repeat_interval": "1h"},
         "receivers": [{"name": "hook", "webhook": [{"url": receiver_url or "http://127.0.0.1:9/",
                                                     "secrets": ["new-secret", "old-secret"]}],
-                       "retry": {"initial": "50ms", "max": "300ms"}}],
+                       "retry": {"initial_seconds": 0.05, "max_seconds": 0.3}}],
         "api": {"host": "127.0.0.1", "port": 0},
         "http": {"host": "127.0.0.1", "port": 0},
     }

@@ -33,7 +33,7 @@ def am_alerts(url):
 @pytest.mark.timeout(90)
 def test_forward_to_alertmanager(alertmanager):
     cfg = config(receivers=[{"name": "hook", "alertmanager": [{"url": alertmanager}],
-                             "retry": {"initial": "100ms", "max": "1s"}}])
+                             "retry": {"initial_seconds": 0.1, "max_seconds": 1}}])
     eng = AlertEngine(cfg, parse_rules(yaml.safe_load(RULES), "r.yaml"), Store(":memory:"))
     eng.delivery.start()
     try:

@@ -12,6 +12,7 @@ import yaml
 from alert_helpers import S, T0, config, event
 
 from logtide.cli import main
+from logtide.timeutil import parse_rfc3339
 
 from logtide.alerting.api import AlertApi
 from logtide.alerting.engine import AlertEngine
@@ -97,6 +98,18 @@ def test_api_and_silence_cli(api, logtide):
     assert bad.returncode == 2 and "invalid matcher" in bad.stderr
     gone = logtide("alert", "silence", "--url", url, "--token", "sekrit", "expire", "nope")
     assert gone.returncode == 2 and "404" in gone.stderr
+
+    # --start takes the time expressions of every other command; both flags are checked before sending
+    out = logtide("alert", "silence", "--url", url, "--token", "sekrit", "add", 'service_name="cart"',
+                  "--start=-10m", "--duration", "1h", "--comment", "relative")
+    assert out.returncode == 0, out.stderr
+    [s] = [s for s in orjson.loads(logtide("alert", "silence", "--url", url, "list", "--json").stdout)
+           if s["id"] == out.stdout.strip()]
+    assert abs(parse_rfc3339(s["startsAt"]) - (time.time_ns() - 600 * S)) < 60 * S
+    for flag, value in (("--start", "yesterday"), ("--duration", "1 hour")):
+        bad = logtide("alert", "silence", "--url", url, "--token", "sekrit", "add", 'service_name="cart"',
+                      flag, value, "--comment", "x")
+        assert bad.returncode == 2 and value in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.timeout(60)

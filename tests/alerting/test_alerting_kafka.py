@@ -1,4 +1,5 @@
-"""The engine on the embedded broker: envelopes in, bad records to the DLQ, offsets committed after
+"""The engine on the in-memory transport (test_alerting_up_reload.py and tests/faults run it on the
+embedded broker): envelopes in, bad records to the DLQ, offsets committed after
 the state is durable, and a restart in the middle of a group's group_wait pages exactly once."""
 
 import threading
@@ -40,7 +41,7 @@ class Running:
     """The alerting services in threads until stopped."""
 
     def __init__(self, cfg, transport):
-        self.engine, self.services = build(cfg, transport, session_timeout_ms=6000)
+        self.engine, self.services = build(cfg, transport, session_timeout_seconds=6)
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=s.run, args=(self.stop,), daemon=True) for s in self.services]
         for t in self.threads:
@@ -62,19 +63,19 @@ class Running:
         self.engine.store.close()
 
 
-def setup(tmp_path, fast_kafka, topic, receiver_url):
+def setup(tmp_path, memory_kafka, topic, receiver_url):
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
-    return config(receiver_url, kafka=fast_kafka.model_dump(), topics=[topic], rules_files=[str(rules)],
+    return config(receiver_url, kafka=memory_kafka.model_dump(), topics=[topic], rules_files=[str(rules)],
                   group_id=f"alerting-{uuid.uuid4().hex[:8]}", state_path=str(tmp_path / "state.db"))
 
 
 @pytest.mark.timeout(120)
-def test_restart_mid_group_pages_once_and_does_not_recount(tmp_path, fast_kafka, new_topic):
-    topic = new_topic(1)
+def test_restart_mid_group_pages_once_and_does_not_recount(tmp_path, memory_kafka, memory_topic):
+    topic = memory_topic(1)
     receiver = Receiver(secrets=["new-secret"])
-    cfg = setup(tmp_path, fast_kafka, topic, receiver.url)
-    transport = connect(fast_kafka)
+    cfg = setup(tmp_path, memory_kafka, topic, receiver.url)
+    transport = connect(memory_kafka)
     run = Running(cfg, transport)
     try:
         produce(transport, topic, [event(i, T0 + i * S) for i in range(4)])
@@ -105,10 +106,10 @@ def test_restart_mid_group_pages_once_and_does_not_recount(tmp_path, fast_kafka,
 
 
 @pytest.mark.timeout(90)
-def test_bad_records_go_to_the_dlq_with_the_reason(tmp_path, fast_kafka, new_topic):
-    topic = new_topic(1)
-    cfg = setup(tmp_path, fast_kafka, topic, "http://127.0.0.1:9/")
-    transport = connect(fast_kafka)
+def test_bad_records_go_to_the_dlq_with_the_reason(tmp_path, memory_kafka, memory_topic):
+    topic = memory_topic(1)
+    cfg = setup(tmp_path, memory_kafka, topic, "http://127.0.0.1:9/")
+    transport = connect(memory_kafka)
     admin = transport.admin()
     admin.create_topics([TopicSpec(DLQ, 1)])
     admin.close()

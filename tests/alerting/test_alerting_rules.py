@@ -21,6 +21,32 @@ def test_examples_load():
     assert [r.name for r in cfg.receivers] == ["team-webhook", "shop-slack", "oncall-pagerduty"]
 
 
+def test_the_example_with_the_old_duration_keys_is_refused_naming_each_new_key(tmp_path):
+    """Durations in role config are <name>_seconds numbers; a config written before the rename gets
+    one line per old key, with its file:line and its new name (the rule language keeps "5m")."""
+    text = (ROOT / "examples" / "alert.yaml").read_text()
+    old = (text.replace("reload_interval_seconds: 5", "reload_interval: 5s")
+           .replace("lateness_seconds: 30", "lateness: 30s")
+           .replace("retry: {initial_seconds: 0.5, max_seconds: 60}", "retry: {initial: 500ms, max: 1m}"))
+    (tmp_path / "alert.yaml").write_text(old)
+    (tmp_path / "alert-rules.yaml").write_text((ROOT / "examples" / "alert-rules.yaml").read_text())
+    with pytest.raises(ConfigError) as exc:
+        load_alert_config(tmp_path / "alert.yaml")
+    lines = str(exc.value).splitlines()
+    line_of = {k: n for n, line in enumerate(old.splitlines(), 1) for k in ("reload_interval:", "lateness:", "retry:")
+               if line.lstrip().startswith(k)}
+    assert sorted(lines) == sorted([
+        f"{tmp_path / 'alert.yaml'}:{line_of['reload_interval:']}: unknown field 'reload_interval': "
+        "renamed 'reload_interval_seconds', a number of seconds",
+        f"{tmp_path / 'alert.yaml'}:{line_of['lateness:']}: unknown field 'clock.lateness': "
+        "renamed 'lateness_seconds', a number of seconds",
+        f"{tmp_path / 'alert.yaml'}:{line_of['retry:']}: unknown field 'receivers.0.retry.initial': "
+        "renamed 'initial_seconds', a number of seconds",
+        f"{tmp_path / 'alert.yaml'}:{line_of['retry:']}: unknown field 'receivers.0.retry.max': "
+        "renamed 'max_seconds', a number of seconds",
+    ])
+
+
 def write(tmp_path, text: str) -> Path:
     p = tmp_path / "rules.yaml"
     p.write_text(text)

@@ -8,8 +8,10 @@ import http.client
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlparse
+
+from tests.support.http import HttpDouble
 
 FAULTS = {
     "throttle": (400, "ThrottlingException", "Rate exceeded"),
@@ -21,7 +23,7 @@ FAULTS = {
 }
 
 
-class AwsFaultProxy:
+class AwsFaultProxy(HttpDouble):
     def __init__(self, upstream: str):
         self.upstream = urlparse(upstream)
         self.lock = threading.Lock()
@@ -88,18 +90,9 @@ class AwsFaultProxy:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__(request_handler=Handler)
 
     def inject(self, fault: str, count: int) -> None:
         with self.lock:
             self.pending += [fault] * count
 
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

@@ -7,40 +7,19 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 import uuid
 
-from logtide import envelope
-from logtide.transport import KafkaSettings, TopicPartition, connect
+from logtide.transport import KafkaSettings
+from tests.support.kafka import read_events
+from tests.support.metrics import metric
+from tests.support.wait import wait_for as support_wait_for
+
+__all__ = ["metric", "read_events", "running_item", "unique", "wait_for"]
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-def read_events(settings: KafkaSettings, topic: str, want: int, timeout: float = 30.0,
-                settle: float = 0.0) -> list[dict]:
-    """Consume a topic from the start until ``want`` events (then ``settle`` more seconds) or timeout."""
-    transport = connect(settings)
-    consumer = transport.consumer(None)
-    out: list[dict] = []
-    try:
-        parts = consumer.partitions_for(topic) or [TopicPartition(topic, 0)]
-        consumer.assign(parts)
-        for tp in parts:
-            consumer.seek(tp, 0)
-        deadline = time.monotonic() + timeout
-        settle_until = None
-        while time.monotonic() < deadline:
-            out += [envelope.decode(r.value) for r in consumer.poll_batch(10_000, 0.3)]
-            if len(out) >= want and settle_until is None:
-                settle_until = time.monotonic() + settle
-            if settle_until is not None and time.monotonic() >= settle_until:
-                break
-    finally:
-        consumer.close()
-    return out
 
 
 @contextlib.contextmanager
@@ -68,18 +47,8 @@ def running_item(collector, item: str):
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
-
-
-def metric(name: str, **labels) -> float:
-    from prometheus_client import REGISTRY
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+    """tests.support's wait_for with this folder's default: 20 s."""
+    return support_wait_for(predicate, timeout, interval=interval)
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -8,14 +8,16 @@ import json
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
+
+from logtide.timeutil import format_rfc3339, require_rfc3339
+
+from tests.support.http import HttpDouble
 
 
 def stamp(ns: int) -> str:
-    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}Z"
+    return format_rfc3339(ns)
 
 
 def selected(pod: dict, query: dict) -> bool:
@@ -29,10 +31,10 @@ def selected(pod: dict, query: dict) -> bool:
 
 
 def parse_since(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()) * 1_000_000_000
+    return require_rfc3339(text)
 
 
-class KubernetesDouble:
+class KubernetesDouble(HttpDouble):
     def __init__(self):
         self.cond = threading.Condition()
         self.rv = 1
@@ -146,20 +148,13 @@ class KubernetesDouble:
                         break
                 self._chunk(b"")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__(request_handler=Handler)
 
     def stop(self):
         with self.cond:
             self.closing = True
             self.cond.notify_all()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().stop()
 
     # --- driving it -----------------------------------------------------------------------------
 

@@ -11,9 +11,8 @@ import json
 import os
 import re
 import secrets
-import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import jwt
@@ -21,6 +20,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from logtide.timeutil import require_rfc3339
+
+from tests.support.http import HttpDouble
 
 
 def self_signed(directory: str) -> tuple[str, str]:
@@ -54,7 +57,7 @@ def rsa_key_pair() -> tuple[str, object]:
 _WHERE = re.compile(r"(\w+)\s*(>=|=)\s*('[^']*'|\S+)")
 
 
-class SalesforceDouble:
+class SalesforceDouble(HttpDouble):
     API = "59.0"
 
     def __init__(self, directory: str, page_size: int = 3):
@@ -150,20 +153,7 @@ class SalesforceDouble:
                     return
                 self._send(200, data, "text/csv")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.cert, key)
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(request_handler=Handler, tls=(self.cert, key))
 
     # --- behaviour ---------------------------------------------------------------------------
 
@@ -216,8 +206,5 @@ class SalesforceDouble:
         return out
 
 
-def _ts(text: str) -> dt.datetime:
-    text = text.replace("Z", "+00:00")
-    if re.search(r"[+-]\d{4}$", text):
-        text = text[:-2] + ":" + text[-2:]
-    return dt.datetime.fromisoformat(text)
+def _ts(text: str) -> int:
+    return require_rfc3339(text)

@@ -20,7 +20,7 @@ from logtide.collectors.cloudwatch.config import CloudWatchConfig
 from logtide.collectors.work import WorkGroup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SESSION_MS = 6000
+SESSION_SECONDS = 6
 STREAMS = ("web-a", "web-b", "web-c", "web-d")
 
 
@@ -55,7 +55,7 @@ def test_sigkill_mid_read_then_replacement_loses_nothing(broker, fast_kafka, new
     topic = new_topic(3)
     config = {
         "kafka": {"bootstrap": broker}, "http": {"host": "127.0.0.1", "port": 0}, "log_level": "warning",
-        "work": {"session_timeout_ms": SESSION_MS},
+        "work": {"session_timeout_seconds": SESSION_SECONDS},
         "cloudwatch": {"regions": ["us-east-1"], "log_groups": [{"name": group}], "endpoint_url": fault_proxy.url,
                        "topic": topic, "page_limit": 100, "max_requests_per_second": 50,
                        "poll_interval_seconds": 0.5, "lookback_seconds": 60, "start_seconds_ago": 3600}}
@@ -99,7 +99,7 @@ def test_rebalance_mid_read_hands_the_read_over(fast_kafka, new_topic, fault_pro
     replicas = {}
 
     def start(name: str):
-        wg = WorkGroup(connect(fast_kafka), Slow(puts[name], cfg, connect(fast_kafka)), SESSION_MS,
+        wg = WorkGroup(connect(fast_kafka), Slow(puts[name], cfg, connect(fast_kafka)), SESSION_SECONDS,
                        on_change=lambda items, n=name: owned.__setitem__(n, items))
         stop = threading.Event()
         thread = threading.Thread(target=wg.run, args=(stop,), daemon=True)

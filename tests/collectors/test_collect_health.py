@@ -45,7 +45,7 @@ def test_a_crash_looping_work_item_turns_healthz_red(fast_kafka, aws_env):
     config = CloudWatchConfig(regions=["us-east-1"], log_groups=[{"prefix": f"/denied/{unique('g')}"}],
                               endpoint_url="http://127.0.0.1:1", topic=unique("test.raw.cw"))
     collector = Denied(config, runtime.transport)
-    group = WorkGroup(runtime.transport, collector, session_timeout_ms=6000, revoke_timeout=10,
+    group = WorkGroup(runtime.transport, collector, session_timeout_seconds=6, revoke_timeout=10,
                       status=runtime.status("collect-cloudwatch"))
     stop = threading.Event()
     t = threading.Thread(target=group.run, args=(stop,), daemon=True)

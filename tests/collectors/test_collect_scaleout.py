@@ -20,7 +20,7 @@ from logtide.collectors.config import CollectConfig
 from logtide.collectors.work import WorkGroup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SESSION_MS = 6000
+SESSION_SECONDS = 6
 
 
 def fill(client, group: str, count: int, prefix: str) -> list[str]:
@@ -79,7 +79,7 @@ def test_two_replicas_split_items_and_hand_over(fast_kafka, new_topic, moto_url,
     owned: dict[str, list[str]] = {"a": [], "b": []}
     replicas = {}
     for name in ("a", "b"):
-        group = WorkGroup(connect(fast_kafka), Recording(name, runs, cfg, connect(fast_kafka)), SESSION_MS,
+        group = WorkGroup(connect(fast_kafka), Recording(name, runs, cfg, connect(fast_kafka)), SESSION_SECONDS,
                           on_change=lambda items, n=name: owned.__setitem__(n, items))
         stop = threading.Event()
         thread = threading.Thread(target=group.run, args=(stop,), daemon=True)
@@ -118,7 +118,7 @@ def test_kill_9_mid_run_then_replacement_resumes(broker, fast_kafka, new_topic, 
     topic = new_topic(3)
     config = {
         "kafka": {"bootstrap": broker}, "http": {"host": "127.0.0.1", "port": 0}, "log_level": "warning",
-        "work": {"session_timeout_ms": SESSION_MS},
+        "work": {"session_timeout_seconds": SESSION_SECONDS},
         "cloudwatch": {"regions": ["us-east-1"], "log_groups": [{"name": g} for g in groups],
                        "endpoint_url": moto_url, "topic": topic, "page_limit": 100, "max_requests_per_second": 10,
                        "poll_interval_seconds": 0.3, "lookback_seconds": 120}}

@@ -152,12 +152,12 @@ class Chain:
                 "read": {"scan_interval_seconds": 0.2, "idle_poll_seconds": 0.02}}),
             "process": write_yaml(workdir / "process.yaml", {
                 "kafka": kafka, "http": http, "group_id": "fault-processors", "topics": [RAW],
-                "session_timeout_ms": 6000, "partitions": 3, "max_batch": 500, "pipeline": PIPELINE}),
+                "session_timeout_seconds": 6, "partitions": 3, "max_batch": 500, "pipeline": PIPELINE}),
             "sink": write_yaml(workdir / "sink.yaml", {
                 "kafka": kafka, "http": http,
-                "audit": {"session_timeout_ms": 6000, "max_batch": 500, "storage": {"path": str(workdir / "audit")},
+                "audit": {"session_timeout_seconds": 6, "max_batch": 500, "storage": {"path": str(workdir / "audit")},
                           "hmac_key": AUDIT_KEY, "roll_bytes": 100_000},
-                "analytics": {"session_timeout_ms": 6000, "max_batch": 500,
+                "analytics": {"session_timeout_seconds": 6, "max_batch": 500,
                               "parquet": {"path": str(workdir / "parquet")}}}),
         }
         self.counters: dict[str, TopicCounter] = {}

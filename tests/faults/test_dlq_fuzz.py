@@ -84,7 +84,7 @@ def test_running_processor_sends_every_bad_record_to_the_dlq_with_a_reason(own_b
 
     config = write_yaml(tmp_path / "process.yaml", {
         "kafka": {"bootstrap": own_broker, "client": "confluent"}, "http": {"host": "127.0.0.1", "port": 0},
-        "group_id": "fault-dlq", "topics": [RAW], "session_timeout_ms": 6000, "partitions": 1,
+        "group_id": "fault-dlq", "topics": [RAW], "session_timeout_seconds": 6, "partitions": 1,
         "max_value_bytes": MAX_VALUE, "pipeline": PIPELINE})
     proc = RoleProcess(["process", "--config", config], env={"PYTHONPATH": ROOT}, log_path=str(tmp_path / "process.log"))
     routes = ("logtide.route.monitoring", "logtide.route.audit", "logtide.route.analytics")

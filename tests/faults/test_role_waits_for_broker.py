@@ -18,7 +18,7 @@ def test_a_sink_started_before_kafka_answers_consumes_once_it_does(fault_broker,
     topic = f"test.route.{run}"
     cfg = tmp_path / "sink.yaml"
     cfg.write_text(f"kafka: {{bootstrap: '{fault_broker.bootstrap}'}}\n"
-                   f"monitoring: {{topic: {topic}, group: g-{run}, session_timeout_ms: 6000}}\n")
+                   f"monitoring: {{topic: {topic}, group: g-{run}, session_timeout_seconds: 6}}\n")
     fault_broker.proxy.cut()
     sink = Role("sink", str(cfg), free_port())
     try:

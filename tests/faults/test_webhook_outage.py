@@ -85,13 +85,13 @@ def test_receiver_down_and_alerting_killed_then_each_notification_exactly_once(o
     write_yaml(tmp_path / "rules.yaml", RULES)
     config = write_yaml(tmp_path / "alert.yaml", {
         "kafka": {"bootstrap": own_broker, "client": "confluent"}, "http": {"host": "127.0.0.1", "port": 0},
-        "topics": [TOPIC], "group_id": "fault-alerting", "session_timeout_ms": 6000,
+        "topics": [TOPIC], "group_id": "fault-alerting", "session_timeout_seconds": 6,
         "rules_files": [str(tmp_path / "rules.yaml")], "state_path": str(tmp_path / "alerting.db"),
-        "clock": {"mode": "hybrid", "lateness": "1s"}, "api": {"host": "127.0.0.1", "port": 0},
+        "clock": {"mode": "hybrid", "lateness_seconds": 1}, "api": {"host": "127.0.0.1", "port": 0},
         "route": {"receiver": "hook", "group_by": ["alertname", "service_name"], "group_wait": "1s",
                   "group_interval": "2s", "repeat_interval": "4h"},
         "receivers": [{"name": "hook", "webhook": [{"url": f"http://127.0.0.1:{hook.port}/hook"}],
-                       "retry": {"initial": "200ms", "max": "2s"}}]})
+                       "retry": {"initial_seconds": 0.2, "max_seconds": 2}}]})
     alert = RoleProcess(["alert", "--config", config, "--log-level", "info"], env={"PYTHONPATH": ROOT},
                         log_path=str(tmp_path / "alert.log"))
     producer = transport.producer()

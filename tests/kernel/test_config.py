@@ -211,3 +211,55 @@ def test_top_level_must_be_a_mapping(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml", Example)
+
+
+class Retry(Model):
+    initial_seconds: float = 0.5
+
+
+class Timed(RoleConfig):
+    session_timeout_seconds: float = 45
+    timeout_seconds: float = 10
+    lateness_seconds: float = 30
+    retries: list[Retry] = Field(default_factory=list)
+
+
+@pytest.mark.parametrize("old,new,value", [
+    ("session_timeout_ms", "session_timeout_seconds", "6000"),
+    ("timeout_s", "timeout_seconds", "3"),
+    ("lateness", "lateness_seconds", "30s"),
+])
+def test_a_duration_key_by_its_old_name_is_refused_naming_the_new_one(tmp_path, old, new, value):
+    p = write(tmp_path, f"""
+        kafka:
+          bootstrap: k1:9092
+        {old}: {value}
+    """)
+    with pytest.raises(ConfigError) as exc:
+        load_config(p, Timed)
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}:3: unknown field '{old}': renamed '{new}', a number of seconds")
+    assert ("milliseconds are now seconds" in msg) == old.endswith("_ms")
+
+
+def test_an_old_duration_key_inside_a_list_item_names_its_line_and_new_name(tmp_path):
+    p = write(tmp_path, """
+        retries:
+          - initial_seconds: 1
+          - initial: 1s
+    """)
+    with pytest.raises(ConfigError, match=r":3: unknown field 'retries.1.initial': renamed 'initial_seconds'"):
+        load_config(p, Timed)
+
+
+def test_a_duration_given_as_a_string_is_refused(tmp_path):
+    p = write(tmp_path, "lateness_seconds: 30s\n")
+    with pytest.raises(ConfigError, match=r":1: field 'lateness_seconds': Input should be a valid number"):
+        load_config(p, Timed)
+
+
+def test_an_unknown_key_that_is_no_old_name_gets_no_suggestion(tmp_path):
+    p = write(tmp_path, "workers_ms: 3\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p, Timed)
+    assert str(exc.value) == f"{p}:1: unknown field 'workers_ms'"

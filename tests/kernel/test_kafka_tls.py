@@ -18,7 +18,7 @@ import yaml
 
 from logtide.role import connect_checked
 from logtide.transport import KafkaSettings, TopicPartition, TopicSpec, TransportRefused, connect
-from tests.conftest import ROOT, TEST_SESSION_TIMEOUT_MS
+from tests.conftest import ROOT, TEST_SESSION_TIMEOUT_SECONDS
 from tests.kernel.kafka_tls import env_without_bootstrap
 
 pytestmark = pytest.mark.timeout(120)
@@ -62,7 +62,7 @@ def test_both_transports_produce_and_consume_through_tls(tls_kafka, backend, mut
 
     # A group member: the coordinator is found through metadata, i.e. at the advertised (TLS) address.
     group = f"tls-{uuid.uuid4().hex[:8]}"
-    consumer = transport.consumer(group, session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
+    consumer = transport.consumer(group, session_timeout_seconds=TEST_SESSION_TIMEOUT_SECONDS)
     seen = []
     try:
         consumer.subscribe([topic])

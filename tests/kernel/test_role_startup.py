@@ -112,12 +112,12 @@ def test_a_sink_and_an_alert_engine_started_before_their_topics_consume_everythi
     sink_topic, alert_topic = f"test.route.{run}.sink", f"test.route.{run}.alert"
     sink_cfg = tmp_path / "sink.yaml"
     sink_cfg.write_text(f"kafka: {{bootstrap: '{broker}'}}\n"
-                        f"monitoring: {{topic: {sink_topic}, group: g-{run}-sink, session_timeout_ms: 6000}}\n")
+                        f"monitoring: {{topic: {sink_topic}, group: g-{run}-sink, session_timeout_seconds: 6}}\n")
     (tmp_path / "rules.yaml").write_text("rules:\n  - name: PaymentErrors\n    kind: threshold\n"
                                          "    condition: severity_number >= 17\n    count: 5\n    window: 1m\n")
     alert_cfg = tmp_path / "alert.yaml"
     alert_cfg.write_text(f"kafka: {{bootstrap: '{broker}'}}\ntopics: [{alert_topic}]\ngroup_id: g-{run}-alert\n"
-                         f"session_timeout_ms: 6000\nrules_files: [rules.yaml]\nstate_path: {tmp_path}/state/a.db\n"
+                         f"session_timeout_seconds: 6\nrules_files: [rules.yaml]\nstate_path: {tmp_path}/state/a.db\n"
                          f"api: {{port: {free_port()}}}\n")
     sink = Role("sink", str(sink_cfg), free_port())
     alert = Role("alert", str(alert_cfg), free_port())

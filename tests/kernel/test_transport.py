@@ -1,4 +1,5 @@
-"""The transport interface: the same tests over both backends, against the real embedded broker."""
+"""The transport interface: the same tests over both Kafka backends against the real embedded broker,
+and over the in-memory backend (logtide/transport/memory.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from logtide.topics import exact_end_offsets
 from logtide.transport import KafkaSettings, TopicPartition, TopicSpec, TransportError, connect
-TEST_SESSION_TIMEOUT_MS = 6000  # a group join then takes ~3 s
+TEST_SESSION_TIMEOUT_SECONDS = 6  # a group join then takes ~3 s
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,9 +46,33 @@ def consume(consumer, count, deadline_s=20.0, max_records=500):
     return out
 
 
+@pytest.fixture(params=["confluent", "kafka-python", "memory"])
+def client(request) -> str:
+    """The contract holds for both Kafka backends and for the in-memory one."""
+    return request.param
+
+
 @pytest.fixture
-def transport(kafka_settings):
-    return connect(kafka_settings)
+def settings(client, request) -> KafkaSettings:
+    if client == "memory":
+        return KafkaSettings(client="memory", bootstrap=f"test-{uuid.uuid4().hex[:8]}")
+    return KafkaSettings(bootstrap=request.getfixturevalue("broker"), client=client)
+
+
+@pytest.fixture
+def transport(settings):
+    return connect(settings)
+
+
+@pytest.fixture
+def new_topic(settings):
+    """Topics where the transport under test lives (the embedded broker, or the memory cluster)."""
+    def make(partitions: int = 1, prefix: str = "test", config: dict | None = None) -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:10]}"
+        with connect(settings).admin() as admin:
+            admin.create_topics([TopicSpec(name, partitions, config=config or {})])
+        return name
+    return make
 
 
 def test_produce_with_key_and_headers_is_acked_and_consumed(transport, new_topic):
@@ -115,7 +140,7 @@ def test_explicit_commit_and_committed(transport, new_topic):
     tp = TopicPartition(topic, 0)
     group = f"g-{uuid.uuid4().hex[:8]}"
     produce_n(transport, topic, 10)
-    consumer = transport.consumer(group, session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
+    consumer = transport.consumer(group, session_timeout_seconds=TEST_SESSION_TIMEOUT_SECONDS)
     try:
         consumer.assign([tp])
         recs = consume(consumer, 10)
@@ -126,7 +151,7 @@ def test_explicit_commit_and_committed(transport, new_topic):
     finally:
         consumer.close()
     # a new consumer of the same group resumes at the committed offset
-    consumer = transport.consumer(group, session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
+    consumer = transport.consumer(group, session_timeout_seconds=TEST_SESSION_TIMEOUT_SECONDS)
     try:
         consumer.assign([tp])
         assert consumer.committed([tp]) == {tp: 7}
@@ -238,7 +263,7 @@ def test_group_subscribe_calls_on_assign_and_group_offsets(transport, new_topic)
     group = f"g-{uuid.uuid4().hex[:8]}"
     produce_n(transport, topic, 6)
     assigned: list = []
-    consumer = transport.consumer(group, session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
+    consumer = transport.consumer(group, session_timeout_seconds=TEST_SESSION_TIMEOUT_SECONDS)
     try:
         consumer.subscribe([topic], on_assign=assigned.extend)
         recs = consume(consumer, 6, deadline_s=30)
@@ -344,11 +369,11 @@ def test_small_buffer_applies_backpressure_without_losing_records(transport, new
     assert len(acked) == 300 and not any(acked)
 
 
-def test_group_states_of_a_committed_group(kafka_settings, new_topic):
+def test_group_states_of_a_committed_group(settings, new_topic):
     """confluent asks the coordinator (a group with no members is Empty); kafka-python answers None."""
     from logtide.transport import TopicPartition, connect
     topic = new_topic(1)
-    transport = connect(kafka_settings)
+    transport = connect(settings)
     group = f"states-{topic}"
     consumer = transport.consumer(group)
     consumer.assign([TopicPartition(topic, 0)])
@@ -360,7 +385,7 @@ def test_group_states_of_a_committed_group(kafka_settings, new_topic):
     finally:
         admin.close()
     assert set(states) == {group}
-    if kafka_settings.client == "confluent":
+    if settings.client in ("confluent", "memory"):
         assert states[group] is not None and states[group] != "Dead"
     else:
         assert states[group] is None

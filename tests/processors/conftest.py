@@ -3,7 +3,6 @@ processor config that uses unique route/DLQ topics (the broker is shared by the 
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -12,31 +11,20 @@ import pytest
 import yaml
 
 from logtide import envelope
-from logtide.transport import Record, TopicPartition, TopicSpec, connect
+from logtide.transport import KafkaSettings, Record, TopicPartition
+
+from tests.support.events import make_event as support_event
+from tests.support.kafka import create_topic, produce, read_records, settings_of  # noqa: F401 - create_topic: for the tests
 
 SINKS = ("monitoring", "audit", "analytics")
 
 
 def make_event(i: int, *, service: str = "checkout", level: str = "INFO", body=None, run: str = "t") -> dict:
-    ev = envelope.new_event(
-        id=envelope.make_id("test", run, i),
+    return support_event(
+        i, id=envelope.make_id("test", run, i),
         body=body if body is not None else orjson.dumps({"level": level.lower(), "msg": f"request {i}",
                                                          "user": f"user{i}@example.com", "n": i}).decode(),
-        source="demo", time=time.time_ns(), resource={"service.name": service, "k8s.pod.name": f"{service}-0"})
-    ev["ingest_time"] = time.time_ns()
-    return ev
-
-
-def produce(settings, topic: str, values: list[tuple[bytes | None, bytes | None]], headers=None, **overrides) -> None:
-    """Produce (key, value) pairs and wait until all are acked."""
-    producer = connect(settings).producer(**overrides)
-    errors = []
-    for key, value in values:
-        producer.produce(topic, value, key=key, headers=headers,
-                         on_delivery=lambda err, rec: errors.append(err) if err else None)
-    assert producer.flush(30) == 0
-    producer.close()
-    assert not errors, errors
+        source="demo", resource={"service.name": service, "k8s.pod.name": f"{service}-0"})
 
 
 def produce_events(settings, topic: str, events: list[dict]) -> None:
@@ -46,31 +34,7 @@ def produce_events(settings, topic: str, events: list[dict]) -> None:
 def read_topic(settings, topic: str, expect: int, timeout: float = 30.0, settle: float = 0.0) -> list[Record]:
     """Every record of a topic (manual assignment from the start) until ``expect`` arrived or timeout;
     then keep reading ``settle`` seconds more (to see duplicates or extras)."""
-    consumer = connect(settings).consumer(None)
-    try:
-        parts = []
-        deadline = time.monotonic() + timeout
-        while not parts and time.monotonic() < deadline:
-            parts = consumer.partitions_for(topic)
-            if not parts:
-                time.sleep(0.2)
-        if not parts:
-            return []
-        consumer.assign(parts)
-        for tp in parts:
-            consumer.seek(tp, 0)
-        out: list[Record] = []
-        settle_until = None
-        while time.monotonic() < deadline:
-            out.extend(consumer.poll_batch(5000, 0.3))
-            if len(out) >= expect:
-                if settle_until is None:
-                    settle_until = time.monotonic() + settle
-                if time.monotonic() >= settle_until:
-                    break
-        return out
-    finally:
-        consumer.close()
+    return read_records(settings, topic, expect, timeout, settle)
 
 
 @pytest.fixture
@@ -81,15 +45,16 @@ def names():
             "group": f"test-proc-{tag}"}
 
 
-def write_config(path: Path, broker: str, names: dict, pipeline: list | None = None, **extra) -> Path:
+def write_config(path: Path, kafka: KafkaSettings | str, names: dict, pipeline: list | None = None, **extra) -> Path:
+    kafka = settings_of(kafka)
     cfg = {
-        "kafka": {"bootstrap": broker, "client": "confluent"},
+        "kafka": {"bootstrap": kafka.bootstrap, "client": kafka.client},
         "http": {"host": "127.0.0.1", "port": 0},
         "group_id": names["group"],
         "topics": [names["raw"]],
         "route_prefix": names["prefix"],
         "dlq_topic": names["dlq"],
-        "session_timeout_ms": 6000,
+        "session_timeout_seconds": 6,
         "partitions": 2,
         **extra,
     }
@@ -105,11 +70,3 @@ def route_topic(names: dict, sink: str) -> str:
 
 def tp(topic: str, p: int = 0) -> TopicPartition:
     return TopicPartition(topic, p)
-
-
-def create_topic(settings, topic: str, partitions: int = 1, config: dict | None = None) -> None:
-    admin = connect(settings).admin()
-    try:
-        admin.create_topics([TopicSpec(topic, partitions, config=config or {})])
-    finally:
-        admin.close()

@@ -1,4 +1,5 @@
-"""The processor against the embedded broker: outputs with headers and keys, the DLQ with reasons for
+"""The processor on the in-memory transport (tests/processors/test_replicas.py runs it against the
+embedded broker, as processes): outputs with headers and keys, the DLQ with reasons for
 every kind of bad input, and the lookup-table join from a compacted topic."""
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ class Running:
 
 
 @pytest.mark.timeout(90)
-def test_routes_outputs_and_dead_letters(broker, fast_kafka, names, tmp_path):
-    create_topic(fast_kafka, names["raw"], 2)
+def test_routes_outputs_and_dead_letters(memory_kafka, names, tmp_path):
+    create_topic(memory_kafka, names["raw"], 2)
     good = [make_event(i, service="auth" if i % 5 == 0 else "shop", level="ERROR" if i % 4 == 0 else "INFO")
             for i in range(200)]
-    produce_events(fast_kafka, names["raw"], good)
+    produce_events(memory_kafka, names["raw"], good)
     newer = make_event(999)
     newer["schema"] = 99
     deep = '{"a":' * 100 + "1" + "}" * 100
@@ -67,14 +68,14 @@ def test_routes_outputs_and_dead_letters(broker, fast_kafka, names, tmp_path):
         (b"k6", b"[1, 2, 3]"),                                             # not an object
         (b"k7", b"x" * (10 * 1024 * 1024)),                                # 10 MB
     ]
-    produce(fast_kafka, names["raw"], bad, headers=[("origin", b"test")], **{"message.max.bytes": 20_000_000})
-    produce_events(fast_kafka, names["raw"], [make_event(2000 + i) for i in range(10)])  # good after bad
-    path = write_config(tmp_path / "p.yaml", broker, names, PIPELINE, max_batch=100)
-    with Running(fast_kafka, path) as proc:
-        analytics = read_topic(fast_kafka, route_topic(names, "analytics"), 210, timeout=40)
-        dlq = read_topic(fast_kafka, names["dlq"], len(bad), timeout=20)
-        monitoring = read_topic(fast_kafka, route_topic(names, "monitoring"), 50, timeout=10)
-        audit = read_topic(fast_kafka, route_topic(names, "audit"), 40, timeout=10)
+    produce(memory_kafka, names["raw"], bad, headers=[("origin", b"test")], **{"message.max.bytes": 20_000_000})
+    produce_events(memory_kafka, names["raw"], [make_event(2000 + i) for i in range(10)])  # good after bad
+    path = write_config(tmp_path / "p.yaml", memory_kafka, names, PIPELINE, max_batch=100)
+    with Running(memory_kafka, path) as proc:
+        analytics = read_topic(memory_kafka, route_topic(names, "analytics"), 210, timeout=40)
+        dlq = read_topic(memory_kafka, names["dlq"], len(bad), timeout=20)
+        monitoring = read_topic(memory_kafka, route_topic(names, "monitoring"), 50, timeout=10)
+        audit = read_topic(memory_kafka, route_topic(names, "audit"), 40, timeout=10)
         deadline = time.monotonic() + 20
         while proc.loop.handled < 217 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -111,37 +112,37 @@ def test_routes_outputs_and_dead_letters(broker, fast_kafka, names, tmp_path):
 
 
 @pytest.mark.timeout(90)
-def test_enrich_from_compacted_lookup_topic(broker, fast_kafka, names, tmp_path):
+def test_enrich_from_compacted_lookup_topic(memory_kafka, names, tmp_path):
     lookup = f"test.lookup.{names['group']}"
-    create_topic(fast_kafka, lookup, 1, config={"cleanup.policy": "compact"})
-    produce(fast_kafka, lookup, [
+    create_topic(memory_kafka, lookup, 1, config={"cleanup.policy": "compact"})
+    produce(memory_kafka, lookup, [
         (b"checkout", orjson.dumps({"team": "shop", "oncall": "shop-oncall", "tier": 1})),
         (b"payments", orjson.dumps({"team": "money", "oncall": "pay-oncall", "tier": 0})),
         (b"checkout", orjson.dumps({"team": "shop-core", "oncall": "shop-oncall", "tier": 1})),  # newer wins
         (b"gone", orjson.dumps({"team": "x"})),
         (b"gone", None),                                                                       # tombstone
     ])
-    create_topic(fast_kafka, names["raw"], 1)
+    create_topic(memory_kafka, names["raw"], 1)
     windows = f"test.windows.{names['group']}"
-    create_topic(fast_kafka, windows, 1)
+    create_topic(memory_kafka, windows, 1)
     pipeline = [{"type": "enrich", "static": {"deployment.environment": "test"},
-                 "lookup": {"topic": lookup, "startup_wait_s": 10}},
-                {"type": "aggregate", "window_s": 1, "grace_s": 0, "topic": windows},
+                 "lookup": {"topic": lookup, "startup_wait_seconds": 10}},
+                {"type": "aggregate", "window_seconds": 1, "grace_seconds": 0, "topic": windows},
                 {"type": "route", "default": ["analytics"]}]
-    path = write_config(tmp_path / "p.yaml", broker, names, pipeline)
-    with Running(fast_kafka, path) as proc:
+    path = write_config(tmp_path / "p.yaml", memory_kafka, names, pipeline)
+    with Running(memory_kafka, path) as proc:
         table = proc.pipeline.steps[0].table
-        produce_events(fast_kafka, names["raw"], [make_event(1, service="checkout"), make_event(2, service="payments"),
+        produce_events(memory_kafka, names["raw"], [make_event(1, service="checkout"), make_event(2, service="payments"),
                                                   make_event(3, service="gone"), make_event(4, service="new")])
-        out = read_topic(fast_kafka, route_topic(names, "analytics"), 4, timeout=30)
+        out = read_topic(memory_kafka, route_topic(names, "analytics"), 4, timeout=30)
         assert set(table.table) == {"checkout", "payments"}
         # the table follows the topic while running
-        produce(fast_kafka, lookup, [(b"new", orjson.dumps({"team": "fresh", "tier": 2}))])
+        produce(memory_kafka, lookup, [(b"new", orjson.dumps({"team": "fresh", "tier": 2}))])
         deadline = time.monotonic() + 15
         while "new" not in table.table and time.monotonic() < deadline:
             time.sleep(0.1)
-        produce_events(fast_kafka, names["raw"], [make_event(5, service="new")])
-        out += read_topic(fast_kafka, route_topic(names, "analytics"), 5, timeout=30)[4:]
+        produce_events(memory_kafka, names["raw"], [make_event(5, service="new")])
+        out += read_topic(memory_kafka, route_topic(names, "analytics"), 5, timeout=30)[4:]
     res = {envelope.decode(r.value)["resource"]["service.name"]: envelope.decode(r.value)["resource"] for r in out}
     assert res["checkout"]["service.team"] == "shop-core" and res["checkout"]["service.tier"] == 1
     assert res["payments"]["service.oncall"] == "pay-oncall"
@@ -149,25 +150,25 @@ def test_enrich_from_compacted_lookup_topic(broker, fast_kafka, names, tmp_path)
     assert res["new"]["service.team"] == "fresh"
     assert all(r["deployment.environment"] == "test" for r in res.values())
     # the aggregate step produced its window counts (the last window at shutdown)
-    rows = [orjson.loads(r.value) for r in read_topic(fast_kafka, windows, 4, timeout=20, settle=0.5)]
+    rows = [orjson.loads(r.value) for r in read_topic(memory_kafka, windows, 4, timeout=20, settle=0.5)]
     assert sum(r["events"] for r in rows) == 5
     assert {r["service"] for r in rows} == {"checkout", "payments", "gone", "new"}
 
 
-def test_up_contributes_a_processor_with_the_default_pipeline(fast_kafka, tmp_path):
+def test_up_contributes_a_processor_with_the_default_pipeline(memory_kafka, tmp_path):
     from logtide.health import HealthServer
     from logtide.up import UpContext
     from logtide.processors.app import Processor, up
 
     health = HealthServer("127.0.0.1", 0).start()
     try:
-        ctx = UpContext(kafka=fast_kafka, transport=connect(fast_kafka), workdir=tmp_path, health=health)
+        ctx = UpContext(kafka=memory_kafka, transport=connect(memory_kafka), workdir=tmp_path, health=health)
         services = up(ctx)
         assert len(services) == 1 and isinstance(services[0], Processor)
         proc = services[0]
         assert [s.type_name for s in proc.pipeline.steps] == ["parse", "normalize", "redact", "route", "redact"]
         assert proc.config.topics == ["logtide.raw.*"] and proc.loop.pattern
-        assert proc.config.session_timeout_ms == 10_000
+        assert proc.config.session_timeout_seconds == 10
         assert "processor" in health._ready
         proc.producer.close()
     finally:
@@ -175,20 +176,20 @@ def test_up_contributes_a_processor_with_the_default_pipeline(fast_kafka, tmp_pa
 
 
 @pytest.mark.timeout(60)
-def test_consumer_lag_is_measured_beside_the_batches(broker, fast_kafka, names, tmp_path):
+def test_consumer_lag_is_measured_beside_the_batches(memory_kafka, names, tmp_path):
     """The lag gauge comes from a client and thread of its own (its broker round trips never stall a
     batch); it stops with the loop."""
     from prometheus_client import REGISTRY
-    create_topic(fast_kafka, names["raw"], 1)
-    produce_events(fast_kafka, names["raw"], [make_event(i) for i in range(40)])
-    running = Running(fast_kafka, write_config(tmp_path / "p.yaml", broker, names, PIPELINE, max_batch=10))
+    create_topic(memory_kafka, names["raw"], 1)
+    produce_events(memory_kafka, names["raw"], [make_event(i) for i in range(40)])
+    running = Running(memory_kafka, write_config(tmp_path / "p.yaml", memory_kafka, names, PIPELINE, max_batch=10))
     running.proc.loop.lag_interval = 0.2
 
     def lag():
         return REGISTRY.get_sample_value("logtide_consumer_lag_records", {
             "component": "processor", "group": names["group"], "topic": names["raw"], "partition": "0"})
     with running:
-        read_topic(fast_kafka, route_topic(names, "analytics"), 40, timeout=30)
+        read_topic(memory_kafka, route_topic(names, "analytics"), 40, timeout=30)
         deadline = time.monotonic() + 20
         while lag() is None and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -199,16 +200,16 @@ def test_consumer_lag_is_measured_beside_the_batches(broker, fast_kafka, names, 
 
 
 @pytest.mark.timeout(60)
-def test_refused_outputs_make_the_batch_retry(broker, fast_kafka, names):
+def test_refused_outputs_make_the_batch_retry(memory_kafka, names):
     """The producer reports failures only (no callback per acknowledged output): a refused output must
     still keep the batch from being committed."""
     from logtide.consume import Retry
     from logtide.transport import Record
     from logtide.processors.app import ProcessorConfig
-    config = ProcessorConfig(kafka=fast_kafka, topics=[names["raw"]], route_prefix="not a topic!.",
-                             dlq_topic=names["dlq"], flush_timeout_s=20,
+    config = ProcessorConfig(kafka=memory_kafka, topics=[names["raw"]], route_prefix="not a topic!.",
+                             dlq_topic=names["dlq"], flush_timeout_seconds=20,
                              pipeline=[{"type": "route", "rules": [{"when": "true", "sinks": ["analytics"]}]}])
-    proc = make_processor(config, connect(fast_kafka))
+    proc = make_processor(config, connect(memory_kafka))
     records = [Record(names["raw"], 0, i, b"k", envelope.encode(make_event(i)), [], None) for i in range(5)]
     try:
         with pytest.raises(Retry, match="5 refused"):

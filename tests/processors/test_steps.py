@@ -115,7 +115,7 @@ def test_route_rules_default_and_drop():
 
 
 def test_aggregate_windows_and_bounded_series():
-    agg = Aggregate(AggregateConfig(type="aggregate", window_s=10, grace_s=1, max_series=3, name="agg-t"), CTX)
+    agg = Aggregate(AggregateConfig(type="aggregate", window_seconds=10, grace_seconds=1, max_series=3, name="agg-t"), CTX)
     base = 1_700_000_000 * 10**9
     for i, svc in enumerate(["a", "a", "b", "c", "d", "e"]):
         ev = make_event(i, service=svc)

@@ -8,22 +8,25 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from logtide import envelope
 from logtide.broker import free_port
-from logtide.transport import KafkaSettings, connect
+
+from tests.support.events import make_event as support_event
+from tests.support.http import HttpDouble
+from tests.support.kafka import produce as support_produce
+from tests.support.wait import wait_for
+
+__all__ = ["LOGTIDE", "PostServer", "make_event", "produce", "start_postgres", "wait_for"]
 
 #: The `logtide` command as CI runs it (not `-m logtide.cli`: that would load the CLI module twice).
 LOGTIDE = [sys.executable, "-c", "import sys; from logtide.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
 def make_event(i: int, *, run: str = "t", source: str = "k8s", **over) -> dict:
-    ev = envelope.new_event(
-        id=envelope.make_id(run, i), body=f"GET /api/item/{i} 200 user=u{i % 7}", source=source,
-        time=1_763_700_000_000_000_000 + i * 1_000_000, severity_text=("INFO", "WARN", "ERROR")[i % 3],
+    ev = support_event(
+        i, run=run, body=f"GET /api/item/{i} 200 user=u{i % 7}", source=source,
+        time_ns=1_763_700_000_000_000_000 + i * 1_000_000, severity_text=("INFO", "WARN", "ERROR")[i % 3],
         attributes={"status": 200 + i % 3, "user": f"u{i % 7}"},
         resource={"k8s.namespace.name": f"ns{i % 2}", "service.name": f"svc{i % 4}", "k8s.pod.name": f"pod-{i % 5}"},
         routes=["audit", "analytics", "monitoring"])
@@ -33,27 +36,8 @@ def make_event(i: int, *, run: str = "t", source: str = "k8s", **over) -> dict:
 
 
 def produce(broker: str, topic: str, events: list[dict], *, raw: list[bytes] | None = None) -> None:
-    producer = connect(KafkaSettings(bootstrap=broker, client="confluent")).producer()
-    try:
-        for ev in events:
-            producer.produce(topic, envelope.encode(ev), key=ev["resource"].get("k8s.pod.name", "").encode())
-        for value in raw or []:
-            producer.produce(topic, value, key=b"bad")
-        assert producer.flush(30) == 0
-    finally:
-        producer.close()
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2, describe=None):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    state = describe() if describe else last
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {state!r})")
+    support_produce(broker, topic, [(ev["resource"].get("k8s.pod.name", "").encode(), envelope.encode(ev))
+                                    for ev in events] + [(b"bad", value) for value in raw or []])
 
 
 def _pg_bin(name: str) -> str:
@@ -94,34 +78,15 @@ def start_postgres(fsync: bool = True):
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
 
 
-class PostServer:
+class PostServer(HttpDouble):
     """A loopback HTTP server whose POSTs go to ``accept(path, headers, body) -> (status, body)``."""
 
+    protocol_version = "HTTP/1.0"  # one request per connection, as the sinks' tests were written for
+
     def __init__(self, accept):
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length)
-                if len(body) < length:
-                    # The client died mid-upload (the kill -9 tests): like a real server, the request
-                    # never reaches the application; the sink retries it after its restart.
-                    self.close_connection = True
-                    return
-                status, reply = accept(self.path, self.headers, body)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+        self.accept = accept
+        super().__init__()
 
-            def log_message(self, *a):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def handle(self, method, path, headers, body):
+        status, reply = self.accept(path, headers, body)
+        return status, {"Content-Type": "application/json"}, reply

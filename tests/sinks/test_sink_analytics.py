@@ -207,7 +207,7 @@ def test_parquet_on_s3_written_compacted_and_queried(s3_server, tmp_path):
 
 def test_unreachable_parquet_s3_is_a_retry():
     from logtide.broker import free_port
-    sink = AnalyticsSink(AnalyticsSettings(parquet={"s3": {"bucket": "b", "connect_timeout_s": 1,
+    sink = AnalyticsSink(AnalyticsSettings(parquet={"s3": {"bucket": "b", "connect_timeout_seconds": 1,
                                                            "endpoint_url": f"http://127.0.0.1:{free_port()}"}}), "g")
     assert not sink.ready()
     with pytest.raises(Retry):

@@ -27,7 +27,7 @@ def items(a, b):
 def settings(staging, bucket, endpoint, **kw):
     return AuditSettings(storage={"path": str(staging), "s3": {"bucket": bucket, "prefix": "arch", "endpoint_url": endpoint,
                                                                "object_lock": {"mode": "GOVERNANCE", "days": 1},
-                                                               "connect_timeout_s": 1}},
+                                                               "connect_timeout_seconds": 1}},
                          hmac_key=KEY, roll_bytes=2048, **kw)
 
 

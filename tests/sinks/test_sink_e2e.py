@@ -63,7 +63,7 @@ def test_kill9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(broke
     topics = {name: new_topic(3, prefix=f"sinks.{name}") for name in ("monitoring", "audit", "analytics")}
     events = [make_event(i, run=f"kill-{uuid.uuid4().hex[:6]}") for i in range(n)]
     table = f"kill_{uuid.uuid4().hex[:8]}"
-    common = {"session_timeout_ms": 6000, "max_batch": 100}
+    common = {"session_timeout_seconds": 6, "max_batch": 100}
     cfg = {
         "kafka": {"bootstrap": broker, "client": "confluent"},
         "http": {"host": "127.0.0.1", "port": 0},
@@ -141,9 +141,9 @@ def test_unreachable_s3_holds_offsets_and_readiness_then_bad_records_reach_the_d
     endpoint = f"http://127.0.0.1:{port}"
     config = SinkConfig.model_validate({
         "kafka": {"bootstrap": broker, "client": "confluent"},
-        "audit": {"topic": topic, "group": group, "session_timeout_ms": 6000,
+        "audit": {"topic": topic, "group": group, "session_timeout_seconds": 6,
                   "storage": {"path": str(tmp_path), "s3": {"bucket": "held", "endpoint_url": endpoint,
-                                                            "connect_timeout_s": 1}},
+                                                            "connect_timeout_seconds": 1}},
                   "hmac_key": KEY, "roll_bytes": 1024}})
     transport = connect(config.kafka)
     [service] = build_services(config, transport)
@@ -195,7 +195,7 @@ def test_logtide_up_part_runs_the_three_sinks_with_local_defaults(broker, tmp_pa
     admin.close()
     health = HealthServer("127.0.0.1", 0).start()
     try:
-        fast = {"session_timeout_ms": 6000}
+        fast = {"session_timeout_seconds": 6}
         ctx = UpContext(kafka=settings, transport=connect(settings), workdir=tmp_path, health=health,
                         options={"monitoring": fast, "audit": fast, "analytics": fast})
         services = up(ctx)

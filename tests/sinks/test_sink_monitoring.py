@@ -14,6 +14,7 @@ from logtide.processors.sinks.config import MonitoringSettings
 from logtide.processors.sinks.monitoring.sink import MonitoringSink
 from logtide.processors.sinks.service import Item
 from sinks_helpers import PostServer, make_event
+from tests.support.metrics import metric as _value
 
 
 def items(a, b, **over):
@@ -53,10 +54,6 @@ def test_unreachable_loki_is_a_retry():
     sink = MonitoringSink(MonitoringSettings(loki={"url": f"http://127.0.0.1:{free_port()}", "attempts": 2}))
     with pytest.raises(Retry):
         sink.write(items(0, 3))
-
-
-def _value(name, **labels):
-    return REGISTRY.get_sample_value(name, labels) or 0
 
 
 def test_metrics_from_logs_with_bounded_labels():

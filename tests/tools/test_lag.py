@@ -12,7 +12,7 @@ from logtide.transport import TopicPartition, connect
 
 from logtide.tools.lag import partition_status, worst
 
-SESSION_MS = 6000
+SESSION_SECONDS = 6
 
 
 @pytest.mark.parametrize("window, active, status", [
@@ -46,7 +46,7 @@ def _produce(fast_kafka, topic: str, n: int) -> None:
 
 def _join_and_consume(fast_kafka, topic: str, group: str, want: int):
     """A group member that consumed `want` records; returns (consumer, records)."""
-    consumer = connect(fast_kafka).consumer(group, session_timeout_ms=SESSION_MS)
+    consumer = connect(fast_kafka).consumer(group, session_timeout_seconds=SESSION_SECONDS)
     consumer.subscribe([topic])
     got = []
     deadline = time.monotonic() + 30

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from logtide.tools.common import is_relative, parse_time
+from logtide.tools.common import is_relative, parse_time_ms as parse_time
 from logtide.tools.replay import MAX_IN_FLIGHT
 
 BASE = 1_700_000_000_000  # ms; record i has timestamp BASE + i seconds

@@ -58,7 +58,7 @@ def test_top_once_json(cli, fast_kafka, new_topic, busy_role):
         p.produce(topic, b"x")
     assert p.flush(30) == 0
     p.close()
-    consumer = connect(fast_kafka).consumer(group, session_timeout_ms=6000)
+    consumer = connect(fast_kafka).consumer(group, session_timeout_seconds=6)
     try:
         consumer.subscribe([topic])
         got = []

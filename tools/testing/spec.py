@@ -33,14 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logtide import timeutil
 from logtide.config import ConfigError, load_yaml
-
-from logtide.tools.common import parse_time
 
 TOP_KEYS = {"pipeline", "sinks", "alerting", "rules", "start", "defaults", "lookups", "tests"}
 TEST_KEYS = {"name", "input", "expect", "alerts", "notifications", "skip"}
 DEFAULT_START = "2024-01-01T00:00:00Z"
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass
@@ -90,28 +88,19 @@ def _refuse_unknown(path: Path, node: dict, known: set[str], what: str) -> None:
 
 
 def parse_duration(text: Any, where: str) -> float:
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    s = str(text).strip()
-    total, rest = 0.0, s
-    import re
-    for num, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", s):
-        total += float(num) * _UNITS[unit]
-        rest = rest.replace(num + unit, "", 1)
-    if rest.strip() or not s:
-        raise ConfigError(f"{where}: cannot read duration {text!r} (e.g. 30s, 5m, 1h30m)")
-    return total
+    try:
+        return timeutil.parse_duration("".join(text.split()) if isinstance(text, str) else text)
+    except ValueError:
+        raise ConfigError(f"{where}: cannot read duration {text!r} (e.g. 30s, 5m, 1h30m)") from None
 
 
 def _time_ns(value: Any, start_ns: int, where: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value > 10**17 else parse_time(str(value)) * 1_000_000
     s = str(value).strip()
     if s.startswith("+"):
-        return start_ns + int(parse_duration(s[1:], where) * 1e9)
+        return start_ns + round(parse_duration(s[1:], where) * timeutil.NS)
     try:
-        return parse_time(s) * 1_000_000
-    except Exception as exc:  # UsageError: reword with the line
+        return timeutil.parse_time_expr(s)
+    except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
 

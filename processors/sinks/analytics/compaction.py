@@ -1,6 +1,6 @@
 """Compaction: many small per-batch files of an hour partition become one, duplicates (same id) dropped.
 
-Only hours that ended ``compact_after_s`` ago are touched (the sink is still writing the current
+Only hours that ended ``compact_after_seconds`` ago are touched (the sink is still writing the current
 one). Crash safety: a journal ``_logtide/compaction/<n>.json`` names the output and the inputs before
 anything changes; on the next run, an output that exists means the inputs go, otherwise the partial
 output goes and the inputs stay. Readers may briefly see both (the query view drops the duplicates).
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from datetime import datetime, timezone
 
 import orjson
 import pyarrow as pa
@@ -20,6 +19,7 @@ import pyarrow.parquet as pq
 from prometheus_client import Counter
 
 from logtide import log
+from logtide.timeutil import NS, parse_rfc3339
 
 from logtide.processors.sinks.analytics.parquet import META, write_parquet_bytes
 from logtide.processors.sinks.analytics.rows import SCHEMA
@@ -33,11 +33,8 @@ JOURNAL = f"{META}/compaction"
 
 def _hour_end(partition_dir: str) -> float | None:
     parts = dict(p.split("=", 1) for p in partition_dir.split("/") if "=" in p)
-    try:
-        start = datetime.strptime(f"{parts['date']} {parts['hour']}", "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
-    except (KeyError, ValueError):
-        return None
-    return start.timestamp() + 3600
+    start = parse_rfc3339(f"{parts.get('date')}T{parts.get('hour')}:00:00Z")
+    return None if start is None else start // NS + 3600
 
 
 def dedup_by_id(table: pa.Table) -> pa.Table:

@@ -67,7 +67,7 @@ class PostgresOutput:
     def _connect(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed or self.conn.broken:
             self.conn = psycopg.connect(self.settings.dsn.get_secret_value(),
-                                        connect_timeout=self.settings.connect_timeout_s,
+                                        connect_timeout=self.settings.connect_timeout_seconds,
                                         application_name="logtide-sink-analytics")
             t = self.table
             with self.conn.transaction():

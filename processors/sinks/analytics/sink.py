@@ -38,7 +38,7 @@ class AnalyticsSink(SinkBase):
             self._open_parquet()
         except Retry:
             pass  # S3 unreachable at start: the first batch waits for it (readiness false)
-        self._next_compaction = time.monotonic() + (settings.parquet.compact_every_s if settings.parquet else 0)
+        self._next_compaction = time.monotonic() + (settings.parquet.compact_every_seconds if settings.parquet else 0)
 
     def _open_parquet(self) -> ParquetOutput | None:
         """The Parquet output (its start-up recovery reads the store, which may be S3 and down)."""
@@ -86,11 +86,11 @@ class AnalyticsSink(SinkBase):
 
     def _maybe_compact(self) -> None:
         p = self.settings.parquet
-        if p is None or p.compact_every_s <= 0 or time.monotonic() < self._next_compaction:
+        if p is None or p.compact_every_seconds <= 0 or time.monotonic() < self._next_compaction:
             return
-        self._next_compaction = time.monotonic() + p.compact_every_s
+        self._next_compaction = time.monotonic() + p.compact_every_seconds
         try:
-            compact(self.parquet.store, min_files=p.compact_min_files, after_s=p.compact_after_s,
+            compact(self.parquet.store, min_files=p.compact_min_files, after_s=p.compact_after_seconds,
                     compression=p.compression)
         except (OSError, StorageError) as exc:  # compaction is housekeeping: never fail a batch for it
             _log.warning("compaction failed", extra={"error": str(exc)})

@@ -77,7 +77,7 @@ class S3Store:
         self.bucket = location.bucket
         self.prefix = location.prefix.strip("/")
         self.client = s3.client(region=location.region, endpoint_url=location.endpoint_url,
-                                connect_timeout=location.connect_timeout_s)
+                                connect_timeout=location.connect_timeout_seconds)
 
     def _key(self, rel: str) -> str:
         return f"{self.prefix}/{rel}" if self.prefix else rel

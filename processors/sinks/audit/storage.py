@@ -116,7 +116,7 @@ class S3Archive:
         lock = s.object_lock
         return cls(s.bucket, s.prefix, region=s.region, endpoint_url=s.endpoint_url,
                    lock_mode=lock.mode if lock else None, lock_days=lock.days if lock else 0,
-                   connect_timeout=s.connect_timeout_s)
+                   connect_timeout=s.connect_timeout_seconds)
 
     def _key(self, chain: str, name: str = "") -> str:
         return "/".join(p for p in (self.prefix, chain, name) if p)

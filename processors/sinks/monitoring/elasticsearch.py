@@ -91,7 +91,7 @@ class ElasticsearchOutput:
             return
         s = self.settings
         try:
-            raw = post(self.url, self.body(events), content_type="application/x-ndjson", timeout=s.timeout_s,
+            raw = post(self.url, self.body(events), content_type="application/x-ndjson", timeout=s.timeout_seconds,
                        username=s.username, password=s.password.get_secret_value() if s.password else None)
         except HttpRejected as exc:
             INDEXED.labels("rejected").inc(len(events))

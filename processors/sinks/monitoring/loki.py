@@ -81,7 +81,7 @@ class LokiOutput:
             n = sum(len(x["values"]) for x in chunk)
             try:
                 post(self.url, orjson.dumps({"streams": chunk}), content_type="application/json",
-                     headers=self.headers, timeout=s.timeout_s, attempts=s.attempts,
+                     headers=self.headers, timeout=s.timeout_seconds, attempts=s.attempts,
                      username=s.username, password=s.password.get_secret_value() if s.password else None)
                 PUSHED.labels("ok").inc(n)
             except HttpRejected as exc:
