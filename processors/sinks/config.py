@@ -105,6 +105,9 @@ class ParquetSettings(Model):
     compact_min_files: int = Field(default=8, ge=2, description="compact an hour partition with this many files")
     compact_after_s: float = Field(default=3600.0, ge=0, description="only hours that ended this long ago")
     compact_every_s: float = Field(default=300.0, ge=0, description="how often the sink looks for work; 0 = never")
+    dedup_memory_ids: int = Field(default=200_000, ge=0,
+                                  description="ids of the last N events written (by arrival, kept across restarts) "
+                                              "that a copy is checked against, whatever its event time")
 
     @model_validator(mode="after")
     def _one_place(self):
