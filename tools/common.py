@@ -68,6 +68,21 @@ def parse_time(text: str, now: float | None = None) -> int:
     return int(dt.timestamp() * 1000)
 
 
+def parse_seconds(text: str) -> float:
+    """A duration an operator types: ``30s``, ``2m``, ``500ms``, ``1h`` or a number of seconds."""
+    s = text.strip().lower()
+    try:
+        value = float(s)
+    except ValueError:
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", s)
+        if not m:
+            raise ValueError(f"invalid duration {text!r} (use e.g. 30s, 2m, 1h)") from None
+        value = float(m.group(1)) * _UNITS[m.group(2)]
+    if value < 0:
+        raise ValueError(f"invalid duration {text!r}: negative")
+    return value
+
+
 def is_relative(text: str | None) -> bool:
     """Whether a time argument depends on when it is read (now, 2h, -15m, 30m ago)."""
     if text is None:
@@ -99,10 +114,21 @@ def whole_topic_ranges(consumer: Consumer, topic: str) -> dict[TopicPartition, t
     return partition_ranges(consumer, topic_partitions(consumer, topic))
 
 
+#: The writable mount of logtide's pods (the root filesystem is read-only there).
+POD_STATE_DIR = "/var/lib/logtide"
+
+
 def state_dir() -> str:
-    """Where tools keep small state files ($XDG_STATE_HOME/logtide, else ~/.local/state/logtide)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "logtide")
+    """Where tools keep small state files: $LOGTIDE_STATE_DIR; else $XDG_STATE_HOME/logtide; else
+    /var/lib/logtide when it is a writable directory (the chart mounts it in its read-only pods); else
+    ~/.local/state/logtide."""
+    if os.environ.get("LOGTIDE_STATE_DIR"):
+        return os.environ["LOGTIDE_STATE_DIR"]
+    if os.environ.get("XDG_STATE_HOME"):
+        return os.path.join(os.environ["XDG_STATE_HOME"], "logtide")
+    if os.path.isdir(POD_STATE_DIR) and os.access(POD_STATE_DIR, os.W_OK):
+        return POD_STATE_DIR
+    return os.path.join(os.path.expanduser("~"), ".local", "state", "logtide")
 
 
 def write_json_atomic(path: str, value: Any) -> None:

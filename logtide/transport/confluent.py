@@ -256,6 +256,27 @@ class ConfluentAdmin(Admin):
                     raise TransportError(f"create topic {name}: {exc}") from None
         return created
 
+    def cluster_id(self):
+        try:
+            return self._a.list_topics(timeout=self._timeout).cluster_id
+        except ck.KafkaException as exc:
+            raise TransportError(f"cannot reach Kafka at {self._conf['bootstrap.servers']}: {exc}") from None
+
+    def topic_ids(self, names):
+        out: dict[str, str | None] = {n: None for n in names}
+        if not names:
+            return out
+        try:
+            futures = self._a.describe_topics(ck.TopicCollection(list(names)), request_timeout=self._timeout)
+        except (AttributeError, ck.KafkaException):  # an older client without describe_topics
+            return out
+        for name, fut in futures.items():
+            try:
+                out[name] = str(fut.result(self._timeout).topic_id)
+            except ck.KafkaException:
+                out[name] = None  # no such topic
+        return out
+
     def list_topics(self, timeout=None):
         try:
             md = self._a.list_topics(timeout=timeout or self._timeout)
