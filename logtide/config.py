@@ -55,6 +55,15 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class ResolvedSecret(str):
+    """A string that came from a ``${ENV}`` or ``file:`` reference (not written inline in the file)."""
+
+
+#: Validation context of a config read from a file (``info.context``): secret-only fields can tell
+#: an inline value from a reference.
+FROM_FILE = {"source": "file"}
+
+
 def resolve_secret(value: str, where: str = "") -> str:
     """Resolve ``${ENV}`` references and ``file:`` references in one string."""
     if value.startswith("file:"):
@@ -79,7 +88,7 @@ def _resolve(node: Any, filename: str, line: int | None = None) -> Any:
     """Resolve secret references everywhere; an error names the line of the key that holds it."""
     if isinstance(node, str):
         if "${" in node or node.startswith("file:"):
-            return resolve_secret(node, f"{filename}:{line}" if line else filename)
+            return ResolvedSecret(resolve_secret(node, f"{filename}:{line}" if line else filename))
         return node
     if isinstance(node, dict):
         lines = getattr(node, "lines", {})
@@ -152,13 +161,13 @@ def load_yaml(path: str | os.PathLike) -> Any:
         raise ConfigError(f"{p}: YAML nested too deeply (a recursive alias?)") from None
 
 
-def validate_config(data: Any, model: type[T], filename: str = "<config>") -> T:
+def validate_config(data: Any, model: type[T], filename: str = "<config>", context: dict | None = None) -> T:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, data, filename)) from None
 
 
 def load_config(path: str | os.PathLike, model: type[T]) -> T:
     """Load and validate one YAML config file; raise ConfigError naming file:line and field."""
-    return validate_config(load_yaml(path), model, str(path))
+    return validate_config(load_yaml(path), model, str(path), FROM_FILE)

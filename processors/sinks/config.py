@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from logtide.config import Model
+from logtide.config import Model, ResolvedSecret
 from logtide.role import RoleConfig
 from logtide.topics import route
 
@@ -94,6 +94,17 @@ class AuditSettings(ConsumeSettings):
     hmac_key: SecretStr = Field(description="key that signs manifests: ${ENV} or file:/path, never inline")
     roll_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     roll_seconds: float = Field(default=3600.0, gt=0)
+
+    @field_validator("hmac_key", mode="before")
+    @classmethod
+    def _not_inline(cls, value, info: ValidationInfo):
+        # Inline, the key would sit in the ConfigMap and the repository: whoever reads those could
+        # re-sign a rewritten archive. (Python callers and `logtide up` pass a key they read themselves.)
+        if (info.context or {}).get("source") == "file" and isinstance(value, str) \
+                and not isinstance(value, ResolvedSecret):
+            raise ValueError("hmac_key must be a reference, never the key itself: ${ENV_VAR} or "
+                             "file:/path/to/key (a mounted Secret)")
+        return value
 
 
 # --- analytics ------------------------------------------------------------------------------

@@ -134,6 +134,17 @@ def test_query_command(tmp_path):
     bad = subprocess.run([*LOGTIDE, "query", "--path", str(tmp_path), "SELEC nonsense"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "query failed" in bad.stderr
+    # Issue 17 (7): several statements and COPY … TO 'file' ran, although the help says one statement.
+    target = tmp_path / "leak.csv"
+    for sql, why in ((f"SELECT 1; COPY (SELECT * FROM events) TO '{target}'", "one SQL statement at a time (2 given)"),
+                     (f"COPY (SELECT * FROM events) TO '{target}'", "read-only"),
+                     ("SELECT * FROM read_text('/etc/hostname')", "Permission"),
+                     ("SET enable_external_access = true", "read-only")):
+        r = subprocess.run([*LOGTIDE, "query", "--path", str(tmp_path), sql], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 2 and why in r.stderr and len(r.stderr.strip().splitlines()) == 1, (sql, r.stderr)
+    assert not target.exists()
+    assert run_query(str(tmp_path), "DESCRIBE events")[1]
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------

@@ -64,12 +64,14 @@ def test_kill9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(broke
     events = [make_event(i, run=f"kill-{uuid.uuid4().hex[:6]}") for i in range(n)]
     table = f"kill_{uuid.uuid4().hex[:8]}"
     common = {"session_timeout_ms": 6000, "max_batch": 100}
+    key_file = tmp_path / "audit.key"
+    key_file.write_text(KEY)
     cfg = {
         "kafka": {"bootstrap": broker, "client": "confluent"},
         "http": {"host": "127.0.0.1", "port": 0},
         "monitoring": {"topic": topics["monitoring"], **common, "loki": {"url": loki.url}},
         "audit": {"topic": topics["audit"], **common, "storage": {"path": str(tmp_path / "audit")},
-                  "hmac_key": KEY, "roll_bytes": 200_000},
+                  "hmac_key": f"file:{key_file}", "roll_bytes": 200_000},
         "analytics": {"topic": topics["analytics"], **common, "parquet": {"path": str(tmp_path / "parquet")},
                       "postgres": {"dsn": postgres_dsn, "table": table}},
     }
@@ -229,9 +231,15 @@ def test_sink_command_errors_are_one_line(tmp_path):
     out = subprocess.run([*LOGTIDE, "sink", "--config", str(empty)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "no sink configured" in out.stderr
     bad = tmp_path / "bad.yaml"
-    bad.write_text("audit:\n  storage: {path: /tmp/x}\n  hmac_key: k\n  roll_byte: 5\n")
+    bad.write_text("audit:\n  storage: {path: /tmp/x}\n  hmac_key: ${HOME}\n  roll_byte: 5\n")
     out = subprocess.run([*LOGTIDE, "sink", "--config", str(bad)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "bad.yaml:4" in out.stderr and "roll_byte" in out.stderr
+    # Issue 17 (7): an inline key was accepted although the docs say never inline.
+    bad.write_text("kafka: {bootstrap: 127.0.0.1:1}\naudit:\n  storage: {path: /tmp/x}\n  hmac_key: inline-secret\n")
+    out = subprocess.run([*LOGTIDE, "sink", "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "bad.yaml:4" in out.stderr and "hmac_key must be a reference" in out.stderr, \
+        out.stderr
+    assert "inline-secret" not in out.stderr
     example = os.path.join(ROOT, "examples", "sink.yaml")
     out = subprocess.run([*LOGTIDE, "sink", "--config", example], capture_output=True, text=True, timeout=60,
                          env={k: v for k, v in os.environ.items() if k != "LOGTIDE_AUDIT_KEY"})
