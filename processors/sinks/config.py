@@ -94,6 +94,8 @@ class AuditSettings(ConsumeSettings):
     hmac_key: SecretStr = Field(description="key that signs manifests: ${ENV} or file:/path, never inline")
     roll_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     roll_seconds: float = Field(default=3600.0, gt=0)
+    index_seconds: float = Field(default=300.0, gt=0,
+                                 description="how often the signed archive index (_index/) is written")
 
     @field_validator("hmac_key", mode="before")
     @classmethod
