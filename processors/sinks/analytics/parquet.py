@@ -150,22 +150,32 @@ class ParquetOutput:
         """``rows``: (partition, row, item) in batch order."""
         fresh = []
         seen: set[str] = set()  # a copy inside the batch itself
-        for part, row, item in rows:
-            if item.record.offset > self._recorded(item.record.tp) and row["id"] not in self.known \
-                    and row["id"] not in seen:
-                seen.add(row["id"])
-                fresh.append((part, row))
+        known = self.known
+        recorded: dict[TopicPartition, int] = {}
+        first: dict[TopicPartition, int] = {}  # first offset past the recorded one: names the batch
         last: dict[TopicPartition, int] = {}
-        for _, _, item in rows:
+        for part, row, item in rows:  # one pass, one TopicPartition per record: the hot loop
             tp = item.record.tp
-            last[tp] = max(last.get(tp, -1), item.record.offset)
+            off = item.record.offset
+            done = recorded.get(tp)
+            if done is None:
+                done = recorded[tp] = self._recorded(tp)
+            if off > last.get(tp, -1):
+                last[tp] = off
+            if off <= done:
+                continue  # redelivered by Kafka: written before
+            if off < first.get(tp, off + 1):
+                first[tp] = off
+            rid = row["id"]
+            if rid not in known and rid not in seen:
+                seen.add(rid)
+                fresh.append((part, row))
         marker = None
         if fresh:
             by_part: dict[tuple[str, str, str], list[dict]] = {}
             for part, row in fresh:
                 by_part.setdefault(part, []).append(row)
-            batch = batch_name([item.record for _, _, item in rows if item.record.offset > self._recorded(item.record.tp)],
-                               self.epochs)
+            batch = batch_name(first, self.epochs)
             files = {f"source={s}/date={d}/hour={h}/part-{batch}.parquet": part_rows
                      for (s, d, h), part_rows in by_part.items()}
             ids_file = f"{self.meta}/ids/{time.time_ns():020d}-{batch}.ids" if self.capacity else None
@@ -191,13 +201,9 @@ class ParquetOutput:
         self.known.add(row["id"] for _, row in fresh)
 
 
-def batch_name(records, epochs: dict[TopicPartition, str]) -> str:
+def batch_name(first: dict[TopicPartition, int], epochs: dict[TopicPartition, str]) -> str:
     """A name that the same batch re-read from the same Kafka offsets gets again: from the first
     offset of each partition that is past the recorded offsets (which move on after every batch, so
-    two batches never share a name)."""
-    first: dict[tuple[str, int], int] = {}
-    for rec in records:
-        key = (rec.topic, rec.partition)
-        first[key] = min(first.get(key, rec.offset), rec.offset)
-    spec = ",".join(f"{t}+{p}+{epochs[TopicPartition(t, p)]}+{o}" for (t, p), o in sorted(first.items()))
+    two batches never share a name) and the partition's epoch."""
+    spec = ",".join(f"{tp.topic}+{tp.partition}+{epochs[tp]}+{o}" for tp, o in sorted(first.items()))
     return hashlib.sha256(spec.encode()).hexdigest()[:20]
