@@ -205,12 +205,17 @@ def open_ledger(transport, topic: str) -> ReplayLedger:
         raise UsageError(f"{exc} (nothing was done: without it, records could be replayed twice)") from None
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
+def _selected_dlq(args: argparse.Namespace, verb: str):
+    """(transport, the DLQ's ranges now, the ledger) for a command that acts on selected records."""
     if not args.reasons and not args.all:
-        raise UsageError("name the reason ids to replay (see `logtide dlq list`), or pass --all")
+        raise UsageError(f"name the reason ids to {verb} (see `logtide dlq list`), or pass --all")
     transport = connect_args(args)
     ranges = dlq_ranges(transport, args.topic)
-    ledger = open_ledger(transport, args.topic)
+    return transport, ranges, open_ledger(transport, args.topic)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    transport, ranges, ledger = _selected_dlq(args, "replay")
     try:
         return _replay(args, transport, ranges, ledger)
     finally:
@@ -266,11 +271,7 @@ def _replay(args, transport, ranges, ledger: ReplayLedger) -> int:
 # --- purge ------------------------------------------------------------------------------------------
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    if not args.reasons and not args.all:
-        raise UsageError("name the reason ids to purge (see `logtide dlq list`), or pass --all")
-    transport = connect_args(args)
-    ranges = dlq_ranges(transport, args.topic)
-    ledger = open_ledger(transport, args.topic)
+    transport, ranges, ledger = _selected_dlq(args, "purge")
     try:
         selection = Selection.from_args(args)
         reasons = Reasons(selection)

@@ -172,7 +172,7 @@ def test_the_same_job_against_a_second_cluster_or_a_recreated_topic_copies_again
         there = json.loads(cli(*args, "--bootstrap", second.bootstrap, check_rc=0).stdout)
         assert there["copied"] == 30 and there["state"] != first["state"] and not there["already_complete"]
         consumer = connect(other).consumer(None)
-        from logtide.topics import RangeReader, partition_ranges
+        from logtide.topics import partition_ranges
         try:
             ranges = partition_ranges(consumer, consumer.partitions_for(dst))
             assert sum(e - s for s, e in ranges.values()) == 30

@@ -31,7 +31,8 @@ import orjson
 
 from logtide import log
 
-from logtide.processors.sinks.audit.chain import FORMAT, GENESIS, MANIFEST, segment_number, sign, signature_ok
+from logtide.processors.sinks.audit.chain import (FORMAT, GENESIS, MANIFEST, numbered, segment_number, sign,
+                                                  signature_ok)
 
 _log = log.get("processors.sinks.audit.index")
 
@@ -48,11 +49,7 @@ def index_name(seq: int) -> str:
 
 
 def index_seq(name: str) -> int | None:
-    if name.startswith(INDEX_PREFIX) and name.endswith(INDEX_SUFFIX):
-        digits = name[len(INDEX_PREFIX):-len(INDEX_SUFFIX)]
-        if digits.isdigit():
-            return int(digits)
-    return None
+    return numbered(name, INDEX_PREFIX, INDEX_SUFFIX)
 
 
 def _segment_entry(seg: dict) -> dict:

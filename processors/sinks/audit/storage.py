@@ -64,24 +64,14 @@ class LocalArchive:
     def replace(self, chain: str, name: str, data: bytes) -> None:
         """Write a whole file atomically (temp + fsync + rename + fsync of the directory)."""
         d = self.root / chain
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{name}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp = _write_synced(d, f".{name}.tmp", data)
         os.replace(tmp, d / name)
         _fsync_dir(d)
 
     def create(self, chain: str, name: str, data: bytes) -> bool:
         """Write a new file atomically and durably; False (and nothing written) when it exists already."""
         d = self.root / chain
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{name}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp = _write_synced(d, f".{name}.{os.getpid()}.tmp", data)
         try:
             os.link(tmp, d / name)  # fails if the name is taken: exclusive, unlike rename
         except FileExistsError:
@@ -108,6 +98,17 @@ class LocalArchive:
             os.unlink(self.root / chain / name)
         except FileNotFoundError:
             pass
+
+
+def _write_synced(d: Path, name: str, data: bytes) -> Path:
+    """``data`` in ``d/name`` (a temporary name), fsync'd; the caller puts it in place."""
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / name
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
 
 
 def _fsync_dir(d: Path) -> None:
