@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from functools import partial
 from typing import Any
 
@@ -272,7 +273,9 @@ class ConfluentAdmin(Admin):
             return out
         for name, fut in futures.items():
             try:
-                out[name] = str(fut.result(self._timeout).topic_id)
+                tid = fut.result(self._timeout).topic_id  # the same UUID text as kafka-python gives
+                out[name] = str(uuid.UUID(int=((tid.get_most_significant_bits() & (2**64 - 1)) << 64)
+                                          | (tid.get_least_significant_bits() & (2**64 - 1))))
             except ck.KafkaException:
                 out[name] = None  # no such topic
         return out

@@ -129,6 +129,10 @@ class ParquetOutput:
         self._id_files = kept[::-1]
         return [i for ids in reversed(chunks) for i in ids][-self.capacity:] if self.capacity else []
 
+    def reload_ids(self) -> None:
+        """Take in the id files other replicas of the group wrote (after a rebalance)."""
+        self.known.add(self.recent_ids())
+
     def _prune_id_files(self) -> None:
         """Delete the oldest id files once the newer ones alone fill the memory."""
         total = sum(n for _, n in self._id_files)

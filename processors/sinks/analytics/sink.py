@@ -71,6 +71,7 @@ class AnalyticsSink(SinkBase):
         except TransportError:
             committed = {}
         parquet.trust({tp: committed.get(tp) for tp in parts})
+        parquet.reload_ids()  # what other replicas wrote for these partitions before the rebalance
 
     def write(self, items: list[Item]) -> None:
         rows = [(*to_row(it.event), it) for it in items]
