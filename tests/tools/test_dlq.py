@@ -193,3 +193,29 @@ def test_purge_and_an_unreadable_ledger(cli, fast_kafka, new_topic, read_all):
         r = cli("dlq", *args, "--topic", dlq)
         assert r.returncode == 2 and "unreadable entry" in r.stderr and "replay ledger" in r.stderr, r.stderr
     assert len(read_all(origin)) == 6
+
+
+def test_a_replay_that_died_holds_its_chunk_until_its_claim_expires(cli, fast_kafka, new_topic, read_all,
+                                                                    monkeypatch):
+    # A crashed operator's claim (no "done" after it): another replay leaves those records alone while
+    # the claim may still be live, and sends them once it expired (the crash bound: one chunk).
+    from logtide.tools import dlq_ledger
+    from logtide.tools.dlq import dlq_ranges, scan
+    dlq, origin = new_topic(1, prefix="dlq"), new_topic(2, prefix="origin")
+    _dead_letter(fast_kafka, dlq, origin)
+    transport = connect(fast_kafka)
+    records = []
+    scan(transport, dlq_ranges(transport, dlq), records.append)
+    monkeypatch.setattr(dlq_ledger, "CLAIM_SECONDS", 10.0)
+    import time
+    expires = time.monotonic() + 10.0
+    crashed = dlq_ledger.ReplayLedger(transport, dlq)
+    _, won = crashed.claim(records[:4])
+    crashed.close()  # and never finishes: killed after claiming
+    assert len(won) == 4
+    first = json.loads(cli("dlq", "replay", "--topic", dlq, "--all", "--json", check_rc=0).stdout)
+    assert first["replayed"] == 5 and first["taken_by_another_operator"] == 4
+    time.sleep(max(0.0, expires - time.monotonic()) + 0.5)
+    second = json.loads(cli("dlq", "replay", "--topic", dlq, "--all", "--json", check_rc=0).stdout)
+    assert second["replayed"] == 4 and second["skipped_already_replayed"] == 5
+    assert len(read_all(origin)) == 9
