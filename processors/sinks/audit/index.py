@@ -6,9 +6,12 @@ A chain's manifest protects the chain, but not its own existence: deleting a par
 
     <root>/_index/index-00000001.json, index-00000002.json, ...
 
-each listing every chain (Kafka partition) and every segment in it (first/last seq, last hash, size),
-the time span it covers (from the previous index's end to its own), and the SHA-256 of the previous
-index file, signed with the archive's HMAC key. Deleting or altering an index breaks the sequence or
+each listing what changed since the previous one — every chain (Kafka partition) that appeared and
+every segment that appeared or grew (first/last seq, last hash, size) — the time span it covers (from
+the previous index's end to its own), and the SHA-256 of the previous index file, signed with the
+archive's HMAC key. Folded in order, the indexes list every partition and segment (a file per
+period stays small however old the archive; an idle period writes none and the next index's span
+covers it). Deleting or altering an index breaks the sequence or
 the chain of hashes, so `logtide audit verify` names:
 
 - a missing index (a time span no index covers) or one that does not follow its predecessor;
@@ -63,49 +66,66 @@ def _ns(ns: int | None) -> str:
     return ns_to_iso(ns) or "?"
 
 
+def fold(state: dict[str, dict[str, dict]], index: dict) -> None:
+    """Apply one index's changes to ``state`` (chain → segment name → entry)."""
+    for chain, entry in (index.get("chains") or {}).items():
+        segments = state.setdefault(chain, {})
+        for seg in entry.get("segments", []):
+            segments[seg["name"]] = seg
+
+
 class IndexWriter:
-    """Writes the next index file of an archive (``archive``: LocalArchive; ``remote``: S3Archive or None)."""
+    """Writes the next index file of an archive (``local``: LocalArchive; ``remote``: S3Archive or None)."""
 
     def __init__(self, local, key: bytes, *, remote=None):
         self.local = local
         self.remote = remote
         self.key = key
+        self.where = remote or local  # with S3, the indexes there (every pod's staging is its own)
+        self._state: dict[str, dict[str, dict]] = {}  # every index folded, up to _seq
+        self._seq = 0
+        self._last: bytes | None = None
 
-    def _latest(self) -> tuple[int, bytes | None]:
-        where = self.remote or self.local  # with S3, the indexes there (every pod's staging is its own)
-        names = sorted((s, n) for n in where.files(INDEX_DIR) if (s := index_seq(n)) is not None)
-        if not names:
-            return 0, None
-        seq, name = names[-1]
-        return seq, where.read(INDEX_DIR, name)
+    def _catch_up(self) -> None:
+        """Fold the index files written since (by this writer or another replica)."""
+        for seq, name in sorted((s, n) for n in self.where.files(INDEX_DIR) if (s := index_seq(n)) is not None):
+            if seq > self._seq:
+                data = self.where.read(INDEX_DIR, name) or b"{}"
+                fold(self._state, orjson.loads(data))
+                self._seq, self._last = seq, data
 
-    def chains(self) -> dict[str, dict]:
-        """Every chain of the archive as its manifest lists it now (with S3: the manifests there, which
-        list the segments uploaded, whichever pod wrote them)."""
-        where = self.remote or self.local
+    def chains(self) -> dict[str, list[dict]]:
+        """Every chain of the archive and its segments as its manifest lists them now (with S3: the
+        manifests there, which list the segments uploaded, whichever pod wrote them)."""
         out = {}
-        for chain in where.chains():
-            raw = where.read(chain, MANIFEST)
-            if raw is None:
-                continue
-            segments = [s for s in orjson.loads(raw).get("segments", [])
-                        if self.remote is None or s.get("uploaded")]
-            out[chain] = {"segments": [_segment_entry(s) for s in segments],
-                          "head": segments[-1].get("last_seq", 0) if segments else 0}
+        for chain in self.where.chains():
+            raw = self.where.read(chain, MANIFEST)
+            if raw is not None:
+                out[chain] = [_segment_entry(s) for s in orjson.loads(raw).get("segments", [])
+                              if self.remote is None or s.get("uploaded")]
         return out
 
-    def write(self) -> str | None:
-        """Write the next index; return its name (None when another writer took that number first)."""
-        seq, prev_bytes = self._latest()
-        prev = orjson.loads(prev_bytes) if prev_bytes else None
+    def write(self) -> bool:
+        """Write the next index if anything changed; False when another writer took its number first."""
+        self._catch_up()
+        changes = {}
+        for chain, segments in self.chains().items():
+            known = self._state.get(chain)
+            changed = [seg for seg in segments if known is None or known.get(seg["name"]) != seg]
+            if changed or known is None:
+                changes[chain] = {"segments": changed}
+        if not changes and self._seq:
+            return True  # nothing new: the next index's span will cover this period
+        prev = orjson.loads(self._last) if self._last else None
         now = time.time_ns()
-        body = {"format": FORMAT, "seq": seq + 1, "prev": hashlib.sha256(prev_bytes).hexdigest() if prev_bytes
-                else GENESIS, "start": prev["end"] if prev else now, "end": now, "chains": self.chains()}
+        body = {"format": FORMAT, "seq": self._seq + 1, "start": prev["end"] if prev else now, "end": now,
+                "prev": hashlib.sha256(self._last).hexdigest() if self._last else GENESIS, "chains": changes}
         data = orjson.dumps(sign(body, self.key), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-        name = index_name(seq + 1)
-        if not (self.remote or self.local).create(INDEX_DIR, name, data):
-            return None  # another replica wrote this one first: ours comes next time, after it
-        return name
+        if not self.where.create(INDEX_DIR, index_name(self._seq + 1), data):
+            return False  # another replica wrote this one first: ours comes next time, after it
+        fold(self._state, body)
+        self._seq, self._last = self._seq + 1, data
+        return True
 
 
 def verify_index(archive, key: bytes | None, report) -> None:
@@ -123,6 +143,7 @@ def verify_index(archive, key: bytes | None, report) -> None:
         return
     prev_bytes: bytes | None = None
     prev: dict | None = None
+    state: dict[str, dict[str, dict]] = {}
     expected = 1
     for seq, name in names:
         where = archive.location(INDEX_DIR, name)
@@ -145,35 +166,37 @@ def verify_index(archive, key: bytes | None, report) -> None:
                                    "missing between two indexes")
         if key is not None and not signature_ok(index, key):
             report.problems.append(f"{where}: signature invalid (altered, or a different key)")
+        fold(state, index)
         prev_bytes, prev, expected = data, index, seq + 1
     if key is None:
         report.warnings.append("index signatures not checked (no key: pass --key-file or set LOGTIDE_AUDIT_KEY)")
     latest = prev or {}
     latest_name = index_name(expected - 1)
-    listed = latest.get("chains", {})
-    for chain, entry in sorted(listed.items()):
-        segs = entry.get("segments", [])
+    listed = state
+    for chain, by_name in sorted(listed.items()):
+        segs = sorted(by_name.values(), key=lambda seg: seg.get("number") or segment_number(seg["name"]) or 0)
         if chain not in chains:
-            span = f"records 1..{entry.get('head', 0)}, {len(segs)} segments"
-            report.problems.append(f"{archive.location(chain)}: partition missing ({span} in {latest_name})")
+            head = max((seg.get("last_seq", 0) for seg in segs), default=0)
+            report.problems.append(f"{archive.location(chain)}: partition missing (records 1..{head}, "
+                                   f"{len(segs)} segments in the index up to {latest_name})")
             continue
         present = set(archive.files(chain))
         for seg in segs:
             where = archive.location(chain, seg["name"])
             if seg["name"] not in present:
                 report.problems.append(f"{where}: segment missing (records {seg.get('first_seq')}..{seg.get('last_seq')} "
-                                       f"in {latest_name})")
+                                       f"in the index up to {latest_name})")
                 continue
             size = len(archive.read(chain, seg["name"]) or b"")
             if size < seg.get("bytes", 0):
-                report.problems.append(f"{where}: truncated: {size} bytes, {latest_name} lists {seg['bytes']} "
-                                       f"(records up to seq {seg.get('last_seq')})")
+                report.problems.append(f"{where}: truncated: {size} bytes, the index up to {latest_name} lists "
+                                       f"{seg['bytes']} (records up to seq {seg.get('last_seq')})")
         numbers = [seg.get("number") or segment_number(seg["name"]) or 0 for seg in segs]
         for name in sorted(present):
             n = segment_number(name)
             if n is not None and numbers and n < max(numbers) and n not in numbers:
-                report.problems.append(f"{archive.location(chain, name)}: extra segment: not in {latest_name}, "
-                                       "which lists later ones of this partition")
+                report.problems.append(f"{archive.location(chain, name)}: extra segment: not in the index up to "
+                                       f"{latest_name}, which lists later ones of this partition")
     for chain in chains:
         if chain in listed:
             continue
@@ -186,7 +209,7 @@ def verify_index(archive, key: bytes | None, report) -> None:
             created = 0
         if created and created + RACE_NS <= latest.get("end", 0):
             report.problems.append(f"{archive.location(chain)}: extra partition: created {_ns(created)}, before "
-                                   f"{latest_name} ({_ns(latest.get('end'))}), which does not list it")
+                                   f"{latest_name} ({_ns(latest.get('end'))}), and no index lists it")
         else:
             report.warnings.append(f"{archive.location(chain)}: partition newer than the latest index {latest_name}")
     report.segments = len(names)

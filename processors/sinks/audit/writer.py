@@ -298,7 +298,7 @@ class AuditSink(SinkBase):
     def write_index(self) -> None:
         """The next signed archive index; a failure is retried at the next tick (the chains are intact)."""
         try:
-            if self.index.write() is not None:
+            if self.index.write():
                 self._next_index = time.monotonic() + self.settings.index_seconds
         except (OSError, StorageError) as exc:
             _log.warning("writing the audit archive index failed; retrying", extra={"error": str(exc)})
