@@ -55,6 +55,15 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class ResolvedSecret(str):
+    """A string that came from a ``${ENV}`` or ``file:`` reference (not written inline in the file)."""
+
+
+#: Validation context of a config read from a file (``info.context``): secret-only fields can tell
+#: an inline value from a reference.
+FROM_FILE = {"source": "file"}
+
+
 def resolve_secret(value: str, where: str = "") -> str:
     """Resolve ``${ENV}`` references and ``file:`` references in one string."""
     if value.startswith("file:"):
@@ -81,7 +90,7 @@ def _resolve(node: Any, filename: str, line: int | None = None, errors: list[str
     if isinstance(node, str):
         if "${" in node or node.startswith("file:"):
             try:
-                return resolve_secret(node, f"{filename}:{line}" if line else filename)
+                return ResolvedSecret(resolve_secret(node, f"{filename}:{line}" if line else filename))
             except ConfigError as exc:
                 if errors is None:
                     raise
@@ -145,8 +154,8 @@ def _models_at(model: type[BaseModel], loc: tuple) -> list[type[BaseModel]]:
 
 def renamed_to(model: type[BaseModel] | None, loc: tuple) -> str | None:
     """The current name of a refused key that was renamed by the durations convention
-    (``<name>_seconds``, a number): ``session_timeout_ms`` → ``session_timeout_seconds``,
-    ``timeout_s`` → ``timeout_seconds``, ``lateness`` → ``lateness_seconds``; None otherwise."""
+    (``<name>_seconds``, a number): ``session_timeout_seconds`` → ``session_timeout_seconds``,
+    ``timeout_seconds`` → ``timeout_seconds``, ``lateness_seconds`` → ``lateness_seconds``; None otherwise."""
     if model is None or not loc or not isinstance(loc[-1], str):
         return None
     key = loc[-1]
@@ -208,13 +217,13 @@ def load_yaml(path: str | os.PathLike) -> Any:
         raise ConfigError(f"{p}: YAML nested too deeply (a recursive alias?)") from None
 
 
-def validate_config(data: Any, model: type[T], filename: str = "<config>") -> T:
+def validate_config(data: Any, model: type[T], filename: str = "<config>", context: dict | None = None) -> T:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, data, filename, model)) from None
 
 
 def load_config(path: str | os.PathLike, model: type[T]) -> T:
     """Load and validate one YAML config file; raise ConfigError naming file:line and field."""
-    return validate_config(load_yaml(path), model, str(path))
+    return validate_config(load_yaml(path), model, str(path), FROM_FILE)

@@ -63,10 +63,21 @@ def whole_topic_ranges(consumer: Consumer, topic: str) -> dict[TopicPartition, t
     return partition_ranges(consumer, topic_partitions(consumer, topic))
 
 
+#: The writable mount of logtide's pods (the root filesystem is read-only there).
+POD_STATE_DIR = "/var/lib/logtide"
+
+
 def state_dir() -> str:
-    """Where tools keep small state files ($XDG_STATE_HOME/logtide, else ~/.local/state/logtide)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "logtide")
+    """Where tools keep small state files: $LOGTIDE_STATE_DIR; else $XDG_STATE_HOME/logtide; else
+    /var/lib/logtide when it is a writable directory (the chart mounts it in its read-only pods); else
+    ~/.local/state/logtide."""
+    if os.environ.get("LOGTIDE_STATE_DIR"):
+        return os.environ["LOGTIDE_STATE_DIR"]
+    if os.environ.get("XDG_STATE_HOME"):
+        return os.path.join(os.environ["XDG_STATE_HOME"], "logtide")
+    if os.path.isdir(POD_STATE_DIR) and os.access(POD_STATE_DIR, os.W_OK):
+        return POD_STATE_DIR
+    return os.path.join(os.path.expanduser("~"), ".local", "state", "logtide")
 
 
 def write_json_atomic(path: str, value: Any) -> None:

@@ -1,4 +1,5 @@
-"""`logtide dlq list|show|replay`: look into the dead letter queue, by reason, and send records back.
+"""`logtide dlq list|show|replay|purge`: look into the dead letter queue, by reason, send records back
+or give up on them.
 
 Reasons (stage, error class, message with numbers blanked) come from the ``logtide.error.*`` headers
 that ``logtide.dlq.DeadLetters`` writes; see tools/dlq_reasons.py. Every command reads the DLQ up to
@@ -7,9 +8,11 @@ so memory does not grow with the DLQ.
 
 ``replay`` re-produces the selected records to the topic they came from (``logtide.error.topic``),
 to their original partition when it still exists, with their original key, value (so the event id is
-kept) and headers minus ``logtide.error.*``. The replayed DLQ offsets are kept in the checkpoints
-topic (tools/dlq_ledger.py), chunk by acknowledged chunk, so a second ``replay`` does not send them
-again (``--again`` does).
+kept) and headers minus ``logtide.error.*``. Each chunk is first claimed in the replay ledger
+(tools/dlq_ledger.py: an append-only one-partition topic whose order decides), then sent, then
+recorded as replayed, so operators replaying at once (other reasons, or both ``--all``) never send a
+record twice, and a later ``replay`` does not send it again (``--again`` does). ``purge`` records
+offsets as given up: they no longer count as pending and are never replayed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from logtide.tools.common import (
     add_kafka_arguments, connect_args, console, format_ms, headers_dict, print_json, text,
     whole_topic_ranges,
 )
-from logtide.tools.dlq_ledger import ReplayLedger
+from logtide.tools.dlq_ledger import LedgerError, ReplayLedger
 from logtide.tools.dlq_reasons import Reasons, Selection, error_ms, reason_id, reason_of  # noqa: F401 (reason_*: API)
 
 EPILOG = """examples:
@@ -35,6 +38,7 @@ EPILOG = """examples:
   logtide dlq show 3f9a1c2e --limit 3               sample records of one reason, with their error headers
   logtide dlq replay 3f9a1c2e                       after the fix: send that reason's records back
   logtide dlq replay --all --origin logtide.raw.k8s --dry-run
+  logtide dlq purge 3f9a1c2e                        give up on a reason: never replayed, no longer pending
 """
 
 #: Records sent back per acknowledged chunk (then written to the ledger).
@@ -82,6 +86,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--dry-run", action="store_true", help="say what would be replayed, send nothing")
     q.set_defaults(func=cmd_replay)
 
+    q = actions.add_parser("purge", help="give up on selected records: never replayed, no longer pending",
+                           epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common(q)
+    selection(q)
+    q.add_argument("--all", action="store_true", help="every record (still narrowed by --origin/--component/--offsets)")
+    q.add_argument("--dry-run", action="store_true", help="say what would be purged, record nothing")
+    q.set_defaults(func=cmd_purge)
+
 
 # --- reading ----------------------------------------------------------------------------------------
 
@@ -113,8 +125,8 @@ def scan(transport, ranges: dict[TopicPartition, tuple[int, int]], visit: Callab
 def cmd_list(args: argparse.Namespace) -> int:
     transport = connect_args(args)
     ranges = dlq_ranges(transport, args.topic)
-    ledger = ReplayLedger(transport, args.topic)
-    reasons = Reasons(replayed=ledger.done)
+    ledger = open_ledger(transport, args.topic)
+    reasons = Reasons(replayed=ledger.was_replayed, purged=ledger.was_purged)
     try:
         scan(transport, ranges, reasons.add)
     finally:
@@ -128,10 +140,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
     table = Table(title=f"{args.topic}: {reasons.records} records, {len(rows)} reasons", title_justify="left")
-    for col in ("REASON", "COUNT", "REPLAYED", "STAGE", "CLASS", "ORIGIN", "COMPONENT", "FIRST", "LAST", "MESSAGE"):
-        table.add_column(col, overflow="fold", justify="right" if col in ("COUNT", "REPLAYED") else "left")
+    for col in ("REASON", "COUNT", "REPLAYED", "PURGED", "STAGE", "CLASS", "ORIGIN", "COMPONENT", "FIRST", "LAST", "MESSAGE"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("COUNT", "REPLAYED", "PURGED") else "left")
     for r in rows:
-        table.add_row(r["reason"], str(r["count"]), str(r["replayed"]), r["stage"], r["class"],
+        table.add_row(r["reason"], str(r["count"]), str(r["replayed"]), str(r["purged"]), r["stage"], r["class"],
                       ", ".join(f"{k} ({v})" for k, v in r["origins"].items()),
                       ", ".join(r["components"]), _short(r["first"]), _short(r["last"]), r["example"][:120])
     console().print(table)
@@ -186,12 +198,24 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 # --- replay -----------------------------------------------------------------------------------------
 
-def cmd_replay(args: argparse.Namespace) -> int:
+def open_ledger(transport, topic: str) -> ReplayLedger:
+    try:
+        return ReplayLedger(transport, topic)
+    except LedgerError as exc:
+        raise UsageError(f"{exc} (nothing was done: without it, records could be replayed twice)") from None
+
+
+def _selected_dlq(args: argparse.Namespace, verb: str):
+    """(transport, the DLQ's ranges now, the ledger) for a command that acts on selected records."""
     if not args.reasons and not args.all:
-        raise UsageError("name the reason ids to replay (see `logtide dlq list`), or pass --all")
+        raise UsageError(f"name the reason ids to {verb} (see `logtide dlq list`), or pass --all")
     transport = connect_args(args)
     ranges = dlq_ranges(transport, args.topic)
-    ledger = ReplayLedger(transport, args.topic)
+    return transport, ranges, open_ledger(transport, args.topic)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    transport, ranges, ledger = _selected_dlq(args, "replay")
     try:
         return _replay(args, transport, ranges, ledger)
     finally:
@@ -205,7 +229,8 @@ def _replay(args, transport, ranges, ledger: ReplayLedger) -> int:
     already = 0
 
     def wanted(rec: Record, info: dict[str, str]) -> bool:
-        return selection.matches(reason_id(reason_of(info)), info, rec) and (args.again or not ledger.done(rec))
+        return (selection.matches(reason_id(reason_of(info)), info, rec) and not ledger.was_purged(rec)
+                and (args.again or not ledger.was_replayed(rec)))
 
     def count(rec: Record) -> None:
         nonlocal already
@@ -213,7 +238,7 @@ def _replay(args, transport, ranges, ledger: ReplayLedger) -> int:
         info = error_info(rec.headers)
         if not selection.matches(reason_id(reason_of(info)), info, rec):
             return
-        if ledger.done(rec) and not args.again:
+        if ledger.was_purged(rec) or (ledger.was_replayed(rec) and not args.again):
             already += 1
             return
         origin = info.get("topic")
@@ -225,22 +250,57 @@ def _replay(args, transport, ranges, ledger: ReplayLedger) -> int:
     reasons.check_known(args.reasons)
     selected = sum(targets.values())
     result = {"selected": selected, "skipped_already_replayed": already, "to": targets, "dry_run": args.dry_run,
-              "replayed": 0}
+              "replayed": 0, "taken_by_another_operator": 0}
     if selected and not args.dry_run:
-        result["replayed"] = _send_back(transport, ranges, ledger, wanted, targets)
+        result["replayed"], result["taken_by_another_operator"] = _send_back(transport, ranges, ledger, wanted, targets,
+                                                                                  args.again)
     if args.json:
         print_json(result)
     else:
         verb = "would replay" if args.dry_run else "replayed"
         n = selected if args.dry_run else result["replayed"]
         where = ", ".join(f"{t} ({c})" for t, c in targets.items()) or "-"
+        taken = result.get("taken_by_another_operator", 0)
         print(f"{verb} {n} records to {where}"
-              + (f"; {already} replayed before were skipped (--again to include them)" if already else ""))
+              + (f"; {already} replayed before were skipped (--again to include them; purged ones never)"
+                 if already else "")
+              + (f"; {taken} were being replayed by another operator at the same time" if taken else ""))
     return 0
 
 
-def _send_back(transport, ranges, ledger: ReplayLedger, wanted, targets: dict[str, int]) -> int:
-    """Pass 2: produce the wanted records to their origins, chunk by acknowledged chunk."""
+# --- purge ------------------------------------------------------------------------------------------
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    transport, ranges, ledger = _selected_dlq(args, "purge")
+    try:
+        selection = Selection.from_args(args)
+        reasons = Reasons(selection)
+        chosen: list[Record] = []
+
+        def pick(rec: Record) -> None:
+            reasons.add(rec)
+            info = error_info(rec.headers)
+            if selection.matches(reason_id(reason_of(info)), info, rec) and not ledger.done(rec):
+                chosen.append(Record(rec.topic, rec.partition, rec.offset, None, None, [], None))
+
+        scan(transport, ranges, pick)
+        reasons.check_known(args.reasons)
+        if not args.dry_run:
+            ledger.purge(chosen)
+    finally:
+        ledger.close()
+    if args.json:
+        print_json({"purged": 0 if args.dry_run else len(chosen), "selected": len(chosen), "dry_run": args.dry_run})
+    else:
+        print(f"{'would purge' if args.dry_run else 'purged'} {len(chosen)} records of {args.topic} "
+              "(never replayed; `dlq list` counts them as PURGED)")
+    return 0
+
+
+def _send_back(transport, ranges, ledger: ReplayLedger, wanted, targets: dict[str, int],
+               again: bool = False) -> tuple[int, int]:
+    """Pass 2: produce the wanted records to their origins, chunk by claimed and acknowledged chunk;
+    return (records sent, records another operator took meanwhile)."""
     consumer = transport.consumer(None)
     try:
         partitions = {t: len(consumer.partitions_for(t)) for t in targets}
@@ -250,33 +310,43 @@ def _send_back(transport, ranges, ledger: ReplayLedger, wanted, targets: dict[st
     if gone:
         raise UsageError(f"origin topic(s) {', '.join(gone)} do not exist any more; nothing was replayed")
     producer = transport.producer(linger_ms=20)
-    errors: list[Exception] = []
     chunk: list[Record] = []
     sent = 0
+    taken = 0
 
     def settle() -> None:
-        nonlocal sent
+        """Claim the chunk, send what this operator won, record what Kafka acknowledged."""
+        nonlocal sent, taken
+        if not chunk:
+            return
+        cid, won = ledger.claim(chunk, again=again)
+        mine = [rec for rec in chunk if (rec.partition, rec.offset) in won]
+        taken += len(chunk) - len(mine)
+        acked: list[Record] = []
+        errors: list[Exception] = []
+        for rec in mine:
+            info = error_info(rec.headers)
+            try:
+                partition = int(info.get("partition", ""))
+            except ValueError:
+                partition = None
+            if partition is not None and not 0 <= partition < partitions[info["topic"]]:
+                partition = None
+            headers = [(k, v) for k, v in rec.headers if not k.startswith("logtide.error.")]
+            producer.produce(info["topic"], rec.value, key=rec.key, headers=headers, partition=partition,
+                             on_delivery=lambda err, _r, rec=rec: errors.append(err) if err else acked.append(rec))
         left = producer.flush(60)
+        ledger.finish(cid, acked)  # what was not acknowledged is freed for a later replay
+        sent += len(acked)
+        chunk.clear()
         if errors or left:
             raise TransportError(f"replay not acknowledged by Kafka: {errors[0] if errors else 'timeout'} "
-                                 f"({sent} records replayed and recorded before this)")
-        ledger.add(chunk)
-        sent += len(chunk)
-        chunk.clear()
+                                 f"({sent} records replayed and recorded)")
 
     def send(rec: Record) -> None:
         info = error_info(rec.headers)
         if not wanted(rec, info):
             return
-        try:
-            partition = int(info.get("partition", ""))
-        except ValueError:
-            partition = None
-        if partition is not None and not 0 <= partition < partitions[info["topic"]]:
-            partition = None
-        headers = [(k, v) for k, v in rec.headers if not k.startswith("logtide.error.")]
-        producer.produce(info["topic"], rec.value, key=rec.key, headers=headers, partition=partition,
-                         on_delivery=lambda err, r: err and errors.append(err))
         chunk.append(rec)
         if len(chunk) >= REPLAY_CHUNK:
             settle()
@@ -286,4 +356,4 @@ def _send_back(transport, ranges, ledger: ReplayLedger, wanted, targets: dict[st
         settle()
     finally:
         producer.close()
-    return sent
+    return sent, taken

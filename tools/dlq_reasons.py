@@ -48,6 +48,7 @@ class Reason:
     example: str
     count: int = 0
     replayed: int = 0
+    purged: int = 0
     selected: int = 0
     origins: dict[str, int] = field(default_factory=dict)
     components: dict[str, int] = field(default_factory=dict)
@@ -58,6 +59,7 @@ class Reason:
     def summary(self) -> dict:
         return {"reason": self.id, "stage": self.stage, "class": self.cls, "message": self.message,
                 "example": self.example, "count": self.count, "replayed": self.replayed,
+                "purged": self.purged,
                 "origins": self.origins, "components": self.components,
                 "first": format_ms(self.first_ms), "last": format_ms(self.last_ms)}
 
@@ -95,11 +97,12 @@ class Selection:
 class Reasons:
     """Accumulates reasons record by record; keeps up to ``samples`` selected records per reason."""
 
-    def __init__(self, selection: Selection | None = None, samples: int = 0, replayed=None):
+    def __init__(self, selection: Selection | None = None, samples: int = 0, replayed=None, purged=None):
         self.by_id: dict[str, Reason] = {}
         self.selection = selection or Selection()
         self.max_samples = samples
         self.replayed = replayed  # callable(rec) -> bool, or None
+        self.purged = purged  # callable(rec) -> bool, or None
         self.records = 0
         self.selected = 0
 
@@ -122,6 +125,8 @@ class Reasons:
             r.last_ms = ts if r.last_ms is None else max(r.last_ms, ts)
         if self.replayed is not None and self.replayed(rec):
             r.replayed += 1
+        if self.purged is not None and self.purged(rec):
+            r.purged += 1
         if self.selection.matches(rid, info, rec):
             r.selected += 1
             self.selected += 1

@@ -121,6 +121,11 @@ def run(args: argparse.Namespace) -> int:
     if args.interval < 0:
         raise UsageError("--interval must not be negative")
     transport = connect_args(args)
+    if args.group:
+        known = set(list_groups(transport))
+        missing = [g for g in args.group if g not in known]
+        if missing:  # as kafka-consumer-groups and Burrow do: a typo must not read as "OK"
+            raise UsageError(f"no such group: {', '.join(missing)} (`logtide lag` lists the groups)")
     groups = list_groups(transport, args.group)
     if not groups:
         if args.json:

@@ -221,6 +221,14 @@ class Admin(_Client):
     def group_offsets(self, group: str) -> dict[TopicPartition, int]:
         """Committed offsets of a consumer group."""
 
+    def cluster_id(self) -> str | None:
+        """The cluster's id (None when the backend cannot tell)."""
+        return None
+
+    def topic_ids(self, names: list[str]) -> dict[str, str | None]:
+        """Each topic's id (a new one when a topic is deleted and created again; None: unknown)."""
+        return {n: None for n in names}
+
 
 
 class Transport(ABC):

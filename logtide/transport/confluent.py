@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from functools import partial
 from typing import Any
 
@@ -270,6 +271,29 @@ class ConfluentAdmin(Admin):
                 if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
                     raise TransportError(f"create topic {name}: {exc}") from None
         return created
+
+    def cluster_id(self):
+        try:
+            return self._a.list_topics(timeout=self._timeout).cluster_id
+        except ck.KafkaException as exc:
+            raise TransportError(f"cannot reach Kafka at {self._conf['bootstrap.servers']}: {exc}") from None
+
+    def topic_ids(self, names):
+        out: dict[str, str | None] = {n: None for n in names}
+        if not names:
+            return out
+        try:
+            futures = self._a.describe_topics(ck.TopicCollection(list(names)), request_timeout=self._timeout)
+        except (AttributeError, ck.KafkaException):  # an older client without describe_topics
+            return out
+        for name, fut in futures.items():
+            try:
+                tid = fut.result(self._timeout).topic_id  # the same UUID text as kafka-python gives
+                out[name] = str(uuid.UUID(int=((tid.get_most_significant_bits() & (2**64 - 1)) << 64)
+                                          | (tid.get_least_significant_bits() & (2**64 - 1))))
+            except ck.KafkaException:
+                out[name] = None  # no such topic
+        return out
 
     def list_topics(self, timeout=None):
         try:

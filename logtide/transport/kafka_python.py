@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections import deque
 from typing import Any
 
@@ -287,6 +288,23 @@ class KafkaPythonAdmin(Admin):
         except kerr.KafkaError as exc:
             raise TransportError(f"list groups: {exc}") from None
         return sorted(_group_id(g) for g in groups)
+
+    def cluster_id(self):
+        try:
+            return self._a.describe_cluster().get("cluster_id")
+        except kerr.KafkaError as exc:
+            raise TransportError(f"describe cluster: {exc}") from None
+
+    def topic_ids(self, names):
+        out: dict[str, str | None] = {n: None for n in names}
+        for name in names:  # one by one: a missing topic fails only its own lookup
+            try:
+                [topic] = self._a.describe_topics([name])
+            except (kerr.KafkaError, ValueError):
+                continue
+            if topic.get("error_code") == 0 and topic.get("topic_id"):
+                out[name] = str(uuid.UUID(str(topic["topic_id"])))
+        return out
 
     def group_offsets(self, group):
         try:

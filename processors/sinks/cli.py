@@ -28,8 +28,9 @@ AUDIT_EPILOG = """examples:
   logtide audit search /var/lib/logtide/audit --since 2026-11-21T00:00Z --until 2026-11-22 \\
       --where 'resource.service.name == "payments" and severity_number >= 17'
 
-verify exits 0 when every chain is intact, 1 at the first broken, missing or reordered record
-(which it names), 2 on a usage error. The manifest key comes from --key-file or $LOGTIDE_AUDIT_KEY.
+verify exits 0 when every chain is intact and the archive matches its signed index (_index/), 1 at
+the first broken, missing or reordered record of a chain, or a partition, segment or time span that
+is missing, extra or truncated against the index (each named), 2 on a usage error. The manifest key comes from --key-file or $LOGTIDE_AUDIT_KEY.
 """
 
 QUERY_EPILOG = """examples:
@@ -107,14 +108,24 @@ def _key(args) -> bytes | None:
 
 def run_verify(args: argparse.Namespace) -> int:
     from logtide.processors.sinks.audit.storage import StorageError
-    from logtide.processors.sinks.audit.verify import verify_archive
+    from logtide.processors.sinks.audit.verify import verify_archive, verify_archive_index
 
+    archive = _archive(args)
     try:
-        reports = verify_archive(_archive(args), _key(args))
+        index = verify_archive_index(archive, _key(args))
+        reports = verify_archive(archive, _key(args))
     except StorageError as exc:
         raise UsageError(str(exc)) from None
-    if not reports:
+    if not reports and index.ok:
         raise UsageError(f"{args.location}: no audit chains found")
+    if args.json:
+        print(orjson.dumps(index.as_dict()).decode())
+    else:
+        print(f"{'OK    ' if index.ok else 'BROKEN'} archive index: {index.segments} index files")
+        for w in index.warnings:
+            print(f"       warning: {w}")
+        for p in index.problems:  # each names a partition, segment or time span: all of them
+            print(f"       problem: {p}")
     for r in reports:
         if args.json:
             print(orjson.dumps(r.as_dict()).decode())
@@ -125,7 +136,7 @@ def run_verify(args: argparse.Namespace) -> int:
             print(f"       warning: {w}")
         if r.problems:
             print(f"       first problem: {r.problems[0]}")
-    return 0 if all(r.ok for r in reports) else 1
+    return 0 if index.ok and all(r.ok for r in reports) else 1
 
 
 def run_search(args: argparse.Namespace) -> int:

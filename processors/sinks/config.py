@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from logtide.config import Model
+from logtide.config import Model, ResolvedSecret
 from logtide.role import RoleConfig
 from logtide.topics import route
 
@@ -94,6 +94,19 @@ class AuditSettings(ConsumeSettings):
     hmac_key: SecretStr = Field(description="key that signs manifests: ${ENV} or file:/path, never inline")
     roll_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     roll_seconds: float = Field(default=3600.0, gt=0)
+    index_seconds: float = Field(default=300.0, gt=0,
+                                 description="how often the signed archive index (_index/) is written")
+
+    @field_validator("hmac_key", mode="before")
+    @classmethod
+    def _not_inline(cls, value, info: ValidationInfo):
+        # Inline, the key would sit in the ConfigMap and the repository: whoever reads those could
+        # re-sign a rewritten archive. (Python callers and `logtide up` pass a key they read themselves.)
+        if (info.context or {}).get("source") == "file" and isinstance(value, str) \
+                and not isinstance(value, ResolvedSecret):
+            raise ValueError("hmac_key must be a reference, never the key itself: ${ENV_VAR} or "
+                             "file:/path/to/key (a mounted Secret)")
+        return value
 
     def directories(self) -> dict[str, str]:
         return {"storage.path": self.storage.path}
@@ -108,6 +121,9 @@ class ParquetSettings(Model):
     compact_min_files: int = Field(default=8, ge=2, description="compact an hour partition with this many files")
     compact_after_seconds: float = Field(default=3600.0, ge=0, description="only hours that ended this long ago")
     compact_every_seconds: float = Field(default=300.0, ge=0, description="how often the sink looks for work; 0 = never")
+    dedup_memory_ids: int = Field(default=200_000, ge=0,
+                                  description="ids of the last N events written (by arrival, kept across restarts) "
+                                              "that a copy is checked against, whatever its event time")
 
     @model_validator(mode="after")
     def _one_place(self):

@@ -88,6 +88,14 @@ class CorpusWriter:
             f.close()
 
 
+def _key_file(workdir) -> str:
+    """The audit key as a mounted secret (an inline hmac_key is refused)."""
+    path = os.path.join(str(workdir), "audit.key")
+    with open(path, "w") as f:
+        f.write(AUDIT_KEY)
+    return path
+
+
 def write_yaml(path, data: dict) -> str:
     with open(path, "w") as f:
         yaml.safe_dump(data, f, sort_keys=False)
@@ -156,7 +164,7 @@ class Chain:
             "sink": write_yaml(workdir / "sink.yaml", {
                 "kafka": kafka, "http": http,
                 "audit": {"session_timeout_seconds": 6, "max_batch": 500, "storage": {"path": str(workdir / "audit")},
-                          "hmac_key": AUDIT_KEY, "roll_bytes": 100_000},
+                          "hmac_key": f"file:{_key_file(workdir)}", "roll_bytes": 100_000},
                 "analytics": {"session_timeout_seconds": 6, "max_batch": 500,
                               "parquet": {"path": str(workdir / "parquet")}}}),
         }

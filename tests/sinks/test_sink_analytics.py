@@ -68,10 +68,11 @@ def test_redelivered_offsets_and_duplicate_ids_add_no_rows(tmp_path):
     again = parquet_sink(tmp_path)  # restart: offsets recorded on disk
     again.write(items(0, 100))
     assert count(tmp_path) == (100, 100)
-    # The same event produced twice upstream (new offset, same id): hidden by the events view.
+    # The same (old) event produced twice upstream (new offset, same id): the id memory, kept by
+    # arrival across the restart, drops it (issue 17: it used to become a second row).
     dup = [Item(Record("logtide.route.analytics", 0, 500, None, None, [], None), make_event(5))]
     again.write(dup)
-    assert count(tmp_path) == (101, 100)
+    assert count(tmp_path) == (100, 100)
     assert count(tmp_path, "events") == (100, 100)
 
 
@@ -110,8 +111,8 @@ def test_compaction_merges_small_files_and_drops_duplicates(tmp_path):
     sink = parquet_sink(tmp_path)
     for a in range(0, 100, 10):
         sink.write(items(a, a + 10))
-    # a duplicate id from upstream, hours later, after a restart (old events: not in the seeded memory)
-    parquet_sink(tmp_path).write([Item(Record("logtide.route.analytics", 1, 0, None, None, [], None), make_event(3))])
+    # a copy from upstream beyond the id memory (here: a restarted sink without one)
+    parquet_sink(tmp_path, dedup_memory_ids=0).write([Item(Record("logtide.route.analytics", 1, 0, None, None, [], None), make_event(3))])
     before = [f for _, _, fs in os.walk(tmp_path) for f in fs if f.endswith(".parquet")]
     assert count(tmp_path) == (101, 100)
     merged = compact(sink.parquet.store, min_files=4, after_s=0)
@@ -133,6 +134,17 @@ def test_query_command(tmp_path):
     bad = subprocess.run([*LOGTIDE, "query", "--path", str(tmp_path), "SELEC nonsense"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "query failed" in bad.stderr
+    # Issue 17 (7): several statements and COPY … TO 'file' ran, although the help says one statement.
+    target = tmp_path / "leak.csv"
+    for sql, why in ((f"SELECT 1; COPY (SELECT * FROM events) TO '{target}'", "one SQL statement at a time (2 given)"),
+                     (f"COPY (SELECT * FROM events) TO '{target}'", "read-only"),
+                     ("SELECT * FROM read_text('/etc/hostname')", "Permission"),
+                     ("SET enable_external_access = true", "read-only")):
+        r = subprocess.run([*LOGTIDE, "query", "--path", str(tmp_path), sql], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 2 and why in r.stderr and len(r.stderr.strip().splitlines()) == 1, (sql, r.stderr)
+    assert not target.exists()
+    assert run_query(str(tmp_path), "DESCRIBE events")[1]
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------
@@ -214,17 +226,62 @@ def test_unreachable_parquet_s3_is_a_retry():
         sink.write(items(0, 3))
 
 
-def test_restart_seeds_parquet_duplicate_memory_from_recent_files(tmp_path):
+def test_restart_seeds_parquet_duplicate_memory_by_arrival_whatever_the_event_time(tmp_path):
+    # Issue 17: the memory was seeded from the last two wall-clock hours of event-time partitions, so
+    # copies of old events (backfills, late files, replays) became new rows after a restart.
     now = time.time_ns()
     sink = parquet_sink(tmp_path)
     live = items(0, 20, time=now, observed_time=now)
-    sink.write(live + items(20, 30))  # 20..29 are old (2025)
+    old = items(20, 170)  # event time in 2025: far more than two hours old
+    sink.write(live + old)
     restarted = parquet_sink(tmp_path)
-    assert set(restarted.parquet.recent_ids()) == {make_event(i)["id"] for i in range(20)}
-    # the same live events produced again upstream (new offsets): not written twice
-    restarted.write([Item(Record("logtide.route.analytics", 0, 100 + n, None, None, [], None), it.event)
-                     for n, it in enumerate(live)])
-    assert count(tmp_path) == (30, 30)
+    assert set(restarted.parquet.recent_ids()) == {make_event(i)["id"] for i in range(170)}
+    # the same events produced again upstream (new offsets): none written twice
+    restarted.write([Item(Record("logtide.route.analytics", 0, 1000 + n, None, None, [], None), it.event)
+                     for n, it in enumerate(live + old)])
+    assert count(tmp_path) == (170, 170)
+    ids = plain_parquet_ids(tmp_path)
+    assert len(ids) == len(set(ids)) == 170
+
+
+def plain_parquet_ids(root):
+    """The dataset as any Parquet reader sees it (pyarrow, not logtide's views)."""
+    import pyarrow.dataset as ds
+    files = [os.path.join(d, f) for d, _, fs in os.walk(root) if "_logtide" not in d for f in fs
+             if f.endswith(".parquet")]
+    return ds.dataset(files, format="parquet").to_table(columns=["id"]).column("id").to_pylist()
+
+
+def test_id_memory_is_bounded_by_arrival_and_compaction_removes_older_copies(tmp_path):
+    sink = parquet_sink(tmp_path, dedup_memory_ids=50, compact_after_seconds=0)
+    for n in range(4):  # 4 batches of 40 old events: the memory keeps the newest 50 ids
+        sink.write(items(40 * n, 40 * n + 40))
+    id_files = os.listdir(tmp_path / "_logtide" / "g" / "ids")
+    assert len(id_files) == 2, id_files  # the older id files are pruned
+    restarted = parquet_sink(tmp_path, dedup_memory_ids=50)
+    assert len(restarted.parquet.recent_ids()) == 50
+    # a copy of the very first events, beyond the memory: written, then compaction drops it
+    restarted.write([Item(Record("logtide.route.analytics", 0, 1000 + i, None, None, [], None), make_event(i))
+                     for i in range(5)])
+    assert count(tmp_path) == (165, 160)
+    compact(restarted.parquet.store, min_files=8, after_s=0)  # a partition with few files, but a late one
+    ids = plain_parquet_ids(tmp_path)
+    assert len(ids) == len(set(ids)) == 160
+
+
+def test_a_batch_written_again_from_the_same_offsets_replaces_its_files(tmp_path):
+    # A power cut can lose the (not fsync'd) pending marker and offsets: the redelivered batch comes
+    # back with the same first offsets, so the same file names, and replaces itself.
+    sink = parquet_sink(tmp_path, dedup_memory_ids=0)
+    sink.write(items(0, 10))
+    offsets = tmp_path / "_logtide" / "g" / "offsets" / "logtide.route.analytics~0.json"
+    recorded = offsets.read_bytes()
+    sink.write(items(10, 30))
+    offsets.write_bytes(recorded)  # the second batch's bookkeeping lost, its data files kept
+    again = parquet_sink(tmp_path, dedup_memory_ids=0)
+    again.write(items(10, 30))
+    ids = plain_parquet_ids(tmp_path)
+    assert len(ids) == len(set(ids)) == 30
 
 
 def test_a_batch_that_reached_parquet_but_not_postgres_still_reaches_postgres(tmp_path, postgres_dsn, fast_kafka):

@@ -206,3 +206,81 @@ def test_crash_between_roll_and_manifest_write_recovers(tmp_path):
     manifest = orjson.loads((chain / "manifest.json").read_bytes())
     assert [seg["closed"] for seg in manifest["segments"]] == [True, False]
     assert manifest["segments"][0]["sha256"]
+
+
+# --- the archive-level signed index (issue 17: a deleted partition went unnoticed) ----------------
+
+def indexed_archive(path):
+    """Three partitions, an index, more records, a second index."""
+    s = sink(path, roll_bytes=4096)
+    for p in range(3):
+        s.write(items(0, 40, partition=p))
+    s.tick()  # the first tick writes an index
+    for p in range(3):
+        s.write(items(40, 60, partition=p))
+    s.write_index()
+    return s
+
+
+def verify_cli(path, *extra):
+    return subprocess.run([*LOGTIDE, "audit", "verify", str(path), *extra], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "LOGTIDE_AUDIT_KEY": KEY})
+
+
+def test_index_lists_every_partition_and_verifies(tmp_path):
+    s = indexed_archive(tmp_path)
+    s.write_index()  # nothing changed since: no file (the next one's span covers the idle time)
+    assert sorted(os.listdir(tmp_path / "_index")) == ["index-00000001.json", "index-00000002.json"]
+    second = orjson.loads((tmp_path / "_index" / "index-00000002.json").read_bytes())
+    assert sorted(second["chains"]) == [f"logtide.route.audit~{p}" for p in range(3)]  # what changed only
+    r = verify_cli(tmp_path)
+    assert r.returncode == 0, r.stdout
+    assert "OK     archive index: 2 index files" in r.stdout and r.stdout.count("OK ") == 4
+
+
+def test_a_deleted_partition_directory_is_caught_and_named(tmp_path):
+    import shutil
+    indexed_archive(tmp_path)
+    shutil.rmtree(tmp_path / "logtide.route.audit~2")
+    r = verify_cli(tmp_path)
+    assert r.returncode == 1, r.stdout
+    assert f"problem: {tmp_path / 'logtide.route.audit~2'}: partition missing (records 1..60" in r.stdout
+
+
+def test_a_deleted_index_file_segment_or_the_whole_index_is_caught(tmp_path):
+    import shutil
+    indexed_archive(tmp_path)
+    chain = tmp_path / "logtide.route.audit~1"
+    first = sorted(p for p in chain.iterdir() if p.name.startswith("seg-"))[0]
+    first.unlink()
+    (tmp_path / "_index" / "index-00000001.json").unlink()
+    r = verify_cli(tmp_path)
+    assert r.returncode == 1
+    assert f"{tmp_path / '_index' / 'index-00000001.json'} missing: time span" in r.stdout
+    assert f"{first}: segment missing (records 1.." in r.stdout
+    shutil.rmtree(tmp_path / "_index")
+    r = verify_cli(tmp_path)
+    assert r.returncode == 1 and "archive index missing" in r.stdout
+
+
+def test_a_truncated_segment_and_an_extra_partition_are_caught(tmp_path):
+    s = indexed_archive(tmp_path)
+    chain = tmp_path / "logtide.route.audit~0"
+    last = sorted(p for p in chain.iterdir() if p.name.startswith("seg-"))[-1]
+    lines = last.read_bytes().splitlines(keepends=True)
+    writable(last).write_bytes(b"".join(lines[:-3]))  # three whole records cut at a line boundary
+    # a partition someone slipped in, as if created an hour before the latest index
+    fake = sink(tmp_path / "elsewhere")
+    fake.write(items(0, 5, partition=7))
+    fake_chain = tmp_path / "elsewhere" / "logtide.route.audit~7"
+    seg = next(p for p in fake_chain.iterdir() if p.name.startswith("seg-"))
+    head, rest = writable(seg).read_bytes().split(b"\n", 1)
+    h = orjson.loads(head)
+    h["created"] -= 3600 * 10**9
+    seg.write_bytes(orjson.dumps(h, option=orjson.OPT_SORT_KEYS) + b"\n" + rest)
+    os.rename(fake_chain, tmp_path / "logtide.route.audit~7")
+    r = verify_cli(tmp_path)
+    assert r.returncode == 1
+    assert f"problem: {last}: truncated:" in r.stdout
+    assert f"problem: {tmp_path / 'logtide.route.audit~7'}: extra partition" in r.stdout
+    del s

@@ -62,6 +62,10 @@ def test_segments_go_to_s3_locked_and_verify(tmp_path, s3_server, locked_bucket)
     fresh.write(items(uploaded - 5, uploaded + 40))  # overlaps what S3 already holds
     reports = verify_archive(S3Archive(locked_bucket, "arch", endpoint_url=s3_server), KEY.encode())
     assert reports[0].ok, reports[0].problems
+    # the archive index lives in S3 too, continued by the fresh pod (not restarted at 1 in its staging)
+    from logtide.processors.sinks.audit.verify import verify_archive_index
+    index = verify_archive_index(S3Archive(locked_bucket, "arch", endpoint_url=s3_server), KEY.encode())
+    assert index.ok and index.segments == 2, (index.problems, index.warnings)
 
 
 @pytest.mark.timeout(60)

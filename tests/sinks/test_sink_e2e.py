@@ -64,12 +64,14 @@ def test_kill9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(broke
     events = [make_event(i, run=f"kill-{uuid.uuid4().hex[:6]}") for i in range(n)]
     table = f"kill_{uuid.uuid4().hex[:8]}"
     common = {"session_timeout_seconds": 6, "max_batch": 100}
+    key_file = tmp_path / "audit.key"
+    key_file.write_text(KEY)
     cfg = {
         "kafka": {"bootstrap": broker, "client": "confluent"},
         "http": {"host": "127.0.0.1", "port": 0},
         "monitoring": {"topic": topics["monitoring"], **common, "loki": {"url": loki.url}},
         "audit": {"topic": topics["audit"], **common, "storage": {"path": str(tmp_path / "audit")},
-                  "hmac_key": KEY, "roll_bytes": 200_000},
+                  "hmac_key": f"file:{key_file}", "roll_bytes": 200_000},
         "analytics": {"topic": topics["analytics"], **common, "parquet": {"path": str(tmp_path / "parquet")},
                       "postgres": {"dsn": postgres_dsn, "table": table}},
     }
@@ -229,9 +231,15 @@ def test_sink_command_errors_are_one_line(tmp_path):
     out = subprocess.run([*LOGTIDE, "sink", "--config", str(empty)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "no sink configured" in out.stderr
     bad = tmp_path / "bad.yaml"
-    bad.write_text("audit:\n  storage: {path: /tmp/x}\n  hmac_key: k\n  roll_byte: 5\n")
+    bad.write_text("audit:\n  storage: {path: /tmp/x}\n  hmac_key: ${HOME}\n  roll_byte: 5\n")
     out = subprocess.run([*LOGTIDE, "sink", "--config", str(bad)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "bad.yaml:4" in out.stderr and "roll_byte" in out.stderr
+    # Issue 17 (7): an inline key was accepted although the docs say never inline.
+    bad.write_text("kafka: {bootstrap: 127.0.0.1:1}\naudit:\n  storage: {path: /tmp/x}\n  hmac_key: inline-secret\n")
+    out = subprocess.run([*LOGTIDE, "sink", "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "bad.yaml:4" in out.stderr and "hmac_key must be a reference" in out.stderr, \
+        out.stderr
+    assert "inline-secret" not in out.stderr
     example = os.path.join(ROOT, "examples", "sink.yaml")
     out = subprocess.run([*LOGTIDE, "sink", "--config", example], capture_output=True, text=True, timeout=60,
                          env={k: v for k, v in os.environ.items() if k != "LOGTIDE_AUDIT_KEY"})
@@ -241,3 +249,55 @@ def test_sink_command_errors_are_one_line(tmp_path):
     assert out.returncode == 2 and "--only" in out.stderr
     helptext = subprocess.run([*LOGTIDE, "sink", "--help"], capture_output=True, text=True, timeout=60).stdout
     assert "logtide sink --config examples/sink.yaml" in helptext
+
+
+def _plain_parquet(root) -> tuple[int, int]:
+    """(rows, distinct ids) as plain DuckDB reads the files: no logtide view, no dedup."""
+    import duckdb
+    files = [os.path.join(d, f) for d, _, fs in os.walk(root) if "_logtide" not in d for f in fs if f.endswith(".parquet")]
+    if not files:
+        return (0, 0)
+    return duckdb.connect().execute("SELECT count(*), count(DISTINCT id) FROM read_parquet(?)", [files]).fetchone()
+
+
+@pytest.mark.timeout(240)
+def test_parquet_kill9_then_old_events_produced_again_stay_one_row_per_id_for_any_reader(broker, new_topic,
+                                                                                        tmp_path):
+    # Issue 17 (1): copies of events the killed sink had written, with event times far more than two
+    # hours old (a backfill, a replay), became new rows; DuckDB on the files saw them.
+    n = 4000
+    topic = new_topic(3, prefix="sinks.pq-kill")
+    group = f"pq-kill-{uuid.uuid4().hex[:6]}"
+    events = [make_event(i, run=f"pq-{uuid.uuid4().hex[:6]}") for i in range(n)]  # event time: Nov 2025
+    cfg = {"kafka": {"bootstrap": broker, "client": "confluent"}, "http": {"host": "127.0.0.1", "port": 0},
+           "analytics": {"topic": topic, "group": group, "session_timeout_seconds": 6, "max_batch": 100,
+                         "parquet": {"path": str(tmp_path / "parquet")}}}
+    path = tmp_path / "sink.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    produce(broker, topic, events)
+
+    def start():
+        return subprocess.Popen([*LOGTIDE, "sink", "--config", str(path), "--log-level", "warning"],
+                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "sink.log", "ab"))
+
+    def caught_up():
+        committed = _committed(broker, group)
+        return sum(v or 0 for tp, v in committed.items() if tp.topic == topic)
+
+    proc = start()
+    try:
+        wait_for(lambda: _plain_parquet(tmp_path / "parquet")[0] >= 300, 60, "the first batches in Parquet")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        at_kill = _plain_parquet(tmp_path / "parquet")[0]
+        produce(broker, topic, events)  # upstream re-sends everything, old event times and all
+        proc = start()
+        wait_for(lambda: caught_up() == 2 * n, 150, "the sink to consume the originals and the copies",
+                 describe=lambda: (caught_up(), _plain_parquet(tmp_path / "parquet")))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert at_kill < n, f"the kill came after everything was written: {at_kill}"
+    assert _plain_parquet(tmp_path / "parquet") == (n, n)

@@ -63,7 +63,8 @@ def test_list_show_replay_round_trip(cli, fast_kafka, new_topic, read_all, monke
     assert "logtide.error.stage" not in sample["headers"] and sample["headers"]["trace"] == "t0"
 
     dry = json.loads(cli("dlq", "replay", "--topic", dlq, parse["reason"], "--dry-run", "--json", check_rc=0).stdout)
-    assert dry == {"selected": 6, "skipped_already_replayed": 0, "to": {origin: 6}, "dry_run": True, "replayed": 0}
+    assert dry == {"selected": 6, "skipped_already_replayed": 0, "to": {origin: 6}, "dry_run": True, "replayed": 0,
+                   "taken_by_another_operator": 0}
     assert read_all(origin) == []
 
     done = json.loads(cli("dlq", "replay", "--topic", dlq, parse["reason"], "--json", check_rc=0).stdout)
@@ -119,3 +120,102 @@ def test_offset_ranges_merge_and_parse():
     assert OffsetRanges([[10, 20], [0, 2], [3, 4]]).to_list() == [[0, 4], [10, 20]]
     with pytest.raises(ValueError):
         OffsetRanges.parse("9-3")
+
+
+def _many_dead_letters(fast_kafka, dlq: str, origin: str, n: int) -> None:
+    """n records of each of two reasons (parse and enrich), alternating."""
+    producer = connect(fast_kafka).producer(linger_ms=5)
+    dead = DeadLetters(producer, "processor", topic=dlq)
+    for i in range(2 * n):
+        ev = envelope.new_event(id=envelope.make_id("dlq-many", origin, i), body=f"line {i}", source="k8s")
+        rec = Record(origin, 0, i, f"k{i}".encode(), envelope.encode(ev), envelope.headers(ev), None)
+        dead.send(rec, ("parse", "enrich")[i % 2], ValueError("bad field"))
+    assert producer.flush(30) == 0
+    producer.close()
+
+
+def _replayed_ids(read_all, origin) -> list[str]:
+    return [envelope.decode(r.value)["id"] for r in read_all(origin)]
+
+
+@pytest.mark.timeout(180)
+def test_two_operators_replaying_at_once_send_each_record_once(cli, popen_cli, fast_kafka, new_topic, read_all):
+    # Issue 17 (3): the ledger was read at start and written back whole (last writer wins): two
+    # operators at once forgot each other's replays, and two `--all` each sent everything.
+    n = 1500
+    dlq, origin = new_topic(1, prefix="dlq"), new_topic(1, prefix="origin")
+    _many_dead_letters(fast_kafka, dlq, origin, n)
+    reasons = {r["stage"]: r["reason"] for r in json.loads(cli("dlq", "list", "--topic", dlq, "--json",
+                                                               check_rc=0).stdout)["reasons"]}
+
+    procs = [popen_cli("dlq", "replay", "--topic", dlq, reasons[stage], "--json") for stage in ("parse", "enrich")]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert [json.loads(o)["replayed"] for o, _ in outs] == [n, n]
+    listing = json.loads(cli("dlq", "list", "--topic", dlq, "--json", check_rc=0).stdout)
+    assert {r["stage"]: r["replayed"] for r in listing["reasons"]} == {"parse": n, "enrich": n}
+    rest = json.loads(cli("dlq", "replay", "--topic", dlq, "--all", "--json", check_rc=0).stdout)
+    assert rest["replayed"] == 0 and rest["skipped_already_replayed"] == 2 * n
+    ids = _replayed_ids(read_all, origin)
+    assert len(ids) == len(set(ids)) == 2 * n
+
+    # two `--all` at once (on a DLQ never replayed): between them, every record exactly once
+    dlq, origin = new_topic(1, prefix="dlq"), new_topic(1, prefix="origin")
+    _many_dead_letters(fast_kafka, dlq, origin, n)
+    procs = [popen_cli("dlq", "replay", "--topic", dlq, "--all", "--json") for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    results = [json.loads(o) for o, _ in outs]
+    assert sum(r["replayed"] for r in results) == 2 * n, results
+    ids = _replayed_ids(read_all, origin)
+    assert len(ids) == len(set(ids)) == 2 * n
+
+
+def test_purge_and_an_unreadable_ledger(cli, fast_kafka, new_topic, read_all):
+    from logtide.tools.dlq_ledger import LEDGER
+    dlq, origin = new_topic(1, prefix="dlq"), new_topic(2, prefix="origin")
+    _dead_letter(fast_kafka, dlq, origin)
+    reasons = {r["stage"]: r["reason"] for r in json.loads(cli("dlq", "list", "--topic", dlq, "--json",
+                                                               check_rc=0).stdout)["reasons"]}
+    r = cli("dlq", "purge", "--topic", dlq, reasons["decode"], check_rc=0)
+    assert "purged 3 records" in r.stdout
+    listing = json.loads(cli("dlq", "list", "--topic", dlq, "--json", check_rc=0).stdout)
+    assert {x["stage"]: (x["replayed"], x["purged"]) for x in listing["reasons"]} == {"parse": (0, 0), "decode": (0, 3)}
+    done = json.loads(cli("dlq", "replay", "--topic", dlq, "--all", "--again", "--json", check_rc=0).stdout)
+    assert done["replayed"] == 6 and done["skipped_already_replayed"] == 3  # purged: never replayed
+    assert len(read_all(origin)) == 6
+
+    producer = connect(fast_kafka).producer(linger_ms=0)
+    producer.produce(LEDGER, b"\x00garbage", key=dlq.encode(), partition=0)
+    assert producer.flush(30) == 0
+    producer.close()
+    for args in (("replay", "--all"), ("list",)):
+        r = cli("dlq", *args, "--topic", dlq)
+        assert r.returncode == 2 and "unreadable entry" in r.stderr and "replay ledger" in r.stderr, r.stderr
+    assert len(read_all(origin)) == 6
+
+
+def test_a_replay_that_died_holds_its_chunk_until_its_claim_expires(cli, fast_kafka, new_topic, read_all,
+                                                                    monkeypatch):
+    # A crashed operator's claim (no "done" after it): another replay leaves those records alone while
+    # the claim may still be live, and sends them once it expired (the crash bound: one chunk).
+    from logtide.tools import dlq_ledger
+    from logtide.tools.dlq import dlq_ranges, scan
+    dlq, origin = new_topic(1, prefix="dlq"), new_topic(2, prefix="origin")
+    _dead_letter(fast_kafka, dlq, origin)
+    transport = connect(fast_kafka)
+    records = []
+    scan(transport, dlq_ranges(transport, dlq), records.append)
+    monkeypatch.setattr(dlq_ledger, "CLAIM_SECONDS", 10.0)
+    import time
+    expires = time.monotonic() + 10.0
+    crashed = dlq_ledger.ReplayLedger(transport, dlq)
+    _, won = crashed.claim(records[:4])
+    crashed.close()  # and never finishes: killed after claiming
+    assert len(won) == 4
+    first = json.loads(cli("dlq", "replay", "--topic", dlq, "--all", "--json", check_rc=0).stdout)
+    assert first["replayed"] == 5 and first["taken_by_another_operator"] == 4
+    time.sleep(max(0.0, expires - time.monotonic()) + 0.5)
+    second = json.loads(cli("dlq", "replay", "--topic", dlq, "--all", "--json", check_rc=0).stdout)
+    assert second["replayed"] == 4 and second["skipped_already_replayed"] == 5
+    assert len(read_all(origin)) == 9

@@ -107,4 +107,8 @@ def test_ok_then_stall_then_stop(cli, fast_kafka, new_topic):
 
 def test_lag_errors_and_help(cli):
     assert cli("lag", "--samples", "1").returncode == 2
+    # Issue 17 (6): a misspelt group said OK, exit 0: a cron check with a typo never fired.
+    r = cli("lag", "--group", "logtide-sink-analytcs", "--fail-on", "STALL")
+    assert r.returncode == 2 and r.stderr.strip() == ("logtide lag: error: no such group: logtide-sink-analytcs "
+                                                      "(`logtide lag` lists the groups)"), r.stderr
     assert "STALL" in cli("lag", "--help", check_rc=0).stdout

@@ -132,6 +132,15 @@ def test_file_errors_name_file_and_line(tmp_path, cli):
         """)
     r = cli("test", path)
     assert r.returncode == 2 and "names no 'alerting:' config and no 'rules:'" in r.stderr
+    # Issue 17 (7): a case without expectations passed (it checks nothing).
+    path = write(tmp_path, """\
+        pipeline: default
+        tests:
+          - name: checks nothing
+            input: [x]
+        """)
+    r = cli("test", path)
+    assert r.returncode == 2 and f"{path}:3: test 'checks nothing' has no expectations" in r.stderr, r.stderr
 
 
 def test_enrich_lookups_are_given_offline(tmp_path, cli):

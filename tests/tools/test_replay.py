@@ -39,7 +39,10 @@ def test_replays_exactly_the_time_window_keeping_key_value_headers(cli, new_topi
     # Run again: already complete, nothing copied twice.
     again = cli("replay", "--topic", src, "--from", str(BASE + 20_000), "--to", str(BASE + 50_000),
                 "--to-topic", dst, "--state", str(state), check_rc=0)
-    assert "already complete" in again.stdout
+    assert "already complete" in again.stdout and "0 copied by this run" in again.stdout
+    rerun = json.loads(cli("replay", "--topic", src, "--from", str(BASE + 20_000), "--to", str(BASE + 50_000),
+                           "--to-topic", dst, "--state", str(state), "--json", check_rc=0).stdout)
+    assert rerun["copied"] == 0 and rerun["copied_total"] == 30 and rerun["already_complete"] is True
     assert len(read_all(dst)) == 30
 
 
@@ -137,3 +140,94 @@ def test_a_relative_window_resumes_by_the_command_as_typed(cli, new_topic, produ
     second = json.loads(cli(*args, check_rc=0).stdout)
     assert second["state"] == first["state"] and not second["resumed"] and second["copied"] == 5
     assert len(read_all(dst)) == 10
+
+
+@pytest.mark.timeout(120)
+def test_the_same_job_against_a_second_cluster_or_a_recreated_topic_copies_again(cli, new_topic, produce_at,
+                                                                                 read_all, tmp_path):
+    # Issue 17 (4): the job's identity had no cluster id: against a second cluster with the same topic
+    # names it printed the first cluster's "copied":N,"done":true and copied nothing.
+    import os
+
+    from logtide.broker import EmbeddedBroker
+    from logtide.transport import KafkaSettings, TopicSpec, connect
+    src, dst = new_topic(2), new_topic(2)
+    _fill(produce_at, src, 40, partitions=2)
+    args = ["replay", "--topic", src, "--from", str(BASE), "--to", str(BASE + 30_000), "--to-topic", dst, "--json"]
+    first = json.loads(cli(*args, check_rc=0).stdout)
+    assert first["copied"] == 30 and first["done"]
+
+    second = EmbeddedBroker(log_file=str(tmp_path / "second-broker.log"))
+    second.start()
+    try:
+        other = KafkaSettings(bootstrap=second.bootstrap, client="confluent")
+        admin = connect(other).admin()
+        admin.create_topics([TopicSpec(src, 2), TopicSpec(dst, 2)])
+        admin.close()
+        p = connect(other).producer()
+        for i in range(40):
+            p.produce(src, f"v{i}".encode(), key=f"k{i}".encode(), partition=i % 2, timestamp_ms=BASE + i * 1000)
+        assert p.flush(30) == 0
+        p.close()
+        there = json.loads(cli(*args, "--bootstrap", second.bootstrap, check_rc=0).stdout)
+        assert there["copied"] == 30 and there["state"] != first["state"] and not there["already_complete"]
+        consumer = connect(other).consumer(None)
+        from logtide.topics import partition_ranges
+        try:
+            ranges = partition_ranges(consumer, consumer.partitions_for(dst))
+            assert sum(e - s for s, e in ranges.values()) == 30
+        finally:
+            consumer.close()
+    finally:
+        second.stop()
+
+    # the destination deleted and created again on the first cluster: a new job, not "already done"
+    admin = connect(KafkaSettings(bootstrap=os.environ["LOGTIDE_BOOTSTRAP"], client="confluent")).admin()
+    admin.delete_topics([dst])
+    deadline = time.monotonic() + 20
+    while dst in admin.list_topics() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    admin.create_topics([TopicSpec(dst, 2)])
+    admin.close()
+    again = json.loads(cli(*args, check_rc=0).stdout)
+    assert again["copied"] == 30 and not again["already_complete"]
+    assert len(read_all(dst)) == 30
+
+
+def test_a_producer_with_a_slow_clock_writing_into_the_window_is_not_lost(cli, new_topic, produce_at, read_all):
+    # Issue 17 (5): a partition was closed at the first record stamped >= --to, so in-window records
+    # written a little later by a producer whose clock is 2 s behind were lost.
+    src, dst = new_topic(1), new_topic(1)
+    end = BASE + 50_000
+    on_time = [(0, BASE + i * 1000, b"k", f"v{i}".encode(), []) for i in range(60)]  # ..59 s, up to 9 s past --to
+    late = [(0, end - 2000 + i * 400, b"k", f"late{i}".encode(), []) for i in range(10)]  # 48.0 .. 51.6 s
+    produce_at(src, on_time[:52] + late + on_time[52:])
+    out = json.loads(cli("replay", "--topic", src, "--from", str(BASE + 20_000), "--to", str(end), "--to-topic", dst,
+                         "--json", check_rc=0).stdout)
+    got = sorted(r.value.decode() for r in read_all(dst))
+    assert got == sorted([f"v{i}" for i in range(20, 50)] + [f"late{i}" for i in range(5)])  # < --to only
+    assert out["copied"] == 35
+    tight = json.loads(cli("replay", "--topic", src, "--from", str(BASE + 20_000), "--to", str(end),
+                           "--to-topic", new_topic(1), "--grace", "0", "--json", check_rc=0).stdout)
+    assert tight["copied"] == 30  # without grace the late ones are missed: the option is what saves them
+
+
+def test_create_topic_state_location_and_unwritable_state(cli, new_topic, produce_at, read_all, tmp_path,
+                                                          monkeypatch):
+    src = new_topic(3)
+    _fill(produce_at, src, 10)
+    dst = f"replay.created.{time.time_ns()}"
+    r = cli("replay", "--topic", src, "--from", str(BASE), "--to-topic", dst)
+    assert r.returncode == 2 and "--create-topic" in r.stderr and "3 partitions" in r.stderr
+    monkeypatch.setenv("LOGTIDE_STATE_DIR", str(tmp_path / "pod-state"))  # the chart's writable mount
+    out = json.loads(cli("replay", "--topic", src, "--from", str(BASE), "--to-topic", dst, "--create-topic",
+                         "--json", check_rc=0).stdout)
+    assert out["copied"] == 10 and out["state"].startswith(str(tmp_path / "pod-state"))
+    assert sorted(r.partition for r in read_all(dst)) == sorted(i % 3 for i in range(10))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = cli("replay", "--topic", src, "--from", str(BASE), "--to-topic", dst, "--state", str(blocker / "s.json"))
+    assert r.returncode == 2 and f"--state {blocker / 's.json'}: cannot write" in r.stderr, r.stderr
+    monkeypatch.setenv("LOGTIDE_STATE_DIR", str(blocker / "sub"))
+    r = cli("replay", "--topic", src, "--from", str(BASE), "--to", str(BASE + 5000), "--to-topic", dst)
+    assert r.returncode == 2 and "cannot write" in r.stderr and "LOGTIDE_STATE_DIR" in r.stderr, r.stderr

@@ -183,6 +183,10 @@ def _test(path: Path, t: Any, i: int, tf: TestFile) -> TestCase:
     if not isinstance(expect, dict):
         raise ConfigError(f"{_where(path, t, 'expect')}: test {name!r}: 'expect' maps a route (or dlq, unrouted) "
                           "to its expected events")
+    if not expect and t.get("alerts") is None and t.get("notifications") is None and not t.get("skip"):
+        # A case that checks nothing always passes: it would hide the very regression it was written for.
+        raise ConfigError(f"{_where(path, t)}: test {name!r} has no expectations: give 'expect' (route → events; "
+                          "[] for none), 'alerts' or 'notifications'")
     if (t.get("alerts") is not None or t.get("notifications") is not None) and tf.alerting is None and not tf.rules:
         raise ConfigError(f"{_where(path, t, 'alerts')}: test {name!r} expects alerts but the file names no "
                           "'alerting:' config and no 'rules:'")

@@ -1,7 +1,9 @@
 """Compaction: many small per-batch files of an hour partition become one, duplicates (same id) dropped.
 
 Only hours that ended ``compact_after_seconds`` ago are touched (the sink is still writing the current
-one). Crash safety: a journal ``_logtide/compaction/<n>.json`` names the output and the inputs before
+one): those with ``compact_min_files`` files, and those with fewer files in which one id occurs twice
+(a late copy the sink's id memory no longer held; found by reading the id column only, once per set
+of files). After compaction, an hour partition holds one row per id. Crash safety: a journal ``_logtide/compaction/<n>.json`` names the output and the inputs before
 anything changes; on the next run, an output that exists means the inputs go, otherwise the partial
 output goes and the inputs stay. Readers may briefly see both (the query view drops the duplicates).
 """
@@ -60,9 +62,23 @@ def _finish_journals(store) -> None:
         store.delete(rel)
 
 
+def has_duplicate_ids(store, files: list[str]) -> bool:
+    seen: set[str] = set()
+    for f in files:
+        ids = pq.read_table(io.BytesIO(store.get(f) or b""), columns=["id"]).column("id").to_pylist()
+        if seen.intersection(ids) or len(set(ids)) < len(ids):
+            return True
+        seen.update(ids)
+    return False
+
+
 def compact(store, *, min_files: int = 8, after_s: float = 3600.0, compression: str = "zstd",
-            now: float | None = None) -> int:
-    """Compact every eligible hour partition; return how many files were merged away."""
+            now: float | None = None, checked: set[tuple[str, ...]] | None = None) -> int:
+    """Compact every eligible hour partition; return how many files were merged away.
+
+    ``checked``: sets of files already found free of duplicate ids (kept by the caller between runs).
+    """
+    checked = set() if checked is None else checked
     _finish_journals(store)
     now = time.time() if now is None else now
     by_dir: dict[str, list[str]] = {}
@@ -73,7 +89,10 @@ def compact(store, *, min_files: int = 8, after_s: float = 3600.0, compression: 
     merged = 0
     for d, files in sorted(by_dir.items()):
         end = _hour_end(d)
-        if len(files) < min_files or end is None or end + after_s > now:
+        if len(files) < 2 or end is None or end + after_s > now or tuple(files) in checked:
+            continue
+        if len(files) < min_files and not has_duplicate_ids(store, files):
+            checked.add(tuple(files))
             continue
         tables = [pq.read_table(io.BytesIO(store.get(f) or b""), schema=SCHEMA) for f in files]
         table = dedup_by_id(pa.concat_tables(tables))

@@ -4,6 +4,10 @@ Views: ``events`` (one row per event id: duplicates hidden with ``QUALIFY row_nu
 (PARTITION BY id ORDER BY ingest_time) = 1``) and ``events_all`` (every stored row). Hive partition
 columns ``source``, ``date`` and ``hour`` come from the directory names; ``attributes`` is JSON text:
 ``SELECT attributes->>'$.user' AS user, count(*) FROM events GROUP BY 1``.
+
+Read-only: exactly one statement, a query (``SELECT``/``WITH``/``EXPLAIN``/``DESCRIBE``); DuckDB's
+file access is then limited to the dataset's directory and its configuration locked, so neither
+``COPY … TO``, ``read_text('/etc/…')`` nor ``SET`` gets through.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import os
 
 import duckdb
+
+from logtide.cli import UsageError
 
 from logtide.processors.sinks.analytics.rows import SCHEMA
 
@@ -70,9 +76,37 @@ def connect(root: str, *, endpoint_url: str | None = None, region: str = "us-eas
     return con
 
 
+#: Statement types that only read.
+READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+def one_query(text: str) -> str:
+    """``text`` when it is exactly one read-only statement; UsageError otherwise."""
+    try:
+        statements = duckdb.extract_statements(text)
+    except duckdb.Error as exc:
+        raise UsageError(f"query failed: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise UsageError(f"one SQL statement at a time ({len(statements)} given)")
+    if statements[0].type not in READ_ONLY and not text.lstrip().lower().startswith(("describe", "summarize")):
+        kind = statements[0].type.name
+        raise UsageError(f"read-only: only a query (SELECT, WITH, EXPLAIN, DESCRIBE) runs here, not {kind}")
+    return text
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, root: str) -> None:
+    """No file access beyond the dataset, no configuration changes (after the views exist)."""
+    if not root.startswith("s3://"):
+        con.execute("SET allowed_directories = [?]", [os.path.join(os.path.abspath(root), "")])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
 def run_query(root: str, text: str, **kw) -> tuple[list[str], list[tuple]]:
+    text = one_query(text)
     con = connect(root, **kw)
     try:
+        lock_down(con, root)
         cur = con.execute(text)
         cols = [d[0] for d in cur.description] if cur.description else []
         return cols, cur.fetchall() if cols else []

@@ -38,6 +38,7 @@ class AnalyticsSink(SinkBase):
             self._open_parquet()
         except Retry:
             pass  # S3 unreachable at start: the first batch waits for it (readiness false)
+        self._compaction_checked: set[tuple[str, ...]] = set()
         self._next_compaction = time.monotonic() + (settings.parquet.compact_every_seconds if settings.parquet else 0)
 
     def _open_parquet(self) -> ParquetOutput | None:
@@ -70,6 +71,7 @@ class AnalyticsSink(SinkBase):
         except TransportError:
             committed = {}
         parquet.trust({tp: committed.get(tp) for tp in parts})
+        parquet.reload_ids()  # what other replicas wrote for these partitions before the rebalance
 
     def write(self, items: list[Item]) -> None:
         rows = [(*to_row(it.event), it) for it in items]
@@ -88,10 +90,11 @@ class AnalyticsSink(SinkBase):
         p = self.settings.parquet
         if p is None or p.compact_every_seconds <= 0 or time.monotonic() < self._next_compaction:
             return
+        self._compaction_checked: set[tuple[str, ...]] = set()
         self._next_compaction = time.monotonic() + p.compact_every_seconds
         try:
             compact(self.parquet.store, min_files=p.compact_min_files, after_s=p.compact_after_seconds,
-                    compression=p.compression)
+                    compression=p.compression, checked=self._compaction_checked)
         except (OSError, StorageError) as exc:  # compaction is housekeeping: never fail a batch for it
             _log.warning("compaction failed", extra={"error": str(exc)})
 

@@ -65,12 +65,17 @@ def segment_name(number: int) -> str:
     return f"{SEGMENT_PREFIX}{number:08d}{SEGMENT_SUFFIX}"
 
 
-def segment_number(name: str) -> int | None:
-    if name.startswith(SEGMENT_PREFIX) and name.endswith(SEGMENT_SUFFIX):
-        digits = name[len(SEGMENT_PREFIX):-len(SEGMENT_SUFFIX)]
+def numbered(name: str, prefix: str, suffix: str) -> int | None:
+    """N of ``<prefix>N<suffix>`` (segments, index files); None for any other name."""
+    if name.startswith(prefix) and name.endswith(suffix):
+        digits = name[len(prefix):-len(suffix)]
         if digits.isdigit():
             return int(digits)
     return None
+
+
+def segment_number(name: str) -> int | None:
+    return numbered(name, SEGMENT_PREFIX, SEGMENT_SUFFIX)
 
 
 def chain_dir(topic: str, partition: int) -> str:

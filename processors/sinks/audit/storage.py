@@ -64,14 +64,22 @@ class LocalArchive:
     def replace(self, chain: str, name: str, data: bytes) -> None:
         """Write a whole file atomically (temp + fsync + rename + fsync of the directory)."""
         d = self.root / chain
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{name}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp = _write_synced(d, f".{name}.tmp", data)
         os.replace(tmp, d / name)
         _fsync_dir(d)
+
+    def create(self, chain: str, name: str, data: bytes) -> bool:
+        """Write a new file atomically and durably; False (and nothing written) when it exists already."""
+        d = self.root / chain
+        tmp = _write_synced(d, f".{name}.{os.getpid()}.tmp", data)
+        try:
+            os.link(tmp, d / name)  # fails if the name is taken: exclusive, unlike rename
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        _fsync_dir(d)
+        return True
 
     def truncate(self, chain: str, name: str, size: int) -> None:
         with open(self.root / chain / name, "r+b") as f:
@@ -90,6 +98,17 @@ class LocalArchive:
             os.unlink(self.root / chain / name)
         except FileNotFoundError:
             pass
+
+
+def _write_synced(d: Path, name: str, data: bytes) -> Path:
+    """``data`` in ``d/name`` (a temporary name), fsync'd; the caller puts it in place."""
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / name
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
 
 
 def _fsync_dir(d: Path) -> None:
@@ -126,9 +145,9 @@ class S3Archive:
 
     def chains(self) -> list[str]:
         base = self.prefix + "/" if self.prefix else ""
-        return sorted(p["Prefix"][len(base):].rstrip("/")
-                      for page in s3.list_pages(self.client, self.bucket, base, "/")
-                      for p in page.get("CommonPrefixes", []))
+        names = (p["Prefix"][len(base):].rstrip("/") for page in s3.list_pages(self.client, self.bucket, base, "/")
+                 for p in page.get("CommonPrefixes", []))
+        return sorted(n for n in names if not n.startswith("_"))  # _index/ is not a chain
 
     def files(self, chain: str) -> list[str]:
         base = self._key(chain) + "/"
@@ -139,10 +158,22 @@ class S3Archive:
         resp = s3.call(self.client.get_object, Bucket=self.bucket, Key=self._key(chain, name))
         return None if resp is None else resp["Body"].read()
 
-    def put(self, chain: str, name: str, data: bytes) -> None:
+    def create(self, chain: str, name: str, data: bytes) -> bool:
+        """Put a new object; False when the key exists already (a conditional write: If-None-Match)."""
+        try:
+            self.put(chain, name, data, if_none_match=True)
+        except StorageError as exc:
+            if "PreconditionFailed" in str(exc):
+                return False
+            raise
+        return True
+
+    def put(self, chain: str, name: str, data: bytes, *, if_none_match: bool = False) -> None:
         kw = {"Bucket": self.bucket, "Key": self._key(chain, name), "Body": data,
               # Object Lock puts must carry an integrity checksum.
               "ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode()}  # noqa: S324 - S3 wants MD5
+        if if_none_match:
+            kw["IfNoneMatch"] = "*"
         if self.lock_mode:
             kw["ObjectLockMode"] = self.lock_mode
             kw["ObjectLockRetainUntilDate"] = datetime.now(timezone.utc) + timedelta(days=self.lock_days)

@@ -27,6 +27,7 @@ from logtide.transport import TopicPartition
 
 from logtide.processors.sinks.audit.chain import (FORMAT, GENESIS, MANIFEST, chain_dir, header_line, record_line,
                                           segment_name, segment_number, sign)
+from logtide.processors.sinks.audit.index import IndexWriter
 from logtide.processors.sinks.audit.storage import LocalArchive, S3Archive, StorageError
 from logtide.processors.sinks.eventtime import effective_time_ns
 from logtide.processors.sinks.service import Item, SinkBase
@@ -159,7 +160,8 @@ class ChainWriter:
         last = segments[-1] if segments else None
         head = {"segment": last["name"], "seq": last.get("last_seq", 0), "hash": last.get("last_hash", GENESIS)} \
             if last else {"segment": None, "seq": 0, "hash": GENESIS}
-        body = {"format": FORMAT, "chain": self.chain, "segments": segments, "head": head, "updated": time.time_ns()}
+        body = {"format": FORMAT, "chain": self.chain, "segments": segments, "head": head, "updated": time.time_ns(),
+                "indexed": True}  # the archive index (index.py) lists this chain: deleting it is noticed
         return orjson.dumps(sign(body, self.key), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
     def _save_manifest(self) -> None:
@@ -265,6 +267,8 @@ class AuditSink(SinkBase):
         self.remote = S3Archive.from_settings(settings.storage.s3) if settings.storage.s3 else None
         self.chains: dict[str, ChainWriter] = {}
         self._s3_ok = True
+        self.index = IndexWriter(self.local, self.key, remote=self.remote)
+        self._next_index = 0.0  # monotonic; the first tick writes one
 
     @property
     def tick_interval(self) -> float:
@@ -288,6 +292,20 @@ class AuditSink(SinkBase):
                 self._s3_ok = False
                 _log.warning("audit upload to S3 failed; retrying", extra={"chain": w.chain, "error": str(exc)})
         PENDING.set(sum(w.pending_uploads for w in self.chains.values()))
+        if time.monotonic() >= self._next_index:
+            self.write_index()
+
+    def write_index(self) -> None:
+        """The next signed archive index; a failure is retried at the next tick (the chains are intact)."""
+        try:
+            if self.index.write():
+                self._next_index = time.monotonic() + self.settings.index_seconds
+        except (OSError, StorageError) as exc:
+            _log.warning("writing the audit archive index failed; retrying", extra={"error": str(exc)})
+
+    def close(self) -> None:
+        if self.chains:
+            self.write_index()  # what this process wrote, indexed before it stops
 
     def _chain(self, topic: str, partition: int) -> ChainWriter:
         name = chain_dir(topic, partition)
@@ -323,3 +341,5 @@ class AuditSink(SinkBase):
             raise Retry(str(exc)) from None
         finally:
             PENDING.set(sum(w.pending_uploads for w in self.chains.values()))
+        if self._next_index == 0.0:
+            self.write_index()  # the manifests now say "indexed": an index exists from the first batch on
