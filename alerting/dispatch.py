@@ -2,15 +2,15 @@
 same ``group_by`` label values form one group. A new group waits ``group_wait`` (to collect its
 siblings), then is flushed every ``group_interval``; a flush notifies each receiver integration
 when the notification log says something changed, or ``repeat_interval`` passed. Silenced,
-inhibited and time-interval-muted alerts are left out. Time is the engine clock (event time), so
-tests drive it with event timestamps and nothing here sleeps.
+inhibited and time-interval-muted alerts are left out. Time is the engine's wall clock (its event
+clock in ``event`` mode, so tests drive it with event timestamps); nothing here sleeps.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from logtide.alerting import metrics
 from logtide.alerting.durations import NS
@@ -39,6 +39,7 @@ class Notification:
     now: int
     repeat_ns: int
     send_resolved: bool
+    group_interval_ns: int = 0
 
     def payload(self, external_url: str = "") -> dict:
         """The Alertmanager webhook payload (version 4)."""
@@ -80,8 +81,14 @@ class Group:
                 "alerts": [a.api(external_url) for a in self.alerts.values()]}
 
 
-#: integration id and whether it sends resolved notifications
-Integration = tuple[str, bool]
+class Integration(NamedTuple):
+    """What the dispatcher needs of a receiver integration."""
+
+    id: str
+    send_resolved: bool
+    #: re-send unchanged firing alerts this often (Alertmanager forwarding keeps them from expiring
+    #: there); 0: only every repeat_interval
+    resend_ns: int = 0
 
 
 class Dispatcher:
@@ -162,8 +169,10 @@ class Dispatcher:
             alerts.append(a)
         firing = {a.fingerprint for a in alerts if a.state == FIRING}
         resolved = {a.fingerprint for a in alerts if a.state == RESOLVED}
-        repeat_ns = int(route.repeat_interval * NS)
-        for integration, send_resolved in self.integrations.get(route.receiver, []):
+        for integration, send_resolved, resend_ns in self.integrations.get(route.receiver, []):
+            repeat_ns = int(route.repeat_interval * NS)
+            if resend_ns:
+                repeat_ns = min(repeat_ns, resend_ns)
             entry = self._known(group.key, integration)
             if not needs_update(entry, firing, resolved, send_resolved, repeat_ns, now):
                 continue
@@ -176,7 +185,7 @@ class Dispatcher:
                 common_labels=_common([a.labels for a in shown]),
                 common_annotations=_common([a.annotations for a in shown]),
                 alerts=shown, firing=firing, resolved=resolved, now=now, repeat_ns=repeat_ns,
-                send_resolved=send_resolved))
+                send_resolved=send_resolved, group_interval_ns=int(route.group_interval * NS)))
 
     def _cleanup(self, group: Group) -> set[str]:
         """Drop resolved alerts the receivers no longer know as firing; drop empty groups."""
@@ -186,7 +195,7 @@ class Dispatcher:
             if a.state != RESOLVED:
                 continue
             known = False
-            for integration, _ in integrations:
+            for integration, *_ in integrations:
                 entry = self._known(group.key, integration)
                 if entry is not None and fp in entry.firing:
                     known = True
@@ -199,7 +208,7 @@ class Dispatcher:
                     released.add(fp)
         if not group.alerts:
             del self.groups[group.key]
-            for integration, _ in integrations:
+            for integration, *_ in integrations:
                 self.handed.pop((group.key, integration), None)
         return released
 

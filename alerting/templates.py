@@ -12,10 +12,11 @@ undefined name, sandbox violation) gives a plain fallback message and is counted
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Annotated, Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from pydantic import AfterValidator
 
 from logtide import log
 
@@ -34,17 +35,33 @@ DEFAULT_TEXT = ("{% for a in alerts %}• {{ a.status | upper }} {{ a.labels.ale
                 "{% if events %}sample: {{ events[-1].body | string | truncate(300) }}{% endif %}")
 
 
+def _environment() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True,
+                                         lstrip_blocks=True)
+
+
+_CHECKER = _environment()
+
+
+def check_template(text: str) -> str:
+    """Compile a template (config validation: a broken one is refused at load, with file:line, never
+    sent raw to on-call at the first alert)."""
+    try:
+        _CHECKER.parse(text)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"broken template: {exc.message} (template line {exc.lineno})") from None
+    return text
+
+
+#: A pydantic field type for template text, compiled when the config or rules file is loaded.
+Template = Annotated[str, AfterValidator(check_template)]
+
+
 class Templates:
     def __init__(self, max_length: int = 4000):
-        self.env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                                 trim_blocks=True, lstrip_blocks=True)
+        self.env = _environment()
         self.max_length = max_length
         self._compiled = functools.lru_cache(maxsize=512)(self.env.from_string)
-
-    def check(self, text: str) -> str:
-        """Syntax check for config validation."""
-        self.env.parse(text)
-        return text
 
     def render(self, text: str, context: dict[str, Any]) -> str:
         """Render; raise TemplateError/SecurityError on failure (callers fall back)."""

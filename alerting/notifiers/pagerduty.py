@@ -12,7 +12,7 @@ from logtide.config import Model
 
 from logtide.alerting.durations import Duration
 from logtide.alerting.notifiers.base import HttpIntegration
-from logtide.alerting.templates import DEFAULT_TITLE, context, fallback_text
+from logtide.alerting.templates import DEFAULT_TITLE, Template, context, fallback_text
 
 PD_SEVERITIES = ("critical", "error", "warning", "info")
 
@@ -20,7 +20,7 @@ PD_SEVERITIES = ("critical", "error", "warning", "info")
 class PagerDutyConfig(Model):
     routing_key: str
     url: str = "https://events.pagerduty.com/v2/enqueue"
-    summary: str = DEFAULT_TITLE
+    summary: Template = DEFAULT_TITLE
     source: str = "logtide"
     send_resolved: bool = True
     timeout: Duration = 10.0

@@ -9,14 +9,14 @@ from logtide.config import Model
 
 from logtide.alerting.durations import Duration
 from logtide.alerting.notifiers.base import HttpIntegration
-from logtide.alerting.templates import DEFAULT_TEXT, DEFAULT_TITLE, context, fallback_text
+from logtide.alerting.templates import DEFAULT_TEXT, DEFAULT_TITLE, Template, context, fallback_text
 
 
 class SlackConfig(Model):
     url: str
     channel: str | None = None
-    title: str = DEFAULT_TITLE
-    text: str = DEFAULT_TEXT
+    title: Template = DEFAULT_TITLE
+    text: Template = DEFAULT_TEXT
     send_resolved: bool = True
     timeout: Duration = 10.0
 
