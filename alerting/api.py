@@ -117,17 +117,37 @@ class AlertApi:
             def do_GET(self):  # noqa: N802
                 url = urlparse(self.path)
                 q = parse_qs(url.query)
+                try:
+                    filters = [parse_matcher(f) for f in q.get("filter", [])]
+                    rx = (q.get("receiver") or [""])[0]
+                    receiver = re.compile(rx) if rx else None
+                except (ValueError, re.error) as exc:
+                    return self._send(400, {"error": f"bad filter: {exc}"})
                 if url.path == "/api/v2/alerts":
-                    self._send(200, api.engine.alerts_api((q.get("state") or [None])[0]))
+                    self._send(200, api.engine.alerts_api(
+                        (q.get("state") or [None])[0], filters, active=_flag(q, "active"),
+                        silenced=_flag(q, "silenced"), inhibited=_flag(q, "inhibited"),
+                        unprocessed=_flag(q, "unprocessed"), receiver=receiver))
                 elif url.path == "/api/v2/alerts/groups":
                     self._send(200, api.engine.groups_api())
                 elif url.path == "/api/v2/silences":
                     now = api.engine.clock.wall()
-                    self._send(200, [s.api(now) for s in api.engine.silences.list()])
+                    self._send(200, [s.api(now) for s in api.engine.silences.list()
+                                     if _silence_matches_filter(s, filters)])
+                elif url.path == "/api/v2/receivers":
+                    self._send(200, [{"name": r.name} for r in api.engine.config.receivers])
+                elif url.path == "/api/v2/status":
+                    self._send(200, {
+                        "cluster": {"name": "logtide", "status": "disabled", "peers": []},
+                        "config": {"original": config_view(api.engine.config)},
+                        "uptime": rfc3339(api.started),
+                        "versionInfo": {"version": f"logtide-{__version__}", "branch": "", "buildDate": "",
+                                        "buildUser": "", "goVersion": "", "revision": ""}})
                 elif url.path in ("/-/healthy", "/-/ready"):
                     self._send(200, {"ok": True})
                 else:
-                    self._send(404, {"error": "not found: try /api/v2/alerts, /api/v2/alerts/groups, /api/v2/silences"})
+                    self._send(404, {"error": "not found: try /api/v2/alerts, /api/v2/alerts/groups, "
+                                              "/api/v2/silences, /api/v2/receivers, /api/v2/status"})
 
             def do_POST(self):  # noqa: N802
                 if urlparse(self.path).path != "/api/v2/silences":

@@ -27,6 +27,12 @@ from logtide.alerting.notifiers import HttpIntegration, Permanent, RateLimit, Re
 _log = log.get("alerting.delivery")
 
 
+def sendable(n: Notification) -> bool:
+    """False for a notification with no alerts to show (all resolved and send_resolved is off, or
+    every alert silenced or inhibited): the notification log learns it, nobody is sent it."""
+    return bool(n.alerts)
+
+
 class TokenBucket:
     def __init__(self, limit: RateLimit | None):
         self.rate = limit.per_minute / 60.0 if limit else None
@@ -100,7 +106,7 @@ class Worker:
             while not stop.is_set():
                 if not self._still_news(n):
                     break
-                if not n.alerts:  # all resolved but send_resolved is off: only the log learns it
+                if not sendable(n):
                     self.nflog.log(n.group_key, n.integration, n.firing, n.resolved, n.now)
                     break
                 wait = self.bucket.wait_time()

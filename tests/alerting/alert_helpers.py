@@ -3,6 +3,7 @@ records deliveries, Debian's Alertmanager on a free port, and event/config build
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -125,14 +126,15 @@ def config(receiver_url: str | None = None, **over) -> AlertConfig:
     return AlertConfig.model_validate(base)
 
 
-@pytest.fixture(scope="session")
-def alertmanager(tmp_path_factory):
-    """Debian's prometheus-alertmanager on a free port (no clustering), with a temp config and storage."""
+@contextlib.contextmanager
+def running_alertmanager(d, config_text: str):
+    """Debian's prometheus-alertmanager on a free port (no clustering), with ``config_text`` and
+    storage in the directory ``d``; yields its URL."""
     if not os.path.exists(ALERTMANAGER):
         pytest.fail(f"{ALERTMANAGER} missing: apt-get install -y prometheus-alertmanager")
-    d = tmp_path_factory.mktemp("alertmanager")
+    d.mkdir(parents=True, exist_ok=True)
     cfg = d / "alertmanager.yml"
-    cfg.write_text("route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n")
+    cfg.write_text(config_text)
     port = free_port()
     log = open(d / "am.log", "wb")
     proc = subprocess.Popen([ALERTMANAGER, f"--config.file={cfg}", f"--storage.path={d / 'data'}",
@@ -140,21 +142,30 @@ def alertmanager(tmp_path_factory):
                              "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(url + "/-/ready", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"alertmanager did not start: {(d / 'am.log').read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-    shutil.rmtree(d, ignore_errors=True)
+        while True:
+            try:
+                if requests.get(url + "/-/ready", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"alertmanager did not start: {(d / 'am.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory):
+    """Debian's Alertmanager with a black-hole receiver (the default resolve_timeout, 5m)."""
+    with running_alertmanager(tmp_path_factory.mktemp("alertmanager"),
+                              "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n") as url:
+        yield url
