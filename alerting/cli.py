@@ -6,13 +6,11 @@ import argparse
 import os
 import sys
 import threading
-from pathlib import Path
 
 import orjson
 
 from logtide import envelope
 from logtide.cli import UsageError
-from logtide.config import ConfigError
 
 EPILOG = """examples:
   logtide alert --config examples/alert.yaml

@@ -154,13 +154,34 @@ def running_alertmanager(d, config_text: str):
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 10)
         log.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> int | None:
+    """SIGTERM, then SIGKILL when it has not exited within ``timeout``."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(10)
+
+
+@contextlib.contextmanager
+def serving(engine, settings):
+    """The engine's HTTP API (``settings``: ApiSettings) in a thread; yields its URL."""
+    from logtide.alerting.api import AlertApi
+    server = AlertApi(engine, settings)
+    stop = threading.Event()
+    t = threading.Thread(target=server.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        yield server.url
+    finally:
+        stop.set()
+        t.join(10)
 
 
 @pytest.fixture(scope="session")

@@ -18,14 +18,13 @@ import pytest
 import requests
 import yaml
 
-from alert_helpers import S, T0, Receiver, config, event, free_port, running_alertmanager
+from alert_helpers import S, T0, Receiver, config, event, free_port, running_alertmanager, serving
 
 from logtide import envelope
 from logtide.config import ConfigError
 from logtide.transport import connect
 
 from logtide.alerting import metrics
-from logtide.alerting.api import AlertApi
 from logtide.alerting.config import load_alert_config
 from logtide.alerting.engine import AlertEngine, Ticker
 from logtide.alerting.rules import load_rules, parse_rules
@@ -331,20 +330,15 @@ def test_broken_templates_are_refused_at_load_with_file_and_line(tmp_path, capsy
 
 
 @pytest.fixture
-def api(request):
+def api():
     """A hybrid-clock engine (wall-clock silences) with two firing alerts, behind its HTTP API."""
     cfg = config(clock={"mode": "hybrid", "lateness": "2s"}, api={"host": "127.0.0.1", "port": 0},
                  receivers=[{"name": "hook", "webhook": [{"url": "http://127.0.0.1:9/", "secrets": ["hush-hush"]}]}])
     eng = AlertEngine(cfg, parse_rules(yaml.safe_load(EDITABLE), "r.yaml"), Store(":memory:"), notify=lambda n: None)
     now = time.time_ns()
     eng.ingest([(event(1, now), 0), (event(2, now, service="cart"), 0)])
-    server = AlertApi(eng, cfg.api)
-    stop = threading.Event()
-    t = threading.Thread(target=server.run, args=(stop,), daemon=True)
-    t.start()
-    yield eng, server.url
-    stop.set()
-    t.join(10)
+    with serving(eng, cfg.api) as url:
+        yield eng, url
 
 
 def test_silences_are_validated_and_run_on_the_wall_clock(api):
