@@ -5,8 +5,8 @@ notification log; it is transport-free (``logtide alert test`` drives it from a 
 around it: ``EngineLoop`` consumes ``logtide.route.monitoring`` (configurable) with
 ``logtide.consume.BatchLoop``, decodes envelopes (bad ones go to the DLQ with the reason), feeds the
 engine and returns only after the batch's state is in SQLite, so the offsets are committed after the
-state is durable; ``Ticker`` moves the clock on between batches (group_wait/interval, hybrid clock)
-and reloads changed rule files.
+state is durable; ``Ticker`` evaluates between batches (group timers run on the wall clock, see
+clock.py), lets the event clock go live once a catch-up is over and reloads changed rule files.
 
 Scale-out by partition. Kafka keys keep one stream (pod+container, log group+stream …) on one
 partition, so a rule whose group key includes the stream key (``shard.stream_key_fields``, or
