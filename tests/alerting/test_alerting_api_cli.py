@@ -89,7 +89,9 @@ def test_api_and_silence_cli(api, logtide):
     table = logtide("alert", "silence", "--url", url, "list")
     assert sid in table.stdout and 'service_name="cart"' in table.stdout
 
-    out = logtide("alert", "silence", "--url", url, "--token", "sekrit", "expire", sid)
+    out = logtide("alert", "silence", "expire", sid, "--url", url)  # options after the subcommand too
+    assert out.returncode == 2 and "401" in out.stderr
+    out = logtide("alert", "silence", "expire", sid, "--url", url, "--token", "sekrit")
     assert out.returncode == 0, out.stderr
     [s] = orjson.loads(logtide("alert", "silence", "--url", url, "list", "--json").stdout)
     assert s["status"]["state"] == "expired"
