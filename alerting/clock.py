@@ -13,7 +13,9 @@ clock is *live*: it runs on at wall-clock speed between events and never falls b
 minus ``lateness``, so absence rules and resolutions happen on a quiet stream.
 
 Silences, group timers (group_wait, group_interval, repeat_interval) and notification times run on
-the wall clock (``wall()``), as Alertmanager's do. In ``event`` mode (``logtide alert test``,
+the wall clock, as Alertmanager's do (``wall()``, ``timers()``); while catching up, group timers run
+on the backlog's event time, or a backlog's short-lived alert would resolve before its group_wait
+ran out in wall time and never be notified. In ``event`` mode (``logtide alert test``,
 ``logtide test``, replays) both clocks are the event clock, so tests drive everything with
 timestamps and nothing waits.
 """
@@ -55,8 +57,14 @@ class Clock:
         return max(running, wall - self.lateness)
 
     def wall(self) -> int:
-        """Time for silences, group timers and notifications (the event clock in event mode)."""
+        """Time for silences and time intervals (the event clock in event mode)."""
         return self.watermark if self.event_mode else self._wall()
+
+    def timers(self) -> int:
+        """Time for group timers and notifications: the wall clock, but event time while catching up
+        (a backlog's alert that fired and resolved within a few seconds of catch-up is still
+        notified once group_wait of *its* time has passed, as it would have been live)."""
+        return self.watermark if self.event_mode or not self.live else self._wall()
 
     # --- events ---
     def admit(self, t: int, wall: int) -> tuple[int, str]:

@@ -2,8 +2,8 @@
 same ``group_by`` label values form one group. A new group waits ``group_wait`` (to collect its
 siblings), then is flushed every ``group_interval``; a flush notifies each receiver integration
 when the notification log says something changed, or ``repeat_interval`` passed. Silenced,
-inhibited and time-interval-muted alerts are left out. Time is the engine's wall clock (its event
-clock in ``event`` mode, so tests drive it with event timestamps); nothing here sleeps.
+inhibited and time-interval-muted alerts are left out. The engine gives the time (``Clock.timers``
+for the timers, ``Clock.wall`` for silences and time intervals); nothing here sleeps.
 """
 
 from __future__ import annotations
@@ -131,8 +131,10 @@ class Dispatcher:
             group.alerts[alert.fingerprint] = snap
             self.member_of.setdefault(alert.fingerprint, set()).add(gkey)
 
-    def tick(self, now: int) -> set[str]:
-        """Flush due groups; return fingerprints of resolved alerts no group holds any more."""
+    def tick(self, now: int, mute_at: int | None = None) -> set[str]:
+        """Flush due groups (timers at ``now``; silences and time intervals at ``mute_at``, default
+        ``now``); return fingerprints of resolved alerts no group holds any more."""
+        mute_at = now if mute_at is None else mute_at
         released: set[str] = set()
         firing_index = None
         for group in list(self.groups.values()):
@@ -140,10 +142,14 @@ class Dispatcher:
                 continue
             if firing_index is None:
                 firing_index = self.firing_alerts()
-            self._flush(group, now, firing_index)
+            self._flush(group, now, mute_at, firing_index)
             group.next_flush = now + int(group.route.group_interval * NS)
             released |= self._cleanup(group)
         return released
+
+    def next_due(self) -> int | None:
+        """When the next group flush is due (None: no groups)."""
+        return min((g.next_flush for g in self.groups.values()), default=None)
 
     def _muted_by_time(self, route: RouteNode, now: int) -> bool:
         if any(self.intervals.active(n, now) for n in route.mute_time_intervals):
@@ -152,14 +158,14 @@ class Dispatcher:
             return True
         return False
 
-    def _flush(self, group: Group, now: int, firing_index: list[tuple[str, dict]]) -> None:
+    def _flush(self, group: Group, now: int, mute_at: int, firing_index: list[tuple[str, dict]]) -> None:
         route = group.route
-        if self._muted_by_time(route, now):
+        if self._muted_by_time(route, mute_at):
             metrics.SILENCED.labels("time_interval").inc(len(group.alerts))
             return
         alerts = []
         for a in group.alerts.values():
-            if self.silences.silenced_by(a.labels, now):
+            if self.silences.silenced_by(a.labels, mute_at):
                 metrics.SILENCED.labels("silence").inc()
                 continue
             if a.state == FIRING and self.inhibitor.rules and self.inhibitor.inhibited(a.labels, a.fingerprint,

@@ -119,7 +119,7 @@ class AlertEngine:
         kept when the edit does not change what they count (condition, grouping, window …)."""
         with self.lock:
             wanted = {r.name: r for r in rules if self._runs_here(r)}
-            now, wall = self.clock.now(), self.clock.wall()
+            now, timers = self.clock.now(), self.clock.timers()
             for name in list(self.evaluators):
                 old = self.evaluators[name]
                 new = wanted.get(name)
@@ -129,7 +129,7 @@ class AlertEngine:
                 if new is None or new.labels_signature() != old.rule.labels_signature():
                     closing = old.rule.model_copy(update={"keep_firing_for": 0.0})
                     for a in self.states.update(closing, {}, now):
-                        self.dispatcher.put(a, wall)
+                        self.dispatcher.put(a, timers)
                 self.states.rule_changed(name)
                 if new is None:
                     self.signatures[name] = None
@@ -161,7 +161,7 @@ class AlertEngine:
             if name not in self.evaluators:
                 self.signatures[name] = None
         self.clock.restore(self.store.meta("watermark", 0) or 0)
-        now, wall = self.clock.now(), self.clock.wall()
+        now, timers = self.clock.now(), self.clock.timers()
         for d in self.store.alerts():
             a = Alert.from_dict(d)
             self.states.restore(a)
@@ -171,7 +171,7 @@ class AlertEngine:
                 a.state, a.resolved_at = RESOLVED, max(now, a.last_true)
                 self.states.dirty.add(a.fingerprint)
             if a.state in (FIRING, RESOLVED):
-                self.dispatcher.put(a, wall)
+                self.dispatcher.put(a, timers)
         for d in self.store.silences():
             self.silences.restore(Silence.from_dict(d))
         for g, i, d in self.store.nflog():
@@ -201,7 +201,7 @@ class AlertEngine:
             for ev in self.evaluators.values():
                 self._restore_windows(ev, ids)
             self.applied.update({k: v for k, v in self.store.offsets().items() if k[1] in ids})
-            now = self.clock.wall()
+            now = self.clock.timers()
             for d in self.store.alerts():  # alerts of these partitions from when we owned them last
                 a = Alert.from_dict(d)
                 if a.partition in ids and a.rule in self.evaluators and a.fingerprint not in self.states.alerts:
@@ -257,12 +257,12 @@ class AlertEngine:
             now = clock.now()
             floors = [(ev, now - ev.horizon_ns()) for ev in evs]
             latest = 0
+            fed = False  # events fed since the last evaluation
             for t, event, partition in admitted:
-                if latest > now and t - now >= EVAL_STEP_NS:
-                    clock.observe(latest)  # the batch moved on in event time: evaluate what came so far
-                    self.evaluate()
-                    now = clock.now()
+                if t > latest and self._advance_before(latest if fed else 0, t, now):
+                    now, fed = clock.now(), False
                     floors = [(ev, now - ev.horizon_ns()) for ev in evs]
+                fed = True
                 cache: dict = {}  # group keys of this event, shared by rules with the same group_by
                 for ev, floor in floors:
                     if t < floor:
@@ -280,15 +280,33 @@ class AlertEngine:
                 metrics.EVENTS.labels(verdict).inc(n)
             self.evaluate()
 
+    def _advance_before(self, latest: int, t: int, now: int) -> bool:
+        """Before an event at ``t``: when the batch moved on in event time, evaluate what came so far
+        (events up to ``latest``, 0 if none since the last evaluation at ``now``); while catching up,
+        also flush the groups due before ``t`` (their timers run on the backlog's time). True when
+        it evaluated."""
+        clock, moved = self.clock, False
+        if latest and t - now >= EVAL_STEP_NS:
+            clock.observe(latest)
+            self.evaluate()
+            moved = True
+        due = self.dispatcher.next_due()
+        while not clock.live and due is not None and clock.now() < due <= t:
+            clock.observe(due)
+            self.evaluate()
+            moved = True
+            due = self.dispatcher.next_due()
+        return moved
+
     def evaluate(self, now: int | None = None) -> None:
         with self.lock:
             now = self.clock.now() if now is None else now
-            wall = self.clock.wall()
+            timers = self.clock.timers()
             if now > 0:  # before the first event of a catch-up there is no event time yet
                 for ev in self.evaluators.values():
                     for a in self.states.update(ev.rule, ev.evaluate(now), now):
-                        self.dispatcher.put(a, wall)
-            released = self.dispatcher.tick(wall)
+                        self.dispatcher.put(a, timers)
+            released = self.dispatcher.tick(timers, self.clock.wall())
             if released:
                 self.states.forget_resolved(released)
             for state, n in self.states.counts().items():
@@ -303,7 +321,7 @@ class AlertEngine:
                 if quiet * NS >= self.clock.lateness and (
                         self._input_assigned or quiet * 1000 >= 2 * self.config.session_timeout_ms):
                     self.clock.go_live("the input is quiet")
-            released = self.dispatcher.tick(self.clock.wall())
+            released = self.dispatcher.tick(self.clock.timers(), self.clock.wall())
             if released:
                 self.states.forget_resolved(released)
 

@@ -99,7 +99,7 @@ def test_a_future_stamp_blinds_nothing_and_a_backlog_after_a_stop_fires(tmp_path
     older than the catch-up horizon is counted per rule, not paged."""
     topic = new_topic(1)
     receiver = Receiver(secrets=["s3cret"])
-    (tmp_path / "rules.yaml").write_text(BURST.replace("WINDOW", "5s"))
+    (tmp_path / "rules.yaml").write_text(BURST.replace("WINDOW", "10s"))
     http_port = free_port()
     cfg = tmp_path / "alert.yaml"
     cfg.write_text(yaml.safe_dump({
@@ -109,7 +109,7 @@ def test_a_future_stamp_blinds_nothing_and_a_backlog_after_a_stop_fires(tmp_path
         "rules_files": ["rules.yaml"], "state_path": str(tmp_path / "alerting.db"),
         "clock": {"mode": "hybrid", "lateness": "2s", "catch_up_horizon_seconds": 600},
         "api": {"host": "127.0.0.1", "port": 0},
-        "route": {"receiver": "hook", "group_by": ["alertname", "service_name"], "group_wait": "1s",
+        "route": {"receiver": "hook", "group_by": ["alertname", "service_name"], "group_wait": "5s",
                   "group_interval": "2s", "repeat_interval": "4h"},
         "receivers": [{"name": "hook", "webhook": [{"url": receiver.url, "secrets": ["s3cret"]}],
                        "retry": {"initial": "100ms", "max": "1s"}}]}))
@@ -143,7 +143,8 @@ def test_a_future_stamp_blinds_nothing_and_a_backlog_after_a_stop_fires(tmp_path
         # while it is stopped: errors happen (b), and one is stamped 2 hours ago (c: past the horizon)
         send("b", 6, time.time_ns())
         send("c", 6, time.time_ns() - 7200 * S)
-        time.sleep(9)  # longer than the 5s window plus the 2s lateness: live evaluation would miss b
+        time.sleep(13)  # longer than the 10s window plus the 2s lateness: live evaluation would miss b
+        send("d", 1, time.time_ns(), level="INFO")  # the present: b's group_wait must have run out in b's time
         alert.start()
         wait_until(lambda: firing_for(receiver, "b"), 60, "a FIRING page for the backlog's b", alert.log)
         text = wait_until(lambda: (t := scrape()) and metric(t, "logtide_alerting_events_dropped_total",
