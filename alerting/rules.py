@@ -17,7 +17,8 @@ A rules file is ``rules: [ ... ]``; each rule has a ``kind``:
 Every rule also takes ``group_by`` (field paths; ``label=field`` renames the label), ``for``
 (pending period), ``keep_firing_for``, ``severity``, ``labels``, ``annotations`` (Jinja2, sandboxed:
 ``{{ labels.service }}``, ``{{ value }}``), ``max_keys`` and ``partitioned`` (see engine.py).
-Windows are driven by event timestamps, never by the wall clock of the evaluating machine.
+Windows are driven by event timestamps, never by the wall clock of the evaluating machine (but no
+event moves event time past it: see clock.py). Annotations are compiled when the file is loaded.
 """
 
 from __future__ import annotations

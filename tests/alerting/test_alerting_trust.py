@@ -399,3 +399,22 @@ def test_amtool_works_against_logtides_api(api):
     assert out.returncode == 0, out.stderr
     assert "receiver: hook" in out.stdout and "hush-hush" not in out.stdout and "<secret>" in out.stdout
     assert [r["name"] for r in requests.get(url + "/api/v2/receivers", timeout=5).json()] == ["hook"]
+
+
+@pytest.mark.parametrize("pipeline", ["examples/process.yaml", "processors/default_pipeline.yaml"])
+def test_the_default_setup_feeds_the_engine_every_severity(tmp_path, pipeline):
+    """What the engine reads (logtide.route.monitoring, by default and in `logtide up`) carries every
+    severity, through the example pipeline and the processor's default one (`logtide up`, and the
+    Helm chart's processor, whose config has no pipeline)."""
+    from logtide.alerting.config import AlertConfig
+    assert AlertConfig().topics == ["logtide.route.monitoring"]
+    spec = tmp_path / "tests.yaml"
+    spec.write_text(yaml.safe_dump({
+        "pipeline": str(ROOT / pipeline), "defaults": {"source": "k8s", "resource": {"service.name": "checkout"}},
+        "tests": [{"name": "every severity reaches monitoring",
+                   "input": [{"body": "fine", "severity_text": "INFO"}, {"body": "slow", "severity_text": "WARN"},
+                             {"body": "boom", "severity_text": "ERROR"}, {"body": "dead", "severity_text": "FATAL"}],
+                   "expect": {"monitoring": {"count": 4}}}]}))
+    out = subprocess.run([sys.executable, "-m", "logtide.cli", "test", str(spec)], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout + out.stderr
