@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 
 import orjson
 
@@ -18,17 +19,20 @@ EPILOG = """examples:
   logtide alert --check --config examples/alert.yaml
       validate the config and its rule files offline (conditions, templates, state directory)
 
-  logtide alert test examples/alert-rules.yaml events.jsonl [--config examples/alert.yaml]
+  logtide alert test examples/alert-rules.yaml examples/alert-events.jsonl --config examples/alert.yaml
       evaluate rules over a file of events (JSON lines, envelopes; "time" in ns or RFC 3339) with
-      event time, and print what would fire and the rendered notifications; exit 1 if anything fires
-      with --fail-on-fire (for CI)
+      event time, and print what fires, resolves and the notifications the engine would send; after
+      the last event time runs on until the alerts resolve; exit 1 if anything fires with
+      --fail-on-fire (for CI)
 
-  logtide alert silence add 'service_name="checkout"' 'severity=~"warning|info"' --duration 2h \\
-      --author alice --comment "deploy" --url http://127.0.0.1:9093
+  id=$(logtide alert silence add 'service_name="checkout"' 'severity=~"warning|info"' --duration 2h \\
+      --author alice --comment "deploy" --url http://127.0.0.1:9093)
   logtide alert silence list --url http://127.0.0.1:9093
-  logtide alert silence expire 1b2c3d4e-... --url http://127.0.0.1:9093
+  logtide alert silence expire "$id" --url http://127.0.0.1:9093
 
-The silence commands read $LOGTIDE_ALERT_URL and $LOGTIDE_ALERT_TOKEN when --url/--token are not given.
+The silence commands take --url/--token before or after add/list/expire, and read $LOGTIDE_ALERT_URL
+and $LOGTIDE_ALERT_TOKEN when they are not given. The API is Alertmanager's v2, so amtool works too:
+  amtool --alertmanager.url http://127.0.0.1:9093 alert query
 """
 
 
@@ -51,11 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = asub.add_parser("silence", help="add, list or expire silences through the alerting API",
                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("--url", default=os.environ.get("LOGTIDE_ALERT_URL", "http://127.0.0.1:9093"),
-                   help="alerting API base URL (default $LOGTIDE_ALERT_URL or http://127.0.0.1:9093)")
-    s.add_argument("--token", default=os.environ.get("LOGTIDE_ALERT_TOKEN"), help="API bearer token")
+    _api_arguments(s, os.environ.get("LOGTIDE_ALERT_URL", "http://127.0.0.1:9093"),
+                   os.environ.get("LOGTIDE_ALERT_TOKEN"))
+    # the same options after the subcommand (SUPPRESS: given there, they override; absent, the above stand)
+    api_opts = argparse.ArgumentParser(add_help=False)
+    _api_arguments(api_opts, argparse.SUPPRESS, argparse.SUPPRESS)
     ss = s.add_subparsers(dest="silence_command", metavar="{add,list,expire}", required=True)
-    a = ss.add_parser("add", help="silence alerts matching all the matchers")
+    a = ss.add_parser("add", help="silence alerts matching all the matchers", parents=[api_opts])
     a.add_argument("matchers", nargs="+", help='matchers like service_name="checkout" or team=~"db|infra"')
     a.add_argument("--duration", default="1h", help="how long (default 1h), e.g. 30m, 2h")
     a.add_argument("--start",
@@ -63,12 +69,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--author", default=os.environ.get("USER", "unknown"), help="who (default $USER)")
     a.add_argument("--comment", required=True, help="why")
     a.set_defaults(func=run_silence_add)
-    ls = ss.add_parser("list", help="list silences")
+    ls = ss.add_parser("list", help="list silences", parents=[api_opts])
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=run_silence_list)
-    e = ss.add_parser("expire", help="expire a silence now")
+    e = ss.add_parser("expire", help="expire a silence now", parents=[api_opts])
     e.add_argument("id")
     e.set_defaults(func=run_silence_expire)
+
+
+def _api_arguments(p: argparse.ArgumentParser, url, token) -> None:
+    p.add_argument("--url", default=url,
+                   help="alerting API base URL (default $LOGTIDE_ALERT_URL or http://127.0.0.1:9093)")
+    p.add_argument("--token", default=token, help="API bearer token (default $LOGTIDE_ALERT_TOKEN)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,8 +125,9 @@ def run_test(args: argparse.Namespace) -> int:
     from logtide.alerting.config import AlertConfig, load_alert_config
     from logtide.timeutil import NS
     from logtide.alerting.engine import AlertEngine
-    from logtide.alerting.rules import load_rules
-    from logtide.alerting.state import rfc3339
+    from logtide.alerting.delivery import sendable
+    from logtide.alerting.rules import AbsenceRule, load_rules
+    from logtide.alerting.state import FIRING, PENDING, rfc3339
     from logtide.alerting.store import Store
     from logtide.alerting.templates import DEFAULT_TEXT, DEFAULT_TITLE, context, fallback_text
 
@@ -134,6 +147,8 @@ def run_test(args: argparse.Namespace) -> int:
 
     def notify(n) -> None:
         engine.nflog.log(n.group_key, n.integration, n.firing, n.resolved, n.now)
+        if not sendable(n):  # what the delivery worker does: the log learns it, nobody is sent it
+            return
         ctx = context(n, config.external_url)
         fallback = fallback_text(n)
         title = engine.templates.render_or(_integration_template(engine, n, "title", DEFAULT_TITLE), ctx,
@@ -148,12 +163,23 @@ def run_test(args: argparse.Namespace) -> int:
         before = {fp: a.state for fp, a in engine.states.alerts.items()}
         engine.ingest([(ev, 0)])
         _print_transitions(engine, before, fired, rfc3339)
-    # let pending group_wait timers run out after the last event
-    last = engine.clock.now()
-    waits = [n.group_wait for n in engine.dispatcher.root.walk()]
-    before = {fp: a.state for fp, a in engine.states.alerts.items()}
-    engine.advance_to(last + int((max(waits) + 0.001) * NS))
-    _print_transitions(engine, before, fired, rfc3339)
+    # After the last event time runs on until every alert has resolved and its notifications went
+    # out. Absence rules stop at the last event: past it, every key would look silent.
+    for name in [n for n, ev in engine.evaluators.items() if isinstance(ev.rule, AbsenceRule)]:
+        del engine.evaluators[name]
+    routes = list(engine.dispatcher.root.walk())
+    step = NS  # one evaluation per second of event time, as the engine's ticker
+    tail = max((r.window + getattr(r, "reference", 0.0) + r.for_ + r.keep_firing_for for r in rules), default=0.0)
+    tail += max(r.group_wait + r.group_interval for r in routes)
+    t, end = engine.clock.now(), engine.clock.now() + int(tail * NS)
+    while t < end:
+        t += step
+        before = {fp: a.state for fp, a in engine.states.alerts.items()}
+        engine.advance_to(t)
+        _print_transitions(engine, before, fired, rfc3339)
+        if not any(a.state in (PENDING, FIRING) for a in engine.states.alerts.values()) \
+                and not engine.dispatcher.groups:
+            break
     for block in printed:
         print(block)
     print(f"{len(events)} events, {len(rules)} rules: {len(fired)} alerts fired, {len(printed)} notifications")

@@ -26,13 +26,18 @@ class ApiSettings(Model):
 
 
 class ClockSettings(Model):
-    """Alert time is event time. ``hybrid`` also lets the wall clock (minus ``lateness_seconds``) move time
-    on when events stop, so absence rules and resolved notifications still happen on a quiet
-    stream; ``event`` uses event timestamps only (replays, tests, ``alert test``)."""
+    """Windows run on event time, which no event moves past the wall clock (see alerting/clock.py).
+    ``hybrid`` also lets the wall clock (minus ``lateness_seconds``) move time on when events stop, so
+    absence rules and resolved notifications still happen on a quiet stream, and runs silences and
+    group timers on the wall clock; ``event`` uses event timestamps only (replays, tests,
+    ``alert test``)."""
 
     mode: str = Field("hybrid", pattern="^(hybrid|event)$")
     lateness_seconds: float = Field(30.0, ge=0)
+    #: events stamped further ahead of the wall clock are dropped (counted per rule)
     max_future_seconds: float = Field(300.0, ge=0)
+    #: after an outage the backlog is evaluated in event time back to this far; older is dropped (counted)
+    catch_up_horizon_seconds: float = Field(900.0, gt=0)
 
 
 class Limits(Model):

@@ -1,8 +1,11 @@
 """Delivering notifications: one worker thread per receiver integration, so a slow or dead receiver
 never holds up the others or the evaluation loop.
 
-Each worker keeps at most one pending notification per group (a newer one replaces an older one:
-after an outage the receiver gets the current state once, not a backlog). Before sending, the
+Each worker keeps the pending notifications of a group in order, and a newer one replaces an older
+one that it supersedes (one that tells no firing alert the newer does not: after an outage the
+receiver gets the current state once, not a backlog); a resolved notification does not replace a
+firing one the receiver never got (or an alert that fired and resolved meanwhile would reach nobody,
+not even as resolved). Before sending, the
 notification log is asked again whether the notification is still news; after a successful send it
 is logged (persisted), so a restart or a duplicate flush does not page twice. Failures: 5xx, 429
 (honouring Retry-After) and network errors are retried with exponential backoff and full jitter;
@@ -25,6 +28,17 @@ from logtide.alerting.nflog import NotificationLog, needs_update
 from logtide.alerting.notifiers import HttpIntegration, Permanent, RateLimit, Receiver, RetryPolicy, Retryable
 
 _log = log.get("alerting.delivery")
+
+
+def sendable(n: Notification) -> bool:
+    """False for a notification with no alerts to show (all resolved and send_resolved is off, or
+    every alert silenced or inhibited): the notification log learns it, nobody is sent it."""
+    return bool(n.alerts)
+
+
+def supersedes(new: Notification, old: Notification) -> bool:
+    """``new`` tells the receiver everything ``old`` would have: every alert ``old`` says fires."""
+    return old.firing <= new.firing
 
 
 class TokenBucket:
@@ -65,7 +79,7 @@ class Worker:
         self.retry = retry
         self.nflog = nflog
         self.on_sent = on_sent
-        self.pending: OrderedDict[str, Notification] = OrderedDict()
+        self.pending: OrderedDict[str, list[Notification]] = OrderedDict()  # group key -> in order
         self.cond = threading.Condition()
         self.rng = random.Random()
         self.thread: threading.Thread | None = None
@@ -73,9 +87,20 @@ class Worker:
 
     def enqueue(self, n: Notification) -> None:
         with self.cond:
-            self.pending[n.group_key] = n
+            queue = self.pending.setdefault(n.group_key, [])
+            if queue and supersedes(n, queue[-1]):
+                queue[-1] = n
+            else:
+                queue.append(n)
             self.pending.move_to_end(n.group_key)
             self.cond.notify()
+
+    def _take(self, group_key: str) -> Notification:
+        queue = self.pending[group_key]
+        n = queue.pop(0)
+        if not queue:
+            del self.pending[group_key]
+        return n
 
     def _next(self, stop: threading.Event) -> Notification | None:
         with self.cond:
@@ -83,8 +108,7 @@ class Worker:
                 self.cond.wait(0.5)
             if stop.is_set():
                 return None
-            _, n = self.pending.popitem(last=False)
-            return n
+            return self._take(next(iter(self.pending)))
 
     def _still_news(self, n: Notification) -> bool:
         entry = self.nflog.get(n.group_key, n.integration)
@@ -100,7 +124,7 @@ class Worker:
             while not stop.is_set():
                 if not self._still_news(n):
                     break
-                if not n.alerts:  # all resolved but send_resolved is off: only the log learns it
+                if not sendable(n):
                     self.nflog.log(n.group_key, n.integration, n.firing, n.resolved, n.now)
                     break
                 wait = self.bucket.wait_time()
@@ -119,10 +143,10 @@ class Worker:
                         "integration": integ.id, "error": str(exc)[:300], "attempt": attempt, "retry_in_s": round(delay, 2)})
                     if stop.wait(delay):
                         break
-                    with self.cond:  # a newer notification for this group supersedes this one
-                        newer = self.pending.pop(n.group_key, None)
-                    if newer is not None:
-                        n = newer
+                    with self.cond:  # a newer notification for this group may supersede this one
+                        queue = self.pending.get(n.group_key)
+                        if queue and supersedes(queue[0], n):
+                            n = self._take(n.group_key)
                     continue
                 except Permanent as exc:
                     self.failed += 1

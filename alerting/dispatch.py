@@ -2,15 +2,15 @@
 same ``group_by`` label values form one group. A new group waits ``group_wait`` (to collect its
 siblings), then is flushed every ``group_interval``; a flush notifies each receiver integration
 when the notification log says something changed, or ``repeat_interval`` passed. Silenced,
-inhibited and time-interval-muted alerts are left out. Time is the engine clock (event time), so
-tests drive it with event timestamps and nothing here sleeps.
+inhibited and time-interval-muted alerts are left out. The engine gives the time (``Clock.timers``
+for the timers, ``Clock.wall`` for silences and time intervals); nothing here sleeps.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from logtide.alerting import metrics
 from logtide.timeutil import NS
@@ -39,6 +39,7 @@ class Notification:
     now: int
     repeat_ns: int
     send_resolved: bool
+    group_interval_ns: int = 0
 
     def payload(self, external_url: str = "") -> dict:
         """The Alertmanager webhook payload (version 4)."""
@@ -80,8 +81,14 @@ class Group:
                 "alerts": [a.api(external_url) for a in self.alerts.values()]}
 
 
-#: integration id and whether it sends resolved notifications
-Integration = tuple[str, bool]
+class Integration(NamedTuple):
+    """What the dispatcher needs of a receiver integration."""
+
+    id: str
+    send_resolved: bool
+    #: re-send unchanged firing alerts this often (Alertmanager forwarding keeps them from expiring
+    #: there); 0: only every repeat_interval
+    resend_ns: int = 0
 
 
 class Dispatcher:
@@ -124,8 +131,10 @@ class Dispatcher:
             group.alerts[alert.fingerprint] = snap
             self.member_of.setdefault(alert.fingerprint, set()).add(gkey)
 
-    def tick(self, now: int) -> set[str]:
-        """Flush due groups; return fingerprints of resolved alerts no group holds any more."""
+    def tick(self, now: int, mute_at: int | None = None) -> set[str]:
+        """Flush due groups (timers at ``now``; silences and time intervals at ``mute_at``, default
+        ``now``); return fingerprints of resolved alerts no group holds any more."""
+        mute_at = now if mute_at is None else mute_at
         released: set[str] = set()
         firing_index = None
         for group in list(self.groups.values()):
@@ -133,10 +142,14 @@ class Dispatcher:
                 continue
             if firing_index is None:
                 firing_index = self.firing_alerts()
-            self._flush(group, now, firing_index)
+            self._flush(group, now, mute_at, firing_index)
             group.next_flush = now + int(group.route.group_interval * NS)
             released |= self._cleanup(group)
         return released
+
+    def next_due(self) -> int | None:
+        """When the next group flush is due (None: no groups)."""
+        return min((g.next_flush for g in self.groups.values()), default=None)
 
     def _muted_by_time(self, route: RouteNode, now: int) -> bool:
         if any(self.intervals.active(n, now) for n in route.mute_time_intervals):
@@ -145,14 +158,14 @@ class Dispatcher:
             return True
         return False
 
-    def _flush(self, group: Group, now: int, firing_index: list[tuple[str, dict]]) -> None:
+    def _flush(self, group: Group, now: int, mute_at: int, firing_index: list[tuple[str, dict]]) -> None:
         route = group.route
-        if self._muted_by_time(route, now):
+        if self._muted_by_time(route, mute_at):
             metrics.SILENCED.labels("time_interval").inc(len(group.alerts))
             return
         alerts = []
         for a in group.alerts.values():
-            if self.silences.silenced_by(a.labels, now):
+            if self.silences.silenced_by(a.labels, mute_at):
                 metrics.SILENCED.labels("silence").inc()
                 continue
             if a.state == FIRING and self.inhibitor.rules and self.inhibitor.inhibited(a.labels, a.fingerprint,
@@ -162,8 +175,10 @@ class Dispatcher:
             alerts.append(a)
         firing = {a.fingerprint for a in alerts if a.state == FIRING}
         resolved = {a.fingerprint for a in alerts if a.state == RESOLVED}
-        repeat_ns = int(route.repeat_interval * NS)
-        for integration, send_resolved in self.integrations.get(route.receiver, []):
+        for integration, send_resolved, resend_ns in self.integrations.get(route.receiver, []):
+            repeat_ns = int(route.repeat_interval * NS)
+            if resend_ns:
+                repeat_ns = min(repeat_ns, resend_ns)
             entry = self._known(group.key, integration)
             if not needs_update(entry, firing, resolved, send_resolved, repeat_ns, now):
                 continue
@@ -176,7 +191,7 @@ class Dispatcher:
                 common_labels=_common([a.labels for a in shown]),
                 common_annotations=_common([a.annotations for a in shown]),
                 alerts=shown, firing=firing, resolved=resolved, now=now, repeat_ns=repeat_ns,
-                send_resolved=send_resolved))
+                send_resolved=send_resolved, group_interval_ns=int(route.group_interval * NS)))
 
     def _cleanup(self, group: Group) -> set[str]:
         """Drop resolved alerts the receivers no longer know as firing; drop empty groups."""
@@ -186,7 +201,7 @@ class Dispatcher:
             if a.state != RESOLVED:
                 continue
             known = False
-            for integration, _ in integrations:
+            for integration, *_ in integrations:
                 entry = self._known(group.key, integration)
                 if entry is not None and fp in entry.firing:
                     known = True
@@ -199,7 +214,7 @@ class Dispatcher:
                     released.add(fp)
         if not group.alerts:
             del self.groups[group.key]
-            for integration, _ in integrations:
+            for integration, *_ in integrations:
                 self.handed.pop((group.key, integration), None)
         return released
 

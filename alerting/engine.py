@@ -5,8 +5,8 @@ notification log; it is transport-free (``logtide alert test`` drives it from a 
 around it: ``EngineLoop`` consumes ``logtide.route.monitoring`` (configurable) with
 ``logtide.consume.BatchLoop``, decodes envelopes (bad ones go to the DLQ with the reason), feeds the
 engine and returns only after the batch's state is in SQLite, so the offsets are committed after the
-state is durable; ``Ticker`` moves the clock on between batches (group_wait/interval, hybrid clock)
-and reloads changed rule files.
+state is durable; ``Ticker`` evaluates between batches (group timers run on the wall clock, see
+clock.py), lets the event clock go live once a catch-up is over and reloads changed rule files.
 
 Scale-out by partition. Kafka keys keep one stream (pod+container, log group+stream …) on one
 partition, so a rule whose group key includes the stream key (``shard.stream_key_fields``, or
@@ -24,9 +24,11 @@ more after a rebalance.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
+from operator import itemgetter
 from pathlib import Path
 from typing import Callable
 
@@ -38,12 +40,14 @@ from logtide.dlq import DeadLetters
 from logtide.transport import Record, TopicPartition, Transport
 
 from logtide.alerting import metrics
-from logtide.alerting.config import AlertConfig, ClockSettings
+from logtide.alerting.clock import OK, Clock
+from logtide.alerting.config import AlertConfig
 from logtide.alerting.delivery import Delivery
-from logtide.alerting.dispatch import Dispatcher, Notification
+from logtide.alerting.dispatch import Dispatcher, Integration, Notification
 from logtide.timeutil import NS
 from logtide.alerting.evaluators import Evaluator, NewTermEvaluator, evaluator_for
 from logtide.alerting.inhibition import Inhibitor
+from logtide.alerting.matchers import matches_all
 from logtide.alerting.nflog import Entry, NotificationLog
 from logtide.alerting.notifiers import build_integrations
 from logtide.alerting.routing import RouteNode
@@ -59,43 +63,9 @@ _log = log.get("alerting.engine")
 META_KEY = "__meta__"
 TERM_KEY = "__term__"
 ALERT_SAVE_EVERY_NS = 30 * NS
-
-
-class Clock:
-    """Event time: the highest event timestamp seen (the watermark). In hybrid mode event time also
-    runs on at wall-clock speed from the moment the watermark was last raised (so group_wait and
-    windows end on time between events), and never falls behind the wall clock minus ``lateness_seconds``
-    (so absence rules and resolved notifications still happen on a quiet stream)."""
-
-    def __init__(self, settings: ClockSettings):
-        self.hybrid = settings.mode == "hybrid"
-        self.lateness_ns = int(settings.lateness_seconds * NS)
-        self.max_future_ns = int(settings.max_future_seconds * NS)
-        self.watermark = 0
-        self._raised_at = time.monotonic_ns()
-
-    def event_time(self, event: dict, wall: int | None = None) -> int:
-        t = event.get("time") or event.get("observed_time") or event.get("ingest_time")
-        if not t:
-            return self.now() or time.time_ns()
-        if self.hybrid:
-            limit = (wall or time.time_ns()) + self.max_future_ns
-            if t > limit:
-                t = limit  # a clock far ahead must not end every window
-        return t
-
-    def observe(self, t: int) -> None:
-        if t > self.watermark:
-            if self.hybrid and t < self.now():
-                return  # behind the running clock: counted, but does not move time back
-            self.watermark = t
-            self._raised_at = time.monotonic_ns()
-
-    def now(self) -> int:
-        if self.hybrid:
-            running = self.watermark + (time.monotonic_ns() - self._raised_at) if self.watermark else 0
-            return max(running, time.time_ns() - self.lateness_ns)
-        return self.watermark
+#: within a batch that spans more event time than this (a backlog), rules are evaluated at each step,
+#: so a burst in the middle of a backlog fires as it would have live
+EVAL_STEP_NS = 1 * NS
 
 
 def _key_str(key: tuple) -> str:
@@ -118,7 +88,8 @@ class AlertEngine:
         self.delivery = Delivery(config.receivers, self.integrations, self.nflog, on_sent, self._refused)
         self.dispatcher = Dispatcher(
             RouteNode(config.route),
-            {name: [(i.id, i.send_resolved) for i in ints] for name, ints in self.integrations.items()},
+            {name: [Integration(i.id, i.send_resolved, i.resend_ns) for i in ints]
+             for name, ints in self.integrations.items()},
             self.nflog, self.silences, Inhibitor(config.inhibit_rules), TimeIntervals(config.time_intervals),
             enqueue=notify if notify is not None else self.delivery.enqueue, firing_alerts=self._firing)
         self.evaluators: dict[str, Evaluator] = {}
@@ -127,6 +98,9 @@ class AlertEngine:
         self.partitioned_mode = config.shard.mode == "partitioned"
         self._alert_saved: dict[str, int] = {}
         self._recent_ids: OrderedDict[str, None] = OrderedDict()  # ids are deterministic: duplicates repeat them
+        self.reset_windows: set[str] = set()  # rules whose stored windows must go (edited definition)
+        self._last_input = time.monotonic()   # records or an assignment: the clock goes live when quiet
+        self._input_assigned = False
         self.set_rules(rules, restoring=True)
         self._restore()
 
@@ -139,25 +113,37 @@ class AlertEngine:
         return part if mode == "partitioned" else not part
 
     def set_rules(self, rules: list[RuleBase], restoring: bool = False) -> None:
-        """Install rules; unchanged rules keep their windows, edited ones start afresh,
-        removed ones resolve their alerts."""
+        """Install rules, as Prometheus does on reload: an alert whose rule name and labels are
+        unchanged keeps its state (an edited summary or threshold does not resolve and re-page it);
+        a removed rule, or one whose labels or grouping changed, resolves its alerts now. Windows are
+        kept when the edit does not change what they count (condition, grouping, window …)."""
         with self.lock:
             wanted = {r.name: r for r in rules if self._runs_here(r)}
-            now = self.clock.now()
+            now, timers = self.clock.now(), self.clock.timers()
             for name in list(self.evaluators):
                 old = self.evaluators[name]
                 new = wanted.get(name)
-                if new is None or new.signature() != old.rule.signature():
-                    del self.evaluators[name]
+                if new is not None and new.signature() == old.rule.signature():
+                    continue
+                del self.evaluators[name]
+                if new is None or new.labels_signature() != old.rule.labels_signature():
                     closing = old.rule.model_copy(update={"keep_firing_for": 0.0})
                     for a in self.states.update(closing, {}, now):
-                        self.dispatcher.put(a, now)
-                    self.states.forget_rule_labels(name)
+                        self.dispatcher.put(a, timers)
+                self.states.rule_changed(name)
+                if new is None:
                     self.signatures[name] = None
+                    continue
+                ev = self.evaluators[name] = evaluator_for(new, self.config.limits.max_keys_per_rule)
+                if new.window_signature() == old.rule.window_signature():
+                    ev.adopt(old)
+                else:
+                    self.reset_windows.add(name)
+                self.signatures[name] = new.window_signature()
             for name, rule in wanted.items():
                 if name not in self.evaluators:
                     self.evaluators[name] = evaluator_for(rule, self.config.limits.max_keys_per_rule)
-                    self.signatures[name] = rule.signature()
+                    self.signatures[name] = rule.window_signature()
 
     def _refused(self, n: Notification) -> None:
         with self.lock:
@@ -167,19 +153,25 @@ class AlertEngine:
     def _restore(self) -> None:
         stored = self.store.signatures()
         for name, ev in self.evaluators.items():
-            if stored.get(name) != ev.rule.signature():
-                continue
-            self._restore_windows(ev, None)
-        self.clock.watermark = self.store.meta("watermark", 0) or 0
-        now = self.clock.now()
+            if stored.get(name) == ev.rule.window_signature():
+                self._restore_windows(ev, None)
+            elif name in stored:
+                self.reset_windows.add(name)  # edited while stopped: its old windows count something else
+        for name in stored:
+            if name not in self.evaluators:
+                self.signatures[name] = None
+        self.clock.restore(self.store.meta("watermark", 0) or 0)
+        now, timers = self.clock.now(), self.clock.timers()
         for d in self.store.alerts():
             a = Alert.from_dict(d)
-            if a.rule not in self.evaluators and a.state != RESOLVED:
-                continue
             self.states.restore(a)
             self._alert_saved[a.fingerprint] = a.last_true
+            if a.rule not in self.evaluators and a.state == FIRING:
+                # its rule was removed while we were stopped: resolve it (its receivers were told it fires)
+                a.state, a.resolved_at = RESOLVED, max(now, a.last_true)
+                self.states.dirty.add(a.fingerprint)
             if a.state in (FIRING, RESOLVED):
-                self.dispatcher.put(a, now)
+                self.dispatcher.put(a, timers)
         for d in self.store.silences():
             self.silences.restore(Silence.from_dict(d))
         for g, i, d in self.store.nflog():
@@ -200,6 +192,8 @@ class AlertEngine:
 
     # --- partitions (scale-out) ---
     def partitions_assigned(self, parts: list[TopicPartition]) -> None:
+        self._input_assigned = True
+        self._last_input = time.monotonic()
         if not self.partitioned_mode:
             return
         ids = {tp.partition for tp in parts}
@@ -207,7 +201,7 @@ class AlertEngine:
             for ev in self.evaluators.values():
                 self._restore_windows(ev, ids)
             self.applied.update({k: v for k, v in self.store.offsets().items() if k[1] in ids})
-            now = self.clock.now()
+            now = self.clock.timers()
             for d in self.store.alerts():  # alerts of these partitions from when we owned them last
                 a = Alert.from_dict(d)
                 if a.partition in ids and a.rule in self.evaluators and a.fingerprint not in self.states.alerts:
@@ -232,13 +226,16 @@ class AlertEngine:
         return [(fp, a.labels) for fp, a in self.states.alerts.items() if a.state == FIRING]
 
     def ingest(self, events: list[tuple[dict, int]]) -> None:
-        """Feed events (with their partition) and evaluate."""
+        """Feed events (with their partition) and evaluate. Events are taken in event-time order;
+        when a batch spans more than EVAL_STEP_NS (a backlog) the rules are evaluated along the way."""
         with self.lock:
+            self._last_input = time.monotonic()
             evs = list(self.evaluators.values())
             clock = self.clock
             recent, cap, dups = self._recent_ids, self.config.limits.dedup_ids, 0
             wall = time.time_ns()
-            latest = 0
+            admitted: list[tuple[int, dict, int]] = []
+            refused: dict[str, int] = {}
             for event, partition in events:
                 if cap:
                     eid = event.get("id")
@@ -248,35 +245,83 @@ class AlertEngine:
                     recent[eid] = None
                     if len(recent) > cap:
                         recent.popitem(last=False)
-                t = clock.event_time(event, wall)
+                t = event.get("time") or event.get("observed_time") or event.get("ingest_time") or clock.now() or wall
+                t, verdict = clock.admit(t, wall)
+                if verdict is not OK:
+                    refused[verdict] = refused.get(verdict, 0) + 1
+                    for ev in evs:
+                        ev.dropped(event, t, verdict)
+                    continue
+                admitted.append((t, event, partition))
+            admitted.sort(key=itemgetter(0))
+            now = clock.now()
+            floors = [(ev, now - ev.horizon_ns()) for ev in evs]
+            latest = 0
+            fed = False  # events fed since the last evaluation
+            for t, event, partition in admitted:
+                if t > latest and self._advance_before(latest if fed else 0, t, now):
+                    now, fed = clock.now(), False
+                    floors = [(ev, now - ev.horizon_ns()) for ev in evs]
+                fed = True
+                cache: dict = {}  # group keys of this event, shared by rules with the same group_by
+                for ev, floor in floors:
+                    if t < floor:
+                        ev.dropped(event, t, "too_late")  # its window has passed for this rule
+                    else:
+                        ev.observe(event, t, partition, cache)
                 if t > latest:
                     latest = t
-                cache: dict = {}  # group keys of this event, shared by rules with the same group_by
-                for ev in evs:
-                    ev.observe(event, t, partition, cache)
             if latest:
                 clock.observe(latest)
-            metrics.EVENTS.labels("evaluated").inc(len(events) - dups)
+            metrics.EVENTS.labels("evaluated").inc(len(admitted))
             if dups:
                 metrics.EVENTS.labels("duplicate").inc(dups)
+            for verdict, n in refused.items():
+                metrics.EVENTS.labels(verdict).inc(n)
             self.evaluate()
+
+    def _advance_before(self, latest: int, t: int, now: int) -> bool:
+        """Before an event at ``t``: when the batch moved on in event time, evaluate what came so far
+        (events up to ``latest``, 0 if none since the last evaluation at ``now``); while catching up,
+        also flush the groups due before ``t`` (their timers run on the backlog's time). True when
+        it evaluated."""
+        clock, moved = self.clock, False
+        if latest and t - now >= EVAL_STEP_NS:
+            clock.observe(latest)
+            self.evaluate()
+            moved = True
+        due = self.dispatcher.next_due()
+        while not clock.live and due is not None and clock.now() < due <= t:
+            clock.observe(due)
+            self.evaluate()
+            moved = True
+            due = self.dispatcher.next_due()
+        return moved
 
     def evaluate(self, now: int | None = None) -> None:
         with self.lock:
             now = self.clock.now() if now is None else now
-            for ev in self.evaluators.values():
-                for a in self.states.update(ev.rule, ev.evaluate(now), now):
-                    self.dispatcher.put(a, now)
-            released = self.dispatcher.tick(now)
+            timers = self.clock.timers()
+            if now > 0:  # before the first event of a catch-up there is no event time yet
+                for ev in self.evaluators.values():
+                    for a in self.states.update(ev.rule, ev.evaluate(now), now):
+                        self.dispatcher.put(a, timers)
+            released = self.dispatcher.tick(timers, self.clock.wall())
             if released:
                 self.states.forget_resolved(released)
             for state, n in self.states.counts().items():
                 metrics.ALERTS.labels(state).set(n)
 
     def tick(self) -> None:
-        """Flush the groups that are due (cheap; between full evaluations)."""
+        """Flush the groups that are due (cheap; between full evaluations); let the clock go live
+        once the input is quiet after a catch-up."""
         with self.lock:
-            released = self.dispatcher.tick(self.clock.now())
+            if not self.clock.live:
+                quiet = time.monotonic() - self._last_input
+                if quiet * NS >= self.clock.lateness_ns and (
+                        self._input_assigned or quiet >= 2 * self.config.session_timeout_seconds):
+                    self.clock.go_live("the input is quiet")
+            released = self.dispatcher.tick(self.clock.timers(), self.clock.wall())
             if released:
                 self.states.forget_resolved(released)
 
@@ -313,6 +358,7 @@ class AlertEngine:
                         batch.windows[(name, _key_str((TERM_KEY,) + key))] = ev.export_term(key)
             batch.signatures.update(self.signatures)
             self.signatures = {}
+            batch.reset_windows, self.reset_windows = self.reset_windows, set()
             if offsets:
                 batch.offsets.update(offsets)
                 self.applied.update(offsets)
@@ -320,19 +366,46 @@ class AlertEngine:
             self.store.save(batch)
 
     # --- reads for the API ---
-    def alerts_api(self, state: str | None = None) -> list[dict]:
+    def alerts_api(self, state: str | None = None, matchers: list | None = None, active: bool = True,
+                   silenced: bool = True, inhibited: bool = True, unprocessed: bool = True,
+                   receiver: re.Pattern | None = None) -> list[dict]:
+        """Alerts as Alertmanager's ``GET /api/v2/alerts`` gives them (so amtool reads them), plus
+        logtide's own ``state`` (pending/firing/resolved), ``activeAt``, ``value`` and ``silencedBy``.
+        Pending and resolved alerts have status ``unprocessed`` (Alertmanager would not have them)."""
         url = self.config.external_url
         with self.lock:
-            now = self.clock.now()
+            wall = self.clock.wall()
+            firing = self._firing() if self.dispatcher.inhibitor.rules else []
             out = []
             for a in self.states.alerts.values():
                 if state and a.state != state:
                     continue
+                if matchers and not matches_all(matchers, a.labels):
+                    continue
+                receivers = sorted({r.receiver for r in self.dispatcher.root.match(a.labels)})
+                if receiver is not None and not any(receiver.fullmatch(r) for r in receivers):
+                    continue
+                silenced_by = self.silences.silenced_by(a.labels, wall)
+                inhibitor = self.dispatcher.inhibitor.inhibited_by(a.labels, a.fingerprint, firing) \
+                    if a.state == FIRING and firing else None
+                inhibited_by = [inhibitor] if inhibitor else []
+                if a.state != FIRING:
+                    status, shown = "unprocessed", unprocessed
+                elif silenced_by or inhibited_by:
+                    status = "suppressed"
+                    shown = (silenced and bool(silenced_by)) or (inhibited and bool(inhibited_by))
+                else:
+                    status, shown = "active", active
+                if not shown and not state:
+                    continue
                 d = a.api(url)
+                d["status"] = {"state": status, "silencedBy": silenced_by, "inhibitedBy": inhibited_by}
+                d["receivers"] = [{"name": r} for r in receivers]
+                d["updatedAt"] = rfc3339(a.last_true)
                 d["state"] = a.state
                 d["activeAt"] = rfc3339(a.active_at)
                 d["value"] = a.value
-                d["silencedBy"] = self.silences.silenced_by(a.labels, now)
+                d["silencedBy"] = silenced_by
                 out.append(d)
             return out
 

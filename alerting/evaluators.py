@@ -13,11 +13,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from logtide import log
+
 from logtide.alerting import metrics
 from logtide.timeutil import NS
 from logtide.alerting.rules import (AbsenceRule, MatchRule, NewTermRule, RatioRule, RuleBase, SpikeRule,
                             ThresholdRule)
 from logtide.alerting.windows import Series
+
+_log = log.get("alerting.evaluators")
 
 BUCKETS_PER_WINDOW = 30
 Key = tuple[str, ...]
@@ -51,6 +55,7 @@ class Evaluator:
         self._dropped = metrics.KEYS_DROPPED.labels(rule.name)
         self._matches = metrics.RULE_MATCHES.labels(rule.name)
         self.matched = 0  # counted here, added to the metric once per evaluation (cheaper per event)
+        self._warned: set[str] = set()
 
     # horizon: how far back buckets are kept
     def horizon_ns(self) -> int:
@@ -78,6 +83,23 @@ class Evaluator:
             return
         self.count(s, event, t)
         self.dirty.add(key)
+
+    def dropped(self, event: dict, t: int, reason: str) -> None:
+        """An event this rule cannot count (too late for its window, too far in the future): counted
+        when it matches the rule, and logged once per rule and reason."""
+        if not self.rule.predicate(event):
+            return
+        metrics.EVENTS_DROPPED.labels(self.rule.name, reason).inc()
+        if reason not in self._warned:
+            self._warned.add(reason)
+            _log.warning("events dropped for a rule (counted in logtide_alerting_events_dropped_total; "
+                         "logged once per rule and reason)",
+                         extra={"rule": self.rule.name, "reason": reason, "event_id": event.get("id"), "time_ns": t})
+
+    def adopt(self, old: "Evaluator") -> None:
+        """Take over the windows of the rule's previous definition (an edit that keeps what they count)."""
+        self.series, self.dirty, self.started_at = old.series, old.dirty, old.started_at
+        self.meta_dirty = old.meta_dirty
 
     def count(self, s: Series, event: dict, t: int) -> None:
         s.add(t // self.step)
@@ -271,6 +293,11 @@ class NewTermEvaluator(Evaluator):
 
     def active(self, now: int) -> dict[Key, Active]:
         return {k: Active(1, s.sample_list, s.partition) for k, s in self.series.items() if s.total >= 1}
+
+    def adopt(self, old: Evaluator) -> None:
+        super().adopt(old)
+        if isinstance(old, NewTermEvaluator):
+            self.terms, self.terms_dirty = old.terms, old.terms_dirty
 
     def export_term(self, key: Key) -> int | None:
         return self.terms.get(key)

@@ -23,6 +23,10 @@ class Inhibitor:
 
     def inhibited(self, labels: dict[str, str], fp: str, firing: list[tuple[str, dict[str, str]]]) -> bool:
         """``firing``: (fingerprint, labels) of every firing alert."""
+        return self.inhibited_by(labels, fp, firing) is not None
+
+    def inhibited_by(self, labels: dict[str, str], fp: str, firing: list[tuple[str, dict[str, str]]]) -> str | None:
+        """The fingerprint of a firing alert that inhibits this one, if any."""
         for r in self.rules:
             if not matches_all(r.target_matchers, labels):
                 continue
@@ -30,5 +34,5 @@ class Inhibitor:
                 if sfp == fp or not matches_all(r.source_matchers, slabels):
                     continue
                 if all(slabels.get(k, "") == labels.get(k, "") for k in r.equal):
-                    return True
-        return False
+                    return sfp
+        return None

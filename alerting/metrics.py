@@ -3,6 +3,9 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter("logtide_alerting_events_total", "Events evaluated by the alerting engine", ["result"])
+EVENTS_DROPPED = Counter("logtide_alerting_events_dropped_total",
+                         "Events matching a rule's condition that the rule could not count: stamped too far "
+                         "in the future, or older than its window or the catch-up horizon", ["rule", "reason"])
 RULE_MATCHES = Counter("logtide_alerting_rule_matches_total", "Events that matched a rule's condition", ["rule"])
 KEYS_DROPPED = Counter("logtide_alerting_keys_dropped_total",
                        "Events not tracked because a rule reached its cap on group keys", ["rule"])

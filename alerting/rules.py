@@ -17,7 +17,8 @@ A rules file is ``rules: [ ... ]``; each rule has a ``kind``:
 Every rule also takes ``group_by`` (field paths; ``label=field`` renames the label), ``for``
 (pending period), ``keep_firing_for``, ``severity``, ``labels``, ``annotations`` (Jinja2, sandboxed:
 ``{{ labels.service }}``, ``{{ value }}``), ``max_keys`` and ``partitioned`` (see engine.py).
-Windows are driven by event timestamps, never by the wall clock of the evaluating machine.
+Windows are driven by event timestamps, never by the wall clock of the evaluating machine (but no
+event moves event time past it: see clock.py). Annotations are compiled when the file is loaded.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import orjson
 from pydantic import Field, field_validator, model_validator
@@ -88,7 +89,7 @@ class RuleBase(Model):
     keep_firing_for: Duration = 0.0
     severity: str = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, Template] = Field(default_factory=dict)
+    annotations: dict[str, Template] = Field(default_factory=dict)  # compiled at load: a broken one is refused
     max_keys: int | None = Field(None, ge=1)
     partitioned: bool | None = None
 
@@ -160,9 +161,25 @@ class RuleBase(Model):
     def group_labels(self, key: tuple[str, ...]) -> dict[str, str]:
         return {g.label: v for g, v in zip(self._group, key) if v != ""}
 
+    #: the fields that decide what the windows count (an edit of any other field keeps them)
+    WINDOW_FIELDS: ClassVar[tuple[str, ...]] = ("kind", "condition", "group_by", "window", "partitioned")
+
+    def _hash(self, fields: set[str] | None = None) -> str:
+        data = self.model_dump(by_alias=True, include=fields)
+        return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
     def signature(self) -> str:
-        """Changes when the definition changes: window state of an edited rule starts afresh."""
-        return hashlib.sha256(orjson.dumps(self.model_dump(by_alias=True), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+        """Changes when anything in the definition changes."""
+        return self._hash()
+
+    def window_signature(self) -> str:
+        """Changes when what the windows count changes: then they start afresh."""
+        return self._hash(set(self.WINDOW_FIELDS))
+
+    def labels_signature(self) -> str:
+        """Changes when the alerts' label sets change (grouping, labels, severity): then the old
+        alerts are resolved, as in Prometheus (an alert is its rule name and labels)."""
+        return self._hash({"name", "group_by", "labels", "severity"})
 
     def is_partitioned(self, stream_key_fields: list[str]) -> bool:
         if self.partitioned is not None:
@@ -182,6 +199,7 @@ class ThresholdRule(RuleBase):
 
 class RatioRule(RuleBase):
     kind: Literal["ratio"]
+    WINDOW_FIELDS: ClassVar[tuple[str, ...]] = RuleBase.WINDOW_FIELDS + ("errors",)
     errors: str
     above: float = Field(gt=0, le=1)
     min_total: int = Field(10, ge=1)
@@ -198,6 +216,7 @@ class RatioRule(RuleBase):
 
 class SpikeRule(RuleBase):
     kind: Literal["spike"]
+    WINDOW_FIELDS: ClassVar[tuple[str, ...]] = RuleBase.WINDOW_FIELDS + ("reference",)
     reference: Duration = 3600.0
     factor: float = Field(3.0, gt=1)
     direction: Literal["up", "down", "both"] = "up"
@@ -236,6 +255,7 @@ class AbsenceRule(RuleBase):
 
 class NewTermRule(RuleBase):
     kind: Literal["new_term"]
+    WINDOW_FIELDS: ClassVar[tuple[str, ...]] = RuleBase.WINDOW_FIELDS + ("field", "learning", "max_terms")
     field: str
     learning: Duration = 3600.0
     max_terms: int = Field(100_000, ge=10)

@@ -1,6 +1,6 @@
 """Silences: matchers plus a start and an end (with author and comment), as in Alertmanager.
 A silence is pending before ``startsAt``, active until ``endsAt``, then expired; expiring one early
-sets ``endsAt`` to now. Times are Unix ns on the engine's clock."""
+sets ``endsAt`` to now. Times are Unix ns on the engine's wall clock (``Clock.wall``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass
 
+from logtide import log
+
 from logtide.alerting.matchers import Matcher, matches_all, parse_matcher
 from logtide.alerting.state import rfc3339
+
+_log = log.get("alerting.silences")
 
 
 @dataclass
@@ -42,6 +46,16 @@ class Silence:
                 "updatedAt": rfc3339(self.updated_at), "status": {"state": self.state(now)}}
 
 
+def check_matchers(ms: list[Matcher]) -> None:
+    """Alertmanager's rule: a silence needs a matcher that does not match the empty string (a label
+    that is absent reads as ""), or it would silence every alert."""
+    if not ms:
+        raise ValueError("a silence needs at least one matcher")
+    if all(m.matches({}) for m in ms):
+        raise ValueError(f"a silence needs at least one matcher that does not match the empty string "
+                         f"(these match every alert: {', '.join(map(str, ms))})")
+
+
 class Silences:
     def __init__(self, on_change=None):
         self.by_id: dict[str, Silence] = {}
@@ -51,10 +65,11 @@ class Silences:
     def add(self, matchers: list, starts_at: int, ends_at: int, created_by: str, comment: str, now: int,
             silence_id: str | None = None) -> Silence:
         ms = [parse_matcher(m) for m in matchers]
-        if not ms:
-            raise ValueError("a silence needs at least one matcher")
+        check_matchers(ms)
         if ends_at <= starts_at:
             raise ValueError("endsAt must be after startsAt")
+        if ends_at <= now:
+            raise ValueError("endsAt is in the past")
         if not created_by:
             raise ValueError("createdBy is required")
         s = Silence(silence_id or str(uuid.uuid4()), ms, starts_at, ends_at, created_by, comment, now)
@@ -77,6 +92,11 @@ class Silences:
         return s
 
     def restore(self, s: Silence) -> None:
+        try:
+            check_matchers(s.matchers)
+        except ValueError as exc:  # stored by an older version that accepted it
+            _log.warning("stored silence ignored", extra={"id": s.id, "error": str(exc)})
+            return
         self.by_id[s.id] = s
 
     def silenced_by(self, labels: dict[str, str], now: int) -> list[str]:

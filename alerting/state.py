@@ -96,6 +96,7 @@ class AlertStates:
         self.render = render_annotations or (lambda ann, ctx: dict(ann))
         self._labels: dict[tuple[str, Key], tuple[dict[str, str], str]] = {}  # (rule, key) -> labels, fingerprint
         self.resolved_retention_ns = int(resolved_retention_seconds * NS)
+        self._rerender: set[str] = set()  # alerts whose rule was edited: annotations rendered anew
 
     def labels_for(self, rule: RuleBase, key: Key) -> dict[str, str]:
         labels = {**rule.labels, **rule.group_labels(key), "alertname": rule.name}
@@ -139,6 +140,11 @@ class AlertStates:
                 if a.value != act.value:
                     a.value = act.value
                     a.samples = act.samples() or a.samples
+                if fp in self._rerender:
+                    self._rerender.discard(fp)
+                    a.annotations = self._annotations(rule, labels, act)
+                    if a.state == FIRING:
+                        changed.append(a)  # the groups get the new text; the same alerts: nobody is paged
             if a.state == PENDING and now - a.active_at >= for_ns:
                 a.state = FIRING
                 a.fired_at = now
@@ -163,6 +169,7 @@ class AlertStates:
         return changed
 
     def _forget(self, fp: str) -> None:
+        self._rerender.discard(fp)
         a = self.alerts.pop(fp, None)
         if a is not None:
             self.by_rule.get(a.rule, set()).discard(fp)
@@ -178,10 +185,12 @@ class AlertStates:
             if a is not None and a.state == RESOLVED:
                 self._forget(fp)
 
-    def forget_rule_labels(self, name: str) -> None:
-        """A rule was replaced: its labels may differ now."""
+    def rule_changed(self, name: str) -> None:
+        """A rule was edited or removed: its labels may differ now; alerts it keeps get their
+        annotations rendered anew at the next evaluation."""
         for rk in [rk for rk in self._labels if rk[0] == name]:
             del self._labels[rk]
+        self._rerender |= self.by_rule.get(name, set())
 
     def drop_rule(self, name: str) -> None:
         for fp in list(self.by_rule.get(name, ())):

@@ -39,11 +39,13 @@ class Batch:
         self.alerts: dict[str, dict | None] = {}
         self.windows: dict[tuple[str, str], Any | None] = {}
         self.signatures: dict[str, str | None] = {}
+        self.reset_windows: set[str] = set()  # rules whose stored windows are dropped first
         self.offsets: dict[tuple[str, int], int] = {}
         self.meta: dict[str, Any] = {}
 
     def __bool__(self) -> bool:
-        return bool(self.alerts or self.windows or self.signatures or self.offsets or self.meta)
+        return bool(self.alerts or self.windows or self.signatures or self.reset_windows or self.offsets
+                    or self.meta)
 
 
 class Store:
@@ -76,6 +78,8 @@ class Store:
             return
 
         def write(db: sqlite3.Connection) -> None:
+            for rule in batch.reset_windows:
+                db.execute("DELETE FROM windows WHERE rule=?", (rule,))
             for fp, data in batch.alerts.items():
                 if data is None:
                     db.execute("DELETE FROM alerts WHERE fingerprint=?", (fp,))

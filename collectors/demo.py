@@ -3,14 +3,23 @@
 Several services on a pretend cluster write JSON and plain lines at mixed levels, with occasional
 Java and Python stack traces and e-mail addresses (for the redaction step to find). The shape is that
 of events from the node agent, so the rest of the pipeline treats them the same way.
+
+The services are healthy (mostly INFO, a rare error) except one that misbehaves for a while, so the
+example alert rules have something to page about and nothing else: by default ``payments`` has an
+error burst (half its logs ERROR, some FATAL) from 30 s to 90 s after the start, then goes silent
+from 120 s to 270 s, and the cycle repeats every 10 minutes (``incident`` under ``roles.00-demo``).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import random
 import threading
 import time
 import uuid
+from dataclasses import dataclass
+from typing import Callable
 
 import orjson
 from prometheus_client import Counter
@@ -39,7 +48,29 @@ SERVICES = [
 ]
 USERS = ["alice@example.com", "bob.smith@corp.example", "carol@example.org", "dave@mail.example.net"]
 PATHS = ["/api/cart", "/api/checkout", "/api/items/42", "/login", "/healthz", "/api/pay"]
-LEVELS = [("INFO", 70), ("DEBUG", 12), ("WARN", 10), ("ERROR", 7), ("FATAL", 1)]
+LEVELS = [("INFO", 800), ("DEBUG", 120), ("WARN", 78), ("ERROR", 2)]  # a healthy service
+BURST_LEVELS = [("INFO", 45), ("ERROR", 50), ("FATAL", 5)]             # the misbehaving one, for a while
+
+
+@dataclass
+class Incident:
+    """One service misbehaves for a while, every ``period_seconds`` (times from the demo's start)."""
+
+    service: str = "payments"
+    burst_from_seconds: float = 30.0
+    burst_to_seconds: float = 90.0
+    silent_from_seconds: float = 120.0
+    silent_to_seconds: float = 270.0
+    period_seconds: float = 600.0
+
+    def phase(self, elapsed: float) -> str:
+        t = elapsed % self.period_seconds
+        if self.burst_from_seconds <= t < self.burst_to_seconds:
+            return "burst"
+        if self.silent_from_seconds <= t < self.silent_to_seconds:
+            return "silent"
+        return "healthy"
+
 JAVA_TRACE = (
     "java.lang.IllegalStateException: payment provider timeout after 3000ms\n"
     "\tat com.example.payments.Gateway.charge(Gateway.java:118)\n"
@@ -59,12 +90,18 @@ PY_TRACE = (
 class DemoLogs:
     """Generates one event at a time; deterministic for a given seed."""
 
-    def __init__(self, seed: int | None = None):
+    def __init__(self, seed: int | None = None, incident: Incident | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.rng = random.Random(seed)
         self.run_id = uuid.UUID(int=self.rng.getrandbits(128)).hex[:12]
         self.seq = 0
+        self.incident = incident
+        self.clock = clock
+        self.started = clock()
         self._levels = [lv for lv, _ in LEVELS]
         self._weights = [w for _, w in LEVELS]
+        self._burst_levels = [lv for lv, _ in BURST_LEVELS]
+        self._burst_weights = [w for _, w in BURST_LEVELS]
 
     def _line(self, service: str, style: str, level: str) -> str:
         rng = self.rng
@@ -87,7 +124,9 @@ class DemoLogs:
         return text
 
     def _message(self, service: str, level: str) -> str:
-        if level in ("ERROR", "FATAL"):
+        if level == "FATAL":
+            return "payment provider unreachable: giving up"
+        if level == "ERROR":
             return self.rng.choice(["request failed", "upstream timeout", "database connection refused",
                                     "payment declined by provider"])
         if level == "WARN":
@@ -95,8 +134,16 @@ class DemoLogs:
         return self.rng.choice(["request served", "order created", "item viewed", "session refreshed"])
 
     def next(self) -> tuple[dict, bytes]:
-        service, namespace, style = self.rng.choice(SERVICES)
-        level = self.rng.choices(self._levels, self._weights)[0]
+        phase = self.incident.phase(self.clock() - self.started) if self.incident else "healthy"
+        while True:
+            service, namespace, style = self.rng.choice(SERVICES)
+            if phase == "healthy" or service != self.incident.service:
+                level = self.rng.choices(self._levels, self._weights)[0]
+                break
+            if phase == "burst":
+                level = self.rng.choices(self._burst_levels, self._burst_weights)[0]
+                break
+            # silent: this service logs nothing, the others carry on
         self.seq += 1
         pod = f"{service}-7d9f8b{self.seq % 3}-x{self.seq % 5}"
         now = time.time_ns()
@@ -122,10 +169,11 @@ class DemoSource:
 
     name = "demo-source"
 
-    def __init__(self, sender: EventSender, rate: float = 200.0, seed: int | None = None, limit: int | None = None):
+    def __init__(self, sender: EventSender, rate: float = 200.0, seed: int | None = None, limit: int | None = None,
+                 incident: Incident | None = None):
         self.sender = sender
         self.rate = rate
-        self.gen = DemoLogs(seed)
+        self.gen = DemoLogs(seed, incident)
         self.limit = limit
         self.acked = 0
 
@@ -156,6 +204,8 @@ class DemoConfig(RoleConfig):
 
     rate: float = Field(200.0, ge=0, description="events per second")
     partitions: int = Field(3, ge=1)
+    incident: Incident | Literal[False] = Field(default_factory=Incident,
+                                                description="one service misbehaves for a while; false: none")
 
 
 class DemoRole(Role):
@@ -169,15 +219,18 @@ class DemoRole(Role):
         return [raw_spec(TOPIC, partitions)]
 
     def services(self, config: DemoConfig, runtime: Runtime) -> list:
-        return [DemoSource(EventSender(runtime.transport.producer(), "demo"), rate=config.rate)]
+        return [DemoSource(EventSender(runtime.transport.producer(), "demo"), rate=config.rate,
+                           incident=config.incident or None)]
 
     def up_config(self, ctx) -> DemoConfig:
-        return DemoConfig(kafka=ctx.kafka, rate=ctx.options.get("rate", ctx.rate), partitions=ctx.partitions)
+        return DemoConfig(kafka=ctx.kafka, rate=ctx.options.get("rate", ctx.rate), partitions=ctx.partitions,
+                          incident=ctx.options.get("incident", {}))
 
 
 ROLE = DemoRole()
 
 
 def up(ctx) -> list:
-    """`logtide up` part: the demo source (rate from `logtide up --rate`)."""
+    """`logtide up` part: the demo source (options ``rate`` and ``incident``: the Incident fields, or
+    false for healthy services only)."""
     return ROLE.up(ctx)

@@ -41,6 +41,8 @@ class HttpIntegration:
     """Base of the HTTP notifiers: a keep-alive session and ``post`` with failure classification."""
 
     kind = "http"
+    #: see dispatch.Integration.resend_ns
+    resend_ns = 0
 
     def __init__(self, receiver: str, index: int, config, external_url: str = "", templates=None):
         self.receiver = receiver

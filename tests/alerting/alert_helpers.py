@@ -3,6 +3,7 @@ records deliveries, Debian's Alertmanager on a free port, and event/config build
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -99,14 +100,15 @@ def config(receiver_url: str | None = None, **over) -> AlertConfig:
     return AlertConfig.model_validate(base)
 
 
-@pytest.fixture(scope="session")
-def alertmanager(tmp_path_factory):
-    """Debian's prometheus-alertmanager on a free port (no clustering), with a temp config and storage."""
+@contextlib.contextmanager
+def running_alertmanager(d, config_text: str):
+    """Debian's prometheus-alertmanager on a free port (no clustering), with ``config_text`` and
+    storage in the directory ``d``; yields its URL."""
     if not os.path.exists(ALERTMANAGER):
         pytest.fail(f"{ALERTMANAGER} missing: apt-get install -y prometheus-alertmanager")
-    d = tmp_path_factory.mktemp("alertmanager")
+    d.mkdir(parents=True, exist_ok=True)
     cfg = d / "alertmanager.yml"
-    cfg.write_text("route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n")
+    cfg.write_text(config_text)
     port = free_port()
     log = open(d / "am.log", "wb")
     proc = subprocess.Popen([ALERTMANAGER, f"--config.file={cfg}", f"--storage.path={d / 'data'}",
@@ -114,21 +116,51 @@ def alertmanager(tmp_path_factory):
                              "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(url + "/-/ready", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"alertmanager did not start: {(d / 'am.log').read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield url
+    try:
+        while True:
+            try:
+                if requests.get(url + "/-/ready", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"alertmanager did not start: {(d / 'am.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        stop_process(proc, 10)
+        log.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> int | None:
+    """SIGTERM, then SIGKILL when it has not exited within ``timeout``."""
     proc.terminate()
     try:
-        proc.wait(10)
+        return proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
-    shutil.rmtree(d, ignore_errors=True)
+        return proc.wait(10)
+
+
+@contextlib.contextmanager
+def serving(engine, settings):
+    """The engine's HTTP API (``settings``: ApiSettings) in a thread; yields its URL."""
+    from logtide.alerting.api import AlertApi
+    server = AlertApi(engine, settings)
+    stop = threading.Event()
+    t = threading.Thread(target=server.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        yield server.url
+    finally:
+        stop.set()
+        t.join(10)
+
+
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory):
+    """Debian's Alertmanager with a black-hole receiver (the default resolve_timeout, 5m)."""
+    with running_alertmanager(tmp_path_factory.mktemp("alertmanager"),
+                              "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n") as url:
+        yield url

@@ -167,6 +167,7 @@ SANDBOX_ESCAPES = [
     "{% for x in range(10**9) %}{% endfor %}",
     "{{ nope.nothing }}",  # undefined
 ]
+# (a syntax error, "{{ alert.labels.alertname", is refused when the config loads: test_alerting_trust.py)
 
 
 @pytest.mark.timeout(60)
@@ -236,3 +237,24 @@ def test_pagerduty_trigger_then_resolve_with_same_dedup_key():
     finally:
         eng.delivery.stop()
         pd.close()
+
+
+@pytest.mark.timeout(60)
+def test_an_alert_that_fires_and_resolves_while_the_receiver_is_down_is_told_both_once(receiver):
+    receiver.status = 503
+    eng = engine(config(receiver.url))
+    try:
+        fire(eng)  # the firing notification is retried while the receiver is down
+        for t in range(20, 200, 10):  # the 1m match window ends: resolved at a group_interval flush
+            eng.advance_to(T0 + t * S)
+        deadline = time.monotonic() + 10
+        while receiver.attempts < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        receiver.status = 200
+        receiver.wait_for(2)
+        wait_idle(eng)
+        time.sleep(0.5)  # a third delivery would show up now
+        # the resolved one does not replace the firing one nobody got: both arrive, in order, once
+        assert [b["status"] for b in receiver.bodies()] == ["firing", "resolved"]
+    finally:
+        eng.delivery.stop()

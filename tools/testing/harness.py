@@ -135,6 +135,7 @@ class AlertingHarness:
 
     def run(self, items: list[Any], outcome: Outcome) -> None:
         """``items``: events (already through the pipeline, or raw) and Advance markers, in order."""
+        from logtide.alerting.delivery import sendable
         from logtide.alerting.engine import AlertEngine
         from logtide.alerting.store import Store
         sent = []
@@ -143,7 +144,8 @@ class AlertingHarness:
             # Count it as delivered (as the delivery worker logs a success), so resolutions and
             # repeats follow as they would in production.
             engine.nflog.log(n.group_key, n.integration, n.firing, n.resolved, n.now)
-            sent.append(n)
+            if sendable(n):  # as the delivery worker: a notification with nothing to show is not sent
+                sent.append(n)
 
         engine = AlertEngine(self.config, self.rules, Store(":memory:"), notify=notify)
         for item in items:
