@@ -294,7 +294,7 @@ def test_editing_a_firing_rule_pages_once_and_broken_edits_are_refused(tmp_path,
         assert edit(garbage) is False
         if line:
             [err] = [r.error for r in caplog.records if r.getMessage().startswith("rules not reloaded")]
-            assert f"{path}:{line}:" in err and "broken template" in err
+            assert f"{path}:{line}:" in err and "template does not compile" in err
     assert metrics.RULE_RELOADS.labels("refused")._value.get() == refused + 2
     eng.advance_to(T0 + 300 * S)
     assert [a["state"] for a in eng.alerts_api()] == ["firing"] and len(sent) == 1
@@ -314,7 +314,7 @@ def test_broken_templates_are_refused_at_load_with_file_and_line(tmp_path, capsy
     rules.write_text(EDITABLE.replace('{summary: "first text"}', '\n      summary: "{{ labels.service_name "'))
     with pytest.raises(ConfigError) as err:
         load_rules([rules])
-    assert f"{rules}:8:" in str(err.value) and "broken template" in str(err.value)
+    assert f"{rules}:8:" in str(err.value) and "template does not compile" in str(err.value)
 
     from logtide.cli import main
     events = tmp_path / "events.jsonl"
@@ -327,7 +327,7 @@ def test_broken_templates_are_refused_at_load_with_file_and_line(tmp_path, capsy
                    "      - url: http://127.0.0.1:9/\n        text: '{% for a in alerts %}{{ a }}'\n")
     with pytest.raises(ConfigError) as err:
         load_alert_config(cfg)
-    assert f"{cfg}:7:" in str(err.value) and "broken template" in str(err.value)
+    assert f"{cfg}:7:" in str(err.value) and "template does not compile" in str(err.value)
 
 
 @pytest.fixture
