@@ -384,9 +384,9 @@ def main() -> int:
             result["median_round_ratio_vs_quix"] = statistics.median(result["round_ratios_vs_quix"])
         result["median_round_ratio_vs_passthrough"] = statistics.median(result["round_ratios_vs_passthrough"])
         print()
-        print(f"{'':<24}{'events/s':>12}{'events/CPU-s':>14}   (medians of {args.rounds} rounds)")
+        print(f"{'':<24}{'events/s':>12}{'events/CPU-s':>14}{'CPU us/event':>14}   (medians of {args.rounds} rounds)")
         for k, v in med.items():
-            print(f"{k:<24}{v:>12,.0f}{med_cpu[k]:>14,.0f}")
+            print(f"{k:<24}{v:>12,.0f}{med_cpu[k]:>14,.0f}{1e6 / med_cpu[k]:>14.1f}")
         print(f"logtide / passthrough   {result['ratio_vs_passthrough']:>12.2f}"
               f"{result['cpu_ratio_vs_passthrough']:>14.2f}   (goal >= 0.50; median of per-round ratios "
               f"{result['median_round_ratio_vs_passthrough']:.2f})")
