@@ -121,6 +121,7 @@ class TopicReader:
         self.consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
         self.events: list[dict] = []
         self.keys: list[bytes] = []
+        self.headers: list[list] = []
 
     def read_until(self, predicate, timeout: float = 20.0) -> list[dict]:
         deadline = time.monotonic() + timeout
@@ -130,6 +131,7 @@ class TopicReader:
             for rec in self.consumer.poll_batch(10_000, 0.2):
                 self.events.append(envelope.decode(rec.value))
                 self.keys.append(rec.key)
+                self.headers.append(rec.headers)
         return self.events
 
     def count(self, n: int, timeout: float = 20.0) -> list[dict]:
@@ -143,6 +145,7 @@ class TopicReader:
             for rec in recs:
                 self.events.append(envelope.decode(rec.value))
                 self.keys.append(rec.key)
+                self.headers.append(rec.headers)
             if recs:
                 last = time.monotonic()
         return self.events

@@ -32,11 +32,14 @@ def make_event(i: int, *, run: str = "t", source: str = "k8s", **over) -> dict:
     return ev
 
 
-def produce(broker: str, topic: str, events: list[dict], *, raw: list[bytes] | None = None) -> None:
+def produce(broker: str, topic: str, events: list[dict], *, raw: list[bytes] | None = None,
+            headers=None) -> None:
+    """Events (with ``headers(event)`` as their Kafka headers, if given), then raw values."""
     producer = connect(KafkaSettings(bootstrap=broker, client="confluent")).producer()
     try:
         for ev in events:
-            producer.produce(topic, envelope.encode(ev), key=ev["resource"].get("k8s.pod.name", "").encode())
+            producer.produce(topic, envelope.encode(ev), key=ev["resource"].get("k8s.pod.name", "").encode(),
+                             headers=headers(ev) if headers else None)
         for value in raw or []:
             producer.produce(topic, value, key=b"bad")
         assert producer.flush(30) == 0
