@@ -518,7 +518,7 @@ class Agent:
             metrics.BAD_INPUT.labels("record_too_long").inc()
         eid = tf.event_id(start)
         if lines == 1 and not truncated and not unfinished and problem is None:
-            value, headers = tf.templates[stream].record(eid, time_ns, observed, time.time_ns(), text)
+            value = tf.templates[stream].record(eid, time_ns, observed, time.time_ns(), text)
         else:
             attributes = dict(tf.attributes[stream])
             if lines > 1:
@@ -533,9 +533,9 @@ class Agent:
             event = envelope.new_event(id=eid, body=text, source=self.source, time=time_ns,
                                        observed_time=observed, attributes=attributes, resource=tf.resource)
             event["ingest_time"] = time.time_ns()
-            value, headers = envelope.encode(event), envelope.headers(event)
+            value = envelope.encode(event)
         sender = self.sender
-        sender.send(value, tf.key, headers)
+        sender.send(value, tf.key)
         tf.last_sent = sender.accepted   # (a record waiting for room in the client's buffer counts too)
 
     @staticmethod

@@ -199,7 +199,7 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path) ->
 
     def produce(ev: dict, key: bytes) -> None:
         ev["ingest_time"] = time.time_ns()
-        producer.produce(topic, envelope.encode(ev), key=key, headers=envelope.headers(ev))
+        producer.produce(topic, envelope.encode(ev), key=key)
 
     def probe(tag: str) -> None:
         pid = f"{tag}-{uuid.uuid4().hex[:8]}"

@@ -1,6 +1,8 @@
 """Dead letter queue: a record that cannot be decoded or processed goes to ``logtide.dlq`` with its
 original key, value and headers, plus ``logtide.error.*`` headers that say why and where it came from
-(after Kafka Connect's ``__connect.errors.*``). Nothing stops on a bad record."""
+(after Kafka Connect's ``__connect.errors.*``) and the event's id in ``logtide.id`` (events carry no
+headers: it is read from the value's head, so a dead letter whose value is cut or broken after its
+id still names its event; an older record brings its own). Nothing stops on a bad record."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import time
 
 from prometheus_client import Counter
 
+from logtide import envelope
 from logtide.topics import DLQ
 from logtide.transport import Producer, Record
 
@@ -42,7 +45,13 @@ class DeadLetters:
     def send(self, record: Record, stage: str, error: BaseException | str) -> None:
         cls = type(error).__name__ if isinstance(error, BaseException) else "Error"
         message = getattr(error, "reason", None) or str(error)
-        headers = [(k, v) for k, v in record.headers if not k.startswith("logtide.error.")]
+        # the event's id: an older record brought it as a header, else it is read from the value's head
+        event_id = next((v for k, v in record.headers if k == envelope.HEADER_ID), None)
+        if event_id is None and (peeked := envelope.peek_id(record.value)) is not None:
+            event_id = peeked.encode("utf-8", "surrogatepass")
+        headers = original_headers(record.headers)
+        if event_id is not None:
+            headers.append((envelope.HEADER_ID, event_id))
         headers += [
             (H_STAGE, stage.encode()),
             (H_CLASS, cls.encode()),
@@ -55,6 +64,12 @@ class DeadLetters:
         ]
         DLQ_RECORDS.labels(self.component, stage, cls).inc()
         self.producer.produce(self.topic, record.value, key=record.key, headers=headers, on_delivery=self._delivered)
+
+
+def original_headers(headers: list[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
+    """A dead letter's headers without the ones the DLQ writes (``logtide.error.*``, ``logtide.id``):
+    what a replay sends back with the record."""
+    return [(k, v) for k, v in headers or () if k != envelope.HEADER_ID and not k.startswith("logtide.error.")]
 
 
 def error_info(headers: list[tuple[str, bytes]]) -> dict[str, str]:

@@ -17,11 +17,19 @@ An event is a plain ``dict`` (fast to build, to encode with orjson and to read i
 
 Readers accept older schema versions (``decode`` upgrades them); an unknown newer version or a
 malformed record raises ``EnvelopeError`` with the reason.
+
+A Kafka record of an event is the encoded envelope as its value and no headers: everything that
+routes it (``routes``, ``source``, ``severity_number``, ``schema``) is in the value, and headers cost
+a producer about as much CPU per record as the value itself. ``id`` comes first in every envelope
+written here, so ``peek_id`` finds it even in a cut or broken value (the dead letter queue puts it in
+a header). Records written before carried ``logtide.id``, ``logtide.source``, ``logtide.routes``,
+``logtide.schema`` and ``logtide.severity`` headers repeating those fields; readers ignore them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time as _time
 from typing import Any
 
@@ -29,12 +37,9 @@ import orjson
 
 SCHEMA_VERSION = 1
 
-#: Kafka header names that repeat routing fields, so routers need not parse the value.
+#: The Kafka header with an event's id: on dead letters (see ``logtide.dlq``), and on records written
+#: before events went without headers.
 HEADER_ID = "logtide.id"
-HEADER_SOURCE = "logtide.source"
-HEADER_ROUTES = "logtide.routes"
-HEADER_SCHEMA = "logtide.schema"
-HEADER_SEVERITY = "logtide.severity"
 
 #: Upper bound for a nested body/attributes depth on decode: a JSON bomb must not blow the stack.
 MAX_DEPTH = 64
@@ -267,27 +272,39 @@ def decode(data: bytes | str, *, check_depth: bool = True) -> dict:
     return validate(event)
 
 
-def headers(event: dict) -> list[tuple[str, bytes]]:
-    """Kafka headers that repeat the routing fields of an event."""
-    return [
-        (HEADER_ID, event["id"].encode()),
-        (HEADER_SOURCE, event["source"].encode()),
-        (HEADER_ROUTES, ",".join(event.get("routes") or ()).encode()),
-        (HEADER_SCHEMA, str(event.get("schema", SCHEMA_VERSION)).encode()),
-        (HEADER_SEVERITY, str(event.get("severity_number", 0)).encode()),
-    ]
+#: ``peek_id`` gives up on longer ids: a header is no place for a hostile value's megabyte "id"
+MAX_PEEK_ID = 512
+#: ``{"id":"…"`` at the start of a value
+_ID_HEAD = re.compile(rb'\A\s*\{\s*"id"\s*:\s*("(?:[^"\\]|\\.){1,%d}")' % (MAX_PEEK_ID * 6))
+
+
+def peek_id(value: bytes | None) -> str | None:
+    """The id of an envelope from its value, even a value cut short or broken after the id (the
+    encoders write ``id`` first); None when there is none to be read."""
+    if not value:
+        return None
+    try:
+        event = orjson.loads(value)
+        eid = event.get("id") if isinstance(event, dict) else None
+    except orjson.JSONDecodeError:
+        m = _ID_HEAD.match(value)
+        try:
+            eid = orjson.loads(m.group(1)) if m else None
+        except orjson.JSONDecodeError:   # e.g. invalid UTF-8 or a bad escape inside the id
+            eid = None
+    return eid if isinstance(eid, str) and 0 < len(eid) <= MAX_PEEK_ID else None
 
 
 class EventTemplate:
     """Encode many events that share source, attributes, resource and routes (e.g. one file's lines).
 
-    The shared part is serialized once; each event adds only its id, times, severity and body, and
-    the headers reuse the shared ones. ``decode(t.encode(...))`` equals ``decode(encode(new_event(...)))``
+    The shared part is serialized once; each event adds only its id, times, severity and body.
+    ``decode(t.encode(...))`` equals ``decode(encode(new_event(...)))``
     with the same fields (tests/kernel/test_envelope.py checks it): an encoding for hot loops, not a
     second format.
     """
 
-    __slots__ = ("_tail", "_shared_headers", "_severity_headers")
+    __slots__ = ("_tail",)
 
     def __init__(self, *, source: str, attributes: dict | None = None, resource: dict | None = None,
                  routes: list | None = None):
@@ -295,9 +312,6 @@ class EventTemplate:
         shared = orjson.dumps({"attributes": attributes or {}, "resource": resource or {}, "source": source,
                                "routes": routes, "schema": SCHEMA_VERSION}, option=orjson.OPT_NON_STR_KEYS)
         self._tail = b"," + shared[1:]            # the object without its "{": appended after the body
-        self._shared_headers = ((HEADER_SOURCE, source.encode()), (HEADER_ROUTES, ",".join(routes).encode()),
-                                (HEADER_SCHEMA, str(SCHEMA_VERSION).encode()))
-        self._severity_headers = {n: (HEADER_SEVERITY, str(n).encode()) for n in range(25)}
 
     #: the fields of one event, then the shared tail
     _FORMAT = (b'{"id":%s,"time":%s,"observed_time":%d,"ingest_time":%s,"severity_text":%s,'
@@ -310,24 +324,15 @@ class EventTemplate:
             b"null" if ingest_time is None else b"%d" % ingest_time, orjson.dumps(severity_text),
             severity_number, orjson.dumps(body), self._tail)
 
-    def record(self, id: str, time: int | None, observed_time: int, ingest_time: int | None,
-               body: str) -> tuple[bytes, list[tuple[str, bytes]]]:
-        """``(encode(...), headers(id))`` of an event without severity, in one call (hot loops)."""
-        source, routes, schema = self._shared_headers
-        return (self._FORMAT % (
-                    orjson.dumps(id), b"null" if time is None else b"%d" % time, observed_time,
-                    b"null" if ingest_time is None else b"%d" % ingest_time, b'""', 0, orjson.dumps(body),
-                    self._tail),
-                [(HEADER_ID, id.encode()), source, routes, schema, self._severity_headers[0]])
-
-    def headers(self, id: str, severity_number: int = 0) -> list[tuple[str, bytes]]:
-        """The same headers as ``headers(event)``."""
-        source, routes, schema = self._shared_headers
-        return [(HEADER_ID, id.encode()), source, routes, schema, self._severity_headers[severity_number]]
+    def record(self, id: str, time: int | None, observed_time: int, ingest_time: int | None, body: str) -> bytes:
+        """``encode(...)`` of an event without severity, with fewer arguments (hot loops)."""
+        return self._FORMAT % (
+            orjson.dumps(id), b"null" if time is None else b"%d" % time, observed_time,
+            b"null" if ingest_time is None else b"%d" % ingest_time, b'""', 0, orjson.dumps(body), self._tail)
 
 
 def header_value(hdrs: list[tuple[str, bytes]] | None, name: str) -> str | None:
-    """One header's value as text, or None."""
+    """One header's value as text, or None (a record's headers may be bytes, str or None)."""
     for k, v in hdrs or ():
         if k == name:
             return v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else v

@@ -1,9 +1,10 @@
 """Produce envelopes to Kafka and tell the caller when each is acknowledged.
 
 Every source (agent, collectors, demo) and every processor sends through this: it stamps
-``ingest_time``, encodes, sets the routing headers, and calls ``on_ack(event)`` only once Kafka has
-acknowledged the record. Sources move their checkpoints there, processors commit input offsets there:
-that is the at-least-once rule of the whole pipeline.
+``ingest_time``, encodes (the value is the whole record, with no headers: see ``logtide.envelope``)
+and calls ``on_ack(event)`` only once Kafka has acknowledged the record. Sources move their
+checkpoints there, processors commit input offsets there: that is the at-least-once rule of the
+whole pipeline.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class EventSender:
                     on_error(event, err)
 
         try:
-            self.producer.produce(topic, value, key=key, headers=envelope.headers(event), on_delivery=delivered)
+            self.producer.produce(topic, value, key=key, on_delivery=delivered)
         except BaseException:
             self.inflight -= 1  # never queued: no callback will come for it
             raise
@@ -90,8 +91,8 @@ class DrainingSender:
         self.topic = topic
         self.shrink = shrink
         self.retry_seconds = retry_seconds
-        self.retry: list[tuple[bytes, bytes | None, list]] = []
-        self.waiting: list[tuple[bytes, bytes | None, list | None]] = []   # not taken: the buffer was full
+        self.retry: list[tuple[bytes, bytes | None]] = []
+        self.waiting: list[tuple[bytes, bytes | None]] = []   # not taken: the buffer was full
         self._retry_at = 0.0
         self._errors = PRODUCE_ERRORS.labels(component)
         self._bytes = BYTES_PRODUCED.labels(component)
@@ -103,33 +104,33 @@ class DrainingSender:
         self._counted = self._bytes_counted = 0
         self._produce = producer.bind(topic, self._delivered, wait=False)
 
-    def send(self, value: bytes, key: bytes | None, headers: list | None) -> None:
-        """Queue one encoded record; if the client's buffer is full it waits here (see the class).
-        After a drain that returned True, every record up to ``accepted`` is acknowledged."""
+    def send(self, value: bytes, key: bytes | None) -> None:
+        """Queue one encoded record (no headers); if the client's buffer is full it waits here (see
+        the class). After a drain that returned True, every record up to ``accepted`` is acknowledged."""
         self.accepted += 1
-        self._offer(value, key, headers)
+        self._offer(value, key)
 
-    def _offer(self, value: bytes, key: bytes | None, headers: list | None) -> None:
+    def _offer(self, value: bytes, key: bytes | None) -> None:
         if self.waiting:
-            self.waiting.append((value, key, headers))   # behind the others: order is kept
+            self.waiting.append((value, key))   # behind the others: order is kept
             return
         try:
-            self._produce(value, key, headers)
+            self._produce(value, key, None)
         except BufferFull:
-            self.waiting.append((value, key, headers))
+            self.waiting.append((value, key))
             return
         except TransportError as exc:
             # refused before it was queued (e.g. over message.max.bytes): a failed delivery like any other
             self.sent += 1
-            self._delivered(exc, Record(self.topic, -1, -1, key, value, headers, None))
+            self._delivered(exc, Record(self.topic, -1, -1, key, value, None, None))
             return
         self.sent += 1
         self.sent_bytes += len(value)
 
     def _send_waiting(self) -> None:
         waiting, self.waiting = self.waiting, []
-        for i, (value, key, headers) in enumerate(waiting):
-            self._offer(value, key, headers)
+        for i, (value, key) in enumerate(waiting):
+            self._offer(value, key)
             if self.waiting:                  # full again: the rest stays, in order
                 self.waiting.extend(waiting[i + 1:])
                 return
@@ -142,14 +143,7 @@ class DrainingSender:
         value = rec.value
         if self.shrink is not None and "too large" in str(err).lower():
             value = self.shrink(value)
-        headers = list(rec.headers)
-        if not headers:
-            # librdkafka's delivery reports carry no headers: they repeat the envelope, so rebuild them
-            try:
-                headers = envelope.headers(envelope.decode(value, check_depth=False))
-            except (envelope.EnvelopeError, TypeError):
-                headers = []
-        self.retry.append((value, rec.key, headers))
+        self.retry.append((value, rec.key))
 
     @property
     def in_flight(self) -> int:
@@ -172,8 +166,8 @@ class DrainingSender:
     def _resend(self) -> None:
         self._retry_at = time.monotonic() + self.retry_seconds   # a Kafka that keeps refusing is not hammered
         retry, self.retry = self.retry, []
-        for value, key, headers in retry:
-            self._offer(value, key, headers)   # a new failure queues it again
+        for value, key in retry:
+            self._offer(value, key)   # a new failure queues it again
 
     def drain(self, timeout: float) -> bool:
         """Wait (up to ``timeout`` seconds) until everything sent so far is acknowledged."""

@@ -3,10 +3,11 @@ produces to ``logtide.route.<sink>``.
 
 Per batch (``logtide.consume.BatchLoop``): decode each envelope (a bad one goes to the DLQ with the
 reason), run the pipeline (an event a step cannot handle goes to the DLQ with the step's name),
-encode each output once and produce it to each of its sinks' topics with the envelope headers and the
-input key (so one stream keeps its order), then flush. The handler returns only when every output
-was acknowledged; only then does the loop commit the input offsets: at-least-once. A failed delivery
-makes the whole batch retry (its events carry the same ids, so sinks drop the duplicates).
+encode each output once and produce it to each of its sinks' topics with the input key (so one stream
+keeps its order) and no headers (the value says everything; an input's headers are not passed on),
+then flush. The handler returns only when every output was acknowledged; only then does the loop
+commit the input offsets: at-least-once. A failed delivery makes the whole batch retry (its events
+carry the same ids, so sinks drop the duplicates).
 """
 
 from __future__ import annotations
@@ -44,24 +45,6 @@ EVENT_LAG = Histogram(
     "logtide_processor_event_lag_seconds", "Ingest time minus event time of processed events", ["source"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400))
 DLQ_HEADER_SIZE = "logtide.dlq.original_size"
-
-
-class HeaderMaker:
-    """``envelope.headers(event)`` with the part that repeats (source, routes, schema, severity) encoded
-    once per distinct combination: one lookup per output, only the id is encoded each time."""
-
-    def __init__(self):
-        self._tails: dict[tuple, tuple[tuple[str, bytes], ...]] = {}
-
-    def __call__(self, event: dict) -> list[tuple[str, bytes]]:
-        key = (event["source"], *event["routes"], event["schema"], event["severity_number"])
-        tail = self._tails.get(key)
-        if tail is None:
-            if len(self._tails) > 1000:  # data-driven keys: stay bounded
-                self._tails.clear()
-            h = envelope.headers(event)
-            tail = self._tails[key] = (h[1], h[2], h[3], h[4])
-        return [(envelope.HEADER_ID, event["id"].encode()), *tail]
 
 
 def observe_many(hist, values: list[float]) -> None:
@@ -156,7 +139,6 @@ class Processor:
         self._out_counters = {s: OUTPUTS.labels(s) for s in config.sinks}
         self._sources: set[str] = set()
         self._lag_metrics: dict[str, Any] = {}
-        self._headers = HeaderMaker()
         subs, pattern = topic_subscription(config.topics)
         overrides = {"topic.metadata.refresh.interval.ms": 5000} if transport.name == "confluent" else {}
         self.loop = BatchLoop(transport, component=COMPONENT, group_id=config.group_id, topics=subs,
@@ -187,7 +169,6 @@ class Processor:
         run = self.pipeline.run
         decode = envelope.decode
         dumps = orjson.dumps
-        make_headers = self._headers
         max_value = self.max_value
         counts: dict[str, int] = {}
         lags: dict[str, list[float]] = {}
@@ -231,13 +212,12 @@ class Processor:
                 except TypeError as exc:
                     self._dead(rec, "encode", exc)
                     break
-                hdrs = make_headers(ev)
                 for sink in sinks:
                     send = senders.get(sink)
                     if send is None:
                         self._dead(rec, "route", EnvelopeError(f"unknown sink {sink!r} in the event's routes"))
                         continue
-                    send(data, key, hdrs)
+                    send(data, key, None)
                     counts[sink] = counts.get(sink, 0) + 1
         self.pipeline.end_batch()
         remaining = self.producer.flush(self.config.flush_timeout_seconds)

@@ -8,7 +8,7 @@ so memory does not grow with the DLQ.
 
 ``replay`` re-produces the selected records to the topic they came from (``logtide.error.topic``),
 to their original partition when it still exists, with their original key, value (so the event id is
-kept) and headers minus ``logtide.error.*``. Each chunk is first claimed in the replay ledger
+kept) and headers minus the DLQ's own (``logtide.error.*`` and ``logtide.id``). Each chunk is first claimed in the replay ledger
 (tools/dlq_ledger.py: an append-only one-partition topic whose order decides), then sent, then
 recorded as replayed, so operators replaying at once (other reasons, or both ``--all``) never send a
 record twice, and a later ``replay`` does not send it again (``--again`` does). ``purge`` records
@@ -22,7 +22,7 @@ from typing import Callable
 
 from logtide import envelope
 from logtide.cli import UsageError
-from logtide.dlq import error_info
+from logtide.dlq import error_info, original_headers
 from logtide.topics import DLQ, RangeReader
 from logtide.transport import Record, TopicPartition, TransportError
 
@@ -156,17 +156,13 @@ def _short(iso: str) -> str:
 
 def describe_record(rec: Record, full: bool) -> dict:
     info = error_info(rec.headers)
-    event_id = envelope.header_value(rec.headers, envelope.HEADER_ID)
-    if event_id is None and rec.value:
-        try:
-            event_id = envelope.decode(rec.value).get("id")
-        except envelope.EnvelopeError:
-            pass
+    # the DLQ writes the id it read from the value's head; older dead letters have it from their record
+    event_id = envelope.header_value(rec.headers, envelope.HEADER_ID) or envelope.peek_id(rec.value)
     return {"dlq_partition": rec.partition, "dlq_offset": rec.offset, "event_id": event_id,
             "origin": f"{info.get('topic', '?')}[{info.get('partition', '?')}]@{info.get('offset', '?')}",
             "error": info, "error_time": format_ms(error_ms(info, rec)),
             "key": text(rec.key), "value": text(rec.value, None if full else 400),
-            "headers": {k: v for k, v in headers_dict(rec.headers).items() if not k.startswith("logtide.error.")}}
+            "headers": headers_dict(original_headers(rec.headers))}
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -332,8 +328,8 @@ def _send_back(transport, ranges, ledger: ReplayLedger, wanted, targets: dict[st
                 partition = None
             if partition is not None and not 0 <= partition < partitions[info["topic"]]:
                 partition = None
-            headers = [(k, v) for k, v in rec.headers if not k.startswith("logtide.error.")]
-            producer.produce(info["topic"], rec.value, key=rec.key, headers=headers, partition=partition,
+            producer.produce(info["topic"], rec.value, key=rec.key, headers=original_headers(rec.headers),
+                             partition=partition,
                              on_delivery=lambda err, _r, rec=rec: errors.append(err) if err else acked.append(rec))
         left = producer.flush(60)
         ledger.finish(cid, acked)  # what was not acknowledged is freed for a later replay

@@ -72,6 +72,7 @@ def test_rotation_rename_copytruncate_and_delete_while_running(tmp_path, memory_
     by_body = {e["body"]: e for e in events}
     assert by_body["a line 000000 with some text"]["source"] == "file"
     assert by_body["a line 000000 with some text"]["attributes"]["log.file.path"] == str(app)
+    assert reader.headers == [[]] * 510                  # no Kafka headers: the value is the whole record
     reader.close()
 
 

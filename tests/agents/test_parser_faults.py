@@ -174,7 +174,7 @@ class _Sink:
         self.values = []
         self.accepted = 0
 
-    def send(self, value, key, headers):
+    def send(self, value, key):
         self.values.append(value)
         self.accepted += 1
 

@@ -16,6 +16,7 @@ from logtide.topics import DLQ
 from logtide.transport import TopicPartition, TopicSpec, connect
 
 from logtide.alerting.engine import build
+from tests.legacy_records import old_headers
 
 RULES = """rules:
   - name: Boom
@@ -27,10 +28,12 @@ RULES = """rules:
 """
 
 
-def produce(transport, topic, events, raw=()):
+def produce(transport, topic, events, raw=(), old=False):
+    """Events (``old``: with the routing headers of records written before events went without),
+    then raw (key, value) records."""
     p = transport.producer()
     for e in events:
-        p.produce(topic, envelope.encode(e), key=b"checkout", headers=envelope.headers(e))
+        p.produce(topic, envelope.encode(e), key=b"checkout", headers=old_headers(e) if old else None)
     for key, value in raw:
         p.produce(topic, value, key=key)
     assert p.flush(10) == 0
@@ -78,7 +81,7 @@ def test_restart_mid_group_pages_once_and_does_not_recount(tmp_path, memory_kafk
     transport = connect(memory_kafka)
     run = Running(cfg, transport)
     try:
-        produce(transport, topic, [event(i, T0 + i * S) for i in range(4)])
+        produce(transport, topic, [event(i, T0 + i * S) for i in range(4)], old=True)   # older records count too
         assert run.wait(lambda e: any(a.state == "firing" for a in e.states.alerts.values()))
         assert run.wait(lambda e: e.applied.get((topic, 0)) == 4)  # state and offsets durable
     finally:
@@ -116,17 +119,20 @@ def test_bad_records_go_to_the_dlq_with_the_reason(tmp_path, memory_kafka, memor
     key = f"bad-{uuid.uuid4().hex}".encode()
     run = Running(cfg, transport)
     try:
-        produce(transport, topic, [event(1, T0)], raw=[(key, b"{not json"), (key, b'{"id": 5}')])
-        assert run.wait(lambda e: e.applied.get((topic, 0)) == 3)
+        produce(transport, topic, [event(1, T0)],
+                raw=[(key, b"{not json"), (key, b'{"id": 5}'), (key, b'{"id": "cut-1", "time": 17')])
+        assert run.wait(lambda e: e.applied.get((topic, 0)) == 4)
     finally:
         run.close()
     consumer = transport.consumer(None)
     consumer.assign([TopicPartition(DLQ, 0)])
     found, deadline = [], time.monotonic() + 20
-    while len(found) < 2 and time.monotonic() < deadline:
+    while len(found) < 3 and time.monotonic() < deadline:
         found += [r for r in consumer.poll_batch(1000, 0.5) if r.key == key]
     consumer.close()
-    assert len(found) == 2
+    assert len(found) == 3
     infos = [error_info(r.headers) for r in found]
     assert {i["stage"] for i in infos} == {"alerting.decode"} and {i["component"] for i in infos} == {"alerting"}
     assert "invalid JSON" in infos[0]["message"] and infos[1]["topic"] == topic
+    # the event's id when the value has one to read, even cut short
+    assert [envelope.header_value(r.headers, envelope.HEADER_ID) for r in found] == [None, None, "cut-1"]

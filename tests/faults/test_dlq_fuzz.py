@@ -1,6 +1,7 @@
 """A running `logtide process` fed random bad records between good ones: it keeps going, every record
 ends either in a route topic or in logtide.dlq, and every record that is not a valid envelope is in
-the DLQ with a reason (logtide.error.stage/class/message) and its original offset."""
+the DLQ with a reason (logtide.error.stage/class/message), its original offset and the event's id
+when its value has one to read (routed records carry no headers)."""
 
 from __future__ import annotations
 
@@ -105,15 +106,22 @@ def test_running_processor_sends_every_bad_record_to_the_dlq_with_a_reason(own_b
     analytics = read_topic(settings, routes[2])
 
     reasons = {}
+    cut_with_id = 0
     for rec in dlq:
         info = error_info(rec.headers)
         assert info.get("stage") and info.get("class") and info.get("message"), info
         assert info["topic"] == RAW
         reasons[int(info["offset"])] = f'{info["stage"]}: {info["class"]}'
+        value = values[int(info["offset"])]
+        event_id = envelope.header_value(rec.headers, envelope.HEADER_ID)
+        assert event_id == envelope.peek_id(value), (value, rec.headers)
+        cut_with_id += event_id is not None and not accepted(value) and value.startswith(b'{"id":"good-')
+    assert cut_with_id, "a record broken after its id keeps the id in the DLQ"
+    assert all(r.headers == [] for r in analytics)
     must = {n for n, v in enumerate(values) if not accepted(v)}
     missing = sorted(must - set(reasons))
     assert not missing, [(n, values[n][:80] if values[n] else None) for n in missing[:5]]
     assert len(dlq) + len(analytics) == COUNT, "every record in exactly one place: a route or the DLQ"
     assert len(reasons) == len(dlq), "one DLQ record per bad input record"
-    report("dlq_fuzz", {"records": COUNT, "not_envelopes": len(must), "dlq": len(dlq), "routed": len(analytics),
+    report("dlq_fuzz", {"records": COUNT, "not_envelopes": len(must), "dlq": len(dlq), "dlq_with_id_of_broken_value": cut_with_id, "routed": len(analytics),
                         "reasons": sorted(set(reasons.values()))})

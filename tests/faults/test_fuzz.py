@@ -183,12 +183,14 @@ VALID = envelope.encode(envelope.new_event(id="x", body="hello", source="k8s", r
 @fuzz()
 @given(data=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode()), _mutations(VALID)))
 def test_envelope_decode_returns_an_envelope_or_a_reason(data):
+    peeked = envelope.peek_id(data)   # what the DLQ writer does with any record: never raises
+    assert peeked is None or (type(peeked) is str and 0 < len(peeked) <= envelope.MAX_PEEK_ID)
     try:
         event = envelope.decode(data)
     except envelope.EnvelopeError as exc:
         assert exc.reason
         return
-    envelope.headers(event)
+    assert peeked == (event["id"] if len(event["id"]) <= envelope.MAX_PEEK_ID else None)
     assert envelope.decode(envelope.encode(event))["id"] == event["id"]
 
 

@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from logtide import envelope
-from logtide.envelope import EnvelopeError, decode, encode, header_value, headers, make_id, new_event
+from logtide.envelope import EnvelopeError, decode, encode, header_value, make_id, new_event
+from tests.legacy_records import old_headers
 
 
 def event(**over):
@@ -162,19 +163,35 @@ def test_nesting_within_limit_is_accepted():
     assert decode(encode(event(body=body)))["body"] == body
 
 
-# --- headers --------------------------------------------------------------------------------
+# --- headers and ids ------------------------------------------------------------------------
 
-def test_headers_repeat_routing_fields():
+def test_header_value_reads_one_header_of_an_older_record():
     e = event()
-    hdrs = headers(e)
-    assert all(isinstance(k, str) and isinstance(v, bytes) for k, v in hdrs)
+    hdrs = old_headers(e)
     assert header_value(hdrs, envelope.HEADER_ID) == e["id"]
-    assert header_value(hdrs, envelope.HEADER_SOURCE) == "k8s"
-    assert header_value(hdrs, envelope.HEADER_ROUTES) == "monitoring,audit"
-    assert header_value(hdrs, envelope.HEADER_SCHEMA) == str(envelope.SCHEMA_VERSION)
-    assert header_value(hdrs, envelope.HEADER_SEVERITY) == "13"
+    assert header_value(hdrs, "logtide.routes") == "monitoring,audit"
     assert header_value(hdrs, "absent") is None
     assert header_value(None, envelope.HEADER_ID) is None
+    assert decode(encode(e)) == e   # the value alone says everything the headers said
+
+
+def test_id_comes_first_so_peek_id_reads_it_from_a_cut_or_broken_value():
+    e = event(id='a"\\b \u00e9')
+    value = encode(e)
+    assert value.startswith(b'{"id":')
+    assert envelope.EventTemplate(source="k8s").record("x", None, 1, 2, "b").startswith(b'{"id":"x"')
+    for head in (value, value[:len(value) // 2], value[:30] + b"\xff\x00 garbage"):
+        assert envelope.peek_id(head) == e["id"]
+    assert envelope.peek_id(b'  {  "id" : "abc" , "body": ') == "abc"
+    assert envelope.peek_id(b'{"body": "x", "id": "late"}') == "late"       # whole JSON: any key order
+
+
+@pytest.mark.parametrize("value", [None, b"", b"not json", b"[1, 2]", b'{"id": 7}', b'{"id": ""}',
+                                   b'{"body": "x", "id": "cut', b'{"id":"\xff\xfe", ', b'{"id":"cut here',
+                                   b'{"id":"' + b"a" * (envelope.MAX_PEEK_ID + 1) + b'"}',
+                                   b'{"id":"' + b"a" * (envelope.MAX_PEEK_ID + 1) + b'", broken'])
+def test_peek_id_gives_none_when_there_is_no_id_to_read(value):
+    assert envelope.peek_id(value) is None
 
 
 def test_header_value_tolerates_bad_bytes_and_str():
@@ -193,7 +210,6 @@ def test_event_template_encodes_what_encode_does(body, time_ns):
     event["ingest_time"] = 7
     value = template.encode("id-1", time_ns, 5, 7, body, "WARN", 13)
     assert envelope.decode(value) == envelope.decode(envelope.encode(event))
-    assert template.headers("id-1", 13) == envelope.headers(event)
     plain = dict(event, severity_text="", severity_number=0)
-    value, headers = template.record("id-1", time_ns, 5, 7, body)
-    assert envelope.decode(value) == envelope.decode(envelope.encode(plain)) and headers == envelope.headers(plain)
+    value = template.record("id-1", time_ns, 5, 7, body)
+    assert envelope.decode(value) == envelope.decode(envelope.encode(plain))

@@ -1,4 +1,4 @@
-"""EventSender: ingest_time, encoding, routing headers, and on_ack only after Kafka acknowledged."""
+"""EventSender: ingest_time, encoding, no headers, and on_ack only after Kafka acknowledged."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from logtide.transport import TopicPartition, connect
 pytestmark = pytest.mark.timeout(30)
 
 
-def test_send_stamps_encodes_sets_headers_and_acks(fast_kafka, new_topic):
+def test_send_stamps_encodes_and_acks_records_without_headers(fast_kafka, new_topic):
     topic = new_topic(1)
     transport = connect(fast_kafka)
     sender = EventSender(transport.producer(), "kerneltest")
@@ -43,13 +43,10 @@ def test_send_stamps_encodes_sets_headers_and_acks(fast_kafka, new_topic):
         consumer.close()
     assert [envelope.decode(r.value) for r in recs] == acked
     assert all(r.key == b"pod-1" for r in recs)
-    h = recs[0].headers
-    assert envelope.header_value(h, envelope.HEADER_ID) == events[0]["id"]
-    assert envelope.header_value(h, envelope.HEADER_ROUTES) == "audit"
-    assert envelope.header_value(h, envelope.HEADER_SEVERITY) == "17"
+    assert [r.headers for r in recs] == [[], [], []]   # the value carries id, routes and severity
 
 
-def _events(n: int, template: envelope.EventTemplate) -> list[tuple[bytes, list]]:
+def _events(n: int, template: envelope.EventTemplate) -> list[bytes]:
     return [template.record(envelope.make_id("drain", i), 1_700_000_000_000_000_000 + i, 5, 6, f"line {i}")
             for i in range(n)]
 
@@ -74,8 +71,8 @@ def test_draining_sender_learns_acks_at_the_drain(kafka_settings, new_topic):
     sender = DrainingSender(transport.producer(report_successes=False), "draintest", topic)
     template = envelope.EventTemplate(source="k8s", resource={"k8s.pod.name": "p"}, attributes={"log.iostream": "stdout"})
     records = _events(50, template)
-    for value, headers in records:
-        sender.send(value, b"pod-1", headers)
+    for value in records:
+        sender.send(value, b"pod-1")
     assert sender.sent == 50
     assert sender.drain(15) is True
     assert sender.in_flight == 0 and sender.acked == 50 and sender.failures == 0
@@ -83,9 +80,9 @@ def test_draining_sender_learns_acks_at_the_drain(kafka_settings, new_topic):
                                      {"component": "draintest", "topic": topic}) == 50
     sender.producer.close()
     recs = _read(transport, topic, 50)
-    assert [r.value for r in recs] == [v for v, _ in records]
-    assert all(r.key == b"pod-1" for r in recs)
-    assert envelope.header_value(recs[7].headers, envelope.HEADER_ID) == envelope.make_id("drain", 7)
+    assert [r.value for r in recs] == records
+    assert all(r.key == b"pod-1" and r.headers == [] for r in recs)
+    assert envelope.decode(recs[7].value)["id"] == envelope.make_id("drain", 7)
 
 
 def test_draining_sender_resends_a_refused_record_after_shrinking_it(fast_kafka, new_topic):
@@ -102,32 +99,31 @@ def test_draining_sender_resends_a_refused_record_after_shrinking_it(fast_kafka,
 
     sender = DrainingSender(transport.producer(report_successes=False), "draintest2", topic, shrink=shrink)
     template = envelope.EventTemplate(source="k8s")
-    value, headers = template.record("big-one", None, 5, 6, "x" * 2_000_000)
-    sender.send(value, None, headers)
+    value = template.record("big-one", None, 5, 6, "x" * 2_000_000)
+    sender.send(value, None)
     assert sender.failures == 1 and len(sender.retry) == 1 and shrunk == [len(value)]
     assert sender.drain(15) is True                 # the retry was sent and acknowledged
     assert sender.retry == [] and sender.acked == 1
     sender.producer.close()
     (rec,) = _read(transport, topic, 1)
     event = envelope.decode(rec.value)
-    assert event["id"] == "big-one" and event["body"] == "x" * 100
-    assert envelope.header_value(rec.headers, envelope.HEADER_ID) == "big-one"   # headers rebuilt for the retry
+    assert event["id"] == "big-one" and event["body"] == "x" * 100 and rec.headers == []
 
 
 def test_draining_sender_keeps_what_kafka_never_acknowledged(broker, new_topic):
-    """Kafka unreachable: the drain fails, every record waits in the retry list with its headers."""
+    """Kafka unreachable: the drain fails, every record waits in the retry list, as it was sent."""
     from logtide.transport import KafkaSettings
     transport = connect(KafkaSettings(bootstrap="127.0.0.1:1", client="confluent"))
     sender = DrainingSender(transport.producer(report_successes=False, **{"message.timeout.ms": 300}),
                             "draintest3", "nowhere", retry_seconds=60)
-    for value, headers in _events(3, envelope.EventTemplate(source="k8s")):
-        sender.send(value, b"k", headers)
+    records = _events(3, envelope.EventTemplate(source="k8s"))
+    for value in records:
+        sender.send(value, b"k")
     assert sender.drain(2.0) is False               # (it sent the refused records again meanwhile)
     sender.producer.flush(10)                       # serve the last failure reports (returns once they are)
     assert sender.failures >= 3 and sender.failures % 3 == 0
     assert sender.acked == 0 and sender.in_flight == 3 and len(sender.retry) == 3
-    assert [envelope.header_value(h, envelope.HEADER_ID) for _, _, h in sender.retry] == \
-        [envelope.make_id("drain", i) for i in range(3)]
+    assert sender.retry == [(value, b"k") for value in records]
     sender.producer._p = None   # nothing to flush into a Kafka that is not there
 
 
@@ -140,12 +136,12 @@ def test_draining_sender_holds_records_while_the_client_buffer_is_full(broker, n
     sender = DrainingSender(producer, "draintest4", topic)
     template = envelope.EventTemplate(source="k8s")
     records = [template.record(envelope.make_id("full", i), None, 5, 6, "x" * 4000) for i in range(100)]
-    for value, headers in records:
-        sender.send(value, b"k", headers)
+    for value in records:
+        sender.send(value, b"k")
     # ~400 KB offered to a 64 KB buffer: most of it waits, nothing was dropped or reordered
     assert sender.waiting and sender.sent < 100 and sender.accepted == 100
     assert sender.sent + len(sender.waiting) == 100 and sender.in_flight + sender.acked == 100
     assert sender.drain(20) is True
     assert sender.waiting == [] and sender.acked == 100
     sender.producer.close()
-    assert [r.value for r in _read(transport, topic, 100)] == [v for v, _ in records]
+    assert [r.value for r in _read(transport, topic, 100)] == records

@@ -38,8 +38,9 @@ def outcome(value: bytes) -> str:
     except StepError:
         return "dlq"
     for ev, _ in outputs:
-        envelope.headers(ev)
-        envelope.decode(envelope.encode(ev))  # what we produce is a valid envelope again
+        value = envelope.encode(ev)
+        envelope.decode(value)   # what we produce is a valid envelope again: the whole record
+        assert envelope.peek_id(value) == (ev["id"] if len(ev["id"]) <= envelope.MAX_PEEK_ID else None)
     return "ok"
 
 

@@ -1,6 +1,7 @@
 """The processor on the in-memory transport (tests/processors/test_replicas.py runs it against the
-embedded broker, as processes): outputs with headers and keys, the DLQ with reasons for
-every kind of bad input, and the lookup-table join from a compacted topic."""
+embedded broker, as processes): outputs with keys and no headers (inputs with the headers of older
+records too), the DLQ with reasons and ids for every kind of bad input, and the lookup-table join
+from a compacted topic."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from logtide import envelope
 from logtide.dlq import error_info
 from logtide.transport import connect
-from logtide.processors.app import DLQ_HEADER_SIZE, EVENT_LAG, HeaderMaker, load, make_processor, observe_many
+from logtide.processors.app import DLQ_HEADER_SIZE, EVENT_LAG, load, make_processor, observe_many
+from tests.legacy_records import old_headers
 from tests.processors.conftest import (
     create_topic, make_event, produce, produce_events, read_topic, route_topic, write_config,
 )
@@ -69,31 +71,43 @@ def test_routes_outputs_and_dead_letters(memory_kafka, names, tmp_path):
         (b"k7", b"x" * (10 * 1024 * 1024)),                                # 10 MB
     ]
     produce(memory_kafka, names["raw"], bad, headers=[("origin", b"test")], **{"message.max.bytes": 20_000_000})
-    produce_events(memory_kafka, names["raw"], [make_event(2000 + i) for i in range(10)])  # good after bad
+    # good after bad, as older sources wrote them: with routing headers, one of which now lies
+    old = [make_event(2000 + i, service="auth" if i % 2 else "shop", level="ERROR" if i < 5 else "INFO")
+           for i in range(10)]
+    for e in old:
+        stale = [(k, b"monitoring" if k == "logtide.routes" else v) for k, v in old_headers(e)]
+        produce(memory_kafka, names["raw"], [(b"old", envelope.encode(e))], headers=stale)
+    newer_old = make_event(3000)
+    newer_old["schema"] = 99
+    produce(memory_kafka, names["raw"], [(b"k8", envelope.encode(newer_old))],
+            headers=old_headers(newer_old) + [("origin", b"test")])             # older record, dead letter
     path = write_config(tmp_path / "p.yaml", memory_kafka, names, PIPELINE, max_batch=100)
     with Running(memory_kafka, path) as proc:
         analytics = read_topic(memory_kafka, route_topic(names, "analytics"), 210, timeout=40)
-        dlq = read_topic(memory_kafka, names["dlq"], len(bad), timeout=20)
-        monitoring = read_topic(memory_kafka, route_topic(names, "monitoring"), 50, timeout=10)
-        audit = read_topic(memory_kafka, route_topic(names, "audit"), 40, timeout=10)
+        dlq = read_topic(memory_kafka, names["dlq"], len(bad) + 1, timeout=20)
+        monitoring = read_topic(memory_kafka, route_topic(names, "monitoring"), 55, timeout=10)
+        audit = read_topic(memory_kafka, route_topic(names, "audit"), 45, timeout=10)
         deadline = time.monotonic() + 20
-        while proc.loop.handled < 217 and time.monotonic() < deadline:
+        while proc.loop.handled < 218 and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    ids = {envelope.header_value(r.headers, "logtide.id") for r in analytics}
-    assert ids == {e["id"] for e in good} | {envelope.make_id("test", "t", 2000 + i) for i in range(10)}
-    assert len(monitoring) == 50 and len(audit) == 40
-    rec = next(r for r in monitoring if envelope.header_value(r.headers, "logtide.id") == good[20]["id"])
+    by_id = {(r.topic, envelope.decode(r.value)["id"]): r for r in analytics + monitoring + audit}
+    assert {envelope.decode(r.value)["id"] for r in analytics} == {e["id"] for e in good + old}
+    assert len(analytics) == 210 and len(monitoring) == 55 and len(audit) == 45
+    assert all(r.headers == [] for r in analytics + monitoring + audit)      # no headers on route records
+    rec = by_id[(route_topic(names, "monitoring"), good[20]["id"])]
     ev = envelope.decode(rec.value)
     assert ev["routes"] == ["monitoring", "audit", "analytics"]
-    assert envelope.header_value(rec.headers, "logtide.routes") == "monitoring,audit,analytics"
     assert ev["body"] == "request 20" and ev["attributes"]["user"] == "<email>" and ev["severity_number"] == 17
     assert rec.key == b"auth"  # the input key: one stream keeps its order
-    assert rec.headers == envelope.headers(ev)
     assert EVENT_LAG.labels("demo")._sum.get() > 0           # event-time lag observed
+    for i, e in enumerate(old):   # routed by the value, not by the old header that said "monitoring"
+        want = ["monitoring"] * (i < 5) + ["audit"] * (i % 2) + ["analytics"]
+        assert {t for t, eid in by_id if eid == e["id"]} == {route_topic(names, s) for s in want}
+        assert envelope.decode(by_id[(route_topic(names, "analytics"), e["id"])].value)["routes"] == want
 
     by_key = {r.key: r for r in dlq}
-    assert set(by_key) == {b"k1", b"k2", b"k3", b"k4", b"k5", b"k6", b"k7"}
+    assert set(by_key) == {b"k1", b"k2", b"k3", b"k4", b"k5", b"k6", b"k7", b"k8"}
     info = {k: error_info(r.headers) for k, r in by_key.items()}
     assert info[b"k1"]["stage"] == "decode" and "invalid JSON" in info[b"k1"]["message"]
     assert "UTF-8" in info[b"k2"]["message"]
@@ -109,6 +123,13 @@ def test_routes_outputs_and_dead_letters(memory_kafka, names, tmp_path):
         assert envelope.header_value(r.headers, "origin") == "test"       # original headers kept
     assert by_key[b"k1"].value == b'{"id": "x", "source": "demo", '       # original value kept
     assert by_key[b"k2"].value == b'{"id": "\xff\xfe", "source": "demo"}'
+    # the event's id, read from the value's head even when the rest is broken or cut off; none when
+    # there is none to read; an older record's own id header is kept, not doubled
+    ids = {k: [v for h, v in r.headers if h == "logtide.id"] for k, r in by_key.items()}
+    assert ids == {b"k1": [b"x"], b"k2": [], b"k3": [], b"k4": [make_event(1000)["id"].encode()],
+                   b"k5": [newer["id"].encode()], b"k6": [], b"k7": [], b"k8": [newer_old["id"].encode()]}
+    assert by_key[b"k8"].headers[:6] == old_headers(newer_old)[1:] + [("origin", b"test"),
+                                                                     ("logtide.id", newer_old["id"].encode())]
 
 
 @pytest.mark.timeout(90)
@@ -217,18 +238,6 @@ def test_refused_outputs_make_the_batch_retry(memory_kafka, names):
         assert proc.processed == 0
     finally:
         proc.producer.close()
-
-
-def test_header_maker_matches_the_envelope_headers():
-    make = HeaderMaker()
-    for i, routes in enumerate((["analytics"], ["monitoring", "analytics"], ["analytics"], [])):
-        ev = make_event(i)
-        ev.update(routes=routes, severity_number=i * 5)
-        assert make(ev) == envelope.headers(ev)
-    for i in range(1500):  # more combinations than it keeps: still right after clearing
-        ev = make_event(i)
-        ev.update(source=f"s{i}", routes=["audit", "analytics"][: i % 3])
-        assert make(ev) == envelope.headers(ev)
 
 
 def test_observe_many_exports_what_observe_would():

@@ -56,7 +56,7 @@ def processed_counts(log_path) -> list[int]:
 
 
 def ids_of(records) -> list[str]:
-    return [envelope.header_value(r.headers, "logtide.id") for r in records]
+    return [envelope.decode(r.value)["id"] for r in records]
 
 
 @pytest.mark.slow

@@ -35,9 +35,19 @@ def make_event(i: int, *, run: str = "t", source: str = "k8s", **over) -> dict:
     return ev
 
 
-def produce(broker: str, topic: str, events: list[dict], *, raw: list[bytes] | None = None) -> None:
-    support_produce(broker, topic, [(ev["resource"].get("k8s.pod.name", "").encode(), envelope.encode(ev))
-                                    for ev in events] + [(b"bad", value) for value in raw or []])
+def produce(broker: str, topic: str, events: list[dict], *, raw: list[bytes] | None = None,
+            headers=None) -> None:
+    """Events (with ``headers(event)`` as their Kafka headers, if given), then raw values."""
+    def key(ev: dict) -> bytes:
+        return ev["resource"].get("k8s.pod.name", "").encode()
+
+    if headers:
+        for ev in events:
+            support_produce(broker, topic, [(key(ev), envelope.encode(ev))], headers=headers(ev))
+    else:
+        support_produce(broker, topic, [(key(ev), envelope.encode(ev)) for ev in events])
+    if raw:
+        support_produce(broker, topic, [(b"bad", value) for value in raw])
 
 
 def _pg_bin(name: str) -> str:

@@ -1,5 +1,6 @@
 """The sinks as a role over the embedded broker: kill -9 mid-batch, restart, no loss and no duplicates;
-bad records to the DLQ; an unreachable destination holds the offsets and turns readiness false."""
+bad records to the DLQ; an unreachable destination holds the offsets and turns readiness false; older
+records with routing headers are written like new ones."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import psycopg
 import pytest
 import yaml
 
+from logtide import envelope
 from logtide.config import load_config
 from logtide.dlq import H_TOPIC, error_info
 from logtide.health import HealthServer
@@ -26,6 +28,7 @@ from logtide.processors.sinks.audit.verify import verify_archive
 from logtide.processors.sinks.build import build_services
 from logtide.processors.sinks.config import SinkConfig
 from sinks_helpers import LOGTIDE, make_event, produce, wait_for
+from tests.legacy_records import old_headers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEY = "e2e-key"
@@ -110,14 +113,31 @@ def test_kill9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(broke
     reports = verify_archive(LocalArchive(tmp_path / "audit"), KEY.encode())
     assert len(reports) == 3 and all(r.ok for r in reports), [r.problems for r in reports]
     assert sum(r.records for r in reports) == n
+    assert _archived_ids(tmp_path / "audit") == {e["id"] for e in events}
+    assert len(loki.entries) == n and not loki.errors
+
+
+def _archived_ids(path) -> set[str]:
+    """The ids of every event in the audit segments under ``path``."""
     ids = set()
-    for root, _, files in os.walk(tmp_path / "audit"):
+    for root, _, files in os.walk(path):
         for f in files:
             if f.startswith("seg-"):
                 with open(os.path.join(root, f), "rb") as fh:
                     ids.update(orjson.loads(x)["id"] for x in fh.read().splitlines()[1:])
-    assert ids == {e["id"] for e in events}
-    assert len(loki.entries) == n and not loki.errors
+    return ids
+
+
+def _dead_letters_from(transport, topic: str, n: int) -> list:
+    """The DLQ records that came from ``topic`` (until ``n`` of them, 20 s at most)."""
+    consumer = transport.consumer(None)
+    consumer.assign([TopicPartition(DLQ, 0)])
+    found = []
+    deadline = time.monotonic() + 20
+    while len(found) < n and time.monotonic() < deadline:
+        found += [rec for rec in consumer.poll_batch(1000, 0.5) if error_info(rec.headers).get("topic") == topic]
+    consumer.close()
+    return found
 
 
 def _committed(broker, group) -> dict:
@@ -171,19 +191,50 @@ def test_unreachable_s3_holds_offsets_and_readiness_then_bad_records_reach_the_d
         if server is not None:
             server.stop()
     # the two bad records are in the DLQ with the reason
-    consumer = transport.consumer(None)
-    consumer.assign([TopicPartition(DLQ, 0)])
-    found = []
-    deadline = time.monotonic() + 20
-    while len(found) < 2 and time.monotonic() < deadline:
-        for rec in consumer.poll_batch(1000, 0.5):
-            info = error_info(rec.headers)
-            if info.get("topic") == topic:
-                found.append((rec.value, info))
-    consumer.close()
+    found = [(rec.value, error_info(rec.headers)) for rec in _dead_letters_from(transport, topic, 2)]
     assert sorted(v for v, _ in found) == [b"not json", b'{"id": 1}']
     assert all(i["component"] == "sink-audit" and i["stage"] == "sink-audit-decode" for _, i in found)
     assert H_TOPIC.startswith("logtide.error.")
+
+
+@pytest.mark.timeout(90)
+def test_older_records_with_routing_headers_are_written_like_new_ones(broker, new_topic, tmp_path):
+    """Records written before events went without headers, whose headers now disagree with the value
+    (routes "monitoring" only), mixed with new ones: the sink reads the value; a bad older record
+    reaches the DLQ with its own headers and one id."""
+    admin = connect(KafkaSettings(bootstrap=broker, client="confluent")).admin()
+    admin.create_topics([TopicSpec(DLQ, 1)])
+    admin.close()
+    topic, group, run = new_topic(1, prefix="sinks.old"), f"g-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
+    config = SinkConfig.model_validate({
+        "kafka": {"bootstrap": broker, "client": "confluent"},
+        "audit": {"topic": topic, "group": group, "session_timeout_ms": 6000, "storage": {"path": str(tmp_path)},
+                  "hmac_key": KEY, "roll_bytes": 2048}})
+    transport = connect(config.kafka)
+    [service] = build_services(config, transport)
+    events = [make_event(i, run=run) for i in range(20)]
+    produce(broker, topic, events[:10],
+            headers=lambda ev: [(k, b"monitoring" if k == "logtide.routes" else v) for k, v in old_headers(ev)])
+    produce(broker, topic, events[10:])
+    cut = make_event(99, run=run)
+    producer = transport.producer()
+    producer.produce(topic, envelope.encode(cut)[:60], key=b"cut", headers=old_headers(cut))
+    assert producer.flush(30) == 0
+    producer.close()
+    stop = threading.Event()
+    t = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: _committed(broker, group).get(TopicPartition(topic, 0)) == 21, 45, "offsets committed")
+    finally:
+        stop.set()
+        t.join(20)
+    reports = verify_archive(LocalArchive(tmp_path), KEY.encode())
+    assert all(r.ok for r in reports) and sum(r.records for r in reports) == 20
+    assert _archived_ids(tmp_path) == {e["id"] for e in events}
+    [dead] = _dead_letters_from(transport, topic, 1)
+    assert dead.value == envelope.encode(cut)[:60]
+    assert dead.headers[:5] == old_headers(cut)[1:] + [("logtide.id", cut["id"].encode())]
 
 
 @pytest.mark.timeout(60)

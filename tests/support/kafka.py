@@ -83,12 +83,14 @@ class TopicReader:
         self.consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
         self.events: list[dict] = []
         self.keys: list[bytes] = []
+        self.headers: list[list] = []
 
     def _read(self) -> int:
         recs = self.consumer.poll_batch(10_000, 0.2)
         for rec in recs:
             self.events.append(envelope.decode(rec.value))
             self.keys.append(rec.key)
+            self.headers.append(list(rec.headers or []))
         return len(recs)
 
     def read_until(self, predicate, timeout: float = 20.0) -> list[dict]:

@@ -1,4 +1,5 @@
-"""logtide dlq list|show|replay: reasons from the logtide.error.* headers, replay to the origin."""
+"""logtide dlq list|show|replay: reasons from the logtide.error.* headers, event ids, replay to the origin;
+for dead letters of records without headers and of older records with routing headers alike."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from logtide.dlq import DeadLetters
 from logtide.transport import Record, connect
 
 from logtide.tools.dlq import reason_id, reason_of
+from tests.legacy_records import old_headers
 
 
 def _dead_letter(fast_kafka, dlq: str, origin: str) -> list[dict]:
-    """6 records a parse step refused and 3 undecodable ones, from two partitions of `origin`."""
+    """6 records a parse step refused (0-2 written with older records' routing headers, 3-5 without)
+    and 3 undecodable ones, from two partitions of `origin`."""
     producer = connect(fast_kafka).producer(linger_ms=0)
     dead = DeadLetters(producer, "processor", topic=dlq)
     events = []
@@ -22,7 +25,7 @@ def _dead_letter(fast_kafka, dlq: str, origin: str) -> list[dict]:
         ev = envelope.new_event(id=envelope.make_id("dlq-test", origin, i), body=f"user={i} ok", source="k8s")
         events.append(ev)
         rec = Record(origin, i % 2, 100 + i, f"key{i}".encode(), envelope.encode(ev),
-                     envelope.headers(ev) + [("trace", b"t%d" % i)], None)
+                     (old_headers(ev) if i < 3 else []) + [("trace", b"t%d" % i)], None)
         dead.send(rec, "parse", ValueError(f"bad field at column {i}"))
     for i in range(3):
         dead.send(Record(origin, 0, 200 + i, None, b"{not json", [], None), "decode",
@@ -54,13 +57,15 @@ def test_list_show_replay_round_trip(cli, fast_kafka, new_topic, read_all, monke
     text = cli("dlq", "list", "--topic", dlq, check_rc=0).stdout
     assert parse["reason"] in text and "bad field at column" in text
 
-    shown = json.loads(cli("dlq", "show", "--topic", dlq, parse["reason"], "--limit", "2", "--json",
+    shown = json.loads(cli("dlq", "show", "--topic", dlq, parse["reason"], "--limit", "6", "--json",
                            check_rc=0).stdout)
-    assert len(shown) == 1 and len(shown[0]["samples"]) == 2
+    assert len(shown) == 1 and len(shown[0]["samples"]) == 6
     sample = shown[0]["samples"][0]
     assert sample["error"]["stage"] == "parse" and sample["error"]["message"].startswith("bad field at column")
     assert sample["event_id"] == events[0]["id"] and sample["origin"] == f"{origin}[0]@100"
     assert "logtide.error.stage" not in sample["headers"] and sample["headers"]["trace"] == "t0"
+    assert [s["event_id"] for s in shown[0]["samples"]] == [e["id"] for e in events]   # old and new alike
+    assert shown[0]["samples"][4]["headers"] == {"trace": "t4"}
 
     dry = json.loads(cli("dlq", "replay", "--topic", dlq, parse["reason"], "--dry-run", "--json", check_rc=0).stdout)
     assert dry == {"selected": 6, "skipped_already_replayed": 0, "to": {origin: 6}, "dry_run": True, "replayed": 0,
@@ -77,8 +82,9 @@ def test_list_show_replay_round_trip(cli, fast_kafka, new_topic, read_all, monke
         assert not any(k.startswith("logtide.error.") for k in hdrs)
         ev = envelope.decode(rec.value)
         i = int(rec.key.decode()[3:])
-        assert ev["id"] == events[i]["id"] == hdrs["logtide.id"].decode()  # ids kept
+        assert ev["id"] == events[i]["id"] and "logtide.id" not in hdrs  # ids kept, in the value
         assert rec.partition == i % 2 and hdrs["trace"] == b"t%d" % i  # origin partition, own headers
+        assert len(hdrs) == (5 if i < 3 else 1)          # an older record keeps its other routing headers
         ids.add(ev["id"])
     assert ids == {e["id"] for e in events}
 

@@ -11,6 +11,7 @@ import pytest
 from logtide import envelope
 from logtide.sender import EventSender
 from logtide.transport import connect
+from tests.legacy_records import old_headers
 
 
 def _send(fast_kafka, topic: str, n: int, start: int = 0) -> None:
@@ -35,6 +36,26 @@ def test_tap_filters_with_the_condition_language(cli, fast_kafka, new_topic):
     assert sorted(e["attributes"]["n"] for e in events) == list(range(0, 40, 4))
     assert all(e["_kafka"]["topic"] == topic for e in events)
     assert "read 41, matched 10, shown 10, not envelopes 1" in out.stderr
+
+
+def test_tap_reads_older_records_with_routing_headers_by_their_value(cli, fast_kafka, new_topic):
+    """Records written before events went without headers: filtered on the value, whatever the
+    headers said (here the severity header of every record says 0)."""
+    topic = new_topic(1)
+    producer = connect(fast_kafka).producer(linger_ms=0)
+    for i in range(8):
+        ev = envelope.new_event(id=envelope.make_id("tap-old", i), body=f"old {i}", source="k8s",
+                                severity_text="ERROR" if i % 2 else "INFO", attributes={"n": i})
+        headers = [(k, b"0" if k == "logtide.severity" else v) for k, v in old_headers(ev)]
+        producer.produce(topic, envelope.encode(ev), key=b"old", headers=headers)
+    assert producer.flush(30) == 0
+    producer.close()
+    _send(fast_kafka, topic, 4, start=100)    # and newer ones, without headers, in the same topic
+    out = cli("tap", topic, "--from", "beginning", "--where", "severity_number >= 17", "--json", "--duration", "2",
+              check_rc=0)
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [e["attributes"]["n"] for e in events] == [1, 3, 5, 7, 100]
+    assert "read 13, matched 5, shown 5, not envelopes 1" in out.stderr
 
 
 def test_tap_sample_count_and_pretty_output(cli, fast_kafka, new_topic):
