@@ -134,7 +134,7 @@ def _many_dead_letters(fast_kafka, dlq: str, origin: str, n: int) -> None:
     dead = DeadLetters(producer, "processor", topic=dlq)
     for i in range(2 * n):
         ev = envelope.new_event(id=envelope.make_id("dlq-many", origin, i), body=f"line {i}", source="k8s")
-        rec = Record(origin, 0, i, f"k{i}".encode(), envelope.encode(ev), envelope.headers(ev), None)
+        rec = Record(origin, 0, i, f"k{i}".encode(), envelope.encode(ev), [], None)
         dead.send(rec, ("parse", "enrich")[i % 2], ValueError("bad field"))
     assert producer.flush(30) == 0
     producer.close()
