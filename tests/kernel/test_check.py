@@ -69,7 +69,7 @@ def assert_refused(r: subprocess.CompletedProcess, *words: str) -> None:
 
 
 @pytest.mark.parametrize("role, name, old, new, words", [
-    ("agent", "agent.yaml", "multiline:                     # stack traces as one event\n  enabled: true",
+    ("agent", "agent.yaml", "multiline:                     # stack traces as one event (agents/multiline.py: the exact rules)\n  enabled: true",
      "multiline:\n  start_pattern: '([a-z'", ["multiline", "start_pattern is not a valid regular expression"]),
     ("collect", "collect.yaml", 'match: "-(prod|staging)$"', 'match: "-(prod|staging$"',
      ["cloudwatch.log_groups.1.match", "not a valid regular expression"]),

@@ -161,7 +161,7 @@ def test_an_unreachable_broker_is_waited_for_with_readyz_false(tmp_path):
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("role, section, field", [
-    ("sink", "audit: {storage: {path: DIR}, hmac_key: k}\n", "audit.storage.path"),
+    ("sink", "audit: {storage: {path: DIR}, hmac_key: '${HOME}'}\n", "audit.storage.path"),
     ("sink", "analytics: {parquet: {path: DIR}}\n", "analytics.parquet.path"),
     ("agent", "mode: files\ninclude: ['/tmp/*.log']\ncheckpoint_dir: DIR\n", "checkpoint_dir"),
     ("alert", "rules_files: [rules.yaml]\nstate_path: DIR/alerting.db\n", "state_path"),

@@ -208,7 +208,7 @@ def test_older_records_with_routing_headers_are_written_like_new_ones(broker, ne
     topic, group, run = new_topic(1, prefix="sinks.old"), f"g-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
     config = SinkConfig.model_validate({
         "kafka": {"bootstrap": broker, "client": "confluent"},
-        "audit": {"topic": topic, "group": group, "session_timeout_ms": 6000, "storage": {"path": str(tmp_path)},
+        "audit": {"topic": topic, "group": group, "session_timeout_seconds": 6, "storage": {"path": str(tmp_path)},
                   "hmac_key": KEY, "roll_bytes": 2048}})
     transport = connect(config.kafka)
     [service] = build_services(config, transport)
