@@ -49,7 +49,7 @@ def check_template(text: str) -> str:
     try:
         _CHECKER.parse(text)
     except TemplateSyntaxError as exc:
-        raise ValueError(f"broken template: {exc.message} (template line {exc.lineno})") from None
+        raise ValueError(f"broken template: the template does not compile: {exc.message} (template line {exc.lineno})") from None
     return text
 
 

@@ -9,6 +9,14 @@ signature and records when each probe's notification arrives.
     python bench/alerting.py [--rates 1000,5000] [--seconds 20]
 
 Writes bench/results/alerting.json. The machine is shared (2 cores): numbers are noisy.
+
+    python bench/alerting.py --scale [--events 100000,200000] [--active 1000,10000,100000]
+
+Cost at high cardinality (issue 22), without Kafka: ``logtide alert test`` (a subprocess, as an SRE
+runs it) over generated events with one distinct user per 4 events, of a threshold rule grouped by
+user and a new_term rule on it (events/s; 2x events should take ~2x time); and the engine's cost per
+batch (2,000 events touching 100 keys) against the number of active keys it tracks (flat, not
+linear), with the state size per key. Writes bench/results/alerting-scale.json.
 """
 
 from __future__ import annotations
@@ -263,11 +271,127 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path) ->
             "mean_s": round(statistics.mean(lat), 4) if lat else None, "engine_batches": batches}
 
 
+SCALE_RULES = """rules:
+  - name: UserErrors
+    kind: threshold
+    condition: severity_text == "ERROR"
+    group_by: [attributes.user]
+    count: 5
+    window: 5m
+    max_groups: 200000
+  - name: NewUser
+    kind: new_term
+    field: attributes.user
+    learning: 1m
+    window: 5m
+    max_groups: 200000
+    max_terms: 200000
+"""
+T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
+
+
+def scale_event(i: int, n: int, keys: int) -> dict:
+    """Event i of n spread over 10 minutes; user i % keys (one distinct user per n/keys events)."""
+    return {"id": f"s{i}", "time": T0 + i * (600 * 10**9 // n), "body": f"request {i} failed" if i % 3 == 0 else "ok",
+            "severity_text": "ERROR" if i % 3 == 0 else "INFO", "attributes": {"user": f"user-{i % keys}"}}
+
+
+def bench_alert_test(n: int, workdir: Path) -> dict:
+    keys = n // 4
+    events = workdir / f"events-{n}.jsonl"
+    with open(events, "wb") as fh:
+        for i in range(n):
+            fh.write(orjson.dumps(scale_event(i, n, keys)) + b"\n")
+    rules = workdir / "rules.yaml"
+    rules.write_text(SCALE_RULES)
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "logtide.cli", "alert", "test", str(rules), str(events)],
+                         capture_output=True, text=True, timeout=600)
+    elapsed = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise SystemExit(f"alert test failed: {out.stderr[-2000:]}")
+    summary = [line for line in out.stdout.splitlines() if line.startswith(("summary", "  UserErrors", "  NewUser"))]
+    return {"events": n, "keys": keys, "bytes": events.stat().st_size, "seconds": round(elapsed, 2),
+            "events_per_s": round(n / elapsed), "summary": summary}
+
+
+def bench_batch_cost(active: int) -> dict:
+    """Seconds per ingest of a 2,000-event batch touching 100 keys, with ``active`` keys tracked."""
+    import tracemalloc
+
+    import yaml
+
+    from logtide.envelope import new_event
+
+    from logtide.alerting.backtest import offline_config
+    from logtide.alerting.engine import AlertEngine
+    from logtide.alerting.rules import parse_rules
+    from logtide.alerting.store import Store
+
+    rules = parse_rules(yaml.safe_load(SCALE_RULES.replace("200000", str(2 * active))), "bench.yaml")
+    engine = AlertEngine(offline_config(None), rules, Store(":memory:"), notify=lambda n: None)
+
+    def ev(i: int, user: int, t: int) -> dict:
+        return new_event(id=f"b{i}", body="request failed", source="bench", time=t, observed_time=t,
+                         severity_text="ERROR" if i % 3 == 0 else "INFO", attributes={"user": f"user-{user}"})
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    step = 10**9 // 2000  # 2,000 events per second of event time
+    i = 0
+    for start in range(0, active, 2000):  # every key once, within 60 s of event time
+        engine.ingest([(ev(i + k, start + k, T0 + (i + k) * (60 * 10**9 // active)), 0)
+                       for k in range(min(2000, active - start))])
+        i += 2000
+    per_key = (tracemalloc.get_traced_memory()[0] - before) / active
+    tracemalloc.stop()
+    t = T0 + 61 * 10**9
+    times = []
+    for b in range(30):  # 30 batches, 2,000 events on 100 keys each, one second of event time apart
+        batch = [(ev(10**7 + b * 2000 + k, k % 100, t + k * step), 0) for k in range(2000)]
+        t0 = time.perf_counter()
+        engine.ingest(batch)
+        engine.persist()
+        times.append(time.perf_counter() - t0)
+        t += 10**9
+    tracked = sum(len(e.series) for e in engine.evaluators.values())
+    return {"active_keys": active, "tracked_series": tracked, "batch_ms_median": round(statistics.median(times) * 1000, 2),
+            "batch_ms_p90": round(pct(times, 90) * 1000, 2), "state_bytes_per_key": round(per_key)}
+
+
+def scale(args) -> int:
+    results: dict = {"alert_test": [], "batch_cost": []}
+    with tempfile.TemporaryDirectory(prefix="bench-alerting-scale-") as d:
+        for n in [int(x) for x in args.events.split(",")]:
+            r = bench_alert_test(n, Path(d))
+            results["alert_test"].append(r)
+            print(f"alert test: {r['events']} events, {r['keys']} keys, {r['bytes'] // 1_000_000} MB: "
+                  f"{r['seconds']} s, {r['events_per_s']} events/s")
+            for line in r["summary"]:
+                print("   ", line)
+    for active in [int(x) for x in args.active.split(",")]:
+        r = bench_batch_cost(active)
+        results["batch_cost"].append(r)
+        print(f"batch of 2000 events on 100 keys with {active} active keys: median {r['batch_ms_median']} ms, "
+              f"p90 {r['batch_ms_p90']} ms; state {r['state_bytes_per_key']} B per key")
+    results["loadavg"] = os.getloadavg()
+    out = ROOT / "bench" / "results" / "alerting-scale.json"
+    out.write_text(orjson.dumps({"bench": "alerting-scale", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                 **results}, option=orjson.OPT_INDENT_2).decode())
+    print(f"load average {results['loadavg']}; wrote {out}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rates", default="1000,5000")
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--scale", action="store_true", help="the high-cardinality benchmarks (no Kafka)")
+    ap.add_argument("--events", default="100000,200000", help="--scale: alert test sizes")
+    ap.add_argument("--active", default="1000,10000,100000", help="--scale: active keys for the batch cost")
     args = ap.parse_args()
+    if args.scale:
+        return scale(args)
     lines = corpus_events()
     bootstrap, stop_broker = given_or_embedded(os.environ.get("LOGTIDE_BOOTSTRAP"))
     results = []
