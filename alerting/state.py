@@ -25,6 +25,7 @@ _SEP = 0xFF
 _MASK = 0xFFFFFFFFFFFFFFFF
 
 INACTIVE, PENDING, FIRING, RESOLVED = "inactive", "pending", "firing", "resolved"
+_TO = {state: metrics.TRANSITIONS.labels(state) for state in (INACTIVE, PENDING, FIRING, RESOLVED)}
 
 
 def labels_signature(labels: dict[str, str]) -> int:
@@ -133,7 +134,7 @@ class AlertStates:
         self.counts_by_state[a.state] = self.counts_by_state.get(a.state, 0) - 1
         self.counts_by_state[state] = self.counts_by_state.get(state, 0) + 1
         a.state = state
-        metrics.TRANSITIONS.labels(state).inc()
+        _TO[state].inc()
 
     def _at(self, rule: str, t: int, fp: str) -> None:
         heapq.heappush(self._timers.setdefault(rule, []), (t, fp))
@@ -184,7 +185,7 @@ class AlertStates:
                 self.counts_by_state[PENDING] += 1
                 fps.add(fp)
                 self.key_of[fp] = (name, key)
-                metrics.TRANSITIONS.labels(PENDING).inc()
+                _TO[PENDING].inc()
                 if for_ns:
                     self._at(name, now + for_ns, fp)
             else:
@@ -241,7 +242,7 @@ class AlertStates:
             if self.on_change is not None:
                 self.on_change(fp, PENDING)
             self._forget(fp)
-            metrics.TRANSITIONS.labels(INACTIVE).inc()
+            _TO[INACTIVE].inc()
         elif a.state == FIRING:
             if now - a.last_true >= keep_ns:
                 self._set_state(a, RESOLVED)
