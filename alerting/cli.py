@@ -23,7 +23,12 @@ EPILOG = """examples:
       evaluate rules over a file of events (JSON lines, envelopes; "time" in ns or RFC 3339) with
       event time, and print what fires, resolves and the notifications the engine would send; after
       the last event time runs on until the alerts resolve; exit 1 if anything fires with
-      --fail-on-fire (for CI)
+      --fail-on-fire (for CI); a summary per rule (alerts fired, first and last firing) and the
+      peak of active groups; progress on stderr on a terminal (or --progress)
+
+  logtide alert backtest --config examples/alert.yaml --from 2h --to 1h
+      the same over the records of the config's topics stamped in [--from, --to) (--rules FILE to
+      try other rules, --topic T for other topics): nobody is notified, the notifications are printed
 
   id=$(logtide alert silence add 'service_name="checkout"' 'severity=~"warning|info"' --duration 2h \\
       --author alice --comment "deploy" --url http://127.0.0.1:9093)
@@ -42,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_role_arguments(p)
     p.set_defaults(func=run)
-    asub = p.add_subparsers(dest="alert_command", metavar="{test,silence}")
+    asub = p.add_subparsers(dest="alert_command", metavar="{test,backtest,silence}")
 
     t = asub.add_parser("test", help="evaluate rules over a file of events and print what would fire",
                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,7 +56,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--config", "-c", dest="test_config", metavar="FILE",
                    help="alerting config for routes, receivers and templates (default: one webhook receiver)")
     t.add_argument("--fail-on-fire", action="store_true", help="exit 1 when any alert fires")
+    t.add_argument("--progress", action="store_true", help="progress on stderr (default: only on a terminal)")
     t.set_defaults(func=run_test)
+
+    b = asub.add_parser("backtest", help="evaluate rules over a time window of a topic, notifying nobody",
+                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--config", "-c", required=True, metavar="FILE",
+                   help="alerting config: rule files, topics, kafka, routes, receivers and templates")
+    b.add_argument("--from", dest="start", required=True, metavar="TIME",
+                   help="window start: RFC 3339, Unix s/ms/ns, now, or a time ago: 2h, 30m ago (or --from=-2h)")
+    b.add_argument("--to", dest="end", metavar="TIME", help="window end, exclusive (default: now)")
+    b.add_argument("--rules", metavar="FILE", help="rules file to try instead of the config's rules_files")
+    b.add_argument("--topic", action="append", metavar="TOPIC", help="topic to read (default: the config's topics)")
+    b.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap (default: $LOGTIDE_BOOTSTRAP, "
+                                                            "then the config's kafka.bootstrap)")
+    b.add_argument("--fail-on-fire", action="store_true", help="exit 1 when any alert fires")
+    b.add_argument("--progress", action="store_true", help="progress on stderr (default: only on a terminal)")
+    b.set_defaults(func=run_backtest)
 
     s = asub.add_parser("silence", help="add, list or expire silences through the alerting API",
                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,88 +142,63 @@ def read_events(path: str) -> list[dict]:
     return out
 
 
+def _progress(args, total: int | None):
+    from logtide.alerting.backtest import Progress
+    return Progress(total, sys.stderr if args.progress or sys.stderr.isatty() else None)
+
+
+def _offline_config(args):
+    from logtide.alerting.config import load_alert_config
+    return load_alert_config(args.test_config) if args.test_config else None
+
+
 def run_test(args: argparse.Namespace) -> int:
-    from logtide.alerting.config import AlertConfig, load_alert_config
-    from logtide.timeutil import NS
-    from logtide.alerting.engine import AlertEngine
-    from logtide.alerting.delivery import sendable
-    from logtide.alerting.rules import AbsenceRule, load_rules
-    from logtide.alerting.state import FIRING, PENDING, rfc3339
-    from logtide.alerting.store import Store
-    from logtide.alerting.templates import DEFAULT_TEXT, DEFAULT_TITLE, context, fallback_text
+    from logtide.alerting.backtest import BATCH, Backtest
+    from logtide.alerting.rules import load_rules
 
     rules = load_rules([args.rules])
-    if args.test_config:
-        config = load_alert_config(args.test_config)
-    else:
-        config = AlertConfig(route={"receiver": "default", "group_by": ["alertname"], "group_wait": "0s"},
-                             receivers=[{"name": "default", "webhook": [{"url": "http://example.invalid/"}]}])
-    config = config.model_copy(update={"clock": config.clock.model_copy(update={"mode": "event"})})
-    events = sorted(read_events(args.events), key=lambda e: e.get("time") or 0)
+    config = _offline_config(args)
+    events = read_events(args.events)
     if not events:
         raise UsageError(f"{args.events}: no events")
-
-    printed: list[str] = []
-    fired: set[str] = set()
-
-    def notify(n) -> None:
-        engine.nflog.log(n.group_key, n.integration, n.firing, n.resolved, n.now)
-        if not sendable(n):  # what the delivery worker does: the log learns it, nobody is sent it
-            return
-        ctx = context(n, config.external_url)
-        fallback = fallback_text(n)
-        title = engine.templates.render_or(_integration_template(engine, n, "title", DEFAULT_TITLE), ctx,
-                                           fallback.splitlines()[0], n.receiver)
-        text = engine.templates.render_or(_integration_template(engine, n, "text", DEFAULT_TEXT), ctx,
-                                          fallback, n.receiver)
-        printed.append(f"--- notification at {rfc3339(n.now)} to {n.integration} ({n.status}, "
-                       f"group {n.group_key})\n{title}\n{text}")
-
-    engine = AlertEngine(config, rules, Store(":memory:"), notify=notify)
-    for ev in events:
-        before = {fp: a.state for fp, a in engine.states.alerts.items()}
-        engine.ingest([(ev, 0)])
-        _print_transitions(engine, before, fired, rfc3339)
-    # After the last event time runs on until every alert has resolved and its notifications went
-    # out. Absence rules stop at the last event: past it, every key would look silent.
-    for name in [n for n, ev in engine.evaluators.items() if isinstance(ev.rule, AbsenceRule)]:
-        del engine.evaluators[name]
-    routes = list(engine.dispatcher.root.walk())
-    step = NS  # one evaluation per second of event time, as the engine's ticker
-    tail = max((r.window + getattr(r, "reference", 0.0) + r.for_ + r.keep_firing_for for r in rules), default=0.0)
-    tail += max(r.group_wait + r.group_interval for r in routes)
-    t, end = engine.clock.now(), engine.clock.now() + int(tail * NS)
-    while t < end:
-        t += step
-        before = {fp: a.state for fp, a in engine.states.alerts.items()}
-        engine.advance_to(t)
-        _print_transitions(engine, before, fired, rfc3339)
-        if not any(a.state in (PENDING, FIRING) for a in engine.states.alerts.values()) \
-                and not engine.dispatcher.groups:
-            break
-    for block in printed:
-        print(block)
-    print(f"{len(events)} events, {len(rules)} rules: {len(fired)} alerts fired, {len(printed)} notifications")
-    engine.store.close()
+    events.sort(key=lambda e: e.get("time") or 0)
+    bt = Backtest(rules, config)
+    bt.run((events[i:i + BATCH] for i in range(0, len(events), BATCH)), _progress(args, len(events)))
+    fired = bt.report()
     return 1 if (fired and args.fail_on_fire) else 0
 
 
-def _integration_template(engine, n, which: str, default: str) -> str:
-    for integ in engine.integrations.get(n.receiver, []):
-        if integ.id == n.integration:
-            cfg = getattr(integ, "config", None)
-            return getattr(cfg, which, None) or (getattr(cfg, "summary", None) if which == "title" else None) or default
-    return default
+def run_backtest(args: argparse.Namespace) -> int:
+    from logtide.alerting.backtest import BATCH, Backtest, topic_window
+    from logtide.alerting.config import load_alert_config
+    from logtide.alerting.rules import load_rules
+    from logtide.role import connect_checked, kafka_settings
+    from logtide.timeutil import format_rfc3339, parse_time_expr
 
-
-def _print_transitions(engine, before: dict, fired: set, rfc3339) -> None:
-    for fp, a in engine.states.alerts.items():
-        if before.get(fp) != a.state:
-            labels = ", ".join(f'{k}="{v}"' for k, v in sorted(a.labels.items()))
-            when = {"pending": a.active_at, "firing": a.fired_at, "resolved": a.resolved_at}[a.state]
-            print(f"{rfc3339(when)}  {a.state.upper():8} {{{labels}}} value={a.value}")
-            if a.state == "firing":
-                fired.add(fp)
+    try:
+        start = parse_time_expr(args.start)
+        end = parse_time_expr(args.end) if args.end else parse_time_expr("now")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if end <= start:
+        raise UsageError(f"--to ({format_rfc3339(end, 3)}) must be after --from ({format_rfc3339(start, 3)})")
+    config = load_alert_config(args.config)
+    rules = load_rules([args.rules] if args.rules else config.rule_paths())
+    topics = args.topic or list(config.topics)
+    settings = kafka_settings(config.kafka, args.bootstrap)
+    if not settings.bootstrap:
+        raise UsageError("no Kafka to talk to: pass --bootstrap HOST:PORT, set LOGTIDE_BOOTSTRAP or kafka.bootstrap")
+    transport = connect_checked(settings, timeout=10.0)
+    window = topic_window(transport, topics, start, end)
+    bt = Backtest(rules, config)
+    try:
+        bt.run(window.batches(BATCH), _progress(args, window.total))
+    finally:
+        window.close()
+    print(f"window {format_rfc3339(start, 3)} .. {format_rfc3339(end, 3)} of {', '.join(topics)}: "
+          f"{window.records} records, {window.undecodable} not envelopes (skipped)")
+    fired = bt.report()
+    return 1 if (fired and args.fail_on_fire) else 0
 
 
 # --- silences through the API -------------------------------------------------------------------

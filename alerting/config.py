@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from logtide.config import ConfigError, Model, load_config
 from logtide.role import RoleConfig
@@ -41,7 +41,11 @@ class ClockSettings(Model):
 
 
 class Limits(Model):
-    max_keys_per_rule: int = Field(10_000, ge=1)
+    #: groups (distinct group keys) tracked per rule; a rule's own ``max_groups`` overrides it. Past it
+    #: events of new groups are dropped (logtide_alerting_groups_dropped_total{rule}, logged once).
+    #: About 1 KiB of state per group (see README "Alerting cost"); ``max_keys_per_rule`` is the old name.
+    max_groups_per_rule: int = Field(50_000, ge=1, validation_alias=AliasChoices("max_groups_per_rule",
+                                                                                 "max_keys_per_rule"))
     #: recent event ids remembered to drop duplicates re-sent upstream (0 = off)
     dedup_ids: int = Field(100_000, ge=0)
     resolved_retention_seconds: float = Field(3600.0, ge=0)

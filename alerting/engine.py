@@ -74,8 +74,10 @@ def _key_str(key: tuple) -> str:
 
 class AlertEngine:
     def __init__(self, config: AlertConfig, rules: list[RuleBase], store: Store,
-                 notify: Callable[[Notification], None] | None = None, on_sent=None):
+                 notify: Callable[[Notification], None] | None = None, on_sent=None, eval_step_ns: int = EVAL_STEP_NS):
         self.config = config
+        self.eval_step_ns = eval_step_ns  # backtests: 1 (every distinct event time, as one event at a time)
+        self.after_evaluate: Callable[[], None] | None = None
         self.lock = threading.RLock()
         self.store = store
         self.templates = Templates()
@@ -97,6 +99,8 @@ class AlertEngine:
         self.applied: dict[tuple[str, int], int] = {}   # (topic, partition) -> next offset to apply
         self.partitioned_mode = config.shard.mode == "partitioned"
         self._alert_saved: dict[str, int] = {}
+        self._refreshed = 0
+        self._alert_gauges: dict[str, int] = {}  # the counts last shown in logtide_alerting_alerts
         self._recent_ids: OrderedDict[str, None] = OrderedDict()  # ids are deterministic: duplicates repeat them
         self.reset_windows: set[str] = set()  # rules whose stored windows must go (edited definition)
         self._last_input = time.monotonic()   # records or an assignment: the clock goes live when quiet
@@ -134,7 +138,7 @@ class AlertEngine:
                 if new is None:
                     self.signatures[name] = None
                     continue
-                ev = self.evaluators[name] = evaluator_for(new, self.config.limits.max_keys_per_rule)
+                ev = self.evaluators[name] = evaluator_for(new, self.config.limits.max_groups_per_rule)
                 if new.window_signature() == old.rule.window_signature():
                     ev.adopt(old)
                 else:
@@ -142,7 +146,7 @@ class AlertEngine:
                 self.signatures[name] = new.window_signature()
             for name, rule in wanted.items():
                 if name not in self.evaluators:
-                    self.evaluators[name] = evaluator_for(rule, self.config.limits.max_keys_per_rule)
+                    self.evaluators[name] = evaluator_for(rule, self.config.limits.max_groups_per_rule)
                     self.signatures[name] = rule.window_signature()
 
     def _refused(self, n: Notification) -> None:
@@ -164,12 +168,12 @@ class AlertEngine:
         now, timers = self.clock.now(), self.clock.timers()
         for d in self.store.alerts():
             a = Alert.from_dict(d)
-            self.states.restore(a)
             self._alert_saved[a.fingerprint] = a.last_true
             if a.rule not in self.evaluators and a.state == FIRING:
                 # its rule was removed while we were stopped: resolve it (its receivers were told it fires)
                 a.state, a.resolved_at = RESOLVED, max(now, a.last_true)
                 self.states.dirty.add(a.fingerprint)
+            self.states.restore(a)
             if a.state in (FIRING, RESOLVED):
                 self.dispatcher.put(a, timers)
         for d in self.store.silences():
@@ -200,6 +204,7 @@ class AlertEngine:
         with self.lock:
             for ev in self.evaluators.values():
                 self._restore_windows(ev, ids)
+                ev.full = True  # the alerts restored below are looked at with every key
             self.applied.update({k: v for k, v in self.store.offsets().items() if k[1] in ids})
             now = self.clock.timers()
             for d in self.store.alerts():  # alerts of these partitions from when we owned them last
@@ -286,7 +291,7 @@ class AlertEngine:
         also flush the groups due before ``t`` (their timers run on the backlog's time). True when
         it evaluated."""
         clock, moved = self.clock, False
-        if latest and t - now >= EVAL_STEP_NS:
+        if latest and t - now >= self.eval_step_ns:
             clock.observe(latest)
             self.evaluate()
             moved = True
@@ -304,13 +309,19 @@ class AlertEngine:
             timers = self.clock.timers()
             if now > 0:  # before the first event of a catch-up there is no event time yet
                 for ev in self.evaluators.values():
-                    for a in self.states.update(ev.rule, ev.evaluate(now), now):
+                    checked, full = ev.evaluate(now)
+                    for a in self.states.update(ev.rule, checked, now, full):
                         self.dispatcher.put(a, timers)
             released = self.dispatcher.tick(timers, self.clock.wall())
             if released:
                 self.states.forget_resolved(released)
-            for state, n in self.states.counts().items():
-                metrics.ALERTS.labels(state).set(n)
+            counts = self.states.counts_by_state
+            if counts != self._alert_gauges:
+                for state, n in counts.items():
+                    metrics.ALERTS.labels(state).set(n)
+                self._alert_gauges = dict(counts)
+            if self.after_evaluate is not None:
+                self.after_evaluate()
 
     def tick(self) -> None:
         """Flush the groups that are due (cheap; between full evaluations); let the clock go live
@@ -335,6 +346,10 @@ class AlertEngine:
         """Write what changed since the last call in one transaction (then offsets may be committed)."""
         with self.lock:
             batch = Batch()
+            now = self.clock.now()
+            if now - self._refreshed >= ALERT_SAVE_EVERY_NS:
+                self.states.refresh(now)  # alerts that hold: their last_true, now and then (not every batch)
+                self._refreshed = now
             for fp in self.states.take_dirty():
                 a = self.states.alerts.get(fp)
                 if a is None:

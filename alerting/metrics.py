@@ -7,8 +7,8 @@ EVENTS_DROPPED = Counter("logtide_alerting_events_dropped_total",
                          "Events matching a rule's condition that the rule could not count: stamped too far "
                          "in the future, or older than its window or the catch-up horizon", ["rule", "reason"])
 RULE_MATCHES = Counter("logtide_alerting_rule_matches_total", "Events that matched a rule's condition", ["rule"])
-KEYS_DROPPED = Counter("logtide_alerting_keys_dropped_total",
-                       "Events not tracked because a rule reached its cap on group keys", ["rule"])
+GROUPS_DROPPED = Counter("logtide_alerting_groups_dropped_total",
+                         "Events of new groups not tracked because a rule reached its max_groups", ["rule"])
 NEW_TERMS_EVICTED = Counter("logtide_alerting_new_terms_evicted_total",
                             "Known terms forgotten because a new_term rule reached its store size", ["rule"])
 TRACKED_KEYS = Gauge("logtide_alerting_tracked_keys", "Group keys a rule tracks in its windows", ["rule"])

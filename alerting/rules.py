@@ -16,7 +16,7 @@ A rules file is ``rules: [ ... ]``; each rule has a ``kind``:
 
 Every rule also takes ``group_by`` (field paths; ``label=field`` renames the label), ``for``
 (pending period), ``keep_firing_for``, ``severity``, ``labels``, ``annotations`` (Jinja2, sandboxed:
-``{{ labels.service }}``, ``{{ value }}``), ``max_keys`` and ``partitioned`` (see engine.py).
+``{{ labels.service }}``, ``{{ value }}``), ``max_groups`` and ``partitioned`` (see engine.py).
 Windows are driven by event timestamps, never by the wall clock of the evaluating machine (but no
 event moves event time past it: see clock.py). Annotations are compiled when the file is loaded.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from logtide.condition import ConditionError, Predicate, compile_condition, field_getter, parse_field
 from logtide.config import ConfigError, Model, load_yaml, validate_config
@@ -90,7 +90,8 @@ class RuleBase(Model):
     severity: str = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, Template] = Field(default_factory=dict)  # compiled at load: a broken one is refused
-    max_keys: int | None = Field(None, ge=1)
+    #: groups this rule tracks at most (default: the config's limits.max_groups_per_rule); ``max_keys`` is the old name
+    max_groups: int | None = Field(None, ge=1, validation_alias=AliasChoices("max_groups", "max_keys"))
     partitioned: bool | None = None
 
     model_config = {**Model.model_config, "populate_by_name": True}

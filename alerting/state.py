@@ -9,6 +9,8 @@ as 16 hex digits, so alerts deduplicate with the rest of the ecosystem.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -23,6 +25,7 @@ _SEP = 0xFF
 _MASK = 0xFFFFFFFFFFFFFFFF
 
 INACTIVE, PENDING, FIRING, RESOLVED = "inactive", "pending", "firing", "resolved"
+_TO = {state: metrics.TRANSITIONS.labels(state) for state in (INACTIVE, PENDING, FIRING, RESOLVED)}
 
 
 def labels_signature(labels: dict[str, str]) -> int:
@@ -86,7 +89,14 @@ Renderer = Callable[[dict[str, str], dict[str, Any]], dict[str, str]]
 
 
 class AlertStates:
-    """Active alerts of all rules, by fingerprint; ``update`` applies one evaluation of one rule."""
+    """Active alerts of all rules, by fingerprint; ``update`` applies one evaluation of one rule.
+
+    Incremental: an evaluation reports only the keys it looked at (see evaluators.py), so the alerts
+    whose condition holds are remembered (``holding``) and time-driven changes (``for`` running
+    out, ``keep_firing_for`` running out, resolved alerts forgotten) come from a heap of deadlines
+    per rule; no evaluation walks every alert. ``last_true`` of an alert that holds is brought up to
+    date when it stops holding, or by ``refresh`` (the engine calls it now and then, for the store).
+    """
 
     def __init__(self, render_annotations: Renderer | None = None, resolved_retention_seconds: float = 3600.0):
         self.alerts: dict[str, Alert] = {}
@@ -97,6 +107,14 @@ class AlertStates:
         self._labels: dict[tuple[str, Key], tuple[dict[str, str], str]] = {}  # (rule, key) -> labels, fingerprint
         self.resolved_retention_ns = int(resolved_retention_seconds * NS)
         self._rerender: set[str] = set()  # alerts whose rule was edited: annotations rendered anew
+        self.holding: dict[str, dict[str, Active]] = {}   # rule -> fingerprint -> value, where the condition holds
+        self._timers: dict[str, list[tuple[int, str]]] = {}  # rule -> heap of (event time, fingerprint)
+        self._last_now: dict[str, int] = {}               # rule -> time of its last evaluation
+        self.counts_by_state = {PENDING: 0, FIRING: 0, RESOLVED: 0}
+        #: when set, every state change is reported (fingerprint, state before); ``alert test`` prints them
+        self.on_change: Callable[[str, str], None] | None = None
+        self.order: dict[str, int] = {}  # fingerprint -> rank of its insertion in ``alerts`` (print order)
+        self._inserted = itertools.count()
 
     def labels_for(self, rule: RuleBase, key: Key) -> dict[str, str]:
         labels = {**rule.labels, **rule.group_labels(key), "alertname": rule.name}
@@ -110,32 +128,69 @@ class AlertStates:
             ann["description"] = rule.description
         return self.render(ann, ctx)
 
-    def update(self, rule: RuleBase, active: dict[Key, Active], now: int) -> list[Alert]:
-        """Apply ``active`` (keys whose condition holds at ``now``); return alerts whose state changed
-        to firing or resolved (what the dispatcher must hear about)."""
+    def _set_state(self, a: Alert, state: str) -> None:
+        if self.on_change is not None:
+            self.on_change(a.fingerprint, a.state)
+        self.counts_by_state[a.state] = self.counts_by_state.get(a.state, 0) - 1
+        self.counts_by_state[state] = self.counts_by_state.get(state, 0) + 1
+        a.state = state
+        _TO[state].inc()
+
+    def _at(self, rule: str, t: int, fp: str) -> None:
+        heapq.heappush(self._timers.setdefault(rule, []), (t, fp))
+
+    def update(self, rule: RuleBase, checked: dict[Key, Active | None], now: int, full: bool = True) -> list[Alert]:
+        """Apply one evaluation at ``now``: ``checked`` maps keys looked at to their value when the
+        condition holds, to None when not; with ``full`` every key was looked at (the alerts of keys
+        not in ``checked`` do not hold). Returns the alerts whose state changed to firing or
+        resolved, or whose text changed (what the dispatcher must hear about)."""
+        name = rule.name
+        timers = self._timers.get(name)
+        if not checked and not full and not (timers and timers[0][0] <= now):
+            self._last_now[name] = now
+            return []  # nothing looked at, nothing due
         changed: list[Alert] = []
-        fps = self.by_rule.setdefault(rule.name, set())
-        seen: set[str] = set()
+        fps = self.by_rule.setdefault(name, set())
+        holding = self.holding.setdefault(name, {})
+        prev_now = self._last_now.get(name, now)
+        self._last_now[name] = now
         for_ns = int(rule.for_ * NS)
+        keep_ns = int(rule.keep_firing_for * NS)
         cache = self._labels
-        for key, act in active.items():
-            hit = cache.get((rule.name, key))
+        stopped: list[str] = []
+        seen: set[str] = set()
+        for key, act in checked.items():
+            if act is None:
+                hit = cache.get((name, key))
+                if hit is not None and hit[1] in holding:
+                    stopped.append(hit[1])
+                continue
+            hit = cache.get((name, key))
             if hit is None:  # labels and FNV fingerprint once per key, not at every evaluation
                 labels = self.labels_for(rule, key)
-                hit = cache[(rule.name, key)] = (labels, fingerprint(labels))
+                hit = cache[(name, key)] = (labels, fingerprint(labels))
             labels, fp = hit
             seen.add(fp)
             a = self.alerts.get(fp)
             if a is None or a.state == RESOLVED:
-                a = Alert(rule.name, fp, labels, self._annotations(rule, labels, act), PENDING, now, now,
+                if a is not None:
+                    self.counts_by_state[RESOLVED] -= 1
+                if self.on_change is not None:
+                    self.on_change(fp, a.state if a is not None else INACTIVE)
+                a = Alert(name, fp, labels, self._annotations(rule, labels, act), PENDING, now, now,
                           value=act.value, samples=act.samples(), partition=act.partition)
+                if fp not in self.alerts:
+                    self.order[fp] = next(self._inserted)
                 self.alerts[fp] = a
+                self.counts_by_state[PENDING] += 1
                 fps.add(fp)
-                self.key_of[fp] = (rule.name, key)
-                metrics.TRANSITIONS.labels(PENDING).inc()
+                self.key_of[fp] = (name, key)
+                _TO[PENDING].inc()
+                if for_ns:
+                    self._at(name, now + for_ns, fp)
             else:
                 if fp not in self.key_of:  # restored after a restart
-                    self.key_of[fp] = (rule.name, key)
+                    self.key_of[fp] = (name, key)
                 a.last_true = now
                 if a.value != act.value:
                     a.value = act.value
@@ -145,34 +200,82 @@ class AlertStates:
                     a.annotations = self._annotations(rule, labels, act)
                     if a.state == FIRING:
                         changed.append(a)  # the groups get the new text; the same alerts: nobody is paged
+                if a.state == PENDING and fp not in holding and for_ns:
+                    self._at(name, a.active_at + for_ns, fp)  # restored pending alert: its timer
+            holding[fp] = act
             if a.state == PENDING and now - a.active_at >= for_ns:
-                a.state = FIRING
-                a.fired_at = now
-                a.annotations = self._annotations(rule, labels, act)
-                metrics.TRANSITIONS.labels(FIRING).inc()
-                changed.append(a)
+                self._fire(rule, a, act, now, changed)
             self.dirty.add(fp)
-        keep_ns = int(rule.keep_firing_for * NS)
-        for fp in list(fps - seen):
+        if full:
+            stopped = [fp for fp in fps if fp not in seen]
+        for fp in stopped:
             a = self.alerts[fp]
-            if a.state == PENDING:
-                self._forget(fp)
-                metrics.TRANSITIONS.labels(INACTIVE).inc()
-            elif a.state == FIRING and now - a.last_true >= keep_ns:
-                a.state = RESOLVED
+            if holding.pop(fp, None) is not None and prev_now > a.last_true:
+                a.last_true = prev_now  # it held until the evaluation before this one
+            self._not_holding(name, a, now, keep_ns, changed)
+        timers = self._timers.get(name)  # (again: a stopped alert may have started one)
+        while timers and timers[0][0] <= now:
+            _, fp = heapq.heappop(timers)
+            a = self.alerts.get(fp)
+            if a is None or a.rule != name:
+                continue
+            if fp in holding:
+                if a.state == PENDING and now - a.active_at >= for_ns:
+                    self._fire(rule, a, holding[fp], now, changed)
+            else:
+                self._not_holding(name, a, now, keep_ns, changed)
+        return changed
+
+    def _fire(self, rule: RuleBase, a: Alert, act: Active, now: int, changed: list[Alert]) -> None:
+        a.last_true = now
+        self._set_state(a, FIRING)
+        a.fired_at = now
+        a.annotations = self._annotations(rule, a.labels, act)
+        self.dirty.add(a.fingerprint)
+        changed.append(a)
+
+    def _not_holding(self, rule: str, a: Alert, now: int, keep_ns: int, changed: list[Alert]) -> None:
+        """An alert whose condition does not hold at ``now``: pending ones go, firing ones resolve once
+        ``keep_firing_for`` has passed, resolved ones are forgotten after the retention."""
+        fp = a.fingerprint
+        if a.state == PENDING:
+            if self.on_change is not None:
+                self.on_change(fp, PENDING)
+            self._forget(fp)
+            _TO[INACTIVE].inc()
+        elif a.state == FIRING:
+            if now - a.last_true >= keep_ns:
+                self._set_state(a, RESOLVED)
                 a.resolved_at = now
                 self.dirty.add(fp)
-                metrics.TRANSITIONS.labels(RESOLVED).inc()
                 changed.append(a)
-            elif a.state == RESOLVED and now - a.resolved_at > self.resolved_retention_ns:
+                self._at(rule, now + self.resolved_retention_ns + 1, fp)
+            else:
+                self._at(rule, a.last_true + keep_ns, fp)
+        elif a.state == RESOLVED:
+            if now - a.resolved_at > self.resolved_retention_ns:
                 self._forget(fp)
-        return changed
+            else:
+                self._at(rule, a.resolved_at + self.resolved_retention_ns + 1, fp)
+
+    def refresh(self, now: int) -> None:
+        """Alerts that hold: ``last_true`` is ``now`` (written to the store now and then, so that a
+        restart's keep_firing_for counts from about when the condition last held)."""
+        for name, holding in self.holding.items():
+            for fp in holding:
+                a = self.alerts.get(fp)
+                if a is not None and a.last_true < now:
+                    a.last_true = now
+                    self.dirty.add(fp)
 
     def _forget(self, fp: str) -> None:
         self._rerender.discard(fp)
         a = self.alerts.pop(fp, None)
+        self.order.pop(fp, None)
         if a is not None:
             self.by_rule.get(a.rule, set()).discard(fp)
+            self.holding.get(a.rule, {}).pop(fp, None)
+            self.counts_by_state[a.state] -= 1
         rk = self.key_of.pop(fp, None)
         if rk is not None:
             self._labels.pop(rk, None)
@@ -202,7 +305,13 @@ class AlertStates:
             self._forget(fp)
 
     def restore(self, a: Alert) -> None:
+        old = self.alerts.get(a.fingerprint)
+        if old is not None:
+            self.counts_by_state[old.state] -= 1
+        else:
+            self.order[a.fingerprint] = next(self._inserted)
         self.alerts[a.fingerprint] = a
+        self.counts_by_state[a.state] = self.counts_by_state.get(a.state, 0) + 1
         self.by_rule.setdefault(a.rule, set()).add(a.fingerprint)
 
     def take_dirty(self) -> set[str]:
@@ -210,7 +319,4 @@ class AlertStates:
         return d
 
     def counts(self) -> dict[str, int]:
-        out = {PENDING: 0, FIRING: 0, RESOLVED: 0}
-        for a in self.alerts.values():
-            out[a.state] += 1
-        return out
+        return dict(self.counts_by_state)

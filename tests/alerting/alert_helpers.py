@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from logtide.broker import free_port
+from logtide.cli import main
 from logtide.envelope import new_event
 
 from logtide.alerting.config import AlertConfig
@@ -68,6 +69,25 @@ class Receiver(HttpDouble):
     def bodies(self) -> list[dict]:
         with self.lock:
             return [d["body"] for d in self.deliveries]
+
+
+class Ran:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def logtide(capsys):
+    """Run the `logtide` command in this process (the CLI's own code path, without the import cost)."""
+    def run(*args):
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse: --help, usage errors
+            code = exc.code
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+    return run
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import yaml
 
 from alert_helpers import S, T0, config, event, serving
 
-from logtide.cli import main
 from logtide.timeutil import parse_rfc3339
 
 from logtide.alerting.engine import AlertEngine
@@ -33,25 +32,6 @@ rules:
     group_by: [service.name]
     window: 10m
 """
-
-
-class Ran:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def logtide(capsys):
-    """Run the `logtide` command in this process (the CLI's own code path, without the import cost)."""
-    def run(*args):
-        capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse: --help, usage errors
-            code = exc.code
-        out = capsys.readouterr()
-        return Ran(code, out.out, out.err)
-    return run
 
 
 @pytest.fixture

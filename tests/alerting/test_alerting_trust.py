@@ -112,7 +112,7 @@ def test_a_future_stamp_blinds_nothing_and_a_backlog_after_a_stop_fires(tmp_path
         "route": {"receiver": "hook", "group_by": ["alertname", "service_name"], "group_wait": "5s",
                   "group_interval": "2s", "repeat_interval": "4h"},
         "receivers": [{"name": "hook", "webhook": [{"url": receiver.url, "secrets": ["s3cret"]}],
-                       "retry": {"initial": "100ms", "max": "1s"}}]}))
+                       "retry": {"initial_seconds": 0.1, "max_seconds": 1}}]}))
     producer = connect(fast_kafka).producer()
 
     def send(service: str, n: int, t: int, level: str = "ERROR") -> None:
@@ -222,7 +222,7 @@ def test_alertmanager_keeps_a_forwarded_alert_active_past_its_resolve_timeout(tm
                      route={"receiver": "am", "group_by": ["alertname"], "group_wait": "0s",
                             "group_interval": "1s", "repeat_interval": "4h"},
                      receivers=[{"name": "am", "alertmanager": [{"url": am, "resend_interval_seconds": 1}],
-                                 "retry": {"initial": "100ms", "max": "1s"}}])
+                                 "retry": {"initial_seconds": 0.1, "max_seconds": 1}}])
         eng = AlertEngine(cfg, parse_rules(yaml.safe_load(FORWARD), "r.yaml"), Store(":memory:"))
         ticker = Ticker(eng, [], reload_interval_seconds=3600)
         stop = threading.Event()
