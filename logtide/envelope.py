@@ -299,6 +299,11 @@ class EventTemplate:
                                 (HEADER_SCHEMA, str(SCHEMA_VERSION).encode()))
         self._severity_headers = {n: (HEADER_SEVERITY, str(n).encode()) for n in range(25)}
 
+    @property
+    def tail(self) -> bytes:
+        """The shared part as JSON: ``,"attributes":...,"schema":1}``, what follows an event's body."""
+        return self._tail
+
     #: the fields of one event, then the shared tail
     _FORMAT = (b'{"id":%s,"time":%s,"observed_time":%d,"ingest_time":%s,"severity_text":%s,'
                b'"severity_number":%d,"body":%s%s')
