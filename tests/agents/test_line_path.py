@@ -8,15 +8,17 @@ import os
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
-from logtide import envelope
-from logtide.agents import agent as agent_module, line_path
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from logtide.agents import agent as agent_module
+from logtide.agents import line_path
 from logtide.agents.agent import Agent
 from logtide.agents.config import AgentConfig
 from logtide.agents.parser.cri import CriParser
 from logtide.agents.parser.plain import PlainParser
 from logtide.agents.parser.timestamps import TimestampParser
+
+from logtide import envelope
 from logtide.checkpoint import SqliteCheckpoints
 
 try:
