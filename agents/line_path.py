@@ -38,31 +38,29 @@ NATIVE = _load()
 NATIVE_FORMATS = {"cri": True, "plain": False}
 
 
-def frame_lines(parse, lines: list[bytes], limit: int) -> list[tuple | None]:
-    """The pure-Python ``frame``: per line ``(time_ns, stream, text)`` when it is a complete,
-    well-formed line of at most ``limit`` bytes whose message is valid UTF-8, else None (the caller
-    gives it to ``Agent.piece``, which handles every case)."""
-    out = []
-    append = out.append
+def frame_lines(parse, lines: list[bytes], limit: int):
+    """The pure-Python ``frame``, lazily (a line is parsed when the agent comes to it, so the lines
+    before one that breaks the parser are sent): per line ``(time_ns, stream, text)`` when it is a
+    complete, well-formed line of at most ``limit`` bytes whose message is valid UTF-8, else None (the
+    caller gives it to ``Agent.piece``, which handles every case)."""
     for data in lines:
         if len(data) > limit:
-            append(None)
+            yield None
             continue
-        time_ns, _stream, partial, message, problem = frag = parse(data)
+        time_ns, stream, partial, message, problem = parse(data)
         if partial or problem is not None:
-            append(None)
+            yield None
             continue
         if type(message) is bytes:
             try:
                 message = message.decode()
             except UnicodeDecodeError:
-                append(None)
+                yield None
                 continue
-        append((time_ns, frag[1], message))
-    return out
+        yield time_ns, stream, message
 
 
-def frame(parser, lines: list[bytes], limit: int) -> list[tuple | None]:
+def frame(parser, lines: list[bytes], limit: int):
     """``frame_lines`` for a file's parser, natively when the native path is on and takes its format."""
     cri = NATIVE_FORMATS.get(parser.name) if NATIVE is not None else None
     if cri is None:

@@ -100,12 +100,12 @@ def test_timestamps_same_as_python(stamps):
 
 @given(st.lists(cri_lines(), max_size=30), st.sampled_from([1024, 60, 10**6]))
 def test_cri_framing_same_as_python(lines, limit):
-    assert native.frame(True, lines, limit) == line_path.frame_lines(CriParser().parse, lines, limit)
+    assert native.frame(True, lines, limit) == list(line_path.frame_lines(CriParser().parse, lines, limit))
 
 
 @given(st.lists(messages.map(lambda m: m.replace(b"\n", b"")), max_size=30), st.sampled_from([1024, 60]))
 def test_plain_framing_same_as_python(lines, limit):
-    assert native.frame(False, lines, limit) == line_path.frame_lines(PlainParser().parse, lines, limit)
+    assert native.frame(False, lines, limit) == list(line_path.frame_lines(PlainParser().parse, lines, limit))
 
 
 _times = st.one_of(st.none(), st.integers(-(2**70), 2**70), st.integers(0, 2**63 - 1))
@@ -132,7 +132,7 @@ def test_record_of_a_long_line():
 def test_framing_of_a_long_line():
     line = b"2024-05-01T12:00:00.1Z stdout F " + b"\xc3\xa9\t" * 3_500_000
     for limit in (len(line), len(line) - 1):
-        assert native.frame(True, [line], limit) == line_path.frame_lines(CriParser().parse, [line], limit)
+        assert native.frame(True, [line], limit) == list(line_path.frame_lines(CriParser().parse, [line], limit))
 
 
 # --- through the agent -----------------------------------------------------------------------------
