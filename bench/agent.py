@@ -38,7 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-CORPUS = HERE.parent.parent / "shared" / "corpus" / "loghub"
+CORPUS = Path(os.environ.get("LOGTIDE_CORPUS") or HERE.parent.parent / "shared" / "corpus" / "loghub")
 CONTAINERS = 8
 PARTITIONS = 3
 GOAL_RATIO = 0.60
@@ -50,6 +50,8 @@ def write_cri_files(root: Path, total: int) -> list[Path]:
     lines: list[bytes] = []
     for path in sorted(glob.glob(str(CORPUS / "*.log"))):
         lines.extend(Path(path).read_bytes().splitlines())
+    if not lines:
+        raise SystemExit(f"no Loghub corpus at {CORPUS} (set LOGTIDE_CORPUS)")
     files = []
     per_file = total // CONTAINERS
     for c in range(CONTAINERS):
