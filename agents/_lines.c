@@ -4,7 +4,7 @@
  * parser/timestamps.py, plain.py, logtide/envelope.py EventTemplate, tracked_file.py event_id) gives;
  * tests/agents/test_line_path.py proves it with hypothesis on random and hostile input.
  *
- *   frame(kind, lines, limit) -> list        kind 1 = CRI, 0 = plain. For each line (bytes, without
+ *   frame(kind, lines, limit) -> list        kind 0 plain, 1 CRI, 2 docker. For each line (bytes, without
  *       its newline) the tuple (time_ns | None, stream, text) when it is a complete, well-formed line
  *       of at most `limit` bytes whose message is valid UTF-8; None for every other line (the caller
  *       gives it to the Python parser, which handles bad input, pieces and invalid UTF-8).
@@ -18,6 +18,8 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+#define LIT(x) (sizeof(x) - 1)
 
 /* ---- BLAKE2b (RFC 7693), unkeyed, 16-byte digest: hashlib.blake2b(data, digest_size=16) ---- */
 
@@ -261,11 +263,124 @@ static PyObject *frame_plain(const char *s, Py_ssize_t n) {
     return tuple3(Py_None, STDOUT, text);
 }
 
+static int hex4(const char *p, unsigned *out) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+        else return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* docker.py, for the exact shape docker's json-file driver writes and nothing else:
+ * {"log":"<JSON string>","stream":"stdout|stderr","time":"<timestamp>"} (no attrs, no spaces). The
+ * log is unescaped as orjson does (a lone surrogate or any other error: the Python parser's); a log
+ * without its trailing newline that is 16 KiB or more is a piece (parser/docker.py _piece). */
+static PyObject *frame_docker(const char *s, Py_ssize_t n) {
+    static const char HEAD[] = "{\"log\":\"", STREAM[] = "\",\"stream\":\"", TIME[] = "\",\"time\":\"";
+    const char *p = s + LIT(HEAD), *end = s + n;
+    if (n < (Py_ssize_t)LIT(HEAD) || memcmp(s, HEAD, LIT(HEAD)) != 0) Py_RETURN_NONE;
+    char *buf = PyMem_Malloc(n ? n : 1), *o = buf;
+    if (!buf) return PyErr_NoMemory();
+    PyObject *result = NULL;
+    while (p < end && *p != '"') {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20) goto decline;
+        if (c != '\\') {
+            *o++ = (char)c;
+            p++;
+            continue;
+        }
+        if (end - p < 2) goto decline;
+        switch (p[1]) {
+            case '"': *o++ = '"'; p += 2; continue;
+            case '\\': *o++ = '\\'; p += 2; continue;
+            case '/': *o++ = '/'; p += 2; continue;
+            case 'b': *o++ = '\b'; p += 2; continue;
+            case 'f': *o++ = '\f'; p += 2; continue;
+            case 'n': *o++ = '\n'; p += 2; continue;
+            case 'r': *o++ = '\r'; p += 2; continue;
+            case 't': *o++ = '\t'; p += 2; continue;
+            case 'u': break;
+            default: goto decline;
+        }
+        unsigned cp, low;
+        if (end - p < 6 || !hex4(p + 2, &cp)) goto decline;
+        p += 6;
+        if (cp >= 0xDC00 && cp <= 0xDFFF) goto decline;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, &low) || low < 0xDC00 || low > 0xDFFF)
+                goto decline;
+            p += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        if (cp < 0x80)
+            *o++ = (char)cp;
+        else if (cp < 0x800) {
+            *o++ = (char)(0xC0 | (cp >> 6));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            *o++ = (char)(0xE0 | (cp >> 12));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else {
+            *o++ = (char)(0xF0 | (cp >> 18));
+            *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    if (end - p < (Py_ssize_t)(LIT(STREAM) + 6 + LIT(TIME)) || memcmp(p, STREAM, LIT(STREAM)) != 0) goto decline;
+    p += LIT(STREAM);
+    PyObject *stream;
+    if (memcmp(p, "stdout", 6) == 0) stream = STDOUT;
+    else if (memcmp(p, "stderr", 6) == 0) stream = STDERR;
+    else goto decline;
+    p += 6;
+    if (memcmp(p, TIME, LIT(TIME)) != 0) goto decline;
+    p += LIT(TIME);
+    const char *ts = p;
+    while (p < end && *p != '"' && *p != '\\') p++;
+    if (end - p != 2 || p[0] != '"' || p[1] != '}') goto decline;
+    __int128 t;
+    if (!parse_ts(ts, p - ts, &t)) goto decline;
+    Py_ssize_t len = o - buf;
+    if (len > 0 && buf[len - 1] == '\n')
+        len--;                               /* a whole line */
+    else if (len >= 16 * 1024)
+        goto decline;                        /* a piece of a longer line */
+    PyObject *text = PyUnicode_DecodeUTF8(buf, len, "strict");
+    if (!text) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) goto done;
+        PyErr_Clear();
+        goto decline;
+    }
+    PyObject *time = int128_to_py(t);
+    if (!time) {
+        Py_DECREF(text);
+        goto done;
+    }
+    Py_INCREF(stream);
+    result = tuple3(time, stream, text);
+    goto done;
+decline:
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyMem_Free(buf);
+    return result;
+}
+
 static PyObject *py_frame(PyObject *Py_UNUSED(self), PyObject *args) {
-    int cri;
+    int kind;
     PyObject *lines;
     Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "pO!n", &cri, &PyList_Type, &lines, &limit)) return NULL;
+    if (!PyArg_ParseTuple(args, "iO!n", &kind, &PyList_Type, &lines, &limit)) return NULL;
     Py_ssize_t count = PyList_GET_SIZE(lines);
     PyObject *out = PyList_New(count);
     if (!out) return NULL;
@@ -283,7 +398,7 @@ static PyObject *py_frame(PyObject *Py_UNUSED(self), PyObject *args) {
             item = Py_None;          /* cut to its head, flagged: the Python path */
         } else {
             const char *s = PyBytes_AS_STRING(line);
-            item = cri ? frame_cri(s, n) : frame_plain(s, n);
+            item = kind == 1 ? frame_cri(s, n) : kind == 2 ? frame_docker(s, n) : frame_plain(s, n);
             if (!item) {
                 Py_DECREF(out);
                 return NULL;
@@ -400,7 +515,6 @@ static PyObject *py_record(PyObject *Py_UNUSED(self), PyObject *args) {
     if (!id) goto done;
     static const char F1[] = "{\"id\":\"", F2[] = "\",\"time\":", F3[] = ",\"observed_time\":",
                       F4[] = ",\"ingest_time\":", F5[] = ",\"severity_text\":\"\",\"severity_number\":0,\"body\":";
-#define LIT(x) (sizeof(x) - 1)
     Py_ssize_t size = LIT(F1) + 32 + LIT(F2) + tn + LIT(F3) + on + LIT(F4) + in + LIT(F5) + json_len(b, bn)
                       + tail.len;
     value = PyBytes_FromStringAndSize(NULL, size);
@@ -449,7 +563,8 @@ static PyObject *py_parse_ts(PyObject *Py_UNUSED(self), PyObject *arg) {
 }
 
 static PyMethodDef METHODS[] = {
-    {"frame", py_frame, METH_VARARGS, "frame(cri, lines, limit): (time, stream, text) or None per line"},
+    {"frame", py_frame, METH_VARARGS,
+     "frame(kind, lines, limit): (time, stream, text) or None per line; kind 0 plain, 1 CRI, 2 docker"},
     {"record", py_record, METH_VARARGS,
      "record(prefix, offset, time, observed, ingest, body, tail) -> (id, envelope JSON)"},
     {"event_id", py_event_id, METH_VARARGS, "event_id(prefix, offset): BLAKE2b-128 hex of prefix + offset"},

@@ -5,10 +5,11 @@ Python one. Both give the same records byte for byte (tests/agents/test_line_pat
 ``LOGTIDE_AGENT_NATIVE``: ``0`` the pure-Python path; ``1`` the native one, an error when it is not
 built; unset (or ``auto``): native when built, else Python.
 
-The native path takes, per read chunk, the lines of CRI and plain files that are complete,
-well-formed and valid UTF-8 (``frame``: framing, timestamp, UTF-8 in one call for the chunk), and
-builds the id and envelope JSON of one-line events (``record``). Every other line (bad input, pieces,
-invalid UTF-8, too long) and docker files (orjson parses those) take the Python parsers.
+The native path takes, per read chunk, the lines of CRI, docker json-file (docker's exact shape) and
+plain files that are complete, well-formed and valid UTF-8 (``frame``: framing, timestamp, UTF-8 in
+one call for the chunk), and builds the id and envelope JSON of one-line events (``record``). Every
+other line (bad input, pieces, invalid UTF-8, too long, docker lines with ``attrs``) takes the Python
+parsers.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def _load():
 
 #: the extension module, or None for the pure-Python path
 NATIVE = _load()
-#: the formats whose lines the native ``frame`` takes (1 = CRI, 0 = plain)
-NATIVE_FORMATS = {"cri": True, "plain": False}
+#: the formats whose lines the native ``frame`` takes, and its code for each
+NATIVE_FORMATS = {"plain": 0, "cri": 1, "docker": 2}
 
 
 def frame_lines(parse, lines: list[bytes], limit: int):
@@ -62,7 +63,7 @@ def frame_lines(parse, lines: list[bytes], limit: int):
 
 def frame(parser, lines: list[bytes], limit: int):
     """``frame_lines`` for a file's parser, natively when the native path is on and takes its format."""
-    cri = NATIVE_FORMATS.get(parser.name) if NATIVE is not None else None
-    if cri is None:
+    kind = NATIVE_FORMATS.get(parser.name) if NATIVE is not None else None
+    if kind is None:
         return frame_lines(parser.parse, lines, limit)
-    return NATIVE.frame(cri, lines, limit)
+    return NATIVE.frame(kind, lines, limit)

@@ -1,5 +1,5 @@
 """CPU per line of the agent's line pipeline stages (no Kafka): the CRI and docker parsers and the
-multi-line merger with the default built-in rules, on Loghub lines; the framing of CRI lines and the
+multi-line merger with the default built-in rules, on Loghub lines; the framing of CRI and docker lines and the
 id + envelope of one-line events on the pure-Python and the native line path (agents/line_path.py). CPU time (process_time), best and
 median of several runs, so a busy machine disturbs it less than wall time.
 
@@ -88,13 +88,18 @@ def main() -> None:
         for _ in line_path.frame_lines(CriParser().parse, cri_lines, 1 << 18):
             pass
 
+    def frame_docker_python():
+        for _ in line_path.frame_lines(DockerParser().parse, docker_lines, 1 << 18):
+            pass
+
     def envelope_python():
         record, event_id = template.record, ident.event_id
         for i, text in enumerate(texts):
             record(event_id(i), 1, 2, 3, text)
 
     stages = [("cri_parse", parse(CriParser(), cri_lines)), ("docker_parse", parse(DockerParser(), docker_lines)),
-              ("multiline", multiline), ("frame_cri_python", frame_python), ("id_envelope_python", envelope_python)]
+              ("multiline", multiline), ("frame_cri_python", frame_python), ("frame_docker_python", frame_docker_python),
+              ("id_envelope_python", envelope_python)]
     native = line_path.NATIVE
     if native is not None:
         def envelope_native():
@@ -102,7 +107,8 @@ def main() -> None:
             for i, text in enumerate(texts):
                 record(prefix, i, 1, 2, 3, text, tail)
 
-        stages += [("frame_cri_native", lambda: native.frame(True, cri_lines, 1 << 18)),
+        stages += [("frame_cri_native", lambda: native.frame(1, cri_lines, 1 << 18)),
+                   ("frame_docker_native", lambda: native.frame(2, docker_lines, 1 << 18)),
                    ("id_envelope_native", envelope_native)]
     result = {"lines": len(texts), "runs": args.runs, "multiline_module": args.multiline_module or "this tree"}
     for name, fn in stages:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from logtide.agents import line_path
 from logtide.agents.agent import Agent
 from logtide.agents.config import AgentConfig
 from logtide.agents.parser.cri import CriParser
+from logtide.agents.parser.docker import DockerParser
 from logtide.agents.parser.plain import PlainParser
 from logtide.agents.parser.timestamps import TimestampParser
 
@@ -100,12 +102,55 @@ def test_timestamps_same_as_python(stamps):
 
 @given(st.lists(cri_lines(), max_size=30), st.sampled_from([1024, 60, 10**6]))
 def test_cri_framing_same_as_python(lines, limit):
-    assert native.frame(True, lines, limit) == list(line_path.frame_lines(CriParser().parse, lines, limit))
+    assert native.frame(1, lines, limit) == list(line_path.frame_lines(CriParser().parse, lines, limit))
 
 
 @given(st.lists(messages.map(lambda m: m.replace(b"\n", b"")), max_size=30), st.sampled_from([1024, 60]))
 def test_plain_framing_same_as_python(lines, limit):
-    assert native.frame(False, lines, limit) == list(line_path.frame_lines(PlainParser().parse, lines, limit))
+    assert native.frame(0, lines, limit) == list(line_path.frame_lines(PlainParser().parse, lines, limit))
+
+
+@st.composite
+def docker_lines(draw) -> bytes:
+    """Docker's json-file lines (its own shape, and others: attrs, other key order, spaces), pieces of
+    16 KiB, escapes of every kind (surrogate pairs, lone surrogates), broken JSON and timestamps."""
+    log = draw(st.one_of(texts, texts.map(lambda t: t + "\n"), st.just("é" * 6000), st.just("x" * 16384),
+                         st.just("y" * 16383 + "\n")))
+    rec = {"log": log, "stream": draw(st.sampled_from(["stdout", "stderr", "stdin"])),
+           "time": draw(timestamps()).decode("utf-8", "replace")}
+    shape = draw(st.sampled_from(["docker"] * 5 + ["attrs", "reordered", "spaced", "escaped", "cut", "byte"]))
+    if shape == "attrs":
+        rec["attrs"] = {"tag": "x"}
+    if shape == "reordered":
+        rec = {"time": rec["time"], "stream": rec["stream"], "log": rec["log"]}
+    line = orjson.dumps(rec)
+    if shape == "spaced":
+        line = line.replace(b'":', b'": ')
+    elif shape == "escaped":       # what orjson never writes, docker may: \u escapes, pairs, lone halves
+        esc = draw(st.sampled_from([b"\\u00e9", b"\\ud83d\\ude00", b"\\uD83D\\uDE00", b"\\ud800", b"\\udc00x",
+                                    b"\\u12", b"\\x", b"\\/", b"\\u0000"]))
+        line = line.replace(b'{"log":"', b'{"log":"' + esc, 1)
+    elif shape == "cut":
+        line = line[:draw(st.integers(0, len(line)))]
+    elif shape == "byte":
+        i = draw(st.integers(0, len(line) - 1))
+        line = line[:i] + bytes([draw(st.integers(0, 255))]) + line[i + 1:]
+    return line.replace(b"\n", b"")
+
+
+@given(st.lists(docker_lines(), max_size=20), st.sampled_from([1 << 18, 1024]))
+def test_docker_framing_same_as_python(lines, limit):
+    """Docker's own shape framed natively exactly as in Python; any other shape left to Python."""
+    python = list(line_path.frame_lines(DockerParser().parse, lines, limit))
+    for line, got, want in zip(lines, native.frame(2, lines, limit), python):
+        assert got is None or got == want, line
+        if want is not None and _docker_shape(line):
+            assert got == want, line
+
+
+def _docker_shape(line: bytes) -> bool:
+    rec = orjson.loads(line)
+    return list(rec) == ["log", "stream", "time"] and rec["stream"] in ("stdout", "stderr") and orjson.dumps(rec) == line
 
 
 _times = st.one_of(st.none(), st.integers(-(2**70), 2**70), st.integers(0, 2**63 - 1))
@@ -132,7 +177,7 @@ def test_record_of_a_long_line():
 def test_framing_of_a_long_line():
     line = b"2024-05-01T12:00:00.1Z stdout F " + b"\xc3\xa9\t" * 3_500_000
     for limit in (len(line), len(line) - 1):
-        assert native.frame(True, [line], limit) == list(line_path.frame_lines(CriParser().parse, [line], limit))
+        assert native.frame(1, [line], limit) == list(line_path.frame_lines(CriParser().parse, [line], limit))
 
 
 # --- through the agent -----------------------------------------------------------------------------
@@ -194,12 +239,14 @@ _long = st.tuples(st.sampled_from([b"2024-05-01T12:00:00.5Z stdout F ", b"2024-0
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.one_of(cri_lines(), cri_lines(), messages, _long), min_size=1, max_size=40),
+@given(st.sampled_from([b"", b"2024-05-01T12:00:00.5Z stdout F first\n",
+                         b'{"log":"first\\n","stream":"stdout","time":"2024-05-01T12:00:00.5Z"}\n']),
+       st.lists(st.one_of(cri_lines(), cri_lines(), messages, _long, docker_lines()), min_size=1, max_size=40),
        st.sampled_from(["\n", "\r\n"]), st.booleans())
-def test_agent_sends_the_same_records_on_both_paths(tmp_path, lines, newline, finished):
-    """CRI files (and plain ones, when the first line is no CRI): pieces, multi-line records,
-    garbage, invalid UTF-8, lines over max_line_bytes, a last line without its newline."""
-    data = newline.encode().join(line.replace(b"\n", b"") for line in lines) + (b"\n" if finished else b"")
+def test_agent_sends_the_same_records_on_both_paths(tmp_path, first, lines, newline, finished):
+    """CRI, docker and plain files (the format picked from the first line): pieces, multi-line
+    records, garbage, invalid UTF-8, lines over max_line_bytes, a last line without its newline."""
+    data = first + newline.encode().join(line.replace(b"\n", b"") for line in lines) + (b"\n" if finished else b"")
     run = tmp_path / f"run{next(_counter)}"
     logs = run / "logs"
     logs.mkdir(parents=True)
