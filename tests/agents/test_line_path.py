@@ -163,14 +163,14 @@ def test_record_same_as_python(body, time_ns, observed, ingest, offset, name, at
     template = envelope.EventTemplate(source="k8s", attributes=attributes, resource={"k8s.pod.name": name})
     eid, value = native.record(prefix, offset, time_ns, observed, ingest, body, template.tail)
     assert eid == envelope.make_id(name, offset)
-    assert value == template.record(eid, time_ns, observed, ingest, body)[0]
+    assert value == template.encode(eid, time_ns, observed, ingest, body)
 
 
 def test_record_of_a_long_line():
     body = ("x\x00\"\\\n" * 2_000_001)[:10 * 1024 * 1024]      # 10 MiB, escapes all along
     template = envelope.EventTemplate(source="file")
     eid, value = native.record(b"a\x1f", 7, None, 1, 2, body, template.tail)
-    assert value == template.record(eid, None, 1, 2, body)[0]
+    assert value == template.encode(eid, None, 1, 2, body)
     assert envelope.decode(value)["body"] == body
 
 
@@ -189,7 +189,7 @@ class _Capture:
         self.records: list[tuple[bytes, bytes]] = []
 
     def bind(self, topic, on_delivery, wait=True):
-        def send(value, key, headers):
+        def send(value, key, *headers):
             self.records.append((key, value))
         return send
 
