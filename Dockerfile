@@ -11,6 +11,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 # Optional extras to bake in, e.g. --build-arg EXTRAS=bench (none are needed to run a role).
 ARG EXTRAS=""
 WORKDIR /src
+# gcc for the agent's C extension (agents/_lines.c); this stage only: the runtime image has no compiler.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/logtide && /opt/logtide/bin/pip install --upgrade pip setuptools wheel
 # Dependencies first, so a source change does not reinstall them (layer cache).
 COPY pyproject.toml README.md ./
@@ -19,7 +21,8 @@ RUN python -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb'))['p
 COPY . .
 RUN /opt/logtide/bin/pip install --no-deps . \
     && if [ -n "$EXTRAS" ]; then /opt/logtide/bin/pip install ".[$EXTRAS]"; fi \
-    && /opt/logtide/bin/logtide --help >/dev/null
+    && /opt/logtide/bin/logtide --help >/dev/null \
+    && LOGTIDE_AGENT_NATIVE=1 /opt/logtide/bin/python -c "import logtide.agents.line_path"
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
 LABEL org.opencontainers.image.title="logtide" \

@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 
-from logtide.agents import metrics
+from logtide.agents import line_path, metrics
 from logtide.agents.config import AgentConfig, MultilineSettings
 from logtide.agents.discovery import Discovery, Found
 from logtide.agents.exclusion import exclusion_reason
@@ -46,6 +46,7 @@ from logtide.sender import DrainingSender
 from logtide.transport import Producer
 
 _log = log.get("agents.agent")
+_NATIVE = line_path.NATIVE
 
 #: How long a checkpoint's drain may stop reading to wait for Kafka before the loop goes on; doubled
 #: after each drain that timed out (a slow Kafka still gets checkpoints), back to the first on success.
@@ -422,31 +423,20 @@ class Agent:
         now = time.monotonic()
         if head is not None:
             self.piece(tf, head.start, head.end, head.data, head.truncated, observed, now)
-        # The common case inline: a complete, well-formed line while no partial line is pending goes
-        # straight from the parser to the multi-line merger; anything else takes piece().
-        parse = parser.parse
+        # The common case inline: a complete, well-formed line (framed for the whole chunk at once,
+        # natively when the native line path is on) while no partial line is pending goes straight to
+        # the multi-line merger; anything else takes piece().
         partial_pending = tf.partial.pending
-        limit = self.config.read.max_line_bytes
         add = tf.multiline.add
         emit = self.emit
         pos = start
-        for data in lines:
+        for data, framed in zip(lines, line_path.frame(parser, lines, self.config.read.max_line_bytes)):
             begin = pos
             pos += len(data) + 1
-            if partial_pending or len(data) > limit:
+            if partial_pending or framed is None:
                 self.piece(tf, begin, pos, data, False, observed, now)
                 continue
-            time_ns, stream, partial, message, problem = parse(data)
-            if partial or problem is not None:
-                self.piece(tf, begin, pos, data, False, observed, now)
-                continue
-            if type(message) is bytes:
-                try:
-                    message = message.decode()
-                except UnicodeDecodeError:
-                    self.piece(tf, begin, pos, data, False, observed, now)
-                    continue
-            rec = add(begin, pos, time_ns, stream, message, False, False, now)
+            rec = add(begin, pos, framed[0], framed[1], framed[2], False, False, now)
             if rec is not None:
                 emit(tf, rec, observed)
 
@@ -516,10 +506,15 @@ class Agent:
             text = text[:self._max_event_bytes]
             truncated = True
             metrics.BAD_INPUT.labels("record_too_long").inc()
-        eid = tf.event_id(start)
         if lines == 1 and not truncated and not unfinished and problem is None:
-            value = tf.templates[stream].record(eid, time_ns, observed, time.time_ns(), text)
+            template = tf.templates[stream]
+            if _NATIVE is not None:
+                _eid, value = _NATIVE.record(tf.id_prefix, start, time_ns, observed, time.time_ns(), text,
+                                             template.tail)
+            else:
+                value = template.record(tf.event_id(start), time_ns, observed, time.time_ns(), text)
         else:
+            eid = tf.event_id(start)
             attributes = dict(tf.attributes[stream])
             if lines > 1:
                 attributes["log.lines"] = lines

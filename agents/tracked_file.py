@@ -50,7 +50,9 @@ class TrackedFile:
     def set_identity(self, identity: FileIdentity) -> None:
         self.identity = identity
         # envelope.make_id(identity.name, offset), with the constant part hashed once per file
-        self._id_hash = hashlib.blake2b((identity.name + "\x1f").encode(), digest_size=16)
+        # (id_prefix: the same constant part for the native line path)
+        self.id_prefix = (identity.name + "\x1f").encode()
+        self._id_hash = hashlib.blake2b(self.id_prefix, digest_size=16)
 
     def event_id(self, offset: int) -> str:
         h = self._id_hash.copy()

@@ -5,8 +5,10 @@ Both sides run in their own subprocess against the same embedded broker (or --bo
 - raw: confluent_kafka.Producer with logtide's producer settings (acks=all, idempotence, lz4, linger
   5 ms) producing each CRI line as it is, keyed by container, counting a line when its delivery
   callback reported the broker's ack;
-- agent: the real Agent (default config: format auto, partial merging, built-in multiline rules, no
-  rate limit; Kubernetes metadata off, there is no API server here) tailing the same files from
+- agent: the real Agent, once on its pure-Python line path ("python") and once on its native one
+  ("agent": the C extension; LOGTIDE_AGENT_NATIVE, agents/line_path.py); default config (format
+  auto, partial merging, built-in multiline rules, no rate limit; Kubernetes metadata off, there is
+  no API server here), tailing the same files from
   offset 0; timed from its first read until Kafka acknowledged every record but the last one of each
   stream, which waits multiline.timeout_seconds (1 s) for continuation lines: a fixed latency, not
   throughput (the time until every record was acknowledged is reported too). RSS includes startup.
@@ -16,6 +18,9 @@ same window as the rate: on a shared machine it moves less with the load than li
 
     python bench/agent.py                 # 200k lines (Loghub corpus wrapped in CRI framing, 8 containers)
     python bench/agent.py --lines 50000   # a quick run
+
+Besides lines/s, each row gives its CPU per line (process CPU, the Kafka client's threads included,
+over the timed part: robust on a shared machine) and what a node pays: cores per 10k lines/s.
 """
 
 from __future__ import annotations
@@ -82,7 +87,7 @@ def child_raw(bootstrap: str, topic: str, files: list[str]) -> dict:
 
     p.produce(topic, b"warm-up", b"warm-up")   # connected (and producer id assigned) before the clock starts
     p.flush(30)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), time.process_time()
     # interleave containers in 1000-line slices, as a tailer reading several files would
     for i in range(0, max(len(lines) for _, lines in batches), 1000):
         for key, lines in batches:
@@ -95,10 +100,9 @@ def child_raw(bootstrap: str, topic: str, files: list[str]) -> dict:
                         p.poll(0.05)
             p.poll(0)
     p.flush(120)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {"lines": total, "acked": acked[0], "seconds": seconds, "per_s": acked[0] / seconds,
-            "cpu_us_per_line": cpu / total * 1e6,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "cpu_us_per_line": cpu * 1e6 / total, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def child_floor(bootstrap: str, topic: str, files: list[str]) -> dict:
@@ -132,7 +136,7 @@ def child_floor(bootstrap: str, topic: str, files: list[str]) -> dict:
     total = sum(len(lines) for _, lines, _, _ in batches)
     p.produce(topic, b"warm-up", b"warm-up")
     p.flush(30)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), time.process_time()
     observed = time.time_ns()
     parse_time = TimestampParser().parse
     offsets = [0] * len(batches)
@@ -154,11 +158,10 @@ def child_floor(bootstrap: str, topic: str, files: list[str]) -> dict:
             offsets[b] = offset
             p.poll(0)
     left = p.flush(120)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     acked = total - left - failed[0]
     return {"lines": total, "acked": acked, "seconds": seconds, "per_s": acked / seconds,
-            "cpu_us_per_line": cpu / total * 1e6,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "cpu_us_per_line": cpu * 1e6 / total, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: int, queue: int | None) -> dict:
@@ -190,14 +193,14 @@ def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: in
     deadline = time.monotonic() + 300
     while lines_read._value.get() == 0 and time.monotonic() < deadline:
         time.sleep(0.001)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), time.process_time()
     # The last record of each stream waits multiline.timeout_seconds for continuation lines that
     # never come: a fixed latency, not throughput. The rate stops the clock before those records;
     # the time until every record was acknowledged is reported beside it.
     held = 2 * CONTAINERS
     while produced._value.get() < expected - held and time.monotonic() < deadline:
         time.sleep(0.001)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     while produced._value.get() < expected and time.monotonic() < deadline:
         time.sleep(0.01)
     all_seconds = time.perf_counter() - start
@@ -205,8 +208,9 @@ def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: in
     stop.set()
     t.join(60)
     del read_start
+    from logtide.agents import line_path
     return {"lines": expected, "acked": int(done), "seconds": seconds, "per_s": (expected - held) / seconds,
-            "cpu_us_per_line": cpu / (expected - held) * 1e6,
+            "cpu_us_per_line": cpu * 1e6 / (expected - held), "native": line_path.NATIVE is not None,
             "seconds_until_all_acked": all_seconds, "per_s_until_all_acked": done / all_seconds,
             "multiline_merges": int(metrics.MULTILINE_MERGES._value.get()),
             "backpressure_seconds": round(metrics.BACKPRESSURE._value.get(), 2),
@@ -215,8 +219,9 @@ def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: in
 
 # --- the driver --------------------------------------------------------------------------------------
 
-def run_child(args: list[str]) -> dict:
-    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=600)
+def run_child(args: list[str], env: dict | None = None) -> dict:
+    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, **(env or {})})
     if res.returncode != 0:
         raise SystemExit(f"child failed: {res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -227,6 +232,8 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=200_000)
     ap.add_argument("--bootstrap", help="use this Kafka instead of the embedded broker")
     ap.add_argument("--queue", type=int, help="the agent's queue.max_records (default: the config default)")
+    ap.add_argument("--python-only", action="store_true",
+                    help="run the 'agent' row on the pure-Python line path too (no C extension built)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -253,21 +260,33 @@ def main() -> int:
             size_mb = sum(f.stat().st_size for f in files) / 1e6
             suffix = str(int(time.time()))
             raw_topic, agent_topic = f"bench.agent.raw.{suffix}", f"bench.agent.agent.{suffix}"
-            floor_topic = f"bench.agent.floor.{suffix}"
+            floor_topic, python_topic = f"bench.agent.floor.{suffix}", f"bench.agent.python.{suffix}"
             admin = connect(KafkaSettings(bootstrap=bootstrap, client="confluent")).admin()
-            admin.create_topics([TopicSpec(t, PARTITIONS) for t in (raw_topic, floor_topic, agent_topic)])
+            admin.create_topics([TopicSpec(t, PARTITIONS) for t in (raw_topic, floor_topic, agent_topic, python_topic)])
             admin.close()
             raw = run_child(["--child", "raw", bootstrap, raw_topic, *map(str, files)])
             floor = run_child(["--child", "floor", bootstrap, floor_topic, *map(str, files)])
+            # the agent on its pure-Python line path, then on its native one (agents/line_path.py)
+            python = run_child(["--child", "agent", bootstrap, python_topic, str(root / "pods"), str(root / "ck-py"),
+                                str(total), str(args.queue or 0)], {"LOGTIDE_AGENT_NATIVE": "0"})
             agent = run_child(["--child", "agent", bootstrap, agent_topic, str(root / "pods"), str(root / "ck"),
-                               str(total), str(args.queue or 0)])
+                               str(total), str(args.queue or 0)],
+                              {"LOGTIDE_AGENT_NATIVE": "0" if args.python_only else "1"})
     finally:
         stop_broker()
     ratio = agent["per_s"] / raw["per_s"]
-    print(f"{'':<8}{'lines':>9}{'seconds':>9}{'lines/s':>10}{'CPU us/line':>13}{'peak RSS MB':>13}")
-    for name, r in (("raw", raw), ("floor", floor), ("agent", agent)):
+    # CPU per line: process CPU (all threads, the Kafka client's too) over the timed part; cores per
+    # 10k lines/s is what a node pays for that rate: cpu_us_per_line * 10_000 / 1e6
+    print(f"{'':<8}{'lines':>9}{'seconds':>9}{'lines/s':>10}{'CPU us/line':>13}{'cores/10k l/s':>15}"
+          f"{'peak RSS MB':>13}")
+    for name, r in (("raw", raw), ("floor", floor), ("python", python), ("agent", agent)):
         print(f"{name:<8}{r['acked']:>9}{r['seconds']:>9.2f}{r['per_s']:>10.0f}{r['cpu_us_per_line']:>13.2f}"
-              f"{r['peak_rss_mb']:>13.1f}")
+              f"{r['cpu_us_per_line'] / 100:>15.3f}{r['peak_rss_mb']:>13.1f}")
+    print(f"agent: the {'native' if agent['native'] else 'pure-Python'} line path; python: the pure-Python one; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"agent CPU per line / raw's = {agent['cpu_us_per_line'] / raw['cpu_us_per_line']:.2f} "
+          f"(goal <= {1 / GOAL_RATIO:.2f}); python agent's / raw's = "
+          f"{python['cpu_us_per_line'] / raw['cpu_us_per_line']:.2f}")
     print(f"agent until every record was acknowledged (multi-line timeout included): "
           f"{agent['seconds_until_all_acked']:.2f} s, {agent['per_s_until_all_acked']:.0f} lines/s")
     print(f"floor / raw = {floor['per_s'] / raw['per_s']:.3f}  (the least per-line work of the contract, see child_floor)")
@@ -277,12 +296,14 @@ def main() -> int:
     result = {
         "bench": "agent", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python bench/agent.py" + (f" --lines {args.lines}" if args.lines != 200_000 else "")
+                   + (" --python-only" if args.python_only else "")
                    + (f" --queue {args.queue}" if args.queue else ""),
         "broker": "external" if args.bootstrap else "embedded tansu",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average": os.getloadavg()},
         "input": {"lines": total, "containers": CONTAINERS, "format": "cri", "mb": round(size_mb, 1),
                   "corpus": "loghub (all files, cycled)"},
-        "raw": raw, "floor": floor, "agent": agent, "agent_vs_raw": round(ratio, 3),
+        "load_average": os.getloadavg(),
+        "raw": raw, "floor": floor, "python_agent": python, "agent": agent, "agent_vs_raw": round(ratio, 3),
         "floor_vs_raw": round(floor["per_s"] / raw["per_s"], 3), "agent_vs_floor": round(agent["per_s"] / floor["per_s"], 3),
         "goals": {"ratio": GOAL_RATIO, "peak_rss_mb": GOAL_RSS_MB},
         "met": {"ratio": ratio >= GOAL_RATIO, "peak_rss": agent["peak_rss_mb"] <= GOAL_RSS_MB},

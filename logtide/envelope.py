@@ -313,6 +313,11 @@ class EventTemplate:
                                "routes": routes, "schema": SCHEMA_VERSION}, option=orjson.OPT_NON_STR_KEYS)
         self._tail = b"," + shared[1:]            # the object without its "{": appended after the body
 
+    @property
+    def tail(self) -> bytes:
+        """The shared part as JSON: ``,"attributes":...,"schema":1}``, what follows an event's body."""
+        return self._tail
+
     #: the fields of one event, then the shared tail
     _FORMAT = (b'{"id":%s,"time":%s,"observed_time":%d,"ingest_time":%s,"severity_text":%s,'
                b'"severity_number":%d,"body":%s%s')

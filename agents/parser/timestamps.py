@@ -33,6 +33,11 @@ class TimestampParser:
             return None
         prefix = ts[:19]
         if prefix != self._prefix:
+            # digits where digits belong (int() alone takes " 5", "+5", "0_5") and both separators
+            if not (prefix[0:4].isdigit() and prefix[5:7].isdigit() and prefix[8:10].isdigit()
+                    and prefix[11:13].isdigit() and prefix[14:16].isdigit() and prefix[17:19].isdigit()
+                    and prefix[7:8] == b"-" and prefix[16:17] == b":"):
+                return None
             try:
                 seconds = epoch_ns(int(ts[0:4]), int(ts[5:7]), int(ts[8:10]),
                                    int(ts[11:13]), int(ts[14:16]), int(ts[17:19])) // 1_000_000_000

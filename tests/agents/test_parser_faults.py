@@ -24,9 +24,11 @@ from logtide.agents.file_identity import FileIdentity
 from logtide.checkpoint import SqliteCheckpoints
 from tests.agents.helpers import RunningAgent, TopicReader, cri, start_agent_process, stop_agent_process
 
-#: `logtide agent` with a parser bug injected: CRI lines containing BOOM raise inside parse().
+#: `logtide agent` with a parser bug injected: CRI lines containing BOOM raise inside parse(); on the
+#: native line path (which frames CRI lines in C) they raise at the next per-line step, the merger.
 CRASHING_AGENT = """
 import sys
+from logtide.agents import multiline
 from logtide.agents.parser import cri
 real = cri.CriParser.parse
 def parse(self, line):
@@ -34,6 +36,12 @@ def parse(self, line):
         raise RuntimeError("injected parser crash")
     return real(self, line)
 cri.CriParser.parse = parse
+real_add = multiline.MultilineMerger.add
+def add(self, start, end, time_ns, stream, text, *rest):
+    if "BOOM" in text:
+        raise RuntimeError("injected parser crash")
+    return real_add(self, start, end, time_ns, stream, text, *rest)
+multiline.MultilineMerger.add = add
 from logtide.cli import main
 sys.exit(main(sys.argv[1:]))
 """
