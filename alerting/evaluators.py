@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from logtide import log
 
@@ -96,7 +97,7 @@ class Evaluator:
                          "logged once per rule and reason)",
                          extra={"rule": self.rule.name, "reason": reason, "event_id": event.get("id"), "time_ns": t})
 
-    def adopt(self, old: "Evaluator") -> None:
+    def adopt(self, old: Evaluator) -> None:
         """Take over the windows of the rule's previous definition (an edit that keeps what they count)."""
         self.series, self.dirty, self.started_at = old.series, old.dirty, old.started_at
         self.meta_dirty = old.meta_dirty

@@ -10,7 +10,8 @@ as 16 hex digits, so alerts deduplicate with the rest of the ecosystem.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from logtide.alerting import metrics
 from logtide.timeutil import NS, format_rfc3339
@@ -66,7 +67,7 @@ class Alert:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Alert":
+    def from_dict(cls, d: dict[str, Any]) -> Alert:
         return cls(**d)
 
     def api(self, external_url: str = "") -> dict[str, Any]:
