@@ -57,7 +57,7 @@ class KubernetesApi:
         kwargs = {"label_selector": self.cfg.label_selector} if self.cfg.label_selector else {}
         yield from watcher.stream(self.core.list_namespaced_pod, namespace, resource_version=resource_version,
                                     timeout_seconds=self.cfg.watch_timeout_seconds, deserialize=False,
-                                    _request_timeout=(10, self.cfg.watch_timeout_seconds + 30), **kwargs)  # noqa: UP028 (the caller's close() ends the watch here)
+                                    _request_timeout=(10, self.cfg.watch_timeout_seconds + 30), **kwargs)
 
     def open_log(self, namespace: str, pod: str, container: str, *, follow: bool, since_ns: int | None,
                  previous: bool = False) -> urllib3.BaseHTTPResponse:
