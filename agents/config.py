@@ -61,7 +61,7 @@ class MultilineSettings(Model):
     timeout_seconds: float = Field(1.0, gt=0, description="a record waits this long for more lines")
 
     @model_validator(mode="after")
-    def _patterns(self) -> "MultilineSettings":
+    def _patterns(self) -> MultilineSettings:
         import re
         for name in ("start_pattern", "continue_pattern", "end_pattern", "join_next_pattern"):
             pattern = getattr(self, name)

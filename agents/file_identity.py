@@ -47,5 +47,5 @@ class FileIdentity:
         return {"dev": self.dev, "ino": self.ino, "fp": self.fp, "fp_len": self.fp_len, "gen": self.generation}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FileIdentity":
+    def from_dict(cls, d: dict) -> FileIdentity:
         return cls(d["dev"], d["ino"], d["fp"], d["fp_len"], d.get("gen", 0))

@@ -192,7 +192,7 @@ class MultilineMerger:
         self.merged = 0  # records made of more than one line (for the metric)
 
     @classmethod
-    def from_settings(cls, m) -> "MultilineMerger":
+    def from_settings(cls, m) -> MultilineMerger:
         """From a config.MultilineSettings."""
         return cls(m.languages, m.start_pattern, m.continue_pattern, m.max_lines, m.max_bytes, m.timeout_seconds,
                    enabled=m.enabled, end_pattern=m.end_pattern, join_next_pattern=m.join_next_pattern)

@@ -109,7 +109,7 @@ class PodMeta:
         return cached
 
     @classmethod
-    def from_object(cls, obj: dict) -> "PodMeta":
+    def from_object(cls, obj: dict) -> PodMeta:
         md = obj.get("metadata") or {}
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
@@ -253,7 +253,7 @@ class PodMetadata:
                        self._namespaces_listed, self._namespace_event, lambda ok: self._state("namespaces", ok)),
         ]
 
-    def start(self) -> "PodMetadata":
+    def start(self) -> PodMetadata:
         # Import here, once: two threads importing the kubernetes package at the same time deadlock.
         import kubernetes.client.api_client  # noqa: F401
         import kubernetes.config  # noqa: F401

@@ -23,7 +23,7 @@ timestamps and nothing waits.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from logtide import log
 

@@ -83,7 +83,7 @@ class AlertConfig(RoleConfig):
     time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _tree(self) -> "AlertConfig":
+    def _tree(self) -> AlertConfig:
         names = [r.name for r in self.receivers]
         if len(set(names)) != len(names):
             raise ValueError(f"receiver names must be unique: {names}")

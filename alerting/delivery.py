@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from logtide import log
 

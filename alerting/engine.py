@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from operator import itemgetter
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 

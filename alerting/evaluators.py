@@ -23,7 +23,8 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from logtide import log
 
@@ -121,7 +122,7 @@ class Evaluator:
                          "logged once per rule and reason)",
                          extra={"rule": self.rule.name, "reason": reason, "event_id": event.get("id"), "time_ns": t})
 
-    def adopt(self, old: "Evaluator") -> None:
+    def adopt(self, old: Evaluator) -> None:
         """Take over the windows of the rule's previous definition (an edit that keeps what they count);
         the next evaluation looks at every key (the condition may have changed)."""
         self.series, self.dirty, self.started_at = old.series, old.dirty, old.started_at

@@ -18,7 +18,7 @@ class Entry:
         return {"firing": sorted(self.firing), "resolved": sorted(self.resolved), "timestamp": self.timestamp}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Entry":
+    def from_dict(cls, d: dict) -> Entry:
         return cls(set(d.get("firing", ())), set(d.get("resolved", ())), d.get("timestamp", 0))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 
@@ -51,7 +51,7 @@ class PrintingReceiver:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}/"
 
-    def start(self) -> "PrintingReceiver":
+    def start(self) -> PrintingReceiver:
         threading.Thread(target=self.httpd.serve_forever, name="webhook-receiver", daemon=True).start()
         return self
 

@@ -6,7 +6,7 @@ from the parent. ``group_by: ["..."]`` groups by all labels.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from logtide.config import Model
 
@@ -24,7 +24,7 @@ class Route(Model):
     repeat_interval: Duration | None = None
     mute_time_intervals: list[str] = Field(default_factory=list)
     active_time_intervals: list[str] = Field(default_factory=list)
-    routes: list["Route"] = Field(default_factory=list)
+    routes: list[Route] = Field(default_factory=list)
 
     model_config = {**Model.model_config, "populate_by_name": True}
 
@@ -32,7 +32,7 @@ class Route(Model):
 class RouteNode:
     """A route with inherited settings resolved and its Alertmanager-style key."""
 
-    def __init__(self, route: Route, parent: "RouteNode | None" = None, index: int = 0):
+    def __init__(self, route: Route, parent: RouteNode | None = None, index: int = 0):
         self.route = route
         self.parent = parent
         inherit = (lambda name, default: getattr(route, name) if getattr(route, name) is not None
@@ -51,7 +51,7 @@ class RouteNode:
         self.id = "{}" if parent is None else f"{parent.id}/{index}"
         self.children = [RouteNode(r, self, i) for i, r in enumerate(route.routes)]
 
-    def match(self, labels: dict[str, str]) -> list["RouteNode"]:
+    def match(self, labels: dict[str, str]) -> list[RouteNode]:
         """The routes that take an alert with these labels."""
         if self.parent is not None and not matches_all(self.matchers, labels):
             return []

@@ -231,7 +231,7 @@ class AbsenceRule(RuleBase):
     expect_seen_within: Duration | None = None
 
     @model_validator(mode="after")
-    def _expected(self) -> "AbsenceRule":
+    def _expected(self) -> AbsenceRule:
         n = len(self.group_by)
         for e in self.expected:
             if isinstance(e, str) and n != 1:

@@ -37,7 +37,7 @@ class Silence:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Silence":
+    def from_dict(cls, d: dict) -> Silence:
         return cls(**{**d, "matchers": [parse_matcher(m) for m in d["matchers"]]})
 
     def api(self, now: int) -> dict:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from logtide.alerting import metrics
 from logtide.timeutil import NS, format_rfc3339
@@ -69,7 +70,7 @@ class Alert:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Alert":
+    def from_dict(cls, d: dict[str, Any]) -> Alert:
         return cls(**d)
 
     def api(self, external_url: str = "") -> dict[str, Any]:
@@ -261,7 +262,7 @@ class AlertStates:
     def refresh(self, now: int) -> None:
         """Alerts that hold: ``last_true`` is ``now`` (written to the store now and then, so that a
         restart's keep_firing_for counts from about when the condition last held)."""
-        for name, holding in self.holding.items():
+        for holding in self.holding.values():
             for fp in holding:
                 a = self.alerts.get(fp)
                 if a is not None and a.last_true < now:

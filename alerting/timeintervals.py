@@ -143,5 +143,5 @@ class TimeIntervals:
         self.by_name = {n.name: n.time_intervals for n in named}
 
     def active(self, name: str, now_ns: int) -> bool:
-        when = dt.datetime.fromtimestamp(now_ns / 1e9, tz=dt.timezone.utc)
+        when = dt.datetime.fromtimestamp(now_ns / 1e9, tz=dt.UTC)
         return any(ti.contains(when) for ti in self.by_name.get(name, ()))

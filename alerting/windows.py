@@ -82,7 +82,7 @@ class Series:
         return {"b": list(self.buckets), "s": self.sample_list(), "l": self.last_seen, "p": self.partition}
 
     @classmethod
-    def load(cls, data: dict[str, Any]) -> "Series":
+    def load(cls, data: dict[str, Any]) -> Series:
         s = cls(data.get("p", -1))
         for bid, n, e in data.get("b", []):
             s.add(bid, n, e)

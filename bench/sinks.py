@@ -138,10 +138,10 @@ def write_path(events: list[dict], rounds: int, dsn: str, loki_url: str) -> dict
             tmp = Path(tempfile.mkdtemp(prefix="bench-sinks-"))
             try:
                 bs = batches(events)
-                o.append(n / timed(lambda: ours(tmp, bs)))
+                o.append(n / timed(lambda tmp=tmp, bs=bs: ours(tmp, bs)))
                 if base:
                     tmp2 = Path(tempfile.mkdtemp(prefix="bench-sinks-"))
-                    b.append(n / timed(lambda: base(tmp2, bs)))
+                    b.append(n / timed(lambda tmp2=tmp2, bs=bs: base(tmp2, bs)))
                     shutil.rmtree(tmp2, ignore_errors=True)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)

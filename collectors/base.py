@@ -14,7 +14,7 @@ import random
 import re
 import threading
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge
 
@@ -237,7 +237,7 @@ class ItemStatus:
     counts every occurrence. A traceback is logged only for the first unexpected error.
     """
 
-    def __init__(self, health: "ItemHealth", item: str):
+    def __init__(self, health: ItemHealth, item: str):
         self.health = health
         self.item = item
         self.kind: str | None = None      # the failure in progress, None when the last attempt succeeded

@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from typing import Callable, Protocol
+from typing import Protocol
+from collections.abc import Callable
 
 from logtide import log
 from logtide.config import ConfigError

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import orjson
 

@@ -29,7 +29,8 @@ false, ``!=`` is true, ordering comparisons are false.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 Predicate = Callable[[dict], bool]
 

@@ -6,7 +6,8 @@ a config error naming its file and line (the model refuses unknown keys)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field, create_model
 
@@ -47,6 +48,6 @@ class Registry:
     def sections_model(self, base: type[BaseModel], name: str) -> type[BaseModel]:
         """``base`` plus one optional section per registered component, in registration order."""
         fields: dict[str, Any] = {
-            n: (Optional[c.settings], Field(default=None, description=f"the {n} {self.kind} (runs when present)"))
+            n: (c.settings | None, Field(default=None, description=f"the {n} {self.kind} (runs when present)"))
             for n, c in self._components.items()}
         return create_model(name, __base__=base, __module__=base.__module__, **fields)

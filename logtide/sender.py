@@ -10,7 +10,7 @@ whole pipeline.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import Counter
 

@@ -11,7 +11,8 @@ Config errors (unknown step type, bad regex, bad condition, unknown sink) are ra
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import orjson
 from pydantic import ValidationError
@@ -100,7 +101,7 @@ class Pipeline:
         self._simple = all(r is None for _, _, r in self._fns)
 
     @classmethod
-    def from_config(cls, entries: list[Any], ctx: StepContext, filename: str = "<config>") -> "Pipeline":
+    def from_config(cls, entries: list[Any], ctx: StepContext, filename: str = "<config>") -> Pipeline:
         return cls(build_steps(entries, ctx, filename))
 
     def start(self) -> None:

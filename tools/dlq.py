@@ -18,7 +18,7 @@ offsets as given up: they no longer count as pending and are never replayed.
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 from logtide import envelope
 from logtide.cli import UsageError

@@ -74,7 +74,7 @@ class Selection:
     offsets: OffsetRanges | None = None
 
     @classmethod
-    def from_args(cls, args) -> "Selection":
+    def from_args(cls, args) -> Selection:
         offsets = None
         if getattr(args, "offsets", None):
             try:

@@ -16,7 +16,7 @@ class OffsetRanges:
             self.add_range(a, b)
 
     @classmethod
-    def parse(cls, spec: str) -> "OffsetRanges":
+    def parse(cls, spec: str) -> OffsetRanges:
         """``3,7,10-20`` (inclusive); raises ValueError on anything else."""
         out = cls()
         for part in spec.split(","):

@@ -3,9 +3,8 @@ scripts and logs get only the final line."""
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -100,7 +100,7 @@ class ReplayJob:
         self.copied_now = 0  # by this run (state["copied"]: by every run of the job)
 
     @classmethod
-    def plan(cls, path: str, consumer, identity: dict, start_ms: int, end_ms: int | None) -> "ReplayJob":
+    def plan(cls, path: str, consumer, identity: dict, start_ms: int, end_ms: int | None) -> ReplayJob:
         from logtide.topics import exact_end_offsets
 
         topic = identity["topic"]
@@ -121,7 +121,7 @@ class ReplayJob:
         return job
 
     @classmethod
-    def load(cls, path: str) -> "ReplayJob | None":
+    def load(cls, path: str) -> ReplayJob | None:
         import orjson
         try:
             with open(path, "rb") as f:

@@ -38,7 +38,7 @@ class Receiver(Model):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
     @model_validator(mode="after")
-    def _sane(self) -> "Receiver":
+    def _sane(self) -> Receiver:
         if self.retry.max_seconds < self.retry.initial_seconds:
             raise ValueError("retry.max_seconds must be at least retry.initial_seconds")
         return self

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 import boto3
@@ -90,7 +90,7 @@ class AwsClients:
             creds = sts.assume_role(**kwargs)["Credentials"]
             expiry = creds["Expiration"]
             if isinstance(expiry, datetime):
-                expiry = expiry.astimezone(timezone.utc).isoformat()
+                expiry = expiry.astimezone(UTC).isoformat()
             return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
                     "token": creds["SessionToken"], "expiry_time": expiry}
 

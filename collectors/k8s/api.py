@@ -55,10 +55,9 @@ class KubernetesApi:
     def watch_pods(self, namespace: str, resource_version: str, watcher: k8s_watch.Watch):
         """Raw watch events ({'type', 'object'}) until the server ends the watch."""
         kwargs = {"label_selector": self.cfg.label_selector} if self.cfg.label_selector else {}
-        for event in watcher.stream(self.core.list_namespaced_pod, namespace, resource_version=resource_version,
+        yield from watcher.stream(self.core.list_namespaced_pod, namespace, resource_version=resource_version,
                                     timeout_seconds=self.cfg.watch_timeout_seconds, deserialize=False,
-                                    _request_timeout=(10, self.cfg.watch_timeout_seconds + 30), **kwargs):
-            yield event
+                                    _request_timeout=(10, self.cfg.watch_timeout_seconds + 30), **kwargs)
 
     def open_log(self, namespace: str, pod: str, container: str, *, follow: bool, since_ns: int | None,
                  previous: bool = False) -> urllib3.BaseHTTPResponse:

@@ -56,7 +56,7 @@ def pod_resource(pod: dict, container: str) -> dict:
 class NamespaceRun:
     """One namespace's watcher, readers and shipping loop (one run of the work item)."""
 
-    def __init__(self, collector: "KubernetesCollector", namespace: str):
+    def __init__(self, collector: KubernetesCollector, namespace: str):
         self.c = collector
         self.cfg: KubernetesConfig = collector.config
         self.namespace = namespace
@@ -127,7 +127,7 @@ class NamespaceRun:
                 return
             old = self.pods.get(name)
             if old is not None and (old.get("metadata") or {}).get("uid") != uid:
-                for key, reader in self.readers.items():
+                for reader in self.readers.values():
                     if reader.pod == name:  # same name, new pod: the old one's readers end
                         reader.shutdown()
             self.pods[name] = pod

@@ -77,7 +77,7 @@ class ContainerReader:
         self._resp: urllib3.BaseHTTPResponse | None = None
         self.thread = threading.Thread(target=self._run, name=f"k8s-log:{self.key}", daemon=True)
 
-    def start(self) -> "ContainerReader":
+    def start(self) -> ContainerReader:
         self.thread.start()
         return self
 

@@ -9,7 +9,8 @@ collector when usage reaches ``api_usage_limit`` (a 403 REQUEST_LIMIT_EXCEEDED p
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import requests
 from prometheus_client import Gauge
@@ -150,7 +151,7 @@ class SalesforceApi:
         yield page
         while not page.get("done", True) and page.get("nextRecordsUrl"):
             url = page["nextRecordsUrl"]
-            page = self.call("query_more", lambda sf: sf.query_more(url, identifier_is_url=True), stop)
+            page = self.call("query_more", lambda sf, url=url: sf.query_more(url, identifier_is_url=True), stop)
             yield page
 
     def open_log_file(self, file_id: str, stop: threading.Event) -> requests.Response:

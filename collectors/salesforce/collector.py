@@ -16,7 +16,7 @@ import io
 import re
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from logtide import envelope, log
 from logtide.timeutil import NS, format_rfc3339
@@ -113,7 +113,7 @@ class SalesforceCollector(PullCollector):
         cp = self.checkpoints.get(item)
         if cp:
             return Cursor(cp)
-        start = datetime.now(timezone.utc) - timedelta(days=self.config.start_days_ago)
+        start = datetime.now(UTC) - timedelta(days=self.config.start_days_ago)
         if item.endswith("/Daily"):
             start = start.replace(hour=0, minute=0, second=0)  # LogDate of a daily file is its day's midnight
         return Cursor({"time": format_rfc3339(int(start.timestamp()) * NS, digits=0)})

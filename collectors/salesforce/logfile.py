@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Iterator
+from collections.abc import Iterator
 
 from logtide.timeutil import format_rfc3339, parse_rfc3339
 

@@ -35,7 +35,7 @@ from logtide.transport.base import (
 )
 
 _DEFAULT = "memory"
-_clusters: dict[str, "MemoryCluster"] = {}
+_clusters: dict[str, MemoryCluster] = {}
 _clusters_lock = threading.Lock()
 
 
@@ -48,7 +48,7 @@ class MemoryCluster:
         self.topics: dict[str, list[list[Record]]] = {}
         self.configs: dict[str, dict[str, str]] = {}
         self.offsets: dict[str, dict[TopicPartition, int]] = {}
-        self.members: dict[str, dict[int, "MemoryConsumer"]] = {}
+        self.members: dict[str, dict[int, MemoryConsumer]] = {}
         self.generation = 0  # bumped on every change that may move a group's partitions
         self.down = False
 
@@ -81,7 +81,7 @@ class MemoryCluster:
         self.generation += 1
         return True
 
-    def live_members(self, group: str) -> list["MemoryConsumer"]:
+    def live_members(self, group: str) -> list[MemoryConsumer]:
         now = time.monotonic()
         members = self.members.get(group, {})
         for mid, m in list(members.items()):

@@ -9,7 +9,8 @@ query-time ``QUALIFY``; PostgreSQL: ``ON CONFLICT DO NOTHING``).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Iterable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable, Iterable
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ original ``time`` as it was and record ``time_adjusted`` so nothing is silently 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from logtide.timeutil import format_rfc3339
 
@@ -28,7 +28,7 @@ def effective_time_ns(event: dict) -> tuple[int, bool]:
 
 
 def utc(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
 def ns_to_iso(ns: int | None) -> str | None:

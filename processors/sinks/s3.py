@@ -3,7 +3,7 @@ mapped to ``StorageError`` so a sink can turn an outage into ``Retry`` (its own,
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 
 class StorageError(Exception):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
+from collections.abc import Callable
 
 from pydantic import Field, field_validator
 
@@ -90,7 +91,7 @@ def register(name: str) -> Callable[[type[Step]], type[Step]]:
     return deco
 
 
-def compile_regex(pattern: str) -> "re.Pattern":
+def compile_regex(pattern: str) -> re.Pattern:
     """Compile a regex from the config; a bad one is a ValueError that pydantic reports with its line."""
     try:
         return re.compile(pattern)

@@ -95,7 +95,7 @@ class LookupTable:
                 consumer.close()
 
     @classmethod
-    def fixed(cls, topic: str, rows: dict[str, dict]) -> "LookupTable":
+    def fixed(cls, topic: str, rows: dict[str, dict]) -> LookupTable:
         """A table with these rows and no reader (offline pipeline tests)."""
         table = cls(None, topic)
         table.table = dict(rows)

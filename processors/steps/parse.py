@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Literal
+from datetime import datetime, UTC
+from typing import Any, Literal
+from collections.abc import Callable
 
 import orjson
 from prometheus_client import Counter
@@ -70,7 +71,7 @@ def parse_time(value: Any) -> int | None:
 
 def _year_for(month: int, day: int) -> int:
     """Year of a timestamp written without one (syslog 3164): this year, unless that is in the future."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     year = now.year
     if (month, day) > (now.month, now.day + 1):
         year -= 1

@@ -12,7 +12,7 @@ from logtide.agents.parser.cri import CriParser
 from logtide.agents.parser.docker import DockerParser
 from logtide.agents.parser.picker import detect
 from logtide.agents.parser.timestamps import TimestampParser
-from logtide.agents.partial_merger import Line, PartialMerger
+from logtide.agents.partial_merger import PartialMerger
 from logtide.agents.path_info import pod_ref
 from logtide.agents.tailer import RawLine, Tailer
 

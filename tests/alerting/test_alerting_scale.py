@@ -16,7 +16,6 @@ from logtide.transport import connect
 from logtide.alerting.backtest import Backtest
 from logtide.alerting.engine import AlertEngine
 from logtide.alerting.rules import parse_rules
-from logtide.alerting.store import Store
 
 PER_USER = """
 rules:

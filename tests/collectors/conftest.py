@@ -30,7 +30,7 @@ def moto_url():
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError("moto's server did not start")
+                raise RuntimeError("moto's server did not start") from None
             time.sleep(0.2)
     yield url
     proc.terminate()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 
@@ -20,7 +20,7 @@ TYPES = "String,DateTime,String,Id,Id,Number,Number,String,Boolean,DateTime"
 
 
 def sf_time(minutes_ago: float) -> str:
-    t = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
+    t = datetime.now(UTC) - timedelta(minutes=minutes_ago)
     return t.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
@@ -161,7 +161,7 @@ def test_expired_session_5xx_storm_limits_and_hostile_csv(fast_kafka, new_topic,
 
 @pytest.mark.timeout(60)
 def test_daily_log_files_cursor_on_log_date(fast_kafka, new_topic, sf_double):
-    day = (datetime.now(timezone.utc) - timedelta(hours=20)).strftime("%Y-%m-%dT00:00:00.000+0000")
+    day = (datetime.now(UTC) - timedelta(hours=20)).strftime("%Y-%m-%dT00:00:00.000+0000")
     # Daily files for the same LogDate, created at different times; one hourly file must not be read here.
     sf_double.add_log_file("0ATd01", "API", sf_time(10), login_csv(4, "d1"), NAMES, TYPES, interval="Daily",
                            log_date=day)

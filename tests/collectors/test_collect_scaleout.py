@@ -103,7 +103,7 @@ def test_two_replicas_split_items_and_hand_over(fast_kafka, new_topic, moto_url,
     # Never two replicas on one item at once.
     for item in {r[0] for r in runs}:
         spans = sorted((start, end, who) for it, who, start, end in runs if it == item)
-        for (s1, e1, w1), (s2, e2, w2) in zip(spans, spans[1:]):
+        for (_s1, e1, w1), (s2, _e2, w2) in zip(spans, spans[1:]):
             assert e1 <= s2, f"{item} ran on {w1} and {w2} at once"
 
 

@@ -359,7 +359,7 @@ def test_network_policy_allows_scrapes_dns_and_kafka(full):
     """One policy per role (egress derived per role: test_helm_least_privilege.py); Kafka ports are the bootstrap's."""
     policies = {np["metadata"]["name"]: np for np in full.kind("NetworkPolicy")}
     assert set(policies) == {w["metadata"]["name"] for w in full.workloads()}
-    for name, np in policies.items():
+    for np in policies.values():
         assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
         ingress = np["spec"]["ingress"][0]
         assert ingress["ports"] == [{"port": 9464, "protocol": "TCP"}]

@@ -117,7 +117,7 @@ def live(broker, tmp_path_factory):
         try:
             prom.wait_for('sum(rate(logtide_events_produced_total{job="logtide"}[15s])) > 0', timeout=90)
         except AssertionError:
-            raise AssertionError(f"no logtide data scraped; logtide up said:\n{Path(log.name).read_text()[-3000:]}")
+            raise AssertionError(f"no logtide data scraped; logtide up said:\n{Path(log.name).read_text()[-3000:]}") from None
         yield prom
     finally:
         if prom:

@@ -97,7 +97,7 @@ LOCAL_PATH_KEYS = ("_dir", "_root", "_path", "file", "kubeconfig")
 
 
 def test_every_path_in_a_config_is_on_a_mounted_volume(rendered):
-    for role, command, spec, container in _roles(rendered):
+    for role, _command, spec, container in _roles(rendered):
         mounts = container["volumeMounts"]
         volumes = {v["name"]: v for v in spec["volumes"]}
         for key, value in _strings(rendered.role_config(role)):

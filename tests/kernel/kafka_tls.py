@@ -64,7 +64,7 @@ def _cert_pem(cert) -> bytes:
 
 def _ca(cn: str):
     key = _key()
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
@@ -78,7 +78,7 @@ def _ca(cn: str):
 
 def _leaf(ca_key, ca_cert, cn: str, sans: list[x509.GeneralName], usage):
     key = _key()
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
@@ -160,7 +160,7 @@ class TlsKafka:
     def plaintext(self) -> str:
         return self.brokers[0].bootstrap
 
-    def start(self) -> "TlsKafka":
+    def start(self) -> TlsKafka:
         tls_broker = EmbeddedBroker(advertised_port=self.tls_port, log_file=self.dir / "broker-tls.log").start()
         self.brokers.append(tls_broker)
         mtls_broker = EmbeddedBroker(advertised_port=self.mtls_port, log_file=self.dir / "broker-mtls.log").start()

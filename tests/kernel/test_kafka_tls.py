@@ -5,7 +5,6 @@ own config, `logtide up --config`, and the refusals a user meets when TLS is set
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 import yaml
 
 from logtide.role import connect_checked
-from logtide.transport import KafkaSettings, TopicPartition, TopicSpec, TransportRefused, connect
+from logtide.transport import KafkaSettings, TopicPartition, TopicSpec, TransportRefused
 from tests.conftest import ROOT, TEST_SESSION_TIMEOUT_SECONDS
 from tests.kernel.kafka_tls import env_without_bootstrap
 

@@ -102,7 +102,7 @@ def test_delivery_callbacks_run_on_caller_thread(transport, new_topic):
     threads = set()
     producer = transport.producer()
     try:
-        for i in range(20):
+        for _ in range(20):
             producer.produce(topic, b"x", on_delivery=lambda err, rec: threads.add(threading.get_ident()))
         producer.flush(30)
     finally:

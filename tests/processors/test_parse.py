@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 
@@ -27,7 +27,7 @@ def parse_all(corpus_dir, name):
 
 
 def utc(ns):
-    return datetime.fromtimestamp(ns / 1e9, timezone.utc)
+    return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
 # (file, parser expected, at least this many of the 2000 lines)
@@ -62,7 +62,7 @@ def test_loghub_fields_by_eye(corpus_dir):
 
     res, _ = parse_all(corpus_dir, "Zookeeper")
     # 2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/...
-    assert utc(res[0].time_ns) == datetime(2015, 7, 29, 17, 41, 44, 747000, timezone.utc)
+    assert utc(res[0].time_ns) == datetime(2015, 7, 29, 17, 41, 44, 747000, UTC)
     assert res[0].level == "INFO" and res[2].level == "WARN"
 
     res, counts = parse_all(corpus_dir, "Hadoop")
@@ -71,12 +71,12 @@ def test_loghub_fields_by_eye(corpus_dir):
 
     res, _ = parse_all(corpus_dir, "Apache")
     # [Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok ...   /  [error] mod_jk child ...
-    assert utc(res[0].time_ns) == datetime(2005, 12, 4, 4, 47, 44, tzinfo=timezone.utc)
+    assert utc(res[0].time_ns) == datetime(2005, 12, 4, 4, 47, 44, tzinfo=UTC)
     assert (res[0].level, res[1].level) == ("notice", "error")
 
     res, _ = parse_all(corpus_dir, "HDFS")
     # 081109 203615 148 INFO dfs.DataNode$PacketResponder: ...
-    assert utc(res[0].time_ns) == datetime(2008, 11, 9, 20, 36, 15, tzinfo=timezone.utc)
+    assert utc(res[0].time_ns) == datetime(2008, 11, 9, 20, 36, 15, tzinfo=UTC)
     assert res[0].level == "INFO"
 
     res, _ = parse_all(corpus_dir, "Android")
@@ -96,7 +96,7 @@ def test_corpus_through_the_step_sets_severity(corpus_dir):
 def test_json_lifts_message_level_and_time():
     p = parse_json('{"level":"warn","msg":"slow query","ts":"2024-03-01T10:00:00.5Z","ms":812}')
     assert (p.message, p.level, p.fields) == ("slow query", "warn", {"ms": 812})
-    assert utc(p.time_ns) == datetime(2024, 3, 1, 10, 0, 0, 500000, timezone.utc)
+    assert utc(p.time_ns) == datetime(2024, 3, 1, 10, 0, 0, 500000, UTC)
     assert parse_json("{not json") is None
     assert parse_json("[1,2]") is None
 
@@ -117,7 +117,7 @@ def test_syslog_5424_with_structured_data():
     assert p.fields["host.name"] == "mymachine.example.com"
     assert p.fields["exampleSDID@32473.eventSource"] == "Application"
     assert p.fields["syslog.facility"] == 20
-    assert utc(p.time_ns) == datetime(2003, 10, 11, 22, 14, 15, 3000, timezone.utc)
+    assert utc(p.time_ns) == datetime(2003, 10, 11, 22, 14, 15, 3000, UTC)
     p = parse_syslog("<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8")
     assert p.level == 2 and p.fields["process.executable.name"] == "su"
 

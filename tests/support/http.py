@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from collections.abc import Callable
 
 Reply = tuple[int, dict[str, str], bytes]
 

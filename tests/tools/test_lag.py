@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from logtide.transport import TopicPartition, connect
+from logtide.transport import connect
 
 from logtide.tools.lag import partition_status, worst
 

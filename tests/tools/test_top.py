@@ -54,7 +54,7 @@ def test_top_once_json(cli, fast_kafka, new_topic, busy_role):
     topic = new_topic(1)
     group = f"top-test-{topic}"
     p = connect(fast_kafka).producer(linger_ms=0)
-    for i in range(25):
+    for _ in range(25):
         p.produce(topic, b"x")
     assert p.flush(30) == 0
     p.close()

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import orjson
 

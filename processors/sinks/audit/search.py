@@ -5,7 +5,7 @@ Segments whose time span (from the manifest) misses the range are skipped withou
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import orjson
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 from logtide.processors.sinks import s3
@@ -131,7 +131,7 @@ class S3Archive:
         self.client = s3.client(region=region, endpoint_url=endpoint_url, connect_timeout=connect_timeout)
 
     @classmethod
-    def from_settings(cls, s) -> "S3Archive":
+    def from_settings(cls, s) -> S3Archive:
         lock = s.object_lock
         return cls(s.bucket, s.prefix, region=s.region, endpoint_url=s.endpoint_url,
                    lock_mode=lock.mode if lock else None, lock_days=lock.days if lock else 0,
@@ -176,7 +176,7 @@ class S3Archive:
             kw["IfNoneMatch"] = "*"
         if self.lock_mode:
             kw["ObjectLockMode"] = self.lock_mode
-            kw["ObjectLockRetainUntilDate"] = datetime.now(timezone.utc) + timedelta(days=self.lock_days)
+            kw["ObjectLockRetainUntilDate"] = datetime.now(UTC) + timedelta(days=self.lock_days)
         s3.call(self.client.put_object, **kw)
 
 
