@@ -72,8 +72,13 @@ def tune_gc() -> None:
 class Agent:
     name = "agent"
 
-    def __init__(self, config: AgentConfig, producer: Producer, checkpoints: SqliteCheckpoints,
-                 metadata: PodMetadata | None = None):
+    def __init__(
+        self,
+        config: AgentConfig,
+        producer: Producer,
+        checkpoints: SqliteCheckpoints,
+        metadata: PodMetadata | None = None,
+    ):
         self.config = config
         self.topic = config.topic_name()
         self.source = config.source_name()
@@ -86,16 +91,16 @@ class Agent:
         self.node = config.kubernetes.node_name or socket.gethostname()
         self.files: dict[str, TrackedFile] = {}
         self.saved: dict[str, dict] = dict(checkpoints.items())
-        self.checkpoint_failing = False          # the last checkpoint write failed (disk full): logged once
+        self.checkpoint_failing = False  # the last checkpoint write failed (disk full): logged once
         self.first_seen: dict[str, float] = {}
-        self.excluded: dict[str, str] = {}             # inode key → reason, for files never opened
+        self.excluded: dict[str, str] = {}  # inode key → reason, for files never opened
         self.buckets: dict[bytes, TokenBucket] = {}
         self.scans = 0
         self._turn = 0
         self.last_ack = time.monotonic()
-        self.drained = 0                          # sender.accepted at the last completed drain
+        self.drained = 0  # sender.accepted at the last completed drain
         self._sent_counted = self._acked_counted = self._failures_counted = 0
-        self._annotation_errors: set[tuple] = set()   # (pod or namespace, container, error) already logged
+        self._annotation_errors: set[tuple] = set()  # (pod or namespace, container, error) already logged
 
     # --- the loop ---------------------------------------------------------------------------------
 
@@ -138,7 +143,7 @@ class Agent:
         (``checkpoint`` False) the loop may have stopped mid-chunk, with lines read but never sent:
         the checkpoints of the last drain stay."""
         if self.drain(self.config.shutdown_timeout_seconds) and checkpoint:
-            self.write_checkpoints()      # else the checkpoints of the last drain stay: resent from there
+            self.write_checkpoints()  # else the checkpoints of the last drain stay: resent from there
         left = self.sender.in_flight
         self._update_queue_metrics()
         if self.metadata is not None:
@@ -182,11 +187,11 @@ class Agent:
         for key, tf in self.files.items():
             f = by_inode.get(key)
             if f is not None:
-                if f.path != tf.path:           # renamed to a name we also watch (e.g. app.log.1)
+                if f.path != tf.path:  # renamed to a name we also watch (e.g. app.log.1)
                     metrics.ROTATIONS.labels("rename").inc()
                     tf.path = f.path
                 if not tf.finishing:
-                    tf.detached = None          # watched again (renamed back, glob changed)
+                    tf.detached = None  # watched again (renamed back, glob changed)
                 continue
             if tf.detached is None:
                 tf.detached = self._why_gone(tf)
@@ -216,9 +221,9 @@ class Agent:
 
     def open_file(self, key: str, f: Found, now: float) -> TrackedFile | None:
         cfg = self.config
-        ref = pod_ref(f.path, f.real_path)     # the kubelet's layout, whatever the mode and glob
+        ref = pod_ref(f.path, f.real_path)  # the kubelet's layout, whatever the mode and glob
         if ref is not None and cfg.mode != "kubernetes" and ref.restart is None and ref.container_id is None:
-            ref = None                           # outside kubernetes mode: only the kubelet's exact file names
+            ref = None  # outside kubernetes mode: only the kubelet's exact file names
         meta = None
         if ref is not None and self.metadata is not None:
             meta = self.metadata.pod(ref)
@@ -240,7 +245,11 @@ class Agent:
                 return None
         self.excluded.pop(key, None)
         saved = self.saved.pop(key, None) or self.checkpoints.get(key)
-        if saved is None and f.size < cfg.read.fingerprint_bytes and time.time() - f.mtime < cfg.read.fingerprint_wait_seconds:
+        if (
+            saved is None
+            and f.size < cfg.read.fingerprint_bytes
+            and time.time() - f.mtime < cfg.read.fingerprint_wait_seconds
+        ):
             return None  # too short to fingerprint yet; the writer is probably mid-line
         try:
             fd = os.open(f.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -253,14 +262,14 @@ class Agent:
             return None
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != (f.dev, f.ino):
-            os.close(fd)                          # replaced between listing and opening: next scan
+            os.close(fd)  # replaced between listing and opening: next scan
             metrics.BAD_INPUT.labels("file_vanished").inc()
             return None
         identity, offset = self._identity(fd, f, saved, st.st_size)
         fmt, multiline = self.source_settings(f.path, f.real_path, ref, meta)
         tf = TrackedFile(cfg, f.path, fd, identity, offset, ref, f.real_path, fmt, multiline)
-        if not self._save_checkpoints({key: tf.state(offset)}):   # the identity must survive a crash from now on
-            tf.close()                            # no space for it yet: the next scan tries again
+        if not self._save_checkpoints({key: tf.state(offset)}):  # the identity must survive a crash from now on
+            tf.close()  # no space for it yet: the next scan tries again
             return None
         self._enrich(tf, meta)
         self.files[key] = tf
@@ -269,8 +278,9 @@ class Agent:
         _log.info("tailing", extra={"path": f.path, "offset": offset, "identity": identity.name})
         return tf
 
-    def source_settings(self, path: str, real_path: str | None, ref: PodRef | None, meta: PodMeta | None
-                        ) -> tuple[str, MultilineSettings]:
+    def source_settings(
+        self, path: str, real_path: str | None, ref: PodRef | None, meta: PodMeta | None
+    ) -> tuple[str, MultilineSettings]:
         """A file's format and multi-line settings, each from the first that gives it: the pod's
         annotations (logtide.io/parser, logtide.io/multiline), its namespace's, the first ``sources``
         entry matching its path, the top level."""
@@ -278,8 +288,11 @@ class Agent:
         if ref is None or meta is None:
             return fmt, multiline
         pod = meta.source_annotations(ref.container)
-        ns = source_annotations(self.metadata.namespace_annotations(ref.namespace), ref.container) \
-            if self.metadata is not None else SourceAnnotations(None, None, None)
+        ns = (
+            source_annotations(self.metadata.namespace_annotations(ref.namespace), ref.container)
+            if self.metadata is not None
+            else SourceAnnotations(None, None, None)
+        )
         for ann, where in ((pod, f"{ref.namespace}/{ref.pod}"), (ns, ref.namespace)):
             if ann.error and (where, ref.container, ann.error) not in self._annotation_errors:
                 self._annotation_errors.add((where, ref.container, ann.error))
@@ -299,7 +312,7 @@ class Agent:
                 # Same inode, different content: the inode was reused by a new file. Start it at 0.
                 metrics.ROTATIONS.labels("inode_reuse").inc()
             elif size < offset:
-                metrics.ROTATIONS.labels("truncate").inc()   # truncated while we were not running
+                metrics.ROTATIONS.labels("truncate").inc()  # truncated while we were not running
                 fp, n = fingerprint(fd, fp_bytes)
                 return FileIdentity(f.dev, f.ino, fp, n, identity.generation + 1), 0
             else:
@@ -332,8 +345,9 @@ class Agent:
                     _log.warning("cannot delete checkpoint of a vanished file", extra={"error": str(exc)})
                 continue
             st = os.stat(match)
-            tf = self.open_file(key, Found(match, match, st.st_dev, st.st_ino, st.st_size, st.st_mtime),
-                                time.monotonic())
+            tf = self.open_file(
+                key, Found(match, match, st.st_dev, st.st_ino, st.st_size, st.st_mtime), time.monotonic()
+            )
             if tf is not None:
                 tf.detached = "rename"
                 metrics.ROTATIONS.labels("rename").inc()
@@ -346,20 +360,26 @@ class Agent:
             if self.metadata is not None:
                 meta = meta or self.metadata.pod(ref)
                 tf.metadata_version = self.metadata.version
-                reason = exclusion_reason(ref, meta, self.metadata.namespace_annotations(ref.namespace),
-                                          cfg.kubernetes)
+                reason = exclusion_reason(ref, meta, self.metadata.namespace_annotations(ref.namespace), cfg.kubernetes)
                 if reason != tf.excluded:
                     _log.info("container exclusion changed", extra={"path": tf.path, "reason": reason})
                 tf.excluded = reason
-            tf.resource = k8s_resource(ref, meta, self.node if self.metadata is None else None,
-                                       cfg.kubernetes.labels, cfg.kubernetes.annotations)
+            tf.resource = k8s_resource(
+                ref,
+                meta,
+                self.node if self.metadata is None else None,
+                cfg.kubernetes.labels,
+                cfg.kubernetes.annotations,
+            )
             if meta is not None:
                 self._apply_source_settings(tf, meta)
         else:
             tf.resource = {"host.name": self.node, "service.name": os.path.basename(tf.path).split(".")[0]}
         tf.attributes = {s: {"log.iostream": s, "log.file.path": tf.path} for s in ("stdout", "stderr")}
-        tf.templates = {s: envelope.EventTemplate(source=self.source, attributes=a, resource=tf.resource)
-                        for s, a in tf.attributes.items()}
+        tf.templates = {
+            s: envelope.EventTemplate(source=self.source, attributes=a, resource=tf.resource)
+            for s, a in tf.attributes.items()
+        }
 
     def _apply_source_settings(self, tf: TrackedFile, meta: PodMeta) -> None:
         """Annotations that came or changed after the file was opened apply from its next line (when
@@ -386,7 +406,7 @@ class Agent:
         if len(files) > 1:
             # start with another file each turn: under backpressure the first files must not starve the rest
             self._turn = (self._turn + 1) % len(files)
-            files = files[self._turn:] + files[:self._turn]
+            files = files[self._turn :] + files[: self._turn]
         for tf in files:
             if tf.finishing or tf.excluded or tf.failed:
                 continue
@@ -413,11 +433,12 @@ class Agent:
     def process(self, tf: TrackedFile, head: RawLine | None, start: int, lines: list[bytes]) -> None:
         """Parse, merge and send complete lines: ``head`` (may be None), then ``lines`` from byte ``start``."""
         if self.metadata is not None and tf.ref is not None and tf.metadata_version != self.metadata.version:
-            self._enrich(tf)   # labels/annotations changed since this file's resource was built
+            self._enrich(tf)  # labels/annotations changed since this file's resource was built
         parser = tf.parser
         if parser is None:
-            parser = tf.parser = parser_for(tf.format, head.data if head is not None else lines[0], tf.path,
-                                            tf.real_path)
+            parser = tf.parser = parser_for(
+                tf.format, head.data if head is not None else lines[0], tf.path, tf.real_path
+            )
         metrics.LINES_READ.labels(parser.name).inc(len(lines) + (head is not None))
         observed = time.time_ns()
         now = time.monotonic()
@@ -440,8 +461,9 @@ class Agent:
             if rec is not None:
                 emit(tf, rec, observed)
 
-    def piece(self, tf: TrackedFile, start: int, end: int, data: bytes, truncated: bool, observed: int,
-              now: float) -> None:
+    def piece(
+        self, tf: TrackedFile, start: int, end: int, data: bytes, truncated: bool, observed: int, now: float
+    ) -> None:
         """One raw line, every case: cut if too long, parse, count bad input, merge partial pieces."""
         limit = self.config.read.max_line_bytes
         if len(data) > limit:
@@ -455,14 +477,15 @@ class Agent:
             self.unparsed(tf, start, end, data, truncated, observed, now)
             return
         message = frag.message
-        if type(message) is str:      # docker: pieces are joined as bytes, whatever each piece was
+        if type(message) is str:  # docker: pieces are joined as bytes, whatever each piece was
             message = message.encode("utf-8", "surrogatepass")
         line = tf.partial.add(start, end, frag.time, frag.stream, frag.partial, message, truncated)
         if line is not None:
             self.complete(tf, line, observed, now)
 
-    def unparsed(self, tf: TrackedFile, start: int, end: int, data: bytes, truncated: bool, observed: int,
-                 now: float) -> None:
+    def unparsed(
+        self, tf: TrackedFile, start: int, end: int, data: bytes, truncated: bool, observed: int, now: float
+    ) -> None:
         """A line not in its file's format (garbage in a CRI or docker file): what is in progress in the
         file ends first (sent as it is; a partial line flagged unfinished), then the line goes alone, as
         text, flagged ``logtide.parse_error``. It never joins a partial line or a multi-line record."""
@@ -470,8 +493,12 @@ class Agent:
             self.complete(tf, line, observed, now)
         for rec in tf.multiline.expired(everything=True):
             self.emit(tf, rec, observed)
-        self.emit(tf, Record(start, end, None, "stdout", self._text(data), 1, truncated, False), observed,
-                  problem="bad_format")
+        self.emit(
+            tf,
+            Record(start, end, None, "stdout", self._text(data), 1, truncated, False),
+            observed,
+            problem="bad_format",
+        )
 
     @staticmethod
     def _text(message: bytes) -> str:
@@ -488,8 +515,7 @@ class Agent:
             metrics.PARTIAL_MERGES.inc()
         if line.unfinished:
             metrics.BAD_INPUT.labels("partial_unfinished").inc()
-        rec = tf.multiline.add(line.start, line.end, line.time, line.stream, text, line.truncated,
-                               line.unfinished, now)
+        rec = tf.multiline.add(line.start, line.end, line.time, line.stream, text, line.truncated, line.unfinished, now)
         if rec is not None:
             self.emit(tf, rec, observed)
 
@@ -503,14 +529,15 @@ class Agent:
                 metrics.DROPPED.labels("rate_limited").inc()
                 return
         if len(text) > self._max_event_bytes:
-            text = text[:self._max_event_bytes]
+            text = text[: self._max_event_bytes]
             truncated = True
             metrics.BAD_INPUT.labels("record_too_long").inc()
         if lines == 1 and not truncated and not unfinished and problem is None:
             template = tf.templates[stream]
             if _NATIVE is not None:
-                _eid, value = _NATIVE.record(tf.id_prefix, start, time_ns, observed, time.time_ns(), text,
-                                             template.tail)
+                _eid, value = _NATIVE.record(
+                    tf.id_prefix, start, time_ns, observed, time.time_ns(), text, template.tail
+                )
             else:
                 value = template.record(tf.event_id(start), time_ns, observed, time.time_ns(), text)
         else:
@@ -525,13 +552,20 @@ class Agent:
                 attributes["logtide.partial_unfinished"] = True
             if problem is not None:
                 attributes["logtide.parse_error"] = problem
-            event = envelope.new_event(id=eid, body=text, source=self.source, time=time_ns,
-                                       observed_time=observed, attributes=attributes, resource=tf.resource)
+            event = envelope.new_event(
+                id=eid,
+                body=text,
+                source=self.source,
+                time=time_ns,
+                observed_time=observed,
+                attributes=attributes,
+                resource=tf.resource,
+            )
             event["ingest_time"] = time.time_ns()
             value = envelope.encode(event)
         sender = self.sender
         sender.send(value, tf.key)
-        tf.last_sent = sender.accepted   # (a record waiting for room in the client's buffer counts too)
+        tf.last_sent = sender.accepted  # (a record waiting for room in the client's buffer counts too)
 
     @staticmethod
     def _shrink(value: bytes) -> bytes:
@@ -541,7 +575,7 @@ class Agent:
         event = envelope.decode(value, check_depth=False)
         body = event["body"]
         if isinstance(body, str) and len(body) > 16:
-            event["body"] = body[:len(body) // 4]
+            event["body"] = body[: len(body) // 4]
         event["attributes"] = {**event["attributes"], "logtide.truncated": True}
         return envelope.encode(event)
 
@@ -551,7 +585,7 @@ class Agent:
         if sender.sent != self._sent_counted:
             metrics.RECORDS_SENT.inc(sender.sent - self._sent_counted)
             self._sent_counted = sender.sent
-        if sender.failures != self._failures_counted:   # each failure is sent again
+        if sender.failures != self._failures_counted:  # each failure is sent again
             metrics.PRODUCE_RETRIES.inc(sender.failures - self._failures_counted)
             self._failures_counted = sender.failures
         acked = sender.acked
@@ -591,8 +625,10 @@ class Agent:
         other files go on."""
         tf.failed = f"{type(exc).__name__}: {exc}"
         metrics.FILES_FAILED.inc()
-        _log.exception("error processing a log file; it is not read further until the agent restarts, "
-                       "from its last checkpoint", extra={"path": tf.path, "checkpoint": tf.checkpointed})
+        _log.exception(
+            "error processing a log file; it is not read further until the agent restarts, from its last checkpoint",
+            extra={"path": tf.path, "checkpoint": tf.checkpointed},
+        )
 
     def flush_file(self, tf: TrackedFile) -> None:
         """Send everything buffered for a file (it was finished or truncated)."""
@@ -624,20 +660,20 @@ class Agent:
         wait = self.config.read.rotate_wait_seconds
         for key, tf in list(self.files.items()):
             if tf.detached is None or now - tf.last_data < wait or tf.failed:
-                continue          # (a failed file keeps its checkpoint, and its fd, until the restart)
+                continue  # (a failed file keeps its checkpoint, and its fd, until the restart)
             if not tf.finishing and tf.excluded:
-                tf.finishing = True                # an excluded container's rotated file is not read
+                tf.finishing = True  # an excluded container's rotated file is not read
             if not tf.finishing:
                 try:
                     if tf.tailer.position < tf.tailer.size():
-                        continue                   # not read to its end yet (backpressure): read_round goes on
+                        continue  # not read to its end yet (backpressure): read_round goes on
                 except OSError:
                     pass
                 self.flush_file(tf)
                 if tf.failed:
-                    continue                       # its checkpoint stays: read again after a restart
+                    continue  # its checkpoint stays: read again after a restart
                 tf.finishing = True
-            if tf.last_sent <= self.drained:    # everything sent of it was acknowledged
+            if tf.last_sent <= self.drained:  # everything sent of it was acknowledged
                 tf.close()
                 del self.files[key]
                 try:
@@ -680,8 +716,11 @@ class Agent:
         except CheckpointError as exc:
             metrics.CHECKPOINT_ERRORS.inc()
             if not self.checkpoint_failing:
-                _log.error("cannot write checkpoints; reading goes on, lines after the last good checkpoint "
-                           "will be sent again after a restart", extra={"error": str(exc)})
+                _log.error(
+                    "cannot write checkpoints; reading goes on, lines after the last good checkpoint "
+                    "will be sent again after a restart",
+                    extra={"error": str(exc)},
+                )
             self.checkpoint_failing = True
             return False
         if self.checkpoint_failing:

@@ -41,8 +41,13 @@ partial/multiline merges, rotations, checkpoint lag per file, dropped records by
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("agent", help="tail container (or any) log files into Kafka, checkpointed after acks",
-                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "agent",
+        help="tail container (or any) log files into Kafka, checkpointed after acks",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_role_arguments(p)
     p.add_argument("--path", action="append", metavar="GLOB", help="file glob to tail (repeatable); quick mode")
     p.add_argument("--exclude", action="append", metavar="GLOB", help="glob of files to leave out (repeatable)")
@@ -65,8 +70,14 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
     else:
         raise UsageError("give --config FILE, or --path GLOB (with --checkpoint-dir and --bootstrap) for quick mode")
     data = config.model_dump()
-    for flag, field in (("path", "include"), ("exclude", "exclude"), ("checkpoint_dir", "checkpoint_dir"),
-                        ("topic", "topic"), ("mode", "mode"), ("format", "format")):
+    for flag, field in (
+        ("path", "include"),
+        ("exclude", "exclude"),
+        ("checkpoint_dir", "checkpoint_dir"),
+        ("topic", "topic"),
+        ("mode", "mode"),
+        ("format", "format"),
+    ):
         value = getattr(args, flag, None)
         if value:
             data[field] = value
@@ -88,8 +99,11 @@ def build_agent(config: AgentConfig, transport):
     from logtide.checkpoint import SqliteCheckpoints
 
     # The agent learns of acknowledgements by draining (agents/agent.py), not per record.
-    producer = transport.producer(max_buffer=max(100_000, 2 * config.queue.max_records),
-                                  max_buffer_bytes=config.queue.client_buffer_bytes(), report_successes=False)
+    producer = transport.producer(
+        max_buffer=max(100_000, 2 * config.queue.max_records),
+        max_buffer_bytes=config.queue.client_buffer_bytes(),
+        report_successes=False,
+    )
     checkpoints = SqliteCheckpoints(os.path.join(config.checkpoint_dir, "checkpoints.sqlite"))
     metadata = PodMetadata(config.kubernetes) if config.metadata_enabled() else None
     return Agent(config, producer, checkpoints, metadata)
@@ -118,6 +132,7 @@ class AgentRole(Role):
 
     def services(self, config: AgentConfig, runtime: Runtime) -> list:
         from logtide.agents.agent import tune_gc
+
         agent = build_agent(config, runtime.transport)
         tune_gc()
         # /readyz fails when records wait for Kafka and none was acknowledged for a minute
@@ -130,8 +145,12 @@ class AgentRole(Role):
         logs = ctx.workdir / "agent-logs"
         os.makedirs(logs, exist_ok=True)
         path = options.pop("path", None)
-        data = {"mode": "files", "include": [path or str(logs / "*.log")],
-                "checkpoint_dir": str(ctx.workdir / "agent-state"), "read": {"scan_interval_seconds": 2.0}}
+        data = {
+            "mode": "files",
+            "include": [path or str(logs / "*.log")],
+            "checkpoint_dir": str(ctx.workdir / "agent-state"),
+            "read": {"scan_interval_seconds": 2.0},
+        }
         data.update(options)
         data["kafka"] = ctx.kafka.model_dump()
         return validate_config(data, AgentConfig, "logtide up roles.10-agent")

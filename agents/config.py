@@ -19,11 +19,14 @@ class ReadSettings(Model):
     chunk_bytes: int = Field(64 * 1024, ge=4096, description="bytes read from one file before turning to the next")
     max_line_bytes: int = Field(256 * 1024, ge=1024, description="longer lines are cut to this and flagged truncated")
     fingerprint_bytes: int = Field(64, ge=8, le=4096, description="first bytes hashed into a file's identity")
-    fingerprint_wait_seconds: float = Field(1.0, ge=0, description="a file shorter than fingerprint_bytes waits this long")
+    fingerprint_wait_seconds: float = Field(
+        1.0, ge=0, description="a file shorter than fingerprint_bytes waits this long"
+    )
     rotate_wait_seconds: float = Field(5.0, ge=0, description="a rotated/deleted file idle this long is finished")
     idle_poll_seconds: float = Field(0.05, gt=0, description="sleep when no file had new data")
-    unmatched_warning_seconds: float = Field(60.0, gt=0, description="an include glob matching no file is "
-                                             "logged again this often")
+    unmatched_warning_seconds: float = Field(
+        60.0, gt=0, description="an include glob matching no file is logged again this often"
+    )
 
 
 class PartialSettings(Model):
@@ -44,7 +47,8 @@ class MultilineSettings(Model):
     #: Built-in rules: java (\\tat …, Caused by:), python (Traceback … ExcName: msg), go (panic/goroutine
     #: and frames), ruby (\\tfrom file:line:in …).
     languages: list[Literal["java", "python", "go", "ruby"]] = Field(
-        default_factory=lambda: ["java", "python", "go", "ruby"])
+        default_factory=lambda: ["java", "python", "go", "ruby"]
+    )
     #: A line matching it starts a record, other lines continue it (lines before the first start line
     #: go alone); replaces the languages. Vector's halt_before.
     start_pattern: str | None = None
@@ -63,6 +67,7 @@ class MultilineSettings(Model):
     @model_validator(mode="after")
     def _patterns(self) -> MultilineSettings:
         import re
+
         for name in ("start_pattern", "continue_pattern", "end_pattern", "join_next_pattern"):
             pattern = getattr(self, name)
             if pattern:
@@ -122,8 +127,10 @@ class KubernetesSettings(Model):
     kubeconfig: str | None = None
     token: str | None = Field(None, description="bearer token (use ${ENV} or file:/path)")
     verify_ssl: bool = True
-    node_name: str | None = Field(default_factory=lambda: os.environ.get("NODE_NAME") or None,
-                                  description="this node (default $NODE_NAME); unset: all pods")
+    node_name: str | None = Field(
+        default_factory=lambda: os.environ.get("NODE_NAME") or None,
+        description="this node (default $NODE_NAME); unset: all pods",
+    )
     namespaces_include: list[str] = Field(default_factory=list, description="globs; empty: all namespaces")
     namespaces_exclude: list[str] = Field(default_factory=list, description="globs")
     retain_deleted_seconds: float = Field(300.0, ge=0, description="metadata kept this long after pod deletion")
@@ -144,8 +151,10 @@ class AgentConfig(RoleConfig):
     #: <pods_root>/*/*/*.log and <containers_root>/*.log. Files under the kubelet's layout get their
     #: namespace, pod, uid and container from the path in every mode.
     include: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list, description="globs matched against the full path ('*' "
-                               "crosses '/'; '**/' matches zero or more directories)")
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="globs matched against the full path ('*' crosses '/'; '**/' matches zero or more directories)",
+    )
     #: Kafka topic; default logtide.raw.k8s (kubernetes mode) or logtide.raw.file (files mode).
     topic: str | None = None
     checkpoint_dir: str = "/var/lib/logtide-agent"
@@ -168,6 +177,7 @@ class AgentConfig(RoleConfig):
         """The format and multi-line settings of one file: the first ``sources`` entry whose glob
         matches it, on top of the top-level ones."""
         import fnmatch
+
         for src in self.sources:
             if fnmatch.fnmatch(path, src.path) or (real_path and fnmatch.fnmatch(real_path, src.path)):
                 multiline = self.multiline

@@ -32,14 +32,14 @@ def exclude_regex(pattern: str) -> re.Pattern:
     for i, piece in enumerate(pattern.split("**/")):
         if i:
             parts.append("(?:.*/)?")
-        body = fnmatch.translate(piece)            # '(?s:...)\\Z'
+        body = fnmatch.translate(piece)  # '(?s:...)\\Z'
         parts.append(body[4:-3])
     return re.compile("(?s:" + "".join(parts) + r")\Z")
 
 
 class Found(NamedTuple):
-    path: str          # the path it was found at (first include glob wins)
-    real_path: str     # symlinks resolved
+    path: str  # the path it was found at (first include glob wins)
+    real_path: str  # symlinks resolved
     dev: int
     ino: int
     size: int
@@ -92,15 +92,23 @@ class Discovery:
         now = time.monotonic()
         if not unmatched:
             self._warned_at = None
-        elif (unmatched != self.unmatched or self._warned_at is None
-              or now - self._warned_at >= self.unmatched_warning_seconds):
+        elif (
+            unmatched != self.unmatched
+            or self._warned_at is None
+            or now - self._warned_at >= self.unmatched_warning_seconds
+        ):
             self._warned_at = now
-            _log.warning("include glob matches no file (yet); nothing is tailed from it", extra={
-                "globs": unmatched, "hint": "'**' matches any number of directories; check the path and that "
-                                            "the agent can read it"})
+            _log.warning(
+                "include glob matches no file (yet); nothing is tailed from it",
+                extra={
+                    "globs": unmatched,
+                    "hint": "'**' matches any number of directories; check the path and that the agent can read it",
+                },
+            )
         self.unmatched = unmatched
 
 
 def _is_regular(mode: int) -> bool:
     import stat
+
     return stat.S_ISREG(mode)

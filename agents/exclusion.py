@@ -14,8 +14,9 @@ def _true(value: str | None) -> bool:
     return (value or "").strip().lower() in ("true", "yes", "1")
 
 
-def exclusion_reason(ref: PodRef, meta: PodMeta | None, namespace_annotations: dict,
-                     settings: KubernetesSettings) -> str | None:
+def exclusion_reason(
+    ref: PodRef, meta: PodMeta | None, namespace_annotations: dict, settings: KubernetesSettings
+) -> str | None:
     """Why this container is excluded ("namespace", "annotation", "container"), or None."""
     ns = ref.namespace
     if settings.namespaces_include and not any(fnmatch.fnmatchcase(ns, p) for p in settings.namespaces_include):

@@ -27,8 +27,10 @@ def _load():
         from logtide.agents import _lines
     except ImportError as exc:
         if want in ("1", "true", "yes", "on"):
-            raise ImportError(f"{ENV}={want} but the agent's C extension logtide.agents._lines is not built "
-                              f"(pip install needs gcc and the Python headers): {exc}") from None
+            raise ImportError(
+                f"{ENV}={want} but the agent's C extension logtide.agents._lines is not built "
+                f"(pip install needs gcc and the Python headers): {exc}"
+            ) from None
         return None
     return _lines
 

@@ -16,16 +16,16 @@ MULTILINE_MERGES = Counter("logtide_agent_multiline_merges_total", "Records merg
 ROTATIONS = Counter("logtide_agent_rotations_total", "Rotations seen", ["kind"])  # rename, truncate, delete
 FILES_FINISHED = Counter("logtide_agent_files_finished_total", "Rotated or deleted files read to their end")
 DROPPED = Counter("logtide_agent_dropped_records_total", "Records not sent", ["reason"])
-FILES_FAILED = Counter("logtide_agent_files_failed_total",
-                       "Files left at their checkpoint after an unexpected error in their processing")
+FILES_FAILED = Counter(
+    "logtide_agent_files_failed_total", "Files left at their checkpoint after an unexpected error in their processing"
+)
 BAD_INPUT = Counter("logtide_agent_bad_input_total", "Bad input handled without stopping", ["kind"])
 QUEUE_DEPTH = Gauge("logtide_agent_queue_depth", "Records sent and not yet acknowledged by Kafka")
 QUEUE_BYTES = Gauge("logtide_agent_queue_bytes", "Bytes of records sent and not yet acknowledged")
 BACKPRESSURE = Counter("logtide_agent_backpressure_seconds_total", "Seconds reading was paused by a full queue")
 FILES_TAILED = Gauge("logtide_agent_files_tailed", "Files open for reading")
 GLOBS_UNMATCHED = Gauge("logtide_agent_include_globs_unmatched", "Include globs that match no file at the last scan")
-CHECKPOINT_LAG = Gauge("logtide_agent_checkpoint_lag_bytes", "Bytes of a file read but not yet checkpointed",
-                       ["path"])
+CHECKPOINT_LAG = Gauge("logtide_agent_checkpoint_lag_bytes", "Bytes of a file read but not yet checkpointed", ["path"])
 CHECKPOINT_WRITES = Counter("logtide_agent_checkpoint_writes_total", "Checkpoint transactions written")
 CHECKPOINT_ERRORS = Counter("logtide_agent_checkpoint_errors_total", "Checkpoint writes that failed (disk full, I/O)")
 PRODUCE_RETRIES = Counter("logtide_agent_produce_retries_total", "Records sent again after Kafka refused them")

@@ -47,13 +47,12 @@ ANY = None
 #: once (most log lines start with a digit), which is what keeps this off the agent's profile.
 RULES: dict[str, list[tuple[tuple[str, ...] | None, str, str, bool, str | None]]] = {
     "java": [
-        (ANY, r"\s+at\s", "java", False, r"\s"),                           # \tat com.example.Foo.bar(Foo.java:1)
-        (ANY, r"\s*\.\.\.\s\d+\s(?:more|common frames omitted)", "java", False, r"\s."),   # \t... 12 more
+        (ANY, r"\s+at\s", "java", False, r"\s"),  # \tat com.example.Foo.bar(Foo.java:1)
+        (ANY, r"\s*\.\.\.\s\d+\s(?:more|common frames omitted)", "java", False, r"\s."),  # \t... 12 more
         (ANY, r"Caused by:\s", "java", False, "C"),
         (ANY, r"\s*Suppressed:\s", "java", False, r"\sS"),
         # java.lang.IllegalStateException: msg (the exception line after the logged message)
-        (ANY, r"(?:[a-zA-Z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::\s.*)?$", "java", False,
-         "a-zA-Z_$"),
+        (ANY, r"(?:[a-zA-Z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::\s.*)?$", "java", False, "a-zA-Z_$"),
         (ANY, r"Exception in thread \"[^\"]*\" ", "java", True, "E"),
     ],
     "python": [
@@ -62,19 +61,19 @@ RULES: dict[str, list[tuple[tuple[str, ...] | None, str, str, bool, str | None]]
         (ANY, r"\s+File \"", "python", False, r"\s"),
         (ANY, r"During handling of the above exception", "python", False, "D"),
         (ANY, r"The above exception was the direct cause", "python", False, "T"),
-        (("python",), r"\s{2,}\S", "python", False, r"\s"),               # source lines, ^^^^ markers
-        (("python",), r"$", "python", False, ""),                         # blank before a chained trace
+        (("python",), r"\s{2,}\S", "python", False, r"\s"),  # source lines, ^^^^ markers
+        (("python",), r"$", "python", False, ""),  # blank before a chained trace
         # the last line: any (dotted) exception name, with a message after ":" or alone
         (("python",), r"[A-Za-z_][\w.]*(?::.*)?$", "python_end", False, "A-Za-z_"),
-        (("python_end",), r"$", "python_end", False, ""),                # blank, then "During handling ..."
+        (("python_end",), r"$", "python_end", False, ""),  # blank, then "During handling ..."
     ],
     "go": [
-        (ANY, r"goroutine \d+ (?:\S+ )*\[[^\]]*\]:$", "go", False, "g"),   # goroutine 1 [running]:
+        (ANY, r"goroutine \d+ (?:\S+ )*\[[^\]]*\]:$", "go", False, "g"),  # goroutine 1 [running]:
         (ANY, r"\[signal ", "go", False, r"\["),
-        (ANY, r"\t\S+\.(?:go|s):\d+(?:\s|$)", "go", False, r"\t"),        # \tmain.go:12 +0x1d (any path)
-        (("go",), r"$", "go", False, ""),                                 # blank lines between goroutines
-        (("go",), r"\t\S", "go", False, r"\t"),                            # frame paths, \tpanic: (recovered)
-        (("go",), r"[^\s(]\S*\(.*\)(?: \{\.\.\.\})?$", "go", False, None),   # main.main() / pkg.(*T).m(0x1, ...)
+        (ANY, r"\t\S+\.(?:go|s):\d+(?:\s|$)", "go", False, r"\t"),  # \tmain.go:12 +0x1d (any path)
+        (("go",), r"$", "go", False, ""),  # blank lines between goroutines
+        (("go",), r"\t\S", "go", False, r"\t"),  # frame paths, \tpanic: (recovered)
+        (("go",), r"[^\s(]\S*\(.*\)(?: \{\.\.\.\})?$", "go", False, None),  # main.main() / pkg.(*T).m(0x1, ...)
         (("go",), r"created by ", "go", False, "c"),
         (("go",), r"exit status \d+$", "go", False, "e"),
         (("go",), r"\.\.\.additional frames elided\.\.\.$", "go", False, "."),
@@ -82,7 +81,7 @@ RULES: dict[str, list[tuple[tuple[str, ...] | None, str, str, bool, str | None]]
         (ANY, r"fatal error: ", "go", True, "f"),
     ],
     "ruby": [
-        (ANY, r"\s+from \S+:\d+(?::in .*)?$", "ruby", False, r"\s"),        # \tfrom app/x.rb:5:in `call'
+        (ANY, r"\s+from \S+:\d+(?::in .*)?$", "ruby", False, r"\s"),  # \tfrom app/x.rb:5:in `call'
         (("ruby",), r"\s+\.\.\. \d+ levels\.\.\.$", "ruby", False, r"\s"),
     ],
 }
@@ -91,7 +90,7 @@ LANGUAGES = tuple(RULES)
 
 class _Table(NamedTuple):
     regex: re.Pattern | None
-    to: dict[int, tuple[str, bool]]      # outer group index → (to state, opener)
+    to: dict[int, tuple[str, bool]]  # outer group index → (to state, opener)
 
 
 def _table(rules: list) -> _Table:
@@ -119,14 +118,14 @@ def rule_tables(languages: tuple[str, ...], continue_pattern: str | None) -> dic
     rules, then openers (one regex match per line says what to do with it; ``m.lastindex`` names the
     rule)."""
     rules = [r for lang in languages for r in RULES[lang]]
-    if continue_pattern:     # searched anywhere in the line, like the other user patterns
+    if continue_pattern:  # searched anywhere in the line, like the other user patterns
         rules.append((ANY, f"(?s:.*?)(?:{continue_pattern})", "custom", False, None))
     states = {""} | {r[2] for r in rules}
     tables = {}
     for s in states:
         cont_any = [r for r in rules if r[0] is ANY and not r[3]]
         cont_own = [r for r in rules if r[0] is not ANY and s in r[0] and not r[3]]
-        openers = [r for r in rules if r[3]]       # whatever the state
+        openers = [r for r in rules if r[3]]  # whatever the state
         tables[s] = _table(cont_own + cont_any + openers)
     return tables
 
@@ -139,7 +138,7 @@ class Record(NamedTuple):
     text: str
     lines: int
     truncated: bool
-    unfinished: bool     # a partial line in it never got its final piece
+    unfinished: bool  # a partial line in it never got its final piece
 
 
 #: _new_record(Record, fields) is Record(*fields) without the NamedTuple's Python-level __new__
@@ -150,8 +149,17 @@ _new_record = tuple.__new__
 class _Pending:
     __slots__ = ("start", "end", "time", "texts", "size", "truncated", "unfinished", "state", "touched")
 
-    def __init__(self, start: int, end: int, time_ns: int | None, text: str, truncated: bool, unfinished: bool,
-                 state: str, now: float):
+    def __init__(
+        self,
+        start: int,
+        end: int,
+        time_ns: int | None,
+        text: str,
+        truncated: bool,
+        unfinished: bool,
+        state: str,
+        now: float,
+    ):
         self.start = start
         self.end = end
         self.time = time_ns
@@ -172,17 +180,28 @@ class _Pending:
 
     def record(self, stream: str) -> Record:
         text = self.texts[0] if len(self.texts) == 1 else "\n".join(self.texts)
-        return _new_record(Record, (self.start, self.end, self.time, stream, text, len(self.texts), self.truncated,
-                                    self.unfinished))
+        return _new_record(
+            Record, (self.start, self.end, self.time, stream, text, len(self.texts), self.truncated, self.unfinished)
+        )
 
 
 class MultilineMerger:
-    def __init__(self, languages: list[str], start_pattern: str | None = None, continue_pattern: str | None = None,
-                 max_lines: int = 500, max_bytes: int = 1 << 20, timeout: float = 1.0, enabled: bool = True,
-                 end_pattern: str | None = None, join_next_pattern: str | None = None):
+    def __init__(
+        self,
+        languages: list[str],
+        start_pattern: str | None = None,
+        continue_pattern: str | None = None,
+        max_lines: int = 500,
+        max_bytes: int = 1 << 20,
+        timeout: float = 1.0,
+        enabled: bool = True,
+        end_pattern: str | None = None,
+        join_next_pattern: str | None = None,
+    ):
         self.enabled = enabled
-        self.mode = "start" if start_pattern else "end" if end_pattern else "join_next" if join_next_pattern \
-            else "rules"
+        self.mode = (
+            "start" if start_pattern else "end" if end_pattern else "join_next" if join_next_pattern else "rules"
+        )
         self.pattern = re.compile(start_pattern or end_pattern or join_next_pattern or "(?!)")
         self.tables = rule_tables(tuple(languages), continue_pattern)
         self.max_lines = max_lines
@@ -194,11 +213,29 @@ class MultilineMerger:
     @classmethod
     def from_settings(cls, m) -> MultilineMerger:
         """From a config.MultilineSettings."""
-        return cls(m.languages, m.start_pattern, m.continue_pattern, m.max_lines, m.max_bytes, m.timeout_seconds,
-                   enabled=m.enabled, end_pattern=m.end_pattern, join_next_pattern=m.join_next_pattern)
+        return cls(
+            m.languages,
+            m.start_pattern,
+            m.continue_pattern,
+            m.max_lines,
+            m.max_bytes,
+            m.timeout_seconds,
+            enabled=m.enabled,
+            end_pattern=m.end_pattern,
+            join_next_pattern=m.join_next_pattern,
+        )
 
-    def add(self, start: int, end: int, time_ns: int | None, stream: str, text: str, truncated: bool = False,
-            unfinished: bool = False, now: float | None = None) -> Record | None:
+    def add(
+        self,
+        start: int,
+        end: int,
+        time_ns: int | None,
+        stream: str,
+        text: str,
+        truncated: bool = False,
+        unfinished: bool = False,
+        now: float | None = None,
+    ) -> Record | None:
         """Feed one complete line (bytes [start, end) of the file); returns the record it completed,
         if any (``now``: time.monotonic()). Called once per line: kept flat on purpose."""
         if not self.enabled:
@@ -223,24 +260,34 @@ class MultilineMerger:
                 pend.append(end, text, truncated, unfinished, now)
                 pend.state = state
                 return None
-            state = pend.state          # over a limit: the next record goes on in the same state
+            state = pend.state  # over a limit: the next record goes on in the same state
         if len(texts) > 1:
             self.merged += 1
             done = pend.record(stream)
-        else:   # the common case, inline
-            done = _new_record(Record, (pend.start, pend.end, pend.time, stream, texts[0], 1, pend.truncated,
-                                        pend.unfinished))
+        else:  # the common case, inline
+            done = _new_record(
+                Record, (pend.start, pend.end, pend.time, stream, texts[0], 1, pend.truncated, pend.unfinished)
+            )
         # the stream's pending object is reused for the line that starts the next record
         pend.start, pend.end, pend.time, pend.texts, pend.size = start, end, time_ns, [text], len(text)
         pend.truncated, pend.unfinished, pend.touched, pend.state = truncated, unfinished, now, state
         return done
 
-    def _add_pattern(self, start: int, end: int, time_ns: int | None, stream: str, text: str, truncated: bool,
-                     unfinished: bool, now: float) -> Record | None:
+    def _add_pattern(
+        self,
+        start: int,
+        end: int,
+        time_ns: int | None,
+        stream: str,
+        text: str,
+        truncated: bool,
+        unfinished: bool,
+        now: float,
+    ) -> Record | None:
         pend = self._pending.get(stream)
         matched = self.pattern.search(text) is not None
         if self.mode == "start":
-            if not matched and pend is None:       # before the first start line: alone, at once
+            if not matched and pend is None:  # before the first start line: alone, at once
                 return _new_record(Record, (start, end, time_ns, stream, text, 1, truncated, unfinished))
             if not matched and len(pend.texts) < self.max_lines and pend.size + len(text) < self.max_bytes:
                 pend.append(end, text, truncated, unfinished, now)
@@ -267,8 +314,11 @@ class MultilineMerger:
         if not self._pending:
             return []
         now = time.monotonic() if now is None else now
-        out = [self._emit(stream, pend) for stream, pend in list(self._pending.items())
-               if everything or now - pend.touched >= self.timeout]
+        out = [
+            self._emit(stream, pend)
+            for stream, pend in list(self._pending.items())
+            if everything or now - pend.touched >= self.timeout
+        ]
         out.sort(key=lambda r: r.start)
         return out
 

@@ -19,9 +19,9 @@ class Line(NamedTuple):
     time: int | None
     stream: str
     message: bytes | str
-    pieces: int          # >1 when merged from partial pieces
+    pieces: int  # >1 when merged from partial pieces
     truncated: bool
-    unfinished: bool     # the final piece never came (timeout or end of file)
+    unfinished: bool  # the final piece never came (timeout or end of file)
 
 
 class _Pending:
@@ -42,10 +42,18 @@ class PartialMerger:
     def __init__(self, max_bytes: int, timeout: float):
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self.pending: dict[str, _Pending] = {}   # stream → its line in progress
+        self.pending: dict[str, _Pending] = {}  # stream → its line in progress
 
-    def add(self, start: int, end: int, time_ns: int | None, stream: str, partial: bool,
-            message: bytes | str, truncated: bool = False) -> Line | None:
+    def add(
+        self,
+        start: int,
+        end: int,
+        time_ns: int | None,
+        stream: str,
+        partial: bool,
+        message: bytes | str,
+        truncated: bool = False,
+    ) -> Line | None:
         """Feed one piece; returns the complete line when this piece ends one."""
         pend = self.pending.get(stream)
         if pend is None:

@@ -36,7 +36,7 @@ def from_pods_path(path: str) -> PodRef | None:
     fields = pod_dir.split("_")
     if len(fields) != 3 or not all(fields):
         return None
-    restart = name.split(".log", 1)[0]      # "3.log", or rotated by the kubelet: "3.log.20240501-120000"
+    restart = name.split(".log", 1)[0]  # "3.log", or rotated by the kubelet: "3.log.20240501-120000"
     return PodRef(fields[0], fields[1], fields[2], container, int(restart) if restart.isdigit() else None, None)
 
 

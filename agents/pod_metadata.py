@@ -35,8 +35,8 @@ _FORMATS = ("auto", "cri", "docker", "plain")
 
 class SourceAnnotations(NamedTuple):
     format: str | None
-    multiline: dict | None        # MultilineSettings fields that replace the agent's
-    error: str | None             # why an annotation was ignored
+    multiline: dict | None  # MultilineSettings fields that replace the agent's
+    error: str | None  # why an annotation was ignored
 
 
 def parse_multiline_annotation(value: str) -> dict:
@@ -57,8 +57,9 @@ def parse_multiline_annotation(value: str) -> dict:
     try:
         MultilineSettings.model_validate(fields)
     except ValidationError as exc:
-        raise ValueError("; ".join((f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"]
-                                   for e in exc.errors())) from None
+        raise ValueError(
+            "; ".join((f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"] for e in exc.errors())
+        ) from None
     return fields
 
 
@@ -74,8 +75,7 @@ def source_annotations(annotations: dict, container: str) -> SourceAnnotations:
             fmt = str(a[name]).strip()
         else:
             error = f"{name}: {a[name]!r} is not one of {', '.join(_FORMATS)}"
-    name = f"{MULTILINE_ANNOTATION}-{container}" if f"{MULTILINE_ANNOTATION}-{container}" in a \
-        else MULTILINE_ANNOTATION
+    name = f"{MULTILINE_ANNOTATION}-{container}" if f"{MULTILINE_ANNOTATION}-{container}" in a else MULTILINE_ANNOTATION
     if name in a:
         try:
             multiline = parse_multiline_annotation(str(a[name]))
@@ -94,8 +94,8 @@ class PodMeta:
     annotations: dict = field(default_factory=dict)
     owner_kind: str | None = None
     owner_name: str | None = None
-    images: dict = field(default_factory=dict)         # container name → image
-    restarts: dict = field(default_factory=dict)       # container name → restart count
+    images: dict = field(default_factory=dict)  # container name → image
+    restarts: dict = field(default_factory=dict)  # container name → restart count
     resource_version: str = ""
     deleted_at: float | None = None
     #: container → its SourceAnnotations, parsed once (a changed pod is a new PodMeta: the cache goes with it)
@@ -115,14 +115,26 @@ class PodMeta:
         status = obj.get("status") or {}
         owners = md.get("ownerReferences") or []
         owner = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
-        images = {c.get("name"): c.get("image") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
-        restarts = {c.get("name"): c.get("restartCount", 0)
-                    for c in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])}
-        return cls(uid=md.get("uid", ""), namespace=md.get("namespace", ""), name=md.get("name", ""),
-                   node=spec.get("nodeName"), labels=dict(md.get("labels") or {}),
-                   annotations=dict(md.get("annotations") or {}),
-                   owner_kind=owner.get("kind") if owner else None, owner_name=owner.get("name") if owner else None,
-                   images=images, restarts=restarts, resource_version=md.get("resourceVersion", ""))
+        images = {
+            c.get("name"): c.get("image") for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+        }
+        restarts = {
+            c.get("name"): c.get("restartCount", 0)
+            for c in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])
+        }
+        return cls(
+            uid=md.get("uid", ""),
+            namespace=md.get("namespace", ""),
+            name=md.get("name", ""),
+            node=spec.get("nodeName"),
+            labels=dict(md.get("labels") or {}),
+            annotations=dict(md.get("annotations") or {}),
+            owner_kind=owner.get("kind") if owner else None,
+            owner_name=owner.get("name") if owner else None,
+            images=images,
+            restarts=restarts,
+            resource_version=md.get("resourceVersion", ""),
+        )
 
 
 def _api_client(settings: KubernetesSettings):
@@ -152,8 +164,12 @@ def _api_client(settings: KubernetesSettings):
 def _get(api, path: str, query: list[tuple[str, str]], timeout: float):
     """GET one API path; the raw urllib3 response (not read yet), or an error for a non-2xx status."""
     method, url, headers, _body, _post = api.param_serialize(
-        method="GET", resource_path=path, query_params=query, header_params={"Accept": "application/json"},
-        auth_settings=["BearerToken"])
+        method="GET",
+        resource_path=path,
+        query_params=query,
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )
     resp = api.call_api(method, url, header_params=headers, _request_timeout=timeout)
     if not 200 <= resp.status < 300:
         body = resp.read()[:300]
@@ -179,8 +195,16 @@ def _json_lines(response, stop: threading.Event):
 class _ListWatch(threading.Thread):
     """List, then watch from the list's resourceVersion; on failure back off and list again."""
 
-    def __init__(self, kind: str, settings: KubernetesSettings, path: str, query: list[tuple[str, str]],
-                 on_list, on_event, on_state):
+    def __init__(
+        self,
+        kind: str,
+        settings: KubernetesSettings,
+        path: str,
+        query: list[tuple[str, str]],
+        on_list,
+        on_event,
+        on_state,
+    ):
         super().__init__(name=f"agent-kube-{kind}", daemon=True)
         self.kind = kind
         self.settings = settings
@@ -204,15 +228,19 @@ class _ListWatch(threading.Thread):
                 self.on_state(True)
                 backoff = self.settings.retry_seconds
                 timeout = self.settings.watch_timeout_seconds
-                while not self.stop_event.is_set():      # one watch request per timeout, from the last rv
-                    query = self.query + [("watch", "true"), ("resourceVersion", rv),
-                                          ("timeoutSeconds", str(timeout)), ("allowWatchBookmarks", "true")]
+                while not self.stop_event.is_set():  # one watch request per timeout, from the last rv
+                    query = self.query + [
+                        ("watch", "true"),
+                        ("resourceVersion", rv),
+                        ("timeoutSeconds", str(timeout)),
+                        ("allowWatchBookmarks", "true"),
+                    ]
                     response = _get(self.api, self.path, query, timeout + 15)
                     try:
                         for ev in _json_lines(response, self.stop_event):
                             kind = ev.get("type")
                             obj = ev.get("object") or {}
-                            if kind == "ERROR":           # e.g. 410 Gone: our resourceVersion is too old
+                            if kind == "ERROR":  # e.g. 410 Gone: our resourceVersion is too old
                                 raise RuntimeError(f"watch error: {obj.get('message') or obj}")
                             metrics.KUBE_EVENTS.labels(self.kind, str(kind)).inc()
                             rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
@@ -226,8 +254,10 @@ class _ListWatch(threading.Thread):
                 metrics.KUBE_API_ERRORS.inc()
                 metrics.BAD_INPUT.labels("api_unreachable").inc()
                 self.on_state(False)
-                _log.warning("kubernetes api error; retrying", extra={"what": self.kind, "error": str(exc)[:300],
-                                                                       "retry_in": backoff})
+                _log.warning(
+                    "kubernetes api error; retrying",
+                    extra={"what": self.kind, "error": str(exc)[:300], "retry_in": backoff},
+                )
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
 
@@ -238,19 +268,33 @@ class PodMetadata:
     def __init__(self, settings: KubernetesSettings):
         self.settings = settings
         self._lock = threading.Lock()
-        self._pods: dict[str, PodMeta] = {}                  # uid → meta
-        self._by_name: dict[tuple[str, str], str] = {}        # (namespace, name) → uid
-        self._namespaces: dict[str, dict] = {}                # name → annotations
+        self._pods: dict[str, PodMeta] = {}  # uid → meta
+        self._by_name: dict[tuple[str, str], str] = {}  # (namespace, name) → uid
+        self._namespaces: dict[str, dict] = {}  # name → annotations
         self._connected = {"pods": False, "namespaces": False}
-        self.synced = threading.Event()                       # the first pod list arrived
+        self.synced = threading.Event()  # the first pod list arrived
         self._tried = {"pods": threading.Event(), "namespaces": threading.Event()}  # first list done or failed
-        self.version = 0                                      # grows on every change (to refresh files)
+        self.version = 0  # grows on every change (to refresh files)
         selector = [("fieldSelector", f"spec.nodeName={settings.node_name}")] if settings.node_name else []
         self._threads = [
-            _ListWatch("pods", settings, "/api/v1/pods", selector,
-                       self._pods_listed, self._pod_event, lambda ok: self._state("pods", ok)),
-            _ListWatch("namespaces", settings, "/api/v1/namespaces", [],
-                       self._namespaces_listed, self._namespace_event, lambda ok: self._state("namespaces", ok)),
+            _ListWatch(
+                "pods",
+                settings,
+                "/api/v1/pods",
+                selector,
+                self._pods_listed,
+                self._pod_event,
+                lambda ok: self._state("pods", ok),
+            ),
+            _ListWatch(
+                "namespaces",
+                settings,
+                "/api/v1/namespaces",
+                [],
+                self._namespaces_listed,
+                self._namespace_event,
+                lambda ok: self._state("namespaces", ok),
+            ),
         ]
 
     def start(self) -> PodMetadata:
@@ -319,8 +363,10 @@ class PodMetadata:
 
     def _namespaces_listed(self, items: list[dict]) -> None:
         with self._lock:
-            self._namespaces = {(o.get("metadata") or {}).get("name", ""): dict((o.get("metadata") or {})
-                                .get("annotations") or {}) for o in items}
+            self._namespaces = {
+                (o.get("metadata") or {}).get("name", ""): dict((o.get("metadata") or {}).get("annotations") or {})
+                for o in items
+            }
             self.version += 1
 
     def _namespace_event(self, kind: str, obj: dict) -> None:

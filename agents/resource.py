@@ -8,8 +8,13 @@ from logtide.agents.path_info import PodRef
 from logtide.agents.pod_metadata import PodMeta
 
 _HASH_SUFFIX = re.compile(r"-[0-9a-z]{5,10}$")
-_OWNER_ATTR = {"ReplicaSet": "k8s.replicaset.name", "StatefulSet": "k8s.statefulset.name",
-               "DaemonSet": "k8s.daemonset.name", "Job": "k8s.job.name", "CronJob": "k8s.cronjob.name"}
+_OWNER_ATTR = {
+    "ReplicaSet": "k8s.replicaset.name",
+    "StatefulSet": "k8s.statefulset.name",
+    "DaemonSet": "k8s.daemonset.name",
+    "Job": "k8s.job.name",
+    "CronJob": "k8s.cronjob.name",
+}
 
 
 def k8s_resource(ref: PodRef, meta: PodMeta | None, node: str | None, labels: bool, annotations: bool) -> dict:
@@ -46,8 +51,12 @@ def k8s_resource(ref: PodRef, meta: PodMeta | None, node: str | None, labels: bo
         if annotations:
             for k, v in meta.annotations.items():
                 res[f"k8s.pod.annotations.{k}"] = v
-        service = (meta.labels.get("app.kubernetes.io/name") or meta.labels.get("app")
-                   or res.get("k8s.deployment.name") or res.get("k8s.statefulset.name")
-                   or res.get("k8s.daemonset.name"))
+        service = (
+            meta.labels.get("app.kubernetes.io/name")
+            or meta.labels.get("app")
+            or res.get("k8s.deployment.name")
+            or res.get("k8s.statefulset.name")
+            or res.get("k8s.daemonset.name")
+        )
     res["service.name"] = service or ref.container
     return res

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 class RawLine(NamedTuple):
     start: int
-    end: int          # offset just past the newline
-    data: bytes       # without the newline
+    end: int  # offset just past the newline
+    data: bytes  # without the newline
     truncated: bool
 
 
@@ -23,10 +23,10 @@ class Tailer:
 
     def __init__(self, fd: int, offset: int, max_line_bytes: int):
         self.fd = fd
-        self.position = offset      # next byte to read
-        self.line_start = offset    # start of the line being assembled (everything before is consumed)
-        self._buf = b""             # bytes of that line read so far
-        self._overlong = False      # the line exceeded max_line_bytes: _buf holds only its head
+        self.position = offset  # next byte to read
+        self.line_start = offset  # start of the line being assembled (everything before is consumed)
+        self._buf = b""  # bytes of that line read so far
+        self._overlong = False  # the line exceeded max_line_bytes: _buf holds only its head
         self.max_line_bytes = max_line_bytes
 
     def size(self) -> int:
@@ -68,7 +68,7 @@ class Tailer:
             pos = end
             self._buf = b""
             self._overlong = False
-            data = data[nl + 1:]
+            data = data[nl + 1 :]
         lines = data.split(b"\n")
         tail = lines.pop()
         self.line_start = self.position - len(tail)
@@ -80,7 +80,7 @@ class Tailer:
             return
         self._buf += data
         if len(self._buf) > self.max_line_bytes:
-            self._buf = self._buf[:self.max_line_bytes]
+            self._buf = self._buf[: self.max_line_bytes]
             self._overlong = True
 
     def pending_tail(self) -> RawLine | None:

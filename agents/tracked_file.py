@@ -16,33 +16,42 @@ from logtide import envelope
 
 
 class TrackedFile:
-    def __init__(self, config: AgentConfig, path: str, fd: int, identity: FileIdentity, offset: int,
-                 ref: PodRef | None, real_path: str | None = None, fmt: str | None = None,
-                 multiline: MultilineSettings | None = None):
+    def __init__(
+        self,
+        config: AgentConfig,
+        path: str,
+        fd: int,
+        identity: FileIdentity,
+        offset: int,
+        ref: PodRef | None,
+        real_path: str | None = None,
+        fmt: str | None = None,
+        multiline: MultilineSettings | None = None,
+    ):
         self.path = path
         self.real_path = real_path
         self.fd = fd
         self.identity = identity
         self.set_identity(identity)
         self.tailer = Tailer(fd, offset, config.read.max_line_bytes)
-        self.parser = None                       # picked from the first line
-        self.format = fmt or config.format       # configured: auto, cri, docker or plain
+        self.parser = None  # picked from the first line
+        self.format = fmt or config.format  # configured: auto, cri, docker or plain
         self.partial = PartialMerger(config.partial.max_bytes, config.partial.timeout_seconds)
         self.multiline_settings = multiline or config.multiline
         self.multiline = MultilineMerger.from_settings(self.multiline_settings)
-        self.failed: str | None = None           # an unexpected error in its processing: not read until restart
-        self.last_sent = 0                       # sender.accepted after this file's last record
+        self.failed: str | None = None  # an unexpected error in its processing: not read until restart
+        self.last_sent = 0  # sender.accepted after this file's last record
         self.ref = ref
         self.key = (ref.key if ref else path).encode("utf-8", "surrogateescape")
         # Metric label for this file: namespace/pod/container/<file> for pod logs (no pod uid in a
         # label), the path itself for plain files.
         self.metric_label = f"{ref.key}/{os.path.basename(path)}" if ref else path
         self.resource: dict = {}
-        self.attributes: dict[str, dict] = {}    # per stream, shared by the events of this file
-        self.templates: dict[str, envelope.EventTemplate] = {}   # per stream: those shared parts, encoded
+        self.attributes: dict[str, dict] = {}  # per stream, shared by the events of this file
+        self.templates: dict[str, envelope.EventTemplate] = {}  # per stream: those shared parts, encoded
         self.metadata_version = -1
         self.excluded: str | None = None
-        self.detached: str | None = None         # "rename" or "delete": no longer at a watched path
+        self.detached: str | None = None  # "rename" or "delete": no longer at a watched path
         self.finishing = False
         self.last_data = time.monotonic()
         self.checkpointed = -1

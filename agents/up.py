@@ -7,4 +7,5 @@ from __future__ import annotations
 
 def up(ctx) -> list:
     from logtide.agents.cli import ROLE
+
     return ROLE.up(ctx)

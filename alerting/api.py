@@ -58,8 +58,9 @@ def _flag(q: dict, name: str, default: bool = True) -> bool:
 def config_view(config) -> str:
     """The routing part of the config (route, receivers, inhibit_rules, time_intervals) as YAML in
     Alertmanager's layout, with secrets masked as Alertmanager masks them (``amtool config show``)."""
-    dump = config.model_dump(mode="json", by_alias=True, exclude_none=True,
-                             include={"route", "receivers", "inhibit_rules", "time_intervals"})
+    dump = config.model_dump(
+        mode="json", by_alias=True, exclude_none=True, include={"route", "receivers", "inhibit_rules", "time_intervals"}
+    )
     for r in dump.get("receivers", []):
         for w in r.get("webhook", []):
             w["secrets"] = [SECRET for _ in w.get("secrets", [])]
@@ -115,30 +116,54 @@ class AlertApi:
                 except (ValueError, re.error) as exc:
                     return self._send(400, {"error": f"bad filter: {exc}"})
                 if url.path == "/api/v2/alerts":
-                    self._send(200, api.engine.alerts_api(
-                        (q.get("state") or [None])[0], filters, active=_flag(q, "active"),
-                        silenced=_flag(q, "silenced"), inhibited=_flag(q, "inhibited"),
-                        unprocessed=_flag(q, "unprocessed"), receiver=receiver))
+                    self._send(
+                        200,
+                        api.engine.alerts_api(
+                            (q.get("state") or [None])[0],
+                            filters,
+                            active=_flag(q, "active"),
+                            silenced=_flag(q, "silenced"),
+                            inhibited=_flag(q, "inhibited"),
+                            unprocessed=_flag(q, "unprocessed"),
+                            receiver=receiver,
+                        ),
+                    )
                 elif url.path == "/api/v2/alerts/groups":
                     self._send(200, api.engine.groups_api())
                 elif url.path == "/api/v2/silences":
                     now = api.engine.clock.wall()
-                    self._send(200, [s.api(now) for s in api.engine.silences.list()
-                                     if _silence_matches_filter(s, filters)])
+                    self._send(
+                        200, [s.api(now) for s in api.engine.silences.list() if _silence_matches_filter(s, filters)]
+                    )
                 elif url.path == "/api/v2/receivers":
                     self._send(200, [{"name": r.name} for r in api.engine.config.receivers])
                 elif url.path == "/api/v2/status":
-                    self._send(200, {
-                        "cluster": {"name": "logtide", "status": "disabled", "peers": []},
-                        "config": {"original": config_view(api.engine.config)},
-                        "uptime": rfc3339(api.started),
-                        "versionInfo": {"version": f"logtide-{__version__}", "branch": "", "buildDate": "",
-                                        "buildUser": "", "goVersion": "", "revision": ""}})
+                    self._send(
+                        200,
+                        {
+                            "cluster": {"name": "logtide", "status": "disabled", "peers": []},
+                            "config": {"original": config_view(api.engine.config)},
+                            "uptime": rfc3339(api.started),
+                            "versionInfo": {
+                                "version": f"logtide-{__version__}",
+                                "branch": "",
+                                "buildDate": "",
+                                "buildUser": "",
+                                "goVersion": "",
+                                "revision": "",
+                            },
+                        },
+                    )
                 elif url.path in ("/-/healthy", "/-/ready"):
                     self._send(200, {"ok": True})
                 else:
-                    self._send(404, {"error": "not found: try /api/v2/alerts, /api/v2/alerts/groups, "
-                                              "/api/v2/silences, /api/v2/receivers, /api/v2/status"})
+                    self._send(
+                        404,
+                        {
+                            "error": "not found: try /api/v2/alerts, /api/v2/alerts/groups, "
+                            "/api/v2/silences, /api/v2/receivers, /api/v2/status"
+                        },
+                    )
 
             def do_POST(self):  # noqa: N802
                 if urlparse(self.path).path != "/api/v2/silences":
@@ -160,13 +185,20 @@ class AlertApi:
                         ends = starts + int(parse_duration(body["duration"]) * NS)
                     else:
                         raise ValueError("give endsAt or duration")
-                    s = api.engine.silences.add(body.get("matchers") or [], starts, ends,
-                                                str(body.get("createdBy") or ""), str(body.get("comment") or ""),
-                                                now, body.get("id"))
+                    s = api.engine.silences.add(
+                        body.get("matchers") or [],
+                        starts,
+                        ends,
+                        str(body.get("createdBy") or ""),
+                        str(body.get("comment") or ""),
+                        now,
+                        body.get("id"),
+                    )
                 except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
                     return self._send(400, {"error": str(exc)})
-                _log.info("silence created", extra={"id": s.id, "by": s.created_by,
-                                                    "matchers": [str(m) for m in s.matchers]})
+                _log.info(
+                    "silence created", extra={"id": s.id, "by": s.created_by, "matchers": [str(m) for m in s.matchers]}
+                )
                 self._send(200, {"silenceID": s.id})
 
             def do_DELETE(self):  # noqa: N802
@@ -186,8 +218,10 @@ class AlertApi:
         try:
             self.httpd = ThreadingHTTPServer((settings.host, settings.port), Handler)
         except OSError as exc:
-            raise OSError(f"cannot serve the alerting API on {settings.host}:{settings.port}: {exc.strerror} "
-                          "(set api.port in the config)") from None
+            raise OSError(
+                f"cannot serve the alerting API on {settings.host}:{settings.port}: {exc.strerror} "
+                "(set api.port in the config)"
+            ) from None
         self.httpd.daemon_threads = True
 
     @property

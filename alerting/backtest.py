@@ -29,8 +29,10 @@ BATCH = 2000
 def offline_config(config: AlertConfig | None) -> AlertConfig:
     """The config on the event clock (one webhook receiver, grouped by alertname, when none is given)."""
     if config is None:
-        config = AlertConfig(route={"receiver": "default", "group_by": ["alertname"], "group_wait": "0s"},
-                             receivers=[{"name": "default", "webhook": [{"url": "http://example.invalid/"}]}])
+        config = AlertConfig(
+            route={"receiver": "default", "group_by": ["alertname"], "group_wait": "0s"},
+            receivers=[{"name": "default", "webhook": [{"url": "http://example.invalid/"}]}],
+        )
     return config.model_copy(update={"clock": config.clock.model_copy(update={"mode": "event"})})
 
 
@@ -67,8 +69,7 @@ class Progress:
 
 
 class Backtest:
-    def __init__(self, rules: list[RuleBase], config: AlertConfig | None = None,
-                 echo: Callable[[str], None] = print):
+    def __init__(self, rules: list[RuleBase], config: AlertConfig | None = None, echo: Callable[[str], None] = print):
         from logtide.alerting.engine import AlertEngine
         from logtide.alerting.store import Store
 
@@ -91,6 +92,7 @@ class Backtest:
         if not self._changes:
             return
         from logtide.alerting.state import rfc3339
+
         changes, self._changes = self._changes, {}
         alerts, order = self.engine.states.alerts, self.engine.states.order
         for fp, before in sorted(changes.items(), key=lambda c: order.get(c[0], -1)):
@@ -111,24 +113,31 @@ class Backtest:
         from logtide.alerting.delivery import sendable
         from logtide.alerting.state import rfc3339
         from logtide.alerting.templates import DEFAULT_TEXT, DEFAULT_TITLE, context, fallback_text
+
         engine = self.engine
         engine.nflog.log(n.group_key, n.integration, n.firing, n.resolved, n.now)
         if not sendable(n):  # what the delivery worker does: the log learns it, nobody is sent it
             return
         ctx = context(n, self.config.external_url)
         fallback = fallback_text(n)
-        title = engine.templates.render_or(self._template(n, "title", DEFAULT_TITLE), ctx,
-                                           fallback.splitlines()[0], n.receiver)
+        title = engine.templates.render_or(
+            self._template(n, "title", DEFAULT_TITLE), ctx, fallback.splitlines()[0], n.receiver
+        )
         text = engine.templates.render_or(self._template(n, "text", DEFAULT_TEXT), ctx, fallback, n.receiver)
-        self.notifications.append(f"--- notification at {rfc3339(n.now)} to {n.integration} ({n.status}, "
-                                  f"group {n.group_key})\n{title}\n{text}")
+        self.notifications.append(
+            f"--- notification at {rfc3339(n.now)} to {n.integration} ({n.status}, "
+            f"group {n.group_key})\n{title}\n{text}"
+        )
 
     def _template(self, n, which: str, default: str) -> str:
         for integ in self.engine.integrations.get(n.receiver, []):
             if integ.id == n.integration:
                 cfg = getattr(integ, "config", None)
-                return getattr(cfg, which, None) or (getattr(cfg, "summary", None) if which == "title" else None) \
+                return (
+                    getattr(cfg, which, None)
+                    or (getattr(cfg, "summary", None) if which == "title" else None)
                     or default
+                )
         return default
 
     def feed(self, events: list[dict]) -> None:
@@ -151,12 +160,14 @@ class Backtest:
     def finish(self) -> None:
         """Run time on after the last event until every alert resolved and its notifications went out."""
         from logtide.alerting.state import FIRING, PENDING
+
         engine = self.engine
         for name in [n for n, ev in engine.evaluators.items() if isinstance(ev.rule, AbsenceRule)]:
             del engine.evaluators[name]
         routes = list(engine.dispatcher.root.walk())
-        tail = max((r.window + getattr(r, "reference", 0.0) + r.for_ + r.keep_firing_for for r in self.rules),
-                   default=0.0)
+        tail = max(
+            (r.window + getattr(r, "reference", 0.0) + r.for_ + r.keep_firing_for for r in self.rules), default=0.0
+        )
         tail += max(r.group_wait + r.group_interval for r in routes)
         t, end = engine.clock.now(), engine.clock.now() + int(tail * NS)
         while t < end:
@@ -169,17 +180,22 @@ class Backtest:
     def report(self, out: TextIO | None = None) -> int:
         """Print the notifications and the summary; the number of alerts fired."""
         from logtide.alerting.state import rfc3339
+
         out = out or sys.stdout
         for block in self.notifications:
             print(block, file=out)
         fired = sum(len(s.alerts) for s in self.per_rule.values())
-        print(f"summary: {self.events} events, {len(self.rules)} rules, peak {self.peak_groups} active groups",
-              file=out)
+        print(
+            f"summary: {self.events} events, {len(self.rules)} rules, peak {self.peak_groups} active groups", file=out
+        )
         for name, s in self.per_rule.items():
             span = f" ({s.firings} firings), first {rfc3339(s.first)}, last {rfc3339(s.last)}" if s.firings else ""
             print(f"  {name}: {len(s.alerts)} alerts fired{span}", file=out)
-        print(f"{self.events} events, {len(self.rules)} rules: {fired} alerts fired, "
-              f"{len(self.notifications)} notifications", file=out)
+        print(
+            f"{self.events} events, {len(self.rules)} rules: {fired} alerts fired, "
+            f"{len(self.notifications)} notifications",
+            file=out,
+        )
         self.engine.store.close()
         return fired
 
@@ -197,6 +213,7 @@ class TopicWindow:
 
     def __init__(self, consumer, ranges: dict, start_ns: int, end_ns: int):
         from logtide.topics import RangeReader
+
         self.consumer = consumer
         self.start_ms, self.end_ms = start_ns // 1_000_000, end_ns // 1_000_000
         self.total = sum(e - s for s, e in ranges.values())
@@ -206,6 +223,7 @@ class TopicWindow:
 
     def batches(self, size: int) -> Iterable[list[dict]]:
         from logtide import envelope
+
         for records in self.reader.batches():
             out = []
             for rec in records:
@@ -230,6 +248,7 @@ class TopicWindow:
 def topic_window(transport, topics: list[str], start_ns: int, end_ns: int) -> TopicWindow:
     from logtide.cli import UsageError
     from logtide.topics import exact_end_offsets
+
     consumer = transport.consumer(None)
     parts = []
     for topic in topics:

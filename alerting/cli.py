@@ -42,41 +42,78 @@ and $LOGTIDE_ALERT_TOKEN when they are not given. The API is Alertmanager's v2, 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from logtide.role import add_role_arguments
-    p = sub.add_parser("alert", help="alerting engine: rules over log streams, silences, notifications",
-                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = sub.add_parser(
+        "alert",
+        help="alerting engine: rules over log streams, silences, notifications",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_role_arguments(p)
     p.set_defaults(func=run)
     asub = p.add_subparsers(dest="alert_command", metavar="{test,backtest,silence}")
 
-    t = asub.add_parser("test", help="evaluate rules over a file of events and print what would fire",
-                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = asub.add_parser(
+        "test",
+        help="evaluate rules over a file of events and print what would fire",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     t.add_argument("rules", help="rules YAML file")
     t.add_argument("events", help="events file: JSON lines (envelopes), '-' for stdin")
-    t.add_argument("--config", "-c", dest="test_config", metavar="FILE",
-                   help="alerting config for routes, receivers and templates (default: one webhook receiver)")
+    t.add_argument(
+        "--config",
+        "-c",
+        dest="test_config",
+        metavar="FILE",
+        help="alerting config for routes, receivers and templates (default: one webhook receiver)",
+    )
     t.add_argument("--fail-on-fire", action="store_true", help="exit 1 when any alert fires")
     t.add_argument("--progress", action="store_true", help="progress on stderr (default: only on a terminal)")
     t.set_defaults(func=run_test)
 
-    b = asub.add_parser("backtest", help="evaluate rules over a time window of a topic, notifying nobody",
-                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    b.add_argument("--config", "-c", required=True, metavar="FILE",
-                   help="alerting config: rule files, topics, kafka, routes, receivers and templates")
-    b.add_argument("--from", dest="start", required=True, metavar="TIME",
-                   help="window start: RFC 3339, Unix s/ms/ns, now, or a time ago: 2h, 30m ago (or --from=-2h)")
+    b = asub.add_parser(
+        "backtest",
+        help="evaluate rules over a time window of a topic, notifying nobody",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument(
+        "--config",
+        "-c",
+        required=True,
+        metavar="FILE",
+        help="alerting config: rule files, topics, kafka, routes, receivers and templates",
+    )
+    b.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="TIME",
+        help="window start: RFC 3339, Unix s/ms/ns, now, or a time ago: 2h, 30m ago (or --from=-2h)",
+    )
     b.add_argument("--to", dest="end", metavar="TIME", help="window end, exclusive (default: now)")
     b.add_argument("--rules", metavar="FILE", help="rules file to try instead of the config's rules_files")
     b.add_argument("--topic", action="append", metavar="TOPIC", help="topic to read (default: the config's topics)")
-    b.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap (default: $LOGTIDE_BOOTSTRAP, "
-                                                            "then the config's kafka.bootstrap)")
+    b.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="Kafka bootstrap (default: $LOGTIDE_BOOTSTRAP, then the config's kafka.bootstrap)",
+    )
     b.add_argument("--fail-on-fire", action="store_true", help="exit 1 when any alert fires")
     b.add_argument("--progress", action="store_true", help="progress on stderr (default: only on a terminal)")
     b.set_defaults(func=run_backtest)
 
-    s = asub.add_parser("silence", help="add, list or expire silences through the alerting API",
-                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _api_arguments(s, os.environ.get("LOGTIDE_ALERT_URL", "http://127.0.0.1:9093"),
-                   os.environ.get("LOGTIDE_ALERT_TOKEN"))
+    s = asub.add_parser(
+        "silence",
+        help="add, list or expire silences through the alerting API",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _api_arguments(
+        s, os.environ.get("LOGTIDE_ALERT_URL", "http://127.0.0.1:9093"), os.environ.get("LOGTIDE_ALERT_TOKEN")
+    )
     # the same options after the subcommand (SUPPRESS: given there, they override; absent, the above stand)
     api_opts = argparse.ArgumentParser(add_help=False)
     _api_arguments(api_opts, argparse.SUPPRESS, argparse.SUPPRESS)
@@ -84,8 +121,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = ss.add_parser("add", help="silence alerts matching all the matchers", parents=[api_opts])
     a.add_argument("matchers", nargs="+", help='matchers like service_name="checkout" or team=~"db|infra"')
     a.add_argument("--duration", default="1h", help="how long (default 1h), e.g. 30m, 2h")
-    a.add_argument("--start",
-                   help="start time: RFC 3339, now, or a time ago: 10m, 2h ago (or --start=-10m); default now")
+    a.add_argument(
+        "--start", help="start time: RFC 3339, now, or a time ago: 10m, 2h ago (or --start=-10m); default now"
+    )
     a.add_argument("--author", default=os.environ.get("USER", "unknown"), help="who (default $USER)")
     a.add_argument("--comment", required=True, help="why")
     a.set_defaults(func=run_silence_add)
@@ -98,8 +136,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _api_arguments(p: argparse.ArgumentParser, url, token) -> None:
-    p.add_argument("--url", default=url,
-                   help="alerting API base URL (default $LOGTIDE_ALERT_URL or http://127.0.0.1:9093)")
+    p.add_argument(
+        "--url", default=url, help="alerting API base URL (default $LOGTIDE_ALERT_URL or http://127.0.0.1:9093)"
+    )
     p.add_argument("--token", default=token, help="API bearer token (default $LOGTIDE_ALERT_TOKEN)")
 
 
@@ -107,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from logtide.role import run_role
 
     from logtide.alerting.role import ROLE
+
     if not args.config:
         raise UsageError("give --config FILE (see examples/alert.yaml), or a subcommand: test, silence")
     return run_role(ROLE, args)
@@ -114,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
 
 # --- alert test --------------------------------------------------------------------------------
 
+
 def read_events(path: str) -> list[dict]:
     from logtide.alerting.api import parse_api_time
+
     fh = sys.stdin if path == "-" else open(path, encoding="utf-8")
     out = []
     with fh:
@@ -129,12 +171,17 @@ def read_events(path: str) -> list[dict]:
                     raise ValueError("not a JSON object")
                 if isinstance(raw.get("time"), str):
                     raw["time"] = parse_api_time(raw["time"])
-                ev = envelope.new_event(id=str(raw.get("id") or f"line-{n}"), body=raw.get("body", ""),
-                                        source=raw.get("source") or "test", time=raw.get("time"),
-                                        observed_time=raw.get("observed_time") or raw.get("time"),
-                                        severity_text=raw.get("severity_text", ""),
-                                        severity_number=raw.get("severity_number"),
-                                        attributes=raw.get("attributes"), resource=raw.get("resource"))
+                ev = envelope.new_event(
+                    id=str(raw.get("id") or f"line-{n}"),
+                    body=raw.get("body", ""),
+                    source=raw.get("source") or "test",
+                    time=raw.get("time"),
+                    observed_time=raw.get("observed_time") or raw.get("time"),
+                    severity_text=raw.get("severity_text", ""),
+                    severity_number=raw.get("severity_number"),
+                    attributes=raw.get("attributes"),
+                    resource=raw.get("resource"),
+                )
                 out.append(envelope.validate(ev))
             except (ValueError, orjson.JSONDecodeError) as exc:
                 raise UsageError(f"{path}:{n}: not an event: {exc}") from None
@@ -143,11 +190,13 @@ def read_events(path: str) -> list[dict]:
 
 def _progress(args, total: int | None):
     from logtide.alerting.backtest import Progress
+
     return Progress(total, sys.stderr if args.progress or sys.stderr.isatty() else None)
 
 
 def _offline_config(args):
     from logtide.alerting.config import load_alert_config
+
     return load_alert_config(args.test_config) if args.test_config else None
 
 
@@ -162,7 +211,7 @@ def run_test(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.events}: no events")
     events.sort(key=lambda e: e.get("time") or 0)
     bt = Backtest(rules, config)
-    bt.run((events[i:i + BATCH] for i in range(0, len(events), BATCH)), _progress(args, len(events)))
+    bt.run((events[i : i + BATCH] for i in range(0, len(events), BATCH)), _progress(args, len(events)))
     fired = bt.report()
     return 1 if (fired and args.fail_on_fire) else 0
 
@@ -194,16 +243,20 @@ def run_backtest(args: argparse.Namespace) -> int:
         bt.run(window.batches(BATCH), _progress(args, window.total))
     finally:
         window.close()
-    print(f"window {format_rfc3339(start, 3)} .. {format_rfc3339(end, 3)} of {', '.join(topics)}: "
-          f"{window.records} records, {window.undecodable} not envelopes (skipped)")
+    print(
+        f"window {format_rfc3339(start, 3)} .. {format_rfc3339(end, 3)} of {', '.join(topics)}: "
+        f"{window.records} records, {window.undecodable} not envelopes (skipped)"
+    )
     fired = bt.report()
     return 1 if (fired and args.fail_on_fire) else 0
 
 
 # --- silences through the API -------------------------------------------------------------------
 
+
 def _request(args, method: str, path: str, body: dict | None = None):
     import requests
+
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     try:
         resp = requests.request(method, args.url.rstrip("/") + path, json=body, headers=headers, timeout=10)
@@ -220,11 +273,13 @@ def _request(args, method: str, path: str, body: dict | None = None):
 
 def run_silence_add(args: argparse.Namespace) -> int:
     from logtide.alerting.matchers import parse_matcher
+
     try:
         matchers = [str(parse_matcher(m)) for m in args.matchers]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     from logtide.timeutil import format_rfc3339, parse_duration, parse_time_expr
+
     try:
         parse_duration(args.duration)
         start = format_rfc3339(parse_time_expr(args.start), digits=3) if args.start else None
@@ -248,7 +303,9 @@ def run_silence_list(args: argparse.Namespace) -> int:
     print(f"{'ID':36}  {'STATE':8}  {'ENDS':24}  {'BY':12}  MATCHERS / COMMENT")
     for s in rows:
         ms = " ".join(f'{m["name"]}{_OPS[(m["isRegex"], m["isEqual"])]}"{m["value"]}"' for m in s["matchers"])
-        print(f"{s['id']:36}  {s['status']['state']:8}  {s['endsAt']:24}  {s['createdBy'][:12]:12}  {ms}  # {s['comment']}")
+        print(
+            f"{s['id']:36}  {s['status']['state']:8}  {s['endsAt']:24}  {s['createdBy'][:12]:12}  {ms}  # {s['comment']}"
+        )
     return 0
 
 

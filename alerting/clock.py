@@ -102,12 +102,16 @@ class Clock:
             return
         wall = self._wall()
         if saved > wall:
-            _log.warning("saved watermark is ahead of the wall clock: using the wall clock",
-                         extra={"saved_ns": saved, "ahead_s": round((saved - wall) / NS, 1)})
+            _log.warning(
+                "saved watermark is ahead of the wall clock: using the wall clock",
+                extra={"saved_ns": saved, "ahead_s": round((saved - wall) / NS, 1)},
+            )
             saved = wall
         elif saved < wall - self.horizon:
-            _log.warning("saved watermark is older than the catch-up horizon: the backlog before it is "
-                         "counted as too late", extra={"saved_ns": saved, "horizon_s": self.horizon / NS})
+            _log.warning(
+                "saved watermark is older than the catch-up horizon: the backlog before it is counted as too late",
+                extra={"saved_ns": saved, "horizon_s": self.horizon / NS},
+            )
             saved = wall - self.horizon
         self.watermark = saved
         self._raised_at = time.monotonic_ns()

@@ -44,8 +44,9 @@ class Limits(Model):
     #: groups (distinct group keys) tracked per rule; a rule's own ``max_groups`` overrides it. Past it
     #: events of new groups are dropped (logtide_alerting_groups_dropped_total{rule}, logged once).
     #: About 1 KiB of state per group (see README "Alerting cost"); ``max_keys_per_rule`` is the old name.
-    max_groups_per_rule: int = Field(50_000, ge=1, validation_alias=AliasChoices("max_groups_per_rule",
-                                                                                 "max_keys_per_rule"))
+    max_groups_per_rule: int = Field(
+        50_000, ge=1, validation_alias=AliasChoices("max_groups_per_rule", "max_keys_per_rule")
+    )
     #: recent event ids remembered to drop duplicates re-sent upstream (0 = off)
     dedup_ids: int = Field(100_000, ge=0)
     resolved_retention_seconds: float = Field(3600.0, ge=0)
@@ -57,15 +58,17 @@ class ShardSettings(Model):
     this replica owns in the consumer group; ``global`` runs the other rules (one replica)."""
 
     mode: str = Field("all", pattern="^(all|partitioned|global)$")
-    stream_key_fields: list[str] = Field(default_factory=lambda: ["k8s.namespace.name", "k8s.pod.name",
-                                                                  "k8s.container.name"])
+    stream_key_fields: list[str] = Field(
+        default_factory=lambda: ["k8s.namespace.name", "k8s.pod.name", "k8s.container.name"]
+    )
 
 
 class AlertConfig(RoleConfig):
     topics: list[str] = Field(default_factory=lambda: [route("monitoring")])
     group_id: str = "logtide-alerting"
-    session_timeout_seconds: float = Field(45, ge=1, description="consumer group session: a killed replica's "
-                                    "partitions move on after this")
+    session_timeout_seconds: float = Field(
+        45, ge=1, description="consumer group session: a killed replica's partitions move on after this"
+    )
     rules_files: list[str] = Field(default_factory=list, description="rule YAML files, relative to this file")
     reload_interval_seconds: float = Field(5.0, gt=0)
     #: a batch is handed over when it has this many records or after max_wait (latency vs. overhead)

@@ -65,14 +65,20 @@ class TokenBucket:
 
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
     """Full jitter: uniform in [0, min(max_seconds, initial_seconds * 2^attempt)], at least a tenth of initial_seconds."""
-    cap = min(policy.max_seconds, policy.initial_seconds * (2 ** attempt))
+    cap = min(policy.max_seconds, policy.initial_seconds * (2**attempt))
     return max(policy.initial_seconds / 10, rng.uniform(0, cap))
 
 
 class Worker:
-    def __init__(self, integration: HttpIntegration, bucket: TokenBucket, retry: RetryPolicy,
-                 nflog: NotificationLog, on_sent: Callable[[Notification, HttpIntegration], None] | None,
-                 on_refused: Callable[[Notification], None] | None = None):
+    def __init__(
+        self,
+        integration: HttpIntegration,
+        bucket: TokenBucket,
+        retry: RetryPolicy,
+        nflog: NotificationLog,
+        on_sent: Callable[[Notification, HttpIntegration], None] | None,
+        on_refused: Callable[[Notification], None] | None = None,
+    ):
         self.integration = integration
         self.on_refused = on_refused
         self.bucket = bucket
@@ -139,8 +145,15 @@ class Worker:
                     delay = exc.retry_after if exc.retry_after is not None else backoff(attempt, self.retry, self.rng)
                     delay = min(delay, self.retry.max_seconds)
                     attempt += 1
-                    _log.warning("notification failed, will retry", extra={
-                        "integration": integ.id, "error": str(exc)[:300], "attempt": attempt, "retry_in_s": round(delay, 2)})
+                    _log.warning(
+                        "notification failed, will retry",
+                        extra={
+                            "integration": integ.id,
+                            "error": str(exc)[:300],
+                            "attempt": attempt,
+                            "retry_in_s": round(delay, 2),
+                        },
+                    )
                     if stop.wait(delay):
                         break
                     with self.cond:  # a newer notification for this group may supersede this one
@@ -151,8 +164,9 @@ class Worker:
                 except Permanent as exc:
                     self.failed += 1
                     metrics.NOTIFY_FAILURES.labels(integ.receiver, integ.kind, "rejected").inc()
-                    _log.error("notification refused, not retried", extra={"integration": integ.id,
-                                                                          "error": str(exc)[:300]})
+                    _log.error(
+                        "notification refused, not retried", extra={"integration": integ.id, "error": str(exc)[:300]}
+                    )
                     if self.on_refused:  # the next group_interval flush tries again, as Alertmanager does
                         self.on_refused(n)
                     break
@@ -175,8 +189,14 @@ class Delivery:
 
     name = "alert-delivery"
 
-    def __init__(self, receivers: list[Receiver], integrations: dict[str, list[HttpIntegration]],
-                 nflog: NotificationLog, on_sent=None, on_refused=None):
+    def __init__(
+        self,
+        receivers: list[Receiver],
+        integrations: dict[str, list[HttpIntegration]],
+        nflog: NotificationLog,
+        on_sent=None,
+        on_refused=None,
+    ):
         self.workers: dict[str, Worker] = {}
         for r in receivers:
             bucket = TokenBucket(r.rate_limit)
@@ -192,8 +212,9 @@ class Delivery:
     def start(self) -> None:
         for w in self.workers.values():
             if w.thread is None:
-                w.thread = threading.Thread(target=w.run, args=(self.stop_event,), name=f"notify-{w.integration.id}",
-                                            daemon=True)
+                w.thread = threading.Thread(
+                    target=w.run, args=(self.stop_event,), name=f"notify-{w.integration.id}", daemon=True
+                )
                 w.thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:

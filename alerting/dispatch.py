@@ -78,8 +78,12 @@ class Group:
     alerts: dict[str, Alert] = field(default_factory=dict)
 
     def api(self, external_url: str = "") -> dict:
-        return {"groupKey": self.key, "labels": self.labels, "receiver": {"name": self.route.receiver},
-                "alerts": [a.api(external_url) for a in self.alerts.values()]}
+        return {
+            "groupKey": self.key,
+            "labels": self.labels,
+            "receiver": {"name": self.route.receiver},
+            "alerts": [a.api(external_url) for a in self.alerts.values()],
+        }
 
 
 class Integration(NamedTuple):
@@ -93,9 +97,17 @@ class Integration(NamedTuple):
 
 
 class Dispatcher:
-    def __init__(self, root: RouteNode, integrations: dict[str, list[Integration]], nflog: NotificationLog,
-                 silences: Silences, inhibitor: Inhibitor, intervals: TimeIntervals,
-                 enqueue: Callable[[Notification], None], firing_alerts: Callable[[], list[tuple[str, dict]]]):
+    def __init__(
+        self,
+        root: RouteNode,
+        integrations: dict[str, list[Integration]],
+        nflog: NotificationLog,
+        silences: Silences,
+        inhibitor: Inhibitor,
+        intervals: TimeIntervals,
+        enqueue: Callable[[Notification], None],
+        firing_alerts: Callable[[], list[tuple[str, dict]]],
+    ):
         self.root = root
         self.integrations = integrations
         self.nflog = nflog
@@ -169,8 +181,11 @@ class Dispatcher:
             if self.silences.silenced_by(a.labels, mute_at):
                 metrics.SILENCED.labels("silence").inc()
                 continue
-            if a.state == FIRING and self.inhibitor.rules and self.inhibitor.inhibited(a.labels, a.fingerprint,
-                                                                                     firing_index):
+            if (
+                a.state == FIRING
+                and self.inhibitor.rules
+                and self.inhibitor.inhibited(a.labels, a.fingerprint, firing_index)
+            ):
                 metrics.SILENCED.labels("inhibited").inc()
                 continue
             alerts.append(a)
@@ -186,13 +201,24 @@ class Dispatcher:
             self.handed[(group.key, integration)] = Entry(set(firing), set(resolved), now)
             shown = alerts if send_resolved else [a for a in alerts if a.state == FIRING]
             shown = sorted(shown, key=lambda a: (a.state != FIRING, a.fired_at, a.fingerprint))
-            self.enqueue(Notification(
-                group_key=group.key, receiver=route.receiver, integration=integration,
-                status="firing" if firing else "resolved", group_labels=group.labels,
-                common_labels=_common([a.labels for a in shown]),
-                common_annotations=_common([a.annotations for a in shown]),
-                alerts=shown, firing=firing, resolved=resolved, now=now, repeat_ns=repeat_ns,
-                send_resolved=send_resolved, group_interval_ns=int(route.group_interval * NS)))
+            self.enqueue(
+                Notification(
+                    group_key=group.key,
+                    receiver=route.receiver,
+                    integration=integration,
+                    status="firing" if firing else "resolved",
+                    group_labels=group.labels,
+                    common_labels=_common([a.labels for a in shown]),
+                    common_annotations=_common([a.annotations for a in shown]),
+                    alerts=shown,
+                    firing=firing,
+                    resolved=resolved,
+                    now=now,
+                    repeat_ns=repeat_ns,
+                    send_resolved=send_resolved,
+                    group_interval_ns=int(route.group_interval * NS),
+                )
+            )
 
     def _cleanup(self, group: Group) -> set[str]:
         """Drop resolved alerts the receivers no longer know as firing; drop empty groups."""

@@ -73,8 +73,15 @@ def _key_str(key: tuple) -> str:
 
 
 class AlertEngine:
-    def __init__(self, config: AlertConfig, rules: list[RuleBase], store: Store,
-                 notify: Callable[[Notification], None] | None = None, on_sent=None, eval_step_ns: int = EVAL_STEP_NS):
+    def __init__(
+        self,
+        config: AlertConfig,
+        rules: list[RuleBase],
+        store: Store,
+        notify: Callable[[Notification], None] | None = None,
+        on_sent=None,
+        eval_step_ns: int = EVAL_STEP_NS,
+    ):
         self.config = config
         self.eval_step_ns = eval_step_ns  # backtests: 1 (every distinct event time, as one event at a time)
         self.after_evaluate: Callable[[], None] | None = None
@@ -85,25 +92,33 @@ class AlertEngine:
         self.states = AlertStates(self.templates.annotations, config.limits.resolved_retention_seconds)
         self.silences = Silences(on_change=lambda s: store.put_silence(s.id, s.to_dict()))
         self.nflog = NotificationLog(persist=lambda key, e: store.put_nflog(key[0], key[1], e.to_dict()))
-        self.integrations = {r.name: build_integrations(r, config.external_url, self.templates)
-                             for r in config.receivers}
+        self.integrations = {
+            r.name: build_integrations(r, config.external_url, self.templates) for r in config.receivers
+        }
         self.delivery = Delivery(config.receivers, self.integrations, self.nflog, on_sent, self._refused)
         self.dispatcher = Dispatcher(
             RouteNode(config.route),
-            {name: [Integration(i.id, i.send_resolved, i.resend_ns) for i in ints]
-             for name, ints in self.integrations.items()},
-            self.nflog, self.silences, Inhibitor(config.inhibit_rules), TimeIntervals(config.time_intervals),
-            enqueue=notify if notify is not None else self.delivery.enqueue, firing_alerts=self._firing)
+            {
+                name: [Integration(i.id, i.send_resolved, i.resend_ns) for i in ints]
+                for name, ints in self.integrations.items()
+            },
+            self.nflog,
+            self.silences,
+            Inhibitor(config.inhibit_rules),
+            TimeIntervals(config.time_intervals),
+            enqueue=notify if notify is not None else self.delivery.enqueue,
+            firing_alerts=self._firing,
+        )
         self.evaluators: dict[str, Evaluator] = {}
         self.signatures: dict[str, str | None] = {}
-        self.applied: dict[tuple[str, int], int] = {}   # (topic, partition) -> next offset to apply
+        self.applied: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to apply
         self.partitioned_mode = config.shard.mode == "partitioned"
         self._alert_saved: dict[str, int] = {}
         self._refreshed = 0
         self._alert_gauges: dict[str, int] = {}  # the counts last shown in logtide_alerting_alerts
         self._recent_ids: OrderedDict[str, None] = OrderedDict()  # ids are deterministic: duplicates repeat them
         self.reset_windows: set[str] = set()  # rules whose stored windows must go (edited definition)
-        self._last_input = time.monotonic()   # records or an assignment: the clock goes live when quiet
+        self._last_input = time.monotonic()  # records or an assignment: the clock goes live when quiet
         self._input_assigned = False
         self.set_rules(rules, restoring=True)
         self._restore()
@@ -330,7 +345,8 @@ class AlertEngine:
             if not self.clock.live:
                 quiet = time.monotonic() - self._last_input
                 if quiet * NS >= self.clock.lateness_ns and (
-                        self._input_assigned or quiet >= 2 * self.config.session_timeout_seconds):
+                    self._input_assigned or quiet >= 2 * self.config.session_timeout_seconds
+                ):
                     self.clock.go_live("the input is quiet")
             released = self.dispatcher.tick(self.clock.timers(), self.clock.wall())
             if released:
@@ -358,8 +374,12 @@ class AlertEngine:
                     continue
                 saved = self._alert_saved.get(fp)
                 # last_true moves at every evaluation: write it now and then, state changes always
-                if saved is None or a.state != "firing" or a.last_true - saved >= ALERT_SAVE_EVERY_NS \
-                        or a.fired_at >= saved:
+                if (
+                    saved is None
+                    or a.state != "firing"
+                    or a.last_true - saved >= ALERT_SAVE_EVERY_NS
+                    or a.fired_at >= saved
+                ):
                     batch.alerts[fp] = a.to_dict()
                     self._alert_saved[fp] = a.last_true
             for name, ev in self.evaluators.items():
@@ -381,9 +401,16 @@ class AlertEngine:
             self.store.save(batch)
 
     # --- reads for the API ---
-    def alerts_api(self, state: str | None = None, matchers: list | None = None, active: bool = True,
-                   silenced: bool = True, inhibited: bool = True, unprocessed: bool = True,
-                   receiver: re.Pattern | None = None) -> list[dict]:
+    def alerts_api(
+        self,
+        state: str | None = None,
+        matchers: list | None = None,
+        active: bool = True,
+        silenced: bool = True,
+        inhibited: bool = True,
+        unprocessed: bool = True,
+        receiver: re.Pattern | None = None,
+    ) -> list[dict]:
         """Alerts as Alertmanager's ``GET /api/v2/alerts`` gives them (so amtool reads them), plus
         logtide's own ``state`` (pending/firing/resolved), ``activeAt``, ``value`` and ``silencedBy``.
         Pending and resolved alerts have status ``unprocessed`` (Alertmanager would not have them)."""
@@ -401,8 +428,11 @@ class AlertEngine:
                 if receiver is not None and not any(receiver.fullmatch(r) for r in receivers):
                     continue
                 silenced_by = self.silences.silenced_by(a.labels, wall)
-                inhibitor = self.dispatcher.inhibitor.inhibited_by(a.labels, a.fingerprint, firing) \
-                    if a.state == FIRING and firing else None
+                inhibitor = (
+                    self.dispatcher.inhibitor.inhibited_by(a.labels, a.fingerprint, firing)
+                    if a.state == FIRING and firing
+                    else None
+                )
                 inhibited_by = [inhibitor] if inhibitor else []
                 if a.state != FIRING:
                     status, shown = "unprocessed", unprocessed
@@ -439,10 +469,18 @@ class EngineLoop:
         self.producer = transport.producer()
         self.dlq = DeadLetters(self.producer, "alerting")
         loop_overrides.setdefault("session_timeout_seconds", config.session_timeout_seconds)
-        self.loop = BatchLoop(transport, component="alerting", group_id=config.group_id, topics=config.topics,
-                              handler=self.handle, on_assign=engine.partitions_assigned,
-                              on_revoke=engine.partitions_revoked, max_batch=config.batch_max_records,
-                              poll_timeout=config.batch_max_wait_seconds, **loop_overrides)
+        self.loop = BatchLoop(
+            transport,
+            component="alerting",
+            group_id=config.group_id,
+            topics=config.topics,
+            handler=self.handle,
+            on_assign=engine.partitions_assigned,
+            on_revoke=engine.partitions_revoked,
+            max_batch=config.batch_max_records,
+            poll_timeout=config.batch_max_wait_seconds,
+            **loop_overrides,
+        )
 
     def ready(self) -> bool:
         return self.loop.ready()
@@ -477,6 +515,7 @@ class EngineLoop:
             metrics.BATCH_SECONDS.labels("persist").observe(time.perf_counter() - evaluated)
         except Exception as exc:
             import sqlite3
+
             if isinstance(exc, sqlite3.Error):
                 raise Retry(f"alert state store: {exc}") from exc
             raise
@@ -495,8 +534,14 @@ class Ticker:
 
     name = "alert-ticker"
 
-    def __init__(self, engine: AlertEngine, rule_paths: list[Path], interval: float = 0.1,
-                 reload_interval_seconds: float = 5.0, evaluate_interval: float = 1.0):
+    def __init__(
+        self,
+        engine: AlertEngine,
+        rule_paths: list[Path],
+        interval: float = 0.1,
+        reload_interval_seconds: float = 5.0,
+        evaluate_interval: float = 1.0,
+    ):
         self.engine = engine
         self.evaluate_interval = evaluate_interval
         self.rule_paths = rule_paths
@@ -560,9 +605,13 @@ class DeliveryService:
 def build(config: AlertConfig, transport: Transport, on_sent=None, **loop_overrides) -> tuple[AlertEngine, list]:
     """The engine and its services (consumer loop, ticker, delivery, API)."""
     from logtide.alerting.api import AlertApi
+
     rules = load_rules(config.rule_paths())
     engine = AlertEngine(config, rules, Store(config.state_file()), on_sent=on_sent)
-    services = [EngineLoop(engine, transport, config, **loop_overrides),
-                Ticker(engine, config.rule_paths(), reload_interval_seconds=config.reload_interval_seconds),
-                DeliveryService(engine.delivery), AlertApi(engine, config.api)]
+    services = [
+        EngineLoop(engine, transport, config, **loop_overrides),
+        Ticker(engine, config.rule_paths(), reload_interval_seconds=config.reload_interval_seconds),
+        DeliveryService(engine.delivery),
+        AlertApi(engine, config.api),
+    ]
     return engine, services

@@ -30,8 +30,7 @@ from logtide import log
 
 from logtide.alerting import metrics
 from logtide.timeutil import NS
-from logtide.alerting.rules import (AbsenceRule, MatchRule, NewTermRule, RatioRule, RuleBase, SpikeRule,
-                            ThresholdRule)
+from logtide.alerting.rules import AbsenceRule, MatchRule, NewTermRule, RatioRule, RuleBase, SpikeRule, ThresholdRule
 from logtide.alerting.windows import Series
 
 _log = log.get("alerting.evaluators")
@@ -65,11 +64,11 @@ class Evaluator:
         self.dirty: set[Key] = set()
         self.started_at: int | None = None  # event time of the first evaluation (absence, new_term)
         self.meta_dirty = False
-        self.touched: set[Key] = set()        # keys fed since the last evaluation
+        self.touched: set[Key] = set()  # keys fed since the last evaluation
         self._deadlines: list[tuple[int, Key]] = []  # heap of (event time, key): when a key may change
-        self._due: dict[Key, int] = {}        # the live heap entry of each key (others are stale)
-        self.full = True                      # the next evaluation looks at every key
-        self._warming = False                 # the last evaluation was in the warm-up (see warming())
+        self._due: dict[Key, int] = {}  # the live heap entry of each key (others are stale)
+        self.full = True  # the next evaluation looks at every key
+        self._warming = False  # the last evaluation was in the warm-up (see warming())
         self._dropped = metrics.GROUPS_DROPPED.labels(rule.name)
         self._tracked = metrics.TRACKED_KEYS.labels(rule.name)
         self._tracked_n = -1
@@ -88,9 +87,11 @@ class Evaluator:
                 self._dropped.inc()
                 if "max_groups" not in self._warned:
                     self._warned.add("max_groups")
-                    _log.warning("a rule reached max_groups: events of new groups are dropped (counted in "
-                                 "logtide_alerting_groups_dropped_total; logged once per rule)",
-                                 extra={"rule": self.rule.name, "max_groups": self.max_groups})
+                    _log.warning(
+                        "a rule reached max_groups: events of new groups are dropped (counted in "
+                        "logtide_alerting_groups_dropped_total; logged once per rule)",
+                        extra={"rule": self.rule.name, "max_groups": self.max_groups},
+                    )
                 return None
             s = self.series[key] = Series(partition)
         return s
@@ -118,9 +119,11 @@ class Evaluator:
         metrics.EVENTS_DROPPED.labels(self.rule.name, reason).inc()
         if reason not in self._warned:
             self._warned.add(reason)
-            _log.warning("events dropped for a rule (counted in logtide_alerting_events_dropped_total; "
-                         "logged once per rule and reason)",
-                         extra={"rule": self.rule.name, "reason": reason, "event_id": event.get("id"), "time_ns": t})
+            _log.warning(
+                "events dropped for a rule (counted in logtide_alerting_events_dropped_total; "
+                "logged once per rule and reason)",
+                extra={"rule": self.rule.name, "reason": reason, "event_id": event.get("id"), "time_ns": t},
+            )
 
     def adopt(self, old: Evaluator) -> None:
         """Take over the windows of the rule's previous definition (an edit that keeps what they count);

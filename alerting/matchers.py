@@ -41,8 +41,12 @@ class Matcher:
         return f'{self.name}{self.op}"{self.value}"'
 
     def api(self) -> dict:
-        return {"name": self.name, "value": self.value, "isRegex": self.op in ("=~", "!~"),
-                "isEqual": self.op in ("=", "=~")}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "isRegex": self.op in ("=~", "!~"),
+            "isEqual": self.op in ("=", "=~"),
+        }
 
 
 def parse_matcher(value: Any) -> Matcher:

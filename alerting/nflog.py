@@ -22,8 +22,9 @@ class Entry:
         return cls(set(d.get("firing", ())), set(d.get("resolved", ())), d.get("timestamp", 0))
 
 
-def needs_update(entry: Entry | None, firing: set[str], resolved: set[str], send_resolved: bool,
-                 repeat_ns: int, now: int) -> bool:
+def needs_update(
+    entry: Entry | None, firing: set[str], resolved: set[str], send_resolved: bool, repeat_ns: int, now: int
+) -> bool:
     if entry is None:
         return bool(firing)  # nothing notified yet: only firing alerts are news
     if not firing <= entry.firing:

@@ -17,8 +17,13 @@ from logtide.alerting.notifiers.webhook import verify
 class PrintingReceiver:
     name = "alert-webhook-receiver"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, secrets: list[str] | None = None,
-                 out: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        secrets: list[str] | None = None,
+        out: Callable[[str], None] | None = None,
+    ):
         self.secrets = secrets or []
         self.out = out or (lambda line: print(line, file=sys.stdout, flush=True))
         self.received = 0
@@ -66,8 +71,10 @@ class PrintingReceiver:
 
 
 def summary(payload: dict) -> str:
-    lines = [f"ALERT {payload['status'].upper()} receiver={payload['receiver']} group={payload['groupKey']} "
-             f"({len(payload['alerts'])} alerts)"]
+    lines = [
+        f"ALERT {payload['status'].upper()} receiver={payload['receiver']} group={payload['groupKey']} "
+        f"({len(payload['alerts'])} alerts)"
+    ]
     for a in payload["alerts"]:
         labels = " ".join(f"{k}={v}" for k, v in sorted(a["labels"].items()))
         summ = a.get("annotations", {}).get("summary", "")

@@ -20,6 +20,7 @@ SAMPLE_RULES = Path(__file__).with_name("sample-rules.yaml")
 def rules_problems(paths: list) -> list[str]:
     """Every problem of the rule files (conditions parsed, templates compiled), ``file:line`` each."""
     from logtide.alerting.rules import load_rules
+
     problems: list[str] = []
     for path in paths:
         try:
@@ -55,11 +56,15 @@ class AlertRole(Role):
 
     def describe(self, config: AlertConfig) -> str:
         from logtide.alerting.rules import load_rules
-        return f"alert: {len(load_rules(config.rule_paths()))} rules over {', '.join(config.topics)}, " \
-               f"{len(config.receivers)} receivers"
+
+        return (
+            f"alert: {len(load_rules(config.rule_paths()))} rules over {', '.join(config.topics)}, "
+            f"{len(config.receivers)} receivers"
+        )
 
     def services(self, config: AlertConfig, runtime: Runtime, **loop_overrides) -> list:
         from logtide.alerting.engine import build
+
         engine, services = build(config, runtime.transport, status=runtime.status("alert-engine"), **loop_overrides)
         runtime.on_close(engine.store.close)
         return services
@@ -68,23 +73,35 @@ class AlertRole(Role):
         """The sample rules and a local webhook receiver that prints every notification it gets
         (signatures verified). Options: ``rules``, ``topics``, ``api_port``, ``session_timeout_seconds``."""
         from logtide.alerting.receiver import PrintingReceiver
+
         opts = dict(ctx.options or {})
         secret = _secrets.token_hex(16)
         receiver = PrintingReceiver(secrets=[secret])
         ctx.extra_services.append(receiver)
         rules = opts.get("rules") or str(SAMPLE_RULES)
-        return AlertConfig.model_validate({
-            "kafka": ctx.kafka.model_dump(),
-            "topics": opts.get("topics") or ["logtide.route.monitoring"],
-            "rules_files": [rules],
-            "state_path": str(Path(ctx.workdir) / "alerting.db"),
-            "external_url": "http://127.0.0.1",
-            "api": {"host": "127.0.0.1", "port": int(opts.get("api_port", 0))},
-            "route": {"receiver": "local", "group_by": ["alertname", "service_name"], "group_wait": "5s",
-                      "group_interval": "1m", "repeat_interval": "1h"},
-            "receivers": [{"name": "local", "webhook": [{"url": receiver.url, "secrets": [secret]}]}],
-            **({"session_timeout_seconds": float(opts["session_timeout_seconds"])} if "session_timeout_seconds" in opts else {}),
-        })
+        return AlertConfig.model_validate(
+            {
+                "kafka": ctx.kafka.model_dump(),
+                "topics": opts.get("topics") or ["logtide.route.monitoring"],
+                "rules_files": [rules],
+                "state_path": str(Path(ctx.workdir) / "alerting.db"),
+                "external_url": "http://127.0.0.1",
+                "api": {"host": "127.0.0.1", "port": int(opts.get("api_port", 0))},
+                "route": {
+                    "receiver": "local",
+                    "group_by": ["alertname", "service_name"],
+                    "group_wait": "5s",
+                    "group_interval": "1m",
+                    "repeat_interval": "1h",
+                },
+                "receivers": [{"name": "local", "webhook": [{"url": receiver.url, "secrets": [secret]}]}],
+                **(
+                    {"session_timeout_seconds": float(opts["session_timeout_seconds"])}
+                    if "session_timeout_seconds" in opts
+                    else {}
+                ),
+            }
+        )
 
 
 class AlertRulesFile(FileKind):
@@ -97,6 +114,7 @@ class AlertRulesFile(FileKind):
 
     def check(self, path: str) -> tuple[list[str], str]:
         from logtide.alerting.rules import load_rules
+
         problems = rules_problems([path])
         return problems, ("" if problems else f"alert rules: {len(load_rules([path]))} rules")
 

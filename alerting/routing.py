@@ -35,8 +35,9 @@ class RouteNode:
     def __init__(self, route: Route, parent: RouteNode | None = None, index: int = 0):
         self.route = route
         self.parent = parent
-        inherit = (lambda name, default: getattr(route, name) if getattr(route, name) is not None
-                   else (getattr(parent, name) if parent else default))
+        inherit = lambda name, default: (
+            getattr(route, name) if getattr(route, name) is not None else (getattr(parent, name) if parent else default)
+        )
         self.receiver: str = inherit("receiver", None)
         self.group_by: list[str] = inherit("group_by", ["alertname"])
         self.group_wait: float = inherit("group_wait", 30.0)

@@ -46,7 +46,7 @@ def label_name(path: str) -> str:
     """A Prometheus-valid label name for a field path: "resource.k8s.pod.name" → "k8s_pod_name"."""
     for prefix in ("resource.", "attributes."):
         if path.startswith(prefix):
-            path = path[len(prefix):]
+            path = path[len(prefix) :]
     name = re.sub(r"[^A-Za-z0-9_]", "_", path.replace('["', ".").replace('"]', ""))
     return name if name and not name[0].isdigit() else "_" + name
 
@@ -235,8 +235,10 @@ class AbsenceRule(RuleBase):
         n = len(self.group_by)
         for e in self.expected:
             if isinstance(e, str) and n != 1:
-                raise ValueError("expected keys given as strings need exactly one group_by field; "
-                                 "use mappings {label: value} otherwise")
+                raise ValueError(
+                    "expected keys given as strings need exactly one group_by field; "
+                    "use mappings {label: value} otherwise"
+                )
             if isinstance(e, dict):
                 labels = {GroupField(s).label for s in self.group_by}
                 unknown = set(e) - labels
@@ -282,8 +284,14 @@ class NewTermRule(RuleBase):
 
 
 Rule = MatchRule | ThresholdRule | RatioRule | SpikeRule | AbsenceRule | NewTermRule
-_BY_KIND: dict[str, type[RuleBase]] = {"match": MatchRule, "threshold": ThresholdRule, "ratio": RatioRule,
-                                       "spike": SpikeRule, "absence": AbsenceRule, "new_term": NewTermRule}
+_BY_KIND: dict[str, type[RuleBase]] = {
+    "match": MatchRule,
+    "threshold": ThresholdRule,
+    "ratio": RatioRule,
+    "spike": SpikeRule,
+    "absence": AbsenceRule,
+    "new_term": NewTermRule,
+}
 
 
 def _line(node: Any, key: str | None = None) -> int | None:
@@ -315,8 +323,10 @@ def parse_rules(data: Any, filename: str) -> list[RuleBase]:
         kind = item.get("kind")
         cls = _BY_KIND.get(kind) if isinstance(kind, str) else None
         if cls is None:
-            errors.append(f"{filename}:{_line(item, 'kind')}: rule {item.get('name', i + 1)!s}: field 'kind': "
-                          f"must be one of {', '.join(KINDS)} (got {kind!r})")
+            errors.append(
+                f"{filename}:{_line(item, 'kind')}: rule {item.get('name', i + 1)!s}: field 'kind': "
+                f"must be one of {', '.join(KINDS)} (got {kind!r})"
+            )
             continue
         try:
             rule = validate_config(item, cls, filename)

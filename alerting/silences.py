@@ -41,9 +41,16 @@ class Silence:
         return cls(**{**d, "matchers": [parse_matcher(m) for m in d["matchers"]]})
 
     def api(self, now: int) -> dict:
-        return {"id": self.id, "matchers": [m.api() for m in self.matchers], "startsAt": rfc3339(self.starts_at),
-                "endsAt": rfc3339(self.ends_at), "createdBy": self.created_by, "comment": self.comment,
-                "updatedAt": rfc3339(self.updated_at), "status": {"state": self.state(now)}}
+        return {
+            "id": self.id,
+            "matchers": [m.api() for m in self.matchers],
+            "startsAt": rfc3339(self.starts_at),
+            "endsAt": rfc3339(self.ends_at),
+            "createdBy": self.created_by,
+            "comment": self.comment,
+            "updatedAt": rfc3339(self.updated_at),
+            "status": {"state": self.state(now)},
+        }
 
 
 def check_matchers(ms: list[Matcher]) -> None:
@@ -52,8 +59,10 @@ def check_matchers(ms: list[Matcher]) -> None:
     if not ms:
         raise ValueError("a silence needs at least one matcher")
     if all(m.matches({}) for m in ms):
-        raise ValueError(f"a silence needs at least one matcher that does not match the empty string "
-                         f"(these match every alert: {', '.join(map(str, ms))})")
+        raise ValueError(
+            f"a silence needs at least one matcher that does not match the empty string "
+            f"(these match every alert: {', '.join(map(str, ms))})"
+        )
 
 
 class Silences:
@@ -62,8 +71,16 @@ class Silences:
         self.lock = threading.Lock()
         self.on_change = on_change or (lambda s: None)
 
-    def add(self, matchers: list, starts_at: int, ends_at: int, created_by: str, comment: str, now: int,
-            silence_id: str | None = None) -> Silence:
+    def add(
+        self,
+        matchers: list,
+        starts_at: int,
+        ends_at: int,
+        created_by: str,
+        comment: str,
+        now: int,
+        silence_id: str | None = None,
+    ) -> Silence:
         ms = [parse_matcher(m) for m in matchers]
         check_matchers(ms)
         if ends_at <= starts_at:

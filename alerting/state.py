@@ -58,8 +58,8 @@ class Alert:
     labels: dict[str, str]
     annotations: dict[str, str]
     state: str
-    active_at: int           # when the condition first held (event time, ns)
-    last_true: int           # the last evaluation where it held
+    active_at: int  # when the condition first held (event time, ns)
+    last_true: int  # the last evaluation where it held
     fired_at: int = 0
     resolved_at: int = 0
     value: float = 0.0
@@ -108,9 +108,9 @@ class AlertStates:
         self._labels: dict[tuple[str, Key], tuple[dict[str, str], str]] = {}  # (rule, key) -> labels, fingerprint
         self.resolved_retention_ns = int(resolved_retention_seconds * NS)
         self._rerender: set[str] = set()  # alerts whose rule was edited: annotations rendered anew
-        self.holding: dict[str, dict[str, Active]] = {}   # rule -> fingerprint -> value, where the condition holds
+        self.holding: dict[str, dict[str, Active]] = {}  # rule -> fingerprint -> value, where the condition holds
         self._timers: dict[str, list[tuple[int, str]]] = {}  # rule -> heap of (event time, fingerprint)
-        self._last_now: dict[str, int] = {}               # rule -> time of its last evaluation
+        self._last_now: dict[str, int] = {}  # rule -> time of its last evaluation
         self.counts_by_state = {PENDING: 0, FIRING: 0, RESOLVED: 0}
         #: when set, every state change is reported (fingerprint, state before); ``alert test`` prints them
         self.on_change: Callable[[str, str], None] | None = None
@@ -178,8 +178,18 @@ class AlertStates:
                     self.counts_by_state[RESOLVED] -= 1
                 if self.on_change is not None:
                     self.on_change(fp, a.state if a is not None else INACTIVE)
-                a = Alert(name, fp, labels, self._annotations(rule, labels, act), PENDING, now, now,
-                          value=act.value, samples=act.samples(), partition=act.partition)
+                a = Alert(
+                    name,
+                    fp,
+                    labels,
+                    self._annotations(rule, labels, act),
+                    PENDING,
+                    now,
+                    now,
+                    value=act.value,
+                    samples=act.samples(),
+                    partition=act.partition,
+                )
                 if fp not in self.alerts:
                     self.order[fp] = next(self._inserted)
                 self.alerts[fp] = a

@@ -45,8 +45,7 @@ class Batch:
         self.meta: dict[str, Any] = {}
 
     def __bool__(self) -> bool:
-        return bool(self.alerts or self.windows or self.signatures or self.reset_windows or self.offsets
-                    or self.meta)
+        return bool(self.alerts or self.windows or self.signatures or self.reset_windows or self.offsets or self.meta)
 
 
 class Store:
@@ -101,14 +100,16 @@ class Store:
                 db.execute("INSERT OR REPLACE INTO offsets VALUES (?,?,?)", (topic, part, nxt))
             for k, v in batch.meta.items():
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (k, _j(v)))
+
         self._write(write)
 
     def put_silence(self, sid: str, data: dict) -> None:
         self._write(lambda db: db.execute("INSERT OR REPLACE INTO silences VALUES (?,?)", (sid, _j(data))))
 
     def put_nflog(self, group_key: str, integration: str, data: dict) -> None:
-        self._write(lambda db: db.execute("INSERT OR REPLACE INTO nflog VALUES (?,?,?)",
-                                          (group_key, integration, _j(data))))
+        self._write(
+            lambda db: db.execute("INSERT OR REPLACE INTO nflog VALUES (?,?,?)", (group_key, integration, _j(data)))
+        )
 
     def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self.lock:

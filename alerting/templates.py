@@ -24,20 +24,25 @@ from logtide.alerting import metrics
 
 _log = log.get("alerting.templates")
 
-DEFAULT_TITLE = ("[{{ group.status | upper }}{% if group.status == 'firing' %}:{{ group.firing | length }}"
-                 "{% endif %}] {{ group.commonLabels.alertname | default('alerts') }}"
-                 "{% for k, v in group.groupLabels | dictsort %}{% if k != 'alertname' %} {{ k }}={{ v }}{% endif %}"
-                 "{% endfor %}")
-DEFAULT_TEXT = ("{% for a in alerts %}• {{ a.status | upper }} {{ a.labels.alertname }}"
-                "{% if a.annotations.summary %}: {{ a.annotations.summary }}{% endif %}"
-                " ({{ a.labels | dictsort | rejectattr(0, 'equalto', 'alertname') | map('join', '=') | join(' ') }})"
-                "{{ '\\n' }}{% endfor %}"
-                "{% if events %}sample: {{ events[-1].body | string | truncate(300) }}{% endif %}")
+DEFAULT_TITLE = (
+    "[{{ group.status | upper }}{% if group.status == 'firing' %}:{{ group.firing | length }}"
+    "{% endif %}] {{ group.commonLabels.alertname | default('alerts') }}"
+    "{% for k, v in group.groupLabels | dictsort %}{% if k != 'alertname' %} {{ k }}={{ v }}{% endif %}"
+    "{% endfor %}"
+)
+DEFAULT_TEXT = (
+    "{% for a in alerts %}• {{ a.status | upper }} {{ a.labels.alertname }}"
+    "{% if a.annotations.summary %}: {{ a.annotations.summary }}{% endif %}"
+    " ({{ a.labels | dictsort | rejectattr(0, 'equalto', 'alertname') | map('join', '=') | join(' ') }})"
+    "{{ '\\n' }}{% endfor %}"
+    "{% if events %}sample: {{ events[-1].body | string | truncate(300) }}{% endif %}"
+)
 
 
 def _environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True,
-                                         lstrip_blocks=True)
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
+    )
 
 
 _CHECKER = _environment()
@@ -71,11 +76,22 @@ class Templates:
     def render_or(self, text: str, context: dict[str, Any], fallback: str, who: str) -> str:
         try:
             return self.render(text, context)
-        except (TemplateError, SecurityError, TypeError, ValueError, ArithmeticError,
-                AttributeError, KeyError, IndexError, RecursionError) as exc:
+        except (
+            TemplateError,
+            SecurityError,
+            TypeError,
+            ValueError,
+            ArithmeticError,
+            AttributeError,
+            KeyError,
+            IndexError,
+            RecursionError,
+        ) as exc:
             metrics.TEMPLATE_ERRORS.labels(who).inc()
-            _log.warning("template failed, sending the plain fallback",
-                         extra={"receiver": who, "error": f"{type(exc).__name__}: {exc}"[:300]})
+            _log.warning(
+                "template failed, sending the plain fallback",
+                extra={"receiver": who, "error": f"{type(exc).__name__}: {exc}"[:300]},
+            )
             return fallback
 
     def annotations(self, ann: dict[str, str], ctx: dict[str, Any]) -> dict[str, str]:
@@ -90,19 +106,27 @@ def context(notification, external_url: str = "") -> dict[str, Any]:
     payload = notification.payload(external_url)
     alerts = payload["alerts"]
     firing = [a for a in alerts if a["status"] == "firing"]
-    group = {k: payload[k] for k in ("status", "receiver", "groupKey", "groupLabels", "commonLabels",
-                                     "commonAnnotations", "externalURL")}
+    group = {
+        k: payload[k]
+        for k in ("status", "receiver", "groupKey", "groupLabels", "commonLabels", "commonAnnotations", "externalURL")
+    }
     group["firing"] = firing
     group["resolved"] = [a for a in alerts if a["status"] == "resolved"]
     first = notification.alerts[0] if notification.alerts else None
-    return {"group": group, "alerts": alerts, "alert": alerts[0] if alerts else {},
-            "events": list(first.samples) if first is not None else []}
+    return {
+        "group": group,
+        "alerts": alerts,
+        "alert": alerts[0] if alerts else {},
+        "events": list(first.samples) if first is not None else [],
+    }
 
 
 def fallback_text(notification) -> str:
     """The plain message sent when a template fails: status, alert names and labels, no template."""
-    lines = [f"[{notification.status.upper()}] {notification.common_labels.get('alertname', 'alerts')} "
-             f"({len(notification.firing)} firing, {len(notification.resolved)} resolved)"]
+    lines = [
+        f"[{notification.status.upper()}] {notification.common_labels.get('alertname', 'alerts')} "
+        f"({len(notification.firing)} firing, {len(notification.resolved)} resolved)"
+    ]
     for a in notification.alerts[:20]:
         labels = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
         lines.append(f"- {a.state} {labels}")

@@ -27,8 +27,20 @@ from logtide.config import Model
 
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _RANGE = re.compile(r"^(-?\w+)(?::(-?\w+))?$")
-MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september",
-          "october", "november", "december"]
+MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 
 
 def _minutes(text: str) -> int:
@@ -50,6 +62,7 @@ def _ranges(items: list[str | int], names: list[str] | None, lo: int, hi: int) -
         if names and x in names:
             return names.index(x) + lo
         return int(x)
+
     out = []
     for item in items:
         m = _RANGE.match(str(item).strip())
@@ -120,10 +133,12 @@ class TimeInterval(Model):
             return False
         if self.days_of_month:
             import calendar
+
             last = calendar.monthrange(t.year, t.month)[1]
 
             def norm(d: int) -> int:
                 return last + d + 1 if d < 0 else d
+
             if not any(norm(a) <= t.day <= norm(b) for a, b in _ranges(self.days_of_month, None, 1, 31)):
                 return False
         if self.months and not any(a <= t.month <= b for a, b in _ranges(self.months, MONTHS, 1, 12)):

@@ -23,9 +23,16 @@ def sample_of(event: dict) -> dict:
     elif not isinstance(body, (str, type(None))):
         text = str(body)
         body = text[:MAX_SAMPLE_BODY] if len(text) > MAX_SAMPLE_BODY else body
-    return {"id": event.get("id"), "time": event.get("time"), "severity_text": event.get("severity_text"),
-            "severity_number": event.get("severity_number"), "body": body, "source": event.get("source"),
-            "resource": event.get("resource") or {}, "attributes": event.get("attributes") or {}}
+    return {
+        "id": event.get("id"),
+        "time": event.get("time"),
+        "severity_text": event.get("severity_text"),
+        "severity_number": event.get("severity_number"),
+        "body": body,
+        "source": event.get("source"),
+        "resource": event.get("resource") or {},
+        "attributes": event.get("attributes") or {},
+    }
 
 
 class Series:

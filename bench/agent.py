@@ -72,26 +72,35 @@ def write_cri_files(root: Path, total: int) -> list[Path]:
 
 # --- the two children -----------------------------------------------------------------------------
 
+
 def child_raw(bootstrap: str, topic: str, files: list[str]) -> dict:
     import confluent_kafka as ck
 
     batches = [(f"bench/app{c}-0/app{c}".encode(), Path(f).read_bytes().splitlines()) for c, f in enumerate(files)]
     total = sum(len(lines) for _, lines in batches)
-    p = ck.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-                     "compression.type": "lz4", "queue.buffering.max.messages": 100_000})
+    p = ck.Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 100_000,
+        }
+    )
     acked = [0]
 
     def cb(err, msg):
         if err is None:
             acked[0] += 1
 
-    p.produce(topic, b"warm-up", b"warm-up")   # connected (and producer id assigned) before the clock starts
+    p.produce(topic, b"warm-up", b"warm-up")  # connected (and producer id assigned) before the clock starts
     p.flush(30)
     start, cpu = time.perf_counter(), time.process_time()
     # interleave containers in 1000-line slices, as a tailer reading several files would
     for i in range(0, max(len(lines) for _, lines in batches), 1000):
         for key, lines in batches:
-            for line in lines[i:i + 1000]:
+            for line in lines[i : i + 1000]:
                 while True:
                     try:
                         p.produce(topic, line, key, on_delivery=cb)
@@ -101,8 +110,14 @@ def child_raw(bootstrap: str, topic: str, files: list[str]) -> dict:
             p.poll(0)
     p.flush(120)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"lines": total, "acked": acked[0], "seconds": seconds, "per_s": acked[0] / seconds,
-            "cpu_us_per_line": cpu * 1e6 / total, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "lines": total,
+        "acked": acked[0],
+        "seconds": seconds,
+        "per_s": acked[0] / seconds,
+        "cpu_us_per_line": cpu * 1e6 / total,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def child_floor(bootstrap: str, topic: str, files: list[str]) -> dict:
@@ -119,9 +134,17 @@ def child_floor(bootstrap: str, topic: str, files: list[str]) -> dict:
     from logtide import envelope
 
     # acknowledgements as the agent learns them: failures reported, successes counted at the end
-    p = ck.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-                     "compression.type": "lz4", "queue.buffering.max.messages": 100_000,
-                     "delivery.report.only.error": True})
+    p = ck.Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 100_000,
+            "delivery.report.only.error": True,
+        }
+    )
     failed = [0]
 
     def cb(err, msg):
@@ -129,10 +152,19 @@ def child_floor(bootstrap: str, topic: str, files: list[str]) -> dict:
 
     batches = []
     for c, f in enumerate(files):
-        template = envelope.EventTemplate(source="k8s", resource={"k8s.namespace.name": "bench", "k8s.pod.name": f"app{c}-0"},
-                                          attributes={"log.iostream": "stdout", "log.file.path": f})
-        batches.append((f"bench/app{c}-0/app{c}".encode(), Path(f).read_bytes().splitlines(),
-                        hashlib.blake2b(f.encode(), digest_size=16), template.record))
+        template = envelope.EventTemplate(
+            source="k8s",
+            resource={"k8s.namespace.name": "bench", "k8s.pod.name": f"app{c}-0"},
+            attributes={"log.iostream": "stdout", "log.file.path": f},
+        )
+        batches.append(
+            (
+                f"bench/app{c}-0/app{c}".encode(),
+                Path(f).read_bytes().splitlines(),
+                hashlib.blake2b(f.encode(), digest_size=16),
+                template.record,
+            )
+        )
     total = sum(len(lines) for _, lines, _, _ in batches)
     p.produce(topic, b"warm-up", b"warm-up")
     p.flush(30)
@@ -143,7 +175,7 @@ def child_floor(bootstrap: str, topic: str, files: list[str]) -> dict:
     for i in range(0, max(len(lines) for _, lines, _, _ in batches), 1000):
         for b, (key, lines, seed, record) in enumerate(batches):
             offset = offsets[b]
-            for line in lines[i:i + 1000]:
+            for line in lines[i : i + 1000]:
                 ts, _stream, _tag, message = line.split(b" ", 3)
                 h = seed.copy()
                 h.update(b"%d" % offset)
@@ -160,8 +192,14 @@ def child_floor(bootstrap: str, topic: str, files: list[str]) -> dict:
     left = p.flush(120)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     acked = total - left - failed[0]
-    return {"lines": total, "acked": acked, "seconds": seconds, "per_s": acked / seconds,
-            "cpu_us_per_line": cpu * 1e6 / total, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "lines": total,
+        "acked": acked,
+        "seconds": seconds,
+        "per_s": acked / seconds,
+        "cpu_us_per_line": cpu * 1e6 / total,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: int, queue: int | None) -> dict:
@@ -172,14 +210,23 @@ def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: in
     from logtide.agents.config import AgentConfig
     from logtide.transport import connect
 
-    config = AgentConfig.model_validate({
-        "mode": "kubernetes", "pods_root": pods, "containers_root": pods + "/none", "topic": topic,
-        "checkpoint_dir": ck_dir, "kafka": {"bootstrap": bootstrap, "client": "confluent"},
-        "kubernetes": {"enabled": False}, "http": {"port": 0},
-        **({"queue": {"max_records": queue}} if queue else {})})
+    config = AgentConfig.model_validate(
+        {
+            "mode": "kubernetes",
+            "pods_root": pods,
+            "containers_root": pods + "/none",
+            "topic": topic,
+            "checkpoint_dir": ck_dir,
+            "kafka": {"bootstrap": bootstrap, "client": "confluent"},
+            "kubernetes": {"enabled": False},
+            "http": {"port": 0},
+            **({"queue": {"max_records": queue}} if queue else {}),
+        }
+    )
     agent = build_agent(config, connect(config.kafka))
     from logtide.agents.agent import tune_gc
-    tune_gc()   # as `logtide agent` does
+
+    tune_gc()  # as `logtide agent` does
     # as for raw: connected (and producer id assigned) before the clock starts
     agent.sender.producer.produce(topic, b"warm-up", b"warm-up")
     agent.sender.producer.flush(30)
@@ -209,19 +256,33 @@ def child_agent(bootstrap: str, topic: str, pods: str, ck_dir: str, expected: in
     t.join(60)
     del read_start
     from logtide.agents import line_path
-    return {"lines": expected, "acked": int(done), "seconds": seconds, "per_s": (expected - held) / seconds,
-            "cpu_us_per_line": cpu * 1e6 / (expected - held), "native": line_path.NATIVE is not None,
-            "seconds_until_all_acked": all_seconds, "per_s_until_all_acked": done / all_seconds,
-            "multiline_merges": int(metrics.MULTILINE_MERGES._value.get()),
-            "backpressure_seconds": round(metrics.BACKPRESSURE._value.get(), 2),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+    return {
+        "lines": expected,
+        "acked": int(done),
+        "seconds": seconds,
+        "per_s": (expected - held) / seconds,
+        "cpu_us_per_line": cpu * 1e6 / (expected - held),
+        "native": line_path.NATIVE is not None,
+        "seconds_until_all_acked": all_seconds,
+        "per_s_until_all_acked": done / all_seconds,
+        "multiline_merges": int(metrics.MULTILINE_MERGES._value.get()),
+        "backpressure_seconds": round(metrics.BACKPRESSURE._value.get(), 2),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 # --- the driver --------------------------------------------------------------------------------------
 
+
 def run_child(args: list[str], env: dict | None = None) -> dict:
-    res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, **(env or {})})
+    res = subprocess.run(
+        [sys.executable, __file__, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
     if res.returncode != 0:
         raise SystemExit(f"child failed: {res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -232,8 +293,11 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=200_000)
     ap.add_argument("--bootstrap", help="use this Kafka instead of the embedded broker")
     ap.add_argument("--queue", type=int, help="the agent's queue.max_records (default: the config default)")
-    ap.add_argument("--python-only", action="store_true",
-                    help="run the 'agent' row on the pure-Python line path too (no C extension built)")
+    ap.add_argument(
+        "--python-only",
+        action="store_true",
+        help="run the 'agent' row on the pure-Python line path too (no C extension built)",
+    )
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -251,7 +315,8 @@ def main() -> int:
     from logtide.transport import KafkaSettings, TopicSpec, connect
 
     bootstrap, stop_broker = given_or_embedded(
-        args.bootstrap, log_file=os.path.join(tempfile.gettempdir(), "logtide-bench-agent-broker.log"))
+        args.bootstrap, log_file=os.path.join(tempfile.gettempdir(), "logtide-bench-agent-broker.log")
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="logtide-bench-agent-") as tmp:
             root = Path(tmp)
@@ -267,44 +332,90 @@ def main() -> int:
             raw = run_child(["--child", "raw", bootstrap, raw_topic, *map(str, files)])
             floor = run_child(["--child", "floor", bootstrap, floor_topic, *map(str, files)])
             # the agent on its pure-Python line path, then on its native one (agents/line_path.py)
-            python = run_child(["--child", "agent", bootstrap, python_topic, str(root / "pods"), str(root / "ck-py"),
-                                str(total), str(args.queue or 0)], {"LOGTIDE_AGENT_NATIVE": "0"})
-            agent = run_child(["--child", "agent", bootstrap, agent_topic, str(root / "pods"), str(root / "ck"),
-                               str(total), str(args.queue or 0)],
-                              {"LOGTIDE_AGENT_NATIVE": "0" if args.python_only else "1"})
+            python = run_child(
+                [
+                    "--child",
+                    "agent",
+                    bootstrap,
+                    python_topic,
+                    str(root / "pods"),
+                    str(root / "ck-py"),
+                    str(total),
+                    str(args.queue or 0),
+                ],
+                {"LOGTIDE_AGENT_NATIVE": "0"},
+            )
+            agent = run_child(
+                [
+                    "--child",
+                    "agent",
+                    bootstrap,
+                    agent_topic,
+                    str(root / "pods"),
+                    str(root / "ck"),
+                    str(total),
+                    str(args.queue or 0),
+                ],
+                {"LOGTIDE_AGENT_NATIVE": "0" if args.python_only else "1"},
+            )
     finally:
         stop_broker()
     ratio = agent["per_s"] / raw["per_s"]
     # CPU per line: process CPU (all threads, the Kafka client's too) over the timed part; cores per
     # 10k lines/s is what a node pays for that rate: cpu_us_per_line * 10_000 / 1e6
-    print(f"{'':<8}{'lines':>9}{'seconds':>9}{'lines/s':>10}{'CPU us/line':>13}{'cores/10k l/s':>15}"
-          f"{'peak RSS MB':>13}")
+    print(
+        f"{'':<8}{'lines':>9}{'seconds':>9}{'lines/s':>10}{'CPU us/line':>13}{'cores/10k l/s':>15}{'peak RSS MB':>13}"
+    )
     for name, r in (("raw", raw), ("floor", floor), ("python", python), ("agent", agent)):
-        print(f"{name:<8}{r['acked']:>9}{r['seconds']:>9.2f}{r['per_s']:>10.0f}{r['cpu_us_per_line']:>13.2f}"
-              f"{r['cpu_us_per_line'] / 100:>15.3f}{r['peak_rss_mb']:>13.1f}")
-    print(f"agent: the {'native' if agent['native'] else 'pure-Python'} line path; python: the pure-Python one; "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"agent CPU per line / raw's = {agent['cpu_us_per_line'] / raw['cpu_us_per_line']:.2f} "
-          f"(goal <= {1 / GOAL_RATIO:.2f}); python agent's / raw's = "
-          f"{python['cpu_us_per_line'] / raw['cpu_us_per_line']:.2f}")
-    print(f"agent until every record was acknowledged (multi-line timeout included): "
-          f"{agent['seconds_until_all_acked']:.2f} s, {agent['per_s_until_all_acked']:.0f} lines/s")
-    print(f"floor / raw = {floor['per_s'] / raw['per_s']:.3f}  (the least per-line work of the contract, see child_floor)")
+        print(
+            f"{name:<8}{r['acked']:>9}{r['seconds']:>9.2f}{r['per_s']:>10.0f}{r['cpu_us_per_line']:>13.2f}"
+            f"{r['cpu_us_per_line'] / 100:>15.3f}{r['peak_rss_mb']:>13.1f}"
+        )
+    print(
+        f"agent: the {'native' if agent['native'] else 'pure-Python'} line path; python: the pure-Python one; "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    print(
+        f"agent CPU per line / raw's = {agent['cpu_us_per_line'] / raw['cpu_us_per_line']:.2f} "
+        f"(goal <= {1 / GOAL_RATIO:.2f}); python agent's / raw's = "
+        f"{python['cpu_us_per_line'] / raw['cpu_us_per_line']:.2f}"
+    )
+    print(
+        f"agent until every record was acknowledged (multi-line timeout included): "
+        f"{agent['seconds_until_all_acked']:.2f} s, {agent['per_s_until_all_acked']:.0f} lines/s"
+    )
+    print(
+        f"floor / raw = {floor['per_s'] / raw['per_s']:.3f}  (the least per-line work of the contract, see child_floor)"
+    )
     print(f"agent / floor = {agent['per_s'] / floor['per_s']:.3f}")
-    print(f"agent / raw = {ratio:.3f} (goal >= {GOAL_RATIO}); agent peak RSS {agent['peak_rss_mb']:.1f} MB "
-          f"(goal <= {GOAL_RSS_MB}); {size_mb:.1f} MB of CRI files, {CONTAINERS} containers")
+    print(
+        f"agent / raw = {ratio:.3f} (goal >= {GOAL_RATIO}); agent peak RSS {agent['peak_rss_mb']:.1f} MB "
+        f"(goal <= {GOAL_RSS_MB}); {size_mb:.1f} MB of CRI files, {CONTAINERS} containers"
+    )
     result = {
-        "bench": "agent", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python bench/agent.py" + (f" --lines {args.lines}" if args.lines != 200_000 else "")
-                   + (" --python-only" if args.python_only else "")
-                   + (f" --queue {args.queue}" if args.queue else ""),
+        "bench": "agent",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "python bench/agent.py"
+        + (f" --lines {args.lines}" if args.lines != 200_000 else "")
+        + (" --python-only" if args.python_only else "")
+        + (f" --queue {args.queue}" if args.queue else ""),
         "broker": "external" if args.bootstrap else "embedded tansu",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average": os.getloadavg()},
-        "input": {"lines": total, "containers": CONTAINERS, "format": "cri", "mb": round(size_mb, 1),
-                  "corpus": "loghub (all files, cycled)"},
+        "input": {
+            "lines": total,
+            "containers": CONTAINERS,
+            "format": "cri",
+            "mb": round(size_mb, 1),
+            "corpus": "loghub (all files, cycled)",
+        },
         "load_average": os.getloadavg(),
-        "raw": raw, "floor": floor, "python_agent": python, "agent": agent, "agent_vs_raw": round(ratio, 3),
-        "floor_vs_raw": round(floor["per_s"] / raw["per_s"], 3), "agent_vs_floor": round(agent["per_s"] / floor["per_s"], 3),
+        "raw": raw,
+        "floor": floor,
+        "python_agent": python,
+        "agent": agent,
+        "agent_vs_raw": round(ratio, 3),
+        "floor_vs_raw": round(floor["per_s"] / raw["per_s"], 3),
+        "agent_vs_floor": round(agent["per_s"] / floor["per_s"], 3),
         "goals": {"ratio": GOAL_RATIO, "peak_rss_mb": GOAL_RSS_MB},
         "met": {"ratio": ratio >= GOAL_RATIO, "peak_rss": agent["peak_rss_mb"] <= GOAL_RSS_MB},
     }

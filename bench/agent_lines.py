@@ -23,8 +23,9 @@ from logtide.agents.parser.cri import CriParser
 from logtide.agents.parser.docker import DockerParser
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CORPUS = os.environ.get("LOGTIDE_CORPUS") or os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "corpus",
-                                                          "loghub")
+CORPUS = os.environ.get("LOGTIDE_CORPUS") or os.path.join(
+    os.path.dirname(os.path.dirname(HERE)), "shared", "corpus", "loghub"
+)
 
 
 def _cpu(fn, runs: int) -> list[float]:
@@ -47,10 +48,11 @@ def main() -> None:
         texts += open(path, encoding="utf-8", errors="replace").read().splitlines()
     if not texts:
         raise SystemExit(f"no Loghub corpus at {CORPUS} (set LOGTIDE_CORPUS)")
-    texts = (texts * (args.lines // len(texts) + 1))[:args.lines]
+    texts = (texts * (args.lines // len(texts) + 1))[: args.lines]
     cri_lines = [b"2024-05-01T12:00:00.%09dZ stdout F " % i + t.encode() for i, t in enumerate(texts)]
-    docker_lines = [orjson.dumps({"log": t + "\n", "stream": "stdout", "time": "2024-05-01T12:00:00.000000001Z"})
-                    for t in texts]
+    docker_lines = [
+        orjson.dumps({"log": t + "\n", "stream": "stdout", "time": "2024-05-01T12:00:00.000000001Z"}) for t in texts
+    ]
     if args.multiline_module:
         spec = importlib.util.spec_from_file_location("multiline_under_test", args.multiline_module)
         module = importlib.util.module_from_spec(spec)
@@ -70,6 +72,7 @@ def main() -> None:
             p = parser.parse
             for line in lines:
                 p(line)
+
         return run
 
     # the line path's two halves on each implementation (agents/line_path.py): framing a chunk of CRI
@@ -79,8 +82,11 @@ def main() -> None:
     from logtide.agents.file_identity import FileIdentity
     from logtide.agents.tracked_file import TrackedFile
 
-    template = envelope.EventTemplate(source="k8s", attributes={"log.iostream": "stdout", "log.file.path": "/p/0.log"},
-                                      resource={"k8s.namespace.name": "bench", "k8s.pod.name": "app-0"})
+    template = envelope.EventTemplate(
+        source="k8s",
+        attributes={"log.iostream": "stdout", "log.file.path": "/p/0.log"},
+        resource={"k8s.namespace.name": "bench", "k8s.pod.name": "app-0"},
+    )
     ident = TrackedFile.__new__(TrackedFile)
     ident.set_identity(FileIdentity(2049, 1234567, "f" * 32, 64, 0))
 
@@ -97,24 +103,34 @@ def main() -> None:
         for i, text in enumerate(texts):
             record(event_id(i), 1, 2, 3, text)
 
-    stages = [("cri_parse", parse(CriParser(), cri_lines)), ("docker_parse", parse(DockerParser(), docker_lines)),
-              ("multiline", multiline), ("frame_cri_python", frame_python), ("frame_docker_python", frame_docker_python),
-              ("id_envelope_python", envelope_python)]
+    stages = [
+        ("cri_parse", parse(CriParser(), cri_lines)),
+        ("docker_parse", parse(DockerParser(), docker_lines)),
+        ("multiline", multiline),
+        ("frame_cri_python", frame_python),
+        ("frame_docker_python", frame_docker_python),
+        ("id_envelope_python", envelope_python),
+    ]
     native = line_path.NATIVE
     if native is not None:
+
         def envelope_native():
             record, prefix, tail = native.record, ident.id_prefix, template.tail
             for i, text in enumerate(texts):
                 record(prefix, i, 1, 2, 3, text, tail)
 
-        stages += [("frame_cri_native", lambda: native.frame(1, cri_lines, 1 << 18)),
-                   ("frame_docker_native", lambda: native.frame(2, docker_lines, 1 << 18)),
-                   ("id_envelope_native", envelope_native)]
+        stages += [
+            ("frame_cri_native", lambda: native.frame(1, cri_lines, 1 << 18)),
+            ("frame_docker_native", lambda: native.frame(2, docker_lines, 1 << 18)),
+            ("id_envelope_native", envelope_native),
+        ]
     result = {"lines": len(texts), "runs": args.runs, "multiline_module": args.multiline_module or "this tree"}
     for name, fn in stages:
         ts = _cpu(fn, args.runs)
-        result[name] = {"best_ns_per_line": round(ts[0] * 1e9 / len(texts)),
-                        "median_ns_per_line": round(ts[len(ts) // 2] * 1e9 / len(texts))}
+        result[name] = {
+            "best_ns_per_line": round(ts[0] * 1e9 / len(texts)),
+            "median_ns_per_line": round(ts[len(ts) // 2] * 1e9 / len(texts)),
+        }
     print(json.dumps(result))
 
 

@@ -148,6 +148,7 @@ class ProbeReceiver:
 
 def free_port() -> int:
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -156,6 +157,7 @@ def free_port() -> int:
 def engine_batches(port: int) -> dict:
     """Batches the engine handled and their mean evaluate / persist time, from its /metrics."""
     import urllib.request
+
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     except OSError:
@@ -191,6 +193,7 @@ PER_USER_RULE = """  - name: PerUser
 
 def tracked_keys(port: int, rule: str) -> float:
     import urllib.request
+
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     except OSError:
@@ -224,17 +227,33 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path, gr
     rules = workdir / f"rules-{rate}-{groups}.yaml"
     rules.write_text(RULES + (PER_USER_RULE if groups else ""))
     cfg = workdir / f"alert-{rate}.yaml"
-    cfg.write_text(orjson.dumps({
-        "kafka": {"bootstrap": bootstrap, "client": "confluent", "consumer": {"fetch.wait.max.ms": 50}},
-        "topics": [topic], "group_id": f"bench-{topic}", "rules_files": [str(rules)],
-        "state_path": str(workdir / f"state-{rate}-{groups}.db"), "http": {"host": "127.0.0.1", "port": metrics_port},
-        "api": {"host": "127.0.0.1", "port": 0}, "log_level": "warning",
-        "route": {"receiver": "hook", "group_by": ["alertname", "probe"], "group_wait": "0s",
-                  "group_interval": "1m", "repeat_interval": "1h"},
-        "receivers": [{"name": "hook", "webhook": [{"url": recv.url, "secrets": [SECRET]}]}],
-    }).decode())
-    engine = subprocess.Popen([sys.executable, "-m", "logtide.cli", "alert", "--config", str(cfg)],
-                              stdout=subprocess.DEVNULL, stderr=open(workdir / f"engine-{rate}.log", "wb"))
+    cfg.write_text(
+        orjson.dumps(
+            {
+                "kafka": {"bootstrap": bootstrap, "client": "confluent", "consumer": {"fetch.wait.max.ms": 50}},
+                "topics": [topic],
+                "group_id": f"bench-{topic}",
+                "rules_files": [str(rules)],
+                "state_path": str(workdir / f"state-{rate}-{groups}.db"),
+                "http": {"host": "127.0.0.1", "port": metrics_port},
+                "api": {"host": "127.0.0.1", "port": 0},
+                "log_level": "warning",
+                "route": {
+                    "receiver": "hook",
+                    "group_by": ["alertname", "probe"],
+                    "group_wait": "0s",
+                    "group_interval": "1m",
+                    "repeat_interval": "1h",
+                },
+                "receivers": [{"name": "hook", "webhook": [{"url": recv.url, "secrets": [SECRET]}]}],
+            }
+        ).decode()
+    )
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "logtide.cli", "alert", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / f"engine-{rate}.log", "wb"),
+    )
     producer = transport.producer(linger_ms=2)
     sent: dict[str, float] = {}
 
@@ -245,14 +264,22 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path, gr
     def probe(tag: str) -> None:
         pid = f"{tag}-{uuid.uuid4().hex[:8]}"
         now = time.time_ns()
-        ev = envelope.new_event(id=pid, body="probe", source="bench", time=now, observed_time=now,
-                                severity_text="INFO", attributes={"probe": pid},
-                                resource={"service.name": "bench"})
+        ev = envelope.new_event(
+            id=pid,
+            body="probe",
+            source="bench",
+            time=now,
+            observed_time=now,
+            severity_text="INFO",
+            attributes={"probe": pid},
+            resource={"service.name": "bench"},
+        )
         sent[pid] = time.time()
         produce(ev, pid.encode())
         producer.poll(0)
 
     try:
+
         def warm_up_probe():
             probe("warmup")
             producer.flush(5)
@@ -263,9 +290,19 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path, gr
         if groups:
             t = time.time_ns()
             for g in range(groups):
-                produce(envelope.new_event(id=f"fill-{g}", body="fill", source="bench", time=t, observed_time=t,
-                                           severity_text="INFO", attributes={"user": f"u{g}"},
-                                           resource={"service.name": "bench"}), b"fill%d" % (g % 64))
+                produce(
+                    envelope.new_event(
+                        id=f"fill-{g}",
+                        body="fill",
+                        source="bench",
+                        time=t,
+                        observed_time=t,
+                        severity_text="INFO",
+                        attributes={"user": f"u{g}"},
+                        resource={"service.name": "bench"},
+                    ),
+                    b"fill%d" % (g % 64),
+                )
                 if g % 1000 == 0:
                     producer.poll(0)
             producer.flush(60)
@@ -286,10 +323,16 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path, gr
             service, line = lines[i % len(lines)]
             i += 1
             t = time.time_ns()
-            ev = envelope.new_event(id=f"{rate}-{n}", body=line, source="bench", time=t, observed_time=t,
-                                    severity_text=level_of(line), attributes={"word": line.split(" ")[-1][:40],
-                                                                              **({"user": f"u{n % groups}"} if groups else {})},
-                                    resource={"service.name": service})
+            ev = envelope.new_event(
+                id=f"{rate}-{n}",
+                body=line,
+                source="bench",
+                time=t,
+                observed_time=t,
+                severity_text=level_of(line),
+                attributes={"word": line.split(" ")[-1][:40], **({"user": f"u{n % groups}"} if groups else {})},
+                resource={"service.name": service},
+            )
             produce(ev, service.encode())
             n += 1
             if n % 500 == 0:
@@ -314,12 +357,23 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines, workdir: Path, gr
         producer.close()
         recv.httpd.shutdown()
     lat = [recv.received[p] - t for p, t in sent.items() if p in recv.received]
-    return {"target_rate": rate, "achieved_rate": round(n / elapsed, 1), "events": n, "probes": len(sent),
-            "notified": len(lat), "bad_signatures": recv.bad,
-            "p50_s": round(pct(lat, 50), 4), "p99_s": round(pct(lat, 99), 4), "max_s": round(max(lat), 4) if lat else None,
-            "mean_s": round(statistics.mean(lat), 4) if lat else None, "engine_batches": batches,
-            "groups": groups, "active_groups": active, "engine_peak_rss_mb": round(peak_rss, 1),
-            "engine_cpu_us_per_event": round((cpu1 - cpu0) / max(n, 1) * 1e6, 1)}
+    return {
+        "target_rate": rate,
+        "achieved_rate": round(n / elapsed, 1),
+        "events": n,
+        "probes": len(sent),
+        "notified": len(lat),
+        "bad_signatures": recv.bad,
+        "p50_s": round(pct(lat, 50), 4),
+        "p99_s": round(pct(lat, 99), 4),
+        "max_s": round(max(lat), 4) if lat else None,
+        "mean_s": round(statistics.mean(lat), 4) if lat else None,
+        "engine_batches": batches,
+        "groups": groups,
+        "active_groups": active,
+        "engine_peak_rss_mb": round(peak_rss, 1),
+        "engine_cpu_us_per_event": round((cpu1 - cpu0) / max(n, 1) * 1e6, 1),
+    }
 
 
 SCALE_RULES = """rules:
@@ -343,8 +397,13 @@ T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 
 def scale_event(i: int, n: int, keys: int) -> dict:
     """Event i of n spread over 10 minutes; user i % keys (one distinct user per n/keys events)."""
-    return {"id": f"s{i}", "time": T0 + i * (600 * 10**9 // n), "body": f"request {i} failed" if i % 3 == 0 else "ok",
-            "severity_text": "ERROR" if i % 3 == 0 else "INFO", "attributes": {"user": f"user-{i % keys}"}}
+    return {
+        "id": f"s{i}",
+        "time": T0 + i * (600 * 10**9 // n),
+        "body": f"request {i} failed" if i % 3 == 0 else "ok",
+        "severity_text": "ERROR" if i % 3 == 0 else "INFO",
+        "attributes": {"user": f"user-{i % keys}"},
+    }
 
 
 def bench_alert_test(n: int, workdir: Path) -> dict:
@@ -356,14 +415,24 @@ def bench_alert_test(n: int, workdir: Path) -> dict:
     rules = workdir / "rules.yaml"
     rules.write_text(SCALE_RULES)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "logtide.cli", "alert", "test", str(rules), str(events)],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "logtide.cli", "alert", "test", str(rules), str(events)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     elapsed = time.perf_counter() - t0
     if out.returncode != 0:
         raise SystemExit(f"alert test failed: {out.stderr[-2000:]}")
     summary = [line for line in out.stdout.splitlines() if line.startswith(("summary", "  UserErrors", "  NewUser"))]
-    return {"events": n, "keys": keys, "bytes": events.stat().st_size, "seconds": round(elapsed, 2),
-            "events_per_s": round(n / elapsed), "summary": summary}
+    return {
+        "events": n,
+        "keys": keys,
+        "bytes": events.stat().st_size,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(n / elapsed),
+        "summary": summary,
+    }
 
 
 def bench_batch_cost(active: int) -> dict:
@@ -383,16 +452,24 @@ def bench_batch_cost(active: int) -> dict:
     engine = AlertEngine(offline_config(None), rules, Store(":memory:"), notify=lambda n: None)
 
     def ev(i: int, user: int, t: int) -> dict:
-        return new_event(id=f"b{i}", body="request failed", source="bench", time=t, observed_time=t,
-                         severity_text="ERROR" if i % 3 == 0 else "INFO", attributes={"user": f"user-{user}"})
+        return new_event(
+            id=f"b{i}",
+            body="request failed",
+            source="bench",
+            time=t,
+            observed_time=t,
+            severity_text="ERROR" if i % 3 == 0 else "INFO",
+            attributes={"user": f"user-{user}"},
+        )
 
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     step = 10**9 // 2000  # 2,000 events per second of event time
     i = 0
     for start in range(0, active, 2000):  # every key once, within 60 s of event time
-        engine.ingest([(ev(i + k, start + k, T0 + (i + k) * (60 * 10**9 // active)), 0)
-                       for k in range(min(2000, active - start))])
+        engine.ingest(
+            [(ev(i + k, start + k, T0 + (i + k) * (60 * 10**9 // active)), 0) for k in range(min(2000, active - start))]
+        )
         i += 2000
     per_key = (tracemalloc.get_traced_memory()[0] - before) / active
     tracemalloc.stop()
@@ -406,8 +483,13 @@ def bench_batch_cost(active: int) -> dict:
         times.append(time.perf_counter() - t0)
         t += 10**9
     tracked = sum(len(e.series) for e in engine.evaluators.values())
-    return {"active_keys": active, "tracked_series": tracked, "batch_ms_median": round(statistics.median(times) * 1000, 2),
-            "batch_ms_p90": round(pct(times, 90) * 1000, 2), "state_bytes_per_key": round(per_key)}
+    return {
+        "active_keys": active,
+        "tracked_series": tracked,
+        "batch_ms_median": round(statistics.median(times) * 1000, 2),
+        "batch_ms_p90": round(pct(times, 90) * 1000, 2),
+        "state_bytes_per_key": round(per_key),
+    }
 
 
 def scale(args) -> int:
@@ -416,19 +498,27 @@ def scale(args) -> int:
         for n in [int(x) for x in args.events.split(",")]:
             r = bench_alert_test(n, Path(d))
             results["alert_test"].append(r)
-            print(f"alert test: {r['events']} events, {r['keys']} keys, {r['bytes'] // 1_000_000} MB: "
-                  f"{r['seconds']} s, {r['events_per_s']} events/s")
+            print(
+                f"alert test: {r['events']} events, {r['keys']} keys, {r['bytes'] // 1_000_000} MB: "
+                f"{r['seconds']} s, {r['events_per_s']} events/s"
+            )
             for line in r["summary"]:
                 print("   ", line)
     for active in [int(x) for x in args.active.split(",")]:
         r = bench_batch_cost(active)
         results["batch_cost"].append(r)
-        print(f"batch of 2000 events on 100 keys with {active} active keys: median {r['batch_ms_median']} ms, "
-              f"p90 {r['batch_ms_p90']} ms; state {r['state_bytes_per_key']} B per key")
+        print(
+            f"batch of 2000 events on 100 keys with {active} active keys: median {r['batch_ms_median']} ms, "
+            f"p90 {r['batch_ms_p90']} ms; state {r['state_bytes_per_key']} B per key"
+        )
     results["loadavg"] = os.getloadavg()
     out = ROOT / "bench" / "results" / "alerting-scale.json"
-    out.write_text(orjson.dumps({"bench": "alerting-scale", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                 **results}, option=orjson.OPT_INDENT_2).decode())
+    out.write_text(
+        orjson.dumps(
+            {"bench": "alerting-scale", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **results},
+            option=orjson.OPT_INDENT_2,
+        ).decode()
+    )
     print(f"load average {results['loadavg']}; wrote {out}")
     return 0
 
@@ -437,8 +527,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rates", default="1000,5000")
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--groups", default="0",
-                    help="comma list: also a per-user rule with this many active groups (0: none), e.g. 10,50000")
+    ap.add_argument(
+        "--groups",
+        default="0",
+        help="comma list: also a per-user rule with this many active groups (0: none), e.g. 10,50000",
+    )
     ap.add_argument("--scale", action="store_true", help="the high-cardinality benchmarks (no Kafka)")
     ap.add_argument("--events", default="100000,200000", help="--scale: alert test sizes")
     ap.add_argument("--active", default="1000,10000,100000", help="--scale: active keys for the batch cost")
@@ -457,15 +550,29 @@ def main() -> int:
         stop_broker()
     print(f"{'rate/s':>7} {'achieved':>9} {'probes':>7} {'notified':>9} {'p50 s':>7} {'p99 s':>7} {'max s':>7}")
     for r in results:
-        print(f"{r['target_rate']:>7} {r['achieved_rate']:>9} {r['probes']:>7} {r['notified']:>9} "
-              f"{r['p50_s']:>7} {r['p99_s']:>7} {r['max_s']!s:>7}   engine batches: {r['engine_batches']}")
+        print(
+            f"{r['target_rate']:>7} {r['achieved_rate']:>9} {r['probes']:>7} {r['notified']:>9} "
+            f"{r['p50_s']:>7} {r['p99_s']:>7} {r['max_s']!s:>7}   engine batches: {r['engine_batches']}"
+        )
         if r["groups"]:
-            print(f"        groups {r['groups']} (active {r['active_groups']:.0f}): engine peak RSS "
-                  f"{r['engine_peak_rss_mb']} MB, CPU {r['engine_cpu_us_per_event']} us/event")
+            print(
+                f"        groups {r['groups']} (active {r['active_groups']:.0f}): engine peak RSS "
+                f"{r['engine_peak_rss_mb']} MB, CPU {r['engine_cpu_us_per_event']} us/event"
+            )
     out = ROOT / "bench" / "results" / ("alerting.json" if args.groups == "0" else "alerting-groups.json")
-    out.write_text(orjson.dumps({"bench": "alerting", "goal": "p99 <= 1 s", "seconds": args.seconds,
-                                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                 "loadavg": os.getloadavg(), "results": results}, option=orjson.OPT_INDENT_2).decode())
+    out.write_text(
+        orjson.dumps(
+            {
+                "bench": "alerting",
+                "goal": "p99 <= 1 s",
+                "seconds": args.seconds,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "loadavg": os.getloadavg(),
+                "results": results,
+            },
+            option=orjson.OPT_INDENT_2,
+        ).decode()
+    )
     print(f"wrote {out}")
     return 0
 

@@ -72,9 +72,14 @@ def bench_cloudwatch(settings: KafkaSettings, moto_url: str, n: int, lines: list
     per = n // 4
     for s in range(4):
         for start in range(0, per, 10_000):
-            client.put_log_events(logGroupName=group, logStreamName=f"s{s}", logEvents=[
-                {"timestamp": base + i // 10, "message": lines[(s * per + i) % len(lines)]}
-                for i in range(start, min(per, start + 10_000))])
+            client.put_log_events(
+                logGroupName=group,
+                logStreamName=f"s{s}",
+                logEvents=[
+                    {"timestamp": base + i // 10, "message": lines[(s * per + i) % len(lines)]}
+                    for i in range(start, min(per, start + 10_000))
+                ],
+            )
     total = per * 4
 
     # The bare source read: boto3 paging only.
@@ -89,10 +94,17 @@ def bench_cloudwatch(settings: KafkaSettings, moto_url: str, n: int, lines: list
     raw_s = time.perf_counter() - t0
     assert got == total, (got, total)
 
-    cfg = CloudWatchConfig.model_validate({
-        "regions": ["us-east-1"], "log_groups": [{"name": group}], "endpoint_url": moto_url,
-        "topic": new_topic(settings), "max_requests_per_second": 1000, "lookback_seconds": 60,
-        "start_seconds_ago": 3600})
+    cfg = CloudWatchConfig.model_validate(
+        {
+            "regions": ["us-east-1"],
+            "log_groups": [{"name": group}],
+            "endpoint_url": moto_url,
+            "topic": new_topic(settings),
+            "max_requests_per_second": 1000,
+            "lookback_seconds": 60,
+            "start_seconds_ago": 3600,
+        }
+    )
     c = CloudWatchCollector(cfg, connect(settings))
     shipper = c.shipper()
     t0 = time.perf_counter()
@@ -100,8 +112,14 @@ def bench_cloudwatch(settings: KafkaSettings, moto_url: str, n: int, lines: list
     ours_s = time.perf_counter() - t0
     shipped = c.metrics.events._value.get()
     c.close()
-    return {"events": total, "shipped": int(shipped), "raw_read_s": raw_s, "collector_s": ours_s,
-            "raw_events_per_s": total / raw_s, "collector_events_per_s": total / ours_s}
+    return {
+        "events": total,
+        "shipped": int(shipped),
+        "raw_read_s": raw_s,
+        "collector_s": ours_s,
+        "raw_events_per_s": total / raw_s,
+        "collector_events_per_s": total / ours_s,
+    }
 
 
 def bench_salesforce(settings: KafkaSettings, n: int, lines: list[str]) -> dict:
@@ -118,29 +136,65 @@ def bench_salesforce(settings: KafkaSettings, n: int, lines: list[str]) -> dict:
     w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
     w.writerow(names.split(","))
     for i in range(n):
-        w.writerow(["URI", f"20231218054831.{i % 1000:03d}", f"req-{i}", "00D000000000001", "005000000000001",
-                    str(i % 500), str(i % 70), lines[i % len(lines)], "1", f"2023-12-18T05:48:31.{i % 1000:03d}Z"])
+        w.writerow(
+            [
+                "URI",
+                f"20231218054831.{i % 1000:03d}",
+                f"req-{i}",
+                "00D000000000001",
+                "005000000000001",
+                str(i % 500),
+                str(i % 70),
+                lines[i % len(lines)],
+                "1",
+                f"2023-12-18T05:48:31.{i % 1000:03d}Z",
+            ]
+        )
     blob = buf.getvalue().encode()
     created = time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime(time.time() - 1800))
     double.add_log_file("0ATbench", "URI", created, blob, names, types)
     try:
         # The bare source read: streamed download + csv.reader.
         session = requests.Session()
-        token = session.post(double.url + "/services/oauth2/token", verify=double.cert, data={
-            "grant_type": "password", "client_id": "cid", "client_secret": "csecret",
-            "username": "collector@example.com", "password": "pwTOKEN"}).json()["access_token"]
+        token = session.post(
+            double.url + "/services/oauth2/token",
+            verify=double.cert,
+            data={
+                "grant_type": "password",
+                "client_id": "cid",
+                "client_secret": "csecret",
+                "username": "collector@example.com",
+                "password": "pwTOKEN",
+            },
+        ).json()["access_token"]
         t0 = time.perf_counter()
-        resp = session.get(f"{double.url}/services/data/v59.0/sobjects/EventLogFile/0ATbench/LogFile",
-                           headers={"Authorization": f"Bearer {token}"}, stream=True, verify=double.cert)
+        resp = session.get(
+            f"{double.url}/services/data/v59.0/sobjects/EventLogFile/0ATbench/LogFile",
+            headers={"Authorization": f"Bearer {token}"},
+            stream=True,
+            verify=double.cert,
+        )
         resp.raw.auto_close = False
         rows = sum(1 for _ in csv.reader(io.TextIOWrapper(resp.raw, encoding="utf-8", newline=""))) - 1
         raw_s = time.perf_counter() - t0
         assert rows == n, (rows, n)
 
-        cfg = SalesforceConfig.model_validate({
-            "login_url": double.url, "ca_bundle": double.cert, "topic": new_topic(settings), "event_types": ["URI"],
-            "auth": {"kind": "password", "username": "collector@example.com", "password": "pw",
-                     "security_token": "TOKEN", "client_id": "cid", "client_secret": "csecret"}})
+        cfg = SalesforceConfig.model_validate(
+            {
+                "login_url": double.url,
+                "ca_bundle": double.cert,
+                "topic": new_topic(settings),
+                "event_types": ["URI"],
+                "auth": {
+                    "kind": "password",
+                    "username": "collector@example.com",
+                    "password": "pw",
+                    "security_token": "TOKEN",
+                    "client_id": "cid",
+                    "client_secret": "csecret",
+                },
+            }
+        )
         c = SalesforceCollector(cfg, connect(settings))
         shipper = c.shipper()
         t0 = time.perf_counter()
@@ -150,8 +204,15 @@ def bench_salesforce(settings: KafkaSettings, n: int, lines: list[str]) -> dict:
         c.close()
     finally:
         double.stop()
-    return {"rows": n, "shipped": int(shipped), "blob_bytes": len(blob), "raw_read_s": raw_s, "collector_s": ours_s,
-            "raw_rows_per_s": n / raw_s, "collector_rows_per_s": n / ours_s}
+    return {
+        "rows": n,
+        "shipped": int(shipped),
+        "blob_bytes": len(blob),
+        "raw_read_s": raw_s,
+        "collector_s": ours_s,
+        "raw_rows_per_s": n / raw_s,
+        "collector_rows_per_s": n / ours_s,
+    }
 
 
 def main() -> int:
@@ -166,11 +227,13 @@ def main() -> int:
     lines = corpus_lines()
 
     from moto.server import ThreadedMotoServer
+
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
     bootstrap, stop_broker = given_or_embedded(
-        args.bootstrap, log_file=os.path.join(tempfile.gettempdir(), "bench-collectors-broker.log"))
+        args.bootstrap, log_file=os.path.join(tempfile.gettempdir(), "bench-collectors-broker.log")
+    )
     settings = KafkaSettings(bootstrap=bootstrap, client="confluent")
     try:
         cw = bench_cloudwatch(settings, f"http://{host}:{port}", n, lines)
@@ -179,14 +242,22 @@ def main() -> int:
         moto.stop()
         stop_broker()
     print(f"{'source':<26}{'events':>9}{'bare read/s':>14}{'collector/s':>14}{'ratio':>8}")
-    print(f"{'CloudWatch (moto)':<26}{cw['events']:>9}{cw['raw_events_per_s']:>14,.0f}"
-          f"{cw['collector_events_per_s']:>14,.0f}{cw['collector_events_per_s'] / cw['raw_events_per_s']:>8.2f}")
-    print(f"{'Salesforce ELF (double)':<26}{sf['rows']:>9}{sf['raw_rows_per_s']:>14,.0f}"
-          f"{sf['collector_rows_per_s']:>14,.0f}{sf['collector_rows_per_s'] / sf['raw_rows_per_s']:>8.2f}")
-    out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "scale": args.scale,
-           "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-           "kafka": args.bootstrap or "embedded (Tansu), confluent backend",
-           "cloudwatch": cw, "salesforce": sf}
+    print(
+        f"{'CloudWatch (moto)':<26}{cw['events']:>9}{cw['raw_events_per_s']:>14,.0f}"
+        f"{cw['collector_events_per_s']:>14,.0f}{cw['collector_events_per_s'] / cw['raw_events_per_s']:>8.2f}"
+    )
+    print(
+        f"{'Salesforce ELF (double)':<26}{sf['rows']:>9}{sf['raw_rows_per_s']:>14,.0f}"
+        f"{sf['collector_rows_per_s']:>14,.0f}{sf['collector_rows_per_s'] / sf['raw_rows_per_s']:>8.2f}"
+    )
+    out = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "scale": args.scale,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "kafka": args.bootstrap or "embedded (Tansu), confluent backend",
+        "cloudwatch": cw,
+        "salesforce": sf,
+    }
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "collectors.json").write_text(json.dumps(out, indent=2) + "\n")
     return 0

@@ -42,9 +42,13 @@ PARTITIONS = 3
 def fill(transport, topic: str, n: int) -> None:
     producer = transport.producer(linger_ms=20)
     for i in range(n):
-        ev = envelope.new_event(id=envelope.make_id("bench-tools", i), body=f"GET /api/items/{i} 200 in {i % 97} ms",
-                                source="bench", severity_text="ERROR" if i % 10 == 0 else "INFO",
-                                resource={"service.name": f"svc-{i % 8}", "k8s.pod.name": f"pod-{i % 16}"})
+        ev = envelope.new_event(
+            id=envelope.make_id("bench-tools", i),
+            body=f"GET /api/items/{i} 200 in {i % 97} ms",
+            source="bench",
+            severity_text="ERROR" if i % 10 == 0 else "INFO",
+            resource={"service.name": f"svc-{i % 8}", "k8s.pod.name": f"pod-{i % 16}"},
+        )
         producer.produce(topic, envelope.encode(ev), key=f"pod-{i % 16}".encode())
     assert producer.flush(120) == 0
     producer.close()
@@ -66,11 +70,24 @@ def quiet_main(args: list[str]) -> int:
 def raw_copy(bootstrap: str, src: str, dst: str, n: int) -> float:
     """consume → produce → flush with the bare client, same producer settings as logtide's."""
     t0 = time.perf_counter()
-    c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-raw", "enable.auto.commit": False,
-                     "enable.partition.eof": False})
+    c = ck.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-raw",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+    )
     c.assign([ck.TopicPartition(src, p, 0) for p in range(PARTITIONS)])
-    p = ck.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20,
-                     "compression.type": "lz4"})
+    p = ck.Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+        }
+    )
     copied = 0
     while copied < n:
         for m in c.consume(1000, 0.1):
@@ -104,24 +121,45 @@ def main() -> int:
 
         state = os.path.join(tempfile.mkdtemp(), "replay.json")
         t0 = time.perf_counter()
-        assert quiet_main(["replay", "--topic", src, "--from", "1d", "--to-topic", dst, "--state", state,
-                           "--batch", "5000"]) == 0
+        assert (
+            quiet_main(
+                ["replay", "--topic", src, "--from", "1d", "--to-topic", dst, "--state", state, "--batch", "5000"]
+            )
+            == 0
+        )
         results["replay_s"] = time.perf_counter() - t0
         assert count(transport, dst) == n, "replay copied a different count"
         results["raw_copy_s"] = raw_copy(bootstrap, src, dst_raw, n)
         assert count(transport, dst_raw) == n
 
         t0 = time.perf_counter()
-        assert quiet_main(["tap", src, "--from", "beginning", "--where", 'severity_number >= 17 and service.name == '
-                           '"svc-0"', "--json", "--count", str(n // 40)]) == 0
+        assert (
+            quiet_main(
+                [
+                    "tap",
+                    src,
+                    "--from",
+                    "beginning",
+                    "--where",
+                    'severity_number >= 17 and service.name == "svc-0"',
+                    "--json",
+                    "--count",
+                    str(n // 40),
+                ]
+            )
+            == 0
+        )
         results["tap_scan_s"] = time.perf_counter() - t0
 
         dlq_n = min(n, 20_000)
         producer = transport.producer(linger_ms=20)
         dead = DeadLetters(producer, "bench", topic=dlq)
         for i in range(dlq_n):
-            dead.send(Record(src, i % PARTITIONS, i, b"k", b"{broken %d" % i, [], None), "decode",
-                      ValueError(f"invalid JSON at char {i % 50}"))
+            dead.send(
+                Record(src, i % PARTITIONS, i, b"k", b"{broken %d" % i, [], None),
+                "decode",
+                ValueError(f"invalid JSON at char {i % 50}"),
+            )
         producer.flush(120)
         producer.close()
         t0 = time.perf_counter()
@@ -141,9 +179,15 @@ def main() -> int:
         print(f"{what:<55} {k:>9} {s:>8.2f} {k / s:>10,.0f}")
     ratio = results["raw_copy_s"] / results["replay_s"]
     print(f"replay speed / raw copy speed: {ratio:.2f}")
-    out = {"records": n, "dlq_records": dlq_n, **{k: round(v, 3) for k, v in results.items()},
-           "replay_vs_raw_speed": round(ratio, 3), "python": platform.python_version(),
-           "machine": f"{platform.machine()}, {os.cpu_count()} cpus (shared)", "time": time.strftime("%FT%TZ", time.gmtime())}
+    out = {
+        "records": n,
+        "dlq_records": dlq_n,
+        **{k: round(v, 3) for k, v in results.items()},
+        "replay_vs_raw_speed": round(ratio, 3),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus (shared)",
+        "time": time.strftime("%FT%TZ", time.gmtime()),
+    }
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "day2_tools.json").write_text(json.dumps(out, indent=2) + "\n")
     return 0

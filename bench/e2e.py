@@ -45,15 +45,30 @@ PIPELINE = [
     {"type": "parse", "formats": ["json", "syslog", "logfmt", "plain"]},
     {"type": "normalize"},
     {"type": "redact", "kinds": ["email", "password"]},
-    {"type": "route", "rules": [{"when": "severity_number >= 17", "sinks": ["monitoring"]},
-                                {"when": "true", "sinks": ["analytics"]}]},
+    {
+        "type": "route",
+        "rules": [{"when": "severity_number >= 17", "sinks": ["monitoring"]}, {"when": "true", "sinks": ["analytics"]}],
+    },
 ]
-RULES = {"rules": [
-    {"name": "Probe", "kind": "match", "condition": "exists attributes.probe", "group_by": ["attributes.probe"],
-     "window": "30s"},
-    {"name": "ErrorBurst", "kind": "threshold", "condition": "severity_number >= 17", "group_by": ["service.name"],
-     "count": 1000000, "window": "1m"},
-]}
+RULES = {
+    "rules": [
+        {
+            "name": "Probe",
+            "kind": "match",
+            "condition": "exists attributes.probe",
+            "group_by": ["attributes.probe"],
+            "window": "30s",
+        },
+        {
+            "name": "ErrorBurst",
+            "kind": "threshold",
+            "condition": "severity_number >= 17",
+            "group_by": ["service.name"],
+            "count": 1000000,
+            "window": "1m",
+        },
+    ]
+}
 
 
 def _alerting_bench():
@@ -93,25 +108,64 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines: list[bytes], work
     http = {"host": "127.0.0.1", "port": 0}
     write_yaml(workdir / f"rules-{tag}.yaml", RULES)
     configs = {
-        "agent": write_yaml(workdir / f"agent-{tag}.yaml", {
-            "kafka": kafka, "http": http, "mode": "kubernetes", "pods_root": str(pods),
-            "containers_root": str(pods / "none"), "topic": raw, "checkpoint_dir": str(workdir / f"ck-{tag}"),
-            "format": "cri", "kubernetes": {"enabled": False}, "multiline": {"enabled": False},
-            "read": {"scan_interval_seconds": 0.5, "idle_poll_seconds": 0.01}}),
-        "process": write_yaml(workdir / f"process-{tag}.yaml", {
-            "kafka": {**kafka, "consumer": {"fetch.wait.max.ms": 20}}, "http": http, "group_id": f"e2e-{tag}",
-            "topics": [raw], "route_prefix": prefix, "session_timeout_seconds": 6, "pipeline": PIPELINE}),
-        "alert": write_yaml(workdir / f"alert-{tag}.yaml", {
-            "kafka": {**kafka, "consumer": {"fetch.wait.max.ms": 50}}, "http": http,
-            "topics": [prefix + "monitoring"], "group_id": f"e2e-alert-{tag}", "session_timeout_seconds": 6,
-            "rules_files": [str(workdir / f"rules-{tag}.yaml")], "state_path": str(workdir / f"alert-{tag}.db"),
-            "api": {"host": "127.0.0.1", "port": 0},
-            "route": {"receiver": "hook", "group_by": ["alertname", "probe"], "group_wait": "0s",
-                      "group_interval": "1m", "repeat_interval": "1h"},
-            "receivers": [{"name": "hook", "webhook": [{"url": recv.url, "secrets": [AB.SECRET]}]}]}),
+        "agent": write_yaml(
+            workdir / f"agent-{tag}.yaml",
+            {
+                "kafka": kafka,
+                "http": http,
+                "mode": "kubernetes",
+                "pods_root": str(pods),
+                "containers_root": str(pods / "none"),
+                "topic": raw,
+                "checkpoint_dir": str(workdir / f"ck-{tag}"),
+                "format": "cri",
+                "kubernetes": {"enabled": False},
+                "multiline": {"enabled": False},
+                "read": {"scan_interval_seconds": 0.5, "idle_poll_seconds": 0.01},
+            },
+        ),
+        "process": write_yaml(
+            workdir / f"process-{tag}.yaml",
+            {
+                "kafka": {**kafka, "consumer": {"fetch.wait.max.ms": 20}},
+                "http": http,
+                "group_id": f"e2e-{tag}",
+                "topics": [raw],
+                "route_prefix": prefix,
+                "session_timeout_seconds": 6,
+                "pipeline": PIPELINE,
+            },
+        ),
+        "alert": write_yaml(
+            workdir / f"alert-{tag}.yaml",
+            {
+                "kafka": {**kafka, "consumer": {"fetch.wait.max.ms": 50}},
+                "http": http,
+                "topics": [prefix + "monitoring"],
+                "group_id": f"e2e-alert-{tag}",
+                "session_timeout_seconds": 6,
+                "rules_files": [str(workdir / f"rules-{tag}.yaml")],
+                "state_path": str(workdir / f"alert-{tag}.db"),
+                "api": {"host": "127.0.0.1", "port": 0},
+                "route": {
+                    "receiver": "hook",
+                    "group_by": ["alertname", "probe"],
+                    "group_wait": "0s",
+                    "group_interval": "1m",
+                    "repeat_interval": "1h",
+                },
+                "receivers": [{"name": "hook", "webhook": [{"url": recv.url, "secrets": [AB.SECRET]}]}],
+            },
+        ),
     }
-    roles = [RoleProcess([name, "--config", path, "--log-level", "warning"], env={"PYTHONPATH": str(ROOT)},
-                         log_path=str(workdir / f"{name}-{tag}.log")) for name, path in configs.items()]
+    roles = [
+        RoleProcess(
+            [name, "--config", path, "--log-level", "warning"],
+            env={"PYTHONPATH": str(ROOT)},
+            log_path=str(workdir / f"{name}-{tag}.log"),
+        )
+        for name, path in configs.items()
+    ]
     sent: dict[str, float] = {}
 
     def probe(kind: str) -> None:
@@ -156,9 +210,18 @@ def run_rate(bootstrap: str, rate: int, seconds: float, lines: list[bytes], work
         for f in files.values():
             f.close()
     lat = [recv.received[p] - t for p, t in sent.items() if p in recv.received]
-    return {"target_rate": rate, "achieved_rate": round(n / elapsed, 1), "lines": n, "probes": len(sent),
-            "notified": len(lat), "bad_signatures": recv.bad, "p50_s": round(AB.pct(lat, 50), 4), "p99_s": round(AB.pct(lat, 99), 4),
-            "max_s": round(max(lat), 4) if lat else None, "mean_s": round(statistics.mean(lat), 4) if lat else None}
+    return {
+        "target_rate": rate,
+        "achieved_rate": round(n / elapsed, 1),
+        "lines": n,
+        "probes": len(sent),
+        "notified": len(lat),
+        "bad_signatures": recv.bad,
+        "p50_s": round(AB.pct(lat, 50), 4),
+        "p99_s": round(AB.pct(lat, 99), 4),
+        "max_s": round(max(lat), 4) if lat else None,
+        "mean_s": round(statistics.mean(lat), 4) if lat else None,
+    }
 
 
 def main() -> int:
@@ -175,18 +238,31 @@ def main() -> int:
             for rate in [int(r) for r in args.rates.split(",")]:
                 results.append(run_rate(bootstrap, rate, args.seconds, lines, Path(d)))
                 r = results[-1]
-                print(f"  {rate}/s: p50 {r['p50_s']} s, p99 {r['p99_s']} s ({r['notified']}/{r['probes']} probes)",
-                      flush=True)
+                print(
+                    f"  {rate}/s: p50 {r['p50_s']} s, p99 {r['p99_s']} s ({r['notified']}/{r['probes']} probes)",
+                    flush=True,
+                )
     finally:
         stop_broker()
     print(f"\n{'rate/s':>7} {'achieved':>9} {'probes':>7} {'notified':>9} {'p50 s':>7} {'p99 s':>7} {'max s':>7}")
     for r in results:
-        print(f"{r['target_rate']:>7} {r['achieved_rate']:>9} {r['probes']:>7} {r['notified']:>9} "
-              f"{r['p50_s']:>7} {r['p99_s']:>7} {r['max_s']!s:>7}")
+        print(
+            f"{r['target_rate']:>7} {r['achieved_rate']:>9} {r['probes']:>7} {r['notified']:>9} "
+            f"{r['p50_s']:>7} {r['p99_s']:>7} {r['max_s']!s:>7}"
+        )
     out = HERE / "results" / "e2e.json"
-    out.write_text(json.dumps({"bench": "e2e", "seconds": args.seconds, "loadavg": os.getloadavg()[0],
-                               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results},
-                              indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "bench": "e2e",
+                "seconds": args.seconds,
+                "loadavg": os.getloadavg()[0],
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "results": results,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out}")
     return 0
 

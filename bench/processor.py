@@ -42,10 +42,14 @@ REFERENCE = [
     {"type": "parse", "formats": ["json"]},
     {"type": "normalize"},
     {"type": "redact"},  # every built-in kind: email, card, bearer, jwt, aws_key, password, ipv4, ipv6
-    {"type": "route", "rules": [
-        {"when": "severity_number >= 17", "sinks": ["monitoring"]},
-        {"when": 'resource["service.name"] in ["auth", "payments"]', "sinks": ["audit"]},
-        {"when": "true", "sinks": ["analytics"]}]},
+    {
+        "type": "route",
+        "rules": [
+            {"when": "severity_number >= 17", "sinks": ["monitoring"]},
+            {"when": 'resource["service.name"] in ["auth", "payments"]', "sinks": ["audit"]},
+            {"when": "true", "sinks": ["analytics"]},
+        ],
+    },
 ]
 MAX_BATCH = 2000  # records per batch for both logtide loops (--max-batch)
 PRODUCER = {"linger.ms": 5, "compression.type": "lz4", "enable.idempotence": True, "acks": "all"}
@@ -53,6 +57,7 @@ PRODUCER = {"linger.ms": 5, "compression.type": "lz4", "enable.idempotence": Tru
 
 def make_input(settings: KafkaSettings, topic: str, n: int) -> int:
     from logtide.collectors.demo import DemoLogs
+
     gen = DemoLogs(seed=7)
     producer = connect(settings).producer()
     size = 0
@@ -61,7 +66,7 @@ def make_input(settings: KafkaSettings, topic: str, n: int) -> int:
         event["ingest_time"] = time.time_ns()
         value = envelope.encode(event)
         size += len(value)
-        producer.produce(topic, value, key=key)   # as sources write them: no headers
+        producer.produce(topic, value, key=key)  # as sources write them: no headers
         producer.poll(0)
     assert producer.flush(60) == 0
     producer.close()
@@ -102,8 +107,15 @@ def run_loop(settings, raw: str, n: int, handler_for, label: str) -> tuple[float
     stop = threading.Event()
     handler, cleanup = handler_for(transport)
     timed = Timed(handler, n, stop)
-    loop = BatchLoop(transport, component=f"bench-{label}", group_id=f"bench-{label}-{uuid.uuid4().hex[:6]}",
-                     topics=[raw], handler=timed, max_batch=MAX_BATCH, session_timeout_seconds=6)
+    loop = BatchLoop(
+        transport,
+        component=f"bench-{label}",
+        group_id=f"bench-{label}-{uuid.uuid4().hex[:6]}",
+        topics=[raw],
+        handler=timed,
+        max_batch=MAX_BATCH,
+        session_timeout_seconds=6,
+    )
     thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
     thread.start()
     thread.join(600)
@@ -130,7 +142,9 @@ def passthrough(settings, raw: str, n: int) -> tuple[float, float]:
                 produce(out, rec.value, key=rec.key, headers=rec.headers, on_delivery=delivered)
             if producer.flush(30) or errors[0]:
                 raise RuntimeError("passthrough lost records")
+
         return handle, producer.close
+
     return run_loop(settings, raw, n, handler_for, "passthrough")
 
 
@@ -145,6 +159,7 @@ def floor(settings, raw: str, n: int) -> tuple[float, float]:
     import orjson
 
     from logtide.processors.steps.redact import ALL_KINDS, Redactor
+
     prefix = f"bench.floor.{uuid.uuid4().hex[:6]}."
     create(settings, [prefix + s for s in SINKS])
 
@@ -190,18 +205,27 @@ def floor(settings, raw: str, n: int) -> tuple[float, float]:
                     sends[sink](value, rec.key, None)
             if producer.flush(30) or failures[0]:
                 raise RuntimeError("floor lost records")
+
         return handle, producer.close
+
     return run_loop(settings, raw, n, handler_for, "floor")
 
 
 def logtide_processor(settings, raw: str, n: int) -> tuple[float, float]:
     from logtide.processors.app import Processor, ProcessorConfig, build_pipeline
     from logtide.processors.steps import StepContext
+
     prefix = f"bench.route.{uuid.uuid4().hex[:6]}."
     create(settings, [prefix + s for s in SINKS])
-    config = ProcessorConfig(kafka=settings, topics=[raw], route_prefix=prefix, pipeline=REFERENCE,
-                             group_id=f"bench-logtide-{uuid.uuid4().hex[:6]}", session_timeout_seconds=6,
-                             max_batch=MAX_BATCH)
+    config = ProcessorConfig(
+        kafka=settings,
+        topics=[raw],
+        route_prefix=prefix,
+        pipeline=REFERENCE,
+        group_id=f"bench-logtide-{uuid.uuid4().hex[:6]}",
+        session_timeout_seconds=6,
+        max_batch=MAX_BATCH,
+    )
     transport = connect(settings)
     ctx = StepContext(sinks=SINKS)
     proc = Processor(config, transport, build_pipeline(config, "reference", ctx), ctx)
@@ -222,13 +246,19 @@ def quix(settings, raw: str, n: int) -> tuple[float, float]:
 
     from logtide.processors.pipeline import Pipeline, build_steps
     from logtide.processors.steps import StepContext
+
     prefix = f"bench.quix.{uuid.uuid4().hex[:6]}."
     create(settings, [prefix + s for s in SINKS])
     pipeline = Pipeline(build_steps(REFERENCE, StepContext(sinks=SINKS)))
-    app = Application(broker_address=settings.bootstrap, consumer_group=f"bench-quix-{uuid.uuid4().hex[:6]}",
-                      auto_offset_reset="earliest", loglevel=logging.WARNING, auto_create_topics=True,
-                      producer_extra_config=dict(PRODUCER),
-                      consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1200})
+    app = Application(
+        broker_address=settings.bootstrap,
+        consumer_group=f"bench-quix-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        loglevel=logging.WARNING,
+        auto_create_topics=True,
+        producer_extra_config=dict(PRODUCER),
+        consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1200},
+    )
     source = app.topic(raw, value_deserializer="json", key_deserializer="bytes")
     state = {"count": 0, "t0": None, "c0": None}
 
@@ -293,14 +323,16 @@ def profile(n: int) -> None:
     from logtide.transport import Record
     from logtide.processors.app import Processor, ProcessorConfig, build_pipeline
     from logtide.processors.steps import StepContext
+
     gen = DemoLogs(seed=7)
     records = []
     for i in range(n):
         event, key = gen.next()
         event["ingest_time"] = time.time_ns()
         records.append(Record("raw", i % PARTITIONS, i, key, envelope.encode(event), None, None))
-    config = ProcessorConfig(kafka=KafkaSettings(bootstrap="unused:9092"), topics=["raw"], pipeline=REFERENCE,
-                             max_batch=MAX_BATCH)
+    config = ProcessorConfig(
+        kafka=KafkaSettings(bootstrap="unused:9092"), topics=["raw"], pipeline=REFERENCE, max_batch=MAX_BATCH
+    )
 
     def handler():
         ctx = StepContext(sinks=SINKS)
@@ -308,13 +340,16 @@ def profile(n: int) -> None:
 
     def work(proc):
         for i in range(0, n, MAX_BATCH):
-            proc.handle(records[i:i + MAX_BATCH])
+            proc.handle(records[i : i + MAX_BATCH])
+
     proc = handler()
     t, c = time.perf_counter(), time.thread_time()
     work(proc)
     wall, cpu = time.perf_counter() - t, time.thread_time() - c
-    print(f"no Kafka: {n / wall:,.0f} events/s, {cpu / n * 1e6:.1f} us CPU per event, "
-          f"{proc.producer.produced / n:.2f} outputs per event")
+    print(
+        f"no Kafka: {n / wall:,.0f} events/s, {cpu / n * 1e6:.1f} us CPU per event, "
+        f"{proc.producer.produced / n:.2f} outputs per event"
+    )
     prof = cProfile.Profile()
     prof.runcall(work, handler())
     pstats.Stats(prof).sort_stats("tottime").print_stats(25)
@@ -344,30 +379,44 @@ def main() -> int:
         create(settings, [raw])
         t = time.perf_counter()
         avg = make_input(settings, raw, args.events)
-        print(f"input: {args.events} demo events, ~{avg} bytes each, {PARTITIONS} partitions "
-              f"(produced in {time.perf_counter() - t:.1f}s)", flush=True)
+        print(
+            f"input: {args.events} demo events, ~{avg} bytes each, {PARTITIONS} partitions "
+            f"(produced in {time.perf_counter() - t:.1f}s)",
+            flush=True,
+        )
         runs = {"passthrough": [], "floor": [], "logtide": [], "quix": []}
         cpu = {"passthrough": [], "floor": [], "logtide": [], "quix": []}
         for r in range(args.rounds):
-            for name, fn in (("passthrough", passthrough), ("floor", floor), ("logtide", logtide_processor),
-                             ("quix", quix)):
+            for name, fn in (
+                ("passthrough", passthrough),
+                ("floor", floor),
+                ("logtide", logtide_processor),
+                ("quix", quix),
+            ):
                 if name == "quix" and args.no_quix:
                     continue
                 wall, per_cpu = fn(settings, raw, args.events)
                 runs[name].append(wall)
                 cpu[name].append(per_cpu)
-                print(f"round {r + 1}  {name:<12} {wall:>10,.0f} events/s   {per_cpu:>10,.0f} events/CPU-s",
-                      flush=True)
+                print(f"round {r + 1}  {name:<12} {wall:>10,.0f} events/s   {per_cpu:>10,.0f} events/CPU-s", flush=True)
         med = {k: statistics.median(v) for k, v in runs.items() if v}
         med_cpu = {k: statistics.median(v) for k, v in cpu.items() if v}
         result = {
             "command": "python " + " ".join([os.path.relpath(sys.argv[0], HERE.parent)] + sys.argv[1:]),
-            "events": args.events, "rounds": args.rounds, "max_batch": MAX_BATCH, "partitions": PARTITIONS,
+            "events": args.events,
+            "rounds": args.rounds,
+            "max_batch": MAX_BATCH,
+            "partitions": PARTITIONS,
             "avg_value_bytes": avg,
-            "pinned_cpu": args.cpu, "machine": f"{platform.machine()} {os.cpu_count()} CPUs, shared, noisy",
+            "pinned_cpu": args.cpu,
+            "machine": f"{platform.machine()} {os.cpu_count()} CPUs, shared, noisy",
             "load_average": os.getloadavg(),
-            "python": platform.python_version(), "pipeline": REFERENCE,
-            "events_per_s": runs, "events_per_cpu_s": cpu, "median": med, "median_per_cpu_s": med_cpu,
+            "python": platform.python_version(),
+            "pipeline": REFERENCE,
+            "events_per_s": runs,
+            "events_per_cpu_s": cpu,
+            "median": med,
+            "median_per_cpu_s": med_cpu,
             "ratio_vs_passthrough": med["logtide"] / med["passthrough"],
             "floor_vs_passthrough": med["floor"] / med["passthrough"],
             "ratio_vs_floor": med["logtide"] / med["floor"],
@@ -386,15 +435,21 @@ def main() -> int:
         print(f"{'':<24}{'events/s':>12}{'events/CPU-s':>14}{'CPU us/event':>14}   (medians of {args.rounds} rounds)")
         for k, v in med.items():
             print(f"{k:<24}{v:>12,.0f}{med_cpu[k]:>14,.0f}{1e6 / med_cpu[k]:>14.1f}")
-        print(f"logtide / passthrough   {result['ratio_vs_passthrough']:>12.2f}"
-              f"{result['cpu_ratio_vs_passthrough']:>14.2f}   (goal >= 0.50; median of per-round ratios "
-              f"{result['median_round_ratio_vs_passthrough']:.2f})")
-        print(f"floor / passthrough     {result['floor_vs_passthrough']:>12.2f}   (the least work of the "
-              f"reference pipeline, see floor())")
+        print(
+            f"logtide / passthrough   {result['ratio_vs_passthrough']:>12.2f}"
+            f"{result['cpu_ratio_vs_passthrough']:>14.2f}   (goal >= 0.50; median of per-round ratios "
+            f"{result['median_round_ratio_vs_passthrough']:.2f})"
+        )
+        print(
+            f"floor / passthrough     {result['floor_vs_passthrough']:>12.2f}   (the least work of the "
+            f"reference pipeline, see floor())"
+        )
         print(f"logtide / floor         {result['ratio_vs_floor']:>12.2f}")
         if result["ratio_vs_quix"]:
-            print(f"logtide / quix streams  {result['ratio_vs_quix']:>12.2f}{result['cpu_ratio_vs_quix']:>14.2f}"
-                  f"   (goal >= 1.5; median of per-round ratios {result['median_round_ratio_vs_quix']:.2f})")
+            print(
+                f"logtide / quix streams  {result['ratio_vs_quix']:>12.2f}{result['cpu_ratio_vs_quix']:>14.2f}"
+                f"   (goal >= 1.5; median of per-round ratios {result['median_round_ratio_vs_quix']:.2f})"
+            )
         out = HERE / "results" / "processor.json"
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")

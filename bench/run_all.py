@@ -54,70 +54,128 @@ def _ratio(a, b) -> str:
 
 # --- one summarizer per bench: its JSON → rows (what, figure, compared with, ratio) ---------------
 
+
 def s_transport(d):
     for r in d["rows"]:
-        yield (f"transport {r['backend']} {r['op']}", f"{_n(r['logtide_per_s'])} rec/s", "raw client",
-               _ratio(r["logtide_per_s"], r["raw_per_s"]))
+        yield (
+            f"transport {r['backend']} {r['op']}",
+            f"{_n(r['logtide_per_s'])} rec/s",
+            "raw client",
+            _ratio(r["logtide_per_s"], r["raw_per_s"]),
+        )
 
 
 def s_agent(d):
-    yield ("agent: CRI files → Kafka", f"{_n(d['agent']['per_s'])} lines/s", "raw producer, same lines",
-           _ratio(d["agent"]["per_s"], d["raw"]["per_s"]))
+    yield (
+        "agent: CRI files → Kafka",
+        f"{_n(d['agent']['per_s'])} lines/s",
+        "raw producer, same lines",
+        _ratio(d["agent"]["per_s"], d["raw"]["per_s"]),
+    )
     if "floor" in d:
-        yield ("agent floor: the contract's least work per line", f"{_n(d['floor']['per_s'])} lines/s",
-               "raw producer, same lines", _ratio(d["floor"]["per_s"], d["raw"]["per_s"]))
+        yield (
+            "agent floor: the contract's least work per line",
+            f"{_n(d['floor']['per_s'])} lines/s",
+            "raw producer, same lines",
+            _ratio(d["floor"]["per_s"], d["raw"]["per_s"]),
+        )
     yield ("agent peak RSS", f"{_n(d['agent']['peak_rss_mb'], 1)} MB", "", "")
 
 
 def s_processor(d):
     med = d["median"]
-    yield ("processor reference pipeline", f"{_n(med['logtide'])} events/s", "passthrough",
-           _ratio(med["logtide"], med.get("passthrough")))
+    yield (
+        "processor reference pipeline",
+        f"{_n(med['logtide'])} events/s",
+        "passthrough",
+        _ratio(med["logtide"], med.get("passthrough")),
+    )
     if med.get("floor"):
-        yield ("processor floor: the pipeline's least work per event", f"{_n(med['floor'])} events/s",
-               "passthrough", _ratio(med["floor"], med.get("passthrough")))
+        yield (
+            "processor floor: the pipeline's least work per event",
+            f"{_n(med['floor'])} events/s",
+            "passthrough",
+            _ratio(med["floor"], med.get("passthrough")),
+        )
     if med.get("quix"):
-        yield ("processor vs Quix Streams", f"{_n(med['quix'])} events/s (Quix)", "logtide / Quix",
-               _ratio(med["logtide"], med["quix"]))
+        yield (
+            "processor vs Quix Streams",
+            f"{_n(med['quix'])} events/s (Quix)",
+            "logtide / Quix",
+            _ratio(med["logtide"], med["quix"]),
+        )
 
 
 def s_scale(d):
     best = d["best"]
     one, two = best.get("1") or best.get(1), best.get("2") or best.get(2)
-    yield ("scale: 2 processor replicas", f"{_n(two['events_per_s'])} events/s",
-           f"1 replica: {_n(one['events_per_s'])}/s", f"{d['ratio_2_over_1']:.2f}")
+    yield (
+        "scale: 2 processor replicas",
+        f"{_n(two['events_per_s'])} events/s",
+        f"1 replica: {_n(one['events_per_s'])}/s",
+        f"{d['ratio_2_over_1']:.2f}",
+    )
 
 
 def s_sinks(d):
     for sink, r in d["write_path"].items():
-        yield (f"sink {sink} write path", f"{_n(r['ours_eps'])} events/s",
-               "baseline writer" if r.get("baseline_eps") else "", f"{r['ratio']:.2f}" if r.get("ratio") else "–")
+        yield (
+            f"sink {sink} write path",
+            f"{_n(r['ours_eps'])} events/s",
+            "baseline writer" if r.get("baseline_eps") else "",
+            f"{r['ratio']:.2f}" if r.get("ratio") else "–",
+        )
 
 
 def s_latency(label):
     def summarize(d):
         for r in d["results"]:
-            yield (f"{label} at {_n(r['target_rate'])}/s", f"p50 {r['p50_s']:.2f} s, p99 {r['p99_s']:.2f} s",
-                   f"{r['notified']}/{r['probes']} probes notified", "")
+            yield (
+                f"{label} at {_n(r['target_rate'])}/s",
+                f"p50 {r['p50_s']:.2f} s, p99 {r['p99_s']:.2f} s",
+                f"{r['notified']}/{r['probes']} probes notified",
+                "",
+            )
+
     return summarize
 
 
 def s_collectors(d):
     cw, sf = d["cloudwatch"], d["salesforce"]
-    yield ("collector CloudWatch", f"{_n(cw['collector_events_per_s'])} events/s", "raw boto3 read",
-           _ratio(cw["collector_events_per_s"], cw["raw_events_per_s"]))
-    yield ("collector Salesforce", f"{_n(sf['collector_rows_per_s'])} rows/s", "raw blob read",
-           _ratio(sf["collector_rows_per_s"], sf["raw_rows_per_s"]))
+    yield (
+        "collector CloudWatch",
+        f"{_n(cw['collector_events_per_s'])} events/s",
+        "raw boto3 read",
+        _ratio(cw["collector_events_per_s"], cw["raw_events_per_s"]),
+    )
+    yield (
+        "collector Salesforce",
+        f"{_n(sf['collector_rows_per_s'])} rows/s",
+        "raw blob read",
+        _ratio(sf["collector_rows_per_s"], sf["raw_rows_per_s"]),
+    )
 
 
 def s_day2(d):
-    yield ("replay (day-2 tools)", f"{_n(d['records'] / d['replay_s'])} rec/s", "raw copy",
-           f"{d['replay_vs_raw_speed']:.2f}")
+    yield (
+        "replay (day-2 tools)",
+        f"{_n(d['records'] / d['replay_s'])} rec/s",
+        "raw copy",
+        f"{d['replay_vs_raw_speed']:.2f}",
+    )
 
 
-SUMMARIZE = {"transport": s_transport, "agent": s_agent, "processor": s_processor, "scale": s_scale,
-             "sinks": s_sinks, "alerting": s_latency("alerting: Kafka → webhook"),
-             "e2e": s_latency("end to end: file line → webhook"), "collectors": s_collectors, "day2_tools": s_day2}
+SUMMARIZE = {
+    "transport": s_transport,
+    "agent": s_agent,
+    "processor": s_processor,
+    "scale": s_scale,
+    "sinks": s_sinks,
+    "alerting": s_latency("alerting: Kafka → webhook"),
+    "e2e": s_latency("end to end: file line → webhook"),
+    "collectors": s_collectors,
+    "day2_tools": s_day2,
+}
 
 
 def summarize(name: str, path: Path) -> list[list[str]]:
@@ -147,11 +205,18 @@ def run_one(name: str, quick: bool) -> dict:
     took = time.monotonic() - t0
     tail = (proc.stdout + proc.stderr).strip().splitlines()[-12:]
     print("\n".join("   " + line for line in tail), flush=True)
-    rows = summarize(name, result_file) if proc.returncode == 0 else [[name, f"FAILED (exit {proc.returncode})", "", ""]]
+    rows = (
+        summarize(name, result_file) if proc.returncode == 0 else [[name, f"FAILED (exit {proc.returncode})", "", ""]]
+    )
     if kept is not None:
         result_file.write_bytes(kept)
-    return {"command": " ".join(["python", f"bench/{name}.py", *cmd[2:]]), "exit_code": proc.returncode,
-            "seconds": round(took, 1), "rows": rows, **({"output_tail": tail} if proc.returncode else {})}
+    return {
+        "command": " ".join(["python", f"bench/{name}.py", *cmd[2:]]),
+        "exit_code": proc.returncode,
+        "seconds": round(took, 1),
+        "rows": rows,
+        **({"output_tail": tail} if proc.returncode else {}),
+    }
 
 
 def table(benches: dict) -> list[str]:
@@ -165,12 +230,20 @@ def table(benches: dict) -> list[str]:
 def update_results_md(lines: list[str], when: str, how: str) -> None:
     md = HERE / "RESULTS.md"
     text = md.read_text() if md.exists() else "# Benchmark results\n"
-    block = "\n".join([MARK_START, "## Summary (all benches)", "",
-                       f"Generated by `{how}` at {when} from the recorded bench/results/*.json (each bench's "
-                       "own command is in its section; run them all with `python bench/run_all.py`). One line per headline "
-                       "figure; the ratio is logtide ÷ the named peer measured in the same run. 2 shared, "
-                       "noisy cores: see each section below for the setup and the spread between runs.", "",
-                       *lines, MARK_END])
+    block = "\n".join(
+        [
+            MARK_START,
+            "## Summary (all benches)",
+            "",
+            f"Generated by `{how}` at {when} from the recorded bench/results/*.json (each bench's "
+            "own command is in its section; run them all with `python bench/run_all.py`). One line per headline "
+            "figure; the ratio is logtide ÷ the named peer measured in the same run. 2 shared, "
+            "noisy cores: see each section below for the setup and the spread between runs.",
+            "",
+            *lines,
+            MARK_END,
+        ]
+    )
     if MARK_START in text and MARK_END in text:
         head, rest = text.split(MARK_START, 1)
         text = head + block + rest.split(MARK_END, 1)[1]
@@ -209,9 +282,18 @@ def main() -> int:
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     lines = table(merged)
     print("\n" + "\n".join(lines))
-    (RESULTS / "all.json").write_text(json.dumps({"time": when, "quick": args.quick, "summarized_only": args.summarize,
-                                                  "loadavg": os.getloadavg()[0],
-                                                  "benches": merged}, indent=1))
+    (RESULTS / "all.json").write_text(
+        json.dumps(
+            {
+                "time": when,
+                "quick": args.quick,
+                "summarized_only": args.summarize,
+                "loadavg": os.getloadavg()[0],
+                "benches": merged,
+            },
+            indent=1,
+        )
+    )
     if not args.quick:
         update_results_md(lines, when, "python bench/run_all.py" + (" --summarize" if args.summarize else ""))
     failed = [n for n, b in benches.items() if b.get("exit_code")]

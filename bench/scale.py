@@ -64,14 +64,31 @@ def run(bootstrap: str, topic: str, n: int, replicas: int, workdir: Path, pipeli
     group = f"scale-{replicas}-{uuid.uuid4().hex[:6]}"
     prefix = f"bench.scale.{uuid.uuid4().hex[:6]}."
     cfg = workdir / f"{group}.json"
-    cfg.write_text(json.dumps({
-        "kafka": {"bootstrap": bootstrap, "client": "confluent"}, "http": {"host": "127.0.0.1", "port": 0},
-        "group_id": group, "topics": [topic], "route_prefix": prefix, "session_timeout_seconds": 6,
-        "partitions": PARTITIONS, "log_level": "warning", "pipeline": pipeline}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "kafka": {"bootstrap": bootstrap, "client": "confluent"},
+                "http": {"host": "127.0.0.1", "port": 0},
+                "group_id": group,
+                "topics": [topic],
+                "route_prefix": prefix,
+                "session_timeout_seconds": 6,
+                "partitions": PARTITIONS,
+                "log_level": "warning",
+                "pipeline": pipeline,
+            }
+        )
+    )
     admin = connect(KafkaSettings(bootstrap=bootstrap, client="confluent")).admin()
-    procs = [subprocess.Popen([sys.executable, "-m", "logtide.cli", "process", "--config", str(cfg)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=open(workdir / f"{group}-{k}.log", "wb"))
-             for k in range(replicas)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "logtide.cli", "process", "--config", str(cfg)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(workdir / f"{group}-{k}.log", "wb"),
+        )
+        for k in range(replicas)
+    ]
     try:
         deadline = time.monotonic() + 600
         t0 = c0 = None
@@ -99,9 +116,15 @@ def run(bootstrap: str, topic: str, n: int, replicas: int, workdir: Path, pipeli
             except subprocess.TimeoutExpired:
                 p.kill()
         admin.close()
-    return {"replicas": replicas, "events": n - c0, "seconds": round(elapsed, 3),
-            "events_per_s": round((n - c0) / elapsed, 1), "replica_cpu_s": round(cpu, 2),
-            "cores_busy": round(cpu / elapsed, 2), "events_per_cpu_s": round((n - c0) / cpu, 1) if cpu else None}
+    return {
+        "replicas": replicas,
+        "events": n - c0,
+        "seconds": round(elapsed, 3),
+        "events_per_s": round((n - c0) / elapsed, 1),
+        "replica_cpu_s": round(cpu, 2),
+        "cores_busy": round(cpu / elapsed, 2),
+        "events_per_cpu_s": round((n - c0) / cpu, 1) if cpu else None,
+    }
 
 
 def main() -> int:
@@ -122,11 +145,14 @@ def main() -> int:
         size = pb.make_input(settings, topic, args.events)
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
             for _ in range(args.rounds):
-                for replicas in (1, 2):          # alternating, so drift in the machine's load hits both
+                for replicas in (1, 2):  # alternating, so drift in the machine's load hits both
                     r = run(bootstrap, topic, args.events, replicas, Path(d), pb.REFERENCE)
                     rounds[replicas].append(r)
-                    print(f"  {replicas} replica(s): {r['events_per_s']:,.0f} events/s ({r['seconds']} s), "
-                          f"{r['cores_busy']} cores busy, {r['events_per_cpu_s']:,.0f} events per CPU-second", flush=True)
+                    print(
+                        f"  {replicas} replica(s): {r['events_per_s']:,.0f} events/s ({r['seconds']} s), "
+                        f"{r['cores_busy']} cores busy, {r['events_per_cpu_s']:,.0f} events per CPU-second",
+                        flush=True,
+                    )
     finally:
         stop_broker()
     best = {k: max(v, key=lambda r: r["events_per_s"]) for k, v in rounds.items()}
@@ -136,10 +162,22 @@ def main() -> int:
         print(f"{k:>8} {best[k]['events_per_s']:>16,.0f} {statistics.median(r['events_per_s'] for r in v):>10,.0f}")
     print(f"2 / 1 replicas: {ratio:.2f}x   (load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs)")
     out = HERE / "results" / "scale.json"
-    out.write_text(json.dumps({"bench": "scale", "events": args.events, "value_bytes": size, "partitions": PARTITIONS,
-                               "rounds": rounds, "best": best, "ratio_2_over_1": round(ratio, 3),
-                               "loadavg": os.getloadavg()[0], "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-                              indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "bench": "scale",
+                "events": args.events,
+                "value_bytes": size,
+                "partitions": PARTITIONS,
+                "rounds": rounds,
+                "best": best,
+                "ratio_2_over_1": round(ratio, 3),
+                "loadavg": os.getloadavg()[0],
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out}")
     return 0
 

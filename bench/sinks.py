@@ -68,10 +68,15 @@ def corpus_events(n: int) -> list[dict]:
     out = []
     for i in range(n):
         system, line = lines[i % len(lines)]
-        ev = envelope.new_event(id=envelope.make_id("bench", run, i), body=line, source="file",
-                                time=now - (n - i) * 1000, severity_text=("INFO", "WARN", "ERROR")[i % 3],
-                                attributes={"line": i, "system": system},
-                                resource={"service.name": system, "k8s.namespace.name": "bench"})
+        ev = envelope.new_event(
+            id=envelope.make_id("bench", run, i),
+            body=line,
+            source="file",
+            time=now - (n - i) * 1000,
+            severity_text=("INFO", "WARN", "ERROR")[i % 3],
+            attributes={"line": i, "system": system},
+            resource={"service.name": system, "k8s.namespace.name": "bench"},
+        )
         ev["ingest_time"] = ev["observed_time"]
         out.append(ev)
     return out
@@ -79,7 +84,7 @@ def corpus_events(n: int) -> list[dict]:
 
 def batches(events: list[dict]) -> list[list[Item]]:
     items = [Item(Record("logtide.route.bench", i % 3, i, None, None, [], None), ev) for i, ev in enumerate(events)]
-    return [items[i:i + BATCH] for i in range(0, len(items), BATCH)]
+    return [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
 
 
 def timed(fn) -> float:
@@ -89,6 +94,7 @@ def timed(fn) -> float:
 
 
 # --- baselines --------------------------------------------------------------------------------
+
 
 def raw_jsonl(path: Path, bs: list[list[Item]]) -> None:
     with open(path / "raw.jsonl", "ab") as f:
@@ -123,10 +129,12 @@ def raw_copy(dsn: str, bs: list[list[Item]]) -> None:
 
 def envelope_time(ev):
     from logtide.processors.sinks.eventtime import utc
+
     return utc(ev["time"])
 
 
 # --- part 1 -----------------------------------------------------------------------------------
+
 
 def write_path(events: list[dict], rounds: int, dsn: str, loki_url: str) -> dict:
     n = len(events)
@@ -145,11 +153,16 @@ def write_path(events: list[dict], rounds: int, dsn: str, loki_url: str) -> dict
                     shutil.rmtree(tmp2, ignore_errors=True)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        results[name] = {"ours_eps": round(statistics.median(o)),
-                         "baseline_eps": round(statistics.median(b)) if b else None,
-                         "ratio": round(statistics.median(o) / statistics.median(b), 2) if b else None}
-        print(f"  {name:<11} {results[name]['ours_eps']:>9,} ev/s   baseline "
-              f"{results[name]['baseline_eps'] or 0:>9,} ev/s   ratio {results[name]['ratio'] or '-'}", flush=True)
+        results[name] = {
+            "ours_eps": round(statistics.median(o)),
+            "baseline_eps": round(statistics.median(b)) if b else None,
+            "ratio": round(statistics.median(o) / statistics.median(b), 2) if b else None,
+        }
+        print(
+            f"  {name:<11} {results[name]['ours_eps']:>9,} ev/s   baseline "
+            f"{results[name]['baseline_eps'] or 0:>9,} ev/s   ratio {results[name]['ratio'] or '-'}",
+            flush=True,
+        )
 
     def audit(tmp, bs):
         s = AuditSink(AuditSettings(storage={"path": str(tmp)}, hmac_key="bench"))
@@ -181,6 +194,7 @@ def write_path(events: list[dict], rounds: int, dsn: str, loki_url: str) -> dict
 
 # --- part 2 -----------------------------------------------------------------------------------
 
+
 def end_to_end(events: list[dict], dsn: str, loki_url: str) -> dict:
     broker = EmbeddedBroker().start()
     try:
@@ -200,8 +214,11 @@ def end_to_end(events: list[dict], dsn: str, loki_url: str) -> dict:
         sections = {
             "monitoring": {**common, "loki": {"url": loki_url}},
             "audit": {**common, "storage": {"path": str(tmp / "audit")}, "hmac_key": "bench"},
-            "analytics": {**common, "parquet": {"path": str(tmp / "parquet"), "compact_every_seconds": 0},
-                          "postgres": {"dsn": dsn, "table": f"e2e_{uuid.uuid4().hex[:6]}"}},
+            "analytics": {
+                **common,
+                "parquet": {"path": str(tmp / "parquet"), "compact_every_seconds": 0},
+                "postgres": {"dsn": dsn, "table": f"e2e_{uuid.uuid4().hex[:6]}"},
+            },
         }
         out = {}
         for name, section in sections.items():
@@ -236,6 +253,7 @@ def main() -> int:
     ap.add_argument("--write-path-only", action="store_true", help="skip part 2 (end to end over the broker)")
     args = ap.parse_args()
     from sinks_helpers import PostServer, start_postgres
+
     dsn, stop_pg = start_postgres()
     loki = PostServer(lambda path, headers, body: (204, b""))  # a Loki that accepts everything
     try:
@@ -249,9 +267,16 @@ def main() -> int:
     finally:
         loki.stop()
         stop_pg()
-    result = {"events": args.events, "rounds": args.rounds, "batch": BATCH, "write_path": part1,
-              "end_to_end_eps": part2, "python": platform.python_version(), "cpus": os.cpu_count(),
-              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    result = {
+        "events": args.events,
+        "rounds": args.rounds,
+        "batch": BATCH,
+        "write_path": part1,
+        "end_to_end_eps": part2,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "sinks.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"raw numbers: {HERE / 'results' / 'sinks.json'}")

@@ -42,6 +42,7 @@ DEADLINE_S = 300
 
 # --- records --------------------------------------------------------------------------------
 
+
 def make_values(n: int = 2000, size: int = RECORD_BYTES) -> list[bytes]:
     """Distinct envelopes of ``size`` bytes each, bodies from real log lines (cut or padded to fit)."""
     lines: list[str] = []
@@ -52,38 +53,67 @@ def make_values(n: int = 2000, size: int = RECORD_BYTES) -> list[bytes]:
         lines = [f"INFO request {i} served in {i % 97} ms" for i in range(n)]
     values = []
     for i in range(n):
-        ev = envelope.new_event(id=envelope.make_id("bench", i), body="", source="bench", severity_text="INFO",
-                                resource={"service.name": "bench", "k8s.pod.name": f"pod-{i % 16}"})
+        ev = envelope.new_event(
+            id=envelope.make_id("bench", i),
+            body="",
+            source="bench",
+            severity_text="INFO",
+            resource={"service.name": "bench", "k8s.pod.name": f"pod-{i % 16}"},
+        )
         ev["ingest_time"] = ev["observed_time"]
         room = size - len(envelope.encode(ev))
-        ev["body"] = (lines[i % len(lines)] + " " * room)[:max(room, 0)]
+        ev["body"] = (lines[i % len(lines)] + " " * room)[: max(room, 0)]
         values.append(envelope.encode(ev))
     return values
 
 
 # --- raw client settings, mirroring logtide's transport -------------------------------------
 
+
 def raw_confluent_producer(bootstrap: str) -> ck.Producer:
-    return ck.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                        "linger.ms": 5, "queue.buffering.max.messages": 100_000, "compression.type": "lz4"})
+    return ck.Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "queue.buffering.max.messages": 100_000,
+            "compression.type": "lz4",
+        }
+    )
 
 
 def raw_confluent_consumer(bootstrap: str) -> ck.Consumer:
-    return ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-unjoined", "enable.auto.commit": False,
-                        "enable.auto.offset.store": False, "auto.offset.reset": "earliest"})
+    return ck.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-unjoined",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
 
 
 def raw_kp_producer(bootstrap: str) -> kafka.KafkaProducer:
-    return kafka.KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", enable_idempotence=True,
-                               linger_ms=5, compression_type="lz4", batch_size=256 * 1024)
+    return kafka.KafkaProducer(
+        bootstrap_servers=bootstrap.split(","),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        compression_type="lz4",
+        batch_size=256 * 1024,
+    )
 
 
 def raw_kp_consumer(bootstrap: str) -> kafka.KafkaConsumer:
-    return kafka.KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                               auto_offset_reset="earliest")
+    return kafka.KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
 
 
 # --- the measured loops ---------------------------------------------------------------------
+
 
 class Acks:
     def __init__(self):
@@ -295,6 +325,7 @@ def passthrough_raw_kp(bootstrap: str, src: str, dst: str, n: int) -> float:
 
 # --- driver ---------------------------------------------------------------------------------
 
+
 def one_round(backend: str, bootstrap: str, n: int, values: list[bytes]) -> dict[str, tuple[float, float]]:
     """Seconds (raw, logtide) per operation, on fresh topics."""
     transport = connect(KafkaSettings(bootstrap=bootstrap, client=backend))
@@ -308,12 +339,15 @@ def one_round(backend: str, bootstrap: str, n: int, values: list[bytes]) -> dict
     raw_pass = passthrough_raw_confluent if backend == "confluent" else passthrough_raw_kp
     # Raw and logtide runs alternate so drift on the shared machine hits both alike.
     times = {
-        "produce": (raw_produce(bootstrap, names["raw"], values, n),
-                    produce_logtide(transport, names["logtide"], values, n)),
-        "consume": (raw_consume(bootstrap, names["raw"], n),
-                    consume_logtide(transport, names["logtide"], n)),
-        "passthrough": (raw_pass(bootstrap, names["raw"], names["pass-raw"], n),
-                        passthrough_logtide(transport, names["logtide"], names["pass-logtide"], n)),
+        "produce": (
+            raw_produce(bootstrap, names["raw"], values, n),
+            produce_logtide(transport, names["logtide"], values, n),
+        ),
+        "consume": (raw_consume(bootstrap, names["raw"], n), consume_logtide(transport, names["logtide"], n)),
+        "passthrough": (
+            raw_pass(bootstrap, names["raw"], names["pass-raw"], n),
+            passthrough_logtide(transport, names["logtide"], names["pass-logtide"], n),
+        ),
     }
     admin = transport.admin()
     try:
@@ -333,27 +367,42 @@ def bench_backend(backend: str, bootstrap: str, n: int, values: list[bytes], rep
             b = best.setdefault(op, [raw_s, lt_s])
             b[0], b[1] = min(b[0], raw_s), min(b[1], lt_s)
             each.setdefault(op, []).append([round(n / raw_s), round(n / lt_s)])
-            print(f"  round {r + 1}: {backend:<13} {op:<12} raw {n / raw_s:>9,.0f}/s   logtide {n / lt_s:>9,.0f}/s",
-                  flush=True)
+            print(
+                f"  round {r + 1}: {backend:<13} {op:<12} raw {n / raw_s:>9,.0f}/s   logtide {n / lt_s:>9,.0f}/s",
+                flush=True,
+            )
     vbytes = sum(len(v) for v in values) / len(values)
     rows = []
     for op, (raw_s, lt_s) in best.items():
-        rows.append({"backend": backend, "op": op, "records": n, "value_bytes": round(vbytes), "rounds": repeat,
-                     "raw_per_s": round(n / raw_s), "logtide_per_s": round(n / lt_s),
-                     "raw_mb_per_s": round(n * vbytes / raw_s / 1e6, 2),
-                     "logtide_mb_per_s": round(n * vbytes / lt_s / 1e6, 2),
-                     "logtide_vs_raw": round(raw_s / lt_s, 3),
-                     "each_round_raw_logtide_per_s": each[op]})
+        rows.append(
+            {
+                "backend": backend,
+                "op": op,
+                "records": n,
+                "value_bytes": round(vbytes),
+                "rounds": repeat,
+                "raw_per_s": round(n / raw_s),
+                "logtide_per_s": round(n / lt_s),
+                "raw_mb_per_s": round(n * vbytes / raw_s / 1e6, 2),
+                "logtide_mb_per_s": round(n * vbytes / lt_s / 1e6, 2),
+                "logtide_vs_raw": round(raw_s / lt_s, 3),
+                "each_round_raw_logtide_per_s": each[op],
+            }
+        )
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
     print()
-    print(f"{'backend':<13} {'operation':<12} {'records':>8} {'raw rec/s':>11} {'logtide rec/s':>14} "
-          f"{'logtide MB/s':>13} {'logtide/raw':>12}")
+    print(
+        f"{'backend':<13} {'operation':<12} {'records':>8} {'raw rec/s':>11} {'logtide rec/s':>14} "
+        f"{'logtide MB/s':>13} {'logtide/raw':>12}"
+    )
     for r in rows:
-        print(f"{r['backend']:<13} {r['op']:<12} {r['records']:>8,} {r['raw_per_s']:>11,} {r['logtide_per_s']:>14,} "
-              f"{r['logtide_mb_per_s']:>13.1f} {r['logtide_vs_raw']:>12.2f}")
+        print(
+            f"{r['backend']:<13} {r['op']:<12} {r['records']:>8,} {r['raw_per_s']:>11,} {r['logtide_per_s']:>14,} "
+            f"{r['logtide_mb_per_s']:>13.1f} {r['logtide_vs_raw']:>12.2f}"
+        )
     by = {(r["backend"], r["op"]): r for r in rows}
     for op in ("produce", "consume", "passthrough"):
         a, b = by.get(("confluent", op)), by.get(("kafka-python", op))
@@ -373,8 +422,11 @@ def main(argv: list[str] | None = None) -> int:
 
     values = make_values(size=args.value_bytes)
     bootstrap, stop_broker = given_or_embedded(args.bootstrap)
-    print(f"broker {bootstrap} ({'external' if args.bootstrap else 'embedded Tansu'}), values {args.value_bytes} B, "
-          f"{PARTITIONS} partitions, {len(KEYS)} keys", flush=True)
+    print(
+        f"broker {bootstrap} ({'external' if args.bootstrap else 'embedded Tansu'}), values {args.value_bytes} B, "
+        f"{PARTITIONS} partitions, {len(KEYS)} keys",
+        flush=True,
+    )
     rows: list[dict] = []
     try:
         for backend in args.backends.split(","):
@@ -388,11 +440,23 @@ def main(argv: list[str] | None = None) -> int:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python bench/transport.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
         "broker": bootstrap if args.bootstrap else "embedded tansu",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "confluent_kafka": ck.__version__, "librdkafka": ck.libversion()[0],
-                    "kafka_python": kafka.__version__},
-        "settings": {"rounds": args.repeat, "acks": "all", "idempotence": True, "compression": "lz4", "linger_ms": 5,
-                     "partitions": PARTITIONS, "keys": len(KEYS), "value_bytes": args.value_bytes},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "confluent_kafka": ck.__version__,
+            "librdkafka": ck.libversion()[0],
+            "kafka_python": kafka.__version__,
+        },
+        "settings": {
+            "rounds": args.repeat,
+            "acks": "all",
+            "idempotence": True,
+            "compression": "lz4",
+            "linger_ms": 5,
+            "partitions": PARTITIONS,
+            "keys": len(KEYS),
+            "value_bytes": args.value_bytes,
+        },
         "rows": rows,
     }
     out = Path(args.out)

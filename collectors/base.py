@@ -25,24 +25,39 @@ from logtide.transport import Producer, Transport
 
 _log = log.get("collectors")
 
-EVENTS = Counter("logtide_collector_events_total", "Events a collector shipped and Kafka acknowledged",
-                 ["collector"])
-API_CALLS = Counter("logtide_collector_api_calls_total", "Calls a collector made to its source API",
-                    ["collector", "call"])
-THROTTLES = Counter("logtide_collector_throttles_total",
-                    "Times the source API throttled a collector or its limit made it back off", ["collector"])
-ERRORS = Counter("logtide_collector_errors_total", "Errors a collector met, by kind (it retries them)",
-                 ["collector", "kind"])
-DUPLICATES = Counter("logtide_collector_duplicates_dropped_total",
-                     "Events read again (overlap windows, resumes) and dropped by id before shipping", ["collector"])
-CHECKPOINT_AGE = Gauge("logtide_collector_checkpoint_age_seconds",
-                       "Seconds since a work item's checkpoint last moved", ["collector", "item"])
-SOURCE_LAG = Gauge("logtide_collector_source_lag_seconds",
-                   "How far behind the source a work item is: now minus the time up to which it was fully read",
-                   ["collector", "item"])
+EVENTS = Counter("logtide_collector_events_total", "Events a collector shipped and Kafka acknowledged", ["collector"])
+API_CALLS = Counter(
+    "logtide_collector_api_calls_total", "Calls a collector made to its source API", ["collector", "call"]
+)
+THROTTLES = Counter(
+    "logtide_collector_throttles_total",
+    "Times the source API throttled a collector or its limit made it back off",
+    ["collector"],
+)
+ERRORS = Counter(
+    "logtide_collector_errors_total", "Errors a collector met, by kind (it retries them)", ["collector", "kind"]
+)
+DUPLICATES = Counter(
+    "logtide_collector_duplicates_dropped_total",
+    "Events read again (overlap windows, resumes) and dropped by id before shipping",
+    ["collector"],
+)
+CHECKPOINT_AGE = Gauge(
+    "logtide_collector_checkpoint_age_seconds",
+    "Seconds since a work item's checkpoint last moved",
+    ["collector", "item"],
+)
+SOURCE_LAG = Gauge(
+    "logtide_collector_source_lag_seconds",
+    "How far behind the source a work item is: now minus the time up to which it was fully read",
+    ["collector", "item"],
+)
 WORK_ITEMS = Gauge("logtide_collector_work_items", "Work items this replica owns now", ["collector"])
-ITEMS_FAILING = Gauge("logtide_collector_work_items_failing",
-                      "Work items of this replica whose last attempt failed (they retry with backoff)", ["collector"])
+ITEMS_FAILING = Gauge(
+    "logtide_collector_work_items_failing",
+    "Work items of this replica whose last attempt failed (they retry with backoff)",
+    ["collector"],
+)
 
 
 _LEVEL = re.compile(r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)\b")
@@ -91,7 +106,7 @@ class Backoff:
         self.attempt = 0
 
     def next_delay(self) -> float:
-        ceiling = min(self.maximum, self.initial * (2 ** self.attempt))
+        ceiling = min(self.maximum, self.initial * (2**self.attempt))
         self.attempt += 1
         return random.uniform(ceiling / 2, ceiling)
 
@@ -240,7 +255,7 @@ class ItemStatus:
     def __init__(self, health: ItemHealth, item: str):
         self.health = health
         self.item = item
-        self.kind: str | None = None      # the failure in progress, None when the last attempt succeeded
+        self.kind: str | None = None  # the failure in progress, None when the last attempt succeeded
         self.since = 0.0
         self._logged_at = 0.0
         self._tracebacks = 0
@@ -267,9 +282,15 @@ class ItemStatus:
     def recovered(self) -> None:
         if self.kind is None:
             return
-        _log.info("work item recovered", extra={"collector": self.health.collector, "item": self.item,
-                                                 "kind": self.kind,
-                                                 "failing_seconds": round(time.monotonic() - self.since)})
+        _log.info(
+            "work item recovered",
+            extra={
+                "collector": self.health.collector,
+                "item": self.item,
+                "kind": self.kind,
+                "failing_seconds": round(time.monotonic() - self.since),
+            },
+        )
         self.kind = None
         self.health.changed()
 

@@ -22,12 +22,18 @@ tls, item_crashed, ...; each is logged once, then every reminder_seconds while i
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("collect", help="run pull collectors (CloudWatch, Salesforce, Kubernetes API) into Kafka",
-                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "collect",
+        help="run pull collectors (CloudWatch, Salesforce, Kubernetes API) into Kafka",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_role_arguments(p, config_required=True)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from logtide.collectors.role import ROLE
+
     return run_role(ROLE, args)

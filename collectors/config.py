@@ -27,13 +27,16 @@ class CollectRoleConfig(RoleConfig):
     def _something_to_run(self):
         if not self.named():
             from logtide.collectors.registry import COLLECTORS
-            raise ValueError(f"name at least one collector: a {', '.join(repr(n) for n in COLLECTORS.names())} "
-                             "section")
+
+            raise ValueError(f"name at least one collector: a {', '.join(repr(n) for n in COLLECTORS.names())} section")
         return self
 
     def named(self) -> list[str]:
-        return [n for n in type(self).model_fields
-                if n not in CollectRoleConfig.model_fields and getattr(self, n) is not None]
+        return [
+            n
+            for n in type(self).model_fields
+            if n not in CollectRoleConfig.model_fields and getattr(self, n) is not None
+        ]
 
     def section(self, name: str):
         return getattr(self, name)
@@ -42,5 +45,6 @@ class CollectRoleConfig(RoleConfig):
 def __getattr__(name: str):
     if name == "CollectConfig":  # built from the registry once every collector registered itself
         from logtide.collectors.role import CollectConfig
+
         return CollectConfig
     raise AttributeError(name)

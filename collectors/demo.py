@@ -49,7 +49,7 @@ SERVICES = [
 USERS = ["alice@example.com", "bob.smith@corp.example", "carol@example.org", "dave@mail.example.net"]
 PATHS = ["/api/cart", "/api/checkout", "/api/items/42", "/login", "/healthz", "/api/pay"]
 LEVELS = [("INFO", 800), ("DEBUG", 120), ("WARN", 78), ("ERROR", 2)]  # a healthy service
-BURST_LEVELS = [("INFO", 45), ("ERROR", 50), ("FATAL", 5)]             # the misbehaving one, for a while
+BURST_LEVELS = [("INFO", 45), ("ERROR", 50), ("FATAL", 5)]  # the misbehaving one, for a while
 
 
 @dataclass
@@ -71,6 +71,7 @@ class Incident:
             return "silent"
         return "healthy"
 
+
 JAVA_TRACE = (
     "java.lang.IllegalStateException: payment provider timeout after 3000ms\n"
     "\tat com.example.payments.Gateway.charge(Gateway.java:118)\n"
@@ -90,8 +91,9 @@ PY_TRACE = (
 class DemoLogs:
     """Generates one event at a time; deterministic for a given seed."""
 
-    def __init__(self, seed: int | None = None, incident: Incident | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, seed: int | None = None, incident: Incident | None = None, clock: Callable[[], float] = time.monotonic
+    ):
         self.rng = random.Random(seed)
         self.run_id = uuid.UUID(int=self.rng.getrandbits(128)).hex[:12]
         self.seq = 0
@@ -108,16 +110,23 @@ class DemoLogs:
         user = rng.choice(USERS)
         ms = rng.randint(2, 900)
         if style == "json":
-            rec = {"level": level.lower(), "msg": self._message(service, level), "user": user,
-                   "latency_ms": ms, "trace_id": "%032x" % rng.getrandbits(128)}
+            rec = {
+                "level": level.lower(),
+                "msg": self._message(service, level),
+                "user": user,
+                "latency_ms": ms,
+                "trace_id": "%032x" % rng.getrandbits(128),
+            }
             if level in ("ERROR", "FATAL") and rng.random() < 0.5:
                 rec["stack"] = JAVA_TRACE
             return orjson.dumps(rec).decode()
         if style == "access":
             status = 500 if level in ("ERROR", "FATAL") else (404 if level == "WARN" else 200)
             ip = f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-            return (f'{ip} - - [{time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())}] '
-                    f'"GET {rng.choice(PATHS)} HTTP/1.1" {status} {rng.randint(80, 9000)} {ms / 1000:.3f}')
+            return (
+                f"{ip} - - [{time.strftime('%d/%b/%Y:%H:%M:%S +0000', time.gmtime())}] "
+                f'"GET {rng.choice(PATHS)} HTTP/1.1" {status} {rng.randint(80, 9000)} {ms / 1000:.3f}'
+            )
         text = f"{level} [{service}] {self._message(service, level)} user={user} took={ms}ms"
         if style == "python" and level in ("ERROR", "FATAL"):
             text += "\n" + PY_TRACE
@@ -127,8 +136,9 @@ class DemoLogs:
         if level == "FATAL":
             return "payment provider unreachable: giving up"
         if level == "ERROR":
-            return self.rng.choice(["request failed", "upstream timeout", "database connection refused",
-                                    "payment declined by provider"])
+            return self.rng.choice(
+                ["request failed", "upstream timeout", "database connection refused", "payment declined by provider"]
+            )
         if level == "WARN":
             return self.rng.choice(["slow query", "retrying request", "cache miss storm"])
         return self.rng.choice(["request served", "order created", "item viewed", "session refreshed"])
@@ -169,8 +179,14 @@ class DemoSource:
 
     name = "demo-source"
 
-    def __init__(self, sender: EventSender, rate: float = 200.0, seed: int | None = None, limit: int | None = None,
-                 incident: Incident | None = None):
+    def __init__(
+        self,
+        sender: EventSender,
+        rate: float = 200.0,
+        seed: int | None = None,
+        limit: int | None = None,
+        incident: Incident | None = None,
+    ):
         self.sender = sender
         self.rate = rate
         self.gen = DemoLogs(seed, incident)
@@ -204,8 +220,9 @@ class DemoConfig(RoleConfig):
 
     rate: float = Field(200.0, ge=0, description="events per second")
     partitions: int = Field(3, ge=1)
-    incident: Incident | Literal[False] = Field(default_factory=Incident,
-                                                description="one service misbehaves for a while; false: none")
+    incident: Incident | Literal[False] = Field(
+        default_factory=Incident, description="one service misbehaves for a while; false: none"
+    )
 
 
 class DemoRole(Role):
@@ -219,12 +236,19 @@ class DemoRole(Role):
         return [raw_spec(TOPIC, partitions)]
 
     def services(self, config: DemoConfig, runtime: Runtime) -> list:
-        return [DemoSource(EventSender(runtime.transport.producer(), "demo"), rate=config.rate,
-                           incident=config.incident or None)]
+        return [
+            DemoSource(
+                EventSender(runtime.transport.producer(), "demo"), rate=config.rate, incident=config.incident or None
+            )
+        ]
 
     def up_config(self, ctx) -> DemoConfig:
-        return DemoConfig(kafka=ctx.kafka, rate=ctx.options.get("rate", ctx.rate), partitions=ctx.partitions,
-                          incident=ctx.options.get("incident", {}))
+        return DemoConfig(
+            kafka=ctx.kafka,
+            rate=ctx.options.get("rate", ctx.rate),
+            partitions=ctx.partitions,
+            incident=ctx.options.get("incident", {}),
+        )
 
 
 ROLE = DemoRole()

@@ -74,8 +74,11 @@ class ItemTask:
                 except Stopped:
                     return
                 except Exception as exc:  # an item must never take the replica down: record, retry
-                    status.failed("item_crashed", f"work item failed ({exc.__class__.__name__}: {exc}); "
-                                  "restarting it with backoff", exc=exc)
+                    status.failed(
+                        "item_crashed",
+                        f"work item failed ({exc.__class__.__name__}: {exc}); restarting it with backoff",
+                        exc=exc,
+                    )
                     if self.stop.wait(backoff.next_delay()):
                         return
         finally:
@@ -85,9 +88,15 @@ class ItemTask:
 class WorkGroup:
     """A Service (``run(stop)``) that owns a collector's share of work items through a consumer group."""
 
-    def __init__(self, transport: Transport, collector: Collector, session_timeout_seconds: float = 10,
-                 revoke_timeout: float = 60.0, on_change: Callable[[list[str]], None] | None = None,
-                 status=None):
+    def __init__(
+        self,
+        transport: Transport,
+        collector: Collector,
+        session_timeout_seconds: float = 10,
+        revoke_timeout: float = 60.0,
+        on_change: Callable[[list[str]], None] | None = None,
+        status=None,
+    ):
         self.transport = transport
         self.collector = collector
         self.name = f"collect-{collector.name}"
@@ -149,8 +158,7 @@ class WorkGroup:
 
     def _changed(self, what: str, items: list[str]) -> None:
         self.collector.metrics.work_items.set(len(self.tasks))
-        _log.info(f"work items {what}", extra={"collector": self.collector.name, "items": items,
-                                                "owned": self.owned()})
+        _log.info(f"work items {what}", extra={"collector": self.collector.name, "items": items, "owned": self.owned()})
         if self.on_change:
             self.on_change(self.owned())
 

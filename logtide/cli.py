@@ -45,8 +45,17 @@ def expected_errors() -> tuple[type[Exception], ...]:
     from logtide.envelope import EnvelopeError
     from logtide.cli import UsageError as ImportedUsageError  # differs from ours under `python -m logtide.cli`
     from logtide.transport import TransportError
-    return (UsageError, ImportedUsageError, ConfigError, TransportError, BrokerError, CheckpointError, EnvelopeError,
-            OSError)
+
+    return (
+        UsageError,
+        ImportedUsageError,
+        ConfigError,
+        TransportError,
+        BrokerError,
+        CheckpointError,
+        EnvelopeError,
+        OSError,
+    )
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -91,6 +100,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def file_kinds() -> dict:
     """Every kind of file `logtide check` knows: the installed roles (``logtide.roles``) and up configs."""
     from logtide.up import UpFile
+
     kinds = {"up": UpFile()}
     for ep in sorted(entry_points(group="logtide.roles"), key=lambda e: e.name):
         kind = ep.load()
@@ -101,6 +111,7 @@ def file_kinds() -> dict:
 def recognize(path: str, kinds: dict):
     """The kind whose distinctive top-level keys the file shares most (ConfigError when unclear)."""
     from logtide.config import ConfigError, load_yaml
+
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: a config file is a mapping of keys")
@@ -108,8 +119,10 @@ def recognize(path: str, kinds: dict):
     best = max(scores.values(), default=0)
     winners = sorted(n for n, v in scores.items() if v == best)
     if best == 0:
-        raise ConfigError(f"{path}:1: cannot tell which role this file configures (top-level keys: "
-                          f"{', '.join(map(str, data)) or 'none'}); pass --role {'|'.join(sorted(kinds))}")
+        raise ConfigError(
+            f"{path}:1: cannot tell which role this file configures (top-level keys: "
+            f"{', '.join(map(str, data)) or 'none'}); pass --role {'|'.join(sorted(kinds))}"
+        )
     if len(winners) > 1:
         raise ConfigError(f"{path}:1: could configure {' or '.join(winners)}; pass --role NAME")
     return kinds[winners[0]]
@@ -136,12 +149,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="logtide", description="logtide: log streaming and alerting on Kafka.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="logtide",
+        description="logtide: log streaming and alerting on Kafka.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("broker", help="run the embedded Kafka broker (Tansu) in the foreground",
-                       description="Run the embedded, memory-only Kafka broker and print its bootstrap address.")
+    p = sub.add_parser(
+        "broker",
+        help="run the embedded Kafka broker (Tansu) in the foreground",
+        description="Run the embedded, memory-only Kafka broker and print its bootstrap address.",
+    )
     p.add_argument("--port", type=int, help="port to listen on (default: a free one)")
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=cmd_broker)
@@ -152,23 +171,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics)
 
     from logtide.up import register as register_up
+
     register_up(sub)
 
-    p = sub.add_parser("check", help="validate config files offline, recognizing each file's role",
-                       description="Validate role config files without connecting to anything: keys, types, "
-                                   "regexes, conditions, templates (rule files included), secrets, directories.",
-                       epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "check",
+        help="validate config files offline, recognizing each file's role",
+        description="Validate role config files without connecting to anything: keys, types, "
+        "regexes, conditions, templates (rule files included), secrets, directories.",
+        epilog=CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--role", metavar="NAME", help="the files' role instead of recognizing it "
-                                                  "(agent, collect, process, sink, alert, alert-rules, up)")
+    p.add_argument(
+        "--role",
+        metavar="NAME",
+        help="the files' role instead of recognizing it (agent, collect, process, sink, alert, alert-rules, up)",
+    )
     p.set_defaults(func=cmd_check)
 
     for ep in sorted(entry_points(group="logtide.commands"), key=lambda e: e.name):
         try:
             ep.load()(sub)
         except Exception as exc:  # one broken component must not take the whole CLI down
-            print(f"logtide: warning: command {ep.name!r} ({ep.value}) unavailable: {type(exc).__name__}: {exc}",
-                  file=sys.stderr)
+            print(
+                f"logtide: warning: command {ep.name!r} ({ep.value}) unavailable: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
     return parser
 
 

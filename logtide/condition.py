@@ -34,8 +34,22 @@ from collections.abc import Callable
 
 Predicate = Callable[[dict], bool]
 
-ENVELOPE_FIELDS = frozenset({"id", "time", "observed_time", "ingest_time", "severity_text", "severity_number",
-                             "body", "attributes", "resource", "source", "routes", "schema"})
+ENVELOPE_FIELDS = frozenset(
+    {
+        "id",
+        "time",
+        "observed_time",
+        "ingest_time",
+        "severity_text",
+        "severity_number",
+        "body",
+        "attributes",
+        "resource",
+        "source",
+        "routes",
+        "schema",
+    }
+)
 
 MAX_LENGTH = 10_000
 MAX_DEPTH = 50
@@ -51,13 +65,16 @@ class ConditionError(ValueError):
         super().__init__(f"{message}{where}: {text!r}" if text else message)
 
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     \s*(?:
       (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
     | (?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w.])
     | (?P<op>==|!=|<=|>=|=~|!~|<|>|\(|\)|\[|\]|,|\.)
     | (?P<name>[A-Za-z_@$][\w\-@$]*)
-    )""", re.VERBOSE)
+    )""",
+    re.VERBOSE,
+)
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'"}
 
@@ -105,6 +122,7 @@ def _tokenize(text: str) -> list[tuple[str, Any, int]]:
 
 # --- field access -----------------------------------------------------------------------------
 
+
 def _walk(node: Any, parts: tuple[str, ...]) -> Any:
     """Walk ``parts`` into nested dicts, trying dotted keys (longest first) at each level."""
     i, n = 0, len(parts)
@@ -140,6 +158,7 @@ def field_getter(parts: tuple[str, ...]) -> Callable[[dict], Any]:
     def shorthand(e: dict) -> Any:
         v = _walk(e.get("attributes"), parts)
         return v if v is not None else _walk(e.get("resource"), parts)
+
     return shorthand
 
 
@@ -152,6 +171,7 @@ def parse_field(path: str) -> tuple[str, ...]:
 
 
 # --- comparison helpers ---------------------------------------------------------------------------
+
 
 def _num(v: Any) -> float | None:
     if isinstance(v, bool):
@@ -181,6 +201,7 @@ def _eq(a: Any, b: Any) -> bool:
 
 def _ordered(op: str) -> Callable[[Any, Any], bool]:
     import operator
+
     fn = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
 
     def cmp(a: Any, b: Any) -> bool:
@@ -192,6 +213,7 @@ def _ordered(op: str) -> Callable[[Any, Any], bool]:
         if isinstance(a, str) and isinstance(b, str):
             return fn(a, b)
         return False
+
     return cmp
 
 
@@ -207,6 +229,7 @@ def _text(v: Any) -> str | None:
 
 
 # --- parser ---------------------------------------------------------------------------------------
+
 
 class _Parser:
     def __init__(self, text: str):
@@ -299,8 +322,13 @@ class _Parser:
         kind, val, _ = self.peek()
         nkind, nval, _ = self.tokens[min(self.i + 1, len(self.tokens) - 1)]
         # A bare true/false is a constant condition, unless it starts a test (a field named "true").
-        if kind == "name" and val.lower() in ("true", "false") and (
-                nkind == "end" or (nkind == "op" and nval == ")") or (nkind == "name" and nval.lower() in ("and", "or"))):
+        if (
+            kind == "name"
+            and val.lower() in ("true", "false")
+            and (
+                nkind == "end" or (nkind == "op" and nval == ")") or (nkind == "name" and nval.lower() in ("and", "or"))
+            )
+        ):
             self.i += 1
             const = val.lower() == "true"
             return lambda e: const
@@ -336,7 +364,7 @@ class _Parser:
             return val
         if kind == "name" and val.lower() in ("true", "false", "null"):
             return {"true": True, "false": False, "null": None}[val.lower()]
-        raise self.error("expected a value (\"string\", number, true, false, null)", self.tokens[self.i - 1])
+        raise self.error('expected a value ("string", number, true, false, null)', self.tokens[self.i - 1])
 
     def string(self, what: str) -> str:
         kind, val, _ = self.take()
@@ -370,6 +398,7 @@ class _Parser:
             if isinstance(lit, (int, float)):
                 # Fast path for the common case (a number field against a number), same result.
                 import operator
+
                 op_fn = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[val]
 
                 def numeric(e: dict) -> bool:
@@ -377,6 +406,7 @@ class _Parser:
                     if v.__class__ is int or v.__class__ is float:
                         return op_fn(v, lit)
                     return cmp(v, lit)
+
                 return numeric
             return lambda e: cmp(get(e), lit)
         if (kind == "op" and val in ("=~", "!~")) or (kind == "name" and val.lower() == "matches"):
@@ -396,6 +426,7 @@ class _Parser:
                     return needle in v
                 t = _text(v)
                 return t is not None and str(needle) in t
+
             return contains
         if kind == "name" and val.lower() in ("startswith", "endswith"):
             self.i += 1
@@ -406,7 +437,7 @@ class _Parser:
         if kind == "name" and val.lower() == "in":
             self.i += 1
             if not self.op("["):
-                raise self.error("'in' needs a list like [\"a\", \"b\"]")
+                raise self.error('\'in\' needs a list like ["a", "b"]')
             items = []
             if not self.op("]"):
                 while True:
@@ -425,8 +456,12 @@ class _Parser:
                     return v in hashable or v in texts
                 if not (v is None or isinstance(v, (str, int, float))):
                     return False
-                return _member_key(v) in hashable or (isinstance(v, str) and v in texts) or (
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and str(v) in texts)
+                return (
+                    _member_key(v) in hashable
+                    or (isinstance(v, str) and v in texts)
+                    or (isinstance(v, (int, float)) and not isinstance(v, bool) and str(v) in texts)
+                )
+
             return member
         raise self.error("expected an operator (==, !=, <, <=, >, >=, =~, !~, in, contains, startswith, endswith)")
 

@@ -167,8 +167,9 @@ def renamed_to(model: type[BaseModel] | None, loc: tuple) -> str | None:
     return None
 
 
-def format_validation_error(exc: ValidationError, data: Any, filename: str,
-                            model: type[BaseModel] | None = None) -> str:
+def format_validation_error(
+    exc: ValidationError, data: Any, filename: str, model: type[BaseModel] | None = None
+) -> str:
     msgs = []
     for err in exc.errors():
         loc = tuple(err["loc"])

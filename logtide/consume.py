@@ -31,8 +31,11 @@ RECORDS = Counter("logtide_consumer_records_total", "Records consumed and handle
 COMMITS = Counter("logtide_consumer_commits_total", "Offset commits after durable handling", ["component"])
 COMMIT_ERRORS = Counter("logtide_consumer_commit_errors_total", "Offset commits that failed", ["component"])
 RETRIES = Counter("logtide_consumer_retries_total", "Batches handed again after a retriable failure", ["component"])
-LAG = Gauge("logtide_consumer_lag_records", "Records between the committed position and the end of the partition",
-            ["component", "group", "topic", "partition"])
+LAG = Gauge(
+    "logtide_consumer_lag_records",
+    "Records between the committed position and the end of the partition",
+    ["component", "group", "topic", "partition"],
+)
 
 
 class Retry(Exception):
@@ -45,12 +48,25 @@ Handler = Callable[[list[Record]], None]
 class BatchLoop:
     name: str
 
-    def __init__(self, transport: Transport, *, component: str, group_id: str, topics: list[str],
-                 handler: Handler, max_batch: int = 2000, poll_timeout: float = 0.5,
-                 session_timeout_seconds: float = 45, pattern: bool = False,
-                 on_assign: Callable[[list[TopicPartition]], None] | None = None,
-                 on_revoke: Callable[[list[TopicPartition]], None] | None = None,
-                 max_retry_backoff: float = 30.0, lag_interval: float = 5.0, status=None, **consumer_overrides):
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        component: str,
+        group_id: str,
+        topics: list[str],
+        handler: Handler,
+        max_batch: int = 2000,
+        poll_timeout: float = 0.5,
+        session_timeout_seconds: float = 45,
+        pattern: bool = False,
+        on_assign: Callable[[list[TopicPartition]], None] | None = None,
+        on_revoke: Callable[[list[TopicPartition]], None] | None = None,
+        max_retry_backoff: float = 30.0,
+        lag_interval: float = 5.0,
+        status=None,
+        **consumer_overrides,
+    ):
         self.name = component
         self.transport = transport
         self.component = component
@@ -104,8 +120,10 @@ class BatchLoop:
             if self.status is not None:
                 self.status.waiting(reason)  # logs it when it changes
             elif time.monotonic() - warned > 30:
-                _log.warning("waiting for input topics to exist", extra={"component": self.component,
-                                                                          "missing": self.waiting_for})
+                _log.warning(
+                    "waiting for input topics to exist",
+                    extra={"component": self.component, "missing": self.waiting_for},
+                )
                 warned = time.monotonic()
             stop.wait(1.0)
         return False
@@ -136,8 +154,10 @@ class BatchLoop:
             except Retry as exc:
                 self.healthy = False
                 RETRIES.labels(self.component).inc()
-                _log.warning("batch not durable, retrying", extra={"component": self.component, "error": str(exc),
-                                                                   "backoff_s": backoff})
+                _log.warning(
+                    "batch not durable, retrying",
+                    extra={"component": self.component, "error": str(exc), "backoff_s": backoff},
+                )
                 if stop.wait(backoff):
                     return False  # stopping: the batch stays uncommitted and is read again after restart
                 backoff = min(backoff * 2, self.max_retry_backoff)
@@ -204,8 +224,9 @@ class BatchLoop:
     def run(self, stop: threading.Event) -> None:
         if not self._wait_for_topics(stop):
             return
-        consumer = self.transport.consumer(self.group_id, session_timeout_seconds=self.session_timeout_seconds,
-                                           **self.consumer_overrides)
+        consumer = self.transport.consumer(
+            self.group_id, session_timeout_seconds=self.session_timeout_seconds, **self.consumer_overrides
+        )
         consumer.subscribe(self.topics, on_assign=self._assigned, on_revoke=self._revoked, pattern=self.pattern)
         done = threading.Event()
         lag = threading.Thread(target=self._lag_updates, args=(done,), name=f"{self.component}-lag", daemon=True)

@@ -24,8 +24,9 @@ H_COMPONENT = "logtide.error.component"
 H_TIME = "logtide.error.time"
 ERROR_HEADERS = (H_STAGE, H_CLASS, H_MESSAGE, H_TOPIC, H_PARTITION, H_OFFSET, H_COMPONENT, H_TIME)
 
-DLQ_RECORDS = Counter("logtide_dlq_records_total", "Records sent to the dead letter queue",
-                      ["component", "stage", "error"])
+DLQ_RECORDS = Counter(
+    "logtide_dlq_records_total", "Records sent to the dead letter queue", ["component", "stage", "error"]
+)
 
 
 class DeadLetters:
@@ -77,5 +78,5 @@ def error_info(headers: list[tuple[str, bytes]]) -> dict[str, str]:
     out = {}
     for k, v in headers or ():
         if k.startswith("logtide.error."):
-            out[k[len("logtide.error."):]] = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+            out[k[len("logtide.error.") :]] = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
     return out

@@ -45,8 +45,18 @@ HEADER_ID = "logtide.id"
 MAX_DEPTH = 64
 
 _FIELDS = (
-    "id", "time", "observed_time", "ingest_time", "severity_text", "severity_number",
-    "body", "attributes", "resource", "source", "routes", "schema",
+    "id",
+    "time",
+    "observed_time",
+    "ingest_time",
+    "severity_text",
+    "severity_number",
+    "body",
+    "attributes",
+    "resource",
+    "source",
+    "routes",
+    "schema",
 )
 
 
@@ -62,13 +72,40 @@ class EnvelopeError(ValueError):
 
 # OTel severity numbers: TRACE 1-4, DEBUG 5-8, INFO 9-12, WARN 13-16, ERROR 17-20, FATAL 21-24.
 _SEVERITY_BY_TEXT = {
-    "trace": 1, "finest": 1, "finer": 2, "verbose": 2, "v": 2,
-    "debug": 5, "fine": 5, "dbg": 5, "d": 5, "config": 7,
-    "info": 9, "information": 9, "informational": 9, "notice": 10, "i": 9, "inf": 9,
-    "warn": 13, "warning": 13, "w": 13, "wrn": 13,
-    "error": 17, "err": 17, "e": 17, "severe": 17, "fail": 17, "failure": 17,
-    "crit": 18, "critical": 18, "alert": 19,
-    "fatal": 21, "emerg": 21, "emergency": 21, "panic": 21, "f": 21,
+    "trace": 1,
+    "finest": 1,
+    "finer": 2,
+    "verbose": 2,
+    "v": 2,
+    "debug": 5,
+    "fine": 5,
+    "dbg": 5,
+    "d": 5,
+    "config": 7,
+    "info": 9,
+    "information": 9,
+    "informational": 9,
+    "notice": 10,
+    "i": 9,
+    "inf": 9,
+    "warn": 13,
+    "warning": 13,
+    "w": 13,
+    "wrn": 13,
+    "error": 17,
+    "err": 17,
+    "e": 17,
+    "severe": 17,
+    "fail": 17,
+    "failure": 17,
+    "crit": 18,
+    "critical": 18,
+    "alert": 19,
+    "fatal": 21,
+    "emerg": 21,
+    "emergency": 21,
+    "panic": 21,
+    "f": 21,
 }
 
 # syslog numeric severities (RFC 5424) → OTel.
@@ -99,6 +136,7 @@ def severity_text(number: int) -> str:
 
 # --- ids and time ---------------------------------------------------------------------------
 
+
 def make_id(*identity: Any) -> str:
     """A deterministic id from the source's own identity, e.g. (file identity, byte offset).
 
@@ -114,6 +152,7 @@ def now_ns() -> int:
 
 
 # --- building and checking ------------------------------------------------------------------
+
 
 def new_event(
     *,
@@ -169,11 +208,22 @@ def validate(event: Any) -> dict:
         eid, src, sn = get("id"), get("source"), get("severity_number")
         t, o, i = get("time"), get("observed_time"), get("ingest_time")
         routes = get("routes")
-        if (type(eid) is str and eid and type(src) is str and src
-                and (t is None or type(t) is int) and (o is None or type(o) is int) and (i is None or type(i) is int)
-                and type(get("attributes")) is dict and type(get("resource")) is dict
-                and type(sn) is int and 0 <= sn <= 24 and type(get("severity_text")) is str
-                and type(routes) is list and all(type(r) is str for r in routes)):
+        if (
+            type(eid) is str
+            and eid
+            and type(src) is str
+            and src
+            and (t is None or type(t) is int)
+            and (o is None or type(o) is int)
+            and (i is None or type(i) is int)
+            and type(get("attributes")) is dict
+            and type(get("resource")) is dict
+            and type(sn) is int
+            and 0 <= sn <= 24
+            and type(get("severity_text")) is str
+            and type(routes) is list
+            and all(type(r) is str for r in routes)
+        ):
             return event
     return _validate_slow(event)
 
@@ -207,6 +257,7 @@ def _validate_slow(event: Any) -> dict:
 
 
 # --- schema versions ------------------------------------------------------------------------
+
 
 def _upgrade_v0(event: dict) -> dict:
     """Schema 0 (pre-release) used `timestamp` in seconds (float), `level` and `message`."""
@@ -246,6 +297,7 @@ def upgrade(event: dict) -> dict:
 
 
 # --- wire format ----------------------------------------------------------------------------
+
 
 def encode(event: dict) -> bytes:
     """JSON bytes of an event (orjson: fast; non-str keys and numpy-ish values are coerced)."""
@@ -290,7 +342,7 @@ def peek_id(value: bytes | None) -> str | None:
         m = _ID_HEAD.match(value)
         try:
             eid = orjson.loads(m.group(1)) if m else None
-        except orjson.JSONDecodeError:   # e.g. invalid UTF-8 or a bad escape inside the id
+        except orjson.JSONDecodeError:  # e.g. invalid UTF-8 or a bad escape inside the id
             eid = None
     return eid if isinstance(eid, str) and 0 < len(eid) <= MAX_PEEK_ID else None
 
@@ -306,12 +358,21 @@ class EventTemplate:
 
     __slots__ = ("_tail",)
 
-    def __init__(self, *, source: str, attributes: dict | None = None, resource: dict | None = None,
-                 routes: list | None = None):
+    def __init__(
+        self, *, source: str, attributes: dict | None = None, resource: dict | None = None, routes: list | None = None
+    ):
         routes = list(routes or ())
-        shared = orjson.dumps({"attributes": attributes or {}, "resource": resource or {}, "source": source,
-                               "routes": routes, "schema": SCHEMA_VERSION}, option=orjson.OPT_NON_STR_KEYS)
-        self._tail = b"," + shared[1:]            # the object without its "{": appended after the body
+        shared = orjson.dumps(
+            {
+                "attributes": attributes or {},
+                "resource": resource or {},
+                "source": source,
+                "routes": routes,
+                "schema": SCHEMA_VERSION,
+            },
+            option=orjson.OPT_NON_STR_KEYS,
+        )
+        self._tail = b"," + shared[1:]  # the object without its "{": appended after the body
 
     @property
     def tail(self) -> bytes:
@@ -319,21 +380,43 @@ class EventTemplate:
         return self._tail
 
     #: the fields of one event, then the shared tail
-    _FORMAT = (b'{"id":%s,"time":%s,"observed_time":%d,"ingest_time":%s,"severity_text":%s,'
-               b'"severity_number":%d,"body":%s%s')
+    _FORMAT = (
+        b'{"id":%s,"time":%s,"observed_time":%d,"ingest_time":%s,"severity_text":%s,"severity_number":%d,"body":%s%s'
+    )
 
-    def encode(self, id: str, time: int | None, observed_time: int, ingest_time: int | None, body: str,
-               severity_text: str = "", severity_number: int = 0) -> bytes:
+    def encode(
+        self,
+        id: str,
+        time: int | None,
+        observed_time: int,
+        ingest_time: int | None,
+        body: str,
+        severity_text: str = "",
+        severity_number: int = 0,
+    ) -> bytes:
         return self._FORMAT % (
-            orjson.dumps(id), b"null" if time is None else b"%d" % time, observed_time,
-            b"null" if ingest_time is None else b"%d" % ingest_time, orjson.dumps(severity_text),
-            severity_number, orjson.dumps(body), self._tail)
+            orjson.dumps(id),
+            b"null" if time is None else b"%d" % time,
+            observed_time,
+            b"null" if ingest_time is None else b"%d" % ingest_time,
+            orjson.dumps(severity_text),
+            severity_number,
+            orjson.dumps(body),
+            self._tail,
+        )
 
     def record(self, id: str, time: int | None, observed_time: int, ingest_time: int | None, body: str) -> bytes:
         """``encode(...)`` of an event without severity, with fewer arguments (hot loops)."""
         return self._FORMAT % (
-            orjson.dumps(id), b"null" if time is None else b"%d" % time, observed_time,
-            b"null" if ingest_time is None else b"%d" % ingest_time, b'""', 0, orjson.dumps(body), self._tail)
+            orjson.dumps(id),
+            b"null" if time is None else b"%d" % time,
+            observed_time,
+            b"null" if ingest_time is None else b"%d" % ingest_time,
+            b'""',
+            0,
+            orjson.dumps(body),
+            self._tail,
+        )
 
 
 def header_value(hdrs: list[tuple[str, bytes]] | None, name: str) -> str | None:

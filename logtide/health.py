@@ -87,7 +87,7 @@ class ServiceStatus:
     def live_problem(self) -> str | None:
         n = self.failures()
         if n >= self.policy.max_failures:
-            return (f"failed {n} times within {self.policy.period_seconds:g}s, last: {self._last_failure}")
+            return f"failed {n} times within {self.policy.period_seconds:g}s, last: {self._last_failure}"
         return None
 
     def ready_problem(self) -> str | None:
@@ -129,8 +129,10 @@ class HealthServer:
         try:
             self._httpd = ThreadingHTTPServer((host, port), Handler)
         except OSError as exc:
-            raise OSError(f"cannot serve metrics on {host}:{port}: {exc.strerror} "
-                          "(choose another port with http.port in the config)") from None
+            raise OSError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror} "
+                "(choose another port with http.port in the config)"
+            ) from None
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="health-http", daemon=True)
 

@@ -28,12 +28,14 @@ class Registry:
 
     def register(self, name: str, settings: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator of the component's build function: ``@SINKS.register("audit", AuditSettings)``."""
+
         def deco(build: Callable[..., Any]) -> Callable[..., Any]:
             known = self._components.get(name)
             if known is not None and known.build is not build:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
             self._components[name] = Component(name, settings, build)
             return build
+
         return deco
 
     def __getitem__(self, name: str) -> Component:
@@ -49,5 +51,6 @@ class Registry:
         """``base`` plus one optional section per registered component, in registration order."""
         fields: dict[str, Any] = {
             n: (c.settings | None, Field(default=None, description=f"the {n} {self.kind} (runs when present)"))
-            for n, c in self._components.items()}
+            for n, c in self._components.items()
+        }
         return create_model(name, __base__=base, __module__=base.__module__, **fields)

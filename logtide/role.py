@@ -53,15 +53,22 @@ class Service(Protocol):
 
 
 def add_role_arguments(parser: argparse.ArgumentParser, config_required: bool = False) -> None:
-    parser.add_argument("--config", "-c", required=config_required, metavar="FILE",
-                        help="YAML config file (see examples/)")
-    parser.add_argument("--bootstrap", metavar="HOST:PORT",
-                        help="Kafka bootstrap servers (over $LOGTIDE_BOOTSTRAP over kafka.bootstrap in the config)")
+    parser.add_argument(
+        "--config", "-c", required=config_required, metavar="FILE", help="YAML config file (see examples/)"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers (over $LOGTIDE_BOOTSTRAP over kafka.bootstrap in the config)",
+    )
     parser.add_argument("--http-port", type=int, metavar="N", help="port for /metrics, /healthz, /readyz")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
-    parser.add_argument("--check", action="store_true",
-                        help="validate the config offline (regexes, conditions, templates, directories, secrets) "
-                             "and exit: 0, or 2 with one 'file:line: field: reason' line per problem")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the config offline (regexes, conditions, templates, directories, secrets) "
+        "and exit: 0, or 2 with one 'file:line: field: reason' line per problem",
+    )
 
 
 def kafka_settings(config_value: KafkaSettings, flag: str | None) -> KafkaSettings:
@@ -107,8 +114,10 @@ def connect_checked(settings: KafkaSettings, timeout: float = 10.0) -> Transport
             break
         time.sleep(1)
     reason = str(last).removeprefix(f"cannot reach Kafka at {settings.bootstrap}: ")
-    raise TransportError(f"Kafka at {settings.bootstrap} is unreachable after {timeout:.0f}s ({reason}): "
-                         "check kafka.bootstrap, $LOGTIDE_BOOTSTRAP or --bootstrap, and that the broker runs")
+    raise TransportError(
+        f"Kafka at {settings.bootstrap} is unreachable after {timeout:.0f}s ({reason}): "
+        "check kafka.bootstrap, $LOGTIDE_BOOTSTRAP or --bootstrap, and that the broker runs"
+    )
 
 
 def connect_waiting(settings: KafkaSettings, stop: threading.Event, status: ServiceStatus) -> Transport | None:
@@ -129,6 +138,7 @@ def connect_waiting(settings: KafkaSettings, stop: threading.Event, status: Serv
 
 def install_signal_handlers(stop: threading.Event) -> None:
     """SIGINT/SIGTERM set ``stop`` (services drain and checkpoint); a second SIGINT exits at once."""
+
     def handler(signum, frame):
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
@@ -140,8 +150,13 @@ def install_signal_handlers(stop: threading.Event) -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def run_services(services: list[Service], stop: threading.Event, health: HealthServer | None = None,
-                 duration: float | None = None, on_tick: Callable[[], None] | None = None) -> int:
+def run_services(
+    services: list[Service],
+    stop: threading.Event,
+    health: HealthServer | None = None,
+    duration: float | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> int:
     """Run each service in a thread until ``stop`` (or ``duration``); a crashed service stops all.
 
     Returns 0 on a clean stop, 1 when a service crashed.
@@ -183,6 +198,7 @@ def start_health(http: HttpSettings) -> HealthServer:
 
 
 # --- the role abstraction -------------------------------------------------------------------------
+
 
 @dataclass
 class Runtime:
@@ -259,8 +275,10 @@ class Role(FileKind):
 
     def describe(self, config: RoleConfig) -> str:
         """What the config makes the role do, for the ``--check`` line."""
-        return f"{self.name}: reads {', '.join(self.reads(config)) or 'nothing'}; " \
-               f"writes {', '.join(t.name for t in self.writes(config)) or 'nothing'}"
+        return (
+            f"{self.name}: reads {', '.join(self.reads(config)) or 'nothing'}; "
+            f"writes {', '.join(t.name for t in self.writes(config)) or 'nothing'}"
+        )
 
     # --- building
     def load_file(self, path: str) -> RoleConfig:
@@ -269,6 +287,7 @@ class Role(FileKind):
     def default_config(self, args: argparse.Namespace) -> RoleConfig:
         """The config when no --config is given (roles that require one say so)."""
         from logtide.cli import UsageError
+
         raise UsageError(f"give --config FILE (see examples/{self.name}.yaml)")
 
     def configure(self, config: RoleConfig, args: argparse.Namespace) -> RoleConfig:
@@ -309,6 +328,7 @@ class Role(FileKind):
 
 # --- directories ------------------------------------------------------------------------------------
 
+
 def directory_problem(path: str, create: bool) -> str | None:
     """Why ``path`` cannot be used as a writable directory (None when it can).
 
@@ -342,8 +362,11 @@ def directory_problems(role: Role, config: RoleConfig, filename: str, create: bo
         problem = directory_problem(path, create)
         if problem:
             line = line_of(data, tuple(fld.split("."))) if data is not None else None
-            out.append(f"{filename}:{line}: field '{fld}': directory {path} is not writable: {problem}"
-                       if line else f"{filename}: field '{fld}': directory {path} is not writable: {problem}")
+            out.append(
+                f"{filename}:{line}: field '{fld}': directory {path} is not writable: {problem}"
+                if line
+                else f"{filename}: field '{fld}': directory {path} is not writable: {problem}"
+            )
     return out
 
 
@@ -355,6 +378,7 @@ def _yaml_or_none(filename: str):
 
 
 # --- running ----------------------------------------------------------------------------------------
+
 
 def start_roles(parts: list[tuple[Role, RoleConfig, str]], runtime: Runtime) -> list[Service]:
     """Create every topic the roles write, build their services and register them on /readyz."""
@@ -388,6 +412,7 @@ def check_directories(parts: list[tuple[Role, RoleConfig, str]]) -> None:
 def print_check(kind: FileKind, path: str) -> int:
     """``--check``: one ``file: ok (...)`` line, or every problem on stderr and exit code 2."""
     import sys
+
     problems, summary = kind.check(path)
     if problems:
         for line in problems:
@@ -402,12 +427,14 @@ def run_role(role: Role, args: argparse.Namespace) -> int:
     if getattr(args, "check", False):
         if not getattr(args, "config", None):
             from logtide.cli import UsageError
+
             raise UsageError("--check needs --config FILE")
         return print_check(role, args.config)
     config, filename = role.load(args)
     log.setup(config.log_level)
     if not config.kafka.bootstrap:
         from logtide.cli import UsageError
+
         raise UsageError("no Kafka: set kafka.bootstrap, $LOGTIDE_BOOTSTRAP or --bootstrap")
     # Everything that can be refused without connecting is refused now, with file:line (exit 2).
     problems = role.problems(config, filename)
@@ -426,8 +453,9 @@ def run_role(role: Role, args: argparse.Namespace) -> int:
             return 0
         runtime = Runtime(config.kafka, transport, health, config.http.health)
         services = start_roles([(role, config, filename)], runtime)
-        _log.info(f"{role.name} starting", extra={"services": [s.name for s in services],
-                                                  "bootstrap": config.kafka.bootstrap})
+        _log.info(
+            f"{role.name} starting", extra={"services": [s.name for s in services], "bootstrap": config.kafka.bootstrap}
+        )
         return run_services(services, stop, health, duration=getattr(args, "duration", None))
     finally:
         if runtime is not None:

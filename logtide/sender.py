@@ -31,9 +31,14 @@ class EventSender:
         self._produced: dict[str, Counter] = {}
         self.inflight = 0
 
-    def send(self, topic: str, event: dict, key: bytes | None,
-             on_ack: Callable[[dict], None] | None = None,
-             on_error: Callable[[dict, Exception], None] | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        event: dict,
+        key: bytes | None,
+        on_ack: Callable[[dict], None] | None = None,
+        on_error: Callable[[dict, Exception], None] | None = None,
+    ) -> None:
         """Queue one event; exactly one of on_ack/on_error is called later, from poll()/flush()."""
         event["ingest_time"] = time.time_ns()
         value = envelope.encode(event)
@@ -84,22 +89,28 @@ class DrainingSender:
     caller pauses its reading while ``waiting`` is not empty.
     """
 
-    def __init__(self, producer: Producer, component: str, topic: str,
-                 shrink: Callable[[bytes], bytes] | None = None, retry_seconds: float = 1.0):
+    def __init__(
+        self,
+        producer: Producer,
+        component: str,
+        topic: str,
+        shrink: Callable[[bytes], bytes] | None = None,
+        retry_seconds: float = 1.0,
+    ):
         self.producer = producer
         self.component = component
         self.topic = topic
         self.shrink = shrink
         self.retry_seconds = retry_seconds
         self.retry: list[tuple[bytes, bytes | None]] = []
-        self.waiting: list[tuple[bytes, bytes | None]] = []   # not taken: the buffer was full
+        self.waiting: list[tuple[bytes, bytes | None]] = []  # not taken: the buffer was full
         self._retry_at = 0.0
         self._errors = PRODUCE_ERRORS.labels(component)
         self._bytes = BYTES_PRODUCED.labels(component)
         self._produced = EVENTS_PRODUCED.labels(component, topic)
-        self.accepted = 0             # records given to send(): a sequence number for the caller
-        self.sent = 0                 # records the producer took, retries included
-        self.failures = 0             # delivery failures (each one was queued for a retry)
+        self.accepted = 0  # records given to send(): a sequence number for the caller
+        self.sent = 0  # records the producer took, retries included
+        self.failures = 0  # delivery failures (each one was queued for a retry)
         self.sent_bytes = 0
         self._counted = self._bytes_counted = 0
         self._produce = producer.bind(topic, self._delivered, wait=False)
@@ -112,7 +123,7 @@ class DrainingSender:
 
     def _offer(self, value: bytes, key: bytes | None) -> None:
         if self.waiting:
-            self.waiting.append((value, key))   # behind the others: order is kept
+            self.waiting.append((value, key))  # behind the others: order is kept
             return
         try:
             self._produce(value, key, None)
@@ -131,13 +142,13 @@ class DrainingSender:
         waiting, self.waiting = self.waiting, []
         for i, (value, key) in enumerate(waiting):
             self._offer(value, key)
-            if self.waiting:                  # full again: the rest stays, in order
-                self.waiting.extend(waiting[i + 1:])
+            if self.waiting:  # full again: the rest stays, in order
+                self.waiting.extend(waiting[i + 1 :])
                 return
 
     def _delivered(self, err: Exception | None, rec: Record) -> None:
         if err is None:
-            return                    # a producer that reports successes too: nothing to do here
+            return  # a producer that reports successes too: nothing to do here
         self.failures += 1
         self._errors.inc()
         value = rec.value
@@ -164,10 +175,10 @@ class DrainingSender:
             self._resend()
 
     def _resend(self) -> None:
-        self._retry_at = time.monotonic() + self.retry_seconds   # a Kafka that keeps refusing is not hammered
+        self._retry_at = time.monotonic() + self.retry_seconds  # a Kafka that keeps refusing is not hammered
         retry, self.retry = self.retry, []
         for value, key in retry:
-            self._offer(value, key)   # a new failure queues it again
+            self._offer(value, key)  # a new failure queues it again
 
     def drain(self, timeout: float) -> bool:
         """Wait (up to ``timeout`` seconds) until everything sent so far is acknowledged."""
@@ -176,7 +187,7 @@ class DrainingSender:
         while True:
             if self.waiting:
                 self._send_waiting()
-            left = producer.flush(max(0.0, deadline - time.monotonic()))   # serves failure reports too
+            left = producer.flush(max(0.0, deadline - time.monotonic()))  # serves failure reports too
             if left == 0 and not self.waiting and not self.retry:
                 self._count_acknowledged()
                 return True

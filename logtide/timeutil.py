@@ -27,8 +27,7 @@ from pydantic import BeforeValidator
 NS = 1_000_000_000
 MS_NS = 1_000_000
 
-_STAMP = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s*([Zz]|[+-]\d\d(?::?\d\d)?)?")
+_STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s*([Zz]|[+-]\d\d(?::?\d\d)?)?")
 _DATE = re.compile(r"(\d{4})-(\d\d)-(\d\d)")
 _DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -60,8 +59,9 @@ def _offset_seconds(tz: str | None) -> int | None:
     return -seconds if tz[0] == "-" else seconds
 
 
-def epoch_ns(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, frac: str | None = None,
-             offset_seconds: int = 0) -> int:
+def epoch_ns(
+    y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, frac: str | None = None, offset_seconds: int = 0
+) -> int:
     """Unix nanoseconds of a calendar date and time at a UTC offset (``frac``: the digits of a
     fraction of a second); ValueError for a date or time that does not exist (second 60 is a leap
     second: the next minute's first)."""
@@ -216,6 +216,8 @@ def parse_time_expr(text: str, now_ns: int | None = None) -> int:
     if ns is None and (m := _NO_SECONDS.fullmatch(s)):
         ns = parse_rfc3339(f"{m.group(1)}:00{m.group(2) or ''}")
     if ns is None:
-        raise ValueError(f"cannot read time {text!r}: use RFC 3339 (2024-05-01T12:00:00Z), Unix seconds/ms, "
-                         "'now' or a relative time like -15m / 2h ago")
+        raise ValueError(
+            f"cannot read time {text!r}: use RFC 3339 (2024-05-01T12:00:00Z), Unix seconds/ms, "
+            "'now' or a relative time like -15m / 2h ago"
+        )
     return ns

@@ -27,6 +27,7 @@ def route(sink: str) -> str:
 
 # The settings of each kind of topic, declared once: whichever role creates a topic, it gets these.
 
+
 def raw_spec(name: str, partitions: int = 3) -> TopicSpec:
     """A topic of raw events from a source (kept a week: replays and late processors)."""
     return TopicSpec(name, partitions, config={"retention.ms": str(7 * _DAY_MS)})
@@ -47,8 +48,9 @@ def checkpoints_spec(name: str = CHECKPOINTS) -> TopicSpec:
     return TopicSpec(name, 1, config={"cleanup.policy": "compact"})
 
 
-def exact_end_offsets(consumer: Consumer, partitions: list[TopicPartition], timeout: float = 5.0
-                      ) -> dict[TopicPartition, int]:
+def exact_end_offsets(
+    consumer: Consumer, partitions: list[TopicPartition], timeout: float = 5.0
+) -> dict[TopicPartition, int]:
     """End offsets that are right even where a broker reports them short.
 
     The embedded broker (Tansu) answers ListOffsets(latest) with the last *batch's* base offset + 1,
@@ -91,8 +93,14 @@ class RangeReader:
     partitions.
     """
 
-    def __init__(self, consumer: Consumer, ranges: dict[TopicPartition, tuple[int, int]], *,
-                 max_batch: int = 2000, idle_timeout: float = 15.0):
+    def __init__(
+        self,
+        consumer: Consumer,
+        ranges: dict[TopicPartition, tuple[int, int]],
+        *,
+        max_batch: int = 2000,
+        idle_timeout: float = 15.0,
+    ):
         self.consumer = consumer
         self.todo = {tp: (s, e) for tp, (s, e) in ranges.items() if s < e}
         self.max_batch = max_batch
@@ -113,8 +121,10 @@ class RangeReader:
             batch = self.consumer.poll_batch(self.max_batch, 0.1)
             if not batch:
                 if time.monotonic() - last_data > self.idle_timeout:
-                    raise TimeoutError("no records arrived for %.0fs from %s" % (
-                        self.idle_timeout, ", ".join(f"{tp.topic}[{tp.partition}]" for tp in self.todo)))
+                    raise TimeoutError(
+                        "no records arrived for %.0fs from %s"
+                        % (self.idle_timeout, ", ".join(f"{tp.topic}[{tp.partition}]" for tp in self.todo))
+                    )
                 continue
             last_data = time.monotonic()
             out = []
@@ -129,7 +139,6 @@ class RangeReader:
                     del todo[tp]
             if out:
                 yield out
-
 
 
 def describe(transport: Transport) -> list[dict]:

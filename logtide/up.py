@@ -26,8 +26,19 @@ from logtide import log
 from logtide.broker import EmbeddedBroker, default_log_path
 from logtide.config import ConfigError, load_config
 from logtide.health import HealthServer
-from logtide.role import (FileKind, Role, RoleConfig, Runtime, Service, apply_arguments, check_directories, connect_checked,
-                          install_signal_handlers, run_services, start_roles)
+from logtide.role import (
+    FileKind,
+    Role,
+    RoleConfig,
+    Runtime,
+    Service,
+    apply_arguments,
+    check_directories,
+    connect_checked,
+    install_signal_handlers,
+    run_services,
+    start_roles,
+)
 from logtide.topics import describe
 from logtide.transport import KafkaSettings, TopicSpec, Transport
 
@@ -80,9 +91,12 @@ class UpFile(FileKind):
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "up", help="run everything on one machine (embedded broker, demo source, all roles)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  logtide up --duration 60   run a minute, then print JSON counts per topic")
+        "up",
+        help="run everything on one machine (embedded broker, demo source, all roles)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  logtide up --duration 60   run a minute, then print JSON counts per topic",
+    )
     p.add_argument("--config", "-c", metavar="FILE", help="YAML config (examples/up.yaml)")
     p.add_argument("--bootstrap", metavar="HOST:PORT", help="use this Kafka instead of the embedded broker")
     p.add_argument("--http-port", type=int, metavar="N", help="port for /metrics, /healthz, /readyz (default 9464)")
@@ -127,8 +141,15 @@ def run(args: argparse.Namespace) -> int:
         if name in config.disable:
             continue
         role = ep.load()
-        ctx = UpContext(kafka=config.kafka, transport=None, workdir=workdir, health=None,
-                        options=config.roles.get(name, {}), rate=args.rate, partitions=config.partitions)
+        ctx = UpContext(
+            kafka=config.kafka,
+            transport=None,
+            workdir=workdir,
+            health=None,
+            options=config.roles.get(name, {}),
+            rate=args.rate,
+            partitions=config.partitions,
+        )
         parts.append((role, role.up_config(ctx), f"{args.config or 'logtide up'} roles.{name}"))
         extra += ctx.extra_services
     check_directories(parts)
@@ -153,8 +174,11 @@ def run(args: argparse.Namespace) -> int:
         health = HealthServer(config.http.host, config.http.port).start()
         runtime = Runtime(config.kafka, transport, health, config.http.health)
         services = extra + start_roles(parts, runtime)
-        print(f"logtide up: kafka {config.kafka.bootstrap}  metrics {health.url}/metrics  "
-              f"roles: {', '.join(s.name for s in services) or 'none'}  (Ctrl-C stops)", flush=True)
+        print(
+            f"logtide up: kafka {config.kafka.bootstrap}  metrics {health.url}/metrics  "
+            f"roles: {', '.join(s.name for s in services) or 'none'}  (Ctrl-C stops)",
+            flush=True,
+        )
         code = run_services(services, stop, health, duration=args.duration)
         if args.duration:
             summary = {

@@ -42,16 +42,22 @@ DEFAULT_PIPELINE_FILE = Path(__file__).with_name("default_pipeline.yaml")
 OUTPUTS = Counter("logtide_processor_outputs_total", "Events produced to route topics", ["sink"])
 UNROUTED = Counter("logtide_processor_unrouted_total", "Events left without any sink after the pipeline")
 EVENT_LAG = Histogram(
-    "logtide_processor_event_lag_seconds", "Ingest time minus event time of processed events", ["source"],
-    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400))
+    "logtide_processor_event_lag_seconds",
+    "Ingest time minus event time of processed events",
+    ["source"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400),
+)
 DLQ_HEADER_SIZE = "logtide.dlq.original_size"
 
 
 def observe_many(hist, values: list[float]) -> None:
     """``hist.observe(v)`` for each value, counted per bucket first (one increment per bucket touched,
     not per value); falls back to ``observe`` if prometheus_client's histogram internals change."""
-    bounds, buckets, total = (getattr(hist, "_upper_bounds", None), getattr(hist, "_buckets", None),
-                              getattr(hist, "_sum", None))
+    bounds, buckets, total = (
+        getattr(hist, "_upper_bounds", None),
+        getattr(hist, "_buckets", None),
+        getattr(hist, "_sum", None),
+    )
     if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
         for v in values:
             hist.observe(v)
@@ -70,10 +76,12 @@ class ProcessorConfig(RoleConfig):
     """``logtide process`` config (examples/process.yaml)."""
 
     group_id: str = Field(default="logtide-processors", description="consumer group: replicas share partitions")
-    topics: list[str] = Field(default_factory=lambda: ["logtide.raw.*"],
-                              description="input topics; '*' makes a pattern subscription")
-    sinks: list[str] = Field(default_factory=lambda: ["monitoring", "audit", "analytics"],
-                             description="sinks routes may name")
+    topics: list[str] = Field(
+        default_factory=lambda: ["logtide.raw.*"], description="input topics; '*' makes a pattern subscription"
+    )
+    sinks: list[str] = Field(
+        default_factory=lambda: ["monitoring", "audit", "analytics"], description="sinks routes may name"
+    )
     route_prefix: str = Field(default=ROUTE_PREFIX, description="output topic = prefix + sink")
     dlq_topic: str = DLQ
     max_batch: int = Field(default=2000, gt=0)
@@ -111,6 +119,7 @@ def build_pipeline(config: ProcessorConfig, filename: str, ctx: StepContext) -> 
     entries = config.pipeline
     if entries is None:
         from logtide.config import load_yaml
+
         filename = str(DEFAULT_PIPELINE_FILE)
         entries = load_yaml(DEFAULT_PIPELINE_FILE)["pipeline"]
         # the file's own line numbers still apply to its entries
@@ -141,9 +150,17 @@ class Processor:
         self._lag_metrics: dict[str, Any] = {}
         subs, pattern = topic_subscription(config.topics)
         overrides = {"topic.metadata.refresh.interval.ms": 5000} if transport.name == "confluent" else {}
-        self.loop = BatchLoop(transport, component=COMPONENT, group_id=config.group_id, topics=subs,
-                              handler=self.handle, max_batch=config.max_batch, pattern=pattern,
-                              session_timeout_seconds=config.session_timeout_seconds, **overrides)
+        self.loop = BatchLoop(
+            transport,
+            component=COMPONENT,
+            group_id=config.group_id,
+            topics=subs,
+            handler=self.handle,
+            max_batch=config.max_batch,
+            pattern=pattern,
+            session_timeout_seconds=config.session_timeout_seconds,
+            **overrides,
+        )
 
     def ready(self) -> bool:
         return self.loop.ready()
@@ -222,8 +239,10 @@ class Processor:
         self.pipeline.end_batch()
         remaining = self.producer.flush(self.config.flush_timeout_seconds)
         if remaining or self.delivery_errors != errors_before or self.dlq.failed != dlq_before:
-            raise Retry(f"{remaining} outputs unacknowledged, {self.delivery_errors - errors_before} refused, "
-                        f"{self.dlq.failed - dlq_before} DLQ writes refused")
+            raise Retry(
+                f"{remaining} outputs unacknowledged, {self.delivery_errors - errors_before} refused, "
+                f"{self.dlq.failed - dlq_before} DLQ writes refused"
+            )
         self.processed += len(records)
         for sink, n in counts.items():
             self._out_counters[sink].inc(n)
@@ -242,10 +261,20 @@ class Processor:
     def _dead_too_large(self, rec: Record) -> None:
         """The DLQ gets the head of an oversized value (the broker would refuse the whole of it)."""
         size = len(rec.value)
-        head = Record(rec.topic, rec.partition, rec.offset, rec.key, rec.value[:65536],
-                      list(rec.headers) + [(DLQ_HEADER_SIZE, str(size).encode())], rec.timestamp)
-        self._dead(head, "decode", EnvelopeError(
-            f"value of {size} bytes is over max_value_bytes {self.max_value} (first 64 KiB kept)"))
+        head = Record(
+            rec.topic,
+            rec.partition,
+            rec.offset,
+            rec.key,
+            rec.value[:65536],
+            list(rec.headers) + [(DLQ_HEADER_SIZE, str(size).encode())],
+            rec.timestamp,
+        )
+        self._dead(
+            head,
+            "decode",
+            EnvelopeError(f"value of {size} bytes is over max_value_bytes {self.max_value} (first 64 KiB kept)"),
+        )
 
     def run(self, stop: threading.Event) -> None:
         self.pipeline.start()

@@ -17,8 +17,13 @@ aggregate, route); see examples/process.yaml. Bad records go to logtide.dlq with
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("process", help="run a stream processor: logtide.raw.* → pipeline → logtide.route.<sink>",
-                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "process",
+        help="run a stream processor: logtide.raw.* → pipeline → logtide.route.<sink>",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_role_arguments(p, config_required=False)
     p.add_argument("--group", metavar="ID", help="consumer group id (overrides group_id)")
     p.set_defaults(func=run)
@@ -26,4 +31,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from logtide.processors.app import ROLE
+
     return run_role(ROLE, args)

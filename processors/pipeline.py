@@ -41,8 +41,9 @@ def _line(node: Any) -> int | None:
     return getattr(node, "lines", {}).get("__self__")
 
 
-def build_steps(entries: list[Any], ctx: StepContext, filename: str = "<config>",
-                field: str = "pipeline") -> list[Step]:
+def build_steps(
+    entries: list[Any], ctx: StepContext, filename: str = "<config>", field: str = "pipeline"
+) -> list[Step]:
     """Validate each entry with its step's own config model and build the steps."""
     steps = []
     for i, entry in enumerate(entries):
@@ -54,8 +55,9 @@ def build_steps(entries: list[Any], ctx: StepContext, filename: str = "<config>"
         if cls is None:
             line = getattr(entry, "lines", {}).get("type")
             at = f"{filename}:{line}" if line else where
-            raise ConfigError(f"{at}: field '{field}.{i}.type': unknown step type {kind!r} "
-                              f"(known: {', '.join(sorted(REGISTRY))})")
+            raise ConfigError(
+                f"{at}: field '{field}.{i}.type': unknown step type {kind!r} (known: {', '.join(sorted(REGISTRY))})"
+            )
         try:
             config = cls.Config.model_validate(entry, context={"sinks": ctx.sinks})
         except ValidationError as exc:
@@ -64,8 +66,9 @@ def build_steps(entries: list[Any], ctx: StepContext, filename: str = "<config>"
         if config.routes:
             for r in config.routes:
                 if r not in ctx.sinks:
-                    raise ConfigError(f"{where}: field '{field}.{i}.routes': unknown sink {r!r} "
-                                      f"(known: {', '.join(ctx.sinks)})")
+                    raise ConfigError(
+                        f"{where}: field '{field}.{i}.routes': unknown sink {r!r} (known: {', '.join(ctx.sinks)})"
+                    )
         steps.append(cls(config, ctx))
     return steps
 

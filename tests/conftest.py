@@ -19,8 +19,10 @@ def _find_corpus() -> str:
     if os.environ.get("LOGTIDE_CORPUS"):
         return os.environ["LOGTIDE_CORPUS"]
     parent = os.path.dirname(ROOT)
-    candidates = [os.path.join(parent, "shared", "corpus", "loghub"),
-                  os.path.join(os.path.dirname(parent), "shared", "corpus", "loghub")]
+    candidates = [
+        os.path.join(parent, "shared", "corpus", "loghub"),
+        os.path.join(os.path.dirname(parent), "shared", "corpus", "loghub"),
+    ]
     return next((c for c in candidates if os.path.isdir(c)), candidates[0])
 
 
@@ -37,7 +39,9 @@ def broker():
     if external:
         yield external
         return
-    b = EmbeddedBroker(log_file=os.path.join(os.environ.get("TMPDIR", "/tmp"), f"logtide-test-broker-{os.getpid()}.log"))
+    b = EmbeddedBroker(
+        log_file=os.path.join(os.environ.get("TMPDIR", "/tmp"), f"logtide-test-broker-{os.getpid()}.log")
+    )
     b.start()
     try:
         yield b.bootstrap
@@ -65,6 +69,7 @@ def fast_kafka(broker) -> KafkaSettings:
 @pytest.fixture
 def new_topic(broker):
     """Factory: create a uniquely named topic and return its name."""
+
     def make(partitions: int = 1, prefix: str = "test", config: dict | None = None) -> str:
         name = f"{prefix}.{uuid.uuid4().hex[:10]}"
         admin = connect(KafkaSettings(bootstrap=broker, client="confluent")).admin()
@@ -73,6 +78,7 @@ def new_topic(broker):
         finally:
             admin.close()
         return name
+
     return make
 
 
@@ -88,6 +94,7 @@ def tls_kafka(tmp_path_factory):
     """Kafka over TLS and mutual TLS: stunnel in front of brokers of its own (the shared session broker
     stays plaintext); see tests/kernel/kafka_tls.py."""
     from tests.kernel.kafka_tls import TlsKafka
+
     endpoint = TlsKafka(tmp_path_factory.mktemp("kafka-tls")).start()
     try:
         yield endpoint

@@ -18,10 +18,15 @@ from logtide.transport import Consumer, KafkaSettings, TopicPartition, Transport
 
 
 def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bootstrap", metavar="HOST:PORT",
-                        help="Kafka bootstrap servers (default: $LOGTIDE_BOOTSTRAP)")
-    parser.add_argument("--client", choices=["auto", "confluent", "kafka-python"], default="auto",
-                        help="Kafka client library (default: the fastest installed)")
+    parser.add_argument(
+        "--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: $LOGTIDE_BOOTSTRAP)"
+    )
+    parser.add_argument(
+        "--client",
+        choices=["auto", "confluent", "kafka-python"],
+        default="auto",
+        help="Kafka client library (default: the fastest installed)",
+    )
 
 
 def connect_args(args: argparse.Namespace) -> Transport:
@@ -113,5 +118,6 @@ def text(value: bytes | None, limit: int | None = None) -> str | None:
 def console(stderr: bool = False):
     """A rich console; piped output gets a wide fixed width so tables stay one row per line."""
     from rich.console import Console
+
     c = Console(stderr=stderr)
     return c if c.is_terminal else Console(stderr=stderr, width=220)

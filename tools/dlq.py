@@ -27,7 +27,13 @@ from logtide.topics import DLQ, RangeReader
 from logtide.transport import Record, TopicPartition, TransportError
 
 from logtide.tools.common import (
-    add_kafka_arguments, connect_args, console, format_ms, headers_dict, print_json, text,
+    add_kafka_arguments,
+    connect_args,
+    console,
+    format_ms,
+    headers_dict,
+    print_json,
+    text,
     whole_topic_ranges,
 )
 from logtide.tools.dlq_ledger import LedgerError, ReplayLedger
@@ -46,10 +52,13 @@ REPLAY_CHUNK = 5000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dlq", help="dead letter queue: list reasons, show samples, replay after a fix",
-                       description="Inspect the dead letter queue grouped by reason, and replay records to "
-                                   "their origin topic.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "dlq",
+        help="dead letter queue: list reasons, show samples, replay after a fix",
+        description="Inspect the dead letter queue grouped by reason, and replay records to their origin topic.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.set_defaults(func=lambda args: p.print_help() or 2)
     actions = p.add_subparsers(dest="dlq_command", metavar="ACTION")
 
@@ -64,21 +73,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--component", help="only records dead-lettered by this component")
         q.add_argument("--offsets", metavar="SPEC", help="only these DLQ offsets, e.g. 3,7,10-20")
 
-    q = actions.add_parser("list", help="reasons with counts", epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    q = actions.add_parser(
+        "list", help="reasons with counts", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     common(q)
     q.set_defaults(func=cmd_list)
 
-    q = actions.add_parser("show", help="sample records of some reasons, with their error headers", epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    q = actions.add_parser(
+        "show",
+        help="sample records of some reasons, with their error headers",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common(q)
     selection(q)
     q.add_argument("--limit", type=int, default=5, metavar="N", help="samples per reason (default 5)")
     q.add_argument("--full", action="store_true", help="do not shorten values")
     q.set_defaults(func=cmd_show)
 
-    q = actions.add_parser("replay", help="re-produce selected records to their origin topic", epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    q = actions.add_parser(
+        "replay",
+        help="re-produce selected records to their origin topic",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common(q)
     selection(q)
     q.add_argument("--all", action="store_true", help="every record (still narrowed by --origin/--component/--offsets)")
@@ -86,8 +104,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--dry-run", action="store_true", help="say what would be replayed, send nothing")
     q.set_defaults(func=cmd_replay)
 
-    q = actions.add_parser("purge", help="give up on selected records: never replayed, no longer pending",
-                           epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q = actions.add_parser(
+        "purge",
+        help="give up on selected records: never replayed, no longer pending",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common(q)
     selection(q)
     q.add_argument("--all", action="store_true", help="every record (still narrowed by --origin/--component/--offsets)")
@@ -96,6 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # --- reading ----------------------------------------------------------------------------------------
+
 
 def dlq_ranges(transport, topic: str) -> dict[TopicPartition, tuple[int, int]]:
     """The DLQ as it is now: [beginning, exact end) of each partition; later records are not read."""
@@ -122,6 +145,7 @@ def scan(transport, ranges: dict[TopicPartition, tuple[int, int]], visit: Callab
 
 # --- list / show ------------------------------------------------------------------------------------
 
+
 def cmd_list(args: argparse.Namespace) -> int:
     transport = connect_args(args)
     ranges = dlq_ranges(transport, args.topic)
@@ -139,13 +163,36 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{args.topic} is empty")
         return 0
     from rich.table import Table
+
     table = Table(title=f"{args.topic}: {reasons.records} records, {len(rows)} reasons", title_justify="left")
-    for col in ("REASON", "COUNT", "REPLAYED", "PURGED", "STAGE", "CLASS", "ORIGIN", "COMPONENT", "FIRST", "LAST", "MESSAGE"):
+    for col in (
+        "REASON",
+        "COUNT",
+        "REPLAYED",
+        "PURGED",
+        "STAGE",
+        "CLASS",
+        "ORIGIN",
+        "COMPONENT",
+        "FIRST",
+        "LAST",
+        "MESSAGE",
+    ):
         table.add_column(col, overflow="fold", justify="right" if col in ("COUNT", "REPLAYED", "PURGED") else "left")
     for r in rows:
-        table.add_row(r["reason"], str(r["count"]), str(r["replayed"]), str(r["purged"]), r["stage"], r["class"],
-                      ", ".join(f"{k} ({v})" for k, v in r["origins"].items()),
-                      ", ".join(r["components"]), _short(r["first"]), _short(r["last"]), r["example"][:120])
+        table.add_row(
+            r["reason"],
+            str(r["count"]),
+            str(r["replayed"]),
+            str(r["purged"]),
+            r["stage"],
+            r["class"],
+            ", ".join(f"{k} ({v})" for k, v in r["origins"].items()),
+            ", ".join(r["components"]),
+            _short(r["first"]),
+            _short(r["last"]),
+            r["example"][:120],
+        )
     console().print(table)
     return 0
 
@@ -158,11 +205,17 @@ def describe_record(rec: Record, full: bool) -> dict:
     info = error_info(rec.headers)
     # the DLQ writes the id it read from the value's head; older dead letters have it from their record
     event_id = envelope.header_value(rec.headers, envelope.HEADER_ID) or envelope.peek_id(rec.value)
-    return {"dlq_partition": rec.partition, "dlq_offset": rec.offset, "event_id": event_id,
-            "origin": f"{info.get('topic', '?')}[{info.get('partition', '?')}]@{info.get('offset', '?')}",
-            "error": info, "error_time": format_ms(error_ms(info, rec)),
-            "key": text(rec.key), "value": text(rec.value, None if full else 400),
-            "headers": headers_dict(original_headers(rec.headers))}
+    return {
+        "dlq_partition": rec.partition,
+        "dlq_offset": rec.offset,
+        "event_id": event_id,
+        "origin": f"{info.get('topic', '?')}[{info.get('partition', '?')}]@{info.get('offset', '?')}",
+        "error": info,
+        "error_time": format_ms(error_ms(info, rec)),
+        "key": text(rec.key),
+        "value": text(rec.value, None if full else 400),
+        "headers": headers_dict(original_headers(rec.headers)),
+    }
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -170,8 +223,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     reasons = Reasons(Selection.from_args(args), samples=args.limit)
     scan(transport, dlq_ranges(transport, args.topic), reasons.add)
     reasons.check_known(args.reasons)
-    out = [{**r.summary(), "samples": [describe_record(rec, args.full) for rec in r.samples]}
-           for r in reasons.ranked() if r.samples]
+    out = [
+        {**r.summary(), "samples": [describe_record(rec, args.full) for rec in r.samples]}
+        for r in reasons.ranked()
+        if r.samples
+    ]
     if args.json:
         print_json(out)
         return 0
@@ -182,8 +238,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"== reason {g['reason']}: {g['count']} records  stage={g['stage']} class={g['class']}")
         print(f"   {g['message']}")
         for s in g["samples"]:
-            print(f"   - dlq offset {s['dlq_offset']}  from {s['origin']}  at {s['error_time']}  "
-                  f"by {s['error'].get('component', '?')}  id={s['event_id']}")
+            print(
+                f"   - dlq offset {s['dlq_offset']}  from {s['origin']}  at {s['error_time']}  "
+                f"by {s['error'].get('component', '?')}  id={s['event_id']}"
+            )
             print(f"     error: {s['error'].get('message', '')}")
             print(f"     key:   {s['key']}")
             print(f"     value: {s['value']}")
@@ -193,6 +251,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 # --- replay -----------------------------------------------------------------------------------------
+
 
 def open_ledger(transport, topic: str) -> ReplayLedger:
     try:
@@ -225,8 +284,11 @@ def _replay(args, transport, ranges, ledger: ReplayLedger) -> int:
     already = 0
 
     def wanted(rec: Record, info: dict[str, str]) -> bool:
-        return (selection.matches(reason_id(reason_of(info)), info, rec) and not ledger.was_purged(rec)
-                and (args.again or not ledger.was_replayed(rec)))
+        return (
+            selection.matches(reason_id(reason_of(info)), info, rec)
+            and not ledger.was_purged(rec)
+            and (args.again or not ledger.was_replayed(rec))
+        )
 
     def count(rec: Record) -> None:
         nonlocal already
@@ -245,11 +307,18 @@ def _replay(args, transport, ranges, ledger: ReplayLedger) -> int:
     scan(transport, ranges, count)  # pass 1: check the selection and count, send nothing
     reasons.check_known(args.reasons)
     selected = sum(targets.values())
-    result = {"selected": selected, "skipped_already_replayed": already, "to": targets, "dry_run": args.dry_run,
-              "replayed": 0, "taken_by_another_operator": 0}
+    result = {
+        "selected": selected,
+        "skipped_already_replayed": already,
+        "to": targets,
+        "dry_run": args.dry_run,
+        "replayed": 0,
+        "taken_by_another_operator": 0,
+    }
     if selected and not args.dry_run:
-        result["replayed"], result["taken_by_another_operator"] = _send_back(transport, ranges, ledger, wanted, targets,
-                                                                                  args.again)
+        result["replayed"], result["taken_by_another_operator"] = _send_back(
+            transport, ranges, ledger, wanted, targets, args.again
+        )
     if args.json:
         print_json(result)
     else:
@@ -257,14 +326,20 @@ def _replay(args, transport, ranges, ledger: ReplayLedger) -> int:
         n = selected if args.dry_run else result["replayed"]
         where = ", ".join(f"{t} ({c})" for t, c in targets.items()) or "-"
         taken = result.get("taken_by_another_operator", 0)
-        print(f"{verb} {n} records to {where}"
-              + (f"; {already} replayed before were skipped (--again to include them; purged ones never)"
-                 if already else "")
-              + (f"; {taken} were being replayed by another operator at the same time" if taken else ""))
+        print(
+            f"{verb} {n} records to {where}"
+            + (
+                f"; {already} replayed before were skipped (--again to include them; purged ones never)"
+                if already
+                else ""
+            )
+            + (f"; {taken} were being replayed by another operator at the same time" if taken else "")
+        )
     return 0
 
 
 # --- purge ------------------------------------------------------------------------------------------
+
 
 def cmd_purge(args: argparse.Namespace) -> int:
     transport, ranges, ledger = _selected_dlq(args, "purge")
@@ -288,13 +363,16 @@ def cmd_purge(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"purged": 0 if args.dry_run else len(chosen), "selected": len(chosen), "dry_run": args.dry_run})
     else:
-        print(f"{'would purge' if args.dry_run else 'purged'} {len(chosen)} records of {args.topic} "
-              "(never replayed; `dlq list` counts them as PURGED)")
+        print(
+            f"{'would purge' if args.dry_run else 'purged'} {len(chosen)} records of {args.topic} "
+            "(never replayed; `dlq list` counts them as PURGED)"
+        )
     return 0
 
 
-def _send_back(transport, ranges, ledger: ReplayLedger, wanted, targets: dict[str, int],
-               again: bool = False) -> tuple[int, int]:
+def _send_back(
+    transport, ranges, ledger: ReplayLedger, wanted, targets: dict[str, int], again: bool = False
+) -> tuple[int, int]:
     """Pass 2: produce the wanted records to their origins, chunk by claimed and acknowledged chunk;
     return (records sent, records another operator took meanwhile)."""
     consumer = transport.consumer(None)
@@ -328,16 +406,23 @@ def _send_back(transport, ranges, ledger: ReplayLedger, wanted, targets: dict[st
                 partition = None
             if partition is not None and not 0 <= partition < partitions[info["topic"]]:
                 partition = None
-            producer.produce(info["topic"], rec.value, key=rec.key, headers=original_headers(rec.headers),
-                             partition=partition,
-                             on_delivery=lambda err, _r, rec=rec: errors.append(err) if err else acked.append(rec))
+            producer.produce(
+                info["topic"],
+                rec.value,
+                key=rec.key,
+                headers=original_headers(rec.headers),
+                partition=partition,
+                on_delivery=lambda err, _r, rec=rec: errors.append(err) if err else acked.append(rec),
+            )
         left = producer.flush(60)
         ledger.finish(cid, acked)  # what was not acknowledged is freed for a later replay
         sent += len(acked)
         chunk.clear()
         if errors or left:
-            raise TransportError(f"replay not acknowledged by Kafka: {errors[0] if errors else 'timeout'} "
-                                 f"({sent} records replayed and recorded)")
+            raise TransportError(
+                f"replay not acknowledged by Kafka: {errors[0] if errors else 'timeout'} "
+                f"({sent} records replayed and recorded)"
+            )
 
     def send(rec: Record) -> None:
         info = error_info(rec.headers)

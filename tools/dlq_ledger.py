@@ -90,8 +90,10 @@ class ReplayLedger:
         deadline = time.monotonic() + self.timeout
         while self._position <= offset:
             if time.monotonic() > deadline:
-                raise LedgerError(f"the DLQ replay ledger {self.ledger_topic} did not deliver offsets "
-                                  f"{self._position}..{offset} within {self.timeout:.0f}s")
+                raise LedgerError(
+                    f"the DLQ replay ledger {self.ledger_topic} did not deliver offsets "
+                    f"{self._position}..{offset} within {self.timeout:.0f}s"
+                )
             for rec in self._consumer.poll_batch(1000, 0.2):
                 if rec.offset < self._position:
                     continue
@@ -104,8 +106,10 @@ class ReplayLedger:
             entry = orjson.loads(rec.value)
             op = entry["op"]
         except (orjson.JSONDecodeError, TypeError, KeyError):
-            raise LedgerError(f"the DLQ replay ledger {self.ledger_topic} has an unreadable entry at offset "
-                              f"{rec.offset}; fix or remove it before replaying") from None
+            raise LedgerError(
+                f"the DLQ replay ledger {self.ledger_topic} has an unreadable entry at offset "
+                f"{rec.offset}; fix or remove it before replaying"
+            ) from None
         if op == "claim":
             claimed = _ranges(entry["partitions"])
             won = {}
@@ -151,8 +155,13 @@ class ReplayLedger:
         if self._producer is None:
             self._producer = self._transport.producer(linger_ms=0)
         delivered: list = []
-        self._producer.produce(self.ledger_topic, orjson.dumps(entry), key=self.topic.encode(), partition=0,
-                               on_delivery=lambda err, rec: delivered.append((err, rec)))
+        self._producer.produce(
+            self.ledger_topic,
+            orjson.dumps(entry),
+            key=self.topic.encode(),
+            partition=0,
+            on_delivery=lambda err, rec: delivered.append((err, rec)),
+        )
         left = self._producer.flush(self.timeout)
         if left or not delivered or delivered[0][0] is not None:
             why = delivered[0][0] if delivered and delivered[0][0] else "timeout"
@@ -168,9 +177,17 @@ class ReplayLedger:
             parts.setdefault(rec.partition, OffsetRanges()).add(rec.offset)
         cid = uuid.uuid4().hex
         now = int(time.time() * 1000)
-        offset = self._append({"op": "claim", "claim": cid, "by": self.operator, "at_ms": now,
-                               "expires_ms": now + int(CLAIM_SECONDS * 1000), "again": again,
-                               "partitions": _as_json(parts)})
+        offset = self._append(
+            {
+                "op": "claim",
+                "claim": cid,
+                "by": self.operator,
+                "at_ms": now,
+                "expires_ms": now + int(CLAIM_SECONDS * 1000),
+                "again": again,
+                "partitions": _as_json(parts),
+            }
+        )
         self._read_to(offset)
         won = self._claims[cid].won
         return cid, {(p, o) for p, r in won.items() for lo, hi in r.to_list() for o in range(lo, hi + 1)}

@@ -57,11 +57,20 @@ class Reason:
     samples: list[Record] = field(default_factory=list)
 
     def summary(self) -> dict:
-        return {"reason": self.id, "stage": self.stage, "class": self.cls, "message": self.message,
-                "example": self.example, "count": self.count, "replayed": self.replayed,
-                "purged": self.purged,
-                "origins": self.origins, "components": self.components,
-                "first": format_ms(self.first_ms), "last": format_ms(self.last_ms)}
+        return {
+            "reason": self.id,
+            "stage": self.stage,
+            "class": self.cls,
+            "message": self.message,
+            "example": self.example,
+            "count": self.count,
+            "replayed": self.replayed,
+            "purged": self.purged,
+            "origins": self.origins,
+            "components": self.components,
+            "first": format_ms(self.first_ms),
+            "last": format_ms(self.last_ms),
+        }
 
 
 @dataclass
@@ -81,8 +90,12 @@ class Selection:
                 offsets = OffsetRanges.parse(args.offsets)
             except ValueError:
                 raise UsageError(f"--offsets {args.offsets!r}: use numbers and ranges like 3,7,10-20") from None
-        return cls(list(getattr(args, "reasons", []) or []), getattr(args, "origin", None),
-                   getattr(args, "component", None), offsets)
+        return cls(
+            list(getattr(args, "reasons", []) or []),
+            getattr(args, "origin", None),
+            getattr(args, "component", None),
+            offsets,
+        )
 
     def matches(self, rid: str, info: dict[str, str], rec: Record) -> bool:
         if self.reasons and rid not in self.reasons:

@@ -83,13 +83,20 @@ def snapshot(transport: Transport, groups: list[str]) -> dict[str, GroupSnapshot
         consumer.close()
     states = group_states(transport, groups)
     now = time.time()
-    return {g: GroupSnapshot(g, now, states.get(g),
-                             {tp: PartitionOffsets(off, ends.get(tp, off)) for tp, off in sorted(committed[g].items())})
-            for g in groups}
+    return {
+        g: GroupSnapshot(
+            g,
+            now,
+            states.get(g),
+            {tp: PartitionOffsets(off, ends.get(tp, off)) for tp, off in sorted(committed[g].items())},
+        )
+        for g in groups
+    }
 
 
-def lag_seconds(transport: Transport, positions: dict[TopicPartition, int], timeout: float = 5.0
-                ) -> dict[TopicPartition, float]:
+def lag_seconds(
+    transport: Transport, positions: dict[TopicPartition, int], timeout: float = 5.0
+) -> dict[TopicPartition, float]:
     """Age in seconds of the record at each given position (the first one not yet consumed)."""
     if not positions:
         return {}

@@ -38,17 +38,25 @@ ACTIVE_STATES = {"Stable", "PreparingRebalance", "CompletingRebalance"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("lag", help="consumer-group lag with a status per group (OK, WARN, STALL, STOP)",
-                       description="Sample committed and end offsets of consumer groups a few times and rate "
-                                   "each group like Burrow does: OK, WARN (falling behind), STALL (stuck), "
-                                   "STOP (nothing consuming).",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "lag",
+        help="consumer-group lag with a status per group (OK, WARN, STALL, STOP)",
+        description="Sample committed and end offsets of consumer groups a few times and rate "
+        "each group like Burrow does: OK, WARN (falling behind), STALL (stuck), "
+        "STOP (nothing consuming).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--group", action="append", metavar="GROUP", help="only this group (repeatable)")
     p.add_argument("--samples", type=int, default=3, metavar="N", help="samples in the window (default 3, at least 2)")
     p.add_argument("--interval", type=float, default=5.0, metavar="S", help="seconds between samples (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--fail-on", choices=STATUSES[1:], metavar="STATUS",
-                   help="exit 1 when any group is at this status or worse (WARN, STALL, STOP)")
+    p.add_argument(
+        "--fail-on",
+        choices=STATUSES[1:],
+        metavar="STATUS",
+        help="exit 1 when any group is at this status or worse (WARN, STALL, STOP)",
+    )
     add_kafka_arguments(p)
     p.set_defaults(func=run)
 
@@ -84,15 +92,34 @@ def evaluate(samples: list[dict[str, GroupSnapshot]], ages: dict | None = None) 
         active = None if snap.state is None else snap.state in ACTIVE_STATES
         parts = []
         for tp, offs in snap.partitions.items():
-            window = [(s[g].partitions[tp].committed, s[g].partitions[tp].end)
-                      for s in samples if g in s and tp in s[g].partitions]
+            window = [
+                (s[g].partitions[tp].committed, s[g].partitions[tp].end)
+                for s in samples
+                if g in s and tp in s[g].partitions
+            ]
             age = ages.get((g, tp), 0.0 if offs.lag == 0 else None)
-            parts.append({"topic": tp.topic, "partition": tp.partition, "committed": offs.committed, "end": offs.end,
-                          "lag": offs.lag, "lag_seconds": None if age is None else round(age, 3),
-                          "status": partition_status(window, active)})
+            parts.append(
+                {
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "committed": offs.committed,
+                    "end": offs.end,
+                    "lag": offs.lag,
+                    "lag_seconds": None if age is None else round(age, 3),
+                    "status": partition_status(window, active),
+                }
+            )
         known_ages = [p["lag_seconds"] for p in parts if p["lag_seconds"] is not None]
-        out.append({"group": g, "status": worst(p["status"] for p in parts), "state": snap.state,
-                    "lag": snap.lag, "lag_seconds": max(known_ages, default=None), "partitions": parts})
+        out.append(
+            {
+                "group": g,
+                "status": worst(p["status"] for p in parts),
+                "state": snap.state,
+                "lag": snap.lag,
+                "lag_seconds": max(known_ages, default=None),
+                "partitions": parts,
+            }
+        )
     return out
 
 
@@ -151,12 +178,19 @@ _STYLE = {"OK": "green", "WARN": "yellow", "STALL": "bold red", "STOP": "bold wh
 
 def _print_table(result: list[dict]) -> None:
     from rich.table import Table
+
     table = Table(title="consumer groups", title_justify="left")
     for col in ("GROUP", "STATUS", "STATE", "LAG", "LAG SECONDS", "WORST PARTITIONS"):
         table.add_column(col, justify="right" if col.startswith("LAG") else "left")
     for g in result:
         bad = [p for p in g["partitions"] if p["status"] != "OK"]
         detail = ", ".join(f"{p['topic']}[{p['partition']}] {p['status']} lag {p['lag']}" for p in bad[:3])
-        table.add_row(g["group"], f"[{_STYLE[g['status']]}]{g['status']}[/]", g["state"] or "?", str(g["lag"]),
-                      "-" if g["lag_seconds"] is None else f"{g['lag_seconds']:.1f}", detail)
+        table.add_row(
+            g["group"],
+            f"[{_STYLE[g['status']]}]{g['status']}[/]",
+            g["state"] or "?",
+            str(g["lag"]),
+            "-" if g["lag_seconds"] is None else f"{g['lag_seconds']:.1f}",
+            detail,
+        )
     console().print(table)

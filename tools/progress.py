@@ -26,9 +26,16 @@ def progress_bar(description: str, total: int | None) -> Iterator[_Bar]:
     if not console.is_terminal:
         yield _Bar(None, None)
         return
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("copied {task.fields[copied]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=console, transient=False)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("copied {task.fields[copied]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
     with progress:
         task = progress.add_task(description, total=total, copied=0)
         yield _Bar(progress, task)

@@ -35,8 +35,15 @@ from logtide.timeutil import parse_duration
 from logtide.transport import TopicPartition, TransportError
 
 from logtide.tools.common import (
-    add_kafka_arguments, connect_args, format_ms, is_relative, parse_time_ms, print_json, state_dir,
-    topic_partitions, write_json_atomic,
+    add_kafka_arguments,
+    connect_args,
+    format_ms,
+    is_relative,
+    parse_time_ms,
+    print_json,
+    state_dir,
+    topic_partitions,
+    write_json_atomic,
 )
 from logtide.tools.progress import progress_bar
 
@@ -50,25 +57,43 @@ Interrupt with Ctrl-C at any time; run the same command again to resume (--resta
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("replay", help="re-produce a time window of a topic into another topic (resumable)",
-                       description="Re-produce the records of TOPIC whose timestamps fall in [--from, --to) into "
-                                   "--to-topic, keeping key, value and headers. Safe to interrupt and resume.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "replay",
+        help="re-produce a time window of a topic into another topic (resumable)",
+        description="Re-produce the records of TOPIC whose timestamps fall in [--from, --to) into "
+        "--to-topic, keeping key, value and headers. Safe to interrupt and resume.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--topic", required=True, help="topic to read")
-    p.add_argument("--from", dest="start", required=True, metavar="TIME",
-                   help="window start: ISO 8601, Unix s/ms, now, or a time ago: 2h, 30m ago (or --from=-2h)")
+    p.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="TIME",
+        help="window start: ISO 8601, Unix s/ms, now, or a time ago: 2h, 30m ago (or --from=-2h)",
+    )
     p.add_argument("--to", dest="end", metavar="TIME", help="window end, exclusive (default: the end of the topic now)")
-    p.add_argument("--to-topic", required=True, metavar="TOPIC",
-                   help="topic to write (must exist, unless --create-topic)")
-    p.add_argument("--create-topic", action="store_true",
-                   help="create --to-topic when missing, with as many partitions as --topic")
-    p.add_argument("--grace", default="60s", metavar="DURATION",
-                   help="read this far past --to before closing a partition, for in-window records written "
-                        "late by producers with slow clocks (default 60s; records past --to are never copied)")
-    p.add_argument("--state", metavar="FILE",
-                   help="progress file (default: <state dir>/replay-<job>.json; state dir: $LOGTIDE_STATE_DIR, "
-                        "else $XDG_STATE_HOME/logtide, else /var/lib/logtide if writable, else "
-                        "~/.local/state/logtide)")
+    p.add_argument(
+        "--to-topic", required=True, metavar="TOPIC", help="topic to write (must exist, unless --create-topic)"
+    )
+    p.add_argument(
+        "--create-topic", action="store_true", help="create --to-topic when missing, with as many partitions as --topic"
+    )
+    p.add_argument(
+        "--grace",
+        default="60s",
+        metavar="DURATION",
+        help="read this far past --to before closing a partition, for in-window records written "
+        "late by producers with slow clocks (default 60s; records past --to are never copied)",
+    )
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        help="progress file (default: <state dir>/replay-<job>.json; state dir: $LOGTIDE_STATE_DIR, "
+        "else $XDG_STATE_HOME/logtide, else /var/lib/logtide if writable, else "
+        "~/.local/state/logtide)",
+    )
     p.add_argument("--restart", action="store_true", help="ignore saved progress and start the window over")
     p.add_argument("--rate", type=float, metavar="N", help="at most N records per second (spare the cluster)")
     p.add_argument("--batch", type=int, default=1000, metavar="N", help="records per acknowledged batch (default 1000)")
@@ -78,8 +103,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def job_id(identity: dict) -> str:
-    return make_id("replay", identity["topic"], identity["from"], identity["to"], identity["to_topic"],
-                   identity.get("cluster"), identity.get("topic_id"), identity.get("to_topic_id"))[:12]
+    return make_id(
+        "replay",
+        identity["topic"],
+        identity["from"],
+        identity["to"],
+        identity["to_topic"],
+        identity.get("cluster"),
+        identity.get("topic_id"),
+        identity.get("to_topic_id"),
+    )[:12]
 
 
 def identity_of(args: argparse.Namespace, admin) -> dict:
@@ -87,8 +120,15 @@ def identity_of(args: argparse.Namespace, admin) -> dict:
     window, --from 2h, resumes it instead of starting a window two hours before now), the cluster and
     both topics' ids (another cluster, or a recreated topic, is another job)."""
     ids = admin.topic_ids([args.topic, args.to_topic])
-    return {"topic": args.topic, "to_topic": args.to_topic, "from": args.start, "to": args.end,
-            "cluster": admin.cluster_id(), "topic_id": ids.get(args.topic), "to_topic_id": ids.get(args.to_topic)}
+    return {
+        "topic": args.topic,
+        "to_topic": args.to_topic,
+        "from": args.start,
+        "to": args.end,
+        "cluster": admin.cluster_id(),
+        "topic_id": ids.get(args.topic),
+        "to_topic_id": ids.get(args.to_topic),
+    }
 
 
 class ReplayJob:
@@ -113,9 +153,15 @@ class ReplayJob:
             end = ends.get(tp, 0)
             start = end if first is None else min(first, end)
             partitions[str(tp.partition)] = {"next": start, "end": end}
-        state = {"job": {**identity, "from_ms": start_ms, "to_ms": end_ms},
-                 "partitions": partitions, "copied": 0, "skipped": 0, "done": False,
-                 "started": time.time(), "updated": time.time()}
+        state = {
+            "job": {**identity, "from_ms": start_ms, "to_ms": end_ms},
+            "partitions": partitions,
+            "copied": 0,
+            "skipped": 0,
+            "done": False,
+            "started": time.time(),
+            "updated": time.time(),
+        }
         job = cls(path, state)
         job.save()
         return job
@@ -123,6 +169,7 @@ class ReplayJob:
     @classmethod
     def load(cls, path: str) -> ReplayJob | None:
         import orjson
+
         try:
             with open(path, "rb") as f:
                 return cls(path, orjson.loads(f.read()))
@@ -136,8 +183,10 @@ class ReplayJob:
         try:
             write_json_atomic(self.path, self.state)
         except OSError as exc:
-            raise UsageError(f"--state {self.path}: cannot write the progress file ({exc.strerror}); pass "
-                             "--state FILE in a writable directory or set LOGTIDE_STATE_DIR") from None
+            raise UsageError(
+                f"--state {self.path}: cannot write the progress file ({exc.strerror}); pass "
+                "--state FILE in a writable directory or set LOGTIDE_STATE_DIR"
+            ) from None
 
     def ranges(self) -> dict[TopicPartition, tuple[int, int]]:
         topic = self.state["job"]["topic"]
@@ -180,8 +229,10 @@ def run(args: argparse.Namespace) -> int:
         dest_parts = consumer.partitions_for(args.to_topic)
         job = None if args.restart else ReplayJob.load(path)
         if job is not None and {k: job.state["job"].get(k) for k in identity} != identity:
-            raise UsageError(f"--state {path} belongs to another replay ({_differs(job.state['job'], identity)}); "
-                             "pass another --state or --restart")
+            raise UsageError(
+                f"--state {path} belongs to another replay ({_differs(job.state['job'], identity)}); "
+                "pass another --state or --restart"
+            )
         if job is not None and job.state["done"] and (is_relative(args.start) or is_relative(args.end)):
             job = None  # a finished "last 2 hours" job: this run means the 2 hours before now
         resumed = job is not None
@@ -208,9 +259,12 @@ def _destination(admin, args) -> None:
         return
     n = topics[args.topic]
     if not args.create_topic:
-        raise UsageError(f"destination topic {args.to_topic!r} does not exist: pass --create-topic to create it "
-                         f"with {n} partitions like {args.topic}")
+        raise UsageError(
+            f"destination topic {args.to_topic!r} does not exist: pass --create-topic to create it "
+            f"with {n} partitions like {args.topic}"
+        )
     from logtide.transport import TopicSpec
+
     admin.create_topics([TopicSpec(args.to_topic, n)])
 
 
@@ -236,8 +290,7 @@ class _Batch:
 MAX_IN_FLIGHT = 4
 
 
-def _copy(transport, consumer, job: ReplayJob, args, same_layout: bool, stop: threading.Event,
-          grace_ms: int) -> bool:
+def _copy(transport, consumer, job: ReplayJob, args, same_layout: bool, stop: threading.Event, grace_ms: int) -> bool:
     """Copy batch by batch; return True when stopped before the end of the window."""
     start_ms, end_ms = job.state["job"]["from_ms"], job.state["job"]["to_ms"]
     to_topic = job.state["job"]["to_topic"]
@@ -252,12 +305,14 @@ def _copy(transport, consumer, job: ReplayJob, args, same_layout: bool, stop: th
             head = in_flight[0]
             if head.pending > 0:
                 if time.monotonic() > deadline:
-                    raise TransportError("replayed records not acknowledged by Kafka within 60 s; "
-                                         "progress saved, run again to resume")
+                    raise TransportError(
+                        "replayed records not acknowledged by Kafka within 60 s; progress saved, run again to resume"
+                    )
                 producer.poll(0.05)
                 if errors:
-                    raise TransportError(f"Kafka refused replayed records: {errors[0]}; progress saved, "
-                                         "run again to resume")
+                    raise TransportError(
+                        f"Kafka refused replayed records: {errors[0]}; progress saved, run again to resume"
+                    )
                 continue
             in_flight.popleft()
             job.advance(head.positions, head.copied, head.skipped)
@@ -299,9 +354,15 @@ def _copy(transport, consumer, job: ReplayJob, args, same_layout: bool, stop: th
                         errors.append(err)
 
                 for rec in selected:
-                    producer.produce(to_topic, rec.value, key=rec.key, headers=rec.headers,
-                                     partition=rec.partition if same_layout else None, on_delivery=on_delivery,
-                                     timestamp_ms=rec.timestamp)
+                    producer.produce(
+                        to_topic,
+                        rec.value,
+                        key=rec.key,
+                        headers=rec.headers,
+                        partition=rec.partition if same_layout else None,
+                        on_delivery=on_delivery,
+                        timestamp_ms=rec.timestamp,
+                    )
                 in_flight.append(batch)
                 producer.poll(0)
                 settle(bar, wait=False)
@@ -330,21 +391,39 @@ def _copy(transport, consumer, job: ReplayJob, args, same_layout: bool, stop: th
 def _report(args, job: ReplayJob, path: str, *, resumed: bool, interrupted: bool, elapsed: float) -> int:
     st = job.state
     already = resumed and st["done"] and job.copied_now == 0 and elapsed == 0.0
-    summary = {"topic": st["job"]["topic"], "to_topic": st["job"]["to_topic"],
-               "from": format_ms(st["job"]["from_ms"]), "to": format_ms(st["job"]["to_ms"]),
-               "copied": job.copied_now, "copied_total": st["copied"], "skipped_outside_window": st["skipped"],
-               "done": st["done"], "already_complete": already, "remaining_at_most": job.remaining(),
-               "resumed": resumed, "cluster": st["job"].get("cluster"), "state": path, "seconds": round(elapsed, 3)}
+    summary = {
+        "topic": st["job"]["topic"],
+        "to_topic": st["job"]["to_topic"],
+        "from": format_ms(st["job"]["from_ms"]),
+        "to": format_ms(st["job"]["to_ms"]),
+        "copied": job.copied_now,
+        "copied_total": st["copied"],
+        "skipped_outside_window": st["skipped"],
+        "done": st["done"],
+        "already_complete": already,
+        "remaining_at_most": job.remaining(),
+        "resumed": resumed,
+        "cluster": st["job"].get("cluster"),
+        "state": path,
+        "seconds": round(elapsed, 3),
+    }
     if args.json:
         print_json(summary)
     elif interrupted:
-        print(f"interrupted: {job.copied_now} records replayed by this run ({st['copied']} by the job so far), at "
-              f"most {job.remaining()} left; run the same command again to resume (state: {path})")
+        print(
+            f"interrupted: {job.copied_now} records replayed by this run ({st['copied']} by the job so far), at "
+            f"most {job.remaining()} left; run the same command again to resume (state: {path})"
+        )
     elif already:
-        print(f"already complete: this replay finished earlier ({st['copied']} records copied then), 0 copied "
-              f"by this run (state: {path}; --restart to replay again)")
+        print(
+            f"already complete: this replay finished earlier ({st['copied']} records copied then), 0 copied "
+            f"by this run (state: {path}; --restart to replay again)"
+        )
     else:
-        print(f"replayed {job.copied_now} records from {st['job']['topic']} to {st['job']['to_topic']} "
-              f"(window {summary['from']} .. {summary['to']}; {st['skipped']} outside it skipped"
-              + (f"; {st['copied']} by the job in all runs" if st["copied"] != job.copied_now else "") + ")")
+        print(
+            f"replayed {job.copied_now} records from {st['job']['topic']} to {st['job']['to_topic']} "
+            f"(window {summary['from']} .. {summary['to']}; {st['skipped']} outside it skipped"
+            + (f"; {st['copied']} by the job in all runs" if st["copied"] != job.copied_now else "")
+            + ")"
+        )
     return 130 if interrupted else 0

@@ -21,7 +21,15 @@ from logtide.role import install_signal_handlers
 from logtide.topics import exact_end_offsets
 from logtide.transport import TopicPartition
 
-from logtide.tools.common import add_kafka_arguments, connect_args, console, format_ms, parse_time_ms, print_json, topic_partitions
+from logtide.tools.common import (
+    add_kafka_arguments,
+    connect_args,
+    console,
+    format_ms,
+    parse_time_ms,
+    print_json,
+    topic_partitions,
+)
 
 EPILOG = """examples:
   logtide tap logtide.route.monitoring --where 'severity_number >= 17'
@@ -33,15 +41,23 @@ _SEVERITY_STYLE = ((21, "bold white on red"), (17, "bold red"), (13, "yellow"), 
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tap", help="live, filtered view of the events in a topic",
-                       description="Show the events arriving in TOPIC, filtered by a condition, pretty or as JSON "
-                                   "lines. Nothing is committed: tapping never disturbs a consumer group.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "tap",
+        help="live, filtered view of the events in a topic",
+        description="Show the events arriving in TOPIC, filtered by a condition, pretty or as JSON "
+        "lines. Nothing is committed: tapping never disturbs a consumer group.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("topic", metavar="TOPIC")
     p.add_argument("--where", metavar="CONDITION", help="condition language, e.g. 'severity_number >= 17'")
     p.add_argument("--sample", type=int, default=1, metavar="N", help="show one matching event in N (default: all)")
-    p.add_argument("--from", dest="start", metavar="TIME",
-                   help="start at this time ('beginning', ISO 8601, -10m …) instead of the end (live)")
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="TIME",
+        help="start at this time ('beginning', ISO 8601, -10m …) instead of the end (live)",
+    )
     p.add_argument("--count", type=int, metavar="N", help="stop after showing N events")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--json", action="store_true", help="one JSON object per line (the envelope, plus _kafka)")
@@ -88,8 +104,13 @@ def run(args: argparse.Namespace) -> int:
         consumer.assign(parts)
         for tp, off in offsets.items():
             consumer.seek(tp, off)
-        print(f"tapping {args.topic} ({len(parts)} partitions)"
-              + (f" where {args.where}" if args.where else "") + "; Ctrl-C to stop", file=sys.stderr, flush=True)
+        print(
+            f"tapping {args.topic} ({len(parts)} partitions)"
+            + (f" where {args.where}" if args.where else "")
+            + "; Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
         while not stop.is_set():
             if deadline and time.monotonic() >= deadline:
                 break
@@ -126,10 +147,20 @@ def run(args: argparse.Namespace) -> int:
 
 def _show(out, as_json: bool, rec, event: dict) -> None:
     if as_json:
-        print_json({**event, "_kafka": {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
-                                        "key": rec.key.decode("utf-8", "replace") if rec.key else None}})
+        print_json(
+            {
+                **event,
+                "_kafka": {
+                    "topic": rec.topic,
+                    "partition": rec.partition,
+                    "offset": rec.offset,
+                    "key": rec.key.decode("utf-8", "replace") if rec.key else None,
+                },
+            }
+        )
         return
     from rich.text import Text
+
     res = event.get("resource") or {}
     where = res.get("service.name") or res.get("k8s.pod.name") or res.get("aws.log.group.names") or ""
     if isinstance(where, list):
@@ -139,8 +170,10 @@ def _show(out, as_json: bool, rec, event: dict) -> None:
     line = Text()
     line.append(format_ms(t // 1_000_000 if isinstance(t, int) else None), style="dim")
     line.append(" ")
-    line.append(f"{(event.get('severity_text') or envelope.severity_text(event.get('severity_number', 0))):<5}",
-                style=_severity_style(event.get("severity_number", 0)))
+    line.append(
+        f"{(event.get('severity_text') or envelope.severity_text(event.get('severity_number', 0))):<5}",
+        style=_severity_style(event.get("severity_number", 0)),
+    )
     line.append(f" {event.get('source', '')}", style="cyan")
     if where:
         line.append(f" {where}", style="blue")
@@ -154,9 +187,18 @@ def _show(out, as_json: bool, rec, event: dict) -> None:
 def _show_raw(out, as_json: bool, rec, exc: Exception) -> None:
     value = (rec.value or b"").decode("utf-8", "replace")
     if as_json:
-        print_json({"_not_envelope": str(exc), "value": value[:2000],
-                    "_kafka": {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}})
+        print_json(
+            {
+                "_not_envelope": str(exc),
+                "value": value[:2000],
+                "_kafka": {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset},
+            }
+        )
     else:
         from rich.text import Text
-        out.print(Text(f"[{rec.partition}@{rec.offset} not an envelope: {exc}] {value[:500]}", style="magenta"),
-                  soft_wrap=True, highlight=False)
+
+        out.print(
+            Text(f"[{rec.partition}@{rec.offset} not an envelope: {exc}] {value[:500]}", style="magenta"),
+            soft_wrap=True,
+            highlight=False,
+        )

@@ -40,24 +40,38 @@ EPILOG = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("top", help="live table of rates, errors, DLQ rate and consumer lag",
-                       description="Live view of topic rates, consumer-group lag (records and seconds) and, from "
-                                   "the roles' /metrics, per-component rates, errors and DLQ records.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--metrics", action="append", default=[], metavar="URL",
-                   help="a role's metrics URL, e.g. http://127.0.0.1:9464/metrics (repeatable)")
+    p = sub.add_parser(
+        "top",
+        help="live table of rates, errors, DLQ rate and consumer lag",
+        description="Live view of topic rates, consumer-group lag (records and seconds) and, from "
+        "the roles' /metrics, per-component rates, errors and DLQ records.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--metrics",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a role's metrics URL, e.g. http://127.0.0.1:9464/metrics (repeatable)",
+    )
     p.add_argument("--interval", type=float, default=2.0, metavar="S", help="seconds between samples (default 2)")
     p.add_argument("--group", action="append", metavar="GROUP", help="only these consumer groups (repeatable)")
     p.add_argument("--once", action="store_true", help="take two samples, print once and exit")
     p.add_argument("--json", action="store_true", help="print JSON (with --once)")
     p.add_argument("--window", type=int, default=5, metavar="N", help="samples the group status looks at (default 5)")
-    p.add_argument("--topics", default=r"^logtide\.", metavar="REGEX",
-                   help="topics whose rates to show (default: ^logtide\\. — every logtide topic)")
+    p.add_argument(
+        "--topics",
+        default=r"^logtide\.",
+        metavar="REGEX",
+        help="topics whose rates to show (default: ^logtide\\. — every logtide topic)",
+    )
     add_kafka_arguments(p)
     p.set_defaults(func=run)
 
 
 # --- /metrics -----------------------------------------------------------------------------------------
+
 
 def metrics_url(url: str) -> str:
     u = urlparse(url if "://" in url else "http://" + url)
@@ -109,6 +123,7 @@ def scrape_all(urls: list[str]) -> tuple[dict[str, dict[str, float]], dict[str, 
 
 # --- sampling -----------------------------------------------------------------------------------------
 
+
 class Sampler:
     """Takes samples and turns the last two into rates; keeps a few group samples for the status."""
 
@@ -129,8 +144,10 @@ class Sampler:
         components, down = scrape_all(self.urls)
         topics = self.topic_records()
         self.group_window.append(snap)
-        self.prev, self.cur = self.cur, {"time": time.time(), "topics": topics, "groups": snap,
-                                         "components": components, "down": down}
+        self.prev, self.cur = (
+            self.cur,
+            {"time": time.time(), "topics": topics, "groups": snap, "components": components, "down": down},
+        )
 
     def topic_records(self) -> dict[str, int]:
         """Records in each shown topic (exact end offsets; only the topics the filter picks)."""
@@ -161,35 +178,64 @@ class Sampler:
                 return None
             return round(max(0.0, now - before) / dt, 2)
 
-        topics = [{"topic": t, "records": n, "rate": rate(n, prev["topics"].get(t))}
-                  for t, n in sorted(cur["topics"].items())]
+        topics = [
+            {"topic": t, "records": n, "rate": rate(n, prev["topics"].get(t))} for t, n in sorted(cur["topics"].items())
+        ]
         components = []
         for comp, row in sorted(cur["components"].items()):
             before = prev["components"].get(comp, {})
-            components.append({"component": comp, "in_rate": rate(row["in"], before.get("in")),
-                               "out_rate": rate(row["out"], before.get("out")),
-                               "error_rate": rate(row["errors"], before.get("errors")),
-                               "dlq_rate": rate(row["dlq"], before.get("dlq")),
-                               "errors_total": row["errors"], "dlq_total": row["dlq"], "lag": row["lag"]})
+            components.append(
+                {
+                    "component": comp,
+                    "in_rate": rate(row["in"], before.get("in")),
+                    "out_rate": rate(row["out"], before.get("out")),
+                    "error_rate": rate(row["errors"], before.get("errors")),
+                    "dlq_rate": rate(row["dlq"], before.get("dlq")),
+                    "errors_total": row["errors"],
+                    "dlq_total": row["dlq"],
+                    "lag": row["lag"],
+                }
+            )
         statuses = evaluate(list(self.group_window), ages_of(self.transport, cur["groups"]))
         groups = []
         for g in statuses:
             snap_now, snap_before = cur["groups"][g["group"]], prev["groups"].get(g["group"])
             consumed = None
             if snap_before is not None:
-                moved = sum(o.committed - snap_before.partitions[tp].committed
-                            for tp, o in snap_now.partitions.items() if tp in snap_before.partitions)
+                moved = sum(
+                    o.committed - snap_before.partitions[tp].committed
+                    for tp, o in snap_now.partitions.items()
+                    if tp in snap_before.partitions
+                )
                 consumed = rate(moved, 0)
-            groups.append({"group": g["group"], "status": g["status"], "state": g["state"], "lag": g["lag"],
-                           "lag_seconds": g["lag_seconds"], "consume_rate": consumed})
+            groups.append(
+                {
+                    "group": g["group"],
+                    "status": g["status"],
+                    "state": g["state"],
+                    "lag": g["lag"],
+                    "lag_seconds": g["lag_seconds"],
+                    "consume_rate": consumed,
+                }
+            )
         dlq = cur["topics"].get(DLQ)
-        return {"time": cur["time"], "interval": dt, "components": components, "groups": groups, "topics": topics,
-                "dlq": {"topic": DLQ, "records": dlq, "rate": rate(dlq, prev["topics"].get(DLQ)) if dlq is not None
-                        else None},
-                "metrics_down": cur["down"]}
+        return {
+            "time": cur["time"],
+            "interval": dt,
+            "components": components,
+            "groups": groups,
+            "topics": topics,
+            "dlq": {
+                "topic": DLQ,
+                "records": dlq,
+                "rate": rate(dlq, prev["topics"].get(DLQ)) if dlq is not None else None,
+            },
+            "metrics_down": cur["down"],
+        }
 
 
 # --- output -------------------------------------------------------------------------------------------
+
 
 def _fmt(v) -> str:
     if v is None:
@@ -208,16 +254,26 @@ def render(view: dict):
 
     parts = []
     dlq = view["dlq"]
-    parts.append(Text(f"logtide top — every {_fmt(view['interval'])} s — DLQ: {_fmt(dlq['records'])} records, "
-                      f"{_fmt(dlq['rate'])}/s", style="bold"))
+    parts.append(
+        Text(
+            f"logtide top — every {_fmt(view['interval'])} s — DLQ: {_fmt(dlq['records'])} records, "
+            f"{_fmt(dlq['rate'])}/s",
+            style="bold",
+        )
+    )
     t = Table(title="components (/metrics)", title_justify="left", expand=False)
     for col in ("COMPONENT", "IN/s", "OUT/s", "ERRORS/s", "DLQ/s", "ERRORS", "LAG"):
         t.add_column(col, justify="left" if col == "COMPONENT" else "right")
     for c in view["components"]:
-        t.add_row(c["component"], _fmt(c["in_rate"]), _fmt(c["out_rate"]),
-                  Text(_fmt(c["error_rate"]), style="red" if c["error_rate"] else ""),
-                  Text(_fmt(c["dlq_rate"]), style="red" if c["dlq_rate"] else ""),
-                  _fmt(c["errors_total"]), _fmt(c["lag"]))
+        t.add_row(
+            c["component"],
+            _fmt(c["in_rate"]),
+            _fmt(c["out_rate"]),
+            Text(_fmt(c["error_rate"]), style="red" if c["error_rate"] else ""),
+            Text(_fmt(c["dlq_rate"]), style="red" if c["dlq_rate"] else ""),
+            _fmt(c["errors_total"]),
+            _fmt(c["lag"]),
+        )
     for url, err in view["metrics_down"].items():
         t.add_row(Text(f"{url} DOWN: {err}", style="bold red"), "", "", "", "", "", "")
     parts.append(t)
@@ -225,8 +281,14 @@ def render(view: dict):
     for col in ("GROUP", "STATUS", "STATE", "LAG", "LAG s", "CONSUMED/s"):
         t.add_column(col, justify="right" if col in ("LAG", "LAG s", "CONSUMED/s") else "left")
     for g in view["groups"]:
-        t.add_row(g["group"], f"[{_STYLE[g['status']]}]{g['status']}[/]", g["state"] or "?", _fmt(g["lag"]),
-                  _fmt(g["lag_seconds"]), _fmt(g["consume_rate"]))
+        t.add_row(
+            g["group"],
+            f"[{_STYLE[g['status']]}]{g['status']}[/]",
+            g["state"] or "?",
+            _fmt(g["lag"]),
+            _fmt(g["lag_seconds"]),
+            _fmt(g["consume_rate"]),
+        )
     parts.append(t)
     t = Table(title="topics (Kafka)", title_justify="left")
     for col in ("TOPIC", "RECORDS", "IN/s"):
@@ -260,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
             console().print(render(view))
         return 0
     from rich.live import Live
+
     stop = threading.Event()
     install_signal_handlers(stop)
     with Live(render(sampler.view()), console=console(), refresh_per_second=4, screen=False) as live:

@@ -25,15 +25,16 @@ class CriParser:
         self._ts = TimestampParser()
 
     def parse(self, line: bytes) -> Fragment:
-        parts = line.split(b" ", 3)   # "<time> <stream> F " (empty message) splits into 4 too
+        parts = line.split(b" ", 3)  # "<time> <stream> F " (empty message) splits into 4 too
         if len(parts) == 4:
             ts, stream, tag, message = parts
             stream = _STREAMS.get(stream)
             if stream is not None and len(tag) == 1 and tag in b"PF":
                 time = self._ts.parse(ts)
                 # tuple.__new__: a Fragment without the NamedTuple's Python-level __new__ (once per line)
-                return _new_fragment(Fragment, (time, stream, tag == b"P", message,
-                                                None if time is not None else "bad_timestamp"))
+                return _new_fragment(
+                    Fragment, (time, stream, tag == b"P", message, None if time is not None else "bad_timestamp")
+                )
         return self._other(line, parts)
 
     def _other(self, line: bytes, parts: list[bytes]) -> Fragment:
@@ -55,5 +56,4 @@ class CriParser:
 
 def looks_like_cri(line: bytes) -> bool:
     parts = line.split(b" ", 3)
-    return len(parts) >= 3 and parts[1] in _STREAMS and _tag(parts[2]) \
-        and TimestampParser().parse(parts[0]) is not None
+    return len(parts) >= 3 and parts[1] in _STREAMS and _tag(parts[2]) and TimestampParser().parse(parts[0]) is not None

@@ -60,6 +60,11 @@ def looks_like_docker(line: bytes) -> bool:
         rec = orjson.loads(line)
     except orjson.JSONDecodeError:
         return False
-    return (isinstance(rec, dict) and isinstance(rec.get("log"), str) and rec.get("stream") in ("stdout", "stderr")
-            and isinstance(rec.get("time"), str) and rec.keys() <= _KEYS
-            and TimestampParser().parse(rec["time"].encode("utf-8", "surrogatepass")) is not None)
+    return (
+        isinstance(rec, dict)
+        and isinstance(rec.get("log"), str)
+        and rec.get("stream") in ("stdout", "stderr")
+        and isinstance(rec.get("time"), str)
+        and rec.keys() <= _KEYS
+        and TimestampParser().parse(rec["time"].encode("utf-8", "surrogatepass")) is not None
+    )

@@ -34,13 +34,22 @@ class TimestampParser:
         prefix = ts[:19]
         if prefix != self._prefix:
             # digits where digits belong (int() alone takes " 5", "+5", "0_5") and both separators
-            if not (prefix[0:4].isdigit() and prefix[5:7].isdigit() and prefix[8:10].isdigit()
-                    and prefix[11:13].isdigit() and prefix[14:16].isdigit() and prefix[17:19].isdigit()
-                    and prefix[7:8] == b"-" and prefix[16:17] == b":"):
+            if not (
+                prefix[0:4].isdigit()
+                and prefix[5:7].isdigit()
+                and prefix[8:10].isdigit()
+                and prefix[11:13].isdigit()
+                and prefix[14:16].isdigit()
+                and prefix[17:19].isdigit()
+                and prefix[7:8] == b"-"
+                and prefix[16:17] == b":"
+            ):
                 return None
             try:
-                seconds = epoch_ns(int(ts[0:4]), int(ts[5:7]), int(ts[8:10]),
-                                   int(ts[11:13]), int(ts[14:16]), int(ts[17:19])) // 1_000_000_000
+                seconds = (
+                    epoch_ns(int(ts[0:4]), int(ts[5:7]), int(ts[8:10]), int(ts[11:13]), int(ts[14:16]), int(ts[17:19]))
+                    // 1_000_000_000
+                )
             except ValueError:
                 return None
             self._prefix, self._seconds = prefix, seconds
@@ -60,8 +69,13 @@ class TimestampParser:
             rest = rest[i:]
         if rest in (b"Z", b"z"):
             offset = 0
-        elif len(rest) == 6 and rest[0:1] in (b"+", b"-") and rest[3:4] == b":" and rest[1:3].isdigit() \
-                and rest[4:6].isdigit():
+        elif (
+            len(rest) == 6
+            and rest[0:1] in (b"+", b"-")
+            and rest[3:4] == b":"
+            and rest[1:3].isdigit()
+            and rest[4:6].isdigit()
+        ):
             offset = (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60) * (1 if rest[0:1] == b"+" else -1)
         else:
             return None

@@ -55,5 +55,4 @@ def build_integrations(receiver: Receiver, external_url: str, templates) -> list
     return out
 
 
-__all__ = ["Receiver", "RateLimit", "RetryPolicy", "build_integrations", "Retryable", "Permanent",
-           "HttpIntegration"]
+__all__ = ["Receiver", "RateLimit", "RetryPolicy", "build_integrations", "Retryable", "Permanent", "HttpIntegration"]

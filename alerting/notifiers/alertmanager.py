@@ -27,8 +27,9 @@ class AlertmanagerConfig(Model):
     url: str  # e.g. http://alertmanager:9093
     send_resolved: bool = True
     timeout_seconds: float = Field(10.0, gt=0)
-    resend_interval_seconds: float = Field(60.0, gt=0, description="re-send firing alerts this often "
-                                           "(Prometheus' --rules.alert.resend-delay)")
+    resend_interval_seconds: float = Field(
+        60.0, gt=0, description="re-send firing alerts this often (Prometheus' --rules.alert.resend-delay)"
+    )
 
 
 class Alertmanager(HttpIntegration):
@@ -43,8 +44,12 @@ class Alertmanager(HttpIntegration):
         valid_until = wall + VALID_FOR_RESENDS * max(self.resend_ns, notification.group_interval_ns)
         out = []
         for a in notification.alerts:
-            item = {"labels": a.labels, "annotations": a.annotations, "startsAt": rfc3339(a.fired_at or a.active_at),
-                    "generatorURL": a.api(self.external_url)["generatorURL"]}
+            item = {
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "startsAt": rfc3339(a.fired_at or a.active_at),
+                "generatorURL": a.api(self.external_url)["generatorURL"],
+            }
             item["endsAt"] = rfc3339(a.resolved_at if a.state == RESOLVED else valid_until)
             out.append(item)
         return out

@@ -33,14 +33,14 @@ def dedup_key(group_key: str) -> str:
 class PagerDuty(HttpIntegration):
     kind = "pagerduty"
 
-
     def event(self, notification) -> dict:
         key = dedup_key(notification.group_key)
         if notification.status == "resolved":
             return {"routing_key": self.config.routing_key, "event_action": "resolve", "dedup_key": key}
         ctx = context(notification, self.external_url)
-        summary = self.templates.render_or(self.config.summary, ctx, fallback_text(notification).splitlines()[0],
-                                           self.receiver)
+        summary = self.templates.render_or(
+            self.config.summary, ctx, fallback_text(notification).splitlines()[0], self.receiver
+        )
         sev = notification.common_labels.get("severity", "error")
         return {
             "routing_key": self.config.routing_key,
@@ -52,9 +52,12 @@ class PagerDuty(HttpIntegration):
                 "summary": summary[:1024],
                 "source": self.config.source,
                 "severity": sev if sev in PD_SEVERITIES else "error",
-                "custom_details": {"firing": len(notification.firing), "resolved": len(notification.resolved),
-                                   "groupLabels": notification.group_labels,
-                                   "alerts": [a.labels for a in notification.alerts[:20]]},
+                "custom_details": {
+                    "firing": len(notification.firing),
+                    "resolved": len(notification.resolved),
+                    "groupLabels": notification.group_labels,
+                    "alerts": [a.labels for a in notification.alerts[:20]],
+                },
             },
         }
 

@@ -24,7 +24,6 @@ class SlackConfig(Model):
 class Slack(HttpIntegration):
     kind = "slack"
 
-
     def message(self, notification) -> dict:
         ctx = context(notification, self.external_url)
         fallback = fallback_text(notification)

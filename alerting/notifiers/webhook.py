@@ -70,15 +70,19 @@ def verify(headers, body: bytes, secrets: list[str], tolerance: float = 300.0, n
 class Webhook(HttpIntegration):
     kind = "webhook"
 
-
     def body(self, notification) -> bytes:
         return orjson.dumps(notification.payload(self.external_url))
 
     def send(self, notification) -> None:
         body = self.body(notification)
         ts = str(int(time.time()))
-        headers = {"Content-Type": "application/json", "User-Agent": "logtide-alerting",
-                   H_TIMESTAMP: ts, H_GROUP: notification.group_key, **self.config.headers}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "logtide-alerting",
+            H_TIMESTAMP: ts,
+            H_GROUP: notification.group_key,
+            **self.config.headers,
+        }
         if self.config.secrets:
             headers[H_SIGNATURE] = signature_header(self.config.secrets, ts, body)
         self.post(self.config.url, body, headers)

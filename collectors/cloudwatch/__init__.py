@@ -7,4 +7,5 @@ from logtide.collectors.registry import COLLECTORS
 @COLLECTORS.register("cloudwatch", CloudWatchConfig)
 def build(settings: CloudWatchConfig, transport):
     from logtide.collectors.cloudwatch.collector import CloudWatchCollector
+
     return CloudWatchCollector(settings, transport)

@@ -17,16 +17,34 @@ import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, EndpointConnectionError,
-                                 NoCredentialsError, PartialCredentialsError)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
 from logtide.collectors.base import Backoff, CollectorMetrics, ItemStatus, Stopped
 from logtide.collectors.cloudwatch.config import CloudWatchConfig
 
-THROTTLE_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-                  "LimitExceededException"}
-AUTH_CODES = {"ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException", "InvalidSignatureException",
-              "InvalidClientTokenId", "RequestExpired", "SignatureDoesNotMatch"}
+THROTTLE_CODES = {
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+}
+AUTH_CODES = {
+    "ExpiredTokenException",
+    "ExpiredToken",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "InvalidClientTokenId",
+    "RequestExpired",
+    "SignatureDoesNotMatch",
+}
 DENIED_CODES = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
 NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError)
 
@@ -71,8 +89,9 @@ class AwsClients:
         self.metrics = metrics
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
-        self.rates = {r: AdaptiveRate(config.max_requests_per_second, config.min_requests_per_second)
-                      for r in config.regions}
+        self.rates = {
+            r: AdaptiveRate(config.max_requests_per_second, config.min_requests_per_second) for r in config.regions
+        }
 
     def _session(self, region: str) -> boto3.Session:
         base = boto3.Session(profile_name=self.config.profile, region_name=region)
@@ -82,8 +101,11 @@ class AwsClients:
         sts = base.client("sts", endpoint_url=self.config.endpoint_url)
 
         def assume() -> dict:
-            kwargs: dict[str, Any] = {"RoleArn": role.role_arn, "RoleSessionName": role.session_name,
-                                      "DurationSeconds": role.duration_seconds}
+            kwargs: dict[str, Any] = {
+                "RoleArn": role.role_arn,
+                "RoleSessionName": role.session_name,
+                "DurationSeconds": role.duration_seconds,
+            }
             if role.external_id:
                 kwargs["ExternalId"] = role.external_id
             self.metrics.api_call("AssumeRole")
@@ -91,8 +113,12 @@ class AwsClients:
             expiry = creds["Expiration"]
             if isinstance(expiry, datetime):
                 expiry = expiry.astimezone(UTC).isoformat()
-            return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
-                    "token": creds["SessionToken"], "expiry_time": expiry}
+            return {
+                "access_key": creds["AccessKeyId"],
+                "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"],
+                "expiry_time": expiry,
+            }
 
         # Refreshed by botocore itself shortly before expiry.
         creds = RefreshableCredentials.create_from_metadata(assume(), assume, "sts-assume-role")
@@ -105,11 +131,14 @@ class AwsClients:
         with self._lock:
             c = self._clients.get(region)
             if c is None:
-                cfg = Config(retries={"total_max_attempts": 1, "mode": "standard"},
-                             read_timeout=self.config.request_timeout_seconds,
-                             connect_timeout=min(10.0, self.config.request_timeout_seconds))
+                cfg = Config(
+                    retries={"total_max_attempts": 1, "mode": "standard"},
+                    read_timeout=self.config.request_timeout_seconds,
+                    connect_timeout=min(10.0, self.config.request_timeout_seconds),
+                )
                 c = self._clients[region] = self._session(region).client(
-                    "logs", region_name=region, endpoint_url=self.config.endpoint_url, config=cfg)
+                    "logs", region_name=region, endpoint_url=self.config.endpoint_url, config=cfg
+                )
             return c
 
     def forget(self, region: str) -> None:
@@ -144,18 +173,29 @@ class AwsClients:
                 if code in THROTTLE_CODES or http == 429:
                     self.metrics.throttles.inc()
                     rate.throttled()
-                    status.failed("throttled", f"CloudWatch Logs throttles {operation} ({code}); slowing down to "
-                                   f"{rate.rate:.2g} requests/s (max_requests_per_second shares the account's quota)",
-                                   **where)
+                    status.failed(
+                        "throttled",
+                        f"CloudWatch Logs throttles {operation} ({code}); slowing down to "
+                        f"{rate.rate:.2g} requests/s (max_requests_per_second shares the account's quota)",
+                        **where,
+                    )
                 elif code == "ResourceNotFoundException":
                     raise LogGroupGone(params.get("logGroupName", "")) from None
                 elif code in DENIED_CODES:
-                    status.failed("access_denied", f"missing IAM permission logs:{operation}: grant it to the "
-                                  f"collector's role for this log group ({code}: {message})",
-                                  **where, log_group=params.get("logGroupName"))
+                    status.failed(
+                        "access_denied",
+                        f"missing IAM permission logs:{operation}: grant it to the "
+                        f"collector's role for this log group ({code}: {message})",
+                        **where,
+                        log_group=params.get("logGroupName"),
+                    )
                 elif code in AUTH_CODES:
-                    status.failed("credentials", f"AWS refused the credentials ({code}); rebuilding the client "
-                                  "with fresh ones from the credential chain", **where)
+                    status.failed(
+                        "credentials",
+                        f"AWS refused the credentials ({code}); rebuilding the client "
+                        "with fresh ones from the credential chain",
+                        **where,
+                    )
                     self.forget(region)
                 elif http >= 500 or code in ("ServiceUnavailableException", "InternalFailure"):
                     status.failed("server", f"CloudWatch Logs server error ({code or http}); retrying", **where)
@@ -163,13 +203,21 @@ class AwsClients:
                     self.metrics.error("request")
                     raise
             except NO_CREDENTIALS as exc:
-                status.failed("no_credentials", f"no AWS credentials found ({exc}): set AWS_ACCESS_KEY_ID and "
-                              "AWS_SECRET_ACCESS_KEY, a profile (cloudwatch.profile), or a role for the pod or "
-                              "instance (IRSA, instance profile)", **where)
+                status.failed(
+                    "no_credentials",
+                    f"no AWS credentials found ({exc}): set AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, a profile (cloudwatch.profile), or a role for the pod or "
+                    "instance (IRSA, instance profile)",
+                    **where,
+                )
                 self.forget(region)
             except (EndpointConnectionError, ConnectionClosedError, BotoCoreError) as exc:
-                status.failed("network", f"cannot reach CloudWatch Logs ({exc.__class__.__name__}); retrying",
-                              **where, error=str(exc))
+                status.failed(
+                    "network",
+                    f"cannot reach CloudWatch Logs ({exc.__class__.__name__}); retrying",
+                    **where,
+                    error=str(exc),
+                )
             backoff.wait(stop)
 
 

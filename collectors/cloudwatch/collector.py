@@ -51,8 +51,12 @@ def seen_key(e: dict) -> str:
 def to_event(region: str, group: str, e: dict) -> tuple[dict, bytes]:
     message = (e.get("message") or "").rstrip("\n")
     stream = e.get("logStreamName", "")
-    resource = {"cloud.provider": "aws", "cloud.region": region,
-                "aws.log.group.names": [group], "aws.log.stream.names": [stream]}
+    resource = {
+        "cloud.provider": "aws",
+        "cloud.region": region,
+        "aws.log.group.names": [group],
+        "aws.log.stream.names": [stream],
+    }
     attributes: dict = {"aws.cloudwatch.event_id": e["eventId"]}
     if "ingestionTime" in e:
         attributes["aws.cloudwatch.ingestion_time"] = e["ingestionTime"]
@@ -70,8 +74,13 @@ def to_event(region: str, group: str, e: dict) -> tuple[dict, bytes]:
         resource["faas.name"] = resource["service.name"] = group.rsplit("/", 1)[-1]
     event = envelope.new_event(
         id=envelope.make_id("cloudwatch", region, group, stream, e["eventId"]),
-        body=message, source="cloudwatch", time=int(e["timestamp"]) * 1_000_000,
-        severity_text=severity, attributes=attributes, resource=resource)
+        body=message,
+        source="cloudwatch",
+        time=int(e["timestamp"]) * 1_000_000,
+        severity_text=severity,
+        attributes=attributes,
+        resource=resource,
+    )
     return event, f"{group}/{stream}".encode()
 
 
@@ -112,7 +121,7 @@ class Cursor:
             order = sorted(seen.values())
             boundary = order[len(order) - self.max_seen]
             if boundary == order[-1]:
-                boundary -= 1      # a single timestamp holds them all: keep it rather than forget everything
+                boundary -= 1  # a single timestamp holds them all: keep it rather than forget everything
             if boundary > self.forgotten:
                 self.forgotten = boundary
             seen = {k: ts for k, ts in seen.items() if ts > self.forgotten}
@@ -150,27 +159,36 @@ class CloudWatchCollector(PullCollector):
                     if not self.sweep(item, region, group, selector, shipper, stop, status):
                         gone.append(group)
                 if selector.name and gone:
-                    status.failed("log_group_gone", "log group not found (deleted, or a typo in its name?); its "
-                                  "checkpoint is kept and reading resumes if it comes back", region=region,
-                                  log_group=selector.name)
+                    status.failed(
+                        "log_group_gone",
+                        "log group not found (deleted, or a typo in its name?); its "
+                        "checkpoint is kept and reading resumes if it comes back",
+                        region=region,
+                        log_group=selector.name,
+                    )
                 else:
                     status.recovered()
             except Stopped:
                 return
             stop.wait(self.config.poll_interval_seconds)
 
-    def log_groups(self, region: str, selector: LogGroupSelector, stop: threading.Event,
-                   status: ItemStatus | None = None) -> list[str]:
+    def log_groups(
+        self, region: str, selector: LogGroupSelector, stop: threading.Event, status: ItemStatus | None = None
+    ) -> list[str]:
         if selector.name:
             return [selector.name]
         pattern = re.compile(selector.match) if selector.match else None
         names: list[str] = []
         params: dict = {"logGroupNamePrefix": selector.prefix}
         while True:
-            resp = self.aws.call(region, "DescribeLogGroups", stop,
-                                 status or self.health.status(f"{region}|{selector.key()}"), **params)
-            names += [g["logGroupName"] for g in resp.get("logGroups", [])
-                      if pattern is None or pattern.search(g["logGroupName"])]
+            resp = self.aws.call(
+                region, "DescribeLogGroups", stop, status or self.health.status(f"{region}|{selector.key()}"), **params
+            )
+            names += [
+                g["logGroupName"]
+                for g in resp.get("logGroups", [])
+                if pattern is None or pattern.search(g["logGroupName"])
+            ]
             token = resp.get("nextToken")
             if not token or token == params.get("nextToken"):
                 return names
@@ -182,19 +200,34 @@ class CloudWatchCollector(PullCollector):
         if cp is None:
             # A group never read: the first read starts at start_position (or start_seconds_ago).
             now_ms = int(time.time() * 1000)
-            first = {"beginning": 0, "end": now_ms}.get(self.config.start_position or "",
-                                                         now_ms - int(self.config.start_seconds_ago * 1000))
+            first = {"beginning": 0, "end": now_ms}.get(
+                self.config.start_position or "", now_ms - int(self.config.start_seconds_ago * 1000)
+            )
             cp = {"cursor_ms": first, "forgotten_ms": max(0, first - 1)}
         return Cursor(cp, lookback_ms, self.config.max_seen_ids)
 
-    def sweep(self, item: str, region: str, group: str, selector: LogGroupSelector, shipper: Shipper,
-              stop: threading.Event, status: ItemStatus) -> bool:
+    def sweep(
+        self,
+        item: str,
+        region: str,
+        group: str,
+        selector: LogGroupSelector,
+        shipper: Shipper,
+        stop: threading.Event,
+        status: ItemStatus,
+    ) -> bool:
         """Read one log group (its selected streams) up to now; False when the group does not exist."""
         key = f"{region}/{group}" + (f"|{selector.streams_key()}" if selector.streams_key() else "")
         cur = self._cursor(key)
         sweep = cur.sweep or cur.start_sweep(int(time.time() * 1000))
-        base = {"logGroupName": group, "startTime": sweep["start_ms"], "endTime": sweep["end_ms"],
-                "limit": self.config.page_limit, "interleaved": True, **selector.stream_params()}
+        base = {
+            "logGroupName": group,
+            "startTime": sweep["start_ms"],
+            "endTime": sweep["end_ms"],
+            "limit": self.config.page_limit,
+            "interleaved": True,
+            **selector.stream_params(),
+        }
         if self.config.filter_pattern:
             base["filterPattern"] = self.config.filter_pattern
         while True:
@@ -208,8 +241,14 @@ class CloudWatchCollector(PullCollector):
             except ClientError as exc:
                 if sweep["token"] and exc.response.get("Error", {}).get("Code") == "InvalidParameterException":
                     # The saved token expired (they live 24 h): read the whole range again, ids dedup it.
-                    log_error(self.name, "token_expired", "saved nextToken refused; reading the range again",
-                              region=region, log_group=group, error=str(exc))
+                    log_error(
+                        self.name,
+                        "token_expired",
+                        "saved nextToken refused; reading the range again",
+                        region=region,
+                        log_group=group,
+                        error=str(exc),
+                    )
                     sweep["token"] = None
                     continue
                 raise

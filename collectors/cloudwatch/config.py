@@ -38,8 +38,9 @@ class LogGroupSelector(Model):
         if self.match and not self.prefix:
             raise ValueError("'match' narrows a 'prefix' selection; with 'name' it would be ignored")
         if self.log_stream_names and self.log_stream_prefix:
-            raise ValueError("give at most one of 'log_stream_names' or 'log_stream_prefix' (FilterLogEvents "
-                             "takes one)")
+            raise ValueError(
+                "give at most one of 'log_stream_names' or 'log_stream_prefix' (FilterLogEvents takes one)"
+            )
         return self
 
     def streams_key(self) -> str:

@@ -19,8 +19,10 @@ import re
 _START = re.compile(r"^START RequestId: (?P<id>[\w-]+)(?: Version: (?P<version>\S+))?")
 _END = re.compile(r"^END RequestId: (?P<id>[\w-]+)")
 _REPORT = re.compile(r"^REPORT RequestId: (?P<id>[\w-]+)")
-_REPORT_FIELDS = re.compile(r"(?P<name>Duration|Billed Duration|Memory Size|Max Memory Used|Init Duration|"
-                            r"Restore Duration):\s*(?P<value>[\d.]+)\s*(?P<unit>ms|MB)")
+_REPORT_FIELDS = re.compile(
+    r"(?P<name>Duration|Billed Duration|Memory Size|Max Memory Used|Init Duration|"
+    r"Restore Duration):\s*(?P<value>[\d.]+)\s*(?P<unit>ms|MB)"
+)
 _NAMES = {
     "Duration": "aws.lambda.duration_ms",
     "Billed Duration": "aws.lambda.billed_duration_ms",

@@ -7,4 +7,5 @@ from logtide.collectors.registry import COLLECTORS
 @COLLECTORS.register("k8s", KubernetesConfig)
 def build(settings: KubernetesConfig, transport):
     from logtide.collectors.k8s.collector import KubernetesCollector
+
     return KubernetesCollector(settings, transport)

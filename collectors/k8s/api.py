@@ -55,12 +55,19 @@ class KubernetesApi:
     def watch_pods(self, namespace: str, resource_version: str, watcher: k8s_watch.Watch):
         """Raw watch events ({'type', 'object'}) until the server ends the watch."""
         kwargs = {"label_selector": self.cfg.label_selector} if self.cfg.label_selector else {}
-        yield from watcher.stream(self.core.list_namespaced_pod, namespace, resource_version=resource_version,
-                                    timeout_seconds=self.cfg.watch_timeout_seconds, deserialize=False,
-                                    _request_timeout=(10, self.cfg.watch_timeout_seconds + 30), **kwargs)
+        yield from watcher.stream(
+            self.core.list_namespaced_pod,
+            namespace,
+            resource_version=resource_version,
+            timeout_seconds=self.cfg.watch_timeout_seconds,
+            deserialize=False,
+            _request_timeout=(10, self.cfg.watch_timeout_seconds + 30),
+            **kwargs,
+        )
 
-    def open_log(self, namespace: str, pod: str, container: str, *, follow: bool, since_ns: int | None,
-                 previous: bool = False) -> urllib3.BaseHTTPResponse:
+    def open_log(
+        self, namespace: str, pod: str, container: str, *, follow: bool, since_ns: int | None, previous: bool = False
+    ) -> urllib3.BaseHTTPResponse:
         """A raw log stream with timestamps (read lines from it, ``shutdown()`` it to stop)."""
         query: list[tuple[str, str]] = [("container", container), ("timestamps", "true")]
         if follow:
@@ -73,9 +80,13 @@ class KubernetesApi:
         elif self.cfg.start_seconds_ago:
             query.append(("sinceSeconds", str(int(self.cfg.start_seconds_ago))))
         request = self.client.param_serialize(
-            "GET", "/api/v1/namespaces/{namespace}/pods/{name}/log",
-            path_params={"namespace": namespace, "name": pod}, query_params=query,
-            header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"])
+            "GET",
+            "/api/v1/namespaces/{namespace}/pods/{name}/log",
+            path_params={"namespace": namespace, "name": pod},
+            query_params=query,
+            header_params={"Accept": "text/plain"},
+            auth_settings=["BearerToken"],
+        )
         resp = self.client.call_api(*request, _request_timeout=(10, self.cfg.stream_idle_seconds))
         if not 200 <= resp.status <= 299:
             resp.read()

@@ -44,10 +44,14 @@ def started_containers(pod: dict) -> dict[str, int]:
 def pod_resource(pod: dict, container: str) -> dict:
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
-    resource = {"k8s.namespace.name": meta.get("namespace"), "k8s.pod.name": meta.get("name"),
-                "k8s.pod.uid": meta.get("uid"), "k8s.container.name": container,
-                "k8s.node.name": (pod.get("spec") or {}).get("nodeName"),
-                "service.name": labels.get("app.kubernetes.io/name") or labels.get("app") or container}
+    resource = {
+        "k8s.namespace.name": meta.get("namespace"),
+        "k8s.pod.name": meta.get("name"),
+        "k8s.pod.uid": meta.get("uid"),
+        "k8s.container.name": container,
+        "k8s.node.name": (pod.get("spec") or {}).get("nodeName"),
+        "service.name": labels.get("app.kubernetes.io/name") or labels.get("app") or container,
+    }
     for k, v in labels.items():
         resource[f"k8s.pod.labels.{k}"] = v
     return resource
@@ -101,15 +105,21 @@ class NamespaceRun:
                 if exc.status == 410:
                     continue  # resourceVersion too old: list again
                 self.c.metrics.error("api")
-                log_error(self.c.name, "api", "pod list/watch failed; retrying", namespace=self.namespace,
-                          status=exc.status)
+                log_error(
+                    self.c.name, "api", "pod list/watch failed; retrying", namespace=self.namespace, status=exc.status
+                )
                 backoff.wait_quietly(self.stopping)
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 if self.stopping.is_set():
                     return
                 self.c.metrics.error("network")
-                log_error(self.c.name, "network", "pod watch broke; listing again", namespace=self.namespace,
-                          error=exc.__class__.__name__)
+                log_error(
+                    self.c.name,
+                    "network",
+                    "pod watch broke; listing again",
+                    namespace=self.namespace,
+                    error=exc.__class__.__name__,
+                )
                 backoff.wait_quietly(self.stopping)
 
     def on_pod(self, kind: str, pod: dict) -> None:
@@ -122,7 +132,7 @@ class NamespaceRun:
                 self.pods.pop(name, None)
                 for key, reader in self.readers.items():
                     if reader.pod == name:
-                        reader.pod_gone.set()   # its follow stream ends with the pod; it exits then
+                        reader.pod_gone.set()  # its follow stream ends with the pod; it exits then
                         self.gone.add(key)
                 return
             old = self.pods.get(name)
@@ -150,8 +160,9 @@ class NamespaceRun:
         self.positions[key] = pos
         self.dedups[key] = Dedup()
         self.gone.discard(key)
-        reader = ContainerReader(self.c.api, self.c.metrics, self.queue, self.namespace, name, container, since,
-                                 previous)
+        reader = ContainerReader(
+            self.c.api, self.c.metrics, self.queue, self.namespace, name, container, since, previous
+        )
         # What the shipping loop needs about the container instance this reader follows.
         reader.uid, reader.restarts, reader.resource = uid, restarts, pod_resource(pod, container)
         self.readers[key] = reader.start()
@@ -222,8 +233,10 @@ class NamespaceRun:
         if batch:
             shipper.ship(self.c.topic, batch)
             self.c.metrics.lag(self.item, now - max(p.ts for p in touched.values()) / 1e9)
-        values = {key: {"uid": self.readers[key].uid, "restarts": self.readers[key].restarts, "ts": pos.ts, "n": pos.n}
-                  for key, pos in touched.items()}
+        values = {
+            key: {"uid": self.readers[key].uid, "restarts": self.readers[key].restarts, "ts": pos.ts, "n": pos.n}
+            for key, pos in touched.items()
+        }
         if values:
             self.c.checkpoints.put_many(self.item, values)
 
@@ -231,8 +244,13 @@ class NamespaceRun:
         reader = self.readers[key]
         container = reader.container
         event = envelope.new_event(
-            id=envelope.make_id("k8s", reader.uid, container, ts, k), body=text, source="k8s", time=ts,
-            severity_text=sniff_severity(text), resource=dict(reader.resource))
+            id=envelope.make_id("k8s", reader.uid, container, ts, k),
+            body=text,
+            source="k8s",
+            time=ts,
+            severity_text=sniff_severity(text),
+            resource=dict(reader.resource),
+        )
         return event, key.encode()
 
     def forget_deleted(self) -> None:

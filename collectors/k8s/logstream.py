@@ -65,8 +65,17 @@ class Dedup:
 class ContainerReader:
     """Thread that follows one container's log and queues ("reset"|"line", key, payload)."""
 
-    def __init__(self, api: KubernetesApi, metrics: CollectorMetrics, out: queue.Queue, namespace: str, pod: str,
-                 container: str, since_ns: int | None, read_previous: bool):
+    def __init__(
+        self,
+        api: KubernetesApi,
+        metrics: CollectorMetrics,
+        out: queue.Queue,
+        namespace: str,
+        pod: str,
+        container: str,
+        since_ns: int | None,
+        read_previous: bool,
+    ):
         self.api, self.metrics, self.out = api, metrics, out
         self.namespace, self.pod, self.container = namespace, pod, container
         self.key = f"{namespace}/{pod}/{container}"
@@ -112,8 +121,9 @@ class ContainerReader:
         self.out.put(("reset", self.key, None))
         self.metrics.api_call("pod_log")
         try:
-            resp = self._resp = self.api.open_log(self.namespace, self.pod, self.container, follow=follow,
-                                                  since_ns=self.since_ns, previous=previous)
+            resp = self._resp = self.api.open_log(
+                self.namespace, self.pod, self.container, follow=follow, since_ns=self.since_ns, previous=previous
+            )
         except ApiException as exc:
             if previous and exc.status == 400:
                 return 0  # no previous instance any more: nothing to finish
@@ -121,13 +131,19 @@ class ContainerReader:
                 self.pod_gone.set()
                 return 0
             self.metrics.error("api")
-            log_error(self.metrics.collector, "api", "pod log request failed; retrying", container=self.key,
-                      status=exc.status)
+            log_error(
+                self.metrics.collector, "api", "pod log request failed; retrying", container=self.key, status=exc.status
+            )
             return None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             self.metrics.error("network")
-            log_error(self.metrics.collector, "network", "cannot reach the API server; retrying",
-                      container=self.key, error=exc.__class__.__name__)
+            log_error(
+                self.metrics.collector,
+                "network",
+                "cannot reach the API server; retrying",
+                container=self.key,
+                error=exc.__class__.__name__,
+            )
             return None
         count = 0
         try:
@@ -140,8 +156,13 @@ class ContainerReader:
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             if not self.stop.is_set():
                 self.metrics.error("stream_break")
-                log_error(self.metrics.collector, "stream_break", "log stream broke; resuming from its last line",
-                          container=self.key, error=exc.__class__.__name__)
+                log_error(
+                    self.metrics.collector,
+                    "stream_break",
+                    "log stream broke; resuming from its last line",
+                    container=self.key,
+                    error=exc.__class__.__name__,
+                )
         finally:
             self._resp = None
             try:

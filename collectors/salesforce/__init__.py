@@ -7,4 +7,5 @@ from logtide.collectors.registry import COLLECTORS
 @COLLECTORS.register("salesforce", SalesforceConfig)
 def build(settings: SalesforceConfig, transport):
     from logtide.collectors.salesforce.collector import SalesforceCollector
+
     return SalesforceCollector(settings, transport)

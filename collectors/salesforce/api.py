@@ -16,7 +16,10 @@ import requests
 from prometheus_client import Gauge
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
-    SalesforceError, SalesforceExpiredSession, SalesforceGeneralError, SalesforceRefusedRequest,
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceRefusedRequest,
 )
 from simple_salesforce.util import exception_handler
 
@@ -24,8 +27,10 @@ from logtide.collectors.base import Backoff, CollectorMetrics, Stopped, log_erro
 from logtide.collectors.salesforce import auth
 from logtide.collectors.salesforce.config import SalesforceConfig
 
-API_USAGE = Gauge("logtide_collector_salesforce_api_usage_ratio",
-                  "The org's daily API usage as Salesforce reports it in Sforce-Limit-Info (used/total)")
+API_USAGE = Gauge(
+    "logtide_collector_salesforce_api_usage_ratio",
+    "The org's daily API usage as Salesforce reports it in Sforce-Limit-Info (used/total)",
+)
 
 
 class CaBundleSession(requests.Session):
@@ -66,14 +71,22 @@ class SalesforceApi:
                 break
             except auth.LoginRefused as exc:
                 self.metrics.error("login_refused")
-                log_error(self.metrics.collector, "login_refused", "Salesforce refused the login; check the "
-                          "credentials (retrying)", error=str(exc))
+                log_error(
+                    self.metrics.collector,
+                    "login_refused",
+                    "Salesforce refused the login; check the credentials (retrying)",
+                    error=str(exc),
+                )
             except auth.LoginUnavailable as exc:
                 self.metrics.error(exc.kind)
                 log_error(self.metrics.collector, exc.kind, f"Salesforce login failed: {exc}; retrying")
             backoff.wait(stop)
-        sf = Salesforce(instance_url=token.instance_url, session_id=token.access_token,
-                        version=self.config.api_version, session=self.session)
+        sf = Salesforce(
+            instance_url=token.instance_url,
+            session_id=token.access_token,
+            version=self.config.api_version,
+            session=self.session,
+        )
         with self._lock:
             self._sf = sf
             self.logins += 1
@@ -97,9 +110,14 @@ class SalesforceApi:
     def _respect_limits(self, stop: threading.Event) -> None:
         if self.usage and self.usage[0] >= self.config.api_usage_limit * self.usage[1]:
             self.metrics.throttles.inc()
-            log_error(self.metrics.collector, "api_limit", "Salesforce API usage at the configured limit; "
-                      "pausing", used=self.usage[0], total=self.usage[1],
-                      seconds=self.config.limit_backoff_seconds)
+            log_error(
+                self.metrics.collector,
+                "api_limit",
+                "Salesforce API usage at the configured limit; pausing",
+                used=self.usage[0],
+                total=self.usage[1],
+                seconds=self.config.limit_backoff_seconds,
+            )
             self.usage = None  # the next response tells whether usage went down
             if stop.wait(self.config.limit_backoff_seconds):
                 raise Stopped()
@@ -156,6 +174,7 @@ class SalesforceApi:
 
     def open_log_file(self, file_id: str, stop: threading.Event) -> requests.Response:
         """The LogFile blob of one EventLogFile, as a streamed response (read it, then close it)."""
+
         def fetch(sf: Salesforce) -> requests.Response:
             url = f"{sf.base_url}sobjects/EventLogFile/{file_id}/LogFile"
             resp = self.session.get(url, headers=sf.headers, stream=True, timeout=self.config.request_timeout_seconds)
@@ -166,6 +185,7 @@ class SalesforceApi:
                     resp.close()
             self.note_limits(resp.headers.get("Sforce-Limit-Info"))
             return resp
+
         return self.call("LogFile", fetch, stop)
 
 

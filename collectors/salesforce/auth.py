@@ -37,8 +37,11 @@ def describe_request_error(exc: requests.RequestException, url: str, ca_bundle: 
         m = _SSL_REASON.search(str(exc))
         reason = m.group(1) if m else str(exc.__context__ or exc).split("(Caused by ", 1)[-1][:200]
         host = urlparse(url).netloc
-        fix = (f"the CA bundle set in salesforce.ca_bundle ({ca_bundle}) does not trust it" if ca_bundle else
-               "if a proxy or private CA signs it, set salesforce.ca_bundle to that CA's PEM file")
+        fix = (
+            f"the CA bundle set in salesforce.ca_bundle ({ca_bundle}) does not trust it"
+            if ca_bundle
+            else "if a proxy or private CA signs it, set salesforce.ca_bundle to that CA's PEM file"
+        )
         return "tls", f"TLS to {host} failed: {reason}; {fix}"
     return "network", f"cannot reach {url}: {exc.__class__.__name__}"
 
@@ -52,13 +55,21 @@ class Token:
 def token_request(config: SalesforceConfig) -> dict:
     auth = config.auth
     if isinstance(auth, JwtAuth):
-        claims = {"iss": auth.client_id, "sub": auth.username, "aud": auth.audience or config.login_url,
-                  "exp": int(time.time()) + 180}
+        claims = {
+            "iss": auth.client_id,
+            "sub": auth.username,
+            "aud": auth.audience or config.login_url,
+            "exp": int(time.time()) + 180,
+        }
         assertion = jwt.encode(claims, auth.private_key.get_secret_value(), algorithm="RS256")
         return {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
-    return {"grant_type": "password", "client_id": auth.client_id,
-            "client_secret": auth.client_secret.get_secret_value(), "username": auth.username,
-            "password": auth.password.get_secret_value() + auth.security_token.get_secret_value()}
+    return {
+        "grant_type": "password",
+        "client_id": auth.client_id,
+        "client_secret": auth.client_secret.get_secret_value(),
+        "username": auth.username,
+        "password": auth.password.get_secret_value() + auth.security_token.get_secret_value(),
+    }
 
 
 def login(config: SalesforceConfig, session: requests.Session) -> Token:
@@ -76,6 +87,7 @@ def login(config: SalesforceConfig, session: requests.Session) -> Token:
         body = {}
     if resp.status_code != 200 or "access_token" not in body:
         # error_description never contains the secret, only e.g. "authentication failure".
-        raise LoginRefused(f"login refused ({resp.status_code}): {body.get('error', '')} "
-                           f"{body.get('error_description', '')}".strip())
+        raise LoginRefused(
+            f"login refused ({resp.status_code}): {body.get('error', '')} {body.get('error_description', '')}".strip()
+        )
     return Token(body["access_token"], body["instance_url"])

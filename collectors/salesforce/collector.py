@@ -30,8 +30,10 @@ _log = log.get("collectors.salesforce")
 
 AUDIT_QUERIES = {
     "SetupAuditTrail": ("CreatedDate", "Id, Action, Section, CreatedDate, CreatedById, Display, DelegateUser"),
-    "LoginHistory": ("LoginTime", "Id, UserId, LoginTime, LoginType, SourceIp, Status, Application, Browser, "
-                                  "Platform, LoginUrl"),
+    "LoginHistory": (
+        "LoginTime",
+        "Id, UserId, LoginTime, LoginType, SourceIp, Status, Application, Browser, Platform, LoginUrl",
+    ),
 }
 EVENT_LOG_FIELDS = "Id, EventType, Interval, LogDate, CreatedDate, LogFileLength, LogFileFieldNames, LogFileFieldTypes"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -104,8 +106,9 @@ class SalesforceCollector(PullCollector):
                 status.failed("kafka", f"events not acknowledged ({exc}); will re-read from the checkpoint")
                 wait = backoff.next_delay()
             except Exception as exc:  # a broken stream or a bad answer: resume from the checkpoint
-                status.failed("sweep", f"sweep failed ({exc.__class__.__name__}: {exc}); will resume from the "
-                              "checkpoint")
+                status.failed(
+                    "sweep", f"sweep failed ({exc.__class__.__name__}: {exc}); will resume from the checkpoint"
+                )
                 wait = backoff.next_delay()
             stop.wait(wait)
 
@@ -125,12 +128,15 @@ class SalesforceCollector(PullCollector):
 
     # --- EventLogFile -------------------------------------------------------------------------
 
-    def sweep_log_files(self, item: str, event_type: str, interval: str, shipper: Shipper,
-                        stop: threading.Event) -> None:
+    def sweep_log_files(
+        self, item: str, event_type: str, interval: str, shipper: Shipper, stop: threading.Event
+    ) -> None:
         cursor = self._cursor(item)
         field = "CreatedDate" if interval == "Hourly" else "LogDate"
-        soql = (f"SELECT {EVENT_LOG_FIELDS} FROM EventLogFile WHERE EventType = '{event_type}' "
-                f"AND Interval = '{interval}' AND {field} >= {cursor.time} ORDER BY {field}, Id")
+        soql = (
+            f"SELECT {EVENT_LOG_FIELDS} FROM EventLogFile WHERE EventType = '{event_type}' "
+            f"AND Interval = '{interval}' AND {field} >= {cursor.time} ORDER BY {field}, Id"
+        )
         for page in self.api.query_pages(soql, stop):
             for rec in page.get("records", ()):
                 if cursor.skip(rec[field], rec["Id"]):
@@ -148,8 +154,12 @@ class SalesforceCollector(PullCollector):
         schema = logfile.LogFileSchema(rec.get("LogFileFieldNames"), rec.get("LogFileFieldTypes"))
         problems = logfile.RowProblems()
         org = self.config.org_id or ""
-        base_attrs = {"salesforce.event_type": rec.get("EventType"), "salesforce.interval": rec.get("Interval"),
-                      "salesforce.log_file.id": file_id, "salesforce.log_date": rec.get("LogDate")}
+        base_attrs = {
+            "salesforce.event_type": rec.get("EventType"),
+            "salesforce.interval": rec.get("Interval"),
+            "salesforce.log_file.id": file_id,
+            "salesforce.log_date": rec.get("LogDate"),
+        }
         resp = self.api.open_log_file(file_id, stop)
         try:
             resp.raw.decode_content = True
@@ -186,24 +196,40 @@ class SalesforceCollector(PullCollector):
         org_id = row.get("ORGANIZATION_ID") or org
         event_type = base_attrs["salesforce.event_type"] or row.get("EVENT_TYPE") or ""
         event = envelope.new_event(
-            id=envelope.make_id("salesforce", file_id, row_no), body=row, source="salesforce", time=time_ns,
-            severity_text="INFO", attributes={**base_attrs, "salesforce.log_file.row": row_no},
-            resource={"salesforce.org_id": org_id, "service.name": "salesforce"})
+            id=envelope.make_id("salesforce", file_id, row_no),
+            body=row,
+            source="salesforce",
+            time=time_ns,
+            severity_text="INFO",
+            attributes={**base_attrs, "salesforce.log_file.row": row_no},
+            resource={"salesforce.org_id": org_id, "service.name": "salesforce"},
+        )
         return event, f"{org_id}/{event_type}".encode()
 
     def _report(self, file_id: str, rec: dict, schema: logfile.LogFileSchema, problems: logfile.RowProblems) -> None:
         if problems.schema_changed or not schema.declared_types_ok:
             self.metrics.error("schema_change")
-            log_error(self.name, "schema_change", "log file columns differ from LogFileFieldNames/Types; "
-                      "typed by name, unknown columns kept as text", file_id=file_id, event_type=rec.get("EventType"))
+            log_error(
+                self.name,
+                "schema_change",
+                "log file columns differ from LogFileFieldNames/Types; typed by name, unknown columns kept as text",
+                file_id=file_id,
+                event_type=rec.get("EventType"),
+            )
         if problems.bad_rows:
             self.metrics.error("csv_row")
-            log_error(self.name, "csv_row", "malformed CSV rows kept with _malformed", file_id=file_id,
-                      rows=problems.bad_rows)
+            log_error(
+                self.name, "csv_row", "malformed CSV rows kept with _malformed", file_id=file_id, rows=problems.bad_rows
+            )
         if problems.bad_values:
             self.metrics.error("csv_value")
-            log_error(self.name, "csv_value", "values that do not match their declared type kept as text",
-                      file_id=file_id, values=problems.bad_values)
+            log_error(
+                self.name,
+                "csv_value",
+                "values that do not match their declared type kept as text",
+                file_id=file_id,
+                values=problems.bad_values,
+            )
 
     # --- audit objects ------------------------------------------------------------------------
 
@@ -220,10 +246,14 @@ class SalesforceCollector(PullCollector):
                     continue
                 body = {k: v for k, v in rec.items() if k != "attributes"}
                 event = envelope.new_event(
-                    id=envelope.make_id("salesforce", item, rec["Id"]), body=body, source="salesforce",
-                    time=logfile.parse_timestamp(rec[field] or ""), severity_text="INFO",
+                    id=envelope.make_id("salesforce", item, rec["Id"]),
+                    body=body,
+                    source="salesforce",
+                    time=logfile.parse_timestamp(rec[field] or ""),
+                    severity_text="INFO",
                     attributes={"salesforce.object": item},
-                    resource={"salesforce.org_id": org, "service.name": "salesforce"})
+                    resource={"salesforce.org_id": org, "service.name": "salesforce"},
+                )
                 batch.append((event, f"{org}/{item}".encode()))
                 seen.append(rec)
             if batch:

@@ -63,8 +63,15 @@ def _datetime(value: str):
     return iso(ns)
 
 
-_CONVERTERS = {"number": _number, "double": float, "decimal": float, "float": float, "boolean": _boolean,
-               "datetime": _datetime, "date": _datetime}
+_CONVERTERS = {
+    "number": _number,
+    "double": float,
+    "decimal": float,
+    "float": float,
+    "boolean": _boolean,
+    "datetime": _datetime,
+    "date": _datetime,
+}
 
 
 def converter(kind: str):
@@ -95,8 +102,7 @@ class RowProblems:
         self.schema_changed = False
 
 
-def typed_rows(stream: io.TextIOBase, schema: LogFileSchema, problems: RowProblems
-               ) -> Iterator[tuple[int, dict]]:
+def typed_rows(stream: io.TextIOBase, schema: LogFileSchema, problems: RowProblems) -> Iterator[tuple[int, dict]]:
     """(row number from 1, typed row) for each data row of a CSV stream."""
     reader = csv.reader(stream)
     header = None
@@ -137,5 +143,5 @@ def typed_rows(stream: io.TextIOBase, schema: LogFileSchema, problems: RowProble
             problems.bad_rows += 1
             row["_malformed"] = f"{len(values)} fields, header has {len(header)}"
             if len(values) > len(header):
-                row["_extra"] = values[len(header):]
+                row["_extra"] = values[len(header) :]
         yield row_no, row

@@ -4,8 +4,17 @@ tests), chosen by ``KafkaSettings.client``."""
 from __future__ import annotations
 
 from logtide.transport.base import (
-    Admin, BufferFull, Consumer, KafkaSettings, Producer, Record, TopicPartition, TopicSpec, Transport,
-    TransportError, TransportRefused,
+    Admin,
+    BufferFull,
+    Consumer,
+    KafkaSettings,
+    Producer,
+    Record,
+    TopicPartition,
+    TopicSpec,
+    Transport,
+    TransportError,
+    TransportRefused,
 )
 
 BACKENDS = ("confluent", "kafka-python")
@@ -16,11 +25,13 @@ def available_backends() -> list[str]:
     out = []
     try:
         import confluent_kafka  # noqa: F401
+
         out.append("confluent")
     except ImportError:
         pass
     try:
         import kafka  # noqa: F401
+
         out.append("kafka-python")
     except ImportError:
         pass
@@ -37,13 +48,30 @@ def connect(settings: KafkaSettings) -> Transport:
         name = installed[0]
     if name == "memory":
         from logtide.transport.memory import MemoryTransport
+
         return MemoryTransport(settings)
     if name == "confluent":
         from logtide.transport.confluent import ConfluentTransport
+
         return ConfluentTransport(settings)
     from logtide.transport.kafka_python import KafkaPythonTransport
+
     return KafkaPythonTransport(settings)
 
 
-__all__ = ["Admin", "BufferFull", "Consumer", "KafkaSettings", "Producer", "Record", "TopicPartition", "TopicSpec",
-           "Transport", "TransportError", "TransportRefused", "available_backends", "connect", "BACKENDS"]
+__all__ = [
+    "Admin",
+    "BufferFull",
+    "Consumer",
+    "KafkaSettings",
+    "Producer",
+    "Record",
+    "TopicPartition",
+    "TopicSpec",
+    "Transport",
+    "TransportError",
+    "TransportRefused",
+    "available_backends",
+    "connect",
+    "BACKENDS",
+]

@@ -33,8 +33,16 @@ class Record:
 
     __slots__ = ("topic", "partition", "offset", "key", "value", "headers", "timestamp")
 
-    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-                 headers: list[tuple[str, bytes]] | None, timestamp: int | None):
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
+        timestamp: int | None,
+    ):
         self.topic = topic
         self.partition = partition
         self.offset = offset
@@ -86,8 +94,9 @@ class KafkaSettings(Model):
         description="host:port[,host:port]; empty means: start the embedded broker (logtide up only)",
     )
     client: Literal["auto", "confluent", "kafka-python", "memory"] = Field(
-        default="auto", description="Kafka client library; auto = the fastest installed (confluent); "
-                                    "memory = an in-process cluster named by bootstrap (tests)"
+        default="auto",
+        description="Kafka client library; auto = the fastest installed (confluent); "
+        "memory = an in-process cluster named by bootstrap (tests)",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -117,9 +126,16 @@ class _Client(ABC):
 
 class Producer(_Client):
     @abstractmethod
-    def produce(self, topic: str, value: bytes | None, key: bytes | None = None,
-                headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
-                on_delivery: DeliveryCallback | None = None, timestamp_ms: int | None = None) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        on_delivery: DeliveryCallback | None = None,
+        timestamp_ms: int | None = None,
+    ) -> None:
         """Queue one record; may block briefly when the client's buffer is full (backpressure).
 
         ``timestamp_ms``: the record's CreateTime (default: now), e.g. the original's on a replay."""
@@ -136,8 +152,9 @@ class Producer(_Client):
     def pending(self) -> int:
         """Records queued or in flight: neither acknowledged nor reported failed yet."""
 
-    def bind(self, topic: str, on_delivery: DeliveryCallback | None, wait: bool = True
-             ) -> Callable[[bytes, bytes | None, list | None], None]:
+    def bind(
+        self, topic: str, on_delivery: DeliveryCallback | None, wait: bool = True
+    ) -> Callable[[bytes, bytes | None, list | None], None]:
         """``produce`` for one topic and one callback, as ``f(value, key, headers)``: for hot loops,
         where a backend can skip per-call argument handling. ``wait=False``: a full buffer raises
         ``BufferFull`` instead of waiting for room (backends that cannot tell wait)."""
@@ -145,14 +162,18 @@ class Producer(_Client):
         return lambda value, key, headers: produce(topic, value, key, headers, None, on_delivery)
 
 
-
 RebalanceCallback = Callable[[list[TopicPartition]], None]
 
 
 class Consumer(_Client):
     @abstractmethod
-    def subscribe(self, topics: list[str], on_assign: RebalanceCallback | None = None,
-                  on_revoke: RebalanceCallback | None = None, pattern: bool = False) -> None:
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        pattern: bool = False,
+    ) -> None:
         """Join the consumer group on these topics (or a regex when ``pattern``)."""
 
     @abstractmethod
@@ -195,7 +216,6 @@ class Consumer(_Client):
     def resume(self, partitions: list[TopicPartition]) -> None: ...
 
 
-
 class Admin(_Client):
     @abstractmethod
     def create_topics(self, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
@@ -231,7 +251,6 @@ class Admin(_Client):
         return {n: None for n in names}
 
 
-
 class Transport(ABC):
     """Factory of clients for one Kafka cluster, from ``KafkaSettings``."""
 
@@ -239,13 +258,21 @@ class Transport(ABC):
 
     def __init__(self, settings: KafkaSettings):
         if not settings.bootstrap:
-            raise TransportError("no Kafka bootstrap servers configured (set kafka.bootstrap, "
-                                 "LOGTIDE_BOOTSTRAP or --bootstrap)")
+            raise TransportError(
+                "no Kafka bootstrap servers configured (set kafka.bootstrap, LOGTIDE_BOOTSTRAP or --bootstrap)"
+            )
         self.settings = settings
 
     @abstractmethod
-    def producer(self, *, linger_ms: int = 5, max_buffer: int = 100_000, max_buffer_bytes: int | None = None,
-                 report_successes: bool = True, **overrides: Any) -> Producer:
+    def producer(
+        self,
+        *,
+        linger_ms: int = 5,
+        max_buffer: int = 100_000,
+        max_buffer_bytes: int | None = None,
+        report_successes: bool = True,
+        **overrides: Any,
+    ) -> Producer:
         """A producer (idempotent, acks=all). ``max_buffer`` bounds records queued but unacked,
         ``max_buffer_bytes`` their bytes (default: the client's own bound).
 
@@ -255,8 +282,14 @@ class Transport(ABC):
         """
 
     @abstractmethod
-    def consumer(self, group_id: str | None = None, *, auto_offset_reset: str = "earliest",
-                 session_timeout_seconds: float = 45, **overrides: Any) -> Consumer: ...
+    def consumer(
+        self,
+        group_id: str | None = None,
+        *,
+        auto_offset_reset: str = "earliest",
+        session_timeout_seconds: float = 45,
+        **overrides: Any,
+    ) -> Consumer: ...
 
     @abstractmethod
     def admin(self, *, timeout: float | None = None) -> Admin:
@@ -277,5 +310,7 @@ class Transport(ABC):
 
 def sasl_refusal(bootstrap: str | None, reason: str) -> TransportRefused:
     """The one line of a refused SASL login (both backends word it alike); never the password."""
-    return TransportRefused(f"Kafka at {bootstrap} refused SASL authentication ({reason}): check "
-                            "kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password")
+    return TransportRefused(
+        f"Kafka at {bootstrap} refused SASL authentication ({reason}): check "
+        "kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password"
+    )

@@ -12,8 +12,19 @@ import confluent_kafka as ck
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from logtide.transport.base import (
-    Admin, BufferFull, Consumer, DeliveryCallback, KafkaSettings, Producer, Record, RebalanceCallback, TopicPartition,
-    TopicSpec, Transport, TransportError, sasl_refusal,
+    Admin,
+    BufferFull,
+    Consumer,
+    DeliveryCallback,
+    KafkaSettings,
+    Producer,
+    Record,
+    RebalanceCallback,
+    TopicPartition,
+    TopicSpec,
+    Transport,
+    TransportError,
+    sasl_refusal,
 )
 
 
@@ -25,8 +36,12 @@ _QUIET_LOG.propagate = False
 _QUIET_LOG.addHandler(logging.NullHandler())
 
 #: librdkafka's error codes for a refused login (its own _AUTHENTICATION, and the broker's answers).
-_SASL_REFUSED = {ck.KafkaError._AUTHENTICATION, ck.KafkaError.SASL_AUTHENTICATION_FAILED,
-                 ck.KafkaError.UNSUPPORTED_SASL_MECHANISM, ck.KafkaError.ILLEGAL_SASL_STATE}
+_SASL_REFUSED = {
+    ck.KafkaError._AUTHENTICATION,
+    ck.KafkaError.SASL_AUTHENTICATION_FAILED,
+    ck.KafkaError.UNSUPPORTED_SASL_MECHANISM,
+    ck.KafkaError.ILLEGAL_SASL_STATE,
+}
 
 
 def _common(settings: KafkaSettings) -> dict[str, Any]:
@@ -65,8 +80,9 @@ def _client(cls, conf: dict[str, Any], what: str):
 
 def _record(msg: ck.Message, Record=Record) -> Record:  # noqa: N803 - bound as a local for speed
     ts_type, ts = msg.timestamp()
-    return Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
-                  msg.headers(), ts if ts_type else None)  # ts_type 0 = TIMESTAMP_NOT_AVAILABLE
+    return Record(
+        msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers(), ts if ts_type else None
+    )  # ts_type 0 = TIMESTAMP_NOT_AVAILABLE
 
 
 class _DeliveredRecord(Record):
@@ -100,7 +116,7 @@ class ConfluentProducer(Producer):
         if on_delivery is None:
             cb = None
         elif on_delivery is self._last_cb:
-            cb = self._last_wrapped   # high-rate callers pass one callback for every record: wrap it once
+            cb = self._last_wrapped  # high-rate callers pass one callback for every record: wrap it once
         else:
             cb = partial(_delivered, on_delivery)
             self._last_cb, self._last_wrapped = on_delivery, cb
@@ -124,13 +140,14 @@ class ConfluentProducer(Producer):
 
         def send(value, key, headers):
             try:
-                produce(topic, value, key, -1, cb, None, 0, headers)   # positional: see produce()
+                produce(topic, value, key, -1, cb, None, 0, headers)  # positional: see produce()
             except BufferError:
                 if not wait:
                     raise BufferFull(f"producer buffer full ({len(client)} records queued)") from None
-                self.produce(topic, value, key, headers, None, on_delivery)   # waits for room
+                self.produce(topic, value, key, headers, None, on_delivery)  # waits for room
             except ck.KafkaException as exc:
                 raise TransportError(str(exc)) from None
+
         return send
 
     def poll(self, timeout=0.0):
@@ -154,8 +171,13 @@ class ConfluentConsumer(Consumer):
         self._group = conf.get("group.id")
         self._manual = False
 
-    def subscribe(self, topics, on_assign: RebalanceCallback | None = None,
-                  on_revoke: RebalanceCallback | None = None, pattern: bool = False):
+    def subscribe(
+        self,
+        topics,
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        pattern: bool = False,
+    ):
         kwargs = {}
         if on_assign:
             kwargs["on_assign"] = lambda c, parts: on_assign([TopicPartition(p.topic, p.partition) for p in parts])
@@ -204,8 +226,11 @@ class ConfluentConsumer(Consumer):
             self._c.seek(target)
         except ck.KafkaException:
             # Not yet fetching (just assigned): re-assign at the offset instead.
-            current = [ck.TopicPartition(p.topic, p.partition, p.offset) for p in self._c.assignment()
-                       if (p.topic, p.partition) != tuple(tp)]
+            current = [
+                ck.TopicPartition(p.topic, p.partition, p.offset)
+                for p in self._c.assignment()
+                if (p.topic, p.partition) != tuple(tp)
+            ]
             self._c.assign(current + [target])
 
     def offsets_for_times(self, times_ms):
@@ -260,8 +285,12 @@ class ConfluentAdmin(Admin):
         if not todo:
             return []
         futures = self._a.create_topics(
-            [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication, config=s.config)
-             for s in todo], request_timeout=timeout)
+            [
+                NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication, config=s.config)
+                for s in todo
+            ],
+            request_timeout=timeout,
+        )
         created = []
         for name, fut in futures.items():
             try:
@@ -289,8 +318,12 @@ class ConfluentAdmin(Admin):
         for name, fut in futures.items():
             try:
                 tid = fut.result(self._timeout).topic_id  # the same UUID text as kafka-python gives
-                out[name] = str(uuid.UUID(int=((tid.get_most_significant_bits() & (2**64 - 1)) << 64)
-                                          | (tid.get_least_significant_bits() & (2**64 - 1))))
+                out[name] = str(
+                    uuid.UUID(
+                        int=((tid.get_most_significant_bits() & (2**64 - 1)) << 64)
+                        | (tid.get_least_significant_bits() & (2**64 - 1))
+                    )
+                )
             except ck.KafkaException:
                 out[name] = None  # no such topic
         return out
@@ -336,6 +369,7 @@ class ConfluentAdmin(Admin):
 
     def group_offsets(self, group):
         from confluent_kafka import ConsumerGroupTopicPartitions
+
         futs = self._a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=10)
         try:
             res = futs[group].result()
@@ -356,14 +390,16 @@ class ConfluentTransport(Transport):
 
     def producer(self, *, linger_ms=5, max_buffer=100_000, max_buffer_bytes=None, report_successes=True, **overrides):
         conf = dict(self._conf)
-        conf.update({
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": linger_ms,
-            "queue.buffering.max.messages": max_buffer,
-            "compression.type": "lz4",
-            "delivery.report.only.error": not report_successes,
-        })
+        conf.update(
+            {
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": linger_ms,
+                "queue.buffering.max.messages": max_buffer,
+                "compression.type": "lz4",
+                "delivery.report.only.error": not report_successes,
+            }
+        )
         if max_buffer_bytes:
             conf["queue.buffering.max.kbytes"] = max(1, -(-max_buffer_bytes // 1024))
         conf.update(self.settings.producer)
@@ -372,16 +408,18 @@ class ConfluentTransport(Transport):
 
     def consumer(self, group_id=None, *, auto_offset_reset="earliest", session_timeout_seconds=45.0, **overrides):
         conf = dict(self._conf)
-        conf.update({
-            # librdkafka insists on a group.id even for manual assignment; it is never joined then.
-            "group.id": group_id or "logtide-unjoined",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": auto_offset_reset,
-            "session.timeout.ms": int(session_timeout_seconds * 1000),
-            "heartbeat.interval.ms": max(500, int(session_timeout_seconds * 1000) // 5),
-            "enable.partition.eof": False,
-        })
+        conf.update(
+            {
+                # librdkafka insists on a group.id even for manual assignment; it is never joined then.
+                "group.id": group_id or "logtide-unjoined",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": auto_offset_reset,
+                "session.timeout.ms": int(session_timeout_seconds * 1000),
+                "heartbeat.interval.ms": max(500, int(session_timeout_seconds * 1000) // 5),
+                "enable.partition.eof": False,
+            }
+        )
         conf.update(self.settings.consumer)
         conf.update(overrides)
         return ConfluentConsumer(conf)
@@ -399,7 +437,7 @@ class ConfluentTransport(Transport):
                 admin.list_topics(timeout=max(0.1, min(0.5, deadline - time.monotonic())))
                 return
             except TransportError:
-                admin._a.poll(0)   # serves error_cb: librdkafka's reason, which list_topics does not say
+                admin._a.poll(0)  # serves error_cb: librdkafka's reason, which list_topics does not say
                 refused = [e for e in errors if e.code() in _SASL_REFUSED]
                 if refused:
                     raise sasl_refusal(self.settings.bootstrap, _reason(refused[-1].str())) from None
@@ -407,6 +445,7 @@ class ConfluentTransport(Transport):
                     continue
                 causes = [e for e in errors if e.code() != ck.KafkaError._ALL_BROKERS_DOWN]
                 if causes:
-                    raise TransportError(f"cannot reach Kafka at {self.settings.bootstrap}: "
-                                         f"{_reason(causes[-1].str())}") from None
+                    raise TransportError(
+                        f"cannot reach Kafka at {self.settings.bootstrap}: {_reason(causes[-1].str())}"
+                    ) from None
                 raise

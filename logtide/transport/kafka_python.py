@@ -19,7 +19,15 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from logtide.transport.base import (
-    Admin, Consumer, KafkaSettings, Producer, Record, TopicPartition, TopicSpec, Transport, TransportError,
+    Admin,
+    Consumer,
+    KafkaSettings,
+    Producer,
+    Record,
+    TopicPartition,
+    TopicSpec,
+    Transport,
+    TransportError,
     sasl_refusal,
 )
 
@@ -70,8 +78,9 @@ class _Collect(logging.Handler):
 
 
 class KafkaPythonProducer(Producer):
-    def __init__(self, conf: dict[str, Any], max_buffer: int, report_successes: bool = True,
-                 max_buffer_bytes: int | None = None):
+    def __init__(
+        self, conf: dict[str, Any], max_buffer: int, report_successes: bool = True, max_buffer_bytes: int | None = None
+    ):
         try:
             self._p = KafkaProducer(**conf)
         except _CONSTRUCT_ERRORS as exc:
@@ -91,11 +100,13 @@ class KafkaPythonProducer(Producer):
     def produce(self, topic, value, key=None, headers=None, partition=None, on_delivery=None, timestamp_ms=None):
         size = len(value or b"") + len(key or b"")
         while self._inflight >= self._max_buffer or (
-                self._max_buffer_bytes and self._inflight and self._inflight_bytes + size > self._max_buffer_bytes):
+            self._max_buffer_bytes and self._inflight and self._inflight_bytes + size > self._max_buffer_bytes
+        ):
             self.poll(0.05)  # backpressure: wait for acks
         try:
-            fut = self._p.send(topic, value=value, key=key, headers=headers or None, partition=partition,
-                               timestamp_ms=timestamp_ms)
+            fut = self._p.send(
+                topic, value=value, key=key, headers=headers or None, partition=partition, timestamp_ms=timestamp_ms
+            )
         except kerr.KafkaError as exc:
             raise TransportError(str(exc)) from None
         self._inflight += 1
@@ -105,14 +116,21 @@ class KafkaPythonProducer(Producer):
 
         def ok(meta):
             if not report:
-                done.append((None, None, None, size))   # counted off by poll(), nobody called
+                done.append((None, None, None, size))  # counted off by poll(), nobody called
                 return
-            done.append((on_delivery, None, Record(meta.topic, meta.partition, meta.offset, key, value, headers, None),
-                         size))
+            done.append(
+                (on_delivery, None, Record(meta.topic, meta.partition, meta.offset, key, value, headers, None), size)
+            )
 
         def failed(exc):
-            done.append((on_delivery, TransportError(str(exc)), Record(topic, partition if partition is not None else -1,
-                                                                       -1, key, value, headers, None), size))
+            done.append(
+                (
+                    on_delivery,
+                    TransportError(str(exc)),
+                    Record(topic, partition if partition is not None else -1, -1, key, value, headers, None),
+                    size,
+                )
+            )
 
         fut.add_callback(ok)
         fut.add_errback(failed)
@@ -250,8 +268,7 @@ class KafkaPythonAdmin(Admin):
         try:
             self._a = KafkaAdminClient(**conf)
         except _CONSTRUCT_ERRORS as exc:
-            raise TransportError(f"cannot reach Kafka at {','.join(conf['bootstrap_servers'])}: "
-                                 f"{exc}") from None
+            raise TransportError(f"cannot reach Kafka at {','.join(conf['bootstrap_servers'])}: {exc}") from None
 
     def create_topics(self, specs: list[TopicSpec], timeout=30.0):
         existing = self.list_topics()
@@ -259,8 +276,10 @@ class KafkaPythonAdmin(Admin):
         if not todo:
             return []
         try:
-            self._a.create_topics([NewTopic(s.name, s.partitions, s.replication, topic_configs=s.config) for s in todo],
-                                  timeout_ms=int(timeout * 1000))
+            self._a.create_topics(
+                [NewTopic(s.name, s.partitions, s.replication, topic_configs=s.config) for s in todo],
+                timeout_ms=int(timeout * 1000),
+            )
         except kerr.TopicAlreadyExistsError:
             pass
         except kerr.KafkaError as exc:
@@ -326,9 +345,16 @@ class KafkaPythonTransport(Transport):
 
     def producer(self, *, linger_ms=5, max_buffer=100_000, max_buffer_bytes=None, report_successes=True, **overrides):
         conf = dict(self._conf)
-        conf.update({"acks": "all", "enable_idempotence": True, "linger_ms": linger_ms,
-                     "compression_type": "lz4", "batch_size": 256 * 1024})
-        if max_buffer_bytes and "buffer_memory" in KafkaProducer.DEFAULT_CONFIG:   # kafka-python < 3
+        conf.update(
+            {
+                "acks": "all",
+                "enable_idempotence": True,
+                "linger_ms": linger_ms,
+                "compression_type": "lz4",
+                "batch_size": 256 * 1024,
+            }
+        )
+        if max_buffer_bytes and "buffer_memory" in KafkaProducer.DEFAULT_CONFIG:  # kafka-python < 3
             conf["buffer_memory"] = max(max_buffer_bytes, conf["batch_size"])
         conf.update(self.settings.producer)
         conf.update(overrides)
@@ -336,13 +362,15 @@ class KafkaPythonTransport(Transport):
 
     def consumer(self, group_id=None, *, auto_offset_reset="earliest", session_timeout_seconds=45.0, **overrides):
         conf = dict(self._conf)
-        conf.update({
-            "group_id": group_id,
-            "enable_auto_commit": False,
-            "auto_offset_reset": auto_offset_reset,
-            "session_timeout_ms": int(session_timeout_seconds * 1000),
-            "heartbeat_interval_ms": max(500, int(session_timeout_seconds * 1000) // 5),
-        })
+        conf.update(
+            {
+                "group_id": group_id,
+                "enable_auto_commit": False,
+                "auto_offset_reset": auto_offset_reset,
+                "session_timeout_ms": int(session_timeout_seconds * 1000),
+                "heartbeat_interval_ms": max(500, int(session_timeout_seconds * 1000) // 5),
+            }
+        )
         conf.update(self.settings.consumer)
         conf.update(overrides)
         return KafkaPythonConsumer(conf)
@@ -380,10 +408,13 @@ class KafkaPythonTransport(Transport):
             for message in reversed(collect.messages):
                 failed = _CONNECT_FAILED.search(message)
                 if failed and collect.sasl_started:
-                    raise sasl_refusal(self.settings.bootstrap,
-                                       f"the connection ended during the login: {failed.group(1)}") from None
+                    raise sasl_refusal(
+                        self.settings.bootstrap, f"the connection ended during the login: {failed.group(1)}"
+                    ) from None
                 if failed:
-                    raise TransportError(f"cannot reach Kafka at {self.settings.bootstrap}: {failed.group(1)}") from None
+                    raise TransportError(
+                        f"cannot reach Kafka at {self.settings.bootstrap}: {failed.group(1)}"
+                    ) from None
             raise
         finally:
             kafka_log.removeHandler(collect)

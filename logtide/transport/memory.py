@@ -30,7 +30,15 @@ from collections import deque
 from typing import Any
 
 from logtide.transport.base import (
-    Admin, BufferFull, Consumer, KafkaSettings, Producer, Record, TopicPartition, TopicSpec, Transport,
+    Admin,
+    BufferFull,
+    Consumer,
+    KafkaSettings,
+    Producer,
+    Record,
+    TopicPartition,
+    TopicSpec,
+    Transport,
     TransportError,
 )
 
@@ -56,8 +64,16 @@ class MemoryCluster:
         if self.down:
             raise TransportError(f"{what}: memory cluster {self.name!r} is down")
 
-    def append(self, topic: str, partition: int | None, key: bytes | None, value: bytes | None,
-               headers: list | None, timestamp_ms: int | None, counter: itertools.count) -> Record:
+    def append(
+        self,
+        topic: str,
+        partition: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list | None,
+        timestamp_ms: int | None,
+        counter: itertools.count,
+    ) -> Record:
         """Write one record; raise TransportError as a broker would refuse it."""
         self._check_up("produce")
         parts = self.topics.get(topic)
@@ -68,8 +84,15 @@ class MemoryCluster:
         elif partition >= len(parts):
             raise TransportError(f"KafkaError{{code=UNKNOWN_PARTITION}}: {topic}[{partition}]")
         log = parts[partition]
-        rec = Record(topic, partition, len(log), key, value, list(headers or []),
-                     timestamp_ms if timestamp_ms else int(time.time() * 1000))
+        rec = Record(
+            topic,
+            partition,
+            len(log),
+            key,
+            value,
+            list(headers or []),
+            timestamp_ms if timestamp_ms else int(time.time() * 1000),
+        )
         log.append(rec)
         return rec
 
@@ -86,7 +109,7 @@ class MemoryCluster:
         members = self.members.get(group, {})
         for mid, m in list(members.items()):
             if now - m.last_poll > m.session_timeout:
-                del members[mid]           # missed its session: out of the group
+                del members[mid]  # missed its session: out of the group
                 self.generation += 1
         return [members[k] for k in sorted(members)]
 
@@ -112,8 +135,8 @@ class MemoryProducer(Producer):
         self._c = c
         self._max = max(1, max_buffer)
         self._report = report_successes
-        self._queue: deque = deque()     # (topic, partition, key, value, headers, ts, on_delivery)
-        self._reports: deque = deque()   # (callback, err, record) not yet served
+        self._queue: deque = deque()  # (topic, partition, key, value, headers, ts, on_delivery)
+        self._reports: deque = deque()  # (callback, err, record) not yet served
         self._rr = itertools.count()
         self._closed = False
 
@@ -131,6 +154,7 @@ class MemoryProducer(Producer):
             if not wait and len(queue) >= self._max:
                 raise BufferFull(f"producer buffer full ({len(queue)} records queued)")
             produce(topic, value, key, headers, None, on_delivery)
+
         return send
 
     def _send(self) -> None:
@@ -203,8 +227,10 @@ class MemoryConsumer(Consumer):
     def subscribe(self, topics, on_assign=None, on_revoke=None, pattern=False):
         if not self.group:
             raise TransportError("subscribe needs a group id")
-        self._subscription = [re.compile(t if t.startswith("^") else "^" + t) if pattern
-                              else re.compile(re.escape(t) + r"\Z") for t in topics]
+        self._subscription = [
+            re.compile(t if t.startswith("^") else "^" + t) if pattern else re.compile(re.escape(t) + r"\Z")
+            for t in topics
+        ]
         self._on_assign, self._on_revoke = on_assign, on_revoke
         with self._c.lock:
             self._c.members.setdefault(self.group, {})[self.id] = self
@@ -247,8 +273,9 @@ class MemoryConsumer(Consumer):
     def assign(self, partitions):
         with self._c.lock:
             self._subscription = None
-            self._positions = {TopicPartition(*tp): self._start(TopicPartition(*tp)) for tp in partitions
-                               if tp[0] in self._c.topics}
+            self._positions = {
+                TopicPartition(*tp): self._start(TopicPartition(*tp)) for tp in partitions if tp[0] in self._c.topics
+            }
             self._paused &= set(self._positions)
 
     def assignment(self):
@@ -274,7 +301,7 @@ class MemoryConsumer(Consumer):
                         parts = c.topics.get(tp.topic)
                         if parts is None:  # deleted meanwhile: nothing to read (a group drops it)
                             continue
-                        take = parts[tp.partition][pos:pos + max_records - len(out)]
+                        take = parts[tp.partition][pos : pos + max_records - len(out)]
                         out.extend(take)
                         self._positions[tp] = pos + len(take)
                         if len(out) >= max_records:
@@ -293,7 +320,8 @@ class MemoryConsumer(Consumer):
         with self._c.lock:
             self._c._check_up("commit failed")
             self._c.offsets.setdefault(self.group or "", {}).update(
-                {TopicPartition(*tp): o for tp, o in offsets.items()})
+                {TopicPartition(*tp): o for tp, o in offsets.items()}
+            )
 
     def committed(self, partitions):
         got = self._c.offsets.get(self.group or "", {})
@@ -377,8 +405,12 @@ class MemoryAdmin(Admin):
 
     def group_states(self, groups):
         with self._c.lock:
-            return {g: ("Stable" if self._c.live_members(g) else "Empty") if g in self._c.offsets
-                    or self._c.members.get(g) else None for g in groups}
+            return {
+                g: ("Stable" if self._c.live_members(g) else "Empty")
+                if g in self._c.offsets or self._c.members.get(g)
+                else None
+                for g in groups
+            }
 
     def group_offsets(self, group):
         with self._c.lock:
@@ -395,8 +427,9 @@ class MemoryTransport(Transport):
         self.settings = settings  # no bootstrap needed: it names the in-process cluster
         self.cluster = cluster(settings.bootstrap)
 
-    def producer(self, *, linger_ms=5, max_buffer=100_000, max_buffer_bytes=None, report_successes=True,
-                 **overrides: Any):
+    def producer(
+        self, *, linger_ms=5, max_buffer=100_000, max_buffer_bytes=None, report_successes=True, **overrides: Any
+    ):
         return MemoryProducer(self.cluster, max_buffer, report_successes)
 
     def consumer(self, group_id=None, *, auto_offset_reset="earliest", session_timeout_seconds=45.0, **overrides):

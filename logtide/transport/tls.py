@@ -23,7 +23,9 @@ TLS_PROTOCOLS = ("SSL", "SASL_SSL")
 
 def api_versions_frame() -> bytes:
     """A Kafka ApiVersions v0 request (correlation id 1, client id ``logtide``), size-prefixed."""
-    body = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big") + (7).to_bytes(2, "big") + b"logtide"
+    body = (
+        (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big") + (7).to_bytes(2, "big") + b"logtide"
+    )
     return len(body).to_bytes(4, "big") + body
 
 
@@ -53,8 +55,9 @@ def context(settings: KafkaSettings) -> ssl.SSLContext:
         try:
             ctx.load_verify_locations(cafile=settings.ssl_cafile)
         except ssl.SSLError as exc:
-            raise TransportRefused(f"kafka.ssl_cafile {settings.ssl_cafile} holds no usable CA certificate "
-                                   f"({exc.reason or exc})") from None
+            raise TransportRefused(
+                f"kafka.ssl_cafile {settings.ssl_cafile} holds no usable CA certificate ({exc.reason or exc})"
+            ) from None
     if settings.ssl_certfile:
         try:
             # The password callback keeps OpenSSL from prompting on the terminal for an encrypted key.
@@ -72,33 +75,50 @@ def _refusal(where: str, settings: KafkaSettings, exc: BaseException) -> Transpo
     if isinstance(exc, ssl.SSLCertVerificationError):
         reason = exc.verify_message or str(exc)
         if "mismatch" in reason.lower():
-            return TransportRefused(f"TLS to {where}: the broker's certificate is not valid for this host "
-                                    f"({reason.rstrip('.')}): use the broker's name from its certificate in "
-                                    "kafka.bootstrap")
-        trust = (f"kafka.ssl_cafile {settings.ssl_cafile}" if settings.ssl_cafile
-                 else "the system's CAs (kafka.ssl_cafile is not set)")
+            return TransportRefused(
+                f"TLS to {where}: the broker's certificate is not valid for this host "
+                f"({reason.rstrip('.')}): use the broker's name from its certificate in "
+                "kafka.bootstrap"
+            )
+        trust = (
+            f"kafka.ssl_cafile {settings.ssl_cafile}"
+            if settings.ssl_cafile
+            else "the system's CAs (kafka.ssl_cafile is not set)"
+        )
         return TransportRefused(f"TLS to {where}: the broker's certificate is not trusted by {trust} ({reason})")
     text = getattr(exc, "reason", None) or str(exc)
     low = str(exc).lower()
     if "certificate_required" in low.replace(" ", "_") or "handshake_failure" in low.replace(" ", "_"):
         if not settings.ssl_certfile:
-            return TransportRefused(f"TLS to {where}: the broker requires a client certificate (mutual TLS): "
-                                    "set kafka.ssl_certfile and kafka.ssl_keyfile")
+            return TransportRefused(
+                f"TLS to {where}: the broker requires a client certificate (mutual TLS): "
+                "set kafka.ssl_certfile and kafka.ssl_keyfile"
+            )
         return TransportRefused(f"TLS to {where}: the broker refused the handshake ({text})")
-    if any(s in low.replace(" ", "_") for s in ("unknown_ca", "bad_certificate", "certificate_unknown",
-                                                "unsupported_certificate")):
-        return TransportRefused(f"TLS to {where}: the broker rejected the client certificate "
-                                f"kafka.ssl_certfile {settings.ssl_certfile} ({text})")
+    if any(
+        s in low.replace(" ", "_")
+        for s in ("unknown_ca", "bad_certificate", "certificate_unknown", "unsupported_certificate")
+    ):
+        return TransportRefused(
+            f"TLS to {where}: the broker rejected the client certificate "
+            f"kafka.ssl_certfile {settings.ssl_certfile} ({text})"
+        )
     if isinstance(exc, (socket.timeout, TimeoutError)) or "wrong version number" in low or "record layer" in low:
-        return TransportRefused(f"TLS to {where}: no TLS answer (kafka.security_protocol is "
-                                f"{settings.security_protocol}): is this a plaintext listener?")
+        return TransportRefused(
+            f"TLS to {where}: no TLS answer (kafka.security_protocol is "
+            f"{settings.security_protocol}): is this a plaintext listener?"
+        )
     if isinstance(exc, _ClosedAfterHandshake) and not settings.ssl_certfile:
-        return TransportRefused(f"TLS to {where}: the broker closed the connection right after the TLS handshake: "
-                                "does it require a client certificate (mutual TLS: set kafka.ssl_certfile and "
-                                "kafka.ssl_keyfile)?")
+        return TransportRefused(
+            f"TLS to {where}: the broker closed the connection right after the TLS handshake: "
+            "does it require a client certificate (mutual TLS: set kafka.ssl_certfile and "
+            "kafka.ssl_keyfile)?"
+        )
     if isinstance(exc, (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError)) or "eof" in low:
-        return TransportRefused(f"TLS to {where}: the broker closed the connection during the TLS handshake "
-                                f"({text}): is this a TLS listener, and does it require a client certificate?")
+        return TransportRefused(
+            f"TLS to {where}: the broker closed the connection during the TLS handshake "
+            f"({text}): is this a TLS listener, and does it require a client certificate?"
+        )
     return TransportRefused(f"TLS to {where}: {text}")
 
 

@@ -46,9 +46,13 @@ namespace, body, attributes (JSON text), resource (map), routes, and the partiti
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sink", help="run the sinks (monitoring, audit, analytics) named in a config",
-                       description="Consume logtide.route.<sink> topics and write them to their destinations.",
-                       epilog=SINK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "sink",
+        help="run the sinks (monitoring, audit, analytics) named in a config",
+        description="Consume logtide.route.<sink> topics and write them to their destinations.",
+        epilog=SINK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_role_arguments(p, config_required=True)
     p.add_argument("--only", metavar="NAMES", help="comma-separated subset of the configured sinks to run")
     p.set_defaults(func=run_sink)
@@ -56,20 +60,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_sink(args: argparse.Namespace) -> int:
     from logtide.processors.sinks.role import ROLE
+
     return run_role(ROLE, args)
 
 
 # --- audit ----------------------------------------------------------------------------------
 
+
 def register_audit(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("audit", help="verify or search the tamper-evident audit archive",
-                       description="Tools for the audit sink's archive (a directory or s3://bucket/prefix).",
-                       epilog=AUDIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "audit",
+        help="verify or search the tamper-evident audit archive",
+        description="Tools for the audit sink's archive (a directory or s3://bucket/prefix).",
+        epilog=AUDIT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     asub = p.add_subparsers(dest="audit_command", metavar="ACTION")
-    for name, helptext in (("verify", "check every hash chain and the signed manifests"),
-                           ("search", "print records by time range and condition (JSON lines)")):
-        a = asub.add_parser(name, help=helptext, description=helptext, epilog=AUDIT_EPILOG,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, helptext in (
+        ("verify", "check every hash chain and the signed manifests"),
+        ("search", "print records by time range and condition (JSON lines)"),
+    ):
+        a = asub.add_parser(
+            name,
+            help=helptext,
+            description=helptext,
+            epilog=AUDIT_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         a.add_argument("location", metavar="PATH|s3://BUCKET/PREFIX")
         a.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, moto)")
         a.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
@@ -78,8 +95,11 @@ def register_audit(sub: argparse._SubParsersAction) -> None:
             a.add_argument("--json", action="store_true", help="print one JSON report per chain")
             a.set_defaults(func=run_verify)
         else:
-            a.add_argument("--since", metavar="TIME",
-                           help="RFC 3339, Unix seconds, now, or a time ago: 1h, 2h ago (or --since=-1h); inclusive")
+            a.add_argument(
+                "--since",
+                metavar="TIME",
+                help="RFC 3339, Unix seconds, now, or a time ago: 1h, 2h ago (or --since=-1h); inclusive",
+            )
             a.add_argument("--until", metavar="TIME", help="RFC 3339, Unix seconds, now, or a time ago (exclusive)")
             a.add_argument("--where", metavar="CONDITION", help="condition on the event, e.g. 'severity_number >= 17'")
             a.add_argument("--limit", type=int, metavar="N")
@@ -89,6 +109,7 @@ def register_audit(sub: argparse._SubParsersAction) -> None:
 
 def _archive(args):
     from logtide.processors.sinks.audit.storage import StorageError, open_archive
+
     try:
         return open_archive(args.location, endpoint_url=args.endpoint_url, region=args.region)
     except StorageError as exc:
@@ -165,14 +186,22 @@ def run_search(args: argparse.Namespace) -> int:
 
 # --- query ----------------------------------------------------------------------------------
 
+
 def register_query(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("query", help="run SQL (DuckDB) over the analytics Parquet dataset",
-                       description="Run one SQL statement with DuckDB over the analytics sink's Parquet files.",
-                       epilog=QUERY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "query",
+        help="run SQL (DuckDB) over the analytics Parquet dataset",
+        description="Run one SQL statement with DuckDB over the analytics sink's Parquet files.",
+        epilog=QUERY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("sql", metavar="SQL")
-    p.add_argument("--path", default=os.environ.get("LOGTIDE_PARQUET_PATH", "./parquet"),
-                   help="root of the Parquet dataset, a directory or s3://bucket/prefix "
-                        "(default $LOGTIDE_PARQUET_PATH or ./parquet)")
+    p.add_argument(
+        "--path",
+        default=os.environ.get("LOGTIDE_PARQUET_PATH", "./parquet"),
+        help="root of the Parquet dataset, a directory or s3://bucket/prefix "
+        "(default $LOGTIDE_PARQUET_PATH or ./parquet)",
+    )
     p.add_argument("--endpoint-url", help="S3-compatible endpoint when --path is s3://bucket/prefix")
     p.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")

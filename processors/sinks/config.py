@@ -23,6 +23,7 @@ class ConsumeSettings(Model):
 
 # --- monitoring -----------------------------------------------------------------------------
 
+
 class LogMetricsSettings(Model):
     """Prometheus counters from logs; label values beyond a limit fall into `__overflow__`."""
 
@@ -59,6 +60,7 @@ class MonitoringSettings(ConsumeSettings):
 
 # --- audit ----------------------------------------------------------------------------------
 
+
 class ObjectLockSettings(Model):
     mode: Literal["GOVERNANCE", "COMPLIANCE"] = "COMPLIANCE"
     days: int = Field(default=365, ge=1, description="retention period of every segment and manifest")
@@ -94,18 +96,23 @@ class AuditSettings(ConsumeSettings):
     hmac_key: SecretStr = Field(description="key that signs manifests: ${ENV} or file:/path, never inline")
     roll_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     roll_seconds: float = Field(default=3600.0, gt=0)
-    index_seconds: float = Field(default=300.0, gt=0,
-                                 description="how often the signed archive index (_index/) is written")
+    index_seconds: float = Field(
+        default=300.0, gt=0, description="how often the signed archive index (_index/) is written"
+    )
 
     @field_validator("hmac_key", mode="before")
     @classmethod
     def _not_inline(cls, value, info: ValidationInfo):
         # Inline, the key would sit in the ConfigMap and the repository: whoever reads those could
         # re-sign a rewritten archive. (Python callers and `logtide up` pass a key they read themselves.)
-        if (info.context or {}).get("source") == "file" and isinstance(value, str) \
-                and not isinstance(value, ResolvedSecret):
-            raise ValueError("hmac_key must be a reference, never the key itself: ${ENV_VAR} or "
-                             "file:/path/to/key (a mounted Secret)")
+        if (
+            (info.context or {}).get("source") == "file"
+            and isinstance(value, str)
+            and not isinstance(value, ResolvedSecret)
+        ):
+            raise ValueError(
+                "hmac_key must be a reference, never the key itself: ${ENV_VAR} or file:/path/to/key (a mounted Secret)"
+            )
         return value
 
     def directories(self) -> dict[str, str]:
@@ -114,16 +121,22 @@ class AuditSettings(ConsumeSettings):
 
 # --- analytics ------------------------------------------------------------------------------
 
+
 class ParquetSettings(Model):
     path: str | None = Field(default=None, description="root directory of the Hive-partitioned dataset")
     s3: S3Location | None = Field(default=None, description="the dataset in S3 instead of a directory")
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     compact_min_files: int = Field(default=8, ge=2, description="compact an hour partition with this many files")
     compact_after_seconds: float = Field(default=3600.0, ge=0, description="only hours that ended this long ago")
-    compact_every_seconds: float = Field(default=300.0, ge=0, description="how often the sink looks for work; 0 = never")
-    dedup_memory_ids: int = Field(default=200_000, ge=0,
-                                  description="ids of the last N events written (by arrival, kept across restarts) "
-                                              "that a copy is checked against, whatever its event time")
+    compact_every_seconds: float = Field(
+        default=300.0, ge=0, description="how often the sink looks for work; 0 = never"
+    )
+    dedup_memory_ids: int = Field(
+        default=200_000,
+        ge=0,
+        description="ids of the last N events written (by arrival, kept across restarts) "
+        "that a copy is checked against, whatever its event time",
+    )
 
     @model_validator(mode="after")
     def _one_place(self):
@@ -157,8 +170,11 @@ class SinkRoleConfig(RoleConfig):
     The sections come from the sink registry (``processors.sinks.role.SinkConfig``)."""
 
     def enabled(self) -> dict[str, ConsumeSettings]:
-        return {name: s for name in type(self).model_fields
-                if name not in RoleConfig.model_fields and (s := getattr(self, name)) is not None}
+        return {
+            name: s
+            for name in type(self).model_fields
+            if name not in RoleConfig.model_fields and (s := getattr(self, name)) is not None
+        }
 
 
 def topic_of(name: str, settings: ConsumeSettings) -> str:
@@ -172,5 +188,6 @@ def group_of(name: str, settings: ConsumeSettings) -> str:
 def __getattr__(name: str):
     if name == "SinkConfig":  # built from the registry once every sink registered itself
         from logtide.processors.sinks.role import SinkConfig
+
         return SinkConfig
     raise AttributeError(name)

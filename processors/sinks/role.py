@@ -16,19 +16,27 @@ from logtide.processors.sinks.service import SinkService
 SinkConfig = SINKS.sections_model(SinkRoleConfig, "SinkConfig")
 
 
-def build_services(config: SinkRoleConfig, transport: Transport, only: list[str] | None = None,
-                   runtime: Runtime | None = None) -> list[SinkService]:
+def build_services(
+    config: SinkRoleConfig, transport: Transport, only: list[str] | None = None, runtime: Runtime | None = None
+) -> list[SinkService]:
     """The one way sink services are built (`logtide sink`, `logtide up`, tests, benches)."""
     services = []
     for name, settings in config.enabled().items():
         if only and name not in only:
             continue
         sink = SINKS[name].build(name, settings, transport)
-        services.append(SinkService(
-            transport, sink, topic=topic_of(name, settings),
-            group_id=group_of(name, settings), max_batch=settings.max_batch,
-            session_timeout_seconds=settings.session_timeout_seconds, dedup_capacity=settings.dedup_capacity,
-            status=runtime.status(f"sink-{name}") if runtime is not None else None))
+        services.append(
+            SinkService(
+                transport,
+                sink,
+                topic=topic_of(name, settings),
+                group_id=group_of(name, settings),
+                max_batch=settings.max_batch,
+                session_timeout_seconds=settings.session_timeout_seconds,
+                dedup_capacity=settings.dedup_capacity,
+                status=runtime.status(f"sink-{name}") if runtime is not None else None,
+            )
+        )
     return services
 
 
@@ -38,6 +46,7 @@ class SinkRole(Role):
 
     def configure(self, config: SinkRoleConfig, args: argparse.Namespace) -> SinkRoleConfig:
         from logtide.cli import UsageError
+
         enabled = list(config.enabled())
         if not enabled:
             raise ConfigError(f"{args.config}: no sink configured (add a {', '.join(SINKS.names())} section)")
@@ -74,10 +83,12 @@ class SinkRole(Role):
         """Every sink, with local defaults under the workdir (see processors/sinks/up.py)."""
         from logtide.config import validate_config
         from logtide.processors.sinks.up import local_defaults
+
         opts = dict(ctx.options or {})
         defaults = local_defaults(ctx.workdir)
-        data = {name: {**defaults[name], **(opts.get(name) or {})} for name in defaults
-                if opts.get(name, {}) is not None}
+        data = {
+            name: {**defaults[name], **(opts.get(name) or {})} for name in defaults if opts.get(name, {}) is not None
+        }
         return validate_config({"kafka": ctx.kafka.model_dump(), **data}, SinkConfig, "logtide up roles.30-sink")
 
 

@@ -13,13 +13,21 @@ class StorageError(Exception):
 def client(*, region: str = "us-east-1", endpoint_url: str | None = None, connect_timeout: float = 5.0):
     import boto3
     from botocore.config import Config
-    return boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=Config(
-        connect_timeout=connect_timeout, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"}))
+
+    return boto3.client(
+        "s3",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=Config(
+            connect_timeout=connect_timeout, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"}
+        ),
+    )
 
 
 def call(fn, **kwargs):
     """Run one S3 call; None for a missing key, StorageError for anything else that went wrong."""
     from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         return fn(**kwargs)
     except ClientError as exc:

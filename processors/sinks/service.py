@@ -25,12 +25,18 @@ from logtide.processors.sinks.dedup import RecentIds
 _log = log.get("processors.sinks")
 
 WRITTEN = Counter("logtide_sink_events_written_total", "Events written durably by a sink", ["sink"])
-DUPLICATES = Counter("logtide_sink_duplicates_dropped_total", "Events dropped because their id was already written",
-                     ["sink"])
-DECODE_ERRORS = Counter("logtide_sink_decode_errors_total", "Records that were not valid envelopes (sent to the DLQ)",
-                        ["sink"])
-WRITE_SECONDS = Histogram("logtide_sink_write_seconds", "Time to write one batch durably", ["sink"],
-                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+DUPLICATES = Counter(
+    "logtide_sink_duplicates_dropped_total", "Events dropped because their id was already written", ["sink"]
+)
+DECODE_ERRORS = Counter(
+    "logtide_sink_decode_errors_total", "Records that were not valid envelopes (sent to the DLQ)", ["sink"]
+)
+WRITE_SECONDS = Histogram(
+    "logtide_sink_write_seconds",
+    "Time to write one batch durably",
+    ["sink"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 
 @dataclass(slots=True)
@@ -91,8 +97,18 @@ class SinkBase:
 class SinkService:
     """Runs one sink until stop; ``ready()`` is false while a batch waits for its destination."""
 
-    def __init__(self, transport: Transport, sink: Sink, *, topic: str, group_id: str, max_batch: int = 2000,
-                 session_timeout_seconds: float = 45, dedup_capacity: int = 200_000, status=None):
+    def __init__(
+        self,
+        transport: Transport,
+        sink: Sink,
+        *,
+        topic: str,
+        group_id: str,
+        max_batch: int = 2000,
+        session_timeout_seconds: float = 45,
+        dedup_capacity: int = 200_000,
+        status=None,
+    ):
         self.sink = sink
         self.name = f"sink-{sink.name}"
         self.producer = transport.producer()
@@ -100,10 +116,18 @@ class SinkService:
         self.recent = RecentIds(dedup_capacity)
         #: Serializes the sink between the consumer thread (write, rebalances) and the ticker.
         self._lock = threading.Lock()
-        self.loop = BatchLoop(transport, component=self.name, group_id=group_id, topics=[topic],
-                              handler=self.handle, max_batch=max_batch, session_timeout_seconds=session_timeout_seconds,
-                              on_assign=self._locked(sink.assigned), on_revoke=self._locked(sink.revoked),
-                              status=status)
+        self.loop = BatchLoop(
+            transport,
+            component=self.name,
+            group_id=group_id,
+            topics=[topic],
+            handler=self.handle,
+            max_batch=max_batch,
+            session_timeout_seconds=session_timeout_seconds,
+            on_assign=self._locked(sink.assigned),
+            on_revoke=self._locked(sink.revoked),
+            status=status,
+        )
         self._written = WRITTEN.labels(sink.name)
         self._dups = DUPLICATES.labels(sink.name)
         self._bad = DECODE_ERRORS.labels(sink.name)
@@ -113,6 +137,7 @@ class SinkService:
         def call(*args):
             with self._lock:
                 return fn(*args)
+
         return call
 
     def ready(self) -> bool:

@@ -32,4 +32,5 @@ def local_defaults(workdir: Path) -> dict[str, dict]:
 
 def up(ctx) -> list:
     from logtide.processors.sinks.role import ROLE
+
     return ROLE.up(ctx)

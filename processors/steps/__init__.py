@@ -2,7 +2,15 @@
 registers every built-in step."""
 
 from logtide.processors.steps import (  # noqa: F401 - imported to register
-    aggregate, enrich, filter, normalize, parse, ratelimit, redact, route, sample,
+    aggregate,
+    enrich,
+    filter,
+    normalize,
+    parse,
+    ratelimit,
+    redact,
+    route,
+    sample,
 )
 from logtide.processors.steps.base import REGISTRY, Step, StepConfig, StepContext, StepFailed, register
 

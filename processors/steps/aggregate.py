@@ -18,12 +18,19 @@ from pydantic import Field
 from logtide.condition import field_getter, parse_field
 from logtide.processors.steps.base import Step, StepConfig, register
 
-WINDOW_EVENTS = Gauge("logtide_processor_window_events", "Events in the last closed window",
-                      ["step", "service", "source", "severity"])
-WINDOW_ERRORS = Gauge("logtide_processor_window_errors", "Events of severity ERROR or worse in the last closed window",
-                      ["step", "service", "source"])
-AGG_EVENTS = Counter("logtide_processor_aggregated_events_total", "Events counted into windows",
-                     ["step", "service", "source", "severity"])
+WINDOW_EVENTS = Gauge(
+    "logtide_processor_window_events", "Events in the last closed window", ["step", "service", "source", "severity"]
+)
+WINDOW_ERRORS = Gauge(
+    "logtide_processor_window_errors",
+    "Events of severity ERROR or worse in the last closed window",
+    ["step", "service", "source"],
+)
+AGG_EVENTS = Counter(
+    "logtide_processor_aggregated_events_total",
+    "Events counted into windows",
+    ["step", "service", "source", "severity"],
+)
 LATE_EVENTS = Counter("logtide_processor_late_events_total", "Events for an already closed window", ["step"])
 
 OVERFLOW = "__overflow__"
@@ -96,8 +103,15 @@ class Aggregate(Step):
             WINDOW_EVENTS.labels(self.name, svc, src, sev).set(n)
             AGG_EVENTS.labels(self.name, svc, src, sev).inc(n)
             errors[(svc, src)] = errors.get((svc, src), 0) + err
-            row = {"window_start": start, "window_end": start + self.size_ns, "service": svc, "source": src,
-                   "severity": sev, "events": n, "errors": err}
+            row = {
+                "window_start": start,
+                "window_end": start + self.size_ns,
+                "service": svc,
+                "source": src,
+                "severity": sev,
+                "events": n,
+                "errors": err,
+            }
             self.emitted.append(row)
             if self.topic and self.ctx.producer is not None:
                 self.ctx.producer.produce(self.topic, orjson.dumps(row), key=svc.encode())

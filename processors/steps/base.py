@@ -28,7 +28,8 @@ class StepConfig(Model):
     name: str | None = Field(default=None, description="label in metrics and DLQ headers (default: the type)")
     when: str | None = Field(default=None, description="condition: the step applies only to matching events")
     routes: list[str] | None = Field(
-        default=None, description="apply only to the copies going to these sinks (place after a route step)")
+        default=None, description="apply only to the copies going to these sinks (place after a route step)"
+    )
 
     @field_validator("when")
     @classmethod
@@ -82,12 +83,14 @@ REGISTRY: dict[str, type[Step]] = {}
 
 def register(name: str) -> Callable[[type[Step]], type[Step]]:
     """Class decorator: make a step findable by ``type: <name>`` in the config."""
+
     def deco(cls: type[Step]) -> type[Step]:
         if name in REGISTRY and REGISTRY[name] is not cls:
             raise ValueError(f"step type {name!r} registered twice")
         cls.type_name = name
         REGISTRY[name] = cls
         return cls
+
     return deco
 
 

@@ -23,7 +23,8 @@ _CRI = re.compile(r"(\d{4}-\d\d-\d\dT\S+) (stdout|stderr) ([FP]) (.*)$", re.S)
 _LAMBDA_REPORT = re.compile(
     r"REPORT RequestId: (?P<id>[\w-]+)\s+Duration: (?P<duration>[\d.]+) ms\s+Billed Duration: (?P<billed>\d+) ms"
     r"\s+Memory Size: (?P<memory>\d+) MB\s+Max Memory Used: (?P<used>\d+) MB"
-    r"(?:\s+Init Duration: (?P<init>[\d.]+) ms)?")
+    r"(?:\s+Init Duration: (?P<init>[\d.]+) ms)?"
+)
 _LAMBDA_EDGE = re.compile(r"(START|END) RequestId: ([\w-]+)")
 
 #: Salesforce EventLogFile columns → semantic attribute names (others are kept, lower-cased).
@@ -104,8 +105,9 @@ class Normalize(Step):
             event["severity_text"] = severity_text(n)
         resource = event["resource"]
         if "service.name" not in resource:
-            resource["service.name"] = (resource.get("k8s.container.name") or resource.get("k8s.deployment.name")
-                                        or self.default_service)
+            resource["service.name"] = (
+                resource.get("k8s.container.name") or resource.get("k8s.deployment.name") or self.default_service
+            )
         if event.get("time") is None:
             event["time"] = event.get("observed_time")
         return event
@@ -113,6 +115,7 @@ class Normalize(Step):
     @staticmethod
     def _docker(event: dict, body: str) -> None:
         import orjson
+
         try:
             rec = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -147,7 +150,7 @@ class Normalize(Step):
         groups = resource.get("aws.log.group.names")
         group = groups[0] if isinstance(groups, list) and groups else groups
         if isinstance(group, str) and group.startswith("/aws/lambda/"):
-            resource.setdefault("faas.name", group[len("/aws/lambda/"):])
+            resource.setdefault("faas.name", group[len("/aws/lambda/") :])
             resource.setdefault("cloud.platform", "aws_lambda")
             resource.setdefault("service.name", resource["faas.name"])
         body = event.get("body")
@@ -193,6 +196,9 @@ class Normalize(Step):
         status = str(row.get("LOGIN_STATUS") or row.get("REQUEST_STATUS") or "")
         code = attrs.get("http.response.status_code")
         if not event["severity_number"]:
-            failed = status.upper() in _SF_ERROR_STATUS or status.startswith("LOGIN_ERROR") or \
-                (isinstance(code, int) and code >= 500)
+            failed = (
+                status.upper() in _SF_ERROR_STATUS
+                or status.startswith("LOGIN_ERROR")
+                or (isinstance(code, int) and code >= 500)
+            )
             event["severity_number"], event["severity_text"] = (17, "ERROR") if failed else (9, "INFO")

@@ -25,8 +25,9 @@ from logtide.config import Model
 from logtide.processors.steps.base import Step, StepConfig, StepFailed, compile_regex, register
 
 
-PARSED = Counter("logtide_processor_parsed_total", "Bodies by the parser that understood them ('none': none)",
-                 ["format"])
+PARSED = Counter(
+    "logtide_processor_parsed_total", "Bodies by the parser that understood them ('none': none)", ["format"]
+)
 _SYSLOG_TEXT = {0: "EMERG", 1: "ALERT", 2: "CRIT", 3: "ERROR", 4: "WARN", 5: "NOTICE", 6: "INFO", 7: "DEBUG"}
 
 
@@ -34,15 +35,16 @@ _SYSLOG_TEXT = {0: "EMERG", 1: "ALERT", 2: "CRIT", 3: "ERROR", 4: "WARN", 5: "NO
 class Parsed:
     format: str
     fields: dict[str, Any] = field(default_factory=dict)
-    message: str | None = None       # becomes the body when set
+    message: str | None = None  # becomes the body when set
     time_ns: int | None = None
-    level: str | int | None = None   # text ("warn") or syslog number
+    level: str | int | None = None  # text ("warn") or syslog number
 
 
 # --- timestamps ---------------------------------------------------------------------------------
 
-_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
-                                       "nov", "dec"), 1)}
+_MONTHS = {
+    m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)
+}
 
 
 def parse_time(value: Any) -> int | None:
@@ -52,13 +54,13 @@ def parse_time(value: Any) -> int | None:
     if isinstance(value, (int, float)):
         v = float(value)
         if v > 1e17:
-            return int(value)             # ns
+            return int(value)  # ns
         if v > 1e14:
-            return int(v * 1e3)           # us
+            return int(v * 1e3)  # us
         if v > 1e11:
-            return int(v * 1e6)           # ms
+            return int(v * 1e6)  # ms
         if v > 1e8:
-            return int(v * 1e9)           # s
+            return int(v * 1e9)  # s
         return None
     if isinstance(value, str):
         ns = scan_rfc3339(value)
@@ -84,8 +86,11 @@ MESSAGE_KEYS = ("msg", "message", "log", "text")
 LEVEL_KEYS = ("level", "severity", "lvl", "loglevel", "log.level", "levelname", "severity_text")
 TIME_KEYS = ("time", "timestamp", "ts", "@timestamp", "datetime", "date", "t")
 #: key → (role, priority): the first name in each list wins when a record has several
-_KEY_ROLE = {k: (role, i) for role, keys in (("message", MESSAGE_KEYS), ("level", LEVEL_KEYS), ("time", TIME_KEYS))
-             for i, k in enumerate(keys)}
+_KEY_ROLE = {
+    k: (role, i)
+    for role, keys in (("message", MESSAGE_KEYS), ("level", LEVEL_KEYS), ("time", TIME_KEYS))
+    for i, k in enumerate(keys)
+}
 
 
 def _depth_exceeds(value: Any, limit: int, depth: int = 0) -> bool:
@@ -218,10 +223,11 @@ def _lift_common(p: Parsed, obj: dict) -> None:
 # --- syslog ---------------------------------------------------------------------------------------
 
 _RFC5424 = re.compile(
-    r"<(\d{1,3})>(\d{1,2}) (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (.*))?$", re.S)
+    r"<(\d{1,3})>(\d{1,2}) (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (.*))?$", re.S
+)
 _RFC3164 = re.compile(
-    r"(?:<(\d{1,3})>)?([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d) (\S+) ([^\s\[:]+)(?:\[(\w+)\])?: ?(.*)$",
-    re.S)
+    r"(?:<(\d{1,3})>)?([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d) (\S+) ([^\s\[:]+)(?:\[(\w+)\])?: ?(.*)$", re.S
+)
 _SD_ELEMENT = re.compile(r'\[([^\s\]]+)((?: [^\s=\]]+="(?:[^"\\]|\\.)*")*)\]')
 _SD_PARAM = re.compile(r'([^\s=\]]+)="((?:[^"\\]|\\.)*)"')
 
@@ -234,8 +240,12 @@ def parse_syslog(text: str) -> Parsed | None:
         if m:
             pri, _ver, ts, host, app, procid, msgid, sd, msg = m.groups()
             fields: dict[str, Any] = {}
-            for name, value in (("host.name", host), ("process.executable.name", app), ("process.pid", procid),
-                                ("syslog.msgid", msgid)):
+            for name, value in (
+                ("host.name", host),
+                ("process.executable.name", app),
+                ("process.pid", procid),
+                ("syslog.msgid", msgid),
+            ):
                 if value != "-":
                     fields[name] = value
             pri_n = int(pri)
@@ -272,27 +282,53 @@ def parse_syslog(text: str) -> Parsed | None:
 
 _LEVEL_WORD = re.compile(
     r"(?<![\w.-])\[?(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE|FATAL|CRITICAL|CRIT|PANIC|EMERG"
-    r"|trace|debug|info|notice|warn|warning|error|fatal|critical|Info|Warning|Error|Debug)\]?(?![\w.-])")
+    r"|trace|debug|info|notice|warn|warning|error|fatal|critical|Info|Warning|Error|Debug)\]?(?![\w.-])"
+)
 _PLAIN_TIMES: list[tuple[re.Pattern, Callable[[re.Match], int]]] = [
     # 2015-07-29 17:41:44,747 / 2017-05-16T00:00:00.008Z (also after a prefix word, as OpenStack writes)
-    (re.compile(r"(?:\S+ )?(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)"),
-     lambda m: parse_time(m.group(1))),
+    (
+        re.compile(r"(?:\S+ )?(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)"),
+        lambda m: parse_time(m.group(1)),
+    ),
     # [Sun Dec 04 04:47:44 2005] (Apache error log)
-    (re.compile(r"\[?(?:[A-Z][a-z]{2}) ([A-Z][a-z]{2}) (\d\d) (\d\d):(\d\d):(\d\d) (\d{4})\]?"),
-     lambda m: epoch_ns(int(m.group(6)), _MONTHS[m.group(1).lower()], int(m.group(2)), int(m.group(3)),
-                         int(m.group(4)), int(m.group(5)))),
+    (
+        re.compile(r"\[?(?:[A-Z][a-z]{2}) ([A-Z][a-z]{2}) (\d\d) (\d\d):(\d\d):(\d\d) (\d{4})\]?"),
+        lambda m: epoch_ns(
+            int(m.group(6)),
+            _MONTHS[m.group(1).lower()],
+            int(m.group(2)),
+            int(m.group(3)),
+            int(m.group(4)),
+            int(m.group(5)),
+        ),
+    ),
     # 17/06/09 20:10:40 (Spark: yy/MM/dd)
-    (re.compile(r"(\d\d)/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d)"),
-     lambda m: epoch_ns(2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)),
-                         int(m.group(5)), int(m.group(6)))),
+    (
+        re.compile(r"(\d\d)/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d)"),
+        lambda m: epoch_ns(
+            2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)), int(m.group(5)), int(m.group(6))
+        ),
+    ),
     # 081109 203615 (HDFS: yyMMdd HHmmss)
-    (re.compile(r"(\d\d)(\d\d)(\d\d) (\d\d)(\d\d)(\d\d) "),
-     lambda m: epoch_ns(2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)),
-                         int(m.group(5)), int(m.group(6)))),
+    (
+        re.compile(r"(\d\d)(\d\d)(\d\d) (\d\d)(\d\d)(\d\d) "),
+        lambda m: epoch_ns(
+            2000 + int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)), int(m.group(5)), int(m.group(6))
+        ),
+    ),
     # 03-17 16:13:38.811 (Android logcat: no year)
-    (re.compile(r"(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3})"),
-     lambda m: epoch_ns(_year_for(int(m.group(1)), int(m.group(2))), int(m.group(1)), int(m.group(2)),
-                         int(m.group(3)), int(m.group(4)), int(m.group(5)), m.group(6))),
+    (
+        re.compile(r"(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3})"),
+        lambda m: epoch_ns(
+            _year_for(int(m.group(1)), int(m.group(2))),
+            int(m.group(1)),
+            int(m.group(2)),
+            int(m.group(3)),
+            int(m.group(4)),
+            int(m.group(5)),
+            m.group(6),
+        ),
+    ),
 ]
 _LOGCAT_LEVEL = re.compile(r"\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\s+\d+\s+\d+ ([VDIWEF]) ")
 _LEADING_LEVEL = re.compile(r"\[?(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|SEVERE|FATAL|CRITICAL)\]?[\s:]")
@@ -314,7 +350,7 @@ def parse_plain(text: str) -> Parsed | None:
             if t is None:
                 continue
             p = Parsed("plain", {}, time_ns=t)
-            head = text[m.end(): m.end() + 60]
+            head = text[m.end() : m.end() + 60]
             lv = _LEVEL_WORD.search(head)
             if lv:
                 p.level = lv.group(1)
@@ -327,6 +363,7 @@ def parse_plain(text: str) -> Parsed | None:
 
 
 # --- the step ---------------------------------------------------------------------------------------
+
 
 class RegexPattern(Model):
     name: str = "regex"
@@ -342,13 +379,19 @@ class RegexPattern(Model):
 
 Format = Literal["json", "logfmt", "syslog", "regex", "plain", "kv"]
 _PARSERS: dict[str, Callable[[str], Parsed | None]] = {
-    "json": parse_json, "logfmt": parse_logfmt, "syslog": parse_syslog, "plain": parse_plain, "kv": parse_kv,
+    "json": parse_json,
+    "logfmt": parse_logfmt,
+    "syslog": parse_syslog,
+    "plain": parse_plain,
+    "kv": parse_kv,
 }
 
 
 class ParseConfig(StepConfig):
-    formats: list[Format] = Field(default_factory=lambda: ["json", "syslog", "logfmt", "plain"],
-                                  description="parsers tried in order; the first that understands the body wins")
+    formats: list[Format] = Field(
+        default_factory=lambda: ["json", "syslog", "logfmt", "plain"],
+        description="parsers tried in order; the first that understands the body wins",
+    )
     patterns: list[RegexPattern] = Field(default_factory=list, description="for format 'regex': tried in order")
     keep_original: bool = Field(default=False, description="keep the raw text in attributes['log.original']")
     use_parsed_time: bool = Field(default=True, description="a timestamp in the text replaces the source's time")
@@ -371,6 +414,7 @@ class Parse(Step):
                     _lift_common(p, fields)
                     return p
             return None
+
         self._chain = [parse_regex if f == "regex" else _PARSERS[f] for f in config.formats]
         self._parse = self._chain[0] if len(self._chain) == 1 else self.parse_text  # one format: no loop
         self.keep_original = config.keep_original
@@ -418,5 +462,3 @@ class Parse(Step):
             for fmt, n in self.counts.items():
                 PARSED.labels(fmt).inc(n)
             self.counts.clear()
-
-

@@ -47,14 +47,26 @@ PATTERNS: dict[str, str] = {
     "email": r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]++@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})",
     "card": r"(?P<card>(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d-]))",
     "ipv4": r"(?P<ipv4>(?<![\d.])(?=\d{1,3}\.\d{1,3}\.\d{1,3}\.\d)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
-            r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.]))",
+    r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.]))",
     "ipv6": r"(?P<ipv6>(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){1,7}(?::|(?::[0-9A-Fa-f]{1,4}){1,7}|[0-9A-Fa-f]{1,4})"
-            r"(?:%\w+)?(?![\w:]))|(?P<ipv6b>(?<![\w:])::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4}(?![\w:]))",
+    r"(?:%\w+)?(?![\w:]))|(?P<ipv6b>(?<![\w:])::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4}(?![\w:]))",
 }
 
 #: Attribute keys whose whole value is a secret (compared lower-cased).
-SECRET_KEYS = ("password", "passwd", "pwd", "secret", "token", "authorization", "api_key", "apikey",
-               "access_token", "refresh_token", "client_secret", "cookie")
+SECRET_KEYS = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "authorization",
+    "api_key",
+    "apikey",
+    "access_token",
+    "refresh_token",
+    "client_secret",
+    "cookie",
+)
 
 #: Cheap pre-checks: a kind's regex joins the pass only for strings that may hold it (most log text
 #: has no '@', no 4-digit run, no 'eyJ' …); a string that passes none is not scanned at all. Written
@@ -160,7 +172,8 @@ class RedactConfig(StepConfig):
     fields: list[Literal["body", "attributes", "resource"]] = Field(default_factory=lambda: ["body", "attributes"])
     secret_keys: list[str] = Field(
         default_factory=lambda: list(SECRET_KEYS),
-        description="attribute keys whose whole value is redacted (case-insensitive)")
+        description="attribute keys whose whole value is redacted (case-insensitive)",
+    )
 
     @model_validator(mode="after")
     def _secret_for_hash(self):
@@ -174,8 +187,14 @@ class RedactConfig(StepConfig):
 class Redactor:
     """The redaction engine alone (no event shape): ``redact(text) -> text``; counts per kind."""
 
-    def __init__(self, kinds: list[str], custom: list[CustomPattern] | None = None, mode: str = "mask",
-                 secret: str | None = None, secret_keys: list[str] | None = None):
+    def __init__(
+        self,
+        kinds: list[str],
+        custom: list[CustomPattern] | None = None,
+        mode: str = "mask",
+        secret: str | None = None,
+        secret_keys: list[str] | None = None,
+    ):
         custom = custom or []
         #: regex source per bit: the built-in kinds at their _BIT, custom patterns after them
         self._sources: dict[int, str] = {}
@@ -220,8 +239,9 @@ class Redactor:
     def _regex(self, mask: int) -> re.Pattern:
         rx = self._compiled.get(mask)
         if rx is None:
-            rx = self._compiled[mask] = re.compile("|".join(src for bit, src in sorted(self._sources.items())
-                                                            if mask & bit))
+            rx = self._compiled[mask] = re.compile(
+                "|".join(src for bit, src in sorted(self._sources.items()) if mask & bit)
+            )
         return rx
 
     def token(self, kind: str, value: str) -> str:
@@ -259,7 +279,7 @@ class Redactor:
         if (start, end) == m.span():
             return self.token(kind, value)
         whole, base = m.group(0), m.start()
-        return whole[:start - base] + self.token(kind, value) + whole[end - base:]
+        return whole[: start - base] + self.token(kind, value) + whole[end - base :]
 
     def redact(self, text: str) -> str:
         """``text`` with every enabled kind replaced. Short strings repeat a lot in logs (levels, user
@@ -303,8 +323,7 @@ class Redactor:
             return self._regex(mask).sub(self._replace, text)
         passes = self._passes_for.get(mask)
         if passes is None:
-            passes = self._passes_for[mask] = [(rx, repl, kind) for bit, rx, repl, kind in self._passes
-                                               if mask & bit]
+            passes = self._passes_for[mask] = [(rx, repl, kind) for bit, rx, repl, kind in self._passes if mask & bit]
         for rx, repl, kind in passes:
             if repl.__class__ is str:
                 text, n = rx.subn(repl, text)

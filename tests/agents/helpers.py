@@ -22,8 +22,9 @@ from tests.support.wait import wait_for
 __all__ = ["RunningAgent", "TopicReader", "cri", "log_dir", "metric", "wait_for"]
 
 
-def cri(message: str | bytes, stream: str = "stdout", tag: str = "F", ts: str = "2024-05-01T12:00:00.123456789Z"
-        ) -> bytes:
+def cri(
+    message: str | bytes, stream: str = "stdout", tag: str = "F", ts: str = "2024-05-01T12:00:00.123456789Z"
+) -> bytes:
     if isinstance(message, str):
         message = message.encode()
     return f"{ts} {stream} {tag} ".encode() + message + b"\n"
@@ -42,8 +43,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def start_agent_process(config_path, bootstrap: str, python_args: tuple = ("-m", "logtide.cli")) -> subprocess.Popen:
     """`logtide agent --config FILE` as a process (``python_args``: how python runs the CLI)."""
-    return subprocess.Popen([sys.executable, *python_args, "agent", "--config", str(config_path),
-                             "--bootstrap", bootstrap], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, *python_args, "agent", "--config", str(config_path), "--bootstrap", bootstrap],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def stop_agent_process(proc: subprocess.Popen, timeout: float = 30) -> tuple[int, bytes]:
@@ -70,11 +75,20 @@ class RunningAgent:
     """An Agent in a thread of this process (metrics readable); ``stop()`` drains and checkpoints."""
 
     def __init__(self, settings: KafkaSettings, checkpoint_dir, metadata: bool = False, **fields):
-        data = {"mode": "files", "checkpoint_dir": str(checkpoint_dir), "kafka": settings.model_dump(),
-                "http": {"port": 0},
-                "read": {"scan_interval_seconds": 0.1, "rotate_wait_seconds": 0.3, "fingerprint_wait_seconds": 0.2,
-                         "idle_poll_seconds": 0.02},
-                "partial": {"timeout_seconds": 0.5}, "multiline": {"timeout_seconds": 0.2}}
+        data = {
+            "mode": "files",
+            "checkpoint_dir": str(checkpoint_dir),
+            "kafka": settings.model_dump(),
+            "http": {"port": 0},
+            "read": {
+                "scan_interval_seconds": 0.1,
+                "rotate_wait_seconds": 0.3,
+                "fingerprint_wait_seconds": 0.2,
+                "idle_poll_seconds": 0.02,
+            },
+            "partial": {"timeout_seconds": 0.5},
+            "multiline": {"timeout_seconds": 0.2},
+        }
         for k, v in fields.items():
             if isinstance(v, dict) and isinstance(data.get(k), dict):
                 data[k] = {**data[k], **v}
@@ -84,8 +98,9 @@ class RunningAgent:
         transport = connect(settings)
         self.checkpoints = SqliteCheckpoints(f"{checkpoint_dir}/checkpoints.sqlite")
         self.metadata = PodMetadata(self.config.kubernetes) if metadata else None
-        producer = transport.producer(linger_ms=5, report_successes=False,
-                                      max_buffer_bytes=self.config.queue.client_buffer_bytes())
+        producer = transport.producer(
+            linger_ms=5, report_successes=False, max_buffer_bytes=self.config.queue.client_buffer_bytes()
+        )
         self.agent = Agent(self.config, producer, self.checkpoints, self.metadata)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None

@@ -20,16 +20,29 @@ from urllib.parse import parse_qs, urlparse
 from tests.support.http import HttpDouble
 
 
-def pod(namespace: str, name: str, uid: str, node: str = "node-1", labels: dict | None = None,
-        annotations: dict | None = None, containers: dict | None = None, owner: tuple | None = None) -> dict:
+def pod(
+    namespace: str,
+    name: str,
+    uid: str,
+    node: str = "node-1",
+    labels: dict | None = None,
+    annotations: dict | None = None,
+    containers: dict | None = None,
+    owner: tuple | None = None,
+) -> dict:
     md = {"name": name, "namespace": namespace, "uid": uid, "labels": labels or {}, "annotations": annotations or {}}
     if owner:
-        md["ownerReferences"] = [{"kind": owner[0], "name": owner[1], "controller": True, "uid": "o-" + uid,
-                                  "apiVersion": "apps/v1"}]
+        md["ownerReferences"] = [
+            {"kind": owner[0], "name": owner[1], "controller": True, "uid": "o-" + uid, "apiVersion": "apps/v1"}
+        ]
     containers = containers or {"app": "registry.example/app:1.2.3"}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": md,
-            "spec": {"nodeName": node, "containers": [{"name": n, "image": i} for n, i in containers.items()]},
-            "status": {"phase": "Running", "containerStatuses": [{"name": n, "restartCount": 0} for n in containers]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": md,
+        "spec": {"nodeName": node, "containers": [{"name": n, "image": i} for n, i in containers.items()]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": n, "restartCount": 0} for n in containers]},
+    }
 
 
 def namespace(name: str, annotations: dict | None = None) -> dict:
@@ -62,8 +75,15 @@ class KubeApiDouble(HttpDouble):
                 if q.get("watch") in ("true", "1", "True"):
                     return self._watch(kind, q)
                 items = double.list(kind, q.get("fieldSelector"))
-                self._send(200, {"kind": "PodList" if kind == "pods" else "NamespaceList", "apiVersion": "v1",
-                                 "metadata": {"resourceVersion": str(double.version)}, "items": items})
+                self._send(
+                    200,
+                    {
+                        "kind": "PodList" if kind == "pods" else "NamespaceList",
+                        "apiVersion": "v1",
+                        "metadata": {"resourceVersion": str(double.version)},
+                        "items": items,
+                    },
+                )
 
             def _send(self, code, body):
                 data = json.dumps(body).encode()
@@ -94,7 +114,7 @@ class KubeApiDouble(HttpDouble):
                             ev = inbox.get(timeout=0.2)
                         except queue.Empty:
                             continue
-                        if ev is None:            # down(): drop the connection
+                        if ev is None:  # down(): drop the connection
                             return
                         if not double.matches(ev["object"], selector):
                             continue

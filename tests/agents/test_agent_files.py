@@ -27,12 +27,14 @@ def test_rotation_rename_copytruncate_and_delete_while_running(tmp_path, memory_
     logs.mkdir()
     app, other = logs / "app.log", logs / "other.log"
     app.write_bytes(_lines("a", 0, 200))
-    writer = open(other, "ab", buffering=0)       # a writer that keeps its fd across rename/delete
+    writer = open(other, "ab", buffering=0)  # a writer that keeps its fd across rename/delete
     writer.write(_lines("o", 0, 100))
     before = {k: metric("logtide_agent_rotations_total", kind=k) for k in ("rename", "truncate", "delete")}
     finished = metric("logtide_agent_files_finished_total")
     reader = TopicReader(memory_kafka, topic)
-    expected = {f"a line {i:06d} with some text" for i in range(200)} | {f"o line {i:06d} with some text" for i in range(100)}
+    expected = {f"a line {i:06d} with some text" for i in range(200)} | {
+        f"o line {i:06d} with some text" for i in range(100)
+    }
     with RunningAgent(memory_kafka, tmp_path / "ck", include=[str(logs / "*.log")], topic=topic):
         reader.count(300)
         # 1. rename rotation: other.log -> other.log.1 (not matched); the writer still appends to the old file
@@ -62,7 +64,7 @@ def test_rotation_rename_copytruncate_and_delete_while_running(tmp_path, memory_
         wait_for(lambda: metric("logtide_agent_files_finished_total") >= finished + 2, what="rotated files finished")
     events = reader.settle(0.5)
     bodies = [e["body"] for e in events]
-    assert len(bodies) == len(set(bodies)) == 510        # nothing twice, nothing lost
+    assert len(bodies) == len(set(bodies)) == 510  # nothing twice, nothing lost
     assert set(bodies) == expected
     ids = [e["id"] for e in events]
     assert len(set(ids)) == 510, "ids stay unique across truncation generations (same offsets again)"
@@ -72,7 +74,7 @@ def test_rotation_rename_copytruncate_and_delete_while_running(tmp_path, memory_
     by_body = {e["body"]: e for e in events}
     assert by_body["a line 000000 with some text"]["source"] == "file"
     assert by_body["a line 000000 with some text"]["attributes"]["log.file.path"] == str(app)
-    assert reader.headers == [[]] * 510                  # no Kafka headers: the value is the whole record
+    assert reader.headers == [[]] * 510  # no Kafka headers: the value is the whole record
     reader.close()
 
 
@@ -85,13 +87,13 @@ def _container_file(path, lines: list[bytes], fmt: str, split: int = 120) -> Non
             ts = "2024-05-01T12:%02d:%02d.%09dZ" % (i // 3600 % 60, i // 60 % 60, i)
             stream = "stderr" if i % 7 == 0 else "stdout"
             if fmt == "cri":
-                pieces = [line[j:j + split] for j in range(0, len(line), split)] or [b""]
+                pieces = [line[j : j + split] for j in range(0, len(line), split)] or [b""]
                 for n, piece in enumerate(pieces):
                     f.write(cri(piece, stream, "P" if n < len(pieces) - 1 else "F", ts))
             else:
                 # docker cuts only at its 16 KiB buffer: a shorter log without newline is a whole line
                 text = line.decode("utf-8", "replace")
-                pieces = [text[j:j + PIECE_BYTES] for j in range(0, len(text), PIECE_BYTES)] or [""]
+                pieces = [text[j : j + PIECE_BYTES] for j in range(0, len(text), PIECE_BYTES)] or [""]
                 for n, piece in enumerate(pieces):
                     end = "" if n < len(pieces) - 1 else "\n"
                     f.write(orjson.dumps({"log": piece + end, "stream": stream, "time": ts}) + b"\n")
@@ -115,9 +117,16 @@ def test_loghub_corpus_as_cri_and_docker_container_output(tmp_path, memory_kafka
         expected[f"corpus/{container}-0/{container}"] = [ln.decode("utf-8", "replace") for ln in lines]
     total = sum(len(v) for v in expected.values())
     reader = TopicReader(memory_kafka, topic, partitions=3)
-    with RunningAgent(memory_kafka, tmp_path / "ck", mode="kubernetes", pods_root=str(pods),
-                      containers_root=str(containers), kubernetes={"enabled": False},
-                      multiline={"enabled": False}, topic=topic):
+    with RunningAgent(
+        memory_kafka,
+        tmp_path / "ck",
+        mode="kubernetes",
+        pods_root=str(pods),
+        containers_root=str(containers),
+        kubernetes={"enabled": False},
+        multiline={"enabled": False},
+        topic=topic,
+    ):
         reader.count(total, timeout=40)
     events = reader.settle(0.5)
     assert len(events) == total
@@ -125,7 +134,7 @@ def test_loghub_corpus_as_cri_and_docker_container_output(tmp_path, memory_kafka
     for key, ev in zip(reader.keys, events):
         got.setdefault(key.decode(), []).append(ev)
     for key, lines in expected.items():
-        evs = got[key]                       # one key per container keeps its order in one partition
+        evs = got[key]  # one key per container keeps its order in one partition
         assert [e["body"] for e in evs] == lines
         ns, pod, container = key.split("/")
         r = evs[0]["resource"]
@@ -142,8 +151,14 @@ def test_backpressure_pauses_reading_when_kafka_is_unreachable(tmp_path, new_top
 
     logs = log_dir(tmp_path, big_log=_lines("b", 0, 20_000))
     dead = KafkaSettings(bootstrap="127.0.0.1:1", client="confluent")
-    agent = RunningAgent(dead, tmp_path / "ck", include=[str(logs / "*.log")], queue={"max_records": 200},
-                         read={"chunk_bytes": 4096}, shutdown_timeout_seconds=0.5)
+    agent = RunningAgent(
+        dead,
+        tmp_path / "ck",
+        include=[str(logs / "*.log")],
+        queue={"max_records": 200},
+        read={"chunk_bytes": 4096},
+        shutdown_timeout_seconds=0.5,
+    )
     with agent:
         wait_for(lambda: agent.agent.sender.in_flight >= 200, what="the queue to fill")
         time.sleep(1.0)
@@ -154,5 +169,5 @@ def test_backpressure_pauses_reading_when_kafka_is_unreachable(tmp_path, new_top
         assert position < 20_000 * 30 / 4
         assert metric("logtide_agent_backpressure_seconds_total") > 0
         assert agent.agent.kafka_ok() and not agent.agent.kafka_ok(stall_seconds=0.5), "/readyz would fail"
-    (key, state), = SqliteCheckpoints(tmp_path / "ck" / "checkpoints.sqlite").items()
+    ((key, state),) = SqliteCheckpoints(tmp_path / "ck" / "checkpoints.sqlite").items()
     assert state["offset"] == 0, "nothing was acknowledged, so the checkpoint did not move"

@@ -37,8 +37,13 @@ def test_config_errors_name_file_line_and_field(tmp_path):
 
 
 def _agent_cli(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "logtide.cli", "agent", *args], cwd=ROOT, capture_output=True,
-                          timeout=timeout, env={**os.environ, "LOGTIDE_BOOTSTRAP": ""})
+    return subprocess.run(
+        [sys.executable, "-m", "logtide.cli", "agent", *args],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, "LOGTIDE_BOOTSTRAP": ""},
+    )
 
 
 def test_cli_usage_errors_and_help():
@@ -53,11 +58,25 @@ def test_cli_usage_errors_and_help():
 @pytest.mark.timeout(60)
 def test_quick_mode_ships_plain_files(tmp_path, broker, new_topic):
     topic = new_topic(1)
-    logs = log_dir(tmp_path, app_log=b"".join(b"plain line %d\n" % i for i in range(100)),
-                   skip_log=b"excluded line\n" * 10)
-    res = _agent_cli("--path", str(logs / "*.log"), "--exclude", "*/skip.log", "--checkpoint-dir",
-                     str(tmp_path / "ck"), "--bootstrap", broker, "--topic", topic, "--http-port", "0",
-                     "--duration", "3")
+    logs = log_dir(
+        tmp_path, app_log=b"".join(b"plain line %d\n" % i for i in range(100)), skip_log=b"excluded line\n" * 10
+    )
+    res = _agent_cli(
+        "--path",
+        str(logs / "*.log"),
+        "--exclude",
+        "*/skip.log",
+        "--checkpoint-dir",
+        str(tmp_path / "ck"),
+        "--bootstrap",
+        broker,
+        "--topic",
+        topic,
+        "--http-port",
+        "0",
+        "--duration",
+        "3",
+    )
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     reader = TopicReader(broker, topic)
     events = reader.count(100)
@@ -75,8 +94,13 @@ def test_up_part_tails_the_workdir_and_stops(tmp_path, memory_kafka, memory_topi
     from logtide.up import UpContext
 
     topic = memory_topic(1)
-    ctx = UpContext(kafka=memory_kafka, transport=connect(memory_kafka), workdir=tmp_path, health=HealthServer(),
-                    options={"topic": topic, "read": {"scan_interval_seconds": 0.1}})
+    ctx = UpContext(
+        kafka=memory_kafka,
+        transport=connect(memory_kafka),
+        workdir=tmp_path,
+        health=HealthServer(),
+        options={"topic": topic, "read": {"scan_interval_seconds": 0.1}},
+    )
     (service,) = up(ctx)
     (tmp_path / "agent-logs" / "demo.log").write_bytes(b"hello from up\n")
     stop = threading.Event()
@@ -98,16 +122,31 @@ def test_metrics_the_issue_lists(tmp_path, memory_kafka, memory_topic):
     pods.mkdir(parents=True)
     (pods / "0.log").write_bytes(cri("a", tag="P") + cri("b") + cri("one"))
     reader = TopicReader(memory_kafka, topic)
-    with RunningAgent(memory_kafka, tmp_path / "ck", mode="kubernetes", pods_root=str(tmp_path / "pods"),
-                      containers_root=str(tmp_path / "none"), kubernetes={"enabled": False}, topic=topic):
+    with RunningAgent(
+        memory_kafka,
+        tmp_path / "ck",
+        mode="kubernetes",
+        pods_root=str(tmp_path / "pods"),
+        containers_root=str(tmp_path / "none"),
+        kubernetes={"enabled": False},
+        topic=topic,
+    ):
         reader.count(2)
         import time
-        time.sleep(1.2)   # one checkpoint interval: the lag gauge is set
+
+        time.sleep(1.2)  # one checkpoint interval: the lag gauge is set
         text = generate_latest(REGISTRY).decode()
-    for name in ("logtide_agent_lines_read_total", "logtide_agent_bytes_read_total",
-                 "logtide_agent_records_produced_total", "logtide_agent_partial_merges_total",
-                 "logtide_agent_rotations_total", "logtide_agent_checkpoint_lag_bytes",
-                 "logtide_agent_dropped_records_total", "logtide_agent_queue_depth", "logtide_agent_bad_input_total"):
+    for name in (
+        "logtide_agent_lines_read_total",
+        "logtide_agent_bytes_read_total",
+        "logtide_agent_records_produced_total",
+        "logtide_agent_partial_merges_total",
+        "logtide_agent_rotations_total",
+        "logtide_agent_checkpoint_lag_bytes",
+        "logtide_agent_dropped_records_total",
+        "logtide_agent_queue_depth",
+        "logtide_agent_bad_input_total",
+    ):
         assert name in text, name
     # Labelled namespace/pod/container/file: the pod uid of the kubelet path stays out of labels.
     assert 'logtide_agent_checkpoint_lag_bytes{path="ns/p-1/c/0.log"} 0.0' in text

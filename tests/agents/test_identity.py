@@ -10,7 +10,7 @@ import pytest
 from logtide.checkpoint import SqliteCheckpoints
 from tests.agents.helpers import RunningAgent, TopicReader, log_dir, metric
 
-HEADER = b"2024-05-01T12:00:00Z service=checkout build=7f3a9c host=node-1 started\n"   # > 64 bytes
+HEADER = b"2024-05-01T12:00:00Z service=checkout build=7f3a9c host=node-1 started\n"  # > 64 bytes
 
 
 def _ship(kafka, tmp_path, logs, topic, reader, n):
@@ -22,8 +22,11 @@ def _ship(kafka, tmp_path, logs, topic, reader, n):
 @pytest.mark.timeout(60)
 def test_reused_inode_and_truncation_while_down(tmp_path, memory_kafka, memory_topic):
     topic = memory_topic(1)
-    logs = log_dir(tmp_path, a_log=b"".join(b"old a %d\n" % i for i in range(50)),
-                   c_log=HEADER + b"".join(b"old c %d\n" % i for i in range(50)))
+    logs = log_dir(
+        tmp_path,
+        a_log=b"".join(b"old a %d\n" % i for i in range(50)),
+        c_log=HEADER + b"".join(b"old c %d\n" % i for i in range(50)),
+    )
     reader = TopicReader(memory_kafka, topic)
     first = _ship(memory_kafka, tmp_path, logs, topic, reader, 101)
     assert len(first) == 101
@@ -46,8 +49,9 @@ def test_reused_inode_and_truncation_while_down(tmp_path, memory_kafka, memory_t
 
     events = _ship(memory_kafka, tmp_path, logs, topic, reader, 101 + 30 + 6)[101:]
     bodies = [e["body"] for e in events]
-    assert sorted(b for b in bodies if b.startswith("new b")) == sorted(f"new b {i}" for i in range(30)), \
+    assert sorted(b for b in bodies if b.startswith("new b")) == sorted(f"new b {i}" for i in range(30)), (
         "the reused inode's file is read from its first byte, nothing skipped"
+    )
     assert sorted(b for b in bodies if b.startswith("new c")) == sorted(f"new c {i}" for i in range(5))
     assert len(events) == 36, "nothing of the old content again"
     assert not old_ids & {e["id"] for e in events}, "new content never reuses an old id"

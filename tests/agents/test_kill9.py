@@ -40,7 +40,7 @@ class ContainerWriter:
         self.path = path
         self.lines = lines
         self.next = 0
-        self.expected: dict[tuple[int, int], str] = {}     # (offset, file) → body
+        self.expected: dict[tuple[int, int], str] = {}  # (offset, file) → body
         self._open()
 
     def _open(self):
@@ -57,9 +57,9 @@ class ContainerWriter:
 
     def write(self, n: int):
         buf = b""
-        for line in self.lines[self.next:self.next + n]:
+        for line in self.lines[self.next : self.next + n]:
             start = self.offset + len(buf)
-            pieces = [line[i:i + 200] for i in range(0, len(line), 200)] or [b""]
+            pieces = [line[i : i + 200] for i in range(0, len(line), 200)] or [b""]
             for k, piece in enumerate(pieces):
                 buf += cri(piece, tag="P" if k < len(pieces) - 1 else "F", ts="2024-05-01T12:00:00.%09dZ" % self.next)
             self.expected[(start, self.generation_key())] = line.decode("utf-8", "replace")
@@ -78,8 +78,10 @@ class ContainerWriter:
 
     def finish_ids(self, identities: dict[int, str]) -> dict[str, tuple[str, int, str]]:
         """id → (file identity, offset, body) of every record written, ids as the agent makes them."""
-        return {make_id(identities[gen], start): (identities[gen], start, body)
-                for (start, gen), body in self.expected.items()}
+        return {
+            make_id(identities[gen], start): (identities[gen], start, body)
+            for (start, gen), body in self.expected.items()
+        }
 
 
 @pytest.mark.timeout(90)
@@ -88,9 +90,13 @@ def test_kill9_mid_stream_rotation_while_down_restart_loses_nothing(tmp_path, br
     pods = tmp_path / "pods"
     config = tmp_path / "agent.yaml"
     config.write_text(CONFIG.format(pods=pods, topic=topic, ck=tmp_path / "ck"))
-    corpus = [open(os.path.join(corpus_dir, name), "rb").read().splitlines() for name in ("Hadoop_2k.log", "Mac_2k.log")]
-    writers = [ContainerWriter(str(pods / f"corpus_c{n}-0_uid-{n}" / f"c{n}" / "0.log"), lines)
-               for n, lines in enumerate(corpus)]
+    corpus = [
+        open(os.path.join(corpus_dir, name), "rb").read().splitlines() for name in ("Hadoop_2k.log", "Mac_2k.log")
+    ]
+    writers = [
+        ContainerWriter(str(pods / f"corpus_c{n}-0_uid-{n}" / f"c{n}" / "0.log"), lines)
+        for n, lines in enumerate(corpus)
+    ]
     identities: dict[int, str] = {}
 
     def write_some(batches: int):
@@ -115,7 +121,7 @@ def test_kill9_mid_stream_rotation_while_down_restart_loses_nothing(tmp_path, br
         t.start()
         reader.read_until(lambda evs: len(evs) >= 1200 or agent.poll() is not None, timeout=40)
         assert agent.poll() is None, agent.communicate()[1].decode()[-2000:]
-        os.kill(agent.pid, signal.SIGKILL)                 # mid-stream: the writer is still writing
+        os.kill(agent.pid, signal.SIGKILL)  # mid-stream: the writer is still writing
         agent.wait(10)
         # where the killed agent's checkpoints stood: only records at or after them may come twice
         store = SqliteCheckpoints(tmp_path / "ck" / "checkpoints.sqlite")
@@ -128,7 +134,7 @@ def test_kill9_mid_stream_rotation_while_down_restart_loses_nothing(tmp_path, br
         writers[0].rotate(".20240501-120000")
         write_some(4)
         agent = start_agent_process(config, broker)
-        write_some(100)                                     # the rest (2000 lines per container)
+        write_some(100)  # the rest (2000 lines per container)
         expected: dict[str, tuple[str, int, str]] = {}
         for w in writers:
             expected.update(w.finish_ids(identities))

@@ -12,8 +12,14 @@ from tests.agents.kube_api_double import namespace, pod
 
 
 def _kube(api_url: str, **overrides) -> dict:
-    return {"api_server": api_url, "node_name": "node-1", "retry_seconds": 0.2, "wait_for_metadata_seconds": 3.0,
-            "watch_timeout_seconds": 30, **overrides}
+    return {
+        "api_server": api_url,
+        "node_name": "node-1",
+        "retry_seconds": 0.2,
+        "wait_for_metadata_seconds": 3.0,
+        "watch_timeout_seconds": 30,
+        **overrides,
+    }
 
 
 @pytest.mark.timeout(60)
@@ -22,10 +28,15 @@ def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, memory_kafka, 
     pods = tmp_path / "pods"
     api.put("namespaces", namespace("shop"))
     api.put("namespaces", namespace("quiet", {"logtide.io/exclude": "true"}))
-    web = pod("shop", "web-7d9f8b-x1", "uid-web", labels={"app": "web", "pod-template-hash": "7d9f8b"},
-              annotations={"logtide.io/exclude-containers": "sidecar"},
-              containers={"app": "registry.example/web:1.4.2", "sidecar": "envoy:1.29"},
-              owner=("ReplicaSet", "web-7d9f8b"))
+    web = pod(
+        "shop",
+        "web-7d9f8b-x1",
+        "uid-web",
+        labels={"app": "web", "pod-template-hash": "7d9f8b"},
+        annotations={"logtide.io/exclude-containers": "sidecar"},
+        containers={"app": "registry.example/web:1.4.2", "sidecar": "envoy:1.29"},
+        owner=("ReplicaSet", "web-7d9f8b"),
+    )
     api.put("pods", web)
     api.put("pods", pod("shop", "noisy-1", "uid-noisy", annotations={"logtide.io/exclude": "true"}))
     api.put("pods", pod("quiet", "q-1", "uid-q"))
@@ -38,9 +49,16 @@ def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, memory_kafka, 
     write_cri(pods / "kube-system_dns-1_uid-dns" / "dns" / "0.log", "dns line (excluded namespace glob)")
     errors_before = metric("logtide_agent_kube_api_errors_total")
     reader = TopicReader(memory_kafka, topic)
-    with RunningAgent(memory_kafka, tmp_path / "ck", metadata=True, mode="kubernetes", pods_root=str(pods),
-                      containers_root=str(tmp_path / "none"), topic=topic,
-                      kubernetes=_kube(api.url, namespaces_exclude=["kube-*"])) as agent:
+    with RunningAgent(
+        memory_kafka,
+        tmp_path / "ck",
+        metadata=True,
+        mode="kubernetes",
+        pods_root=str(pods),
+        containers_root=str(tmp_path / "none"),
+        topic=topic,
+        kubernetes=_kube(api.url, namespaces_exclude=["kube-*"]),
+    ) as agent:
         metadata = agent.metadata
         first = reader.count(1)[0]
         time.sleep(0.5)
@@ -57,7 +75,9 @@ def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, memory_kafka, 
 
         # a label change arrives through the watch and shows on the next lines
         ref = agent.agent.files[next(iter(agent.agent.files))].ref
-        api.put("pods", {**web, "metadata": {**web["metadata"], "labels": {**web["metadata"]["labels"], "tier": "front"}}})
+        api.put(
+            "pods", {**web, "metadata": {**web["metadata"], "labels": {**web["metadata"]["labels"], "tier": "front"}}}
+        )
         wait_for(lambda: metadata.pod(ref).labels.get("tier") == "front", what="the watch event")
         write_cri(web_log, "web line 2")
         reader.count(2)
@@ -85,8 +105,13 @@ def test_metadata_exclusions_watch_changes_and_api_down(tmp_path, memory_kafka, 
         api.up()
         wait_for(lambda: api.watching("pods") >= 1, timeout=10, what="the watch to come back")
     events = reader.settle(0.5)
-    assert [e["body"] for e in events] == ["web line 1", "web line 2", "late line", "web line 3 after deletion",
-                                           "web line 4 while the API is down"]
+    assert [e["body"] for e in events] == [
+        "web line 1",
+        "web line 2",
+        "late line",
+        "web line 3 after deletion",
+        "web line 4 while the API is down",
+    ]
 
 
 @pytest.mark.timeout(30)
@@ -96,8 +121,16 @@ def test_api_server_unreachable_from_the_start(tmp_path, memory_kafka, memory_to
     write_cri(pods / "shop_a-1_uid-a" / "app" / "0.log", "no api, still shipped")
     errors_before = metric("logtide_agent_kube_api_errors_total")
     reader = TopicReader(memory_kafka, topic)
-    with RunningAgent(memory_kafka, tmp_path / "ck", metadata=True, mode="kubernetes", kubernetes=_kube("http://127.0.0.1:1"),
-                      pods_root=str(pods), containers_root=str(tmp_path / "none"), topic=topic):
+    with RunningAgent(
+        memory_kafka,
+        tmp_path / "ck",
+        metadata=True,
+        mode="kubernetes",
+        kubernetes=_kube("http://127.0.0.1:1"),
+        pods_root=str(pods),
+        containers_root=str(tmp_path / "none"),
+        topic=topic,
+    ):
         (ev,) = reader.count(1)
         wait_for(lambda: metric("logtide_agent_kube_api_errors_total") > errors_before, what="errors counted")
     assert ev["body"] == "no api, still shipped"

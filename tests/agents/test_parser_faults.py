@@ -48,10 +48,20 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _config(pods, topic: str, ck) -> str:
-    return yaml.safe_dump({"mode": "kubernetes", "pods_root": str(pods), "containers_root": f"{pods}/none",
-                           "topic": topic, "checkpoint_dir": str(ck), "checkpoint_interval_seconds": 0.2,
-                           "http": {"port": 0}, "kubernetes": {"enabled": False}, "multiline": {"enabled": False},
-                           "read": {"scan_interval_seconds": 0.1, "idle_poll_seconds": 0.02}})
+    return yaml.safe_dump(
+        {
+            "mode": "kubernetes",
+            "pods_root": str(pods),
+            "containers_root": f"{pods}/none",
+            "topic": topic,
+            "checkpoint_dir": str(ck),
+            "checkpoint_interval_seconds": 0.2,
+            "http": {"port": 0},
+            "kubernetes": {"enabled": False},
+            "multiline": {"enabled": False},
+            "read": {"scan_interval_seconds": 0.1, "idle_poll_seconds": 0.02},
+        }
+    )
 
 
 def _stop(proc) -> bytes:
@@ -79,13 +89,14 @@ def test_crash_inside_parsing_stops_that_file_only_and_a_restart_loses_nothing(t
 
     agent = start_agent_process(config, broker, ("-c", CRASHING_AGENT))
     try:
-        reader.read_until(lambda evs: {"good 0299", "bad 0149"} <= {e["body"] for e in evs} or agent.poll() is not None,
-                          timeout=30)
+        reader.read_until(
+            lambda evs: {"good 0299", "bad 0149"} <= {e["body"] for e in evs} or agent.poll() is not None, timeout=30
+        )
         assert agent.poll() is None, "the agent survived the parser crash"
-        with open(good, "ab") as f:            # the other file is still read after the crash
+        with open(good, "ab") as f:  # the other file is still read after the crash
             f.write(b"".join(cri(line) for line in good_lines[300:]))
         reader.read_until(lambda evs: "good 0599" in {e["body"] for e in evs}, timeout=30)
-        time.sleep(0.6)                        # a few checkpoint intervals
+        time.sleep(0.6)  # a few checkpoint intervals
     finally:
         err = _stop(agent)
     assert b"injected parser crash" in err, "the failure is logged"
@@ -97,7 +108,7 @@ def test_crash_inside_parsing_stops_that_file_only_and_a_restart_loses_nothing(t
     assert offsets[str(bad)] <= poison_offset, "the failed file's checkpoint is not past what was sent"
     assert offsets[str(good)] == good.stat().st_size
 
-    agent = start_agent_process(config, broker)   # the agent without the injected bug
+    agent = start_agent_process(config, broker)  # the agent without the injected bug
     try:
         reader.read_until(lambda evs: "bad 0299" in {e["body"] for e in evs}, timeout=30)
         reader.settle(0.5)
@@ -118,8 +129,9 @@ def test_an_error_that_ends_the_loop_mid_chunk_writes_no_checkpoint_past_it(tmp_
     logs.mkdir()
     lines = [f"line {i:04d}" for i in range(200)]
     (logs / "a.log").write_text("".join(line + "\n" for line in lines))
-    agent = RunningAgent(fast_kafka, tmp_path / "ck", include=[str(logs / "*.log")], topic=topic,
-                         multiline={"enabled": False})
+    agent = RunningAgent(
+        fast_kafka, tmp_path / "ck", include=[str(logs / "*.log")], topic=topic, multiline={"enabled": False}
+    )
     real = Agent.emit
     sent = []
 
@@ -137,12 +149,13 @@ def test_an_error_that_ends_the_loop_mid_chunk_writes_no_checkpoint_past_it(tmp_
                 time.sleep(0.05)
     assert sent == lines[:100]
     store = SqliteCheckpoints(tmp_path / "ck" / "checkpoints.sqlite")
-    (_, state), = store.items()
+    ((_, state),) = store.items()
     store.close()
     assert state["offset"] <= 100 * len("line 0000\n")
     reader = TopicReader(fast_kafka.bootstrap, topic)
-    with RunningAgent(fast_kafka, tmp_path / "ck", include=[str(logs / "*.log")], topic=topic,
-                      multiline={"enabled": False}):
+    with RunningAgent(
+        fast_kafka, tmp_path / "ck", include=[str(logs / "*.log")], topic=topic, multiline={"enabled": False}
+    ):
         reader.read_until(lambda evs: "line 0199" in {e["body"] for e in evs})
     reader.settle(0.5)
     assert set(reader.bodies()) == set(lines)
@@ -152,20 +165,43 @@ def test_an_error_that_ends_the_loop_mid_chunk_writes_no_checkpoint_past_it(tmp_
 # --- random bytes --------------------------------------------------------------------------------
 
 _DOCKER_PIECE = b'{"log":' + orjson.dumps("x" * 16384) + b',"stream":"stdout","time":"2024-05-01T12:00:00Z"}'
-_lines = st.lists(st.one_of(
-    st.binary(max_size=80),
-    st.sampled_from([b"2024-05-01T12:00:00.1Z stdout P piece ", b"2024-05-01T12:00:00.1Z stderr F end",
-                     b"2024-05-01T12:00:00Z stdout F:x tagged", b'{"log":"a\\n","stream":"stdout","time":"x"}',
-                     _DOCKER_PIECE,
-                     b'{"log":"\\ud800","stream":"stdout"}', b"Traceback (most recent call last):", b"\tat a.B(C.java:1)",
-                     b"panic: x", b"", b"\r", b"\xff\xfe", b'{"log":5}', b"[]", b'"s"', b"null"]),
-    st.binary(min_size=1, max_size=12).map(lambda b: b"2024-05-01T12:00:00.1Z stdout P " + b)), max_size=40)
+_lines = st.lists(
+    st.one_of(
+        st.binary(max_size=80),
+        st.sampled_from(
+            [
+                b"2024-05-01T12:00:00.1Z stdout P piece ",
+                b"2024-05-01T12:00:00.1Z stderr F end",
+                b"2024-05-01T12:00:00Z stdout F:x tagged",
+                b'{"log":"a\\n","stream":"stdout","time":"x"}',
+                _DOCKER_PIECE,
+                b'{"log":"\\ud800","stream":"stdout"}',
+                b"Traceback (most recent call last):",
+                b"\tat a.B(C.java:1)",
+                b"panic: x",
+                b"",
+                b"\r",
+                b"\xff\xfe",
+                b'{"log":5}',
+                b"[]",
+                b'"s"',
+                b"null",
+            ]
+        ),
+        st.binary(min_size=1, max_size=12).map(lambda b: b"2024-05-01T12:00:00.1Z stdout P " + b),
+    ),
+    max_size=40,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(line=st.one_of(st.binary(max_size=300),
-                      st.binary(max_size=60).map(lambda b: b"2024-05-01T12:00:0" + b),     # near-CRI
-                      st.binary(max_size=60).map(lambda b: b'{"log":"x\\n","stream":' + b)))   # near-docker
+@given(
+    line=st.one_of(
+        st.binary(max_size=300),
+        st.binary(max_size=60).map(lambda b: b"2024-05-01T12:00:0" + b),  # near-CRI
+        st.binary(max_size=60).map(lambda b: b'{"log":"x\\n","stream":' + b),
+    )
+)  # near-docker
 def test_parsers_take_any_bytes(line):
     assert detect(line, "/var/log/pods/ns_p_u/c/0.log") in ("cri", "docker", "plain")
     for parser in (CriParser(), DockerParser(), PlainParser()):
@@ -190,10 +226,17 @@ class _Sink:
 @pytest.fixture(scope="module")
 def line_agent(tmp_path_factory):
     ck = tmp_path_factory.mktemp("ck")
-    config = AgentConfig.model_validate({"mode": "files", "checkpoint_dir": str(ck), "include": ["/nonexistent"],
-                                         "kafka": {"bootstrap": "127.0.0.1:1"},
-                                         "read": {"max_line_bytes": 65536}, "multiline": {"max_lines": 5}})
-    agent = Agent.__new__(Agent)         # the line path only: no producer, no checkpoint store
+    config = AgentConfig.model_validate(
+        {
+            "mode": "files",
+            "checkpoint_dir": str(ck),
+            "include": ["/nonexistent"],
+            "kafka": {"bootstrap": "127.0.0.1:1"},
+            "read": {"max_line_bytes": 65536},
+            "multiline": {"max_lines": 5},
+        }
+    )
+    agent = Agent.__new__(Agent)  # the line path only: no producer, no checkpoint store
     agent.config, agent.source, agent.metadata = config, "file", None
     agent._rate_limit, agent._max_event_bytes = None, config.max_event_bytes
     agent.node = "node"
@@ -202,7 +245,7 @@ def line_agent(tmp_path_factory):
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=_lines, fmt=st.sampled_from(["auto", "cri", "docker", "plain"]))
-@example(lines=[_DOCKER_PIECE, b"hello"], fmt="auto")                    # issue 21 point 1
+@example(lines=[_DOCKER_PIECE, b"hello"], fmt="auto")  # issue 21 point 1
 @example(lines=[b'{"log":"bb","stream":"stdout","time":"2024-05-01T12:00:00Z"}', b"hello"], fmt="auto")
 @example(lines=[b"2024-05-01T12:00:00.1Z stdout P a", b"garbage", b"2024-05-01T12:00:00.1Z stdout F b"], fmt="auto")
 def test_random_lines_through_the_agents_line_path_none_lost(line_agent, tmp_path, lines, fmt):
@@ -247,12 +290,37 @@ def test_random_lines_through_the_agents_line_path_none_lost(line_agent, tmp_pat
         os.close(fd)
 
 
-_trace_texts = st.one_of(st.text(max_size=30), st.sampled_from(
-    ["", "\tat a.B(C.java:1)", "... 3 more", "Suppressed: x", "Caused by: y", "java.io.IOException: z", "E",
-     "Traceback (most recent call last):", "  + Exception Group Traceback (most recent call last):", "  File \"a\"",
-     "goroutine 1 [running]:", "[signal SIGSEGV", "\tmain.go:1 +0x1", "main.main()", "created by x", "exit status 2",
-     "...additional frames elided...", "panic: x", "fatal error: y", "\tfrom a.rb:1:in `m'", "\t ... 3 levels...",
-     "KeyError: 'x'", "0main()", "{x}"]))
+_trace_texts = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "",
+            "\tat a.B(C.java:1)",
+            "... 3 more",
+            "Suppressed: x",
+            "Caused by: y",
+            "java.io.IOException: z",
+            "E",
+            "Traceback (most recent call last):",
+            "  + Exception Group Traceback (most recent call last):",
+            '  File "a"',
+            "goroutine 1 [running]:",
+            "[signal SIGSEGV",
+            "\tmain.go:1 +0x1",
+            "main.main()",
+            "created by x",
+            "exit status 2",
+            "...additional frames elided...",
+            "panic: x",
+            "fatal error: y",
+            "\tfrom a.rb:1:in `m'",
+            "\t ... 3 levels...",
+            "KeyError: 'x'",
+            "0main()",
+            "{x}",
+        ]
+    ),
+)
 
 
 @settings(max_examples=500, deadline=None)
@@ -263,8 +331,11 @@ def test_first_character_guards_never_change_which_rule_matches(text):
 
     rules = [r for lang in multiline.LANGUAGES for r in multiline.RULES[lang]]
     for state in {""} | {r[2] for r in rules}:
-        picked = ([r for r in rules if r[0] is not None and state in r[0] and not r[3]]
-                  + [r for r in rules if r[0] is None and not r[3]] + [r for r in rules if r[3]])
+        picked = (
+            [r for r in rules if r[0] is not None and state in r[0] and not r[3]]
+            + [r for r in rules if r[0] is None and not r[3]]
+            + [r for r in rules if r[3]]
+        )
         guarded = multiline._table(picked)
         plain = multiline._table([r[:4] + (None,) for r in picked])
         g, p = guarded.regex.match(text), plain.regex.match(text)

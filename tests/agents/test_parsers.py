@@ -24,8 +24,16 @@ def test_rfc3339_nanoseconds_offsets_and_garbage():
     assert p.parse(b"2024-05-01T12:00:03Z") == base
     assert p.parse(b"2024-05-01T12:00:03.5Z") == base + 500_000_000
     assert p.parse(b"2024-05-01T14:00:03.000000001+02:00") == base + 1
-    for bad in (b"2024-13-01T12:00:03Z", b"yesterday", b"2024-05-01T12:00:03.Z", b"2024-05-01T12:00:03.1234567891Z",
-                b"2024-05-01T12:00:03+0200", b"2024-05-01T12:00:03.12a4Z", b"2024-05-01T12:00:03. 1Z", b""):
+    for bad in (
+        b"2024-13-01T12:00:03Z",
+        b"yesterday",
+        b"2024-05-01T12:00:03.Z",
+        b"2024-05-01T12:00:03.1234567891Z",
+        b"2024-05-01T12:00:03+0200",
+        b"2024-05-01T12:00:03.12a4Z",
+        b"2024-05-01T12:00:03. 1Z",
+        b"",
+    ):
         assert p.parse(bad) is None, bad
 
 
@@ -50,7 +58,7 @@ def test_docker_json_lines():
     # issue 21: only docker's 16 KiB pieces are partial; a short log without newline is a whole line
     assert not p.parse(orjson.dumps({"log": "no newline yet", "stream": "stdout", "time": "x"})).partial
     f = p.parse(orjson.dumps({"log": "é" * 8192, "stream": "stdout", "time": "2024-05-01T12:00:03Z"}))
-    assert f.partial and f.message == "é" * 8192                   # 16 KiB of UTF-8 in 8192 characters
+    assert f.partial and f.message == "é" * 8192  # 16 KiB of UTF-8 in 8192 characters
     assert not p.parse(orjson.dumps({"log": "x" * 16383, "stream": "stdout", "time": "x"})).partial
     assert p.parse(b'{"log": 5}').problem == "bad_format"
     assert p.parse(b"{broken").problem == "bad_format"
@@ -73,7 +81,7 @@ def test_format_picker():
 def test_partial_merger_joins_caps_and_times_out():
     m = PartialMerger(max_bytes=10, timeout=5.0)
     assert m.add(0, 10, 1, "stdout", True, b"abc") is None
-    assert m.add(10, 20, 2, "stderr", False, b"other").message == b"other"   # streams are independent
+    assert m.add(10, 20, 2, "stderr", False, b"other").message == b"other"  # streams are independent
     assert m.hold() == 0
     line = m.add(20, 30, 3, "stdout", False, b"def")
     assert (line.start, line.end, line.time, line.message, line.pieces) == (0, 30, 1, b"abcdef", 2)
@@ -98,12 +106,32 @@ def _merge(merger: MultilineMerger, texts: list[str]) -> list[str]:
 
 
 def test_multiline_builtin_java_python_go():
-    java = ["ERROR request failed", "java.lang.IllegalStateException: boom", "\tat a.B.c(B.java:1)",
-            "\t... 3 more", "Caused by: java.io.IOException: x", "\tat d.E.f(E.java:2)", "INFO next"]
-    python = ["ERROR worker failed", "Traceback (most recent call last):", '  File "/app/w.py", line 3, in h',
-              "    x = y()", "ValueError: bad", "INFO next"]
-    go = ["panic: runtime error: index out of range", "", "goroutine 1 [running]:", "main.main()",
-          "\t/app/main.go:12 +0x1d", "exit status 2", "INFO next"]
+    java = [
+        "ERROR request failed",
+        "java.lang.IllegalStateException: boom",
+        "\tat a.B.c(B.java:1)",
+        "\t... 3 more",
+        "Caused by: java.io.IOException: x",
+        "\tat d.E.f(E.java:2)",
+        "INFO next",
+    ]
+    python = [
+        "ERROR worker failed",
+        "Traceback (most recent call last):",
+        '  File "/app/w.py", line 3, in h',
+        "    x = y()",
+        "ValueError: bad",
+        "INFO next",
+    ]
+    go = [
+        "panic: runtime error: index out of range",
+        "",
+        "goroutine 1 [running]:",
+        "main.main()",
+        "\t/app/main.go:12 +0x1d",
+        "exit status 2",
+        "INFO next",
+    ]
     m = MultilineMerger(["java", "python", "go"])
     assert _merge(m, java) == ["\n".join(java[:-1]), "INFO next"]
     assert _merge(m, python) == ["\n".join(python[:-1]), "INFO next"]
@@ -126,7 +154,7 @@ def test_pod_paths():
     cid = "a" * 64
     ref = pod_ref(f"/var/log/containers/web-7d9f_shop_nginx-{cid}.log")
     assert (ref.namespace, ref.pod, ref.container, ref.container_id) == ("shop", "web-7d9f", "nginx", cid)
-    ref = pod_ref("/var/log/pods/shop_web-7d9f_0b1c-uid/nginx/3.log.20240501-120000")   # rotated by the kubelet
+    ref = pod_ref("/var/log/pods/shop_web-7d9f_0b1c-uid/nginx/3.log.20240501-120000")  # rotated by the kubelet
     assert (ref.namespace, ref.pod, ref.container, ref.restart) == ("shop", "web-7d9f", "nginx", 3)
     assert pod_ref("/var/log/syslog") is None
 
@@ -139,7 +167,7 @@ def test_tailer_offsets_long_lines_and_tail(tmp_path):
         t = Tailer(fd, 0, max_line_bytes=1024)
         lines = []
         while True:
-            head, pos, got, n = t.read(1000)            # small chunks: lines span reads
+            head, pos, got, n = t.read(1000)  # small chunks: lines span reads
             if head is not None:
                 lines.append(head)
             for data in got:
@@ -149,7 +177,10 @@ def test_tailer_offsets_long_lines_and_tail(tmp_path):
             if not n:
                 break
         assert [(x.start, x.end, x.data[:5], x.truncated) for x in lines] == [
-            (0, 4, b"one", False), (4, 8, b"two", False), (8, 5009, b"xxxxx", True)]
+            (0, 4, b"one", False),
+            (4, 8, b"two", False),
+            (8, 5009, b"xxxxx", True),
+        ]
         assert len(lines[2].data) == 1024
         assert t.line_start == 5009
         tail = t.pending_tail()

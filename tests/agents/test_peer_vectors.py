@@ -32,15 +32,23 @@ def file_bytes(case: dict) -> bytes:
     """The container log file of a case, as the runtime would have written it."""
     out = b""
     for i, line in enumerate(case["input"]):
-        if isinstance(line, dict) and "hex" in line:     # bytes that are not UTF-8
+        if isinstance(line, dict) and "hex" in line:  # bytes that are not UTF-8
             out += bytes.fromhex(line["hex"]) + b"\n"
-        elif isinstance(line, dict):               # a long docker line, cut as docker cuts it
+        elif isinstance(line, dict):  # a long docker line, cut as docker cuts it
             spec = line["docker_pieces"]
             text = spec["text_repeat"][0] * spec["text_repeat"][1]
-            pieces = [text[j:j + PIECE_BYTES] for j in range(0, len(text), PIECE_BYTES)]
+            pieces = [text[j : j + PIECE_BYTES] for j in range(0, len(text), PIECE_BYTES)]
             for n, piece in enumerate(pieces):
-                out += orjson.dumps({"log": piece + ("\n" if n == len(pieces) - 1 else ""), "stream": spec["stream"],
-                                     "time": "2024-05-01T12:00:00.%09dZ" % i}) + b"\n"
+                out += (
+                    orjson.dumps(
+                        {
+                            "log": piece + ("\n" if n == len(pieces) - 1 else ""),
+                            "stream": spec["stream"],
+                            "time": "2024-05-01T12:00:00.%09dZ" % i,
+                        }
+                    )
+                    + b"\n"
+                )
         elif case["wrap"] == "cri":
             out += cri(line, ts="2024-05-01T12:00:00.%09dZ" % i)
         else:
@@ -59,8 +67,11 @@ def expected_records(case: dict) -> dict[str, list[dict]]:
         if "body_repeat" in exp:
             s, n = exp.pop("body_repeat")
             exp["body"] = s * n
-        rec = {"body": exp["body"], "parse_error": exp.get("parse_error", False),
-               "unfinished": exp.get("unfinished", False)}
+        rec = {
+            "body": exp["body"],
+            "parse_error": exp.get("parse_error", False),
+            "unfinished": exp.get("unfinished", False),
+        }
         if "time" in exp:
             rec["time"] = None if exp["time"] is None else TimestampParser().parse(exp["time"].encode())
         by_stream.setdefault(exp.get("stream", "stdout"), []).append(rec)
@@ -69,16 +80,24 @@ def expected_records(case: dict) -> dict[str, list[dict]]:
 
 def got_record(event: dict, with_time: bool) -> dict:
     attrs = event["attributes"]
-    rec = {"body": event["body"], "parse_error": attrs.get("logtide.parse_error") == "bad_format",
-           "unfinished": attrs.get("logtide.partial_unfinished", False)}
+    rec = {
+        "body": event["body"],
+        "parse_error": attrs.get("logtide.parse_error") == "bad_format",
+        "unfinished": attrs.get("logtide.partial_unfinished", False),
+    }
     if with_time:
         rec["time"] = event["time"]
     return rec
 
 
-CONFIG = {"mode": "kubernetes", "http": {"port": 0}, "kubernetes": {"enabled": False},
-          "read": {"scan_interval_seconds": 0.1, "idle_poll_seconds": 0.02, "fingerprint_wait_seconds": 0},
-          "partial": {"timeout_seconds": 0.5}, "multiline": {"timeout_seconds": 0.3}}
+CONFIG = {
+    "mode": "kubernetes",
+    "http": {"port": 0},
+    "kubernetes": {"enabled": False},
+    "read": {"scan_interval_seconds": 0.1, "idle_poll_seconds": 0.02, "fingerprint_wait_seconds": 0},
+    "partial": {"timeout_seconds": 0.5},
+    "multiline": {"timeout_seconds": 0.3},
+}
 
 
 @pytest.mark.timeout(120)
@@ -93,8 +112,14 @@ def test_peer_vectors_through_the_agent_process(tmp_path, broker, new_topic):
         (pod_dir / "app" / "0.log").write_bytes(file_bytes(case))
         sources.append({"path": f"{pod_dir}/*/*.log", "format": case.get("format"), "multiline": case["multiline"]})
         keys[f"vectors/c{i:02d}-0/app"] = case
-    config = dict(CONFIG, pods_root=str(pods), containers_root=str(tmp_path / "none"), topic=topic,
-                  checkpoint_dir=str(tmp_path / "ck"), sources=sources)
+    config = dict(
+        CONFIG,
+        pods_root=str(pods),
+        containers_root=str(tmp_path / "none"),
+        topic=topic,
+        checkpoint_dir=str(tmp_path / "ck"),
+        sources=sources,
+    )
     (tmp_path / "agent.yaml").write_text(yaml.safe_dump(config))
     total = sum(len(c["expected"]) for c in cases)
     reader = TopicReader(broker, topic, partitions=3)
@@ -119,13 +144,16 @@ def test_peer_vectors_through_the_agent_process(tmp_path, broker, new_topic):
             streams.setdefault(stream, []).append(got_record(ev, with_time.get(stream, False)))
         for stream in set(expected) | set(streams):
             exp = expected.get(stream, [])
-            if with_time.get(stream):    # only the records the data gives a time for are checked for it
+            if with_time.get(stream):  # only the records the data gives a time for are checked for it
                 exp_times = [r.get("time", "any") for r in exp]
-                streams[stream] = [dict(g, time=g["time"] if t != "any" else "any")
-                                   for g, t in zip(streams.get(stream, []), exp_times)] + streams.get(stream, [])[len(exp):]
+                streams[stream] = [
+                    dict(g, time=g["time"] if t != "any" else "any") for g, t in zip(streams.get(stream, []), exp_times)
+                ] + streams.get(stream, [])[len(exp) :]
                 exp = [dict(r, time=r.get("time", "any")) for r in exp]
             if streams.get(stream, []) != exp:
-                failures.append(f"{case['file']} {case['name']} ({case['source']}) {stream}:\n"
-                                f"  expected {exp}\n  got      {streams.get(stream, [])}")
+                failures.append(
+                    f"{case['file']} {case['name']} ({case['source']}) {stream}:\n"
+                    f"  expected {exp}\n  got      {streams.get(stream, [])}"
+                )
     assert not failures, "\n".join(failures)
     reader.close()

@@ -50,8 +50,9 @@ class Receiver(HttpDouble):
                 self.bad_signatures += 1
                 status = 401
             if status == 200:
-                self.deliveries.append({"path": path, "headers": dict(headers),
-                                        "body": orjson.loads(body), "raw": body, "at": time.time()})
+                self.deliveries.append(
+                    {"path": path, "headers": dict(headers), "body": orjson.loads(body), "raw": body, "at": time.time()}
+                )
                 self.got.notify_all()
             return status, dict(self.extra_headers), b"{}"
 
@@ -79,6 +80,7 @@ class Ran:
 @pytest.fixture
 def logtide(capsys):
     """Run the `logtide` command in this process (the CLI's own code path, without the import cost)."""
+
     def run(*args):
         capsys.readouterr()
         try:
@@ -87,6 +89,7 @@ def logtide(capsys):
             code = exc.code
         out = capsys.readouterr()
         return Ran(code, out.out, out.err)
+
     return run
 
 
@@ -98,21 +101,41 @@ def receiver():
 
 
 def event(i: int, t: int, service: str = "checkout", level: str = "ERROR", body: str = "boom", **attrs) -> dict:
-    return new_event(id=f"ev-{service}-{i}-{t}", body=body, source="test", time=t, observed_time=t,
-                     severity_text=level, attributes=attrs,
-                     resource={"service.name": service, "k8s.namespace.name": "shop",
-                               "k8s.pod.name": f"{service}-0", "k8s.container.name": service})
+    return new_event(
+        id=f"ev-{service}-{i}-{t}",
+        body=body,
+        source="test",
+        time=t,
+        observed_time=t,
+        severity_text=level,
+        attributes=attrs,
+        resource={
+            "service.name": service,
+            "k8s.namespace.name": "shop",
+            "k8s.pod.name": f"{service}-0",
+            "k8s.container.name": service,
+        },
+    )
 
 
 def config(receiver_url: str | None = None, **over) -> AlertConfig:
     """An event-clock config with one signed webhook receiver (rotation: new secret first)."""
     base = {
         "clock": {"mode": "event"},
-        "route": {"receiver": "hook", "group_by": ["alertname", "service_name"], "group_wait": "10s",
-                  "group_interval": "1m", "repeat_interval": "1h"},
-        "receivers": [{"name": "hook", "webhook": [{"url": receiver_url or "http://127.0.0.1:9/",
-                                                    "secrets": ["new-secret", "old-secret"]}],
-                       "retry": {"initial_seconds": 0.05, "max_seconds": 0.3}}],
+        "route": {
+            "receiver": "hook",
+            "group_by": ["alertname", "service_name"],
+            "group_wait": "10s",
+            "group_interval": "1m",
+            "repeat_interval": "1h",
+        },
+        "receivers": [
+            {
+                "name": "hook",
+                "webhook": [{"url": receiver_url or "http://127.0.0.1:9/", "secrets": ["new-secret", "old-secret"]}],
+                "retry": {"initial_seconds": 0.05, "max_seconds": 0.3},
+            }
+        ],
         "api": {"host": "127.0.0.1", "port": 0},
         "http": {"host": "127.0.0.1", "port": 0},
     }
@@ -131,9 +154,18 @@ def running_alertmanager(d, config_text: str):
     cfg.write_text(config_text)
     port = free_port()
     log = open(d / "am.log", "wb")
-    proc = subprocess.Popen([ALERTMANAGER, f"--config.file={cfg}", f"--storage.path={d / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-                             "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            ALERTMANAGER,
+            f"--config.file={cfg}",
+            f"--storage.path={d / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     try:
@@ -167,6 +199,7 @@ def stop_process(proc: subprocess.Popen, timeout: float) -> int | None:
 def serving(engine, settings):
     """The engine's HTTP API (``settings``: ApiSettings) in a thread; yields its URL."""
     from logtide.alerting.api import AlertApi
+
     server = AlertApi(engine, settings)
     stop = threading.Event()
     t = threading.Thread(target=server.run, args=(stop,), daemon=True)
@@ -181,6 +214,8 @@ def serving(engine, settings):
 @pytest.fixture(scope="session")
 def alertmanager(tmp_path_factory):
     """Debian's Alertmanager with a black-hole receiver (the default resolve_timeout, 5m)."""
-    with running_alertmanager(tmp_path_factory.mktemp("alertmanager"),
-                              "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n") as url:
+    with running_alertmanager(
+        tmp_path_factory.mktemp("alertmanager"),
+        "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n",
+    ) as url:
         yield url

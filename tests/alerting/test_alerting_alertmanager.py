@@ -26,14 +26,22 @@ rules:
 
 
 def am_alerts(url):
-    return [a for a in requests.get(url + "/api/v2/alerts", timeout=5).json()
-            if a["labels"].get("alertname") == "ForwardMe"]
+    return [
+        a for a in requests.get(url + "/api/v2/alerts", timeout=5).json() if a["labels"].get("alertname") == "ForwardMe"
+    ]
 
 
 @pytest.mark.timeout(90)
 def test_forward_to_alertmanager(alertmanager):
-    cfg = config(receivers=[{"name": "hook", "alertmanager": [{"url": alertmanager}],
-                             "retry": {"initial_seconds": 0.1, "max_seconds": 1}}])
+    cfg = config(
+        receivers=[
+            {
+                "name": "hook",
+                "alertmanager": [{"url": alertmanager}],
+                "retry": {"initial_seconds": 0.1, "max_seconds": 1},
+            }
+        ]
+    )
     eng = AlertEngine(cfg, parse_rules(yaml.safe_load(RULES), "r.yaml"), Store(":memory:"))
     eng.delivery.start()
     try:

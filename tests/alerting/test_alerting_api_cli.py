@@ -54,11 +54,30 @@ def test_api_and_silence_cli(api, logtide):
     assert len(groups) == 2 and groups[0]["receiver"] == {"name": "hook"}
 
     # writes need the token
-    r = requests.post(url + "/api/v2/silences", json={"matchers": ['service_name="cart"'], "duration": "1h",
-                                                      "createdBy": "x", "comment": "y"}, timeout=5)
+    r = requests.post(
+        url + "/api/v2/silences",
+        json={"matchers": ['service_name="cart"'], "duration": "1h", "createdBy": "x", "comment": "y"},
+        timeout=5,
+    )
     assert r.status_code == 401
-    out = logtide("alert", "silence", "--url", url, "--token", "sekrit", "add", 'service_name="cart"',
-                  "--start", "2026-01-01T00:00:00Z", "--duration", "2h", "--author", "alice", "--comment", "deploy")
+    out = logtide(
+        "alert",
+        "silence",
+        "--url",
+        url,
+        "--token",
+        "sekrit",
+        "add",
+        'service_name="cart"',
+        "--start",
+        "2026-01-01T00:00:00Z",
+        "--duration",
+        "2h",
+        "--author",
+        "alice",
+        "--comment",
+        "deploy",
+    )
     assert out.returncode == 0, out.stderr
     sid = out.stdout.strip()
     listed = logtide("alert", "silence", "--url", url, "list", "--json")
@@ -83,15 +102,43 @@ def test_api_and_silence_cli(api, logtide):
     assert gone.returncode == 2 and "404" in gone.stderr
 
     # --start takes the time expressions of every other command; both flags are checked before sending
-    out = logtide("alert", "silence", "--url", url, "--token", "sekrit", "add", 'service_name="cart"',
-                  "--start=-10m", "--duration", "1h", "--comment", "relative")
+    out = logtide(
+        "alert",
+        "silence",
+        "--url",
+        url,
+        "--token",
+        "sekrit",
+        "add",
+        'service_name="cart"',
+        "--start=-10m",
+        "--duration",
+        "1h",
+        "--comment",
+        "relative",
+    )
     assert out.returncode == 0, out.stderr
-    [s] = [s for s in orjson.loads(logtide("alert", "silence", "--url", url, "list", "--json").stdout)
-           if s["id"] == out.stdout.strip()]
+    [s] = [
+        s
+        for s in orjson.loads(logtide("alert", "silence", "--url", url, "list", "--json").stdout)
+        if s["id"] == out.stdout.strip()
+    ]
     assert abs(parse_rfc3339(s["startsAt"]) - (time.time_ns() - 600 * S)) < 60 * S
     for flag, value in (("--start", "yesterday"), ("--duration", "1 hour")):
-        bad = logtide("alert", "silence", "--url", url, "--token", "sekrit", "add", 'service_name="cart"',
-                      flag, value, "--comment", "x")
+        bad = logtide(
+            "alert",
+            "silence",
+            "--url",
+            url,
+            "--token",
+            "sekrit",
+            "add",
+            'service_name="cart"',
+            flag,
+            value,
+            "--comment",
+            "x",
+        )
         assert bad.returncode == 2 and value in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
@@ -109,8 +156,10 @@ def test_alert_test_command(tmp_path, logtide):
 """)
     events = tmp_path / "events.jsonl"
     lines = [orjson.dumps(event(i, T0 + i * S, level="ERROR" if i % 2 else "INFO")).decode() for i in range(8)]
-    lines.append('{"time": "2026-01-01T00:00:09Z", "body": "x", "severity_text": "ERROR", '
-                 '"resource": {"service.name": "checkout"}}')
+    lines.append(
+        '{"time": "2026-01-01T00:00:09Z", "body": "x", "severity_text": "ERROR", '
+        '"resource": {"service.name": "checkout"}}'
+    )
     events.write_text("\n".join(lines) + "\n")
     out = logtide("alert", "test", str(rules), str(events))
     assert out.returncode == 0, out.stderr
@@ -135,6 +184,7 @@ def help_examples() -> list[str]:
     """The commands of `logtide alert --help` (continuation lines joined), but the role itself
     (`logtide alert --config`, which runs until stopped: test_alerting_kafka runs it)."""
     from logtide.alerting.cli import EPILOG
+
     commands, current = [], ""
     for line in EPILOG.splitlines():
         stripped = line.strip()
@@ -164,8 +214,14 @@ def test_every_help_example_runs_as_written(tmp_path):
     env.pop("LOGTIDE_ALERT_URL", None)
     with serving(eng, settings) as url:
         script = "\n".join(commands).replace("http://127.0.0.1:9093", url)
-        out = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=100)
+        out = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=100,
+        )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "FIRING" in out.stdout and "RESOLVED" in out.stdout  # alert test
     [s] = eng.silences.list()
@@ -173,15 +229,25 @@ def test_every_help_example_runs_as_written(tmp_path):
 
 
 def test_alert_test_follows_alerts_through_resolve_and_shows_only_what_is_sent(logtide):
-    out = logtide("alert", "test", str(ROOT / "examples" / "alert-rules.yaml"),
-                  str(ROOT / "examples" / "alert-events.jsonl"), "--config", str(ROOT / "examples" / "alert.yaml"))
+    out = logtide(
+        "alert",
+        "test",
+        str(ROOT / "examples" / "alert-rules.yaml"),
+        str(ROOT / "examples" / "alert-events.jsonl"),
+        "--config",
+        str(ROOT / "examples" / "alert.yaml"),
+    )
     assert out.returncode == 0, out.stderr
     transitions = re.findall(r"^\S+  (FIRING|RESOLVED|PENDING) +\{alertname=\"(\w+)\"", out.stdout, re.M)
     assert ("RESOLVED", "FatalLogged") in transitions and ("RESOLVED", "ErrorBurst") in transitions
     sent = re.findall(r"^--- notification at \S+ to (\S+) \((\w+), group \S+:\{alertname=\"(\w+)\"", out.stdout, re.M)
     # FatalLogged pages and resolves (PagerDuty and the Alertmanager forward); ErrorBurst is inhibited
     # by it (same service, critical over warning) for its whole life: the engine sends nothing for it
-    assert sorted(sent) == sorted([(i, status, "FatalLogged") for i in ("oncall-pagerduty/pagerduty/0",
-                                                                         "oncall-pagerduty/alertmanager/0")
-                                   for status in ("firing", "resolved")])
+    assert sorted(sent) == sorted(
+        [
+            (i, status, "FatalLogged")
+            for i in ("oncall-pagerduty/pagerduty/0", "oncall-pagerduty/alertmanager/0")
+            for status in ("firing", "resolved")
+        ]
+    )
     assert "2 alerts fired, 4 notifications" in out.stdout

@@ -143,8 +143,9 @@ def test_429_honours_retry_after_then_delivers(receiver):
 @pytest.mark.timeout(60)
 def test_rate_limit_per_receiver(receiver):
     cfg = config(receiver.url)
-    cfg.receivers[0].rate_limit = type(cfg.receivers[0]).model_fields["rate_limit"].annotation.__args__[0](
-        per_minute=60, burst=2)
+    cfg.receivers[0].rate_limit = (
+        type(cfg.receivers[0]).model_fields["rate_limit"].annotation.__args__[0](per_minute=60, burst=2)
+    )
     eng = engine(cfg)
     try:
         before = metrics.RATE_LIMITED.labels("hook")._value.get()
@@ -194,8 +195,12 @@ def test_a_template_that_does_not_compile_is_refused_at_load_not_at_the_first_al
     # Was a render-time fallback; issue 14: templates are compiled when the config is loaded (and by --check).
     from logtide.config import ConfigError, validate_config
     from logtide.alerting.config import AlertConfig
-    data = {"rules_files": ["r.yaml"], "route": {"receiver": "hook"},
-            "receivers": [{"name": "hook", "slack": [{"url": "http://x", "text": "{{ alert.labels.alertname"}]}]}
+
+    data = {
+        "rules_files": ["r.yaml"],
+        "route": {"receiver": "hook"},
+        "receivers": [{"name": "hook", "slack": [{"url": "http://x", "text": "{{ alert.labels.alertname"}]}],
+    }
     with pytest.raises(ConfigError, match=r"receivers.0.slack.0.text.*template does not compile"):
         validate_config(data, AlertConfig, "alert.yaml")
 
@@ -203,9 +208,21 @@ def test_a_template_that_does_not_compile_is_refused_at_load_not_at_the_first_al
 @pytest.mark.timeout(60)
 def test_slack_template_sees_alert_group_and_sample_events():
     slack = Receiver()
-    cfg = config(slack.url, receivers=[{"name": "hook", "slack": [{
-        "url": slack.url, "title": "{{ group.status }} {{ group.groupLabels.service_name }}",
-        "text": "{{ alert.labels.alertname }}: {{ events[-1].body }} ({{ alerts | length }})"}]}])
+    cfg = config(
+        slack.url,
+        receivers=[
+            {
+                "name": "hook",
+                "slack": [
+                    {
+                        "url": slack.url,
+                        "title": "{{ group.status }} {{ group.groupLabels.service_name }}",
+                        "text": "{{ alert.labels.alertname }}: {{ events[-1].body }} ({{ alerts | length }})",
+                    }
+                ],
+            }
+        ],
+    )
     eng = engine(cfg)
     try:
         fire(eng)
@@ -231,7 +248,9 @@ def test_pagerduty_trigger_then_resolve_with_same_dedup_key():
         first, second = pd.wait_for(2)
         trig, res = first["body"], second["body"]
         assert trig["event_action"] == "trigger" and res["event_action"] == "resolve"
-        assert trig["dedup_key"] == res["dedup_key"] == dedup_key(eng.nflog.entries and next(iter(eng.nflog.entries))[0])
+        assert (
+            trig["dedup_key"] == res["dedup_key"] == dedup_key(eng.nflog.entries and next(iter(eng.nflog.entries))[0])
+        )
         assert trig["routing_key"] == "R" * 32
         assert trig["payload"]["severity"] == "warning" and "Boom" in trig["payload"]["summary"]
     finally:

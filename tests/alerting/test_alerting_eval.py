@@ -22,8 +22,9 @@ class Sent(list):
 
 def make(rules_yaml: str, store=None, **cfg):
     sent = Sent()
-    eng = AlertEngine(config(**cfg), parse_rules(yaml.safe_load(rules_yaml), "rules.yaml"),
-                      store or Store(":memory:"), notify=sent)
+    eng = AlertEngine(
+        config(**cfg), parse_rules(yaml.safe_load(rules_yaml), "rules.yaml"), store or Store(":memory:"), notify=sent
+    )
     sent.engine = eng
     return eng, sent
 
@@ -132,8 +133,11 @@ rules:
 """)
     feed(eng, [event(i, T0 + i * S) for i in range(3)])  # 3/3 errors but too few events
     assert states(eng) == {}
-    feed(eng, [event(10 + i, T0 + (3 + i) * S, level="INFO") for i in range(4)]
-         + [event(20 + i, T0 + (7 + i) * S) for i in range(3)])  # 6 errors / 10
+    feed(
+        eng,
+        [event(10 + i, T0 + (3 + i) * S, level="INFO") for i in range(4)]
+        + [event(20 + i, T0 + (7 + i) * S) for i in range(3)],
+    )  # 6 errors / 10
     assert states(eng) == {("Ratio", "checkout"): "firing"}
     assert list(eng.states.alerts.values())[0].value == 0.6
 
@@ -241,19 +245,38 @@ rules:
 
 
 def two_receivers(**over):
-    return dict(route={"receiver": "hook", "group_by": ["alertname", "service_name"], "group_wait": "0s",
-                       "group_interval": "1m",
-                       "routes": [{"matchers": ['severity="critical"'], "receiver": "pager", "continue": True},
-                                  {"matchers": ['service_name=~"check.*"'], "receiver": "hook"}]},
-                receivers=[{"name": "hook", "webhook": [{"url": "http://127.0.0.1:9/"}]},
-                           {"name": "pager", "pagerduty": [{"routing_key": "k", "url": "http://127.0.0.1:9/"}]}],
-                **over)
+    return dict(
+        route={
+            "receiver": "hook",
+            "group_by": ["alertname", "service_name"],
+            "group_wait": "0s",
+            "group_interval": "1m",
+            "routes": [
+                {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True},
+                {"matchers": ['service_name=~"check.*"'], "receiver": "hook"},
+            ],
+        },
+        receivers=[
+            {"name": "hook", "webhook": [{"url": "http://127.0.0.1:9/"}]},
+            {"name": "pager", "pagerduty": [{"routing_key": "k", "url": "http://127.0.0.1:9/"}]},
+        ],
+        **over,
+    )
 
 
 def test_routing_continue_and_inhibition():
-    eng, sent = make(ROUTED, **two_receivers(inhibit_rules=[{"source_matchers": ['severity="critical"'],
-                                                             "target_matchers": ['severity="warning"'],
-                                                             "equal": ["service_name"]}]))
+    eng, sent = make(
+        ROUTED,
+        **two_receivers(
+            inhibit_rules=[
+                {
+                    "source_matchers": ['severity="critical"'],
+                    "target_matchers": ['severity="warning"'],
+                    "equal": ["service_name"],
+                }
+            ]
+        ),
+    )
     feed(eng, [event(1, T0, level="FATAL"), event(2, T0, level="ERROR"), event(3, T0, service="cart", level="ERROR")])
     eng.advance_to(T0 + S)
     got = sorted((n.receiver, n.common_labels["alertname"], n.common_labels["service_name"]) for n in sent)
@@ -276,8 +299,11 @@ def test_silence_mutes_until_expired():
 
 
 def test_mute_time_interval():
-    over = two_receivers(time_intervals=[{"name": "night", "time_intervals": [
-        {"times": [{"start_time": "00:00", "end_time": "06:00"}]}]}])
+    over = two_receivers(
+        time_intervals=[
+            {"name": "night", "time_intervals": [{"times": [{"start_time": "00:00", "end_time": "06:00"}]}]}
+        ]
+    )
     over["route"]["mute_time_intervals"] = ["night"]
     eng, sent = make(ROUTED, **over)
     feed(eng, [event(3, T0, service="cart", level="ERROR")])  # T0 is midnight UTC

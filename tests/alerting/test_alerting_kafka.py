@@ -69,8 +69,14 @@ class Running:
 def setup(tmp_path, memory_kafka, topic, receiver_url):
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
-    return config(receiver_url, kafka=memory_kafka.model_dump(), topics=[topic], rules_files=[str(rules)],
-                  group_id=f"alerting-{uuid.uuid4().hex[:8]}", state_path=str(tmp_path / "state.db"))
+    return config(
+        receiver_url,
+        kafka=memory_kafka.model_dump(),
+        topics=[topic],
+        rules_files=[str(rules)],
+        group_id=f"alerting-{uuid.uuid4().hex[:8]}",
+        state_path=str(tmp_path / "state.db"),
+    )
 
 
 @pytest.mark.timeout(120)
@@ -81,7 +87,7 @@ def test_restart_mid_group_pages_once_and_does_not_recount(tmp_path, memory_kafk
     transport = connect(memory_kafka)
     run = Running(cfg, transport)
     try:
-        produce(transport, topic, [event(i, T0 + i * S) for i in range(4)], old=True)   # older records count too
+        produce(transport, topic, [event(i, T0 + i * S) for i in range(4)], old=True)  # older records count too
         assert run.wait(lambda e: any(a.state == "firing" for a in e.states.alerts.values()))
         assert run.wait(lambda e: e.applied.get((topic, 0)) == 4)  # state and offsets durable
     finally:
@@ -119,8 +125,12 @@ def test_bad_records_go_to_the_dlq_with_the_reason(tmp_path, memory_kafka, memor
     key = f"bad-{uuid.uuid4().hex}".encode()
     run = Running(cfg, transport)
     try:
-        produce(transport, topic, [event(1, T0)],
-                raw=[(key, b"{not json"), (key, b'{"id": 5}'), (key, b'{"id": "cut-1", "time": 17')])
+        produce(
+            transport,
+            topic,
+            [event(1, T0)],
+            raw=[(key, b"{not json"), (key, b'{"id": 5}'), (key, b'{"id": "cut-1", "time": 17')],
+        )
         assert run.wait(lambda e: e.applied.get((topic, 0)) == 4)
     finally:
         run.close()

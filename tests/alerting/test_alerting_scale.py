@@ -91,10 +91,11 @@ def test_results_are_those_of_evaluating_every_key(seed):
                 printing()
                 for ev in eng.evaluators.values():
                     ev.full = True
+
             bt.engine.after_evaluate = every_key
         events = _events(seed)
         for i in range(0, len(events), 500):
-            bt.feed(events[i:i + 500])
+            bt.feed(events[i : i + 500])
         bt.finish()
         runs.append((lines, bt.notifications))
     (lines, sent), (ref_lines, ref_sent) = runs
@@ -132,21 +133,32 @@ def test_backtest_over_a_topic_window(tmp_path, fast_kafka, new_topic, logtide):
     p = transport.producer()
     base_ms = T0 // 1_000_000
     # 3 errors before the window, 4 in it (one alert), 5 after it; record time = event time
-    for i, (svc, sec) in enumerate([("early", s) for s in (0, 1, 2)] + [("inside", s) for s in (100, 101, 102, 103)]
-                                   + [("late", s) for s in (300, 301, 302, 303, 304)]):
+    for i, (svc, sec) in enumerate(
+        [("early", s) for s in (0, 1, 2)]
+        + [("inside", s) for s in (100, 101, 102, 103)]
+        + [("late", s) for s in (300, 301, 302, 303, 304)]
+    ):
         e = event(i, T0 + sec * S, service=svc)
-        p.produce(topic, envelope.encode(e), key=svc.encode(), timestamp_ms=base_ms + sec * 1000,
-                  headers=envelope.headers(e))
+        p.produce(
+            topic, envelope.encode(e), key=svc.encode(), timestamp_ms=base_ms + sec * 1000, headers=envelope.headers(e)
+        )
     p.produce(topic, b"not an envelope", key=b"x", timestamp_ms=base_ms + 101_000)
     assert p.flush(10) == 0
     p.close()
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - {name: Errs, kind: threshold, group_by: [service.name], count: 3, window: 1m}\n")
     cfg = tmp_path / "alert.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "kafka": {"bootstrap": fast_kafka.bootstrap}, "topics": [topic], "rules_files": ["rules.yaml"],
-        "route": {"receiver": "hook", "group_by": ["alertname"], "group_wait": "0s"},
-        "receivers": [{"name": "hook", "webhook": [{"url": "http://127.0.0.1:9/never-called"}]}]}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {"bootstrap": fast_kafka.bootstrap},
+                "topics": [topic],
+                "rules_files": ["rules.yaml"],
+                "route": {"receiver": "hook", "group_by": ["alertname"], "group_wait": "0s"},
+                "receivers": [{"name": "hook", "webhook": [{"url": "http://127.0.0.1:9/never-called"}]}],
+            }
+        )
+    )
     t_from = envelope_time(T0 + 50 * S)
     out = logtide("alert", "backtest", "--config", str(cfg), "--from", t_from, "--to", envelope_time(T0 + 200 * S))
     assert out.returncode == 0, out.stderr
@@ -161,4 +173,5 @@ def test_backtest_over_a_topic_window(tmp_path, fast_kafka, new_topic, logtide):
 
 def envelope_time(ns: int) -> str:
     from logtide.timeutil import format_rfc3339
+
     return format_rfc3339(ns, digits=3)

@@ -56,8 +56,11 @@ def metric(text: str, name: str, **labels) -> float:
 
 
 def firing_for(receiver: Receiver, service: str) -> list[dict]:
-    return [b for b in receiver.bodies() if b["status"] == "firing"
-            and any(a["labels"].get("service_name") == service for a in b["alerts"])]
+    return [
+        b
+        for b in receiver.bodies()
+        if b["status"] == "firing" and any(a["labels"].get("service_name") == service for a in b["alerts"])
+    ]
 
 
 class AlertProcess:
@@ -68,8 +71,12 @@ class AlertProcess:
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "logtide.cli", "alert", "--config", str(self.cfg)],
-                                         stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "logtide.cli", "alert", "--config", str(self.cfg)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
 
     def stop(self) -> int:
         self.proc.terminate()
@@ -102,23 +109,48 @@ def test_a_future_stamp_blinds_nothing_and_a_backlog_after_a_stop_fires(tmp_path
     (tmp_path / "rules.yaml").write_text(BURST.replace("WINDOW", "10s"))
     http_port = free_port()
     cfg = tmp_path / "alert.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "kafka": {"bootstrap": fast_kafka.bootstrap, "client": "confluent"},
-        "http": {"host": "127.0.0.1", "port": http_port}, "topics": [topic],
-        "group_id": f"trust-{uuid.uuid4().hex[:8]}", "session_timeout_seconds": 6,
-        "rules_files": ["rules.yaml"], "state_path": str(tmp_path / "alerting.db"),
-        "clock": {"mode": "hybrid", "lateness_seconds": 2, "catch_up_horizon_seconds": 600},
-        "api": {"host": "127.0.0.1", "port": 0},
-        "route": {"receiver": "hook", "group_by": ["alertname", "service_name"], "group_wait": "5s",
-                  "group_interval": "2s", "repeat_interval": "4h"},
-        "receivers": [{"name": "hook", "webhook": [{"url": receiver.url, "secrets": ["s3cret"]}],
-                       "retry": {"initial_seconds": 0.1, "max_seconds": 1}}]}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {"bootstrap": fast_kafka.bootstrap, "client": "confluent"},
+                "http": {"host": "127.0.0.1", "port": http_port},
+                "topics": [topic],
+                "group_id": f"trust-{uuid.uuid4().hex[:8]}",
+                "session_timeout_seconds": 6,
+                "rules_files": ["rules.yaml"],
+                "state_path": str(tmp_path / "alerting.db"),
+                "clock": {"mode": "hybrid", "lateness_seconds": 2, "catch_up_horizon_seconds": 600},
+                "api": {"host": "127.0.0.1", "port": 0},
+                "route": {
+                    "receiver": "hook",
+                    "group_by": ["alertname", "service_name"],
+                    "group_wait": "5s",
+                    "group_interval": "2s",
+                    "repeat_interval": "4h",
+                },
+                "receivers": [
+                    {
+                        "name": "hook",
+                        "webhook": [{"url": receiver.url, "secrets": ["s3cret"]}],
+                        "retry": {"initial_seconds": 0.1, "max_seconds": 1},
+                    }
+                ],
+            }
+        )
+    )
     producer = connect(fast_kafka).producer()
 
     def send(service: str, n: int, t: int, level: str = "ERROR") -> None:
         for i in range(n):
-            e = envelope.new_event(id=f"{service}-{uuid.uuid4().hex}", body=f"boom {i}", source="test", time=t,
-                                   observed_time=t, severity_text=level, resource={"service.name": service})
+            e = envelope.new_event(
+                id=f"{service}-{uuid.uuid4().hex}",
+                body=f"boom {i}",
+                source="test",
+                time=t,
+                observed_time=t,
+                severity_text=level,
+                resource={"service.name": service},
+            )
             producer.produce(topic, envelope.encode(e), key=service.encode())
         assert producer.flush(10) == 0
 
@@ -132,8 +164,12 @@ def test_a_future_stamp_blinds_nothing_and_a_backlog_after_a_stop_fires(tmp_path
     try:
         alert.start()
         send("skewed", 1, time.time_ns() + 3600 * S, level="INFO")  # a node an hour ahead
-        wait_until(lambda: metric(scrape(), "logtide_alerting_events_total", result="too_far_future") >= 1,
-                   60, "the future event to be counted", alert.log)
+        wait_until(
+            lambda: metric(scrape(), "logtide_alerting_events_total", result="too_far_future") >= 1,
+            60,
+            "the future event to be counted",
+            alert.log,
+        )
         send("a", 10, time.time_ns())
         wait_until(lambda: firing_for(receiver, "a"), 30, "a FIRING page for a", alert.log)
         assert alert.stop() == 0
@@ -147,9 +183,16 @@ def test_a_future_stamp_blinds_nothing_and_a_backlog_after_a_stop_fires(tmp_path
         send("d", 1, time.time_ns(), level="INFO")  # the present: b's group_wait must have run out in b's time
         alert.start()
         wait_until(lambda: firing_for(receiver, "b"), 60, "a FIRING page for the backlog's b", alert.log)
-        text = wait_until(lambda: (t := scrape()) and metric(t, "logtide_alerting_events_dropped_total",
-                                                              rule="Burst", reason="too_late") >= 6 and t,
-                          30, "too-late events counted for the rule", alert.log)
+        text = wait_until(
+            lambda: (
+                (t := scrape())
+                and metric(t, "logtide_alerting_events_dropped_total", rule="Burst", reason="too_late") >= 6
+                and t
+            ),
+            30,
+            "too-late events counted for the rule",
+            alert.log,
+        )
         assert metric(text, "logtide_alerting_events_total", result="too_late") >= 6
         send("a", 10, time.time_ns())  # after the restart a burst still pages (the clock is sane)
         time.sleep(4)
@@ -167,8 +210,12 @@ def test_a_future_stamp_blinds_nothing_and_a_backlog_after_a_stop_fires(tmp_path
 def hybrid_engine(store=None, **over):
     cfg = config(clock={"mode": "hybrid", "lateness_seconds": 2}, **over)
     sent = []
-    eng = AlertEngine(cfg, parse_rules(yaml.safe_load(BURST.replace("WINDOW", "1m")), "r.yaml"),
-                      store or Store(":memory:"), notify=sent.append)
+    eng = AlertEngine(
+        cfg,
+        parse_rules(yaml.safe_load(BURST.replace("WINDOW", "1m")), "r.yaml"),
+        store or Store(":memory:"),
+        notify=sent.append,
+    )
     return eng, sent
 
 
@@ -215,14 +262,28 @@ FORWARD = """rules:
 
 @pytest.mark.timeout(120)
 def test_alertmanager_keeps_a_forwarded_alert_active_past_its_resolve_timeout(tmp_path):
-    am_config = ("global:\n  resolve_timeout: 3s\nroute:\n  receiver: blackhole\n  group_wait: 1h\n"
-                 "receivers:\n  - name: blackhole\n")
+    am_config = (
+        "global:\n  resolve_timeout: 3s\nroute:\n  receiver: blackhole\n  group_wait: 1h\n"
+        "receivers:\n  - name: blackhole\n"
+    )
     with running_alertmanager(tmp_path / "am", am_config) as am:
-        cfg = config(clock={"mode": "hybrid", "lateness_seconds": 1},
-                     route={"receiver": "am", "group_by": ["alertname"], "group_wait": "0s",
-                            "group_interval": "1s", "repeat_interval": "4h"},
-                     receivers=[{"name": "am", "alertmanager": [{"url": am, "resend_interval_seconds": 1}],
-                                 "retry": {"initial_seconds": 0.1, "max_seconds": 1}}])
+        cfg = config(
+            clock={"mode": "hybrid", "lateness_seconds": 1},
+            route={
+                "receiver": "am",
+                "group_by": ["alertname"],
+                "group_wait": "0s",
+                "group_interval": "1s",
+                "repeat_interval": "4h",
+            },
+            receivers=[
+                {
+                    "name": "am",
+                    "alertmanager": [{"url": am, "resend_interval_seconds": 1}],
+                    "retry": {"initial_seconds": 0.1, "max_seconds": 1},
+                }
+            ],
+        )
         eng = AlertEngine(cfg, parse_rules(yaml.safe_load(FORWARD), "r.yaml"), Store(":memory:"))
         ticker = Ticker(eng, [], reload_interval_seconds=3600)
         stop = threading.Event()
@@ -231,8 +292,12 @@ def test_alertmanager_keeps_a_forwarded_alert_active_past_its_resolve_timeout(tm
         threads[0].start()
 
         def in_am() -> list[dict]:
-            return [a for a in requests.get(am + "/api/v2/alerts", timeout=5).json()
-                    if a["labels"].get("alertname") == "StillFiring"]
+            return [
+                a
+                for a in requests.get(am + "/api/v2/alerts", timeout=5).json()
+                if a["labels"].get("alertname") == "StillFiring"
+            ]
+
         try:
             eng.ingest([(event(0, time.time_ns(), service="db"), 0)])
             wait_until(in_am, 20, "the alert in Alertmanager")
@@ -267,9 +332,12 @@ def test_editing_a_firing_rule_pages_once_and_broken_edits_are_refused(tmp_path,
     path = tmp_path / "rules.yaml"
     path.write_text(EDITABLE)
     sent = []
-    eng = AlertEngine(config(), load_rules([path]), Store(tmp_path / "s.db"),
-                      notify=lambda n: (sent.append(n), eng.nflog.log(n.group_key, n.integration, n.firing,
-                                                                      n.resolved, n.now)))
+    eng = AlertEngine(
+        config(),
+        load_rules([path]),
+        Store(tmp_path / "s.db"),
+        notify=lambda n: (sent.append(n), eng.nflog.log(n.group_key, n.integration, n.firing, n.resolved, n.now)),
+    )
     ticker = Ticker(eng, [path])
     eng.ingest([(event(1, T0), 0)])
     eng.advance_to(T0 + 11 * S)
@@ -288,8 +356,10 @@ def test_editing_a_firing_rule_pages_once_and_broken_edits_are_refused(tmp_path,
     assert a["state"] == "firing" and a["annotations"]["summary"] == "second text"
 
     refused = metrics.RULE_RELOADS.labels("refused")._value.get()
-    for garbage, line in [("rules:\n  - name: Boom\n    kind: match\n    window: [\n", None),
-                          (EDITABLE.replace('"first text"', '"{{ labels.service_name "'), 7)]:
+    for garbage, line in [
+        ("rules:\n  - name: Boom\n    kind: match\n    window: [\n", None),
+        (EDITABLE.replace('"first text"', '"{{ labels.service_name "'), 7),
+    ]:
         caplog.clear()
         assert edit(garbage) is False
         if line:
@@ -317,14 +387,17 @@ def test_broken_templates_are_refused_at_load_with_file_and_line(tmp_path, capsy
     assert f"{rules}:8:" in str(err.value) and "template does not compile" in str(err.value)
 
     from logtide.cli import main
+
     events = tmp_path / "events.jsonl"
     events.write_text('{"body": "boom", "time": "2026-01-01T00:00:00Z"}\n')
     assert main(["alert", "test", str(rules), str(events)]) == 2
     assert f"{rules}:8:" in capsys.readouterr().err
 
     cfg = tmp_path / "alert.yaml"
-    cfg.write_text("rules_files: [rules.yaml]\nroute: {receiver: s}\nreceivers:\n  - name: s\n    slack:\n"
-                   "      - url: http://127.0.0.1:9/\n        text: '{% for a in alerts %}{{ a }}'\n")
+    cfg.write_text(
+        "rules_files: [rules.yaml]\nroute: {receiver: s}\nreceivers:\n  - name: s\n    slack:\n"
+        "      - url: http://127.0.0.1:9/\n        text: '{% for a in alerts %}{{ a }}'\n"
+    )
     with pytest.raises(ConfigError) as err:
         load_alert_config(cfg)
     assert f"{cfg}:7:" in str(err.value) and "template does not compile" in str(err.value)
@@ -333,8 +406,11 @@ def test_broken_templates_are_refused_at_load_with_file_and_line(tmp_path, capsy
 @pytest.fixture
 def api():
     """A hybrid-clock engine (wall-clock silences) with two firing alerts, behind its HTTP API."""
-    cfg = config(clock={"mode": "hybrid", "lateness_seconds": 2}, api={"host": "127.0.0.1", "port": 0},
-                 receivers=[{"name": "hook", "webhook": [{"url": "http://127.0.0.1:9/", "secrets": ["hush-hush"]}]}])
+    cfg = config(
+        clock={"mode": "hybrid", "lateness_seconds": 2},
+        api={"host": "127.0.0.1", "port": 0},
+        receivers=[{"name": "hook", "webhook": [{"url": "http://127.0.0.1:9/", "secrets": ["hush-hush"]}]}],
+    )
     eng = AlertEngine(cfg, parse_rules(yaml.safe_load(EDITABLE), "r.yaml"), Store(":memory:"), notify=lambda n: None)
     now = time.time_ns()
     eng.ingest([(event(1, now), 0), (event(2, now, service="cart"), 0)])
@@ -344,23 +420,44 @@ def api():
 
 def test_silences_are_validated_and_run_on_the_wall_clock(api):
     eng, url = api
-    for matchers, words in [(['foo=""'], "does not match the empty string"),
-                            (['foo=~".*"', 'bar!="x"'], "does not match the empty string"),
-                            (['foo=~"("'], "invalid regex"), ([], "at least one matcher")]:
-        r = requests.post(url + "/api/v2/silences", json={"matchers": matchers, "duration": "1h",
-                                                          "createdBy": "me", "comment": "x"}, timeout=5)
+    for matchers, words in [
+        (['foo=""'], "does not match the empty string"),
+        (['foo=~".*"', 'bar!="x"'], "does not match the empty string"),
+        (['foo=~"("'], "invalid regex"),
+        ([], "at least one matcher"),
+    ]:
+        r = requests.post(
+            url + "/api/v2/silences",
+            json={"matchers": matchers, "duration": "1h", "createdBy": "me", "comment": "x"},
+            timeout=5,
+        )
         assert r.status_code == 400 and words in r.json()["error"], (matchers, r.text)
-    r = requests.post(url + "/api/v2/silences", json={"matchers": ['service_name="cart"'], "createdBy": "me",
-                                                      "comment": "x", "startsAt": "2030-01-01T02:00:00Z",
-                                                      "endsAt": "2030-01-01T01:00:00Z"}, timeout=5)
+    r = requests.post(
+        url + "/api/v2/silences",
+        json={
+            "matchers": ['service_name="cart"'],
+            "createdBy": "me",
+            "comment": "x",
+            "startsAt": "2030-01-01T02:00:00Z",
+            "endsAt": "2030-01-01T01:00:00Z",
+        },
+        timeout=5,
+    )
     assert r.status_code == 400 and "after startsAt" in r.json()["error"]
-    out = subprocess.run([sys.executable, "-m", "logtide.cli", "alert", "silence", "add", 'foo=""', "--comment", "x",
-                          "--url", url], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "logtide.cli", "alert", "silence", "add", 'foo=""', "--comment", "x", "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "does not match the empty string" in out.stderr
 
     before = time.time_ns()
-    r = requests.post(url + "/api/v2/silences", json={"matchers": ['service_name="cart"'], "duration": "1h",
-                                                      "createdBy": "me", "comment": "deploy"}, timeout=5)
+    r = requests.post(
+        url + "/api/v2/silences",
+        json={"matchers": ['service_name="cart"'], "duration": "1h", "createdBy": "me", "comment": "deploy"},
+        timeout=5,
+    )
     after = time.time_ns()
     [s] = eng.silences.list()
     assert r.status_code == 200 and before <= s.starts_at <= after  # the wall clock, not event time - lateness_seconds
@@ -407,14 +504,30 @@ def test_the_default_setup_feeds_the_engine_every_severity(tmp_path, pipeline):
     severity, through the example pipeline and the processor's default one (`logtide up`, and the
     Helm chart's processor, whose config has no pipeline)."""
     from logtide.alerting.config import AlertConfig
+
     assert AlertConfig().topics == ["logtide.route.monitoring"]
     spec = tmp_path / "tests.yaml"
-    spec.write_text(yaml.safe_dump({
-        "pipeline": str(ROOT / pipeline), "defaults": {"source": "k8s", "resource": {"service.name": "checkout"}},
-        "tests": [{"name": "every severity reaches monitoring",
-                   "input": [{"body": "fine", "severity_text": "INFO"}, {"body": "slow", "severity_text": "WARN"},
-                             {"body": "boom", "severity_text": "ERROR"}, {"body": "dead", "severity_text": "FATAL"}],
-                   "expect": {"monitoring": {"count": 4}}}]}))
-    out = subprocess.run([sys.executable, "-m", "logtide.cli", "test", str(spec)], capture_output=True, text=True,
-                         timeout=120, cwd=ROOT)
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "pipeline": str(ROOT / pipeline),
+                "defaults": {"source": "k8s", "resource": {"service.name": "checkout"}},
+                "tests": [
+                    {
+                        "name": "every severity reaches monitoring",
+                        "input": [
+                            {"body": "fine", "severity_text": "INFO"},
+                            {"body": "slow", "severity_text": "WARN"},
+                            {"body": "boom", "severity_text": "ERROR"},
+                            {"body": "dead", "severity_text": "FATAL"},
+                        ],
+                        "expect": {"monitoring": {"count": 4}},
+                    }
+                ],
+            }
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "logtide.cli", "test", str(spec)], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout + out.stderr

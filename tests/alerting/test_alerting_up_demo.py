@@ -25,12 +25,24 @@ def test_logtide_up_pages_for_the_misbehaving_service_only(tmp_path):
     cfg = tmp_path / "up.yaml"
     # the demo's incident a little earlier than by default (burst 30-90s, silent 120-270s), same shape
     incident = {"burst_from_seconds": 15, "burst_to_seconds": 60, "silent_from_seconds": 70, "silent_to_seconds": 250}
-    cfg.write_text(yaml.safe_dump({"workdir": str(tmp_path / "work"), "http": {"host": "127.0.0.1", "port": 0},
-                                   "roles": {"00-demo": {"incident": incident}}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "workdir": str(tmp_path / "work"),
+                "http": {"host": "127.0.0.1", "port": 0},
+                "roles": {"00-demo": {"incident": incident}},
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if k != "LOGTIDE_BOOTSTRAP"}
-    proc = subprocess.Popen([sys.executable, "-m", "logtide.cli", "up", "--config", str(cfg), "--rate", "50",
-                             "--duration", "400"], stdout=subprocess.PIPE, stderr=open(tmp_path / "up.log", "wb"),
-                            text=True, cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logtide.cli", "up", "--config", str(cfg), "--rate", "50", "--duration", "400"],
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "up.log", "wb"),
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     lines: list[str] = []
     done = threading.Event()
 
@@ -65,8 +77,12 @@ def test_logtide_up_pages_for_the_misbehaving_service_only(tmp_path):
     log = (tmp_path / "up.log").read_text()[-3000:]
     firing = collections.Counter((a, labels.get("service_name")) for s, a, labels, _ in got if s == "firing")
     assert {svc for _, svc in firing} == {"payments"}, (firing, log)
-    assert set(firing) == {("FatalLogged", "payments"), ("ErrorBurst", "payments"),
-                           ("HighErrorRatio", "payments"), ("ServiceSilent", "payments")}, (firing, log)
+    assert set(firing) == {
+        ("FatalLogged", "payments"),
+        ("ErrorBurst", "payments"),
+        ("HighErrorRatio", "payments"),
+        ("ServiceSilent", "payments"),
+    }, (firing, log)
     assert set(firing.values()) == {1}, firing  # each paged once
     summaries = {a: summary for s, a, _, summary in got if s == "firing"}
     assert summaries["ServiceSilent"] == "payments logged nothing for 2 minutes"

@@ -24,8 +24,13 @@ from logtide.alerting.up import up
 def test_up_runs_sample_rules_and_prints_notifications(tmp_path, fast_kafka, new_topic, capsys):
     topic = new_topic(1)
     health = HealthServer("127.0.0.1", 0)
-    ctx = UpContext(kafka=fast_kafka, transport=connect(fast_kafka), workdir=tmp_path, health=health,
-                    options={"topics": [topic], "session_timeout_seconds": 6})
+    ctx = UpContext(
+        kafka=fast_kafka,
+        transport=connect(fast_kafka),
+        workdir=tmp_path,
+        health=health,
+        options={"topics": [topic], "session_timeout_seconds": 6},
+    )
     services = up(ctx)
     names = [s.name for s in services]
     assert names[0] == "alert-webhook-receiver" and "alert-engine" in names

@@ -17,9 +17,13 @@ FAULTS = {
     "throttle": (400, "ThrottlingException", "Rate exceeded"),
     "server": (503, "ServiceUnavailableException", "The service is unavailable"),
     "expired": (400, "ExpiredTokenException", "The security token included in the request is expired"),
-    "denied": (400, "AccessDeniedException", "User: arn:aws:sts::123456789012:assumed-role/reader/i-1 is not "
-               "authorized to perform: logs:FilterLogEvents on resource: arn:aws:logs:us-east-1:123456789012:"
-               "log-group:x:log-stream: because no identity-based policy allows the logs:FilterLogEvents action"),
+    "denied": (
+        400,
+        "AccessDeniedException",
+        "User: arn:aws:sts::123456789012:assumed-role/reader/i-1 is not "
+        "authorized to perform: logs:FilterLogEvents on resource: arn:aws:logs:us-east-1:123456789012:"
+        "log-group:x:log-stream: because no identity-based policy allows the logs:FilterLogEvents action",
+    ),
 }
 
 
@@ -27,11 +31,11 @@ class AwsFaultProxy(HttpDouble):
     def __init__(self, upstream: str):
         self.upstream = urlparse(upstream)
         self.lock = threading.Lock()
-        self.pending: list[str] = []      # faults to answer the next requests with, in order
-        self.empty_pages = 0              # how many empty pages to put before each first FilterLogEvents page
-        self.stream_by_stream = False     # drop FilterLogEvents' interleaved flag: pages come stream by stream
-        self.delay = 0.0                  # seconds to hold each FilterLogEvents answer (a slow region)
-        self.requests: list[str] = []     # X-Amz-Target of every request seen
+        self.pending: list[str] = []  # faults to answer the next requests with, in order
+        self.empty_pages = 0  # how many empty pages to put before each first FilterLogEvents page
+        self.stream_by_stream = False  # drop FilterLogEvents' interleaved flag: pages come stream by stream
+        self.delay = 0.0  # seconds to hold each FilterLogEvents answer (a slow region)
+        self.requests: list[str] = []  # X-Amz-Target of every request seen
         self.faults_sent = 0
         proxy = self
 
@@ -62,11 +66,17 @@ class AwsFaultProxy(HttpDouble):
                     token = req.get("nextToken", "")
                     if not token.startswith("empty-"):
                         # First page: answer empty pages with tokens before the real ones.
-                        return self._reply(200, json.dumps({"events": [], "nextToken": f"empty-1-{token}",
-                                                            "searchedLogStreams": []}).encode())
-                    n, _, real = token[len("empty-"):].partition("-")
+                        return self._reply(
+                            200,
+                            json.dumps(
+                                {"events": [], "nextToken": f"empty-1-{token}", "searchedLogStreams": []}
+                            ).encode(),
+                        )
+                    n, _, real = token[len("empty-") :].partition("-")
                     if int(n) < empties:
-                        return self._reply(200, json.dumps({"events": [], "nextToken": f"empty-{int(n) + 1}-{real}"}).encode())
+                        return self._reply(
+                            200, json.dumps({"events": [], "nextToken": f"empty-{int(n) + 1}-{real}"}).encode()
+                        )
                     if real:
                         req["nextToken"] = real
                     else:
@@ -95,4 +105,3 @@ class AwsFaultProxy(HttpDouble):
     def inject(self, fault: str, count: int) -> None:
         with self.lock:
             self.pending += [fault] * count
-

@@ -56,9 +56,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def collect_process(config_path, http_port: int = 0) -> subprocess.Popen:
     """`logtide collect --config FILE` as its own process (stderr kept for the test's messages)."""
-    return subprocess.Popen([sys.executable, "-m", "logtide.cli", "collect", "--config", str(config_path),
-                             "--http-port", str(http_port)], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "logtide.cli", "collect", "--config", str(config_path), "--http-port", str(http_port)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def http_get(port: int, path: str) -> bytes | None:
@@ -70,14 +74,16 @@ def http_get(port: int, path: str) -> bytes | None:
         return None
 
 
-def kill_9_then_replace(config_path, settings: KafkaSettings, topic: str, kill_after: int, want: int,
-                        items: int) -> list[dict]:
+def kill_9_then_replace(
+    config_path, settings: KafkaSettings, topic: str, kill_after: int, want: int, items: int
+) -> list[dict]:
     """Run `logtide collect`, SIGKILL it once ``kill_after`` events reached Kafka, start a replacement,
     wait until it owns all ``items`` (the killed member's session expired), read ``want`` events, stop
     it with SIGTERM (it must exit 0) and return every event the topic holds."""
     import signal
 
     from logtide.broker import free_port
+
     first = collect_process(config_path)
     try:
         seen = read_events(settings, topic, kill_after, timeout=60)

@@ -39,9 +39,9 @@ class KubernetesDouble(HttpDouble):
         self.cond = threading.Condition()
         self.rv = 1
         self.pods: dict[tuple[str, str], dict] = {}
-        self.logs: dict[tuple[str, str, str], list[list[tuple[int, str]]]] = {}   # instances of a container
+        self.logs: dict[tuple[str, str, str], list[list[tuple[int, str]]]] = {}  # instances of a container
         self.events: list[tuple[int, str, dict]] = []
-        self.generation = 0            # bumped by break_streams(): open log streams end
+        self.generation = 0  # bumped by break_streams(): open log streams end
         self.fail_log_requests = 0
         self.log_requests: list[dict] = []
         self.closing = False
@@ -77,8 +77,11 @@ class KubernetesDouble(HttpDouble):
                 parts = url.path.strip("/").split("/")
                 try:
                     if parts[:3] == ["api", "v1", "namespaces"] and parts[4:] == ["pods"]:
-                        return self._watch(parts[3], q) if q.get("watch") in ("true", "1", "True") else \
-                            self._list(parts[3], q)
+                        return (
+                            self._watch(parts[3], q)
+                            if q.get("watch") in ("true", "1", "True")
+                            else self._list(parts[3], q)
+                        )
                     if parts[:3] == ["api", "v1", "namespaces"] and len(parts) == 7 and parts[6] == "log":
                         return self._log(parts[3], parts[5], q)
                 except (BrokenPipeError, ConnectionResetError):
@@ -89,8 +92,10 @@ class KubernetesDouble(HttpDouble):
                 with double.cond:
                     items = [p for (n, _), p in double.pods.items() if n == ns and selected(p, q)]
                     rv = double.rv
-                self._json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)},
-                                 "items": items})
+                self._json(
+                    200,
+                    {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}, "items": items},
+                )
 
             def _watch(self, ns, q):
                 since = int(q.get("resourceVersion") or 0)
@@ -99,8 +104,11 @@ class KubernetesDouble(HttpDouble):
                 sent = since
                 while time.monotonic() < deadline and not double.closing:
                     with double.cond:
-                        todo = [(rv, t, p) for rv, t, p in double.events
-                                if rv > sent and p["metadata"]["namespace"] == ns and selected(p, q)]
+                        todo = [
+                            (rv, t, p)
+                            for rv, t, p in double.events
+                            if rv > sent and p["metadata"]["namespace"] == ns and selected(p, q)
+                        ]
                         if not todo:
                             double.cond.wait(0.2)
                             continue
@@ -125,7 +133,9 @@ class KubernetesDouble(HttpDouble):
                     return self._json(404, {"kind": "Status", "code": 404, "message": "pod not found"})
                 previous = q.get("previous") == "true"
                 if previous and len(instances) < 2:
-                    return self._json(400, {"kind": "Status", "code": 400, "message": "previous terminated container not found"})
+                    return self._json(
+                        400, {"kind": "Status", "code": 400, "message": "previous terminated container not found"}
+                    )
                 index = len(instances) - (2 if previous else 1)
                 since = parse_since(q["sinceTime"]) if "sinceTime" in q else 0
                 follow = q.get("follow") == "true" and not previous
@@ -136,8 +146,13 @@ class KubernetesDouble(HttpDouble):
                     with double.cond:
                         lines = instances[index][sent:]
                         sent += len(lines)
-                        ended = (not follow or len(instances) - 1 != index or double.generation != gen
-                                 or (ns, pod) not in double.pods or double.closing)
+                        ended = (
+                            not follow
+                            or len(instances) - 1 != index
+                            or double.generation != gen
+                            or (ns, pod) not in double.pods
+                            or double.closing
+                        )
                         if not lines and not ended:
                             double.cond.wait(0.2)
                             continue
@@ -165,12 +180,26 @@ class KubernetesDouble(HttpDouble):
         self.cond.notify_all()
 
     def add_pod(self, ns: str, name: str, containers=("app",), labels=None, restarts: int = 0) -> dict:
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": name, "namespace": ns, "uid": str(uuid.uuid4()), "labels": labels or {"app": name}},
-               "spec": {"nodeName": "node-1", "containers": [{"name": c, "image": "busybox"} for c in containers]},
-               "status": {"phase": "Running", "containerStatuses": [
-                   {"name": c, "image": "busybox", "imageID": "sha256:1", "ready": True, "restartCount": restarts,
-                    "state": {"running": {"startedAt": "2024-01-01T00:00:00Z"}}} for c in containers]}}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "uid": str(uuid.uuid4()), "labels": labels or {"app": name}},
+            "spec": {"nodeName": "node-1", "containers": [{"name": c, "image": "busybox"} for c in containers]},
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [
+                    {
+                        "name": c,
+                        "image": "busybox",
+                        "imageID": "sha256:1",
+                        "ready": True,
+                        "restartCount": restarts,
+                        "state": {"running": {"startedAt": "2024-01-01T00:00:00Z"}},
+                    }
+                    for c in containers
+                ],
+            },
+        }
         with self.cond:
             self.pods[(ns, name)] = pod
             for c in containers:

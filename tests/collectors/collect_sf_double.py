@@ -30,27 +30,39 @@ def self_signed(directory: str) -> tuple[str, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = os.path.join(directory, "sf.crt"), os.path.join(directory, "sf.key")
     with open(cert_path, "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
     with open(key_path, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                  serialization.NoEncryption()))
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+            )
+        )
     return cert_path, key_path
 
 
 def rsa_key_pair() -> tuple[str, object]:
     """(private key PEM for the collector's JWT config, public key for the double to verify)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     return pem, key.public_key()
 
 
@@ -73,8 +85,8 @@ class SalesforceDouble(HttpDouble):
         self.blobs: dict[str, bytes] = {}
         self.cursors: dict[str, list[dict]] = {}
         self.api_used, self.api_total = 0, 1_000_000
-        self.fail_next: list[int] = []    # statuses to answer the next data requests with
-        self.break_blob: tuple[str, int] | None = None   # (file id, bytes): cut that download there, once
+        self.fail_next: list[int] = []  # statuses to answer the next data requests with
+        self.break_blob: tuple[str, int] | None = None  # (file id, bytes): cut that download there, once
         self.requests: list[str] = []
         double = self
 
@@ -109,8 +121,15 @@ class SalesforceDouble(HttpDouble):
                 with double.lock:
                     double.tokens.add(token)
                     double.logins += 1
-                self._json(200, {"access_token": token, "instance_url": double.url, "token_type": "Bearer",
-                                 "id": "https://login/id/00D000000000001/005000000000001"})
+                self._json(
+                    200,
+                    {
+                        "access_token": token,
+                        "instance_url": double.url,
+                        "token_type": "Bearer",
+                        "id": "https://login/id/00D000000000001/005000000000001",
+                    },
+                )
 
             def do_GET(self):  # noqa: N802
                 url = urlparse(self.path)
@@ -120,7 +139,9 @@ class SalesforceDouble(HttpDouble):
                     valid = token in double.tokens
                     fault = double.fail_next.pop(0) if double.fail_next and valid else None
                 if not valid:
-                    return self._json(401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}])
+                    return self._json(
+                        401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}]
+                    )
                 if fault:
                     return self._json(fault, [{"errorCode": "SERVER_UNAVAILABLE", "message": "try later"}])
                 if double.api_used >= double.api_total:
@@ -159,8 +180,9 @@ class SalesforceDouble(HttpDouble):
 
     def check_login(self, form: dict) -> bool:
         if form.get("grant_type") == "password":
-            return (form.get("client_id"), form.get("client_secret")) == self.client and \
-                self.users.get(form.get("username")) == form.get("password")
+            return (form.get("client_id"), form.get("client_secret")) == self.client and self.users.get(
+                form.get("username")
+            ) == form.get("password")
         if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer" and self.jwt_public_key:
             try:
                 claims = jwt.decode(form["assertion"], self.jwt_public_key, algorithms=["RS256"], audience=self.url)
@@ -173,13 +195,31 @@ class SalesforceDouble(HttpDouble):
         with self.lock:
             self.tokens.clear()
 
-    def add_log_file(self, file_id: str, event_type: str, created: str, csv_bytes: bytes, names: str, types: str,
-                     interval: str = "Hourly", log_date: str | None = None):
+    def add_log_file(
+        self,
+        file_id: str,
+        event_type: str,
+        created: str,
+        csv_bytes: bytes,
+        names: str,
+        types: str,
+        interval: str = "Hourly",
+        log_date: str | None = None,
+    ):
         self.blobs[file_id] = csv_bytes
-        self.tables["EventLogFile"].append({
-            "attributes": {"type": "EventLogFile"}, "Id": file_id, "EventType": event_type, "Interval": interval,
-            "LogDate": log_date or created, "CreatedDate": created, "LogFileLength": len(csv_bytes),
-            "LogFileFieldNames": names, "LogFileFieldTypes": types})
+        self.tables["EventLogFile"].append(
+            {
+                "attributes": {"type": "EventLogFile"},
+                "Id": file_id,
+                "EventType": event_type,
+                "Interval": interval,
+                "LogDate": log_date or created,
+                "CreatedDate": created,
+                "LogFileLength": len(csv_bytes),
+                "LogFileFieldNames": names,
+                "LogFileFieldTypes": types,
+            }
+        )
 
     def add_record(self, table: str, record: dict):
         self.tables[table].append({"attributes": {"type": table}, **record})
@@ -199,7 +239,7 @@ class SalesforceDouble(HttpDouble):
     def page(self, records: list[dict], start: int, cursor: str | None = None) -> dict:
         cursor = cursor or "01g" + secrets.token_hex(6)
         self.cursors[cursor] = records
-        chunk = records[start:start + self.page_size]
+        chunk = records[start : start + self.page_size]
         out = {"totalSize": len(records), "done": start + self.page_size >= len(records), "records": chunk}
         if not out["done"]:
             out["nextRecordsUrl"] = f"/services/data/v{self.API}/query/{cursor}-{start + self.page_size}"

@@ -18,9 +18,13 @@ def moto_url():
     import urllib.request
 
     from logtide.broker import free_port
+
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -56,14 +60,21 @@ def fault_proxy(moto_url):
 @pytest.fixture
 def logs_client(moto_url):
     def make(region: str = "us-east-1"):
-        return boto3.client("logs", region_name=region, endpoint_url=moto_url,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            "logs",
+            region_name=region,
+            endpoint_url=moto_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
     return make
 
 
 @pytest.fixture
 def sf_double(tmp_path):
     from collect_sf_double import SalesforceDouble
+
     double = SalesforceDouble(str(tmp_path), page_size=2)
     yield double
     double.stop()
@@ -72,6 +83,7 @@ def sf_double(tmp_path):
 @pytest.fixture
 def k8s_double():
     from collect_k8s_double import KubernetesDouble
+
     double = KubernetesDouble()
     yield double
     double.stop()

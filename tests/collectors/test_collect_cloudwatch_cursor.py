@@ -35,7 +35,7 @@ def backlog(client, group: str, per_stream: int, span_ms: int) -> list[str]:
         step = span_ms // per_stream
         events = [{"timestamp": now - span_ms + i * step + k, "message": f"{stream} {i}"} for i in range(per_stream)]
         for start in range(0, per_stream, 5000):
-            client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[start:start + 5000])
+            client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[start : start + 5000])
         bodies += [e["message"] for e in events]
     return bodies
 
@@ -45,20 +45,32 @@ def counted(events: list[dict]) -> collections.Counter:
 
 
 @pytest.mark.timeout(150)
-def test_sigkill_mid_read_then_replacement_loses_nothing(broker, fast_kafka, new_topic, fault_proxy, logs_client,
-                                                         aws_env, tmp_path):
+def test_sigkill_mid_read_then_replacement_loses_nothing(
+    broker, fast_kafka, new_topic, fault_proxy, logs_client, aws_env, tmp_path
+):
     client = logs_client()
     group = unique("/app/backlog-")
-    expected = backlog(client, group, 1000, 20 * 60_000)    # 20 minutes of 4 streams, lookback 60 s
+    expected = backlog(client, group, 1000, 20 * 60_000)  # 20 minutes of 4 streams, lookback 60 s
     fault_proxy.stream_by_stream = True
     fault_proxy.delay = 0.05
     topic = new_topic(3)
     config = {
-        "kafka": {"bootstrap": broker}, "http": {"host": "127.0.0.1", "port": 0}, "log_level": "warning",
+        "kafka": {"bootstrap": broker},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "log_level": "warning",
         "work": {"session_timeout_seconds": SESSION_SECONDS},
-        "cloudwatch": {"regions": ["us-east-1"], "log_groups": [{"name": group}], "endpoint_url": fault_proxy.url,
-                       "topic": topic, "page_limit": 100, "max_requests_per_second": 50,
-                       "poll_interval_seconds": 0.5, "lookback_seconds": 60, "start_seconds_ago": 3600}}
+        "cloudwatch": {
+            "regions": ["us-east-1"],
+            "log_groups": [{"name": group}],
+            "endpoint_url": fault_proxy.url,
+            "topic": topic,
+            "page_limit": 100,
+            "max_requests_per_second": 50,
+            "poll_interval_seconds": 0.5,
+            "lookback_seconds": 60,
+            "start_seconds_ago": 3600,
+        },
+    }
     path = tmp_path / "collect.yaml"
     path.write_text(yaml.safe_dump(config))
 
@@ -80,6 +92,7 @@ class Slow(CloudWatchCollector):
         def put(item, key, value):
             original(item, key, value)
             puts.append(value)
+
         self.checkpoints.put = put
 
 
@@ -91,16 +104,29 @@ def test_rebalance_mid_read_hands_the_read_over(fast_kafka, new_topic, fault_pro
     fault_proxy.stream_by_stream = True
     fault_proxy.delay = 0.05
     topic = new_topic(3)
-    cfg = CloudWatchConfig.model_validate({
-        "regions": ["us-east-1"], "log_groups": [{"name": group}], "endpoint_url": fault_proxy.url, "topic": topic,
-        "page_limit": 100, "max_requests_per_second": 50, "poll_interval_seconds": 0.5, "lookback_seconds": 60})
+    cfg = CloudWatchConfig.model_validate(
+        {
+            "regions": ["us-east-1"],
+            "log_groups": [{"name": group}],
+            "endpoint_url": fault_proxy.url,
+            "topic": topic,
+            "page_limit": 100,
+            "max_requests_per_second": 50,
+            "poll_interval_seconds": 0.5,
+            "lookback_seconds": 60,
+        }
+    )
     puts: dict[str, list] = {"a": [], "b": []}
     owned: dict[str, list[str]] = {"a": [], "b": []}
     replicas = {}
 
     def start(name: str):
-        wg = WorkGroup(connect(fast_kafka), Slow(puts[name], cfg, connect(fast_kafka)), SESSION_SECONDS,
-                       on_change=lambda items, n=name: owned.__setitem__(n, items))
+        wg = WorkGroup(
+            connect(fast_kafka),
+            Slow(puts[name], cfg, connect(fast_kafka)),
+            SESSION_SECONDS,
+            on_change=lambda items, n=name: owned.__setitem__(n, items),
+        )
         stop = threading.Event()
         thread = threading.Thread(target=wg.run, args=(stop,), daemon=True)
         thread.start()
@@ -109,9 +135,9 @@ def test_rebalance_mid_read_hands_the_read_over(fast_kafka, new_topic, fault_pro
     start("a")
     wait_for(lambda: owned["a"], timeout=40)
     start("b")
-    wait_for(replicas["b"][2].joined.is_set, timeout=60)        # b is a member (the item stayed with a, or moved)
-    read_events(fast_kafka, topic, 700, timeout=60)             # a third into the read
-    replicas["a"][0].set()                                       # a leaves: rebalance, b takes over
+    wait_for(replicas["b"][2].joined.is_set, timeout=60)  # b is a member (the item stayed with a, or moved)
+    read_events(fast_kafka, topic, 700, timeout=60)  # a third into the read
+    replicas["a"][0].set()  # a leaves: rebalance, b takes over
     replicas["a"][1].join(60)
     assert puts["a"] and "sweep" in puts["a"][-1], "a should have handed over in the middle of a read"
     wait_for(lambda: owned["b"], timeout=60)
@@ -121,7 +147,9 @@ def test_rebalance_mid_read_hands_the_read_over(fast_kafka, new_topic, fault_pro
     assert sorted(counted(events)) == sorted(expected)
     assert len(events) - len(expected) <= 100
     # b resumed a's read (its first put continues a's sweep), not a new one from the cursor.
-    assert puts["b"][0].get("sweep", {}).get("start_ms", puts["b"][0]["cursor_ms"]) == puts["a"][-1]["sweep"]["start_ms"]
+    assert (
+        puts["b"][0].get("sweep", {}).get("start_ms", puts["b"][0]["cursor_ms"]) == puts["a"][-1]["sweep"]["start_ms"]
+    )
 
 
 @pytest.mark.timeout(120)
@@ -133,10 +161,22 @@ def test_busy_group_is_shipped_once(fast_kafka, new_topic, moto_url, logs_client
     for s in ("a", "b"):
         client.create_log_stream(logGroupName=group, logStreamName=s)
     topic = new_topic(3)
-    c = CloudWatchCollector(CloudWatchConfig.model_validate({
-        "regions": ["us-east-1"], "log_groups": [{"name": group}], "endpoint_url": moto_url, "topic": topic,
-        "poll_interval_seconds": 0.5, "lookback_seconds": 120, "max_seen_ids": 5000, "start_position": "end",
-        "max_requests_per_second": 50}), connect(fast_kafka))
+    c = CloudWatchCollector(
+        CloudWatchConfig.model_validate(
+            {
+                "regions": ["us-east-1"],
+                "log_groups": [{"name": group}],
+                "endpoint_url": moto_url,
+                "topic": topic,
+                "poll_interval_seconds": 0.5,
+                "lookback_seconds": 120,
+                "max_seen_ids": 5000,
+                "start_position": "end",
+                "max_requests_per_second": 50,
+            }
+        ),
+        connect(fast_kafka),
+    )
     written: list[str] = []
     stop_writing = threading.Event()
 
@@ -145,7 +185,7 @@ def test_busy_group_is_shipped_once(fast_kafka, new_topic, moto_url, logs_client
         while not stop_writing.is_set() and n < 4000:
             tick = time.monotonic()
             now = int(time.time() * 1000)
-            for s in ("a", "b"):          # 2 × 100 events every 0.2 s: 1,000 events/s
+            for s in ("a", "b"):  # 2 × 100 events every 0.2 s: 1,000 events/s
                 batch = [{"timestamp": now - 200 + i * 2, "message": f"{s} {n + i}"} for i in range(100)]
                 client.put_log_events(logGroupName=group, logStreamName=s, logEvents=batch)
                 written.extend(e["message"] for e in batch)
@@ -153,10 +193,10 @@ def test_busy_group_is_shipped_once(fast_kafka, new_topic, moto_url, logs_client
             stop_writing.wait(max(0.0, 0.2 - (time.monotonic() - tick)))
 
     with running_item(c, c.work_items()[0]):
-        time.sleep(1.0)                     # start_position end: the collector starts now
+        time.sleep(1.0)  # start_position end: the collector starts now
         t = threading.Thread(target=writer, daemon=True)
         t.start()
-        t.join(30)                          # 8,000 events in ~8 s: ~16 polls while they come in
+        t.join(30)  # 8,000 events in ~8 s: ~16 polls while they come in
         stop_writing.set()
         events = read_events(fast_kafka, topic, len(written), timeout=60, settle=3.0)
     assert len(written) == 8000

@@ -34,19 +34,35 @@ class Denied(CloudWatchCollector):
 
     def log_groups(self, region, selector, stop, status=None):
         self.metrics.api_call("DescribeLogGroups")
-        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized to perform: "
-                                     "logs:DescribeLogGroups"}}, "DescribeLogGroups")
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "AccessDeniedException",
+                    "Message": "not authorized to perform: logs:DescribeLogGroups",
+                }
+            },
+            "DescribeLogGroups",
+        )
 
 
 @pytest.mark.timeout(90)
 def test_a_crash_looping_work_item_turns_healthz_red(fast_kafka, aws_env):
     health = HealthServer("127.0.0.1", 0).start()
     runtime = Runtime(fast_kafka, connect(fast_kafka), health, HealthPolicy(max_failures=3, period_seconds=60))
-    config = CloudWatchConfig(regions=["us-east-1"], log_groups=[{"prefix": f"/denied/{unique('g')}"}],
-                              endpoint_url="http://127.0.0.1:1", topic=unique("test.raw.cw"))
+    config = CloudWatchConfig(
+        regions=["us-east-1"],
+        log_groups=[{"prefix": f"/denied/{unique('g')}"}],
+        endpoint_url="http://127.0.0.1:1",
+        topic=unique("test.raw.cw"),
+    )
     collector = Denied(config, runtime.transport)
-    group = WorkGroup(runtime.transport, collector, session_timeout_seconds=6, revoke_timeout=10,
-                      status=runtime.status("collect-cloudwatch"))
+    group = WorkGroup(
+        runtime.transport,
+        collector,
+        session_timeout_seconds=6,
+        revoke_timeout=10,
+        status=runtime.status("collect-cloudwatch"),
+    )
     stop = threading.Event()
     t = threading.Thread(target=group.run, args=(stop,), daemon=True)
     t.start()

@@ -15,8 +15,15 @@ from logtide.collectors.k8s.logstream import parse_line
 
 
 def k8s_collector(fast_kafka, double, topic: str, namespaces: list[str], **overrides) -> KubernetesCollector:
-    cfg = {"namespaces": namespaces, "api_server": double.url, "in_cluster": False, "topic": topic,
-           "flush_interval_seconds": 0.1, "watch_timeout_seconds": 5, **overrides}
+    cfg = {
+        "namespaces": namespaces,
+        "api_server": double.url,
+        "in_cluster": False,
+        "topic": topic,
+        "flush_interval_seconds": 0.1,
+        "watch_timeout_seconds": 5,
+        **overrides,
+    }
     return KubernetesCollector(KubernetesConfig.model_validate(cfg), connect(fast_kafka))
 
 
@@ -31,9 +38,9 @@ def test_follow_resume_overlap_restart_delete(fast_kafka, new_topic, k8s_double)
     ns = unique("team-")
     topic = new_topic(3)
     k8s_double.add_pod(ns, "web-1", containers=("app", "sidecar"), labels={"app": "web"})
-    second = (time.time_ns() // 1_000_000_000 - 5) * 1_000_000_000   # one second shared by many lines
+    second = (time.time_ns() // 1_000_000_000 - 5) * 1_000_000_000  # one second shared by many lines
     for i in range(5):
-        k8s_double.write(ns, "web-1", "app", f"INFO same-second {i}", ts_ns=second)   # identical timestamps
+        k8s_double.write(ns, "web-1", "app", f"INFO same-second {i}", ts_ns=second)  # identical timestamps
     k8s_double.write(ns, "web-1", "sidecar", "WARN sidecar up")
     c = k8s_collector(fast_kafka, k8s_double, topic, [ns])
     dups = metric("logtide_collector_duplicates_dropped_total", collector="k8s")
@@ -54,8 +61,10 @@ def test_follow_resume_overlap_restart_delete(fast_kafka, new_topic, k8s_double)
         k8s_double.delete_pod(ns, "web-1")
         wait_for(lambda: c.checkpoints.get(f"{ns}/web-1/app") is None)
     bodies = sorted(e["body"] for e in events)
-    assert bodies == sorted([f"INFO same-second {i}" for i in range(5)] + [
-        "WARN sidecar up", "INFO after break", "ERROR new instance", "INFO worker says hi"])
+    assert bodies == sorted(
+        [f"INFO same-second {i}" for i in range(5)]
+        + ["WARN sidecar up", "INFO after break", "ERROR new instance", "INFO worker says hi"]
+    )
     assert len({e["id"] for e in events}) == 9
     web = next(e for e in events if e["body"] == "INFO after break")
     assert web["time"] == second + 500
@@ -84,13 +93,18 @@ def test_restart_from_checkpoint_reads_previous_instance_and_survives_errors(fas
     k8s_double.write(ns, "job-1", "app", "line 3 (old instance, unseen)")
     k8s_double.restart(ns, "job-1", "app")
     k8s_double.write(ns, "job-1", "app", "line 4 (new instance)")
-    k8s_double.fail_log_requests = 3      # the API server answers 500 a few times
+    k8s_double.fail_log_requests = 3  # the API server answers 500 a few times
     errors = metric("logtide_collector_errors_total", collector="k8s", kind="api")
     c2 = k8s_collector(fast_kafka, k8s_double, topic, [ns], label_selector="collect=yes")
     with running_item(c2, ns):
         events = read_events(fast_kafka, topic, 5, timeout=30, settle=0.5)
-    assert sorted(e["body"] for e in events) == ["line 0", "line 1", "line 2", "line 3 (old instance, unseen)",
-                                                  "line 4 (new instance)"]
+    assert sorted(e["body"] for e in events) == [
+        "line 0",
+        "line 1",
+        "line 2",
+        "line 3 (old instance, unseen)",
+        "line 4 (new instance)",
+    ]
     assert any(r.get("previous") == "true" for r in k8s_double.log_requests)
     assert metric("logtide_collector_errors_total", collector="k8s", kind="api") >= errors + 3
     c2.close()

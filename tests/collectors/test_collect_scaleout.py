@@ -29,8 +29,13 @@ def fill(client, group: str, count: int, prefix: str) -> list[str]:
     base = int(time.time() * 1000) - 60_000
     msgs = [f"{prefix} {i}" for i in range(count)]
     for start in range(0, count, 5000):
-        client.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
-            {"timestamp": base + i // 10, "message": msgs[i]} for i in range(start, min(count, start + 5000))])
+        client.put_log_events(
+            logGroupName=group,
+            logStreamName="s",
+            logEvents=[
+                {"timestamp": base + i // 10, "message": msgs[i]} for i in range(start, min(count, start + 5000))
+            ],
+        )
     return msgs
 
 
@@ -72,15 +77,27 @@ def test_two_replicas_split_items_and_hand_over(fast_kafka, new_topic, moto_url,
     for g in groups:
         expected += fill(client, g, 50, g)
     topic = new_topic(3)
-    cfg = CloudWatchConfig.model_validate({
-        "regions": ["us-east-1"], "log_groups": [{"name": g} for g in groups], "endpoint_url": moto_url,
-        "topic": topic, "poll_interval_seconds": 0.3, "lookback_seconds": 120, "max_requests_per_second": 50})
+    cfg = CloudWatchConfig.model_validate(
+        {
+            "regions": ["us-east-1"],
+            "log_groups": [{"name": g} for g in groups],
+            "endpoint_url": moto_url,
+            "topic": topic,
+            "poll_interval_seconds": 0.3,
+            "lookback_seconds": 120,
+            "max_requests_per_second": 50,
+        }
+    )
     runs: list = []
     owned: dict[str, list[str]] = {"a": [], "b": []}
     replicas = {}
     for name in ("a", "b"):
-        group = WorkGroup(connect(fast_kafka), Recording(name, runs, cfg, connect(fast_kafka)), SESSION_SECONDS,
-                          on_change=lambda items, n=name: owned.__setitem__(n, items))
+        group = WorkGroup(
+            connect(fast_kafka),
+            Recording(name, runs, cfg, connect(fast_kafka)),
+            SESSION_SECONDS,
+            on_change=lambda items, n=name: owned.__setitem__(n, items),
+        )
         stop = threading.Event()
         thread = threading.Thread(target=group.run, args=(stop,), daemon=True)
         thread.start()
@@ -94,8 +111,11 @@ def test_two_replicas_split_items_and_hand_over(fast_kafka, new_topic, moto_url,
     replicas["a"][2].join(30)
     wait_for(lambda: len(owned["b"]) == 4, timeout=40)
     for g in groups:
-        client.put_log_events(logGroupName=g, logStreamName="s",
-                              logEvents=[{"timestamp": int(time.time() * 1000) - 1000, "message": f"{g} after"}])
+        client.put_log_events(
+            logGroupName=g,
+            logStreamName="s",
+            logEvents=[{"timestamp": int(time.time() * 1000) - 1000, "message": f"{g} after"}],
+        )
     events = read_events(fast_kafka, topic, 204, timeout=30, settle=1.0)
     replicas["b"][1].set()
     replicas["b"][2].join(30)
@@ -108,8 +128,9 @@ def test_two_replicas_split_items_and_hand_over(fast_kafka, new_topic, moto_url,
 
 
 @pytest.mark.timeout(120)
-def test_kill_9_mid_run_then_replacement_resumes(broker, fast_kafka, new_topic, moto_url, logs_client, aws_env,
-                                                 tmp_path):
+def test_kill_9_mid_run_then_replacement_resumes(
+    broker, fast_kafka, new_topic, moto_url, logs_client, aws_env, tmp_path
+):
     client = logs_client()
     groups = [unique("/app/kill-") for _ in range(2)]
     expected = []
@@ -117,11 +138,21 @@ def test_kill_9_mid_run_then_replacement_resumes(broker, fast_kafka, new_topic, 
         expected += fill(client, g, 1500, g)
     topic = new_topic(3)
     config = {
-        "kafka": {"bootstrap": broker}, "http": {"host": "127.0.0.1", "port": 0}, "log_level": "warning",
+        "kafka": {"bootstrap": broker},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "log_level": "warning",
         "work": {"session_timeout_seconds": SESSION_SECONDS},
-        "cloudwatch": {"regions": ["us-east-1"], "log_groups": [{"name": g} for g in groups],
-                       "endpoint_url": moto_url, "topic": topic, "page_limit": 100, "max_requests_per_second": 10,
-                       "poll_interval_seconds": 0.3, "lookback_seconds": 120}}
+        "cloudwatch": {
+            "regions": ["us-east-1"],
+            "log_groups": [{"name": g} for g in groups],
+            "endpoint_url": moto_url,
+            "topic": topic,
+            "page_limit": 100,
+            "max_requests_per_second": 10,
+            "poll_interval_seconds": 0.3,
+            "lookback_seconds": 120,
+        },
+    }
     path = tmp_path / "collect.yaml"
     path.write_text(yaml.safe_dump(config))
 
@@ -129,8 +160,8 @@ def test_kill_9_mid_run_then_replacement_resumes(broker, fast_kafka, new_topic, 
     ids_by_body: dict[str, set] = {}
     for e in events:
         ids_by_body.setdefault(e["body"], set()).add(e["id"])
-    assert sorted(ids_by_body) == sorted(expected)                      # nothing missing
-    assert all(len(ids) == 1 for ids in ids_by_body.values())           # duplicates share ids
+    assert sorted(ids_by_body) == sorted(expected)  # nothing missing
+    assert all(len(ids) == 1 for ids in ids_by_body.values())  # duplicates share ids
 
 
 @pytest.mark.timeout(30)
@@ -143,7 +174,7 @@ def test_a_crashing_item_is_one_traceback_then_one_line_per_retry_and_marks_heal
     class Broken:
         name = "broken"
         metrics = CollectorMetrics("broken")
-        health = ItemHealth(metrics, reminder_seconds=0.0)   # every retry logged, to count them
+        health = ItemHealth(metrics, reminder_seconds=0.0)  # every retry logged, to count them
         calls = 0
 
         def run_item(self, item, stop):
@@ -161,4 +192,4 @@ def test_a_crashing_item_is_one_traceback_then_one_line_per_retry_and_marks_heal
     lines = [r for r in caplog.records if "work item failed (ValueError: bad answer" in r.getMessage()]
     assert len(lines) >= 2
     assert lines[0].exc_info is not None and all(r.exc_info is None for r in lines[1:])
-    assert collector.health.failing() == {}                  # the item was given up: not counted any more
+    assert collector.health.failing() == {}  # the item was given up: not counted any more

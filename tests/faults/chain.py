@@ -32,10 +32,14 @@ PIPELINE = [
     {"type": "parse", "formats": ["json", "syslog", "logfmt", "plain"]},
     {"type": "normalize"},
     {"type": "redact", "kinds": ["email", "password"]},
-    {"type": "route", "rules": [
-        {"when": "severity_number >= 17", "sinks": ["monitoring"]},
-        {"when": f'resource["k8s.container.name"] == "{AUDITED}"', "sinks": ["audit"]},
-        {"when": "true", "sinks": ["analytics"]}]},
+    {
+        "type": "route",
+        "rules": [
+            {"when": "severity_number >= 17", "sinks": ["monitoring"]},
+            {"when": f'resource["k8s.container.name"] == "{AUDITED}"', "sinks": ["audit"]},
+            {"when": "true", "sinks": ["analytics"]},
+        ],
+    },
 ]
 
 
@@ -76,7 +80,7 @@ class CorpusWriter:
                 return
             for c, lines in self.lines.items():
                 upto = len(lines) * (r + 1) // rounds
-                chunk = lines[self.written[c]:upto]
+                chunk = lines[self.written[c] : upto]
                 if chunk:
                     now = time.time_ns()
                     self.files[c].write(b"".join(cri_line(b, now + i) for i, b in enumerate(chunk)))
@@ -140,8 +144,16 @@ class TopicCounter:
 class Chain:
     """Configs and role processes of the chain under ``workdir`` against ``bootstrap``."""
 
-    def __init__(self, workdir, bootstrap: str, containers: dict[str, str], *, roles=("agent", "process", "sink"),
-                 agent_queue: int = 500, kafka: dict | None = None):
+    def __init__(
+        self,
+        workdir,
+        bootstrap: str,
+        containers: dict[str, str],
+        *,
+        roles=("agent", "process", "sink"),
+        agent_queue: int = 500,
+        kafka: dict | None = None,
+    ):
         """``kafka``: the roles' (and the test's readers') ``kafka:`` block, default plaintext confluent."""
         self.workdir = workdir
         self.bootstrap = bootstrap
@@ -152,26 +164,66 @@ class Chain:
         self.checkpoints = workdir / "agent-ck"
         http = {"host": "127.0.0.1", "port": 0}
         self.configs = {
-            "agent": write_yaml(workdir / "agent.yaml", {
-                "kafka": kafka, "http": http, "mode": "kubernetes", "pods_root": str(self.pods),
-                "containers_root": str(self.pods / "none"), "topic": RAW, "checkpoint_dir": str(self.checkpoints),
-                "checkpoint_interval_seconds": 0.2, "format": "cri", "kubernetes": {"enabled": False},
-                "multiline": {"enabled": False}, "queue": {"max_records": agent_queue},
-                "read": {"scan_interval_seconds": 0.2, "idle_poll_seconds": 0.02}}),
-            "process": write_yaml(workdir / "process.yaml", {
-                "kafka": kafka, "http": http, "group_id": "fault-processors", "topics": [RAW],
-                "session_timeout_seconds": 6, "partitions": 3, "max_batch": 500, "pipeline": PIPELINE}),
-            "sink": write_yaml(workdir / "sink.yaml", {
-                "kafka": kafka, "http": http,
-                "audit": {"session_timeout_seconds": 6, "max_batch": 500, "storage": {"path": str(workdir / "audit")},
-                          "hmac_key": f"file:{_key_file(workdir)}", "roll_bytes": 100_000},
-                "analytics": {"session_timeout_seconds": 6, "max_batch": 500,
-                              "parquet": {"path": str(workdir / "parquet")}}}),
+            "agent": write_yaml(
+                workdir / "agent.yaml",
+                {
+                    "kafka": kafka,
+                    "http": http,
+                    "mode": "kubernetes",
+                    "pods_root": str(self.pods),
+                    "containers_root": str(self.pods / "none"),
+                    "topic": RAW,
+                    "checkpoint_dir": str(self.checkpoints),
+                    "checkpoint_interval_seconds": 0.2,
+                    "format": "cri",
+                    "kubernetes": {"enabled": False},
+                    "multiline": {"enabled": False},
+                    "queue": {"max_records": agent_queue},
+                    "read": {"scan_interval_seconds": 0.2, "idle_poll_seconds": 0.02},
+                },
+            ),
+            "process": write_yaml(
+                workdir / "process.yaml",
+                {
+                    "kafka": kafka,
+                    "http": http,
+                    "group_id": "fault-processors",
+                    "topics": [RAW],
+                    "session_timeout_seconds": 6,
+                    "partitions": 3,
+                    "max_batch": 500,
+                    "pipeline": PIPELINE,
+                },
+            ),
+            "sink": write_yaml(
+                workdir / "sink.yaml",
+                {
+                    "kafka": kafka,
+                    "http": http,
+                    "audit": {
+                        "session_timeout_seconds": 6,
+                        "max_batch": 500,
+                        "storage": {"path": str(workdir / "audit")},
+                        "hmac_key": f"file:{_key_file(workdir)}",
+                        "roll_bytes": 100_000,
+                    },
+                    "analytics": {
+                        "session_timeout_seconds": 6,
+                        "max_batch": 500,
+                        "parquet": {"path": str(workdir / "parquet")},
+                    },
+                },
+            ),
         }
         self.counters: dict[str, TopicCounter] = {}
-        self.roles = {name: RoleProcess([name, "--config", self.configs[name], "--log-level", "warning"],
-                                        env={"PYTHONPATH": ROOT}, log_path=str(workdir / f"{name}.log"))
-                      for name in roles}
+        self.roles = {
+            name: RoleProcess(
+                [name, "--config", self.configs[name], "--log-level", "warning"],
+                env={"PYTHONPATH": ROOT},
+                log_path=str(workdir / f"{name}.log"),
+            )
+            for name in roles
+        }
 
     def create_topics(self) -> None:
         admin = connect(self.settings).admin()
@@ -233,6 +285,7 @@ class Chain:
     def parquet_counts(self) -> tuple[int, int]:
         """(rows, distinct ids) over every stored row of the analytics dataset."""
         from logtide.processors.sinks.analytics.query import run_query
+
         if not os.path.isdir(self.workdir / "parquet"):
             return 0, 0
         try:
@@ -243,18 +296,38 @@ class Chain:
 
     def parquet_ids(self) -> collections.Counter:
         from logtide.processors.sinks.analytics.query import run_query
-        return collections.Counter(r[0] for r in run_query(str(self.workdir / "parquet"),
-                                                           "SELECT id FROM events_all")[1])
+
+        return collections.Counter(
+            r[0] for r in run_query(str(self.workdir / "parquet"), "SELECT id FROM events_all")[1]
+        )
 
     def audit_verify(self) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "logtide.cli", "audit", "verify", str(self.workdir / "audit")],
-                              env={**os.environ, "LOGTIDE_AUDIT_KEY": AUDIT_KEY, "PYTHONPATH": ROOT},
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "logtide.cli", "audit", "verify", str(self.workdir / "audit")],
+            env={**os.environ, "LOGTIDE_AUDIT_KEY": AUDIT_KEY, "PYTHONPATH": ROOT},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def query(self, sql: str) -> list:
-        out = subprocess.run([sys.executable, "-m", "logtide.cli", "query", sql, "--path", str(self.workdir / "parquet"),
-                              "--format", "json"], env={**os.environ, "PYTHONPATH": ROOT},
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "logtide.cli",
+                "query",
+                sql,
+                "--path",
+                str(self.workdir / "parquet"),
+                "--format",
+                "json",
+            ],
+            env={**os.environ, "PYTHONPATH": ROOT},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         return [orjson.loads(x) for x in out.stdout.splitlines() if x.strip()]  # one JSON object per row
 
@@ -264,8 +337,9 @@ def wait_until(predicate, timeout: float, what: str, chain: Chain | None = None,
     while not predicate():
         if chain is not None and chain.dead_roles():
             dead = chain.dead_roles()
-            raise AssertionError(f"role(s) {dead} exited while waiting for {what}:\n" +
-                                 "\n".join(chain.log_tail(d) for d in dead))
+            raise AssertionError(
+                f"role(s) {dead} exited while waiting for {what}:\n" + "\n".join(chain.log_tail(d) for d in dead)
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}" + (f": {describe()}" if describe else ""))
         time.sleep(1.0)

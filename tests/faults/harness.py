@@ -24,8 +24,13 @@ class RoleProcess:
 
     def start(self) -> None:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen([sys.executable, "-m", "logtide.cli", *self.args], env=self.env,
-                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "logtide.cli", *self.args],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         if out is not subprocess.DEVNULL:
             out.close()
         self.starts += 1
@@ -51,8 +56,16 @@ class RoleProcess:
         return bool(self.proc) and self.proc.poll() is None
 
 
-def kill_loop(role: RoleProcess, kills: int, done: Callable[[], bool], *, min_gap: float = 1.5,
-              max_gap: float = 4.0, finish_timeout: float = 90.0, seed: int = 1) -> None:
+def kill_loop(
+    role: RoleProcess,
+    kills: int,
+    done: Callable[[], bool],
+    *,
+    min_gap: float = 1.5,
+    max_gap: float = 4.0,
+    finish_timeout: float = 90.0,
+    seed: int = 1,
+) -> None:
     """Start the role, kill -9 it ``kills`` times at random moments, then let it run until ``done()``."""
     rng = random.Random(seed)
     role.start()
@@ -63,7 +76,9 @@ def kill_loop(role: RoleProcess, kills: int, done: Callable[[], bool], *, min_ga
     deadline = time.monotonic() + finish_timeout
     while not done():
         if time.monotonic() > deadline:
-            raise AssertionError(f"role {role.args[0]} did not finish within {finish_timeout}s after {role.kills} kills")
+            raise AssertionError(
+                f"role {role.args[0]} did not finish within {finish_timeout}s after {role.kills} kills"
+            )
         if not role.alive():
             raise AssertionError(f"role {role.args[0]} exited with {role.proc.returncode}; see {role.log_path}")
         time.sleep(0.5)

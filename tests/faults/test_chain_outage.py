@@ -60,9 +60,13 @@ def test_agent_and_processor_hold_back_during_outage_and_catch_up(fault_broker, 
         healed_at = time.monotonic()
         assert chain.writer.written == {c: len(v) for c, v in chain.writer.lines.items()}
 
-        wait_until(lambda: chain.distinct("logtide.route.analytics") >= total, 120,
-                   "every line routed after the broker came back", chain,
-                   describe=lambda: f"{chain.distinct('logtide.route.analytics')}/{total}")
+        wait_until(
+            lambda: chain.distinct("logtide.route.analytics") >= total,
+            120,
+            "every line routed after the broker came back",
+            chain,
+            describe=lambda: f"{chain.distinct('logtide.route.analytics')}/{total}",
+        )
         caught_up_s = time.monotonic() - healed_at
         codes = chain.stop()
     finally:
@@ -76,9 +80,17 @@ def test_agent_and_processor_hold_back_during_outage_and_catch_up(fault_broker, 
     assert len(raw) == total and set(routed) == set(raw), "0 lost"
     peak_mb = {name: round(kb / 1024, 1) for name, kb in sampler.peak_kb.items()}
     assert all(mb < RSS_LIMIT_MB for mb in peak_mb.values()), peak_mb
-    report("chain_outage", {
-        "outage_s": OUTAGE_S, "lines": total, "lost": 0,
-        "raw_duplicates": sum(raw.values()) - len(raw), "route_duplicates": sum(routed.values()) - len(routed),
-        "caught_up_s_after_heal": round(caught_up_s, 1), "peak_rss_mb": peak_mb,
-        "peak_rss_mb_before_cut": {n: round(kb / 1024, 1) for n, kb in before_cut.items()},
-        "peak_rss_mb_end_of_cut": {n: round(kb / 1024, 1) for n, kb in during_cut.items()}})
+    report(
+        "chain_outage",
+        {
+            "outage_s": OUTAGE_S,
+            "lines": total,
+            "lost": 0,
+            "raw_duplicates": sum(raw.values()) - len(raw),
+            "route_duplicates": sum(routed.values()) - len(routed),
+            "caught_up_s_after_heal": round(caught_up_s, 1),
+            "peak_rss_mb": peak_mb,
+            "peak_rss_mb_before_cut": {n: round(kb / 1024, 1) for n, kb in before_cut.items()},
+            "peak_rss_mb_end_of_cut": {n: round(kb / 1024, 1) for n, kb in during_cut.items()},
+        },
+    )

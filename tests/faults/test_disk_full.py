@@ -25,8 +25,9 @@ CONTAINERS = {"auth": "Hadoop_2k.log", "web": "Apache_2k.log"}
 def mount_tmpfs(path, size: str = "256k") -> bool:
     os.makedirs(path, exist_ok=True)
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                              capture_output=True, timeout=10)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, timeout=10
+        )
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -95,19 +96,26 @@ def test_checkpoint_disk_full_is_reported_and_leaves_the_last_good_checkpoint(ow
         half = {c: len(v) // 2 for c, v in chain.writer.lines.items()}
         # first half, checkpointed
         for c, lines in chain.writer.lines.items():
-            chain.writer.files[c].write(b"".join(_cri(b) for b in lines[:half[c]]))
+            chain.writer.files[c].write(b"".join(_cri(b) for b in lines[: half[c]]))
             chain.writer.written[c] = half[c]
         chain.start()
         first = sum(half.values())
         wait_until(lambda: chain.distinct(RAW) >= first, 60, "the first half in Kafka", chain)
-        wait_until(lambda: os.path.exists(db_path) and sum(v.get("offset", 0) for v in checkpoints(db_path).values())
-                   >= sum(os.path.getsize(f.name) for f in chain.writer.files.values()), 30,
-                   "the first half checkpointed", chain)
+        wait_until(
+            lambda: (
+                os.path.exists(db_path)
+                and sum(v.get("offset", 0) for v in checkpoints(db_path).values())
+                >= sum(os.path.getsize(f.name) for f in chain.writer.files.values())
+            ),
+            30,
+            "the first half checkpointed",
+            chain,
+        )
         good = checkpoints(db_path)
 
         filler = fill(chain.checkpoints)
-        for c, lines in chain.writer.lines.items():   # the second half while the disk is full
-            chain.writer.files[c].write(b"".join(_cri(b) for b in lines[half[c]:]))
+        for c, lines in chain.writer.lines.items():  # the second half while the disk is full
+            chain.writer.files[c].write(b"".join(_cri(b) for b in lines[half[c] :]))
             chain.writer.written[c] = len(lines)
         wait_until(lambda: chain.distinct(RAW) >= total, 60, "the second half in Kafka (sending goes on)", chain)
         time.sleep(2)
@@ -115,14 +123,18 @@ def test_checkpoint_disk_full_is_reported_and_leaves_the_last_good_checkpoint(ow
         assert "disk is full" in log or "No space left" in log, log[-3000:]
         errors = metric(agent_metrics(chain), "logtide_agent_checkpoint_errors_total")
         assert errors > 0
-        state_while_full = checkpoints(db_path)        # opens, intact, the last good checkpoint
+        state_while_full = checkpoints(db_path)  # opens, intact, the last good checkpoint
         assert state_while_full == good or all(state_while_full[k]["offset"] >= good[k]["offset"] for k in good)
 
-        os.remove(filler)                              # space returns
+        os.remove(filler)  # space returns
         filler = None
         sizes = sum(os.path.getsize(f.name) for f in chain.writer.files.values())
-        wait_until(lambda: sum(v.get("offset", 0) for v in checkpoints(db_path).values()) >= sizes, 60,
-                   "checkpoints written again once space returned", chain)
+        wait_until(
+            lambda: sum(v.get("offset", 0) for v in checkpoints(db_path).values()) >= sizes,
+            60,
+            "checkpoints written again once space returned",
+            chain,
+        )
         codes = chain.stop()
     finally:
         for role in chain.roles.values():
@@ -134,10 +146,13 @@ def test_checkpoint_disk_full_is_reported_and_leaves_the_last_good_checkpoint(ow
     assert codes == {"agent": 0}, codes
     ids = chain.topic_ids(RAW)
     assert len(ids) == total
-    report("disk_full", {"lines": total, "lost": 0, "duplicates": sum(ids.values()) - len(ids),
-                         "checkpoint_errors_counted": errors})
+    report(
+        "disk_full",
+        {"lines": total, "lost": 0, "duplicates": sum(ids.values()) - len(ids), "checkpoint_errors_counted": errors},
+    )
 
 
 def _cri(body: bytes) -> bytes:
     from tests.faults.chain import cri_line
+
     return cri_line(body, time.time_ns())

@@ -25,10 +25,23 @@ COUNT = 2000 if FULL else 300
 
 
 def good(rng: random.Random, i: int) -> bytes:
-    return envelope.encode(envelope.new_event(
-        id=f"good-{i}", body=rng.choice(["level=error msg=boom", '{"msg": "hi", "level": "warn"}', "plain line",
-                                          "<34>Oct 11 22:14:15 host su: x", "user a@b.example password=x"]),
-        source="k8s", time=time.time_ns(), resource={"k8s.container.name": rng.choice(["auth", "web"])}))
+    return envelope.encode(
+        envelope.new_event(
+            id=f"good-{i}",
+            body=rng.choice(
+                [
+                    "level=error msg=boom",
+                    '{"msg": "hi", "level": "warn"}',
+                    "plain line",
+                    "<34>Oct 11 22:14:15 host su: x",
+                    "user a@b.example password=x",
+                ]
+            ),
+            source="k8s",
+            time=time.time_ns(),
+            resource={"k8s.container.name": rng.choice(["auth", "web"])},
+        )
+    )
 
 
 def bad(rng: random.Random, i: int) -> bytes | None:
@@ -38,20 +51,20 @@ def bad(rng: random.Random, i: int) -> bytes | None:
     if kind == 0:
         return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
     if kind == 1:
-        return valid[:rng.randrange(1, len(valid) - 1)]                   # cut short
+        return valid[: rng.randrange(1, len(valid) - 1)]  # cut short
     if kind == 2:
         pos = rng.randrange(len(valid))
-        return valid[:pos] + bytes([rng.randrange(256)]) + valid[pos + 1:]  # one byte flipped (may stay valid)
+        return valid[:pos] + bytes([rng.randrange(256)]) + valid[pos + 1 :]  # one byte flipped (may stay valid)
     if kind == 3:
         return json.dumps(rng.choice([[1, 2], 42, "x", None, {}, {"id": 1}, {"id": "x", "time": "yesterday"}])).encode()
     if kind == 4:
         return b'{"id": "deep", "body": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     if kind == 5:
-        return valid[:-1] + b', "body2": "' + b"x" * MAX_VALUE + b'"}'       # over max_value_bytes
+        return valid[:-1] + b', "body2": "' + b"x" * MAX_VALUE + b'"}'  # over max_value_bytes
     if kind == 6:
         return b'{"id": "\xff\xfe", "body": "not utf-8 \xc3\x28"}'
     if kind == 7:
-        return None                                                      # a tombstone
+        return None  # a tombstone
     if kind == 8:
         return json.dumps({**json.loads(valid), "time": 10**30, "severity_number": "high"}).encode()
     return json.dumps({**json.loads(valid), "attributes": "not a map", "resource": [1]}).encode()
@@ -83,11 +96,22 @@ def test_running_processor_sends_every_bad_record_to_the_dlq_with_a_reason(own_b
     assert producer.flush(20) == 0
     producer.close()
 
-    config = write_yaml(tmp_path / "process.yaml", {
-        "kafka": {"bootstrap": own_broker, "client": "confluent"}, "http": {"host": "127.0.0.1", "port": 0},
-        "group_id": "fault-dlq", "topics": [RAW], "session_timeout_seconds": 6, "partitions": 1,
-        "max_value_bytes": MAX_VALUE, "pipeline": PIPELINE})
-    proc = RoleProcess(["process", "--config", config], env={"PYTHONPATH": ROOT}, log_path=str(tmp_path / "process.log"))
+    config = write_yaml(
+        tmp_path / "process.yaml",
+        {
+            "kafka": {"bootstrap": own_broker, "client": "confluent"},
+            "http": {"host": "127.0.0.1", "port": 0},
+            "group_id": "fault-dlq",
+            "topics": [RAW],
+            "session_timeout_seconds": 6,
+            "partitions": 1,
+            "max_value_bytes": MAX_VALUE,
+            "pipeline": PIPELINE,
+        },
+    )
+    proc = RoleProcess(
+        ["process", "--config", config], env={"PYTHONPATH": ROOT}, log_path=str(tmp_path / "process.log")
+    )
     routes = ("logtide.route.monitoring", "logtide.route.audit", "logtide.route.analytics")
     proc.start()
     admin = transport.admin()
@@ -111,7 +135,7 @@ def test_running_processor_sends_every_bad_record_to_the_dlq_with_a_reason(own_b
         info = error_info(rec.headers)
         assert info.get("stage") and info.get("class") and info.get("message"), info
         assert info["topic"] == RAW
-        reasons[int(info["offset"])] = f'{info["stage"]}: {info["class"]}'
+        reasons[int(info["offset"])] = f"{info['stage']}: {info['class']}"
         value = values[int(info["offset"])]
         event_id = envelope.header_value(rec.headers, envelope.HEADER_ID)
         assert event_id == envelope.peek_id(value), (value, rec.headers)
@@ -123,5 +147,14 @@ def test_running_processor_sends_every_bad_record_to_the_dlq_with_a_reason(own_b
     assert not missing, [(n, values[n][:80] if values[n] else None) for n in missing[:5]]
     assert len(dlq) + len(analytics) == COUNT, "every record in exactly one place: a route or the DLQ"
     assert len(reasons) == len(dlq), "one DLQ record per bad input record"
-    report("dlq_fuzz", {"records": COUNT, "not_envelopes": len(must), "dlq": len(dlq), "dlq_with_id_of_broken_value": cut_with_id, "routed": len(analytics),
-                        "reasons": sorted(set(reasons.values()))})
+    report(
+        "dlq_fuzz",
+        {
+            "records": COUNT,
+            "not_envelopes": len(must),
+            "dlq": len(dlq),
+            "dlq_with_id_of_broken_value": cut_with_id,
+            "routed": len(analytics),
+            "reasons": sorted(set(reasons.values())),
+        },
+    )

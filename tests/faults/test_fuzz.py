@@ -36,10 +36,18 @@ from logtide.processors.steps.parse import parse_json, parse_kv, parse_logfmt, p
 from tests.conftest import ROOT
 from tests.faults.conftest import FULL
 
-settings.register_profile("faults-ci", max_examples=60, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.register_profile("faults-full", max_examples=2000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile(
+    "faults-ci",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "faults-full",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 PROFILE = settings.get_profile(os.environ.get("FAULT_HYPOTHESIS_PROFILE") or ("faults-full" if FULL else "faults-ci"))
 
 
@@ -51,34 +59,67 @@ def fuzz(**extra):
 # --- input strategies ----------------------------------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=40),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=15)
+    max_leaves=15,
+)
 stamps = st.one_of(
-    st.sampled_from(["2024-05-01T12:00:00.123456789Z", "2024-02-30T25:61:61Z", "2024-05-01T12:00:00+14:00",
-                     "9999-12-31T23:59:59.999999999Z", "0000-00-00T00:00:00Z", "2024-05-01T12:00:00.Z", ""]),
-    st.text(alphabet="0123456789-:TZ.+", max_size=40))
+    st.sampled_from(
+        [
+            "2024-05-01T12:00:00.123456789Z",
+            "2024-02-30T25:61:61Z",
+            "2024-05-01T12:00:00+14:00",
+            "9999-12-31T23:59:59.999999999Z",
+            "0000-00-00T00:00:00Z",
+            "2024-05-01T12:00:00.Z",
+            "",
+        ]
+    ),
+    st.text(alphabet="0123456789-:TZ.+", max_size=40),
+)
 cri_lines = st.one_of(
     st.binary(max_size=300),
-    st.builds(lambda ts, stream, tag, msg: f"{ts} {stream} {tag} ".encode() + msg, stamps,
-              st.sampled_from(["stdout", "stderr", "stdin", ""]), st.sampled_from(["P", "F", "F:x", "X", ""]),
-              st.binary(max_size=200)))
+    st.builds(
+        lambda ts, stream, tag, msg: f"{ts} {stream} {tag} ".encode() + msg,
+        stamps,
+        st.sampled_from(["stdout", "stderr", "stdin", ""]),
+        st.sampled_from(["P", "F", "F:x", "X", ""]),
+        st.binary(max_size=200),
+    ),
+)
 docker_lines = st.one_of(
     st.binary(max_size=300),
-    st.builds(lambda d: json.dumps(d).encode(), st.fixed_dictionaries(
-        {}, optional={"log": json_values | st.text(max_size=50), "stream": json_values, "time": json_values | stamps})),
-    json_values.map(lambda v: json.dumps(v).encode()))   # json: big ints and NaN are allowed, as on the wire
+    st.builds(
+        lambda d: json.dumps(d).encode(),
+        st.fixed_dictionaries(
+            {},
+            optional={"log": json_values | st.text(max_size=50), "stream": json_values, "time": json_values | stamps},
+        ),
+    ),
+    json_values.map(lambda v: json.dumps(v).encode()),
+)  # json: big ints and NaN are allowed, as on the wire
 texts = st.one_of(
     st.text(max_size=300),
     json_values.map(json.dumps),
     st.builds(lambda pri, rest: f"<{pri}>{rest}", st.integers(-5, 300), st.text(max_size=120)),
     st.builds(lambda pri, rest: f"<{pri}>1 {rest}", st.integers(0, 200), st.text(max_size=120)),
     st.lists(st.builds(lambda k, v: f"{k}={v}", st.text(max_size=8), st.text(max_size=12)), max_size=6).map(" ".join),
-    st.sampled_from(['{"a":' * 200, '"\\ud800"', "Dec 10 06:55:46 LabSZ sshd[24200]: x", "level=error msg=\"boom",
-                     "2015-10-18 18:01:47,978 INFO [main] x", "\x00\x01\x02", "<34>Oct 11 22:14:15 host su: x"]))
+    st.sampled_from(
+        [
+            '{"a":' * 200,
+            '"\\ud800"',
+            "Dec 10 06:55:46 LabSZ sshd[24200]: x",
+            'level=error msg="boom',
+            "2015-10-18 18:01:47,978 INFO [main] x",
+            "\x00\x01\x02",
+            "<34>Oct 11 22:14:15 host su: x",
+        ]
+    ),
+)
 
 
 # --- the agent's parsers -----------------------------------------------------------------------
+
 
 @fuzz()
 @given(line=cri_lines)
@@ -117,6 +158,7 @@ def test_timestamp_parser_returns_ns_or_none(ts):
 
 # --- the processor's parse formats -------------------------------------------------------------
 
+
 @fuzz()
 @given(text=texts)
 def test_processor_parse_formats_return_parsed_or_none(text):
@@ -136,22 +178,53 @@ def test_parse_time_returns_ns_or_none(value):
 
 # --- the condition language --------------------------------------------------------------------
 
-fields = st.sampled_from(["body", "severity_number", "severity_text", "source", 'resource["service.name"]',
-                          "attributes.user", "attributes.n", "attributes", "time", "nope.deeper", 'attributes["a b"]'])
-literals = st.one_of(st.integers(-10**20, 10**20).map(str), st.floats(allow_nan=False).map(repr),
-                     st.text(max_size=10).map(lambda s: orjson.dumps(s).decode()),
-                     st.sampled_from(["true", "false", "null", '["a", 1, null]', "[]"]))
-comparisons = st.builds(lambda f, op, v: f"{f} {op} {v}", fields,
-                        st.sampled_from(["==", "!=", "<", "<=", ">", ">=", "contains", "matches", "in",
-                                         "startswith", "not in", "=~", "exists"]), literals)
-conditions = st.recursive(comparisons | fields | st.just("true"),
-                          lambda inner: st.one_of(st.builds(lambda a, b: f"({a}) and ({b})", inner, inner),
-                                                  st.builds(lambda a, b: f"{a} or {b}", inner, inner),
-                                                  inner.map(lambda a: f"not ({a})")), max_leaves=6)
-events = st.builds(lambda body, attrs, sev, res: envelope.new_event(
-    id="fuzz", body=body, source="fuzz", attributes=attrs, severity_number=sev, resource=res),
-    json_values, st.dictionaries(st.sampled_from(["user", "n", "a b", "x"]), json_values, max_size=4),
-    st.integers(0, 24), st.dictionaries(st.sampled_from(["service.name", "k8s.pod.name"]), st.text(max_size=8)))
+fields = st.sampled_from(
+    [
+        "body",
+        "severity_number",
+        "severity_text",
+        "source",
+        'resource["service.name"]',
+        "attributes.user",
+        "attributes.n",
+        "attributes",
+        "time",
+        "nope.deeper",
+        'attributes["a b"]',
+    ]
+)
+literals = st.one_of(
+    st.integers(-(10**20), 10**20).map(str),
+    st.floats(allow_nan=False).map(repr),
+    st.text(max_size=10).map(lambda s: orjson.dumps(s).decode()),
+    st.sampled_from(["true", "false", "null", '["a", 1, null]', "[]"]),
+)
+comparisons = st.builds(
+    lambda f, op, v: f"{f} {op} {v}",
+    fields,
+    st.sampled_from(
+        ["==", "!=", "<", "<=", ">", ">=", "contains", "matches", "in", "startswith", "not in", "=~", "exists"]
+    ),
+    literals,
+)
+conditions = st.recursive(
+    comparisons | fields | st.just("true"),
+    lambda inner: st.one_of(
+        st.builds(lambda a, b: f"({a}) and ({b})", inner, inner),
+        st.builds(lambda a, b: f"{a} or {b}", inner, inner),
+        inner.map(lambda a: f"not ({a})"),
+    ),
+    max_leaves=6,
+)
+events = st.builds(
+    lambda body, attrs, sev, res: envelope.new_event(
+        id="fuzz", body=body, source="fuzz", attributes=attrs, severity_number=sev, resource=res
+    ),
+    json_values,
+    st.dictionaries(st.sampled_from(["user", "n", "a b", "x"]), json_values, max_size=4),
+    st.integers(0, 24),
+    st.dictionaries(st.sampled_from(["service.name", "k8s.pod.name"]), st.text(max_size=8)),
+)
 
 
 @fuzz()
@@ -167,14 +240,31 @@ def test_conditions_compile_or_say_why_and_evaluate_without_raising(text, event)
 
 # --- envelopes ---------------------------------------------------------------------------------
 
+
 def _mutations(valid: bytes):
     return st.one_of(
-        st.builds(lambda i, b: valid[:i] + bytes([b]) + valid[i + 1:], st.integers(0, len(valid) - 1),
-                  st.integers(0, 255)),
+        st.builds(
+            lambda i, b: valid[:i] + bytes([b]) + valid[i + 1 :], st.integers(0, len(valid) - 1), st.integers(0, 255)
+        ),
         st.integers(0, len(valid)).map(lambda i: valid[:i]),
-        st.dictionaries(st.sampled_from(["id", "time", "body", "attributes", "resource", "schema", "severity_number",
-                                         "source", "routes", "observed_time"]), json_values).map(
-            lambda patch: json.dumps({**orjson.loads(valid), **patch}).encode()))
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "time",
+                    "body",
+                    "attributes",
+                    "resource",
+                    "schema",
+                    "severity_number",
+                    "source",
+                    "routes",
+                    "observed_time",
+                ]
+            ),
+            json_values,
+        ).map(lambda patch: json.dumps({**orjson.loads(valid), **patch}).encode()),
+    )
 
 
 VALID = envelope.encode(envelope.new_event(id="x", body="hello", source="k8s", resource={"service.name": "a"}))
@@ -183,7 +273,7 @@ VALID = envelope.encode(envelope.new_event(id="x", body="hello", source="k8s", r
 @fuzz()
 @given(data=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode()), _mutations(VALID)))
 def test_envelope_decode_returns_an_envelope_or_a_reason(data):
-    peeked = envelope.peek_id(data)   # what the DLQ writer does with any record: never raises
+    peeked = envelope.peek_id(data)  # what the DLQ writer does with any record: never raises
     assert peeked is None or (type(peeked) is str and 0 < len(peeked) <= envelope.MAX_PEEK_ID)
     try:
         event = envelope.decode(data)
@@ -196,14 +286,33 @@ def test_envelope_decode_returns_an_envelope_or_a_reason(data):
 
 # --- config loading ----------------------------------------------------------------------------
 
-MODELS = {"agent.yaml": AgentConfig, "process.yaml": ProcessorConfig, "sink.yaml": SinkConfig,
-          "alert.yaml": AlertConfig, "collect.yaml": CollectConfig}
+MODELS = {
+    "agent.yaml": AgentConfig,
+    "process.yaml": ProcessorConfig,
+    "sink.yaml": SinkConfig,
+    "alert.yaml": AlertConfig,
+    "collect.yaml": CollectConfig,
+}
 EXAMPLES = {name: open(os.path.join(ROOT, "examples", name)).read() for name in MODELS}
 yaml_docs = st.one_of(
     json_values.map(lambda v: yaml.safe_dump(v)),
     st.text(max_size=200),
-    st.sampled_from(["a: [", "a: {b", "- - -", "&a [*a]", "!!python/object:os.system x", "a: *nope", "\t: x",
-                     "kafka: {bootstrap: 1}", "http: {port: -1}", "x: ${NOPE}", "x: file:/nonexistent"]))
+    st.sampled_from(
+        [
+            "a: [",
+            "a: {b",
+            "- - -",
+            "&a [*a]",
+            "!!python/object:os.system x",
+            "a: *nope",
+            "\t: x",
+            "kafka: {bootstrap: 1}",
+            "http: {port: -1}",
+            "x: ${NOPE}",
+            "x: file:/nonexistent",
+        ]
+    ),
+)
 
 
 def _edit(text: str, line: int, replacement: str) -> str:
@@ -214,12 +323,21 @@ def _edit(text: str, line: int, replacement: str) -> str:
 
 
 @fuzz()
-@given(name=st.sampled_from(sorted(MODELS)), doc=st.one_of(
-    yaml_docs, st.builds(_edit, st.sampled_from(list(EXAMPLES.values())), st.integers(0, 200),
-                         st.one_of(st.text(max_size=40), yaml_docs))))
+@given(
+    name=st.sampled_from(sorted(MODELS)),
+    doc=st.one_of(
+        yaml_docs,
+        st.builds(
+            _edit,
+            st.sampled_from(list(EXAMPLES.values())),
+            st.integers(0, 200),
+            st.one_of(st.text(max_size=40), yaml_docs),
+        ),
+    ),
+)
 def test_config_loading_gives_a_model_or_a_config_error(tmp_path_factory, name, doc):
     path = tmp_path_factory.mktemp("cfg") / name
-    path.write_bytes(doc.encode("utf-8", "surrogatepass"))   # lone surrogates: bytes that are not UTF-8
+    path.write_bytes(doc.encode("utf-8", "surrogatepass"))  # lone surrogates: bytes that are not UTF-8
     try:
         config = load_config(path, MODELS[name])
         if name == "process.yaml":

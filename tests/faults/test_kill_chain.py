@@ -19,8 +19,16 @@ from tests.faults.conftest import FULL, report
 from tests.faults.harness import kill_loop
 
 #: CI: 3 containers (6000 lines) and 3 kills per role; FAULT_FULL=1: 8 containers (16000 lines), 8 kills.
-CONTAINERS = ["Hadoop_2k.log", "OpenSSH_2k.log", "Spark_2k.log", "HDFS_2k.log", "Zookeeper_2k.log", "Apache_2k.log",
-              "Linux_2k.log", "OpenStack_2k.log"][:8 if FULL else 3]
+CONTAINERS = [
+    "Hadoop_2k.log",
+    "OpenSSH_2k.log",
+    "Spark_2k.log",
+    "HDFS_2k.log",
+    "Zookeeper_2k.log",
+    "Apache_2k.log",
+    "Linux_2k.log",
+    "OpenStack_2k.log",
+][: 8 if FULL else 3]
 KILLS = 8 if FULL else 3
 WRITE_S = 40.0 if FULL else 14.0
 
@@ -62,15 +70,20 @@ def test_kill9_every_role_during_the_stream_loses_nothing(own_broker, tmp_path):
             assert first["body"] == e["body"] and first["time"] == e["time"], "a duplicate differs from its original"
         assert len(by_id) == total, f"lost {total - len(by_id)} of {total} lines between the files and Kafka"
         bodies = collections.Counter((e["resource"]["k8s.container.name"], e["body"]) for e in by_id.values())
-        written = collections.Counter((c, line.decode("utf-8", "replace"))
-                                      for c, lines in chain.writer.lines.items() for line in lines)
+        written = collections.Counter(
+            (c, line.decode("utf-8", "replace")) for c, lines in chain.writer.lines.items() for line in lines
+        )
         assert bodies == written, "every line arrived once (by id) with its own text"
         audited = {i for i, e in by_id.items() if e["resource"]["k8s.container.name"] == AUDITED}
 
         # ... and at each sink, after its dedup: exactly once
-        wait_until(lambda: chain.parquet_counts()[1] >= total and len(chain.audit_ids()) >= len(audited), 150,
-                   "every line in the sinks", chain,
-                   describe=lambda: f"parquet {chain.parquet_counts()}, audit {len(chain.audit_ids())}/{len(audited)}")
+        wait_until(
+            lambda: chain.parquet_counts()[1] >= total and len(chain.audit_ids()) >= len(audited),
+            150,
+            "every line in the sinks",
+            chain,
+            describe=lambda: f"parquet {chain.parquet_counts()}, audit {len(chain.audit_ids())}/{len(audited)}",
+        )
         codes = chain.stop()
     finally:
         for role in chain.roles.values():
@@ -90,10 +103,16 @@ def test_kill9_every_role_during_the_stream_loses_nothing(own_broker, tmp_path):
     verify = chain.audit_verify()
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
-    figures = {"lines": total, "audited_lines": len(audited),
-               "kills": {name: role.kills for name, role in chain.roles.items()},
-               "lost": 0, "raw_duplicates": len(raw) - len(by_id),
-               "route_duplicates": sum(analytics_copies.values()) - len(analytics_copies)
-               + sum(audit_copies.values()) - len(audit_copies),
-               "sink_duplicates": 0}
+    figures = {
+        "lines": total,
+        "audited_lines": len(audited),
+        "kills": {name: role.kills for name, role in chain.roles.items()},
+        "lost": 0,
+        "raw_duplicates": len(raw) - len(by_id),
+        "route_duplicates": sum(analytics_copies.values())
+        - len(analytics_copies)
+        + sum(audit_copies.values())
+        - len(audit_copies),
+        "sink_duplicates": 0,
+    }
     report("kill_chain", figures)

@@ -27,8 +27,17 @@ from tests.faults.harness import RoleProcess
 
 TOPIC = "logtide.route.monitoring"
 SERVICES = ["auth", "payments", "checkout", "search", "cart"]
-RULES = {"rules": [{"name": "Boom", "kind": "match", "condition": 'body contains "boom"',
-                    "group_by": ["service.name"], "window": "1m"}]}
+RULES = {
+    "rules": [
+        {
+            "name": "Boom",
+            "kind": "match",
+            "condition": 'body contains "boom"',
+            "group_by": ["service.name"],
+            "window": "1m",
+        }
+    ]
+}
 
 
 class HookServer:
@@ -63,15 +72,24 @@ class HookServer:
 
     def alerts(self) -> collections.Counter:
         """(service, status) of every alert in every notification received."""
-        return collections.Counter((a["labels"].get("service_name"), a["status"])
-                                   for b in self.bodies for a in b.get("alerts", []))
+        return collections.Counter(
+            (a["labels"].get("service_name"), a["status"]) for b in self.bodies for a in b.get("alerts", [])
+        )
 
 
 def boom(service: str, i: int) -> bytes:
     now = time.time_ns()
-    return envelope.encode(envelope.new_event(
-        id=envelope.make_id("webhook-outage", service, i), body=f"boom {i}", source="test", time=now,
-        observed_time=now, severity_text="ERROR", resource={"service.name": service, "k8s.container.name": service}))
+    return envelope.encode(
+        envelope.new_event(
+            id=envelope.make_id("webhook-outage", service, i),
+            body=f"boom {i}",
+            source="test",
+            time=now,
+            observed_time=now,
+            severity_text="ERROR",
+            resource={"service.name": service, "k8s.container.name": service},
+        )
+    )
 
 
 @pytest.mark.timeout(OUTAGE_S + 150)
@@ -81,19 +99,41 @@ def test_receiver_down_and_alerting_killed_then_each_notification_exactly_once(o
     admin = transport.admin()
     admin.create_topics([TopicSpec(TOPIC, 1)])
     admin.close()
-    hook = HookServer(free_port())              # down: nothing listens on its port yet
+    hook = HookServer(free_port())  # down: nothing listens on its port yet
     write_yaml(tmp_path / "rules.yaml", RULES)
-    config = write_yaml(tmp_path / "alert.yaml", {
-        "kafka": {"bootstrap": own_broker, "client": "confluent"}, "http": {"host": "127.0.0.1", "port": 0},
-        "topics": [TOPIC], "group_id": "fault-alerting", "session_timeout_seconds": 6,
-        "rules_files": [str(tmp_path / "rules.yaml")], "state_path": str(tmp_path / "alerting.db"),
-        "clock": {"mode": "hybrid", "lateness_seconds": 1}, "api": {"host": "127.0.0.1", "port": 0},
-        "route": {"receiver": "hook", "group_by": ["alertname", "service_name"], "group_wait": "1s",
-                  "group_interval": "2s", "repeat_interval": "4h"},
-        "receivers": [{"name": "hook", "webhook": [{"url": f"http://127.0.0.1:{hook.port}/hook"}],
-                       "retry": {"initial_seconds": 0.2, "max_seconds": 2}}]})
-    alert = RoleProcess(["alert", "--config", config, "--log-level", "info"], env={"PYTHONPATH": ROOT},
-                        log_path=str(tmp_path / "alert.log"))
+    config = write_yaml(
+        tmp_path / "alert.yaml",
+        {
+            "kafka": {"bootstrap": own_broker, "client": "confluent"},
+            "http": {"host": "127.0.0.1", "port": 0},
+            "topics": [TOPIC],
+            "group_id": "fault-alerting",
+            "session_timeout_seconds": 6,
+            "rules_files": [str(tmp_path / "rules.yaml")],
+            "state_path": str(tmp_path / "alerting.db"),
+            "clock": {"mode": "hybrid", "lateness_seconds": 1},
+            "api": {"host": "127.0.0.1", "port": 0},
+            "route": {
+                "receiver": "hook",
+                "group_by": ["alertname", "service_name"],
+                "group_wait": "1s",
+                "group_interval": "2s",
+                "repeat_interval": "4h",
+            },
+            "receivers": [
+                {
+                    "name": "hook",
+                    "webhook": [{"url": f"http://127.0.0.1:{hook.port}/hook"}],
+                    "retry": {"initial_seconds": 0.2, "max_seconds": 2},
+                }
+            ],
+        },
+    )
+    alert = RoleProcess(
+        ["alert", "--config", config, "--log-level", "info"],
+        env={"PYTHONPATH": ROOT},
+        log_path=str(tmp_path / "alert.log"),
+    )
     producer = transport.producer()
     try:
         alert.start()
@@ -101,7 +141,7 @@ def test_receiver_down_and_alerting_killed_then_each_notification_exactly_once(o
             for s in SERVICES:
                 producer.produce(TOPIC, boom(s, i), key=s.encode())
         assert producer.flush(10) == 0
-        time.sleep(min(6.0, OUTAGE_S / 2))       # fired; notifications refused by the dead receiver
+        time.sleep(min(6.0, OUTAGE_S / 2))  # fired; notifications refused by the dead receiver
         assert alert.alive(), open(tmp_path / "alert.log").read()[-3000:]
         alert.kill9()
         alert.start()
@@ -111,10 +151,10 @@ def test_receiver_down_and_alerting_killed_then_each_notification_exactly_once(o
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len({s for s, _ in hook.alerts()}) < len(SERVICES):
             time.sleep(0.2)
-        time.sleep(3.0)                          # retries in flight or a second page would show up now
+        time.sleep(3.0)  # retries in flight or a second page would show up now
         after_recovery = hook.alerts()
         assert alert.stop() == 0
-        alert.start()                            # a restart: the notification log says all were sent
+        alert.start()  # a restart: the notification log says all were sent
         time.sleep(5.0)
         assert alert.stop() == 0
     finally:
@@ -125,6 +165,14 @@ def test_receiver_down_and_alerting_killed_then_each_notification_exactly_once(o
     assert {s for s, status in after_recovery if status == "firing"} == set(SERVICES), after_recovery
     assert set(after_recovery.values()) == {1}, after_recovery
     assert hook.alerts() == after_recovery, "a restart paged again"
-    report("webhook_outage", {"outage_s": OUTAGE_S, "notifications": len(hook.bodies), "alert_groups": len(SERVICES),
-                              "alerts_notified": dict(collections.Counter(status for _, status in after_recovery)),
-                              "alerting_kills": alert.kills, "duplicates": 0})
+    report(
+        "webhook_outage",
+        {
+            "outage_s": OUTAGE_S,
+            "notifications": len(hook.bodies),
+            "alert_groups": len(SERVICES),
+            "alerts_notified": dict(collections.Counter(status for _, status in after_recovery)),
+            "alerting_kills": alert.kills,
+            "duplicates": 0,
+        },
+    )

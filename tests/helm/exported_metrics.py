@@ -14,8 +14,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The project's top packages: the kernel and the role folders it installs inside it (folder -> package).
-PACKAGES = {"logtide": "logtide", "agents": "logtide.agents", "collectors": "logtide.collectors",
-            "processors": "logtide.processors", "alerting": "logtide.alerting", "tools": "logtide.tools"}
+PACKAGES = {
+    "logtide": "logtide",
+    "agents": "logtide.agents",
+    "collectors": "logtide.collectors",
+    "processors": "logtide.processors",
+    "alerting": "logtide.alerting",
+    "tools": "logtide.tools",
+}
 
 
 def import_all() -> list[str]:
@@ -41,6 +47,7 @@ def import_all() -> list[str]:
 
 def families() -> dict[str, str]:
     from prometheus_client import REGISTRY
+
     out = {}
     for family in REGISTRY.collect():
         if family.name.startswith("logtide_"):

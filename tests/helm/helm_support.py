@@ -34,6 +34,7 @@ EXPORTED_METRICS_SCRIPT = Path(__file__).resolve().parent / "exported_metrics.py
 
 def helm():
     import helm_python
+
     return helm_python
 
 
@@ -120,8 +121,9 @@ def metrics_report() -> dict:
     It imports every module of the project's packages in a fresh interpreter (so a metric defined
     anywhere counts, whether or not it has samples yet) and reads prometheus_client's registry.
     """
-    out = subprocess.run([sys.executable, str(EXPORTED_METRICS_SCRIPT), "--json"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(EXPORTED_METRICS_SCRIPT), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, f"exported_metrics.py failed:\n{out.stderr[-3000:]}"
     return json.loads(out.stdout)
 
@@ -166,10 +168,12 @@ def dashboards() -> dict[str, dict]:
 
 def dashboard_queries(dashboard: dict) -> Iterator[tuple[str, str]]:
     """(panel title, PromQL as Grafana sends it) for every target and query variable."""
+
     def panels(items):
         for p in items:
             yield p
             yield from panels(p.get("panels", []))
+
     for panel in panels(dashboard.get("panels", [])):
         for target in panel.get("targets", []):
             if target.get("expr"):
@@ -185,6 +189,7 @@ def dashboard_queries(dashboard: dict) -> Iterator[tuple[str, str]]:
 
 
 # ---- Prometheus ---------------------------------------------------------------------------------
+
 
 def promtool() -> str:
     path = shutil.which("promtool")
@@ -213,8 +218,7 @@ def _merge(a: dict, b: dict) -> dict:
 class Prometheus:
     """Debian's /usr/bin/prometheus on a free loopback port, with a temp config and data dir."""
 
-    def __init__(self, workdir: Path, scrape_targets: list[str], labels: dict[str, str],
-                 rule_files: list[Path] = ()):
+    def __init__(self, workdir: Path, scrape_targets: list[str], labels: dict[str, str], rule_files: list[Path] = ()):
         binary = shutil.which("prometheus")
         assert binary, "prometheus not found: apt-get install prometheus (.ci/run installs it)"
         self.port = free_port()
@@ -222,19 +226,28 @@ class Prometheus:
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in rule_files],
-            "scrape_configs": [{
-                "job_name": "logtide",
-                "static_configs": [{"targets": scrape_targets, "labels": labels}],
-            }],
+            "scrape_configs": [
+                {
+                    "job_name": "logtide",
+                    "static_configs": [{"targets": scrape_targets, "labels": labels}],
+                }
+            ],
         }
         cfg = workdir / "prometheus.yml"
         cfg.write_text(yaml.safe_dump(config))
         self.log = open(workdir / "prometheus.log", "wb")
         self.proc = subprocess.Popen(
-            [binary, f"--config.file={cfg}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h",
-             "--web.enable-lifecycle"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                binary,
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=1h",
+                "--web.enable-lifecycle",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30) -> None:

@@ -44,6 +44,7 @@ def _first_line(exc: Exception) -> str:
 
 # ---- real Helm and Kubernetes schemas -------------------------------------------------------
 
+
 @pytest.mark.parametrize("k8s", K8S_VERSIONS)
 def test_every_manifest_is_valid_for_kubernetes(rendered, k8s):
     checked = 0
@@ -66,8 +67,9 @@ def test_service_monitor_scrapes_every_role_as_job_logtide(full):
     spec = sm["spec"]
     assert spec["jobLabel"] == "app.kubernetes.io/part-of"
     assert spec["namespaceSelector"] == {"matchNames": ["logging"]}
-    selected = [s for s in full.kind("Service")
-                if spec["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+    selected = [
+        s for s in full.kind("Service") if spec["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+    ]
     assert len(selected) == len(full.workloads())
     assert all(s["metadata"]["labels"]["app.kubernetes.io/part-of"] == "logtide" for s in selected)
     [endpoint] = spec["endpoints"]
@@ -94,29 +96,33 @@ def test_defaults_create_no_operator_resources(default):
 
 @pytest.mark.parametrize("values", [{}, "full"])
 def test_helm_lint_is_clean(values):
-    report = helm().lint(str(CHART), full_values() if values == "full" else values, strict=True,
-                         kube_version="v1.30.0")
+    report = helm().lint(str(CHART), full_values() if values == "full" else values, strict=True, kube_version="v1.30.0")
     problems = [m for m in report["messages"] if m["severity"] >= 2] + report.get("errors", [])
     assert not problems, problems
 
 
-@pytest.mark.parametrize("bad, where", [
-    ({"kafka": {"sasl": {"password": "hunter2"}}}, "/kafka/sasl"),
-    ({"kafka": {"sasl": {"mechanism": "SCRAM-SHA-512"}}}, "/kafka/sasl/existingSecret"),
-    ({"kafka": {"tls": {"enabled": True}}}, "/kafka/tls/existingSecret"),
-    ({"kafka": {"bootstrap": "kafka"}}, "/kafka/bootstrap"),
-    ({"kafka": {"securityProtocol": "TLS"}}, "/kafka/securityProtocol"),
-    ({"agent": {"enabeld": True}}, "/agent"),
-    ({"agent": {"checkpoints": {"type": "pvc"}}}, "/agent/checkpoints/type"),
-    ({"http": {"port": "9464"}}, "/http/port"),
-    ({"processor": {"replicas": -1}}, "/processor/replicas"),
-    ({"sinks": {"Audit_Sink": {"enabled": True}}}, "Audit_Sink"),
-    ({"logLevel": "verbose"}, "/logLevel"),
-    ({"collectors": {"k8s": {"enabled": True}}}, "/collectors/k8s"),
-    ({"collectors": {"cloudwatch": {"enabled": True, "config": {"cloudwatch": {"regions": ["eu-west-1"]}}}}},
-     "log_groups"),
-    ({"sinks": {"audit": {"enabled": True, "config": {"audit": {"storage": {"path": "/x"}}}}}}, "hmac_key"),
-])
+@pytest.mark.parametrize(
+    "bad, where",
+    [
+        ({"kafka": {"sasl": {"password": "hunter2"}}}, "/kafka/sasl"),
+        ({"kafka": {"sasl": {"mechanism": "SCRAM-SHA-512"}}}, "/kafka/sasl/existingSecret"),
+        ({"kafka": {"tls": {"enabled": True}}}, "/kafka/tls/existingSecret"),
+        ({"kafka": {"bootstrap": "kafka"}}, "/kafka/bootstrap"),
+        ({"kafka": {"securityProtocol": "TLS"}}, "/kafka/securityProtocol"),
+        ({"agent": {"enabeld": True}}, "/agent"),
+        ({"agent": {"checkpoints": {"type": "pvc"}}}, "/agent/checkpoints/type"),
+        ({"http": {"port": "9464"}}, "/http/port"),
+        ({"processor": {"replicas": -1}}, "/processor/replicas"),
+        ({"sinks": {"Audit_Sink": {"enabled": True}}}, "Audit_Sink"),
+        ({"logLevel": "verbose"}, "/logLevel"),
+        ({"collectors": {"k8s": {"enabled": True}}}, "/collectors/k8s"),
+        (
+            {"collectors": {"cloudwatch": {"enabled": True, "config": {"cloudwatch": {"regions": ["eu-west-1"]}}}}},
+            "log_groups",
+        ),
+        ({"sinks": {"audit": {"enabled": True, "config": {"audit": {"storage": {"path": "/x"}}}}}}, "hmac_key"),
+    ],
+)
 def test_schema_rejects_wrong_values_at_install(bad, where):
     with pytest.raises(helm().HelmError) as err:
         render(bad)
@@ -124,23 +130,35 @@ def test_schema_rejects_wrong_values_at_install(bad, where):
 
 
 def test_values_schema_is_current():
-    out = subprocess.run([sys.executable, "helm/tools/values_schema.py", "--check"], cwd=ROOT,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "helm/tools/values_schema.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
 
 
 # ---- what runs where -------------------------------------------------------------------------
 
+
 def test_default_roles_and_kinds(default):
     kinds = {(d["kind"], d["metadata"]["name"]) for d in default.workloads()}
-    assert kinds == {("DaemonSet", "lt-logtide-agent"), ("Deployment", "lt-logtide-processor"),
-                     ("Deployment", "lt-logtide-sink-monitoring"), ("Deployment", "lt-logtide-alerting")}
+    assert kinds == {
+        ("DaemonSet", "lt-logtide-agent"),
+        ("Deployment", "lt-logtide-processor"),
+        ("Deployment", "lt-logtide-sink-monitoring"),
+        ("Deployment", "lt-logtide-alerting"),
+    }
 
 
 def test_full_values_run_every_collector_and_sink(full):
     names = {d["metadata"]["name"] for d in full.kind("Deployment")}
-    assert {"lt-logtide-collector-k8s", "lt-logtide-collector-cloudwatch", "lt-logtide-collector-salesforce",
-            "lt-logtide-sink-audit", "lt-logtide-sink-analytics", "lt-logtide-sink-monitoring"} <= names
+    assert {
+        "lt-logtide-collector-k8s",
+        "lt-logtide-collector-cloudwatch",
+        "lt-logtide-collector-salesforce",
+        "lt-logtide-sink-audit",
+        "lt-logtide-sink-analytics",
+        "lt-logtide-sink-monitoring",
+    } <= names
     commands = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["args"] for d in full.workloads()}
     assert commands["lt-logtide-agent"] == ["agent", "--config", "/etc/logtide/config/config.yaml"]
     assert commands["lt-logtide-collector-k8s"][0] == "collect"
@@ -181,7 +199,11 @@ def test_hpa_takes_over_replicas(full, default):
     dep = full.get("Deployment", "lt-logtide-processor")
     assert "replicas" not in dep["spec"], "with an HPA the Deployment must not fight it over replicas"
     hpa = full.get("HorizontalPodAutoscaler", "lt-logtide-processor")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "lt-logtide-processor"}
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "lt-logtide-processor",
+    }
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
     assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
     assert default.get("Deployment", "lt-logtide-processor")["spec"]["replicas"] == 2
@@ -216,11 +238,14 @@ def test_config_change_rolls_the_pods():
     before = render({}).get("Deployment", "lt-logtide-processor")
     after = render({"processor": {"config": {"log_level": "debug"}}}).get("Deployment", "lt-logtide-processor")
     key = "checksum/config"
-    assert before["spec"]["template"]["metadata"]["annotations"][key] != \
-        after["spec"]["template"]["metadata"]["annotations"][key]
+    assert (
+        before["spec"]["template"]["metadata"]["annotations"][key]
+        != after["spec"]["template"]["metadata"]["annotations"][key]
+    )
 
 
 # ---- security defaults -----------------------------------------------------------------------
+
 
 def _effective(pod_sc: dict, c_sc: dict, key: str):
     return c_sc.get(key, pod_sc.get(key))
@@ -282,12 +307,15 @@ def test_only_kubernetes_readers_get_an_api_token(full):
         reads_api = w["metadata"]["name"] in ("lt-logtide-agent", "lt-logtide-collector-k8s")
         assert spec["automountServiceAccountToken"] is reads_api, w["metadata"]["name"]
     for sa in full.kind("ServiceAccount"):
-        assert sa["automountServiceAccountToken"] is (sa["metadata"]["name"] in ("lt-logtide-agent", "lt-logtide-collector-k8s"))
+        assert sa["automountServiceAccountToken"] is (
+            sa["metadata"]["name"] in ("lt-logtide-agent", "lt-logtide-collector-k8s")
+        )
     cw = full.get("ServiceAccount", "lt-logtide-collector-cloudwatch")
     assert cw["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("role/logtide-cloudwatch")
 
 
 # ---- secrets stay references ----------------------------------------------------------------
+
 
 def test_chart_never_renders_a_secret(full):
     assert not full.kind("Secret")
@@ -309,18 +337,27 @@ def test_kafka_secrets_are_file_references_to_mounted_secrets(full):
         tls = volumes[mounts["/etc/logtide/kafka-tls"]]["secret"]
         assert tls["secretName"] == "logtide-kafka-tls"
         assert kafka["ssl_cafile"] == "/etc/logtide/kafka-tls/ca.crt"
-        assert all(m.get("readOnly") for m in spec["containers"][0]["volumeMounts"] if m["name"] in ("kafka-sasl", "kafka-tls"))
+        assert all(
+            m.get("readOnly") for m in spec["containers"][0]["volumeMounts"] if m["name"] in ("kafka-sasl", "kafka-tls")
+        )
 
 
 def test_role_secrets_come_from_secret_refs(full):
     alerting = full.get("Deployment", "lt-logtide-alerting")["spec"]["template"]["spec"]["containers"][0]
     slack = [e for e in alerting["env"] if e["name"] == "SLACK_WEBHOOK_URL"][0]
-    assert slack == {"name": "SLACK_WEBHOOK_URL", "valueFrom": {"secretKeyRef": {"name": "logtide-slack", "key": "url"}}}
+    assert slack == {
+        "name": "SLACK_WEBHOOK_URL",
+        "valueFrom": {"secretKeyRef": {"name": "logtide-slack", "key": "url"}},
+    }
     sf = full.get("Deployment", "lt-logtide-collector-salesforce")["spec"]["template"]["spec"]
-    assert {"name": "secret-salesforce", "secret": {"secretName": "logtide-salesforce-oauth", "defaultMode": 0o440}} in sf["volumes"]
+    assert {
+        "name": "secret-salesforce",
+        "secret": {"secretName": "logtide-salesforce-oauth", "defaultMode": 0o440},
+    } in sf["volumes"]
 
 
 # ---- the configs the roles read --------------------------------------------------------------
+
 
 def test_role_configs_are_accepted_by_the_kernel_models(rendered):
     for cm in rendered.kind("ConfigMap"):
@@ -334,8 +371,12 @@ def test_role_configs_are_accepted_by_the_kernel_models(rendered):
 
 
 def test_role_config_merges_over_shared_block():
-    r = render({"processor": {"config": {"log_level": "debug", "pipeline": [{"type": "parse"}]}},
-                "kafka": {"bootstrap": "k1:9092,k2:9092"}})
+    r = render(
+        {
+            "processor": {"config": {"log_level": "debug", "pipeline": [{"type": "parse"}]}},
+            "kafka": {"bootstrap": "k1:9092,k2:9092"},
+        }
+    )
     config = r.role_config("processor")
     assert config["log_level"] == "debug" and config["pipeline"] == [{"type": "parse"}]
     assert config["kafka"]["bootstrap"] == "k1:9092,k2:9092"
@@ -354,6 +395,7 @@ def test_one_config_map_per_role_mounted_where_the_command_reads_it(rendered):
 
 
 # ---- the rest --------------------------------------------------------------------------------
+
 
 def test_network_policy_allows_scrapes_dns_and_kafka(full):
     """One policy per role (egress derived per role: test_helm_least_privilege.py); Kafka ports are the bootstrap's."""
@@ -396,16 +438,23 @@ def test_notes_list_roles_and_checks(full):
 
 
 def test_readme_values_table_is_current():
-    out = subprocess.run([sys.executable, "helm/tools/values_readme.py", "--check"], cwd=ROOT,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "helm/tools/values_readme.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr or out.stdout
     readme = (CHART / "README.md").read_text()
-    for key in ("kafka.sasl.existingSecret", "agent.checkpoints.type", "metrics.prometheusRule.enabled",
-                "collectors.salesforce.extraSecretMounts", "sinks.monitoring.replicas"):
+    for key in (
+        "kafka.sasl.existingSecret",
+        "agent.checkpoints.type",
+        "metrics.prometheusRule.enabled",
+        "collectors.salesforce.extraSecretMounts",
+        "sinks.monitoring.replicas",
+    ):
         assert f"| `{key}` |" in readme
 
 
 # ---- Pod Security Standards --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("values", ["default", "full"])
 def test_every_role_but_the_agent_passes_pod_security_restricted(values):
@@ -423,14 +472,24 @@ def test_the_agent_breaks_pod_security_only_by_reading_the_node():
     from pod_security import baseline_violations, restricted_violations
 
     spec = render({}).get("DaemonSet", "lt-logtide-agent")["spec"]["template"]["spec"]
-    assert baseline_violations(spec) == ["hostPath volume varlogpods", "hostPath volume varlogcontainers",
-                                         "hostPath volume checkpoints"]
+    assert baseline_violations(spec) == [
+        "hostPath volume varlogpods",
+        "hostPath volume varlogcontainers",
+        "hostPath volume checkpoints",
+    ]
     # restricted adds: the chown init container runs as root with CAP_CHOWN
     extra = [v for v in restricted_violations(spec) if not v.startswith(("hostPath", "volume "))]
-    assert extra == ["checkpoints-owner: adds capabilities", "checkpoints-owner: runAsNonRoot not true",
-                     "checkpoints-owner: runAsUser 0"]
+    assert extra == [
+        "checkpoints-owner: adds capabilities",
+        "checkpoints-owner: runAsNonRoot not true",
+        "checkpoints-owner: runAsUser 0",
+    ]
     no_init = render({"agent": {"checkpoints": {"type": "emptyDir"}}}).get("DaemonSet", "lt-logtide-agent")
-    extra = [v for v in restricted_violations(no_init["spec"]["template"]["spec"]) if not v.startswith(("hostPath", "volume "))]
+    extra = [
+        v
+        for v in restricted_violations(no_init["spec"]["template"]["spec"])
+        if not v.startswith(("hostPath", "volume "))
+    ]
     assert extra == []
 
 
@@ -443,6 +502,7 @@ def test_pod_security_checker_catches_a_privileged_override():
 
 
 # ---- helm test ---------------------------------------------------------------------------------
+
 
 def _readiness_pod(values=None):
     return render(values or {}).get("Pod", "lt-logtide-test-readiness")
@@ -457,6 +517,7 @@ def test_helm_test_pod_checks_every_role():
     assert all(u.endswith(":9464/readyz") for u in urls)
     assert "app.kubernetes.io/name" not in pod["metadata"]["labels"], "the NetworkPolicy must not cage the test pod"
     from pod_security import restricted_violations
+
     assert restricted_violations(pod["spec"]) == []
 
 
@@ -472,41 +533,85 @@ def test_helm_test_script_passes_on_ready_roles_and_fails_on_unready_ones():
     stuck.add_readiness("kafka", lambda: False)
     env = {**os.environ, "READINESS_TIMEOUT_SECONDS": "3"}
     try:
-        ok = subprocess.run([sys.executable, "-c", script, f"{ready.url}/readyz"], env=env,
-                            capture_output=True, text=True, timeout=30)
+        ok = subprocess.run(
+            [sys.executable, "-c", script, f"{ready.url}/readyz"], env=env, capture_output=True, text=True, timeout=30
+        )
         assert ok.returncode == 0 and "ready" in ok.stdout
-        bad = subprocess.run([sys.executable, "-c", script, f"{ready.url}/readyz", f"{stuck.url}/readyz"], env=env,
-                             capture_output=True, text=True, timeout=30)
+        bad = subprocess.run(
+            [sys.executable, "-c", script, f"{ready.url}/readyz", f"{stuck.url}/readyz"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert bad.returncode == 1
-        assert f"not ready {stuck.url}/readyz HTTP Error 503" in bad.stdout and f"ready {ready.url}/readyz" in bad.stdout
+        assert (
+            f"not ready {stuck.url}/readyz HTTP Error 503" in bad.stdout and f"ready {ready.url}/readyz" in bad.stdout
+        )
     finally:
         ready.stop()
         stuck.stop()
 
 
 def test_render_tool_is_helm_template_without_a_binary(tmp_path):
-    out = subprocess.run([sys.executable, "helm/tools/render.py", "-f", "helm/logtide/ci/full-values.yaml",
-                          "--name", "lt", "--namespace", "logging"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "helm/tools/render.py",
+            "-f",
+            "helm/logtide/ci/full-values.yaml",
+            "--name",
+            "lt",
+            "--namespace",
+            "logging",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     docs = [d for d in yaml.safe_load_all(out.stdout) if d]
-    assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == \
-        sorted((d["kind"], d["metadata"]["name"]) for d in render(full_values()).docs)
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == sorted(
+        (d["kind"], d["metadata"]["name"]) for d in render(full_values()).docs
+    )
     assert "helm test lt" in out.stderr  # NOTES.txt
-    bad = subprocess.run([sys.executable, "helm/tools/render.py", "--set-json", '{"kafka": {"bootstrap": "nope"}}'],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "helm/tools/render.py", "--set-json", '{"kafka": {"bootstrap": "nope"}}'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "/kafka/bootstrap" in bad.stderr
 
 
 EDGE_VALUES = {
-    "agent only": {"processor": {"enabled": False}, "sinks": {"monitoring": {"enabled": False}},
-                   "alerting": {"enabled": False}, "dashboards": {"enabled": False}},
-    "nothing enabled": {"agent": {"enabled": False}, "processor": {"enabled": False},
-                        "sinks": {"monitoring": {"enabled": False}}, "alerting": {"enabled": False}},
-    "own names and accounts": {"fullnameOverride": "logs", "agent": {"serviceAccount": {"create": False, "name": "node-reader"}},
-                               "processor": {"serviceAccount": {"create": False}}},
-    "bare sink entry": {"sinks": {"monitoring-eu": {"enabled": True, "config": {"monitoring": {"topic": "logtide.route.eu"}}}}},
-    "plain tls": {"kafka": {"securityProtocol": "SSL", "tls": {"enabled": True, "existingSecret": "ca"}},
-                  "networkPolicy": {"enabled": True}, "alerting": {"enabled": False}},
+    "agent only": {
+        "processor": {"enabled": False},
+        "sinks": {"monitoring": {"enabled": False}},
+        "alerting": {"enabled": False},
+        "dashboards": {"enabled": False},
+    },
+    "nothing enabled": {
+        "agent": {"enabled": False},
+        "processor": {"enabled": False},
+        "sinks": {"monitoring": {"enabled": False}},
+        "alerting": {"enabled": False},
+    },
+    "own names and accounts": {
+        "fullnameOverride": "logs",
+        "agent": {"serviceAccount": {"create": False, "name": "node-reader"}},
+        "processor": {"serviceAccount": {"create": False}},
+    },
+    "bare sink entry": {
+        "sinks": {"monitoring-eu": {"enabled": True, "config": {"monitoring": {"topic": "logtide.route.eu"}}}}
+    },
+    "plain tls": {
+        "kafka": {"securityProtocol": "SSL", "tls": {"enabled": True, "existingSecret": "ca"}},
+        "networkPolicy": {"enabled": True},
+        "alerting": {"enabled": False},
+    },
 }
 
 
@@ -518,7 +623,9 @@ def test_edge_values_render_valid_manifests(case):
             kubernetes_validate.validate(doc, K8S_VERSIONS[-1], strict=True)
     names = {d["metadata"]["name"] for d in r.workloads()}
     if case == "agent only":
-        assert names == {"lt-logtide-agent"} and not [c for c in r.kind("ConfigMap") if "grafana_dashboard" in c["metadata"]["labels"]]
+        assert names == {"lt-logtide-agent"} and not [
+            c for c in r.kind("ConfigMap") if "grafana_dashboard" in c["metadata"]["labels"]
+        ]
     elif case == "nothing enabled":
         assert names == set() and not r.kind("ClusterRole") and not r.kind("Pod")
     elif case == "own names and accounts":
@@ -531,7 +638,9 @@ def test_edge_values_render_valid_manifests(case):
     elif case == "bare sink entry":
         # a sink not named after a kind gets no section from the chart: its config says what it runs
         assert set(r.role_config("sink-monitoring-eu")) >= {"monitoring", "kafka"}
-        assert r.get("Deployment", "lt-logtide-sink-monitoring-eu")["spec"]["template"]["spec"]["containers"][0]["resources"]
+        assert r.get("Deployment", "lt-logtide-sink-monitoring-eu")["spec"]["template"]["spec"]["containers"][0][
+            "resources"
+        ]
     elif case == "plain tls":
         kafka = r.role_config("processor")["kafka"]
         assert kafka["ssl_cafile"] == "/etc/logtide/kafka-tls/ca.crt" and "sasl_password" not in kafka

@@ -13,8 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from helm_support import (ROOT, Prometheus, dashboard_queries, dashboards, exported_metrics, free_port,
-                          grafana_to_promql, metrics_in, metrics_report, rules_file)
+from helm_support import (
+    ROOT,
+    Prometheus,
+    dashboard_queries,
+    dashboards,
+    exported_metrics,
+    free_port,
+    grafana_to_promql,
+    metrics_in,
+    metrics_report,
+    rules_file,
+)
 
 REQUIRED = {"overview.json", "agents.json", "collectors.json", "alerting.json", "service-health.json"}
 #: Target labels the chart's ServiceMonitor gives every logtide pod (here: the one `logtide up` process).
@@ -28,7 +38,9 @@ def _all_queries():
 
 
 def test_dashboards_are_current_with_their_generator():
-    out = subprocess.run([sys.executable, "helm/tools/dashboards.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "helm/tools/dashboards.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -75,8 +87,10 @@ def test_every_dashboard_metric_is_one_logtide_defines():
     for file, title, expr in _all_queries():
         for metric in metrics_in(expr) - set(exported):
             missing.setdefault(metric, []).append(f"{file} / {title}")
-    assert not missing, (f"dashboards use metrics no logtide module defines: {missing}; "
-                         f"modules that failed to import: {metrics_report()['import_errors']}")
+    assert not missing, (
+        f"dashboards use metrics no logtide module defines: {missing}; "
+        f"modules that failed to import: {metrics_report()['import_errors']}"
+    )
 
 
 def test_functions_match_metric_types():
@@ -85,8 +99,9 @@ def test_functions_match_metric_types():
     for file, title, expr in _all_queries():
         for fn, metric in re.findall(r"\b(rate|increase|irate)\((logtide_[a-z0-9_]+)", expr):
             kind = exported.get(metric)
-            assert kind == "counter" or (kind == "histogram" and metric.endswith(("_bucket", "_sum", "_count"))), \
+            assert kind == "counter" or (kind == "histogram" and metric.endswith(("_bucket", "_sum", "_count"))), (
                 f"{file} / {title}: {fn}({metric}) on a {kind}"
+            )
         for metric in re.findall(r"histogram_quantile\([^,]+,.*?(logtide_[a-z0-9_]+)", expr):
             assert metric.endswith("_bucket") and exported.get(metric) == "histogram", f"{file} / {title}"
 
@@ -99,6 +114,7 @@ def test_metric_checker_is_not_fooled_by_label_values():
 
 # ---- a real Prometheus scraping a running logtide ------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def live(broker, tmp_path_factory):
     """`logtide up` (all roles, on the session broker) scraped every second by Debian's Prometheus,
@@ -107,9 +123,24 @@ def live(broker, tmp_path_factory):
     port = free_port()
     log = open(workdir / "logtide-up.log", "wb")
     up = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from logtide.cli import main; sys.exit(main())", "up",
-         "--bootstrap", broker, "--http-port", str(port), "--rate", "100", "--log-level", "warning"],
-        cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from logtide.cli import main; sys.exit(main())",
+            "up",
+            "--bootstrap",
+            broker,
+            "--http-port",
+            str(port),
+            "--rate",
+            "100",
+            "--log-level",
+            "warning",
+        ],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     prom = None
     try:
         rules = rules_file(workdir)
@@ -117,7 +148,9 @@ def live(broker, tmp_path_factory):
         try:
             prom.wait_for('sum(rate(logtide_events_produced_total{job="logtide"}[15s])) > 0', timeout=90)
         except AssertionError:
-            raise AssertionError(f"no logtide data scraped; logtide up said:\n{Path(log.name).read_text()[-3000:]}") from None
+            raise AssertionError(
+                f"no logtide data scraped; logtide up said:\n{Path(log.name).read_text()[-3000:]}"
+            ) from None
         yield prom
     finally:
         if prom:
@@ -162,7 +195,9 @@ def test_every_alert_rule_evaluates_on_prometheus(live):
     while True:
         groups = live.api("rules")["data"]["groups"]
         rules = [r for g in groups for r in g["rules"]]
-        if rules and all(r.get("lastEvaluation", "").startswith("0001") is False and r["health"] != "unknown" for r in rules):
+        if rules and all(
+            r.get("lastEvaluation", "").startswith("0001") is False and r["health"] != "unknown" for r in rules
+        ):
             break
         assert time.monotonic() < deadline, f"rules not evaluated: {rules}"
         time.sleep(0.5)
@@ -176,8 +211,11 @@ def test_flow_and_service_health_panels_show_the_pipeline_end_to_end(live):
     """End to end: demo logs -> processor -> logtide.route.monitoring -> monitoring sink counters ->
     the service-health queries, with the logs' namespace as exported_namespace (the target's wins)."""
     health = {title: expr for title, expr in dashboard_queries(dashboards()["service-health.json"])}
-    live.wait_for(grafana_to_promql(health["Errors per service"]), timeout=120,
-                  until=lambda rows: {r["metric"]["service"] for r in rows} & {"checkout", "payments", "catalog"})
+    live.wait_for(
+        grafana_to_promql(health["Errors per service"]),
+        timeout=120,
+        until=lambda rows: {r["metric"]["service"] for r in rows} & {"checkout", "payments", "catalog"},
+    )
     per_ns = live.wait_for(grafana_to_promql(health["Errors per app namespace"]))
     assert all(r["metric"].get("exported_namespace") not in (None, "logging") for r in per_ns), per_ns
     live.wait_for_labels(grafana_to_promql(health["Log events by severity"]), "severity", {"error"})
@@ -189,8 +227,11 @@ def test_flow_and_service_health_panels_show_the_pipeline_end_to_end(live):
         overview.setdefault(title, expr)  # a panel's first query
     live.wait_for_labels(grafana_to_promql(overview["Events routed by sink"]), "sink", {"monitoring"})
     live.wait_for_labels(grafana_to_promql(overview["Events written by sink"]), "sink", {"monitoring"})
-    live.wait_for_labels(grafana_to_promql(overview["Consumer lag per group"]), "group",
-                         {"logtide-processors", "logtide-sink-monitoring"})
+    live.wait_for_labels(
+        grafana_to_promql(overview["Consumer lag per group"]),
+        "group",
+        {"logtide-processors", "logtide-sink-monitoring"},
+    )
     live.wait_for_labels(grafana_to_promql(overview["Event-time lag by source"]), "source", {"demo"})
     alerting = {}
     for title, expr in dashboard_queries(dashboards()["alerting.json"]):

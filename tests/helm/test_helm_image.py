@@ -62,11 +62,16 @@ def test_package_is_installed_not_copied_as_source():
 
 
 def test_build_context_keeps_every_package():
-    ignore = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
+    ignore = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
     def ignored(path: str) -> bool:
-        return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path.split("/")[0], p.replace("**/", "")) for p in ignore)
+        return any(
+            fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path.split("/")[0], p.replace("**/", "")) for p in ignore
+        )
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = sorted(set(project["tool"]["setuptools"]["package-dir"].values()))

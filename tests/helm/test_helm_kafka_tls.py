@@ -47,40 +47,77 @@ def _local_config(config: dict, mounts: dict[str, str], path) -> str:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("client", ["confluent", "kafka-python"])
 def test_mutual_tls_values_render_into_settings_that_connect(tls_kafka, client, tmp_path):
-    values = {"kafka": {"bootstrap": tls_kafka.mtls, "client": client, "securityProtocol": "SSL",
-                        "tls": {"enabled": True, "existingSecret": "kafka-client-tls", "caKey": "ca.crt",
-                                "certKey": "tls.crt", "keyKey": "tls.key"}}}
-    secrets = {"kafka-client-tls": {"ca.crt": tls_kafka.pki.ca.read_bytes(),
-                                    "tls.crt": tls_kafka.pki.client_cert.read_bytes(),
-                                    "tls.key": tls_kafka.pki.client_key.read_bytes()}}
+    values = {
+        "kafka": {
+            "bootstrap": tls_kafka.mtls,
+            "client": client,
+            "securityProtocol": "SSL",
+            "tls": {
+                "enabled": True,
+                "existingSecret": "kafka-client-tls",
+                "caKey": "ca.crt",
+                "certKey": "tls.crt",
+                "keyKey": "tls.key",
+            },
+        }
+    }
+    secrets = {
+        "kafka-client-tls": {
+            "ca.crt": tls_kafka.pki.ca.read_bytes(),
+            "tls.crt": tls_kafka.pki.client_cert.read_bytes(),
+            "tls.key": tls_kafka.pki.client_key.read_bytes(),
+        }
+    }
     rendered = render(values)
     checked = set()
     for role, command, spec, container in _roles(rendered):
         config = rendered.role_config(role)
         assert config["kafka"] == {
-            "bootstrap": tls_kafka.mtls, "client": client, "security_protocol": "SSL", "client_id": f"logtide-{role}",
-            "ssl_cafile": "/etc/logtide/kafka-tls/ca.crt", "ssl_certfile": "/etc/logtide/kafka-tls/tls.crt",
-            "ssl_keyfile": "/etc/logtide/kafka-tls/tls.key"}
+            "bootstrap": tls_kafka.mtls,
+            "client": client,
+            "security_protocol": "SSL",
+            "client_id": f"logtide-{role}",
+            "ssl_cafile": "/etc/logtide/kafka-tls/ca.crt",
+            "ssl_certfile": "/etc/logtide/kafka-tls/tls.crt",
+            "ssl_keyfile": "/etc/logtide/kafka-tls/tls.key",
+        }
         mounts = _project_secrets(spec, container, secrets, tmp_path / role)
         assert set(mounts) == {"/etc/logtide/kafka-tls"}
         loaded = load_config(_local_config(config, mounts, tmp_path / f"{role}.yaml"), _model(command))
         local = mounts["/etc/logtide/kafka-tls"]
         assert loaded.kafka == KafkaSettings(
-            bootstrap=tls_kafka.mtls, client=client, security_protocol="SSL", client_id=f"logtide-{role}",
-            ssl_cafile=f"{local}/ca.crt", ssl_certfile=f"{local}/tls.crt", ssl_keyfile=f"{local}/tls.key")
-        connect_checked(loaded.kafka, timeout=20)   # through mutual TLS, with this client
+            bootstrap=tls_kafka.mtls,
+            client=client,
+            security_protocol="SSL",
+            client_id=f"logtide-{role}",
+            ssl_cafile=f"{local}/ca.crt",
+            ssl_certfile=f"{local}/tls.crt",
+            ssl_keyfile=f"{local}/tls.key",
+        )
+        connect_checked(loaded.kafka, timeout=20)  # through mutual TLS, with this client
         checked.add(command)
     assert checked >= {"agent", "process", "sink", "alert"}
 
 
 def test_sasl_values_render_into_settings_with_the_password_from_the_secret(tmp_path):
-    values = {"kafka": {"bootstrap": "kafka-0.kafka:9093", "securityProtocol": "SASL_SSL",
-                        "sasl": {"mechanism": "SCRAM-SHA-512", "existingSecret": "kafka-user",
-                                 "passwordKey": "password", "usernameKey": "user"},
-                        "tls": {"enabled": True, "existingSecret": "kafka-ca", "caKey": "ca.crt"}}}
+    values = {
+        "kafka": {
+            "bootstrap": "kafka-0.kafka:9093",
+            "securityProtocol": "SASL_SSL",
+            "sasl": {
+                "mechanism": "SCRAM-SHA-512",
+                "existingSecret": "kafka-user",
+                "passwordKey": "password",
+                "usernameKey": "user",
+            },
+            "tls": {"enabled": True, "existingSecret": "kafka-ca", "caKey": "ca.crt"},
+        }
+    }
     # Secrets as `kubectl create secret --from-file` leaves them: a trailing newline
-    secrets = {"kafka-user": {"password": f"{PASSWORD}\n".encode(), "user": b"logtide\n"},
-               "kafka-ca": {"ca.crt": b"-----BEGIN CERTIFICATE-----\n"}}
+    secrets = {
+        "kafka-user": {"password": f"{PASSWORD}\n".encode(), "user": b"logtide\n"},
+        "kafka-ca": {"ca.crt": b"-----BEGIN CERTIFICATE-----\n"},
+    }
     rendered = render(values)
     for text in rendered.files.values():
         assert PASSWORD not in text
@@ -88,10 +125,15 @@ def test_sasl_values_render_into_settings_with_the_password_from_the_secret(tmp_
     for role, command, spec, container in _roles(rendered):
         config = rendered.role_config(role)
         assert config["kafka"] == {
-            "bootstrap": "kafka-0.kafka:9093", "client": "auto", "security_protocol": "SASL_SSL",
-            "client_id": f"logtide-{role}", "sasl_mechanism": "SCRAM-SHA-512",
-            "sasl_password": "file:/etc/logtide/kafka-sasl/password", "sasl_username": "file:/etc/logtide/kafka-sasl/user",
-            "ssl_cafile": "/etc/logtide/kafka-tls/ca.crt"}
+            "bootstrap": "kafka-0.kafka:9093",
+            "client": "auto",
+            "security_protocol": "SASL_SSL",
+            "client_id": f"logtide-{role}",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_password": "file:/etc/logtide/kafka-sasl/password",
+            "sasl_username": "file:/etc/logtide/kafka-sasl/user",
+            "ssl_cafile": "/etc/logtide/kafka-tls/ca.crt",
+        }
         mounts = _project_secrets(spec, container, secrets, tmp_path / role)
         assert set(mounts) == {"/etc/logtide/kafka-sasl", "/etc/logtide/kafka-tls"}
         loaded = load_config(_local_config(config, mounts, tmp_path / f"{role}.yaml"), _model(command)).kafka
@@ -102,11 +144,21 @@ def test_sasl_values_render_into_settings_with_the_password_from_the_secret(tmp_
         assert PASSWORD not in repr(loaded) and PASSWORD not in str(loaded.model_dump())
         # what each client is given
         ck = confluent.ConfluentTransport(loaded)._conf
-        assert (ck["security.protocol"], ck["sasl.mechanism"], ck["sasl.username"], ck["sasl.password"],
-                ck["ssl.ca.location"]) == ("SASL_SSL", "SCRAM-SHA-512", "logtide", PASSWORD, loaded.ssl_cafile)
+        assert (
+            ck["security.protocol"],
+            ck["sasl.mechanism"],
+            ck["sasl.username"],
+            ck["sasl.password"],
+            ck["ssl.ca.location"],
+        ) == ("SASL_SSL", "SCRAM-SHA-512", "logtide", PASSWORD, loaded.ssl_cafile)
         kp = kafka_python.KafkaPythonTransport(loaded)._conf
-        assert (kp["security_protocol"], kp["sasl_mechanism"], kp["sasl_plain_username"], kp["sasl_plain_password"],
-                kp["ssl_cafile"]) == ("SASL_SSL", "SCRAM-SHA-512", "logtide", PASSWORD, loaded.ssl_cafile)
+        assert (
+            kp["security_protocol"],
+            kp["sasl_mechanism"],
+            kp["sasl_plain_username"],
+            kp["sasl_plain_password"],
+            kp["ssl_cafile"],
+        ) == ("SASL_SSL", "SCRAM-SHA-512", "logtide", PASSWORD, loaded.ssl_cafile)
         checked.add(command)
     assert checked >= {"agent", "process", "sink", "alert"}
 
@@ -114,5 +166,11 @@ def test_sasl_values_render_into_settings_with_the_password_from_the_secret(tmp_
 def test_a_client_certificate_without_its_key_does_not_render():
     # it rendered ssl_keyfile: /etc/logtide/kafka-tls/ (the directory) before
     with pytest.raises(Exception, match="kafka.tls.keyKey is required"):
-        render({"kafka": {"securityProtocol": "SSL",
-                          "tls": {"enabled": True, "existingSecret": "kafka-client-tls", "certKey": "tls.crt"}}})
+        render(
+            {
+                "kafka": {
+                    "securityProtocol": "SSL",
+                    "tls": {"enabled": True, "existingSecret": "kafka-client-tls", "certKey": "tls.crt"},
+                }
+            }
+        )

@@ -17,8 +17,10 @@ PACKAGES = ("logtide", "agents", "collectors", "processors", "alerting", "tools"
 #: Which chart role runs the code under a source folder (the longest prefix wins).
 ROLE_OF_CODE = {"agents": "agent", "collectors/k8s": "collector-k8s"}
 
-_GENERATED = re.compile(r"^(list|read|watch|create|patch|replace|delete|connect_get)_(namespaced_)?([a-z_]+?)"
-                        r"(_for_all_namespaces)?$")
+_GENERATED = re.compile(
+    r"^(list|read|watch|create|patch|replace|delete|connect_get)_(namespaced_)?([a-z_]+?)"
+    r"(_for_all_namespaces)?$"
+)
 _PATH = re.compile(r"^/api/v1/(?:namespaces/\{namespace\}/)?([a-z]+)(?:/\{name\}(?:/([a-z]+))?)?$")
 
 
@@ -44,7 +46,9 @@ def _calls_in(node: ast.Call, source: str) -> set[tuple[str, str]]:
         if m and m.group(1) == "list":
             return {(_plural(m.group(3)), "watch")}
     # Raw paths: the agent's list+watch threads and GETs through ApiClient.param_serialize.
-    paths = [a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.startswith("/api")]
+    paths = [
+        a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.startswith("/api")
+    ]
     if not paths:
         return set()
     m = _PATH.match(paths[0])
@@ -52,7 +56,9 @@ def _calls_in(node: ast.Call, source: str) -> set[tuple[str, str]]:
     resource = m.group(1) + (f"/{m.group(2)}" if m.group(2) else "")
     if name == "_ListWatch":
         return {(resource, "list"), (resource, "watch")}
-    methods = [a.value for a in args if isinstance(a, ast.Constant) and a.value in ("GET", "POST", "PUT", "PATCH", "DELETE")]
+    methods = [
+        a.value for a in args if isinstance(a, ast.Constant) and a.value in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    ]
     if methods == ["GET"]:
         return {(resource, "get" if "{name}" in paths[0] else "list")}
     raise AssertionError(f"a Kubernetes API call this test cannot read: {ast.get_source_segment(source, node)}")
@@ -78,8 +84,14 @@ def api_calls_in_code() -> dict[str, set[tuple[str, str]]]:
             tree = ast.parse(source)
             if not _imports_kubernetes(tree):
                 continue
-            role = next((r for prefix, r in sorted(ROLE_OF_CODE.items(), key=lambda kv: -len(kv[0]))
-                         if rel.startswith(prefix + "/")), "")
+            role = next(
+                (
+                    r
+                    for prefix, r in sorted(ROLE_OF_CODE.items(), key=lambda kv: -len(kv[0]))
+                    if rel.startswith(prefix + "/")
+                ),
+                "",
+            )
             for node in ast.walk(tree):
                 if isinstance(node, ast.Call):
                     try:
@@ -178,43 +190,77 @@ MSK = "b-1.logs.abc123.c2.kafka.eu-west-1.amazonaws.com:9096,b-2.logs.abc123.c2.
 #: An AWS-style production install: MSK over SASL/SCRAM (9096), S3-compatible audit store, CloudWatch,
 #: Salesforce, Loki, PostgreSQL behind pgbouncer, Slack (a Secret reference), a webhook and PagerDuty.
 REALISTIC = {
-    "kafka": {"bootstrap": MSK, "securityProtocol": "SASL_SSL",
-              "sasl": {"mechanism": "SCRAM-SHA-512", "existingSecret": "msk-scram", "usernameKey": "username"}},
+    "kafka": {
+        "bootstrap": MSK,
+        "securityProtocol": "SASL_SSL",
+        "sasl": {"mechanism": "SCRAM-SHA-512", "existingSecret": "msk-scram", "usernameKey": "username"},
+    },
     "networkPolicy": {"enabled": True, "endpointPorts": {"${SLACK_WEBHOOK_URL}": 443}},
     "collectors": {
-        "cloudwatch": {"enabled": True, "config": {"cloudwatch": {
-            "regions": ["eu-west-1"], "log_groups": [{"prefix": "/ecs/"}],
-            "endpoint_url": "https://logs.eu-west-1.amazonaws.com"}}},
-        "salesforce": {"enabled": True, "config": {"salesforce": {"auth": {
-            "kind": "jwt", "username": "int@example.com", "client_id": "file:/etc/sf/id", "private_key": "file:/etc/sf/key"}}},
-            "extraSecretMounts": [{"name": "sf", "secretName": "salesforce-jwt", "mountPath": "/etc/sf"}]},
+        "cloudwatch": {
+            "enabled": True,
+            "config": {
+                "cloudwatch": {
+                    "regions": ["eu-west-1"],
+                    "log_groups": [{"prefix": "/ecs/"}],
+                    "endpoint_url": "https://logs.eu-west-1.amazonaws.com",
+                }
+            },
+        },
+        "salesforce": {
+            "enabled": True,
+            "config": {
+                "salesforce": {
+                    "auth": {
+                        "kind": "jwt",
+                        "username": "int@example.com",
+                        "client_id": "file:/etc/sf/id",
+                        "private_key": "file:/etc/sf/key",
+                    }
+                }
+            },
+            "extraSecretMounts": [{"name": "sf", "secretName": "salesforce-jwt", "mountPath": "/etc/sf"}],
+        },
     },
     "sinks": {
         "monitoring": {"config": {"monitoring": {"loki": {"url": "http://loki-gateway.monitoring:3100"}}}},
-        "audit": {"enabled": True, "config": {"audit": {
-            "storage": {"s3": {"bucket": "audit", "endpoint_url": "http://minio.storage.svc:9000"}},
-            "hmac_key": "file:/etc/audit/key"}},
-            "extraSecretMounts": [{"name": "audit", "secretName": "audit-hmac", "mountPath": "/etc/audit"}]},
-        "analytics": {"enabled": True, "config": {"analytics": {
-            "postgres": {"dsn": "postgresql://logtide@pgbouncer.db:6432/logs"}}}},
+        "audit": {
+            "enabled": True,
+            "config": {
+                "audit": {
+                    "storage": {"s3": {"bucket": "audit", "endpoint_url": "http://minio.storage.svc:9000"}},
+                    "hmac_key": "file:/etc/audit/key",
+                }
+            },
+            "extraSecretMounts": [{"name": "audit", "secretName": "audit-hmac", "mountPath": "/etc/audit"}],
+        },
+        "analytics": {
+            "enabled": True,
+            "config": {"analytics": {"postgres": {"dsn": "postgresql://logtide@pgbouncer.db:6432/logs"}}},
+        },
     },
-    "alerting": {"config": {"receivers": [
-        {"name": "slack", "slack": [{"url": "${SLACK_WEBHOOK_URL}"}]},
-        {"name": "hook", "webhook": [{"url": "https://hooks.example.com:8443/logtide"}]},
-        {"name": "pager", "pagerduty": [{"routing_key": "${PD_KEY}"}]},
-    ], "route": {"receiver": "slack"}}},
+    "alerting": {
+        "config": {
+            "receivers": [
+                {"name": "slack", "slack": [{"url": "${SLACK_WEBHOOK_URL}"}]},
+                {"name": "hook", "webhook": [{"url": "https://hooks.example.com:8443/logtide"}]},
+                {"name": "pager", "pagerduty": [{"routing_key": "${PD_KEY}"}]},
+            ],
+            "route": {"receiver": "slack"},
+        }
+    },
 }
 
 #: What each role must reach besides DNS and Kafka (9096).
 MUST_REACH = {
-    "agent": {443, 6443},                 # the Kubernetes API (kubernetesApiPorts)
+    "agent": {443, 6443},  # the Kubernetes API (kubernetesApiPorts)
     "collector-cloudwatch": {443},
     "collector-salesforce": {443},
     "processor": set(),
     "sink-monitoring": {3100},
     "sink-audit": {9000},
     "sink-analytics": {6432},
-    "alerting": {443, 8443},              # Slack (declared), PagerDuty's default URL, the webhook
+    "alerting": {443, 8443},  # Slack (declared), PagerDuty's default URL, the webhook
 }
 
 
@@ -242,23 +288,42 @@ def test_each_role_reaches_exactly_what_its_wiring_names():
 
 
 def test_kafka_ports_come_from_every_bootstrap_entry_plus_the_extra_list():
-    r = render({"networkPolicy": {"enabled": True, "kafkaPorts": [9094], "extraEgressPorts": [8080]},
-                "kafka": {"bootstrap": "k-0.kafka:9092,k-1.kafka:19092"}})
+    r = render(
+        {
+            "networkPolicy": {"enabled": True, "kafkaPorts": [9094], "extraEgressPorts": [8080]},
+            "kafka": {"bootstrap": "k-0.kafka:9092,k-1.kafka:19092"},
+        }
+    )
     for policy in r.kind("NetworkPolicy"):
         kafka, other = _egress(policy)
         assert kafka == {9092, 19092, 9094}
         assert 8080 in other
 
 
-@pytest.mark.parametrize("values, named", [
-    ({"sinks": {"monitoring": {"config": {"monitoring": {"loki": {"url": "${LOKI_URL}"}}}}}},
-     "sinks.monitoring.config.monitoring.loki.url"),
-    ({"alerting": {"config": {"receivers": [{"name": "hook", "webhook": [{"url": "${HOOK_URL}"}]}],
-                              "route": {"receiver": "hook"}}}},
-     "alerting.config.receivers[0].webhook[0].url"),
-    ({"sinks": {"monitoring": {"config": {"monitoring": {"loki": {"url": "loki:3100"}}}}}},
-     "sinks.monitoring.config.monitoring.loki.url"),
-])
+@pytest.mark.parametrize(
+    "values, named",
+    [
+        (
+            {"sinks": {"monitoring": {"config": {"monitoring": {"loki": {"url": "${LOKI_URL}"}}}}}},
+            "sinks.monitoring.config.monitoring.loki.url",
+        ),
+        (
+            {
+                "alerting": {
+                    "config": {
+                        "receivers": [{"name": "hook", "webhook": [{"url": "${HOOK_URL}"}]}],
+                        "route": {"receiver": "hook"},
+                    }
+                }
+            },
+            "alerting.config.receivers[0].webhook[0].url",
+        ),
+        (
+            {"sinks": {"monitoring": {"config": {"monitoring": {"loki": {"url": "loki:3100"}}}}}},
+            "sinks.monitoring.config.monitoring.loki.url",
+        ),
+    ],
+)
 def test_a_port_that_cannot_be_derived_fails_the_render(values, named):
     with pytest.raises(helm().HelmError) as err:
         render({**values, "networkPolicy": {"enabled": True}})
@@ -269,8 +334,12 @@ def test_a_port_that_cannot_be_derived_fails_the_render(values, named):
 
 
 def test_a_declared_reference_port_is_allowed():
-    r = render({"networkPolicy": {"enabled": True, "endpointPorts": {"${LOKI_URL}": 3100}},
-                "sinks": {"monitoring": {"config": {"monitoring": {"loki": {"url": "${LOKI_URL}"}}}}}})
+    r = render(
+        {
+            "networkPolicy": {"enabled": True, "endpointPorts": {"${LOKI_URL}": 3100}},
+            "sinks": {"monitoring": {"config": {"monitoring": {"loki": {"url": "${LOKI_URL}"}}}}},
+        }
+    )
     assert _egress(r.get("NetworkPolicy", "lt-logtide-sink-monitoring"))[1] == {3100}
 
 

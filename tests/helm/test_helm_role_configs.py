@@ -144,12 +144,25 @@ def test_keys_the_chart_sets_exist_in_the_models():
 BAD_ROLE_CONFIGS = [
     ({"agent": {"config": {"bogus_key": 1}}}, "/agent/config", "agent"),
     ({"processor": {"config": {"max_batch": "lots"}}}, "/processor/config/max_batch", "process"),
-    ({"alerting": {"config": {"receivers": [{"name": "x", "slack": [{"channel": "#ops"}]}]}}},
-     "/alerting/config/receivers/0/slack/0", "alert"),
-    ({"collectors": {"cloudwatch": {"enabled": True, "config": {"cloudwatch": {"log_groups": [{"name": "/x"}]}}}}},
-     "/collectors/cloudwatch/config/cloudwatch", "collect"),
-    ({"sinks": {"monitoring": {"config": {"monitoring": {"loki": {"url": "http://loki:3100", "batch_bytes": "1MB"}}}}}},
-     "/sinks/monitoring/config/monitoring/loki/batch_bytes", "sink"),
+    (
+        {"alerting": {"config": {"receivers": [{"name": "x", "slack": [{"channel": "#ops"}]}]}}},
+        "/alerting/config/receivers/0/slack/0",
+        "alert",
+    ),
+    (
+        {"collectors": {"cloudwatch": {"enabled": True, "config": {"cloudwatch": {"log_groups": [{"name": "/x"}]}}}}},
+        "/collectors/cloudwatch/config/cloudwatch",
+        "collect",
+    ),
+    (
+        {
+            "sinks": {
+                "monitoring": {"config": {"monitoring": {"loki": {"url": "http://loki:3100", "batch_bytes": "1MB"}}}}
+            }
+        },
+        "/sinks/monitoring/config/monitoring/loki/batch_bytes",
+        "sink",
+    ),
     # The model takes a sink config without any section; the role then has nothing to run. The chart refuses it.
     ({"sinks": {"eu": {"enabled": True, "config": {}}}}, "/sinks/eu/config", None),
     ({"sinks": {"eu": {"enabled": True}}}, "/sinks/eu", None),
@@ -169,24 +182,45 @@ def test_bad_role_config_is_refused_at_install_as_the_role_would(values, where, 
         assert type(refused.value).__name__ == "ValidationError"
 
 
-@pytest.mark.parametrize("example, where", [
-    ("agent", "agent"), ("process", "processor"), ("alert", "alerting"), ("sink", "sinks.example"),
-    ("collect", "collectors.k8s"),
-])
+@pytest.mark.parametrize(
+    "example, where",
+    [
+        ("agent", "agent"),
+        ("process", "processor"),
+        ("alert", "alerting"),
+        ("sink", "sinks.example"),
+        ("collect", "collectors.k8s"),
+    ],
+)
 def test_the_documented_example_configs_are_accepted(example, where):
     """The schema is no stricter than the role: each examples/<role>.yaml (minus what the chart wires) renders."""
     import yaml
 
     config = yaml.safe_load((ROOT / "examples" / f"{example}.yaml").read_text())
-    wired = {"kafka", "http", "mode", "pods_root", "containers_root", "checkpoint_dir",
-             "state_path", "api", "rules_files", "base_dir"}
+    wired = {
+        "kafka",
+        "http",
+        "mode",
+        "pods_root",
+        "containers_root",
+        "checkpoint_dir",
+        "state_path",
+        "api",
+        "rules_files",
+        "base_dir",
+    }
     config = {k: v for k, v in config.items() if k not in wired}
     values: dict = {"enabled": True, "config": config}
     for part in reversed(where.split(".")):
         values = {part: values}
     r = render(values)
-    name = {"agent": "agent", "process": "processor", "alert": "alerting", "sink": "sink-example",
-            "collect": "collector-k8s"}[example]
+    name = {
+        "agent": "agent",
+        "process": "processor",
+        "alert": "alerting",
+        "sink": "sink-example",
+        "collect": "collector-k8s",
+    }[example]
     _model(example).model_validate(r.role_config(name))
 
 
@@ -204,17 +238,28 @@ def test_the_schema_of_role_configs_is_the_models():
 
 # ---- wired keys are the chart's -------------------------------------------------------------------
 
-@pytest.mark.parametrize("values, key, instead", [
-    ({"agent": {"config": {"http": {"port": 9999}}}}, "agent.config.http.port", "http.port"),
-    ({"agent": {"config": {"checkpoint_dir": "/data/ck"}}}, "agent.config.checkpoint_dir", "agent.checkpoints"),
-    ({"agent": {"config": {"pods_root": "/logs"}}}, "agent.config.pods_root", "agent.hostPaths.pods"),
-    ({"processor": {"config": {"kafka": {"bootstrap": "other:9092"}}}}, "processor.config.kafka.bootstrap", "kafka.bootstrap"),
-    ({"sinks": {"monitoring": {"config": {"kafka": {"ssl_cafile": "/ca.pem"}}}}}, "sinks.monitoring.config.kafka.ssl_cafile",
-     "kafka.tls"),
-    ({"alerting": {"config": {"api": {"port": 9095}}}}, "alerting.config.api.port", "alerting.api.port"),
-    ({"alerting": {"config": {"state_path": "/tmp/a.db"}}}, "alerting.config.state_path", "alerting.persistence"),
-    ({"alerting": {"config": {"rules_files": ["x.yaml"]}}}, "alerting.config.rules_files", "alerting.rules"),
-])
+
+@pytest.mark.parametrize(
+    "values, key, instead",
+    [
+        ({"agent": {"config": {"http": {"port": 9999}}}}, "agent.config.http.port", "http.port"),
+        ({"agent": {"config": {"checkpoint_dir": "/data/ck"}}}, "agent.config.checkpoint_dir", "agent.checkpoints"),
+        ({"agent": {"config": {"pods_root": "/logs"}}}, "agent.config.pods_root", "agent.hostPaths.pods"),
+        (
+            {"processor": {"config": {"kafka": {"bootstrap": "other:9092"}}}},
+            "processor.config.kafka.bootstrap",
+            "kafka.bootstrap",
+        ),
+        (
+            {"sinks": {"monitoring": {"config": {"kafka": {"ssl_cafile": "/ca.pem"}}}}},
+            "sinks.monitoring.config.kafka.ssl_cafile",
+            "kafka.tls",
+        ),
+        ({"alerting": {"config": {"api": {"port": 9095}}}}, "alerting.config.api.port", "alerting.api.port"),
+        ({"alerting": {"config": {"state_path": "/tmp/a.db"}}}, "alerting.config.state_path", "alerting.persistence"),
+        ({"alerting": {"config": {"rules_files": ["x.yaml"]}}}, "alerting.config.rules_files", "alerting.rules"),
+    ],
+)
 def test_a_wired_key_in_a_role_config_is_refused_naming_it(values, key, instead):
     with pytest.raises(helm().HelmError) as err:
         render(values)
@@ -230,12 +275,19 @@ def test_role_tuning_beside_wired_keys_still_merges():
 
 # ---- helm test: logtide check on every ConfigMap ----------------------------------------------------
 
+
 def test_helm_test_checks_every_role_config_map_where_the_role_reads_it(rendered):
-    checks = {p["metadata"]["labels"]["logtide.io/checks"]: p for p in rendered.kind("Pod")
-              if "logtide.io/checks" in p["metadata"]["labels"]}
-    roles = {w["metadata"]["name"].removeprefix("lt-logtide-"): w["spec"]["template"]["spec"] for w in rendered.workloads()}
+    checks = {
+        p["metadata"]["labels"]["logtide.io/checks"]: p
+        for p in rendered.kind("Pod")
+        if "logtide.io/checks" in p["metadata"]["labels"]
+    }
+    roles = {
+        w["metadata"]["name"].removeprefix("lt-logtide-"): w["spec"]["template"]["spec"] for w in rendered.workloads()
+    }
     assert set(checks) == set(roles)
     from pod_security import restricted_violations
+
     for role, pod in checks.items():
         assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
         assert "app.kubernetes.io/name" not in pod["metadata"]["labels"], "no NetworkPolicy selects it"
@@ -255,6 +307,7 @@ def test_helm_test_checks_every_role_config_map_where_the_role_reads_it(rendered
 
 
 # ---- paths the pods and NOTES name -----------------------------------------------------------------
+
 
 def test_agent_checkpoints_are_per_release_on_the_node():
     def host_path(r):
@@ -295,15 +348,50 @@ def test_day2_tools_have_kafka_and_a_writable_state_dir_in_every_pod(rendered, m
         assert state_dir().startswith(env["LOGTIDE_STATE_DIR"] + "/"), role
 
 
-@pytest.mark.parametrize("values, named", [
-    ({"sinks": {"audit": {"enabled": True, "config": {"audit": {
-        "storage": {"path": "/data/audit"}, "hmac_key": "file:/etc/logtide/secrets/audit/k"}},
-        "extraSecretMounts": [{"name": "audit", "secretName": "audit-hmac", "mountPath": "/etc/logtide/secrets/audit"}]}}},
-     "sinks.audit.config.audit.storage.path: /data/audit"),
-    ({"collectors": {"salesforce": {"enabled": True, "config": {"salesforce": {"auth": {
-        "kind": "jwt", "username": "u", "client_id": "c", "private_key": "file:/etc/sf/key.pem"}}}}}},
-     "collectors.salesforce.config.salesforce.auth.private_key: file:/etc/sf/key.pem"),
-])
+@pytest.mark.parametrize(
+    "values, named",
+    [
+        (
+            {
+                "sinks": {
+                    "audit": {
+                        "enabled": True,
+                        "config": {
+                            "audit": {
+                                "storage": {"path": "/data/audit"},
+                                "hmac_key": "file:/etc/logtide/secrets/audit/k",
+                            }
+                        },
+                        "extraSecretMounts": [
+                            {"name": "audit", "secretName": "audit-hmac", "mountPath": "/etc/logtide/secrets/audit"}
+                        ],
+                    }
+                }
+            },
+            "sinks.audit.config.audit.storage.path: /data/audit",
+        ),
+        (
+            {
+                "collectors": {
+                    "salesforce": {
+                        "enabled": True,
+                        "config": {
+                            "salesforce": {
+                                "auth": {
+                                    "kind": "jwt",
+                                    "username": "u",
+                                    "client_id": "c",
+                                    "private_key": "file:/etc/sf/key.pem",
+                                }
+                            }
+                        },
+                    }
+                }
+            },
+            "collectors.salesforce.config.salesforce.auth.private_key: file:/etc/sf/key.pem",
+        ),
+    ],
+)
 def test_a_config_path_on_no_mounted_volume_is_refused(values, named):
     with pytest.raises(helm().HelmError) as err:
         render(values)
@@ -311,11 +399,26 @@ def test_a_config_path_on_no_mounted_volume_is_refused(values, named):
 
 
 def test_a_config_path_on_a_volume_of_the_values_is_accepted():
-    r = render({"sinks": {"audit": {"enabled": True, "config": {"audit": {
-        "storage": {"path": "/archive/audit"}, "hmac_key": "file:/etc/logtide/secrets/audit/k"}},
-        "extraSecretMounts": [{"name": "audit", "secretName": "audit-hmac", "mountPath": "/etc/logtide/secrets/audit"}],
-        "extraVolumes": [{"name": "archive", "persistentVolumeClaim": {"claimName": "audit-archive"}}],
-        "extraVolumeMounts": [{"name": "archive", "mountPath": "/archive"}]}}})
+    r = render(
+        {
+            "sinks": {
+                "audit": {
+                    "enabled": True,
+                    "config": {
+                        "audit": {
+                            "storage": {"path": "/archive/audit"},
+                            "hmac_key": "file:/etc/logtide/secrets/audit/k",
+                        }
+                    },
+                    "extraSecretMounts": [
+                        {"name": "audit", "secretName": "audit-hmac", "mountPath": "/etc/logtide/secrets/audit"}
+                    ],
+                    "extraVolumes": [{"name": "archive", "persistentVolumeClaim": {"claimName": "audit-archive"}}],
+                    "extraVolumeMounts": [{"name": "archive", "mountPath": "/archive"}],
+                }
+            }
+        }
+    )
     assert r.role_config("sink-audit")["audit"]["storage"]["path"] == "/archive/audit"
 
 
@@ -324,13 +427,15 @@ def _wired_keys_by_command() -> dict[str, set[str]]:
     import re
 
     text = (ROOT / "helm" / "logtide" / "templates" / "_helpers.tpl").read_text()
-    define = text[text.index('{{- define "logtide.wiredKeys" -}}'):]
-    define = define[:define.index("{{- toJson $keys -}}")]
+    define = text[text.index('{{- define "logtide.wiredKeys" -}}') :]
+    define = define[: define.index("{{- toJson $keys -}}")]
     shared, _, specific = define.partition('{{- if eq .command "agent" -}}')
     agent, _, alert = specific.partition('{{- else if eq .command "alert" -}}')
     keys = lambda block: set(re.findall(r'^\s*(?:\{\{- \$_ := set \$keys )?"([a-z_.]+)" "', block, re.M))  # noqa: E731
     common = keys(shared)
-    return {command: common | {"agent": keys(agent), "alert": keys(alert)}.get(command, set()) for command in ROLE_MODELS}
+    return {
+        command: common | {"agent": keys(agent), "alert": keys(alert)}.get(command, set()) for command in ROLE_MODELS
+    }
 
 
 def test_every_wired_key_exists_in_its_roles_model():

@@ -13,9 +13,16 @@ import yaml
 from helm_support import exported_metrics, full_values, metrics_in, promtool, rules_file
 
 UNIT_TESTS = Path(__file__).resolve().parent / "rules_test.yaml"
-ALERTS = {"LogtideTargetDown", "LogtideConsumerLagGrowing", "LogtideDLQRateHigh", "LogtideProduceErrors",
-          "LogtideCommitErrors", "LogtideAgentNotShipping", "LogtideCollectorCheckpointStale",
-          "LogtideNotificationsFailing"}
+ALERTS = {
+    "LogtideTargetDown",
+    "LogtideConsumerLagGrowing",
+    "LogtideDLQRateHigh",
+    "LogtideProduceErrors",
+    "LogtideCommitErrors",
+    "LogtideAgentNotShipping",
+    "LogtideCollectorCheckpointStale",
+    "LogtideNotificationsFailing",
+}
 
 
 def _promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -54,7 +61,9 @@ def test_alerts_fire_on_failure_and_stay_quiet_when_healthy(tmp_path):
     shutil.copy(UNIT_TESTS, tmp_path / UNIT_TESTS.name)
     out = _promtool("test", "rules", UNIT_TESTS.name, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    tested = {t["alertname"] for case in yaml.safe_load(UNIT_TESTS.read_text())["tests"] for t in case["alert_rule_test"]}
+    tested = {
+        t["alertname"] for case in yaml.safe_load(UNIT_TESTS.read_text())["tests"] for t in case["alert_rule_test"]
+    }
     assert tested == ALERTS, f"alerts without a unit test: {ALERTS - tested}"
 
 
@@ -91,8 +100,15 @@ def test_readme_scrape_snippet_is_a_valid_prometheus_config(tmp_path):
     relabel = yaml.safe_load(snippet)["relabel_configs"]
     # Debian's Prometheus is built without kubernetes_sd_configs; the relabelling is checked the same
     # way whatever the discovery (actions, regexes, label names).
-    config = {"scrape_configs": [{"job_name": "kubernetes-pods", "static_configs": [{"targets": ["127.0.0.1:9464"]}],
-                                  "relabel_configs": relabel}]}
+    config = {
+        "scrape_configs": [
+            {
+                "job_name": "kubernetes-pods",
+                "static_configs": [{"targets": ["127.0.0.1:9464"]}],
+                "relabel_configs": relabel,
+            }
+        ]
+    }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     out = _promtool("check", "config", "prometheus.yml", cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -29,13 +29,13 @@ from logtide.broker import EmbeddedBroker, _die_with_parent, free_port
 class Pki:
     """Paths of the generated PEM files."""
 
-    ca: Path            # the CA clients trust
-    other_ca: Path      # a CA that signed nothing the endpoints serve (the "untrusted CA" case)
-    server_cert: Path   # SAN 127.0.0.1 and localhost
+    ca: Path  # the CA clients trust
+    other_ca: Path  # a CA that signed nothing the endpoints serve (the "untrusted CA" case)
+    server_cert: Path  # SAN 127.0.0.1 and localhost
     server_key: Path
-    wrong_host_cert: Path   # signed by ca, SAN kafka.example.invalid only (the hostname-mismatch case)
+    wrong_host_cert: Path  # signed by ca, SAN kafka.example.invalid only (the hostname-mismatch case)
     wrong_host_key: Path
-    client_cert: Path   # signed by ca, for mutual TLS
+    client_cert: Path  # signed by ca, for mutual TLS
     client_key: Path
 
 
@@ -54,8 +54,9 @@ def _write(path: Path, *pems: bytes) -> Path:
 
 
 def _key_pem(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _cert_pem(cert) -> bytes:
@@ -65,25 +66,48 @@ def _cert_pem(cert) -> bytes:
 def _ca(cn: str):
     key = _key()
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
     return key, cert
 
 
 def _leaf(ca_key, ca_cert, cn: str, sans: list[x509.GeneralName], usage):
     key = _key()
     now = datetime.datetime.now(datetime.UTC)
-    builder = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return key, builder.sign(ca_key, hashes.SHA256())
@@ -95,8 +119,13 @@ def make_pki(directory: Path) -> Pki:
     _other_key, other_cert = _ca("some other CA")
     loopback = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
     s_key, s_cert = _leaf(ca_key, ca_cert, "127.0.0.1", loopback, ExtendedKeyUsageOID.SERVER_AUTH)
-    w_key, w_cert = _leaf(ca_key, ca_cert, "kafka.example.invalid", [x509.DNSName("kafka.example.invalid")],
-                          ExtendedKeyUsageOID.SERVER_AUTH)
+    w_key, w_cert = _leaf(
+        ca_key,
+        ca_cert,
+        "kafka.example.invalid",
+        [x509.DNSName("kafka.example.invalid")],
+        ExtendedKeyUsageOID.SERVER_AUTH,
+    )
     c_key, c_cert = _leaf(ca_key, ca_cert, "logtide-client", [], ExtendedKeyUsageOID.CLIENT_AUTH)
     d = directory
     return Pki(
@@ -120,6 +149,7 @@ def stunnel_binary() -> str:
 
 def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 15.0) -> None:
     import socket
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -196,9 +226,14 @@ verifyChain = yes
 requireCert = yes
 """)
         # stunnel dies with the test session, like the brokers (PR_SET_PDEATHSIG)
-        self.proc = subprocess.Popen([stunnel_binary(), str(conf)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            [stunnel_binary(), str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         for port in (self.tls_port, self.wrong_host_port, self.mtls_port):
             _wait_port(port, self.proc, log)
         return self
@@ -216,8 +251,12 @@ requireCert = yes
 
     def settings(self, client: str, *, mutual: bool = False, **override) -> dict:
         """The ``kafka:`` block of a role config for this endpoint."""
-        kafka = {"bootstrap": self.mtls if mutual else self.tls, "client": client,
-                 "security_protocol": "SSL", "ssl_cafile": str(self.pki.ca)}
+        kafka = {
+            "bootstrap": self.mtls if mutual else self.tls,
+            "client": client,
+            "security_protocol": "SSL",
+            "ssl_cafile": str(self.pki.ca),
+        }
         if mutual:
             kafka.update(ssl_certfile=str(self.pki.client_cert), ssl_keyfile=str(self.pki.client_key))
         kafka.update(override)

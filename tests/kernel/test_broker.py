@@ -66,8 +66,11 @@ def test_broker_does_not_outlive_a_killed_parent():
     import subprocess
     import sys
     import time
-    code = ("from logtide.broker import EmbeddedBroker; import time; b = EmbeddedBroker().start(); "
-            "print(b.proc.pid, flush=True); time.sleep(60)")
+
+    code = (
+        "from logtide.broker import EmbeddedBroker; import time; b = EmbeddedBroker().start(); "
+        "print(b.proc.pid, flush=True); time.sleep(60)"
+    )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
     os.kill(parent.pid, signal.SIGKILL)

@@ -13,15 +13,24 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples")
 LOGTIDE = [sys.executable, "-m", "logtide"]
-ROLE_FILES = {"agent": "agent.yaml", "collect": "collect.yaml", "process": "process.yaml", "sink": "sink.yaml",
-              "alert": "alert.yaml"}
+ROLE_FILES = {
+    "agent": "agent.yaml",
+    "collect": "collect.yaml",
+    "process": "process.yaml",
+    "sink": "sink.yaml",
+    "alert": "alert.yaml",
+}
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def run(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LOGTIDE_BOOTSTRAP": "127.0.0.1:1",  # nothing to connect to: --check must not try
-           "LOGTIDE_AUDIT_KEY": "k" * 32, "SF_PRIVATE_KEY": "not-a-real-key"}
+    env = {
+        **os.environ,
+        "LOGTIDE_BOOTSTRAP": "127.0.0.1:1",  # nothing to connect to: --check must not try
+        "LOGTIDE_AUDIT_KEY": "k" * 32,
+        "SF_PRIVATE_KEY": "not-a-real-key",
+    }
     return subprocess.run(LOGTIDE + list(args), capture_output=True, text=True, timeout=90, cwd=cwd, env=env)
 
 
@@ -57,7 +66,7 @@ def broken(tmp_path, name: str, old: str, new: str) -> str:
     path.write_text(text.replace(old, new, 1))
     if name == "alert.yaml":
         shutil.copy(os.path.join(EXAMPLES, "alert-rules.yaml"), tmp_path / "alert-rules.yaml")
-    line = text[:text.index(old)].count("\n") + 1 + old[:old.index(old.lstrip())].count("\n")
+    line = text[: text.index(old)].count("\n") + 1 + old[: old.index(old.lstrip())].count("\n")
     return f"{path}:{line}"
 
 
@@ -68,21 +77,49 @@ def assert_refused(r: subprocess.CompletedProcess, *words: str) -> None:
         assert w in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("role, name, old, new, words", [
-    ("agent", "agent.yaml", "multiline:                     # stack traces as one event (agents/multiline.py: the exact rules)\n  enabled: true",
-     "multiline:\n  start_pattern: '([a-z'", ["multiline", "start_pattern is not a valid regular expression"]),
-    ("collect", "collect.yaml", 'match: "-(prod|staging)$"', 'match: "-(prod|staging$"',
-     ["cloudwatch.log_groups.1.match", "not a valid regular expression"]),
-    ("collect", "collect.yaml", "cloudwatch:", "cloudwach:", ["unknown field 'cloudwach'"]),
-    ("process", "process.yaml", "drop: 'resource[\"service.name\"] == ", "drop: 'resource[\"service.name\"] === ",
-     ["pipeline.3.drop", "unexpected character"]),
-    ("sink", "sink.yaml", "roll_bytes:", "roll_byte:", ["unknown field 'audit.roll_byte'"]),
-    ("sink", "sink.yaml", "monitoring:", "monitorin:", ["unknown field 'monitorin'"]),
-    ("alert", "alert.yaml", "state_path: /var/lib/logtide/alerting.db", "state_path: /etc/hostname/alerting.db",
-     ["field 'state_path'", "/etc/hostname is not a directory"]),
-    ("agent", "agent.yaml", "checkpoint_dir: /var/lib/logtide-agent", "checkpoint_dir: /etc/hostname/agent",
-     ["field 'checkpoint_dir'", "/etc/hostname/agent", "not a directory"]),
-])
+@pytest.mark.parametrize(
+    "role, name, old, new, words",
+    [
+        (
+            "agent",
+            "agent.yaml",
+            "multiline:                     # stack traces as one event (agents/multiline.py: the exact rules)\n  enabled: true",
+            "multiline:\n  start_pattern: '([a-z'",
+            ["multiline", "start_pattern is not a valid regular expression"],
+        ),
+        (
+            "collect",
+            "collect.yaml",
+            'match: "-(prod|staging)$"',
+            'match: "-(prod|staging$"',
+            ["cloudwatch.log_groups.1.match", "not a valid regular expression"],
+        ),
+        ("collect", "collect.yaml", "cloudwatch:", "cloudwach:", ["unknown field 'cloudwach'"]),
+        (
+            "process",
+            "process.yaml",
+            'drop: \'resource["service.name"] == ',
+            'drop: \'resource["service.name"] === ',
+            ["pipeline.3.drop", "unexpected character"],
+        ),
+        ("sink", "sink.yaml", "roll_bytes:", "roll_byte:", ["unknown field 'audit.roll_byte'"]),
+        ("sink", "sink.yaml", "monitoring:", "monitorin:", ["unknown field 'monitorin'"]),
+        (
+            "alert",
+            "alert.yaml",
+            "state_path: /var/lib/logtide/alerting.db",
+            "state_path: /etc/hostname/alerting.db",
+            ["field 'state_path'", "/etc/hostname is not a directory"],
+        ),
+        (
+            "agent",
+            "agent.yaml",
+            "checkpoint_dir: /var/lib/logtide-agent",
+            "checkpoint_dir: /etc/hostname/agent",
+            ["field 'checkpoint_dir'", "/etc/hostname/agent", "not a directory"],
+        ),
+    ],
+)
 def test_a_broken_copy_is_refused_naming_file_and_line(tmp_path, role, name, old, new, words):
     where = broken(tmp_path, name, old, new)
     for r in (run(role, "--check", "--config", where.rsplit(":", 1)[0]), run("check", where.rsplit(":", 1)[0])):
@@ -95,17 +132,22 @@ def test_a_template_that_does_not_compile_in_a_rules_file_is_refused_through_the
     rules = open(os.path.join(EXAMPLES, "alert-rules.yaml")).read()
     old = "{{ labels.service_name }} logged a FATAL"
     (tmp_path / "alert-rules.yaml").write_text(rules.replace(old, "{{ labels.service_name } logged a FATAL"))
-    line = rules[:rules.index(old)].count("\n") + 1
+    line = rules[: rules.index(old)].count("\n") + 1
     where = f"{tmp_path / 'alert-rules.yaml'}:{line}"
-    assert_refused(run("alert", "--check", "--config", str(tmp_path / "alert.yaml")), where, "template does not compile")
+    assert_refused(
+        run("alert", "--check", "--config", str(tmp_path / "alert.yaml")), where, "template does not compile"
+    )
     assert_refused(run("check", str(tmp_path / "alert-rules.yaml")), where, "annotations.summary")
 
 
 def test_every_problem_is_reported_not_just_the_first(tmp_path):
     text = open(os.path.join(EXAMPLES, "sink.yaml")).read()
     path = tmp_path / "sink.yaml"
-    path.write_text(text.replace("roll_bytes:", "roll_byte:").replace("compression: zstd", "compression: lz5")
-                    .replace("max_batch: 2000", "max_batch: many", 1))
+    path.write_text(
+        text.replace("roll_bytes:", "roll_byte:")
+        .replace("compression: zstd", "compression: lz5")
+        .replace("max_batch: 2000", "max_batch: many", 1)
+    )
     r = run("check", str(path))
     assert_refused(r, "audit.roll_byte", "analytics.parquet.compression", "monitoring.max_batch")
     assert len([line for line in r.stderr.splitlines() if line.startswith(f"{path}:")]) == 3
@@ -131,8 +173,11 @@ def test_check_help_says_how_roles_are_recognized():
 def test_every_unresolvable_secret_is_reported(tmp_path):
     path = tmp_path / "collect.yaml"
     text = open(os.path.join(EXAMPLES, "collect.yaml")).read()
-    path.write_text(text.replace("${SF_PRIVATE_KEY}", "${LOGTIDE_TEST_UNSET_A}")
-                    .replace("${SF_CLIENT_ID:-3MVG9-example-consumer-key}", "file:/nonexistent/client-id"))
+    path.write_text(
+        text.replace("${SF_PRIVATE_KEY}", "${LOGTIDE_TEST_UNSET_A}").replace(
+            "${SF_CLIENT_ID:-3MVG9-example-consumer-key}", "file:/nonexistent/client-id"
+        )
+    )
     r = run("check", str(path))
     assert_refused(r, "LOGTIDE_TEST_UNSET_A is not set", "cannot read secret file /nonexistent/client-id")
     assert len(r.stderr.splitlines()) == 2

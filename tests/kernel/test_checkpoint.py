@@ -42,8 +42,10 @@ def test_sqlite_put_many_is_all_or_nothing(tmp_path):
     assert store.get("b") is None
     # a write that fails half-way (a trigger refuses the second row) leaves the first row unchanged
     other = sqlite3.connect(path)
-    other.execute("CREATE TRIGGER refuse_b BEFORE INSERT ON checkpoints WHEN NEW.key = 'b' "
-                  "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    other.execute(
+        "CREATE TRIGGER refuse_b BEFORE INSERT ON checkpoints WHEN NEW.key = 'b' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
     other.commit()
     with pytest.raises(CheckpointError, match="refused"):
         store.put_many({"a": {"offset": 2}, "b": {"offset": 2}})

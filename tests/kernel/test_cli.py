@@ -29,13 +29,15 @@ def env(**extra) -> dict:
 
 
 def run(*args, timeout: float = 60, **extra_env) -> subprocess.CompletedProcess:
-    return subprocess.run(LOGTIDE + list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env=env(**extra_env))
+    return subprocess.run(
+        LOGTIDE + list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env(**extra_env)
+    )
 
 
 def start(*args, **extra_env) -> subprocess.Popen:
-    return subprocess.Popen(LOGTIDE + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT, env=env(**extra_env))
+    return subprocess.Popen(
+        LOGTIDE + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env(**extra_env)
+    )
 
 
 def assert_one_line_error(proc_or_result, stderr: str, *words: str) -> None:
@@ -52,13 +54,29 @@ def slow_runs(tmp_path_factory):
     """The runs that take seconds each, started together so the module stays fast."""
     workdir = tmp_path_factory.mktemp("up")
     procs = {
-        "up": start("up", "--duration", "8", "--http-port", "0", "--rate", "100", "--log-level", "warning",
-                    "--config", str(write_up_config(workdir))),
+        "up": start(
+            "up",
+            "--duration",
+            "8",
+            "--http-port",
+            "0",
+            "--rate",
+            "100",
+            "--log-level",
+            "warning",
+            "--config",
+            str(write_up_config(workdir)),
+        ),
         "up-unreachable": start("up", "--bootstrap", "127.0.0.1:1", "--http-port", "0"),
         "topics-unreachable": start("topics", "--bootstrap", "127.0.0.1:1"),
         # only the kernel's own demo source: this one is about Ctrl-C, not the roles
-        "up-sigint": start("up", "--http-port", "0", "--config", str(write_up_config(
-            workdir, "disable: [10-agent, 20-process, 30-sink, 40-alert]\n", "up-demo-only.yaml"))),
+        "up-sigint": start(
+            "up",
+            "--http-port",
+            "0",
+            "--config",
+            str(write_up_config(workdir, "disable: [10-agent, 20-process, 30-sink, 40-alert]\n", "up-demo-only.yaml")),
+        ),
     }
     yield procs
     for p in procs.values():
@@ -97,6 +115,7 @@ def test_no_command_prints_help_and_fails():
 def test_topics_lists_partitions_and_end_offsets(broker, new_topic):
     topic = new_topic(2)
     from logtide.transport import KafkaSettings
+
     producer = connect(KafkaSettings(bootstrap=broker, client="confluent")).producer()
     for i in range(7):
         producer.produce(topic, b"x", partition=i % 2)
@@ -134,6 +153,7 @@ def test_up_runs_the_demo_and_ends_with_json_counts(slow_runs):
 
 def test_up_stops_cleanly_on_ctrl_c(slow_runs):
     import signal
+
     proc = slow_runs["up-sigint"]
     banner = proc.stdout.readline()  # printed once every role runs
     assert banner.startswith("logtide up: kafka 127.0.0.1:"), banner + proc.stderr.read()[-2000:]
@@ -184,6 +204,7 @@ def test_broker_missing_binary_is_one_line():
 
 def test_broker_prints_bootstrap_and_stops_on_sigterm():
     import signal
+
     p = start("broker")
     try:
         bootstrap = p.stdout.readline().strip()
@@ -208,5 +229,3 @@ def test_example_up_config_takes_bootstrap_from_env(monkeypatch):
     monkeypatch.setenv("LOGTIDE_BOOTSTRAP", "kafka-0:9092")
     config = load_config(os.path.join(ROOT, "examples", "up.yaml"), UpConfig)
     assert config.kafka.bootstrap == "kafka-0:9092"
-
-

@@ -30,14 +30,17 @@ def write(tmp_path, text: str, name: str = "role.yaml"):
 
 
 def test_valid_config_loads_with_defaults(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         kafka:
           bootstrap: k1:9092
           client: kafka-python
         workers: 4
         sinks:
           - name: audit
-    """)
+    """,
+    )
     cfg = load_config(p, Example)
     assert cfg.kafka.bootstrap == "k1:9092" and cfg.kafka.client == "kafka-python"
     assert cfg.workers == 4
@@ -51,31 +54,40 @@ def test_empty_file_gives_defaults(tmp_path):
 
 
 def test_unknown_top_level_key_names_file_line_and_field(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         workers: 2
         wrokers: 3
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as exc:
         load_config(p, Example)
     assert str(exc.value) == f"{p}:2: unknown field 'wrokers'"
 
 
 def test_unknown_nested_key_names_its_line(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         kafka:
           bootstrap: k:9092
           bootstarp: typo:9092
-    """)
+    """,
+    )
     with pytest.raises(ConfigError, match=rf"^{p}:3: unknown field 'kafka.bootstarp'$"):
         load_config(p, Example)
 
 
 def test_wrong_type_names_file_line_and_field(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         kafka:
           bootstrap: k:9092
         workers: many
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as exc:
         load_config(p, Example)
     msg = str(exc.value)
@@ -84,22 +96,28 @@ def test_wrong_type_names_file_line_and_field(tmp_path):
 
 
 def test_wrong_type_inside_a_list_names_the_item_line(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         sinks:
           - name: audit
           - name: analytics
             batch: lots
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as exc:
         load_config(p, Example)
     assert str(exc.value).startswith(f"{p}:4: field 'sinks.1.batch':")
 
 
 def test_missing_required_field_names_the_item(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         sinks:
           - batch: 5
-    """)
+    """,
+    )
     with pytest.raises(ConfigError, match=r"field 'sinks.0.name': Field required"):
         load_config(p, Example)
 
@@ -123,11 +141,14 @@ def test_several_errors_are_all_reported(tmp_path):
 def test_env_reference(tmp_path, monkeypatch):
     monkeypatch.setenv("LT_TEST_BOOTSTRAP", "broker-7:9092")
     monkeypatch.setenv("LT_TEST_HOST", "api.example")
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         kafka:
           bootstrap: ${LT_TEST_BOOTSTRAP}
         endpoint: https://${LT_TEST_HOST}/v1
-    """)
+    """,
+    )
     cfg = load_config(p, Example)
     assert cfg.kafka.bootstrap == "broker-7:9092"
     assert cfg.endpoint == "https://api.example/v1"
@@ -136,10 +157,13 @@ def test_env_reference(tmp_path, monkeypatch):
 def test_env_reference_with_default(tmp_path, monkeypatch):
     monkeypatch.delenv("LT_TEST_UNSET", raising=False)
     monkeypatch.setenv("LT_TEST_SET", "given")
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         endpoint: ${LT_TEST_UNSET:-http://fallback:8080}
         log_level: ${LT_TEST_SET:-debug}
-    """)
+    """,
+    )
     cfg = load_config(p, Example)
     assert cfg.endpoint == "http://fallback:8080"
     assert cfg.log_level == "given"
@@ -147,10 +171,13 @@ def test_env_reference_with_default(tmp_path, monkeypatch):
 
 def test_missing_env_var_names_file_line_and_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("LT_TEST_MISSING", raising=False)
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         workers: 2
         token: ${LT_TEST_MISSING}
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as exc:
         load_config(p, Example)
     assert str(exc.value) == f"{p}:2: environment variable LT_TEST_MISSING is not set"
@@ -181,12 +208,15 @@ def test_secret_value_not_in_error_messages(tmp_path, monkeypatch):
 
 
 def test_invalid_yaml_names_the_line(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         workers: 2
         kafka:
           bootstrap: [unclosed
         log_level: info
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as exc:
         load_config(p, Example)
     msg = str(exc.value)
@@ -224,17 +254,23 @@ class Timed(RoleConfig):
     retries: list[Retry] = Field(default_factory=list)
 
 
-@pytest.mark.parametrize("old,new,value", [
-    ("session_timeout_ms", "session_timeout_seconds", "6000"),
-    ("timeout_s", "timeout_seconds", "3"),
-    ("lateness", "lateness_seconds", "30s"),
-])
+@pytest.mark.parametrize(
+    "old,new,value",
+    [
+        ("session_timeout_ms", "session_timeout_seconds", "6000"),
+        ("timeout_s", "timeout_seconds", "3"),
+        ("lateness", "lateness_seconds", "30s"),
+    ],
+)
 def test_a_duration_key_by_its_old_name_is_refused_naming_the_new_one(tmp_path, old, new, value):
-    p = write(tmp_path, f"""
+    p = write(
+        tmp_path,
+        f"""
         kafka:
           bootstrap: k1:9092
         {old}: {value}
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as exc:
         load_config(p, Timed)
     msg = str(exc.value)
@@ -243,11 +279,14 @@ def test_a_duration_key_by_its_old_name_is_refused_naming_the_new_one(tmp_path, 
 
 
 def test_an_old_duration_key_inside_a_list_item_names_its_line_and_new_name(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         retries:
           - initial_seconds: 1
           - initial: 1s
-    """)
+    """,
+    )
     with pytest.raises(ConfigError, match=r":3: unknown field 'retries.1.initial': renamed 'initial_seconds'"):
         load_config(p, Timed)
 

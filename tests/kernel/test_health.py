@@ -83,6 +83,7 @@ def test_port_in_use_is_a_clear_error(server):
 
 def test_repeated_failures_of_a_service_fail_healthz_until_they_age_out(server):
     from logtide.health import HealthPolicy, ServiceStatus
+
     now = [1000.0]
     status = ServiceStatus("collect-x", HealthPolicy(max_failures=3, period_seconds=60), clock=lambda: now[0])
     server.add_status(status)
@@ -93,20 +94,25 @@ def test_repeated_failures_of_a_service_fail_healthz_until_they_age_out(server):
     status.failed("AccessDenied on logs:FilterLogEvents")
     code, body, _ = get(server.url + "/healthz")
     assert code == 503
-    assert json.loads(body) == {"ok": False, "failing": ["collect-x"], "reasons": {
-        "collect-x": "failed 3 times within 60s, last: AccessDenied on logs:FilterLogEvents"}}
+    assert json.loads(body) == {
+        "ok": False,
+        "failing": ["collect-x"],
+        "reasons": {"collect-x": "failed 3 times within 60s, last: AccessDenied on logs:FilterLogEvents"},
+    }
     now[0] += 31  # the first two are older than the period now
     assert get(server.url + "/healthz")[0] == 200
 
 
 def test_a_waiting_service_fails_readyz_only_and_says_why(server):
     from logtide.health import ServiceStatus
+
     status = ServiceStatus("sink-audit")
     server.add_status(status)
     status.waiting("waiting for input topics to exist: logtide.route.audit")
     assert get(server.url + "/healthz")[0] == 200
     code, body, _ = get(server.url + "/readyz")
     assert code == 503 and json.loads(body)["reasons"] == {
-        "sink-audit": "waiting for input topics to exist: logtide.route.audit"}
+        "sink-audit": "waiting for input topics to exist: logtide.route.audit"
+    }
     status.ready()
     assert get(server.url + "/readyz")[0] == 200

@@ -37,6 +37,7 @@ def write_yaml(path, data: dict) -> str:
 
 # --- both transports through TLS ------------------------------------------------------------------
 
+
 def test_both_transports_produce_and_consume_through_tls(tls_kafka, backend, mutual):
     settings = KafkaSettings(**tls_kafka.settings(backend, mutual=mutual))
     transport = connect_checked(settings)
@@ -52,8 +53,13 @@ def test_both_transports_produce_and_consume_through_tls(tls_kafka, backend, mut
     producer = transport.producer()
     try:
         for i in range(40):
-            producer.produce(topic, f"line-{i}".encode(), key=f"k{i % 4}".encode(), headers=[("h", b"v")],
-                             on_delivery=lambda err, rec: (errors if err else acked).append(err or rec))
+            producer.produce(
+                topic,
+                f"line-{i}".encode(),
+                key=f"k{i % 4}".encode(),
+                headers=[("h", b"v")],
+                on_delivery=lambda err, rec: (errors if err else acked).append(err or rec),
+            )
         assert producer.flush(30) == 0
     finally:
         producer.close()
@@ -85,19 +91,45 @@ def test_both_transports_produce_and_consume_through_tls(tls_kafka, backend, mut
 
 # --- refusals: one line, exit 2, no retry storm, for both clients ----------------------------------
 
+
 def _role_config(tmp_path, role: str, kafka: dict) -> str:
     http = {"host": "127.0.0.1", "port": 0}
     data = {
-        "agent": {"mode": "files", "include": [str(tmp_path / "logs" / "*.log")],
-                  "checkpoint_dir": str(tmp_path / "agent-ck"), "kubernetes": {"enabled": False}},
-        "process": {"group_id": "tls-processors", "topics": ["logtide.raw.k8s"],
-                    "pipeline": [{"type": "parse", "formats": ["json", "plain"]},
-                                 {"type": "route", "rules": [{"when": "true", "sinks": ["analytics"]}]}]},
+        "agent": {
+            "mode": "files",
+            "include": [str(tmp_path / "logs" / "*.log")],
+            "checkpoint_dir": str(tmp_path / "agent-ck"),
+            "kubernetes": {"enabled": False},
+        },
+        "process": {
+            "group_id": "tls-processors",
+            "topics": ["logtide.raw.k8s"],
+            "pipeline": [
+                {"type": "parse", "formats": ["json", "plain"]},
+                {"type": "route", "rules": [{"when": "true", "sinks": ["analytics"]}]},
+            ],
+        },
         "sink": {"analytics": {"parquet": {"path": str(tmp_path / "parquet")}}},
-        "alert": {"api": {"host": "127.0.0.1", "port": 0}, "state_path": str(tmp_path / "alert.db"),
-                  "rules_files": [write_yaml(tmp_path / "rules.yaml", {"rules": [
-                      {"name": "FatalLogged", "kind": "match", "condition": "severity_number >= 21",
-                       "window": "5m", "severity": "critical"}]})]},
+        "alert": {
+            "api": {"host": "127.0.0.1", "port": 0},
+            "state_path": str(tmp_path / "alert.db"),
+            "rules_files": [
+                write_yaml(
+                    tmp_path / "rules.yaml",
+                    {
+                        "rules": [
+                            {
+                                "name": "FatalLogged",
+                                "kind": "match",
+                                "condition": "severity_number >= 21",
+                                "window": "5m",
+                                "severity": "critical",
+                            }
+                        ]
+                    },
+                )
+            ],
+        },
     }[role]
     return write_yaml(tmp_path / f"{role}.yaml", {"kafka": kafka, "http": http, **data})
 
@@ -105,16 +137,31 @@ def _role_config(tmp_path, role: str, kafka: dict) -> str:
 def _refusal_cases(ep, client):
     """(case, role that meets it, kafka block, words the one error line must have)."""
     return {
-        "untrusted-ca": ("agent", ep.settings(client, ssl_cafile=str(ep.pki.other_ca)),
-                         ["not trusted", "kafka.ssl_cafile", str(ep.pki.other_ca)]),
-        "hostname-mismatch": ("process", ep.settings(client, bootstrap=ep.wrong_host),
-                              ["not valid for this host", "127.0.0.1", "kafka.bootstrap"]),
-        "no-client-certificate": ("sink", ep.settings(client, bootstrap=ep.mtls),
-                                  ["client certificate", "kafka.ssl_certfile", "kafka.ssl_keyfile"]),
-        "unreadable-key": ("alert", ep.settings(client, mutual=True, ssl_keyfile=str(ep.dir / "missing.key")),
-                           ["cannot read", "kafka.ssl_keyfile", str(ep.dir / "missing.key"), "No such file"]),
-        "ssl-to-plaintext": ("agent", ep.settings(client, bootstrap=ep.plaintext),
-                             ["no TLS answer", "plaintext listener", "kafka.security_protocol"]),
+        "untrusted-ca": (
+            "agent",
+            ep.settings(client, ssl_cafile=str(ep.pki.other_ca)),
+            ["not trusted", "kafka.ssl_cafile", str(ep.pki.other_ca)],
+        ),
+        "hostname-mismatch": (
+            "process",
+            ep.settings(client, bootstrap=ep.wrong_host),
+            ["not valid for this host", "127.0.0.1", "kafka.bootstrap"],
+        ),
+        "no-client-certificate": (
+            "sink",
+            ep.settings(client, bootstrap=ep.mtls),
+            ["client certificate", "kafka.ssl_certfile", "kafka.ssl_keyfile"],
+        ),
+        "unreadable-key": (
+            "alert",
+            ep.settings(client, mutual=True, ssl_keyfile=str(ep.dir / "missing.key")),
+            ["cannot read", "kafka.ssl_keyfile", str(ep.dir / "missing.key"), "No such file"],
+        ),
+        "ssl-to-plaintext": (
+            "agent",
+            ep.settings(client, bootstrap=ep.plaintext),
+            ["no TLS answer", "plaintext listener", "kafka.security_protocol"],
+        ),
     }
 
 
@@ -127,8 +174,14 @@ def test_a_tls_refusal_is_one_line_and_exit_2(tls_kafka, backend, case, tmp_path
     (tmp_path / "logs").mkdir()
     config = _role_config(tmp_path, role, kafka)
     # timeout: the check at start is bounded (5 s for the silent plaintext listener), never a retry loop
-    r = subprocess.run(LOGTIDE + [role, "--config", config], capture_output=True, text=True, timeout=60,
-                       cwd=ROOT, env=env_without_bootstrap())
+    r = subprocess.run(
+        LOGTIDE + [role, "--config", config],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env_without_bootstrap(),
+    )
     assert r.returncode == 2, r.stderr[-3000:]
     # the role's start-up info lines (where /metrics is served) are not part of the refusal
     lines = [line for line in r.stderr.splitlines() if line.strip() and '"level":"info"' not in line]
@@ -147,14 +200,20 @@ def test_a_key_that_does_not_fit_the_certificate_is_named(tls_kafka):
 
 def test_a_client_certificate_the_broker_does_not_accept_is_refused(tls_kafka):
     # a server-only certificate (no clientAuth usage) offered as the client certificate
-    settings = KafkaSettings(**tls_kafka.settings("kafka-python", mutual=True,
-                                                  ssl_certfile=str(tls_kafka.pki.wrong_host_cert),
-                                                  ssl_keyfile=str(tls_kafka.pki.wrong_host_key)))
+    settings = KafkaSettings(
+        **tls_kafka.settings(
+            "kafka-python",
+            mutual=True,
+            ssl_certfile=str(tls_kafka.pki.wrong_host_cert),
+            ssl_keyfile=str(tls_kafka.pki.wrong_host_key),
+        )
+    )
     with pytest.raises(TransportRefused, match="rejected the client certificate"):
         connect_checked(settings)
 
 
 # --- every role as a process, through mutual TLS --------------------------------------------------
+
 
 def _http_url(log_path) -> str | None:
     try:
@@ -181,13 +240,17 @@ def test_agent_processor_sink_chain_and_alerting_run_through_mutual_tls(tls_kafk
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name, level in (("auth.log", "INFO"), ("web.log", "ERROR")):
-        (corpus / name).write_text("".join(json.dumps({"level": level, "msg": f"{name} line {i}"}) + "\n"
-                                           for i in range(300)))
+        (corpus / name).write_text(
+            "".join(json.dumps({"level": level, "msg": f"{name} line {i}"}) + "\n" for i in range(300))
+        )
     monkeypatch.setattr(chain_module, "CORPUS", str(corpus))
     kafka = tls_kafka.settings(backend, mutual=True)
     chain = Chain(tmp_path, kafka["bootstrap"], {"auth": "auth.log", "web": "web.log"}, kafka=kafka)
-    alert = RoleProcess(["alert", "--config", _role_config(tmp_path, "alert", kafka), "--log-level", "info"],
-                        env={"PYTHONPATH": ROOT}, log_path=str(tmp_path / "alert.log"))
+    alert = RoleProcess(
+        ["alert", "--config", _role_config(tmp_path, "alert", kafka), "--log-level", "info"],
+        env={"PYTHONPATH": ROOT},
+        log_path=str(tmp_path / "alert.log"),
+    )
     chain.create_topics()
     chain.writer.write_all(0.5)
     total = chain.writer.total
@@ -195,15 +258,23 @@ def test_agent_processor_sink_chain_and_alerting_run_through_mutual_tls(tls_kafk
         chain.start()
         alert.start()
         # every line through agent → raw → processor → route → sink, all over mutual TLS
-        wait_until(lambda: chain.distinct(RAW) >= total and len(chain.audit_ids()) >= len(chain.writer.lines["auth"]),
-                   100, "the chain to deliver every line", chain,
-                   describe=lambda: f"raw {chain.distinct(RAW)}/{total}, audit {len(chain.audit_ids())}")
+        wait_until(
+            lambda: chain.distinct(RAW) >= total and len(chain.audit_ids()) >= len(chain.writer.lines["auth"]),
+            100,
+            "the chain to deliver every line",
+            chain,
+            describe=lambda: f"raw {chain.distinct(RAW)}/{total}, audit {len(chain.audit_ids())}",
+        )
         assert set(chain.audit_ids().values()) == {1}
         # the alerting engine joined its group over TLS: ready
         wait_until(lambda: _http_url(tmp_path / "alert.log") is not None, 30, "alert's HTTP endpoint")
         url = _http_url(tmp_path / "alert.log")
-        wait_until(lambda: _get(url + "/readyz")[0] == 200, 40, "alert /readyz",
-                   describe=lambda: _get(url + "/readyz")[1] + open(tmp_path / "alert.log").read()[-2000:])
+        wait_until(
+            lambda: _get(url + "/readyz")[0] == 200,
+            40,
+            "alert /readyz",
+            describe=lambda: _get(url + "/readyz")[1] + open(tmp_path / "alert.log").read()[-2000:],
+        )
     finally:
         codes = chain.stop()
         alert_code = alert.stop()
@@ -213,14 +284,22 @@ def test_agent_processor_sink_chain_and_alerting_run_through_mutual_tls(tls_kafk
 
 
 def test_logtide_up_runs_on_a_tls_bootstrap(tls_kafka, tmp_path):
-    config = write_yaml(tmp_path / "up.yaml", {
-        "kafka": tls_kafka.settings("confluent", mutual=True), "workdir": str(tmp_path / "work"), "partitions": 2})
-    r = subprocess.run(LOGTIDE + ["up", "--config", config, "--duration", "10", "--http-port", "0", "--rate", "100",
-                                  "--log-level", "warning"],
-                       capture_output=True, text=True, timeout=90, cwd=ROOT, env=env_without_bootstrap())
+    config = write_yaml(
+        tmp_path / "up.yaml",
+        {"kafka": tls_kafka.settings("confluent", mutual=True), "workdir": str(tmp_path / "work"), "partitions": 2},
+    )
+    r = subprocess.run(
+        LOGTIDE
+        + ["up", "--config", config, "--duration", "10", "--http-port", "0", "--rate", "100", "--log-level", "warning"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+        env=env_without_bootstrap(),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
-    assert summary["bootstrap"] == tls_kafka.mtls   # no embedded broker: the TLS one from the config
+    assert summary["bootstrap"] == tls_kafka.mtls  # no embedded broker: the TLS one from the config
     assert summary["topics"]["logtide.raw.demo"] > 0
     assert "demo-source" in summary["services"]
 
@@ -234,16 +313,26 @@ def test_sasl_password_is_not_in_logs_metrics_or_readyz_of_a_running_role(broker
     """A running agent whose config holds a SASL password (the embedded broker serves no SASL: the
     protocol stays PLAINTEXT, so the password is carried in the settings but not used)."""
     from tests.faults.harness import RoleProcess
+
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "a.log").write_text("hello\n")
-    kafka = {"bootstrap": broker, "client": "confluent", "sasl_mechanism": "SCRAM-SHA-512",
-             "sasl_username": "logtide", "sasl_password": "${KAFKA_PASSWORD}"}
-    role = RoleProcess(["agent", "--config", _role_config(tmp_path, "agent", kafka), "--log-level", "debug"],
-                       env={"PYTHONPATH": ROOT, "KAFKA_PASSWORD": PASSWORD}, log_path=str(tmp_path / "agent.log"))
+    kafka = {
+        "bootstrap": broker,
+        "client": "confluent",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_username": "logtide",
+        "sasl_password": "${KAFKA_PASSWORD}",
+    }
+    role = RoleProcess(
+        ["agent", "--config", _role_config(tmp_path, "agent", kafka), "--log-level", "debug"],
+        env={"PYTHONPATH": ROOT, "KAFKA_PASSWORD": PASSWORD},
+        log_path=str(tmp_path / "agent.log"),
+    )
     role.env.pop("LOGTIDE_BOOTSTRAP", None)
     role.start()
     try:
         from tests.faults.chain import wait_until
+
         wait_until(lambda: _http_url(tmp_path / "agent.log") is not None or not role.alive(), 30, "agent HTTP")
         url = _http_url(tmp_path / "agent.log")
         assert url, open(tmp_path / "agent.log").read()[-3000:]
@@ -254,15 +343,18 @@ def test_sasl_password_is_not_in_logs_metrics_or_readyz_of_a_running_role(broker
     finally:
         assert role.stop() == 0
     log = open(tmp_path / "agent.log").read()
-    assert "serving /metrics" in log   # the debug log was written
+    assert "serving /metrics" in log  # the debug log was written
     assert PASSWORD not in log
 
 
 def _assert_sasl_refused(r, role: str = "agent") -> None:
     assert r.returncode == 2, r.stderr[-3000:]
-    lines = [line for line in r.stderr.splitlines()
-             if line.strip() and '"level":"debug"' not in line and '"level":"info"' not in line]
-    assert len(lines) == 1, r.stderr[-3000:]   # no client reconnect warnings: one line
+    lines = [
+        line
+        for line in r.stderr.splitlines()
+        if line.strip() and '"level":"debug"' not in line and '"level":"info"' not in line
+    ]
+    assert len(lines) == 1, r.stderr[-3000:]  # no client reconnect warnings: one line
     assert lines[0].startswith(f"logtide {role}: error: Kafka at ") and "refused SASL authentication" in lines[0]
     assert "kafka.sasl_password" in lines[0]
     assert PASSWORD not in r.stderr and PASSWORD not in r.stdout
@@ -271,11 +363,22 @@ def _assert_sasl_refused(r, role: str = "agent") -> None:
 def test_sasl_over_tls_to_a_broker_without_sasl_is_refused_without_the_password(tls_kafka, backend, tmp_path):
     """SASL_SSL through the TLS endpoint: TLS passes, the broker serves no SASL; the role gives up at
     once with one line, and the password shows nowhere, even at --log-level debug."""
-    kafka = tls_kafka.settings(backend, security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-256",
-                               sasl_username="logtide", sasl_password=PASSWORD)
+    kafka = tls_kafka.settings(
+        backend,
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username="logtide",
+        sasl_password=PASSWORD,
+    )
     (tmp_path / "logs").mkdir()
-    r = subprocess.run(LOGTIDE + ["agent", "--config", _role_config(tmp_path, "agent", kafka), "--log-level", "debug"],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT, env=env_without_bootstrap())
+    r = subprocess.run(
+        LOGTIDE + ["agent", "--config", _role_config(tmp_path, "agent", kafka), "--log-level", "debug"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env_without_bootstrap(),
+    )
     _assert_sasl_refused(r)
 
 
@@ -283,6 +386,7 @@ def test_sasl_over_tls_to_a_broker_without_sasl_is_refused_without_the_password(
 def sasl_broker(tmp_path_factory):
     """A broker that requires SASL and knows no user (Tansu --authentication, memory storage)."""
     from logtide.broker import EmbeddedBroker
+
     b = EmbeddedBroker(authentication=True, log_file=tmp_path_factory.mktemp("sasl") / "broker.log").start()
     try:
         yield b.bootstrap
@@ -293,19 +397,41 @@ def sasl_broker(tmp_path_factory):
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256"])
 def test_a_refused_sasl_login_is_one_line_without_the_password(sasl_broker, backend, mechanism, tmp_path):
     """A real refusal: Tansu requiring SASL knows no user here (see README: SCRAM users cannot be made)."""
-    kafka = {"bootstrap": sasl_broker, "client": backend, "security_protocol": "SASL_PLAINTEXT",
-             "sasl_mechanism": mechanism, "sasl_username": "nobody", "sasl_password": "${KAFKA_PASSWORD}"}
-    r = subprocess.run(LOGTIDE + ["process", "--config", _role_config(tmp_path, "process", kafka)],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT,
-                       env={**env_without_bootstrap(), "KAFKA_PASSWORD": PASSWORD})
+    kafka = {
+        "bootstrap": sasl_broker,
+        "client": backend,
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": mechanism,
+        "sasl_username": "nobody",
+        "sasl_password": "${KAFKA_PASSWORD}",
+    }
+    r = subprocess.run(
+        LOGTIDE + ["process", "--config", _role_config(tmp_path, "process", kafka)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**env_without_bootstrap(), "KAFKA_PASSWORD": PASSWORD},
+    )
     _assert_sasl_refused(r, "process")
 
 
 def test_process_check_does_not_print_the_password(tmp_path):
-    kafka = {"bootstrap": "127.0.0.1:9", "security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
-             "sasl_username": "logtide", "sasl_password": PASSWORD}
-    r = subprocess.run(LOGTIDE + ["process", "--config", _role_config(tmp_path, "process", kafka), "--check"],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT, env=env_without_bootstrap())
+    kafka = {
+        "bootstrap": "127.0.0.1:9",
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "PLAIN",
+        "sasl_username": "logtide",
+        "sasl_password": PASSWORD,
+    }
+    r = subprocess.run(
+        LOGTIDE + ["process", "--config", _role_config(tmp_path, "process", kafka), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env_without_bootstrap(),
+    )
     assert r.returncode == 0, r.stderr
     assert "ok" in r.stdout
     assert PASSWORD not in r.stdout + r.stderr
@@ -315,6 +441,7 @@ def test_unusable_tls_files_are_named_before_connecting(tls_kafka, tmp_path):
     from cryptography.hazmat.primitives import serialization
 
     from logtide.transport import tls
+
     garbage = tmp_path / "ca.pem"
     garbage.write_text("not a certificate\n")
     with pytest.raises(TransportRefused, match=f"kafka.ssl_cafile {garbage} holds no usable CA certificate"):
@@ -322,8 +449,13 @@ def test_unusable_tls_files_are_named_before_connecting(tls_kafka, tmp_path):
     # an encrypted key: refused with its name, never a passphrase prompt on the terminal
     key = serialization.load_pem_private_key(tls_kafka.pki.client_key.read_bytes(), None)
     encrypted = tmp_path / "client.key"
-    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.BestAvailableEncryption(b"secret")))
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
     settings = KafkaSettings(**tls_kafka.settings("kafka-python", mutual=True, ssl_keyfile=str(encrypted)))
     with pytest.raises(TransportRefused, match=f"kafka.ssl_keyfile {encrypted}: .*encrypted key is not supported"):
         tls.context(settings)

@@ -27,13 +27,21 @@ def test_every_package_folder_is_listed():
 
 @pytest.mark.timeout(240)
 def test_wheel_top_level_is_logtide_alone(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("logtide-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
     assert top == {"logtide", next(t for t in top if t.endswith(".dist-info"))}, top
-    for module in ("logtide/agents/agent.py", "logtide/collectors/cloudwatch/collector.py",
-                   "logtide/processors/sinks/audit/writer.py", "logtide/alerting/engine.py",
-                   "logtide/tools/replay.py", "logtide/tools/testing/cli.py"):
+    for module in (
+        "logtide/agents/agent.py",
+        "logtide/collectors/cloudwatch/collector.py",
+        "logtide/processors/sinks/audit/writer.py",
+        "logtide/alerting/engine.py",
+        "logtide/tools/replay.py",
+        "logtide/tools/testing/cli.py",
+    ):
         assert module in names, module

@@ -32,8 +32,9 @@ def test_bootstrap_precedence_flag_over_env_over_config(monkeypatch):
 
 def test_apply_arguments_over_config(monkeypatch):
     monkeypatch.delenv("LOGTIDE_BOOTSTRAP", raising=False)
-    config = RoleConfig.model_validate({"kafka": {"bootstrap": "cfg:9092", "client": "kafka-python"},
-                                        "http": {"port": 9000}})
+    config = RoleConfig.model_validate(
+        {"kafka": {"bootstrap": "cfg:9092", "client": "kafka-python"}, "http": {"port": 9000}}
+    )
     out = apply_arguments(config, parse("--bootstrap", "flag:9092", "--http-port", "9100", "--log-level", "debug"))
     assert out.kafka.bootstrap == "flag:9092" and out.kafka.client == "kafka-python"
     assert out.http.port == 9100 and out.log_level == "debug"

@@ -50,7 +50,7 @@ def metric(port: int, name: str, **labels) -> float:
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     for line in (text if code == 200 else "").splitlines():
         if line.startswith(name + "{"):
-            got = ",".join(sorted(line[len(name) + 1:line.index("}")].split(",")))
+            got = ",".join(sorted(line[len(name) + 1 : line.index("}")].split(",")))
             if got == want:
                 return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -61,9 +61,14 @@ class Role:
 
     def __init__(self, role: str, config: str, port: int):
         self.port = port
-        self.proc = subprocess.Popen(LOGTIDE + [role, "--config", config, "--http-port", str(port)], cwd=ROOT,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={k: v for k, v in os.environ.items() if k != "LOGTIDE_BOOTSTRAP"})
+        self.proc = subprocess.Popen(
+            LOGTIDE + [role, "--config", config, "--http-port", str(port)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={k: v for k, v in os.environ.items() if k != "LOGTIDE_BOOTSTRAP"},
+        )
 
     def readyz(self) -> tuple[int, dict | str]:
         assert self.proc.poll() is None, self.proc.communicate()[1][-3000:]
@@ -81,9 +86,17 @@ class Role:
 
 
 def events(n: int, run: str) -> list[dict]:
-    return [envelope.new_event(id=envelope.make_id(run, i), body=f"payment failed {i}", source="k8s",
-                               time=time.time_ns(), severity_text="ERROR",
-                               resource={"service.name": "payments"}) for i in range(n)]
+    return [
+        envelope.new_event(
+            id=envelope.make_id(run, i),
+            body=f"payment failed {i}",
+            source="k8s",
+            time=time.time_ns(),
+            severity_text="ERROR",
+            resource={"service.name": "payments"},
+        )
+        for i in range(n)
+    ]
 
 
 def create_and_produce(broker: str, topic: str, evs: list[dict]) -> None:
@@ -106,19 +119,24 @@ def waiting_for_topic(role: Role, service: str, topic: str):
 
 
 @pytest.mark.timeout(150)
-def test_a_sink_and_an_alert_engine_started_before_their_topics_consume_everything_once_they_appear(
-        broker, tmp_path):
+def test_a_sink_and_an_alert_engine_started_before_their_topics_consume_everything_once_they_appear(broker, tmp_path):
     run = uuid.uuid4().hex[:8]
     sink_topic, alert_topic = f"test.route.{run}.sink", f"test.route.{run}.alert"
     sink_cfg = tmp_path / "sink.yaml"
-    sink_cfg.write_text(f"kafka: {{bootstrap: '{broker}'}}\n"
-                        f"monitoring: {{topic: {sink_topic}, group: g-{run}-sink, session_timeout_seconds: 6}}\n")
-    (tmp_path / "rules.yaml").write_text("rules:\n  - name: PaymentErrors\n    kind: threshold\n"
-                                         "    condition: severity_number >= 17\n    count: 5\n    window: 1m\n")
+    sink_cfg.write_text(
+        f"kafka: {{bootstrap: '{broker}'}}\n"
+        f"monitoring: {{topic: {sink_topic}, group: g-{run}-sink, session_timeout_seconds: 6}}\n"
+    )
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n  - name: PaymentErrors\n    kind: threshold\n"
+        "    condition: severity_number >= 17\n    count: 5\n    window: 1m\n"
+    )
     alert_cfg = tmp_path / "alert.yaml"
-    alert_cfg.write_text(f"kafka: {{bootstrap: '{broker}'}}\ntopics: [{alert_topic}]\ngroup_id: g-{run}-alert\n"
-                         f"session_timeout_seconds: 6\nrules_files: [rules.yaml]\nstate_path: {tmp_path}/state/a.db\n"
-                         f"api: {{port: {free_port()}}}\n")
+    alert_cfg.write_text(
+        f"kafka: {{bootstrap: '{broker}'}}\ntopics: [{alert_topic}]\ngroup_id: g-{run}-alert\n"
+        f"session_timeout_seconds: 6\nrules_files: [rules.yaml]\nstate_path: {tmp_path}/state/a.db\n"
+        f"api: {{port: {free_port()}}}\n"
+    )
     sink = Role("sink", str(sink_cfg), free_port())
     alert = Role("alert", str(alert_cfg), free_port())
     try:
@@ -131,10 +149,16 @@ def test_a_sink_and_an_alert_engine_started_before_their_topics_consume_everythi
 
         create_and_produce(broker, sink_topic, events(40, run + "s"))
         create_and_produce(broker, alert_topic, events(30, run + "a"))
-        wait_for(lambda: metric(sink.port, "logtide_sink_events_written_total", sink="monitoring") == 40, 60,
-                 "the sink to write all 40 events")
-        wait_for(lambda: metric(alert.port, "logtide_consumer_records_total", component="alerting",
-                                topic=alert_topic) == 30, 60, "the alert engine to handle all 30 events")
+        wait_for(
+            lambda: metric(sink.port, "logtide_sink_events_written_total", sink="monitoring") == 40,
+            60,
+            "the sink to write all 40 events",
+        )
+        wait_for(
+            lambda: metric(alert.port, "logtide_consumer_records_total", component="alerting", topic=alert_topic) == 30,
+            60,
+            "the alert engine to handle all 30 events",
+        )
         wait_for(lambda: sink.readyz()[0] == 200, 20, "the sink to be ready")
         wait_for(lambda: alert.readyz()[0] == 200, 20, "the alert engine to be ready")
     finally:
@@ -160,12 +184,15 @@ def test_an_unreachable_broker_is_waited_for_with_readyz_false(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("role, section, field", [
-    ("sink", "audit: {storage: {path: DIR}, hmac_key: '${HOME}'}\n", "audit.storage.path"),
-    ("sink", "analytics: {parquet: {path: DIR}}\n", "analytics.parquet.path"),
-    ("agent", "mode: files\ninclude: ['/tmp/*.log']\ncheckpoint_dir: DIR\n", "checkpoint_dir"),
-    ("alert", "rules_files: [rules.yaml]\nstate_path: DIR/alerting.db\n", "state_path"),
-])
+@pytest.mark.parametrize(
+    "role, section, field",
+    [
+        ("sink", "audit: {storage: {path: DIR}, hmac_key: '${HOME}'}\n", "audit.storage.path"),
+        ("sink", "analytics: {parquet: {path: DIR}}\n", "analytics.parquet.path"),
+        ("agent", "mode: files\ninclude: ['/tmp/*.log']\ncheckpoint_dir: DIR\n", "checkpoint_dir"),
+        ("alert", "rules_files: [rules.yaml]\nstate_path: DIR/alerting.db\n", "state_path"),
+    ],
+)
 def test_an_unwritable_directory_is_refused_before_connecting(tmp_path, role, section, field):
     # Tests run as root, where permissions do not stop writes: a path under a regular file does.
     blocker = tmp_path / "a-file"
@@ -176,8 +203,9 @@ def test_an_unwritable_directory_is_refused_before_connecting(tmp_path, role, se
     # the broker does not exist: the refusal must come before any attempt to connect
     cfg.write_text(f"kafka: {{bootstrap: '127.0.0.1:{free_port()}'}}\n" + section.replace("DIR", str(directory)))
     t0 = time.monotonic()
-    r = subprocess.run(LOGTIDE + [role, "--config", str(cfg), "--http-port", "0"], capture_output=True, text=True,
-                       timeout=50, cwd=ROOT)
+    r = subprocess.run(
+        LOGTIDE + [role, "--config", str(cfg), "--http-port", "0"], capture_output=True, text=True, timeout=50, cwd=ROOT
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     errors = [line for line in r.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr

@@ -10,6 +10,7 @@ import pytest
 
 from logtide.topics import exact_end_offsets
 from logtide.transport import KafkaSettings, TopicPartition, TopicSpec, TransportError, connect
+
 TEST_SESSION_TIMEOUT_SECONDS = 6  # a group join then takes ~3 s
 
 pytestmark = pytest.mark.timeout(60)
@@ -67,11 +68,13 @@ def transport(settings):
 @pytest.fixture
 def new_topic(settings):
     """Topics where the transport under test lives (the embedded broker, or the memory cluster)."""
+
     def make(partitions: int = 1, prefix: str = "test", config: dict | None = None) -> str:
         name = f"{prefix}.{uuid.uuid4().hex[:10]}"
         with connect(settings).admin() as admin:
             admin.create_topics([TopicSpec(name, partitions, config=config or {})])
         return name
+
     return make
 
 
@@ -98,6 +101,7 @@ def test_produce_with_key_and_headers_is_acked_and_consumed(transport, new_topic
 
 def test_delivery_callbacks_run_on_caller_thread(transport, new_topic):
     import threading
+
     topic = new_topic(1)
     threads = set()
     producer = transport.producer()
@@ -244,10 +248,12 @@ def test_admin_create_topics_with_partitions_retention_compaction(transport):
     name = f"test.admin.{uuid.uuid4().hex[:8]}"
     admin = transport.admin()
     try:
-        created = admin.create_topics([
-            TopicSpec(name + ".ret", 3, config={"retention.ms": "3600000"}),
-            TopicSpec(name + ".cmp", 1, config={"cleanup.policy": "compact"}),
-        ])
+        created = admin.create_topics(
+            [
+                TopicSpec(name + ".ret", 3, config={"retention.ms": "3600000"}),
+                TopicSpec(name + ".cmp", 1, config={"cleanup.policy": "compact"}),
+            ]
+        )
         assert sorted(created) == [name + ".cmp", name + ".ret"]
         topics = admin.list_topics()
         assert topics[name + ".ret"] == 3
@@ -329,22 +335,43 @@ def test_unknown_client_property_is_a_transport_error(broker, backend):
 
 def test_sasl_and_tls_options_pass_through_to_both_clients():
     from logtide.transport import confluent, kafka_python
+
     settings = KafkaSettings(
-        bootstrap="k1:9093,k2:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-        sasl_username="logtide", sasl_password="s3cret", ssl_cafile="/etc/ca.pem",
-        ssl_certfile="/etc/client.pem", ssl_keyfile="/etc/client.key", client_id="agent-1")
+        bootstrap="k1:9093,k2:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="logtide",
+        sasl_password="s3cret",
+        ssl_cafile="/etc/ca.pem",
+        ssl_certfile="/etc/client.pem",
+        ssl_keyfile="/etc/client.key",
+        client_id="agent-1",
+    )
     ck = confluent.ConfluentTransport(settings)._conf
     expected_ck = {
-        "bootstrap.servers": "k1:9093,k2:9093", "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
-        "sasl.username": "logtide", "sasl.password": "s3cret", "ssl.ca.location": "/etc/ca.pem",
-        "ssl.certificate.location": "/etc/client.pem", "ssl.key.location": "/etc/client.key", "client.id": "agent-1"}
+        "bootstrap.servers": "k1:9093,k2:9093",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "logtide",
+        "sasl.password": "s3cret",
+        "ssl.ca.location": "/etc/ca.pem",
+        "ssl.certificate.location": "/etc/client.pem",
+        "ssl.key.location": "/etc/client.key",
+        "client.id": "agent-1",
+    }
     assert {k: ck.get(k) for k in expected_ck} == expected_ck
     kp = kafka_python.KafkaPythonTransport(settings)._conf
     expected_kp = {
-        "bootstrap_servers": ["k1:9093", "k2:9093"], "security_protocol": "SASL_SSL",
-        "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "logtide", "sasl_plain_password": "s3cret",
-        "ssl_cafile": "/etc/ca.pem", "ssl_certfile": "/etc/client.pem", "ssl_keyfile": "/etc/client.key",
-        "client_id": "agent-1"}
+        "bootstrap_servers": ["k1:9093", "k2:9093"],
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "logtide",
+        "sasl_plain_password": "s3cret",
+        "ssl_cafile": "/etc/ca.pem",
+        "ssl_certfile": "/etc/client.pem",
+        "ssl_keyfile": "/etc/client.key",
+        "client_id": "agent-1",
+    }
     assert {k: kp.get(k) for k in expected_kp} == expected_kp
     # the password is never shown when settings are printed or logged
     assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
@@ -352,6 +379,7 @@ def test_sasl_and_tls_options_pass_through_to_both_clients():
 
 def test_auto_picks_the_fastest_installed_backend():
     from logtide.transport import available_backends
+
     assert available_backends()[0] == "confluent"
     assert connect(KafkaSettings(bootstrap="k:9092", client="auto")).name == "confluent"
 
@@ -372,6 +400,7 @@ def test_small_buffer_applies_backpressure_without_losing_records(transport, new
 def test_group_states_of_a_committed_group(settings, new_topic):
     """confluent asks the coordinator (a group with no members is Empty); kafka-python answers None."""
     from logtide.transport import TopicPartition, connect
+
     topic = new_topic(1)
     transport = connect(settings)
     group = f"states-{topic}"
@@ -443,12 +472,15 @@ def test_a_byte_bounded_producer_delivers_everything(transport, new_topic):
     producer = transport.producer(max_buffer_bytes=64 * 1024)
     try:
         for i in range(300):
-            producer.produce(topic, b"%04d" % i + b"x" * 1020,
-                             on_delivery=lambda err, rec: (errors if err else acked).append(err or rec))
+            producer.produce(
+                topic,
+                b"%04d" % i + b"x" * 1020,
+                on_delivery=lambda err, rec: (errors if err else acked).append(err or rec),
+            )
             peak = max(peak, producer.pending())
         assert producer.flush(30) == 0
     finally:
         producer.close()
     assert not errors and len(acked) == 300
-    if transport.name == "kafka-python":   # librdkafka rounds its bound to whole batches
+    if transport.name == "kafka-python":  # librdkafka rounds its bound to whole batches
         assert peak <= 64

@@ -42,7 +42,7 @@ def test_a_record_is_acknowledged_and_visible_only_after_poll_or_flush(settings)
     assert producer.pending() == 1 and acks == []
     consumer = t.consumer(None)
     consumer.assign([TopicPartition("t", 0)])
-    assert consumer.poll_batch(10, 0) == []           # never flushed: never written
+    assert consumer.poll_batch(10, 0) == []  # never flushed: never written
     assert producer.poll(0) == 1 and acks == [(None, 0)] and producer.pending() == 0
     assert [r.value for r in consumer.poll_batch(10, 0)] == [b"v"]
 
@@ -68,11 +68,11 @@ def test_a_group_shares_partitions_and_takes_over_from_a_member_that_stopped_pol
     a.poll_batch(1, 0)
     assert len(a.assignment()) == 2 and len(b.assignment()) == 2
     assert set(a.assignment()) | set(b.assignment()) == {TopicPartition("t", p) for p in range(4)}
-    time.sleep(0.4)                                    # a is "killed": no poll within its session
+    time.sleep(0.4)  # a is "killed": no poll within its session
     b.poll_batch(1, 0)
     assert len(b.assignment()) == 4
     b.close()
-    a.poll_batch(1, 0)                                 # a comes back: it rejoins and gets everything
+    a.poll_batch(1, 0)  # a comes back: it rejoins and gets everything
     assert len(a.assignment()) == 4 and revoked
 
 
@@ -112,6 +112,7 @@ def test_latest_reset_skips_what_was_there(settings):
 
 def test_a_poll_waits_for_a_record_produced_meanwhile(settings):
     import threading
+
     make_topics(settings, ("t", 1))
     t = connect(settings)
     c = t.consumer(None)
@@ -121,6 +122,7 @@ def test_a_poll_waits_for_a_record_produced_meanwhile(settings):
         time.sleep(0.1)
         with t.producer() as p:
             p.produce("t", b"v")
+
     threading.Thread(target=later).start()
     assert [r.value for r in c.poll_batch(10, 5.0)] == [b"v"]
 
@@ -145,6 +147,7 @@ def test_an_outage_fails_produce_commit_and_admin_until_it_ends(settings):
 
 def test_bound_produce_without_waiting_says_when_the_buffer_is_full(settings):
     from logtide.transport import BufferFull
+
     make_topics(settings, ("t", 1))
     p = connect(settings).producer(max_buffer=2)
     send = p.bind("t", None, wait=False)

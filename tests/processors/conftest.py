@@ -21,10 +21,16 @@ SINKS = ("monitoring", "audit", "analytics")
 
 def make_event(i: int, *, service: str = "checkout", level: str = "INFO", body=None, run: str = "t") -> dict:
     return support_event(
-        i, id=envelope.make_id("test", run, i),
-        body=body if body is not None else orjson.dumps({"level": level.lower(), "msg": f"request {i}",
-                                                         "user": f"user{i}@example.com", "n": i}).decode(),
-        source="demo", resource={"service.name": service, "k8s.pod.name": f"{service}-0"})
+        i,
+        id=envelope.make_id("test", run, i),
+        body=body
+        if body is not None
+        else orjson.dumps(
+            {"level": level.lower(), "msg": f"request {i}", "user": f"user{i}@example.com", "n": i}
+        ).decode(),
+        source="demo",
+        resource={"service.name": service, "k8s.pod.name": f"{service}-0"},
+    )
 
 
 def produce_events(settings, topic: str, events: list[dict]) -> None:
@@ -41,8 +47,12 @@ def read_topic(settings, topic: str, expect: int, timeout: float = 30.0, settle:
 def names():
     """Unique raw topic name, route prefix, DLQ topic and group for one test."""
     tag = uuid.uuid4().hex[:8]
-    return {"raw": f"test.raw.{tag}", "prefix": f"test.route.{tag}.", "dlq": f"test.dlq.{tag}",
-            "group": f"test-proc-{tag}"}
+    return {
+        "raw": f"test.raw.{tag}",
+        "prefix": f"test.route.{tag}.",
+        "dlq": f"test.dlq.{tag}",
+        "group": f"test-proc-{tag}",
+    }
 
 
 def write_config(path: Path, kafka: KafkaSettings | str, names: dict, pipeline: list | None = None, **extra) -> Path:

@@ -26,8 +26,16 @@ def test_example_config_loads_and_routes_demo_events(monkeypatch):
     path = os.path.join(ROOT, "examples", "process.yaml")
     monkeypatch.setenv("LOGTIDE_BOOTSTRAP", "127.0.0.1:9092")
     pipeline = _pipeline(path)
-    assert [s.type_name for s in pipeline.steps] == ["parse", "normalize", "redact", "filter", "sample", "route",
-                                                     "redact", "aggregate"]
+    assert [s.type_name for s in pipeline.steps] == [
+        "parse",
+        "normalize",
+        "redact",
+        "filter",
+        "sample",
+        "route",
+        "redact",
+        "aggregate",
+    ]
     out = pipeline.run(make_event(1, service="payments", level="ERROR"))
     assert {sink for _, sinks in out for sink in sinks} == {"monitoring", "audit", "analytics"}
     ev = out[0][0]
@@ -52,8 +60,11 @@ def write(tmp_path, text: str):
 
 
 def test_broken_regex_refused_with_file_and_line(tmp_path):
-    p = write(tmp_path, "group_id: g\npipeline:\n  - type: parse\n    formats: [regex]\n    patterns:\n"
-                        "      - name: bad\n        regex: '(?P<x>[0-9'\n")
+    p = write(
+        tmp_path,
+        "group_id: g\npipeline:\n  - type: parse\n    formats: [regex]\n    patterns:\n"
+        "      - name: bad\n        regex: '(?P<x>[0-9'\n",
+    )
     with pytest.raises(ConfigError) as exc:
         _pipeline(p)
     assert f"{p}:7" in str(exc.value) and "invalid regex" in str(exc.value)
@@ -66,8 +77,11 @@ def test_broken_custom_redaction_regex_refused(tmp_path):
 
 
 def test_route_to_unknown_sink_refused(tmp_path):
-    p = write(tmp_path, "pipeline:\n  - type: parse\n  - type: route\n    rules:\n      - when: 'true'\n"
-                        "        sinks: [analytics, nowhere]\n")
+    p = write(
+        tmp_path,
+        "pipeline:\n  - type: parse\n  - type: route\n    rules:\n      - when: 'true'\n"
+        "        sinks: [analytics, nowhere]\n",
+    )
     with pytest.raises(ConfigError, match=rf"{p}:6: field 'pipeline.1.rules.0.sinks'.*unknown sink 'nowhere'"):
         _pipeline(p)
     p = write(tmp_path, "pipeline:\n  - type: route\n    default: [bin]\n")
@@ -95,16 +109,36 @@ def test_unknown_step_bad_condition_and_unknown_field_refused(tmp_path):
 
 def test_cli_refuses_bad_config_before_connecting(tmp_path):
     # the bootstrap points nowhere: a config error must come first, as one line, exit code 2
-    p = write(tmp_path, "kafka: {bootstrap: '127.0.0.1:1'}\npipeline:\n  - type: route\n    rules:\n"
-                        "      - {when: 'true', sinks: [nowhere]}\n")
-    res = subprocess.run([sys.executable, "-m", "logtide.cli", "process", "--config", str(p)],
-                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    p = write(
+        tmp_path,
+        "kafka: {bootstrap: '127.0.0.1:1'}\npipeline:\n  - type: route\n    rules:\n"
+        "      - {when: 'true', sinks: [nowhere]}\n",
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "logtide.cli", "process", "--config", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert res.returncode == 2
     assert f"{p}:5" in res.stderr and "unknown sink 'nowhere'" in res.stderr
-    res = subprocess.run([sys.executable, "-m", "logtide.cli", "process", "--config",
-                          os.path.join(ROOT, "examples", "process.yaml"), "--check"],
-                         capture_output=True, text=True, timeout=60, cwd=ROOT,
-                         env={**os.environ, "LOGTIDE_BOOTSTRAP": "127.0.0.1:1"})
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "logtide.cli",
+            "process",
+            "--config",
+            os.path.join(ROOT, "examples", "process.yaml"),
+            "--check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "LOGTIDE_BOOTSTRAP": "127.0.0.1:1"},
+    )
     assert res.returncode == 0 and "ok (8 steps" in res.stdout
 
 
@@ -118,12 +152,15 @@ def test_hash_secret_from_environment_and_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TEST_REDACT_KEY", "k" * 24)
     key_file = tmp_path / "key"
     key_file.write_text("f" * 24 + "\n")
-    p = write(tmp_path, "pipeline:\n  - type: redact\n    kinds: [email]\n    mode: hash\n"
-                        "    secret: ${TEST_REDACT_KEY}\n"
-                        f"  - type: redact\n    kinds: [ipv4]\n    mode: hash\n    secret: file:{key_file}\n"
-                        "  - type: route\n    default: [analytics]\n")
+    p = write(
+        tmp_path,
+        "pipeline:\n  - type: redact\n    kinds: [email]\n    mode: hash\n"
+        "    secret: ${TEST_REDACT_KEY}\n"
+        f"  - type: redact\n    kinds: [ipv4]\n    mode: hash\n    secret: file:{key_file}\n"
+        "  - type: route\n    default: [analytics]\n",
+    )
     pipeline = _pipeline(p)
-    (ev, _), = pipeline.run(make_event(1, body="bob@example.com from 10.0.0.1"))
+    ((ev, _),) = pipeline.run(make_event(1, body="bob@example.com from 10.0.0.1"))
     env_token = pipeline.steps[0].redactor.token("email", "bob@example.com")
     assert ev["body"] == f"{env_token} from {pipeline.steps[1].redactor.token('ipv4', '10.0.0.1')}"
     assert pipeline.steps[0].redactor._key == b"k" * 24 and pipeline.steps[1].redactor._key == b"f" * 24

@@ -9,7 +9,15 @@ from datetime import datetime, UTC
 import pytest
 
 from logtide.processors.steps import StepContext
-from logtide.processors.steps.parse import Parse, ParseConfig, parse_json, parse_kv, parse_logfmt, parse_plain, parse_syslog
+from logtide.processors.steps.parse import (
+    Parse,
+    ParseConfig,
+    parse_json,
+    parse_kv,
+    parse_logfmt,
+    parse_plain,
+    parse_syslog,
+)
 from tests.processors.conftest import make_event
 
 DEFAULT = ParseConfig(type="parse")
@@ -32,9 +40,17 @@ def utc(ns):
 
 # (file, parser expected, at least this many of the 2000 lines)
 EXPECTED = [
-    ("Linux", "syslog", 1990), ("OpenSSH", "syslog", 2000), ("Mac", "syslog", 1850),
-    ("Apache", "plain", 2000), ("HDFS", "plain", 2000), ("Zookeeper", "plain", 2000), ("Spark", "plain", 2000),
-    ("Android", "plain", 2000), ("Windows", "plain", 2000), ("OpenStack", "plain", 2000), ("Hadoop", "plain", 2000),
+    ("Linux", "syslog", 1990),
+    ("OpenSSH", "syslog", 2000),
+    ("Mac", "syslog", 1850),
+    ("Apache", "plain", 2000),
+    ("HDFS", "plain", 2000),
+    ("Zookeeper", "plain", 2000),
+    ("Spark", "plain", 2000),
+    ("Android", "plain", 2000),
+    ("Windows", "plain", 2000),
+    ("OpenStack", "plain", 2000),
+    ("Hadoop", "plain", 2000),
 ]
 
 
@@ -110,8 +126,10 @@ def test_logfmt_and_kv():
 
 
 def test_syslog_5424_with_structured_data():
-    p = parse_syslog('<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 '
-                     '[exampleSDID@32473 iut="3" eventSource="Application"] An application event')
+    p = parse_syslog(
+        "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
+        '[exampleSDID@32473 iut="3" eventSource="Application"] An application event'
+    )
     assert p.message == "An application event"
     assert p.level == 5  # notice
     assert p.fields["host.name"] == "mymachine.example.com"
@@ -123,9 +141,17 @@ def test_syslog_5424_with_structured_data():
 
 
 def test_regex_patterns_step():
-    cfg = ParseConfig(type="parse", formats=["regex", "json"], patterns=[
-        {"name": "access", "regex": r'^(?P<client>\S+) \S+ \S+ \[[^\]]+\] "(?P<method>\S+) (?P<path>\S+)[^"]*" '
-                                    r'(?P<status>\d{3})'}])
+    cfg = ParseConfig(
+        type="parse",
+        formats=["regex", "json"],
+        patterns=[
+            {
+                "name": "access",
+                "regex": r'^(?P<client>\S+) \S+ \S+ \[[^\]]+\] "(?P<method>\S+) (?P<path>\S+)[^"]*" '
+                r"(?P<status>\d{3})",
+            }
+        ],
+    )
     step = Parse(cfg, StepContext())
     ev = step.process(make_event(1, body='10.1.2.3 - - [01/Jan/2024:00:00:00 +0000] "GET /api/cart HTTP/1.1" 500 12'))
     assert ev["attributes"] == {"client": "10.1.2.3", "method": "GET", "path": "/api/cart", "status": "500"}

@@ -28,8 +28,11 @@ def postgres_dsn():
 
 @pytest.fixture(scope="session")
 def aws_env():
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         os.environ.setdefault(k, v)
 
 
@@ -37,6 +40,7 @@ def aws_env():
 def s3_server(aws_env):
     """moto's standalone server over HTTP; yields its endpoint URL."""
     from moto.server import ThreadedMotoServer
+
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -52,9 +56,11 @@ def locked_bucket(s3_server):
     import uuid
 
     import boto3
+
     name = f"audit-{uuid.uuid4().hex[:10]}"
     boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(
-        Bucket=name, ObjectLockEnabledForBucket=True)
+        Bucket=name, ObjectLockEnabledForBucket=True
+    )
     return name
 
 
@@ -98,8 +104,13 @@ class LokiDouble:
                     continue
                 last = 0
                 for v in s.get("values", []):
-                    if not (isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and v[0].isdigit()
-                            and isinstance(v[1], str)):
+                    if not (
+                        isinstance(v, list)
+                        and len(v) == 2
+                        and isinstance(v[0], str)
+                        and v[0].isdigit()
+                        and isinstance(v[1], str)
+                    ):
                         problems.append(f"bad value {v!r:.80}")
                         continue
                     if int(v[0]) < last:

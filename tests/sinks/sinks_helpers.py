@@ -25,19 +25,24 @@ LOGTIDE = [sys.executable, "-c", "import sys; from logtide.cli import main; sys.
 
 def make_event(i: int, *, run: str = "t", source: str = "k8s", **over) -> dict:
     ev = support_event(
-        i, run=run, body=f"GET /api/item/{i} 200 user=u{i % 7}", source=source,
-        time_ns=1_763_700_000_000_000_000 + i * 1_000_000, severity_text=("INFO", "WARN", "ERROR")[i % 3],
+        i,
+        run=run,
+        body=f"GET /api/item/{i} 200 user=u{i % 7}",
+        source=source,
+        time_ns=1_763_700_000_000_000_000 + i * 1_000_000,
+        severity_text=("INFO", "WARN", "ERROR")[i % 3],
         attributes={"status": 200 + i % 3, "user": f"u{i % 7}"},
         resource={"k8s.namespace.name": f"ns{i % 2}", "service.name": f"svc{i % 4}", "k8s.pod.name": f"pod-{i % 5}"},
-        routes=["audit", "analytics", "monitoring"])
+        routes=["audit", "analytics", "monitoring"],
+    )
     ev.update(over)
     ev["ingest_time"] = ev["observed_time"]
     return ev
 
 
-def produce(broker: str, topic: str, events: list[dict], *, raw: list[bytes] | None = None,
-            headers=None) -> None:
+def produce(broker: str, topic: str, events: list[dict], *, raw: list[bytes] | None = None, headers=None) -> None:
     """Events (with ``headers(event)`` as their Kafka headers, if given), then raw values."""
+
     def key(ev: dict) -> bytes:
         return ev["resource"].get("k8s.pod.name", "").encode()
 
@@ -71,20 +76,39 @@ def start_postgres(fsync: bool = True):
     as_user: list[str] = []
     if os.geteuid() == 0:
         import pwd
+
         pw = pwd.getpwnam("postgres")
         os.chown(base, pw.pw_uid, pw.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     port = free_port()
-    subprocess.run(as_user + [_pg_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
-                   check=True, capture_output=True)
-    subprocess.run(as_user + [_pg_bin("pg_ctl"), "-D", data, "-l", os.path.join(base, "log"), "-w", "-t", "60",
-                              "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}",
-                              "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        as_user + [_pg_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        as_user
+        + [
+            _pg_bin("pg_ctl"),
+            "-D",
+            data,
+            "-l",
+            os.path.join(base, "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
     def stop():
         subprocess.run(as_user + [_pg_bin("pg_ctl"), "-D", data, "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
 
 

@@ -24,8 +24,10 @@ from sinks_helpers import LOGTIDE, make_event
 
 
 def items(a, b, partition=0, **over):
-    return [Item(Record("logtide.route.analytics", partition, i, None, None, [], None), make_event(i, **over))
-            for i in range(a, b)]
+    return [
+        Item(Record("logtide.route.analytics", partition, i, None, None, [], None), make_event(i, **over))
+        for i in range(a, b)
+    ]
 
 
 def parquet_sink(path, **kw):
@@ -40,8 +42,15 @@ def test_type_changes_between_batches_never_break_a_write(tmp_path):
     sink = parquet_sink(tmp_path)
     sink.write(items(0, 10, attributes={"status": 200, "user": "a"}))
     sink.write(items(10, 20, attributes={"status": "OK", "user": {"id": 7, "roles": ["x"]}}))
-    sink.write(items(20, 30, attributes={"status": [1, 2], "user": None}, body={"parsed": True, "n": 1.5},
-                     resource={"service.name": 42, "labels": {"app": "x"}}))
+    sink.write(
+        items(
+            20,
+            30,
+            attributes={"status": [1, 2], "user": None},
+            body={"parsed": True, "n": 1.5},
+            resource={"service.name": 42, "labels": {"app": "x"}},
+        )
+    )
     cols, rows = run_query(str(tmp_path), "SELECT attributes->>'$.status' AS s, body, service FROM events ORDER BY id")
     assert len(rows) == 30
     statuses = {r[0] for r in rows}
@@ -52,8 +61,9 @@ def test_type_changes_between_batches_never_break_a_write(tmp_path):
 def test_missing_and_future_times_are_filed_at_observed_time(tmp_path):
     sink = parquet_sink(tmp_path)
     now = time.time_ns()
-    sink.write(items(0, 3, time=None, observed_time=now) + items(3, 6, time=now + 10 * 365 * 86400 * 10**9,
-                                                                 observed_time=now))
+    sink.write(
+        items(0, 3, time=None, observed_time=now) + items(3, 6, time=now + 10 * 365 * 86400 * 10**9, observed_time=now)
+    )
     _, rows = run_query(str(tmp_path), "SELECT time_adjusted, event_time IS NULL, epoch_ns(time), date FROM events")
     assert len(rows) == 6 and all(r[0] for r in rows)
     assert sorted(r[1] for r in rows) == [False] * 3 + [True] * 3
@@ -87,6 +97,7 @@ def test_a_batch_interrupted_by_a_crash_is_rolled_back(tmp_path):
         if "/offsets/" in rel:
             raise KeyboardInterrupt("kill -9")
         real_put(rel, data, **kw)
+
     out.store.put = crash_on_offsets
     with pytest.raises(KeyboardInterrupt):
         out.write(rows[20:])
@@ -102,8 +113,12 @@ def test_stale_offsets_of_a_recreated_topic_are_not_trusted(tmp_path):
     sink.write(items(0, 10))
     fresh = parquet_sink(tmp_path)
     fresh.parquet.trust({TopicPartition("logtide.route.analytics", 0): None})  # group never committed
-    fresh.write([Item(Record("logtide.route.analytics", 0, i, None, None, [], None), make_event(i, run="new"))
-                 for i in range(5)])
+    fresh.write(
+        [
+            Item(Record("logtide.route.analytics", 0, i, None, None, [], None), make_event(i, run="new"))
+            for i in range(5)
+        ]
+    )
     assert count(tmp_path) == (15, 15)
 
 
@@ -112,7 +127,9 @@ def test_compaction_merges_small_files_and_drops_duplicates(tmp_path):
     for a in range(0, 100, 10):
         sink.write(items(a, a + 10))
     # a copy from upstream beyond the id memory (here: a restarted sink without one)
-    parquet_sink(tmp_path, dedup_memory_ids=0).write([Item(Record("logtide.route.analytics", 1, 0, None, None, [], None), make_event(3))])
+    parquet_sink(tmp_path, dedup_memory_ids=0).write(
+        [Item(Record("logtide.route.analytics", 1, 0, None, None, [], None), make_event(3))]
+    )
     before = [f for _, _, fs in os.walk(tmp_path) for f in fs if f.endswith(".parquet")]
     assert count(tmp_path) == (101, 100)
     merged = compact(sink.parquet.store, min_files=4, after_s=0)
@@ -125,29 +142,47 @@ def test_compaction_merges_small_files_and_drops_duplicates(tmp_path):
 def test_query_command(tmp_path):
     sink = parquet_sink(tmp_path)
     sink.write(items(0, 30) + items(30, 40, source="cloudwatch"))
-    out = subprocess.run([*LOGTIDE, "query", "--path", str(tmp_path), "--format", "json",
-                          "SELECT source, count(*) AS n FROM events GROUP BY source ORDER BY source"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            *LOGTIDE,
+            "query",
+            "--path",
+            str(tmp_path),
+            "--format",
+            "json",
+            "SELECT source, count(*) AS n FROM events GROUP BY source ORDER BY source",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
-    assert [orjson.loads(x) for x in out.stdout.splitlines()] == [{"source": "cloudwatch", "n": 10},
-                                                                   {"source": "k8s", "n": 30}]
-    bad = subprocess.run([*LOGTIDE, "query", "--path", str(tmp_path), "SELEC nonsense"],
-                         capture_output=True, text=True, timeout=60)
+    assert [orjson.loads(x) for x in out.stdout.splitlines()] == [
+        {"source": "cloudwatch", "n": 10},
+        {"source": "k8s", "n": 30},
+    ]
+    bad = subprocess.run(
+        [*LOGTIDE, "query", "--path", str(tmp_path), "SELEC nonsense"], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 2 and "query failed" in bad.stderr
     # Issue 17 (7): several statements and COPY … TO 'file' ran, although the help says one statement.
     target = tmp_path / "leak.csv"
-    for sql, why in ((f"SELECT 1; COPY (SELECT * FROM events) TO '{target}'", "one SQL statement at a time (2 given)"),
-                     (f"COPY (SELECT * FROM events) TO '{target}'", "read-only"),
-                     ("SELECT * FROM read_text('/etc/hostname')", "Permission"),
-                     ("SET enable_external_access = true", "read-only")):
-        r = subprocess.run([*LOGTIDE, "query", "--path", str(tmp_path), sql], capture_output=True, text=True,
-                           timeout=60)
+    for sql, why in (
+        (f"SELECT 1; COPY (SELECT * FROM events) TO '{target}'", "one SQL statement at a time (2 given)"),
+        (f"COPY (SELECT * FROM events) TO '{target}'", "read-only"),
+        ("SELECT * FROM read_text('/etc/hostname')", "Permission"),
+        ("SET enable_external_access = true", "read-only"),
+    ):
+        r = subprocess.run(
+            [*LOGTIDE, "query", "--path", str(tmp_path), sql], capture_output=True, text=True, timeout=60
+        )
         assert r.returncode == 2 and why in r.stderr and len(r.stderr.strip().splitlines()) == 1, (sql, r.stderr)
     assert not target.exists()
     assert run_query(str(tmp_path), "DESCRIBE events")[1]
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------
+
 
 def pg_sink(dsn, table):
     return AnalyticsSink(AnalyticsSettings(postgres={"dsn": dsn, "table": table}), "g")
@@ -162,9 +197,13 @@ def test_postgres_copy_upsert_and_day_partitions(postgres_dsn):
     table = f"ev_{uuid.uuid4().hex[:8]}"
     sink = pg_sink(postgres_dsn, table)
     day = 86400 * 10**9
-    evs = items(0, 40) + [Item(Record("t", 0, 100 + i, None, None, [], None),
-                               make_event(100 + i, time=make_event(0)["time"] + day, attributes={"status": {"x": i}}))
-                          for i in range(10)]
+    evs = items(0, 40) + [
+        Item(
+            Record("t", 0, 100 + i, None, None, [], None),
+            make_event(100 + i, time=make_event(0)["time"] + day, attributes={"status": {"x": i}}),
+        )
+        for i in range(10)
+    ]
     sink.write(evs)
     sink.write(items(10, 60))  # 10..39 again: ON CONFLICT DO NOTHING
     sink.close()
@@ -174,18 +213,26 @@ def test_postgres_copy_upsert_and_day_partitions(postgres_dsn):
     again.write(items(50, 60) + no_time + future + items(0, 5))
     again.write(no_time + future)
     assert pg_rows(postgres_dsn, f"SELECT count(*), count(DISTINCT id) FROM {table}") == [(83, 83)]
-    assert pg_rows(postgres_dsn, f"SELECT count(*) FROM {table} WHERE time_adjusted AND event_time IS NULL "
-                                 "AND time < now() + interval '1 day'") == [(13,)]
-    parts = {r[0] for r in pg_rows(postgres_dsn, "SELECT inhrelid::regclass::text FROM pg_inherits "
-                                                 f"WHERE inhparent = '{table}'::regclass")}
+    assert pg_rows(
+        postgres_dsn,
+        f"SELECT count(*) FROM {table} WHERE time_adjusted AND event_time IS NULL AND time < now() + interval '1 day'",
+    ) == [(13,)]
+    parts = {
+        r[0]
+        for r in pg_rows(
+            postgres_dsn, f"SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = '{table}'::regclass"
+        )
+    }
     assert len(parts) >= 2 and all(p.startswith(f"{table}_20") for p in parts)
-    assert pg_rows(postgres_dsn, f"SELECT attributes->'status'->>'x' FROM {table} WHERE id = '{make_event(103)['id']}'") \
-        == [("3",)]
+    assert pg_rows(
+        postgres_dsn, f"SELECT attributes->'status'->>'x' FROM {table} WHERE id = '{make_event(103)['id']}'"
+    ) == [("3",)]
     again.close()
 
 
 def test_postgres_unreachable_raises_retry_then_recovers(postgres_dsn):
     from logtide.broker import free_port
+
     table = f"ev_{uuid.uuid4().hex[:8]}"
     sink = pg_sink(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", table)
     with pytest.raises(Retry):
@@ -201,6 +248,7 @@ def test_postgres_unreachable_raises_retry_then_recovers(postgres_dsn):
 @pytest.mark.timeout(60)
 def test_parquet_on_s3_written_compacted_and_queried(s3_server, tmp_path):
     import boto3
+
     bucket = f"lake-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket=bucket)
     settings = AnalyticsSettings(parquet={"s3": {"bucket": bucket, "prefix": "events", "endpoint_url": s3_server}})
@@ -209,18 +257,41 @@ def test_parquet_on_s3_written_compacted_and_queried(s3_server, tmp_path):
         sink.write(items(a, a + 10))
     AnalyticsSink(settings, "g").write(items(0, 70))  # restarted: 0..59 skipped by recorded offsets
     url = f"s3://{bucket}/events"
-    assert run_query(url, "SELECT count(*), count(DISTINCT id) FROM events_all", endpoint_url=s3_server)[1] == [(70, 70)]
+    assert run_query(url, "SELECT count(*), count(DISTINCT id) FROM events_all", endpoint_url=s3_server)[1] == [
+        (70, 70)
+    ]
     assert compact(sink.parquet.store, min_files=3, after_s=0) >= 6
-    cli = subprocess.run([*LOGTIDE, "query", "--path", url, "--endpoint-url", s3_server, "--format", "csv",
-                          "SELECT count(*) AS n, min(date) AS d FROM events"], capture_output=True, text=True, timeout=60)
+    cli = subprocess.run(
+        [
+            *LOGTIDE,
+            "query",
+            "--path",
+            url,
+            "--endpoint-url",
+            s3_server,
+            "--format",
+            "csv",
+            "SELECT count(*) AS n, min(date) AS d FROM events",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.splitlines()[1] == "70,2025-11-21"
 
 
 def test_unreachable_parquet_s3_is_a_retry():
     from logtide.broker import free_port
-    sink = AnalyticsSink(AnalyticsSettings(parquet={"s3": {"bucket": "b", "connect_timeout_seconds": 1,
-                                                           "endpoint_url": f"http://127.0.0.1:{free_port()}"}}), "g")
+
+    sink = AnalyticsSink(
+        AnalyticsSettings(
+            parquet={
+                "s3": {"bucket": "b", "connect_timeout_seconds": 1, "endpoint_url": f"http://127.0.0.1:{free_port()}"}
+            }
+        ),
+        "g",
+    )
     assert not sink.ready()
     with pytest.raises(Retry):
         sink.write(items(0, 3))
@@ -237,8 +308,12 @@ def test_restart_seeds_parquet_duplicate_memory_by_arrival_whatever_the_event_ti
     restarted = parquet_sink(tmp_path)
     assert set(restarted.parquet.recent_ids()) == {make_event(i)["id"] for i in range(170)}
     # the same events produced again upstream (new offsets): none written twice
-    restarted.write([Item(Record("logtide.route.analytics", 0, 1000 + n, None, None, [], None), it.event)
-                     for n, it in enumerate(live + old)])
+    restarted.write(
+        [
+            Item(Record("logtide.route.analytics", 0, 1000 + n, None, None, [], None), it.event)
+            for n, it in enumerate(live + old)
+        ]
+    )
     assert count(tmp_path) == (170, 170)
     ids = plain_parquet_ids(tmp_path)
     assert len(ids) == len(set(ids)) == 170
@@ -247,8 +322,10 @@ def test_restart_seeds_parquet_duplicate_memory_by_arrival_whatever_the_event_ti
 def plain_parquet_ids(root):
     """The dataset as any Parquet reader sees it (pyarrow, not logtide's views)."""
     import pyarrow.dataset as ds
-    files = [os.path.join(d, f) for d, _, fs in os.walk(root) if "_logtide" not in d for f in fs
-             if f.endswith(".parquet")]
+
+    files = [
+        os.path.join(d, f) for d, _, fs in os.walk(root) if "_logtide" not in d for f in fs if f.endswith(".parquet")
+    ]
     return ds.dataset(files, format="parquet").to_table(columns=["id"]).column("id").to_pylist()
 
 
@@ -261,8 +338,9 @@ def test_id_memory_is_bounded_by_arrival_and_compaction_removes_older_copies(tmp
     restarted = parquet_sink(tmp_path, dedup_memory_ids=50)
     assert len(restarted.parquet.recent_ids()) == 50
     # a copy of the very first events, beyond the memory: written, then compaction drops it
-    restarted.write([Item(Record("logtide.route.analytics", 0, 1000 + i, None, None, [], None), make_event(i))
-                     for i in range(5)])
+    restarted.write(
+        [Item(Record("logtide.route.analytics", 0, 1000 + i, None, None, [], None), make_event(i)) for i in range(5)]
+    )
     assert count(tmp_path) == (165, 160)
     compact(restarted.parquet.store, min_files=8, after_s=0)  # a partition with few files, but a late one
     ids = plain_parquet_ids(tmp_path)
@@ -288,15 +366,22 @@ def test_a_batch_that_reached_parquet_but_not_postgres_still_reaches_postgres(tm
     from logtide import envelope
     from logtide.transport import connect
     from logtide.processors.sinks.service import SinkService
+
     table = f"ev_{uuid.uuid4().hex[:8]}"
     now = time.time_ns()
-    records = [Record("logtide.route.analytics", 0, i, None, envelope.encode(make_event(i, time=now, observed_time=now)),
-                      [], None) for i in range(20)]
+    records = [
+        Record(
+            "logtide.route.analytics", 0, i, None, envelope.encode(make_event(i, time=now, observed_time=now)), [], None
+        )
+        for i in range(20)
+    ]
 
     def service(dsn):  # the real handler path: decode, the service's dedup memory, then the sink
-        sink = AnalyticsSink(AnalyticsSettings(parquet={"path": str(tmp_path)},
-                                               postgres={"dsn": dsn, "table": table}), "g")
+        sink = AnalyticsSink(
+            AnalyticsSettings(parquet={"path": str(tmp_path)}, postgres={"dsn": dsn, "table": table}), "g"
+        )
         return SinkService(connect(fast_kafka), sink, topic="logtide.route.analytics", group_id="g")
+
     with pytest.raises(Retry):
         service("postgresql://postgres@127.0.0.1:1/x").handle(records)  # Parquet written, PostgreSQL down; dies
     restarted = service(postgres_dsn)

@@ -78,7 +78,8 @@ def test_flipped_byte_is_caught_at_its_record(archive):
 
     def flip(lines):
         i = lines[3].index(b"GET /api/item")
-        lines[3] = lines[3][:i] + b"P" + lines[3][i + 1:]  # GET -> PET inside the body
+        lines[3] = lines[3][:i] + b"P" + lines[3][i + 1 :]  # GET -> PET inside the body
+
     seq = tamper(segs[1], flip)
     problem = first_problem(path)
     assert f"record seq {seq}: hash mismatch" in problem and segs[1].name in problem
@@ -95,6 +96,7 @@ def test_reordered_records_are_caught(archive):
 
     def swap(lines):
         lines[3], lines[4] = lines[4], lines[3]
+
     seq = tamper(segs[1], swap)
     assert f"expected seq {seq}, found {seq + 1}" in first_problem(path)
 
@@ -153,19 +155,24 @@ def test_restart_drops_redelivered_records_and_cuts_a_partial_line(tmp_path):
 
 def test_one_chain_per_partition_and_events_without_time(tmp_path):
     s = sink(tmp_path)
-    s.write(items(0, 10, partition=0) + items(10, 20, partition=1, time=None)
-            + items(20, 25, partition=1, time=2**62))  # far future
+    s.write(
+        items(0, 10, partition=0) + items(10, 20, partition=1, time=None) + items(20, 25, partition=1, time=2**62)
+    )  # far future
     reports = verify_archive(LocalArchive(tmp_path), KEY.encode())
     assert [r.chain for r in reports] == ["logtide.route.audit~0", "logtide.route.audit~1"]
     assert all(r.ok for r in reports) and sum(r.records for r in reports) == 25
-    recs = [orjson.loads(x) for x in (tmp_path / "logtide.route.audit~1" / "seg-00000001.jsonl").read_bytes().splitlines()[1:]]
+    recs = [
+        orjson.loads(x)
+        for x in (tmp_path / "logtide.route.audit~1" / "seg-00000001.jsonl").read_bytes().splitlines()[1:]
+    ]
     assert all(rec["time"] == rec["event"]["observed_time"] for rec in recs)  # filed at observed time
     assert recs[-1]["event"]["time"] == 2**62  # the event itself is kept as it came
 
 
 def _cli(*args, env=None):
-    return subprocess.run([*LOGTIDE, *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*LOGTIDE, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
 
 
 def test_cli_verify_and_search(archive, tmp_path):
@@ -175,8 +182,16 @@ def test_cli_verify_and_search(archive, tmp_path):
     ok = _cli("audit", "verify", str(path), "--key-file", str(keyfile))
     assert ok.returncode == 0, ok.stderr
     assert "OK" in ok.stdout and "90 records" in ok.stdout
-    found = _cli("audit", "search", str(path), "--where", 'attributes.user == "u3" and severity_text == "ERROR"',
-                 "--since", "2025-11-21T04:40:00.010Z", env={"LOGTIDE_AUDIT_KEY": KEY})
+    found = _cli(
+        "audit",
+        "search",
+        str(path),
+        "--where",
+        'attributes.user == "u3" and severity_text == "ERROR"',
+        "--since",
+        "2025-11-21T04:40:00.010Z",
+        env={"LOGTIDE_AUDIT_KEY": KEY},
+    )
     assert found.returncode == 0, found.stderr
     hits = [orjson.loads(x) for x in found.stdout.splitlines()]
     expected = [i for i in range(10, 90) if i % 7 == 3 and i % 3 == 2]
@@ -210,6 +225,7 @@ def test_crash_between_roll_and_manifest_write_recovers(tmp_path):
 
 # --- the archive-level signed index (issue 17: a deleted partition went unnoticed) ----------------
 
+
 def indexed_archive(path):
     """Three partitions, an index, more records, a second index."""
     s = sink(path, roll_bytes=4096)
@@ -223,8 +239,13 @@ def indexed_archive(path):
 
 
 def verify_cli(path, *extra):
-    return subprocess.run([*LOGTIDE, "audit", "verify", str(path), *extra], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "LOGTIDE_AUDIT_KEY": KEY})
+    return subprocess.run(
+        [*LOGTIDE, "audit", "verify", str(path), *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LOGTIDE_AUDIT_KEY": KEY},
+    )
 
 
 def test_index_lists_every_partition_and_verifies(tmp_path):
@@ -240,6 +261,7 @@ def test_index_lists_every_partition_and_verifies(tmp_path):
 
 def test_a_deleted_partition_directory_is_caught_and_named(tmp_path):
     import shutil
+
     indexed_archive(tmp_path)
     shutil.rmtree(tmp_path / "logtide.route.audit~2")
     r = verify_cli(tmp_path)
@@ -249,6 +271,7 @@ def test_a_deleted_partition_directory_is_caught_and_named(tmp_path):
 
 def test_a_deleted_index_file_segment_or_the_whole_index_is_caught(tmp_path):
     import shutil
+
     indexed_archive(tmp_path)
     chain = tmp_path / "logtide.route.audit~1"
     first = sorted(p for p in chain.iterdir() if p.name.startswith("seg-"))[0]

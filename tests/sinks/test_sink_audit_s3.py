@@ -21,14 +21,27 @@ KEY = "s3-audit-key"
 
 
 def items(a, b):
-    return [Item(Record("logtide.route.audit", 0, i, None, None, [], None), make_event(i, run="s3")) for i in range(a, b)]
+    return [
+        Item(Record("logtide.route.audit", 0, i, None, None, [], None), make_event(i, run="s3")) for i in range(a, b)
+    ]
 
 
 def settings(staging, bucket, endpoint, **kw):
-    return AuditSettings(storage={"path": str(staging), "s3": {"bucket": bucket, "prefix": "arch", "endpoint_url": endpoint,
-                                                               "object_lock": {"mode": "GOVERNANCE", "days": 1},
-                                                               "connect_timeout_seconds": 1}},
-                         hmac_key=KEY, roll_bytes=2048, **kw)
+    return AuditSettings(
+        storage={
+            "path": str(staging),
+            "s3": {
+                "bucket": bucket,
+                "prefix": "arch",
+                "endpoint_url": endpoint,
+                "object_lock": {"mode": "GOVERNANCE", "days": 1},
+                "connect_timeout_seconds": 1,
+            },
+        },
+        hmac_key=KEY,
+        roll_bytes=2048,
+        **kw,
+    )
 
 
 @pytest.mark.timeout(60)
@@ -54,8 +67,13 @@ def test_segments_go_to_s3_locked_and_verify(tmp_path, s3_server, locked_bucket)
     assert reports[0].ok, reports[0].problems
     uploaded = reports[0].records
     assert 0 < uploaded <= 60
-    cli = subprocess.run([*LOGTIDE, "audit", "verify", f"s3://{locked_bucket}/arch", "--endpoint-url", s3_server],
-                         capture_output=True, text=True, timeout=60, env={**os.environ, "LOGTIDE_AUDIT_KEY": KEY})
+    cli = subprocess.run(
+        [*LOGTIDE, "audit", "verify", f"s3://{locked_bucket}/arch", "--endpoint-url", s3_server],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LOGTIDE_AUDIT_KEY": KEY},
+    )
     assert cli.returncode == 0, cli.stdout + cli.stderr
     # A fresh pod without its staging dir resumes the chain from S3's manifest.
     fresh = AuditSink(settings(tmp_path / "new-staging", locked_bucket, s3_server))
@@ -64,6 +82,7 @@ def test_segments_go_to_s3_locked_and_verify(tmp_path, s3_server, locked_bucket)
     assert reports[0].ok, reports[0].problems
     # the archive index lives in S3 too, continued by the fresh pod (not restarted at 1 in its staging)
     from logtide.processors.sinks.audit.verify import verify_archive_index
+
     index = verify_archive_index(S3Archive(locked_bucket, "arch", endpoint_url=s3_server), KEY.encode())
     assert index.ok and index.segments == 2, (index.problems, index.warnings)
 
@@ -73,6 +92,7 @@ def test_unreachable_s3_holds_the_batch_then_recovers(tmp_path, aws_env):
     from moto.server import ThreadedMotoServer
 
     from logtide.broker import free_port
+
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     sink = AuditSink(settings(tmp_path, "later-bucket", endpoint))
@@ -83,7 +103,8 @@ def test_unreachable_s3_holds_the_batch_then_recovers(tmp_path, aws_env):
     server.start()
     try:
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-            Bucket="later-bucket", ObjectLockEnabledForBucket=True)
+            Bucket="later-bucket", ObjectLockEnabledForBucket=True
+        )
         for a in range(0, 60, 10):
             sink.write(items(a, a + 10))
         assert sink.ready()
@@ -95,12 +116,14 @@ def test_unreachable_s3_holds_the_batch_then_recovers(tmp_path, aws_env):
 
 @pytest.mark.timeout(60)
 def test_an_idle_chain_rolls_on_time_and_reaches_s3(tmp_path, s3_server, locked_bucket):
-    sink = AuditSink(settings(tmp_path, locked_bucket, s3_server, roll_seconds=0.2).model_copy(
-        update={"roll_bytes": 10**6}))
+    sink = AuditSink(
+        settings(tmp_path, locked_bucket, s3_server, roll_seconds=0.2).model_copy(update={"roll_bytes": 10**6})
+    )
     sink.write(items(0, 5))  # small: stays in the open segment, in staging
     archive = S3Archive(locked_bucket, "arch", endpoint_url=s3_server)
     assert not [f for f in archive.files("logtide.route.audit~0") if f.startswith("seg-")]
     import time
+
     time.sleep(0.3)
     sink.tick()  # no new events: the timer rolls the segment and uploads it
     reports = verify_archive(archive, KEY.encode())

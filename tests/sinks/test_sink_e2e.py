@@ -60,8 +60,9 @@ def _pg_count(dsn, table) -> tuple[int, int]:
 
 
 @pytest.mark.timeout(240)
-def test_kill9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(broker, new_topic, tmp_path, loki,
-                                                                           postgres_dsn):
+def test_kill9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(
+    broker, new_topic, tmp_path, loki, postgres_dsn
+):
     n = 3000
     topics = {name: new_topic(3, prefix=f"sinks.{name}") for name in ("monitoring", "audit", "analytics")}
     events = [make_event(i, run=f"kill-{uuid.uuid4().hex[:6]}") for i in range(n)]
@@ -73,10 +74,19 @@ def test_kill9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(broke
         "kafka": {"bootstrap": broker, "client": "confluent"},
         "http": {"host": "127.0.0.1", "port": 0},
         "monitoring": {"topic": topics["monitoring"], **common, "loki": {"url": loki.url}},
-        "audit": {"topic": topics["audit"], **common, "storage": {"path": str(tmp_path / "audit")},
-                  "hmac_key": f"file:{key_file}", "roll_bytes": 200_000},
-        "analytics": {"topic": topics["analytics"], **common, "parquet": {"path": str(tmp_path / "parquet")},
-                      "postgres": {"dsn": postgres_dsn, "table": table}},
+        "audit": {
+            "topic": topics["audit"],
+            **common,
+            "storage": {"path": str(tmp_path / "audit")},
+            "hmac_key": f"file:{key_file}",
+            "roll_bytes": 200_000,
+        },
+        "analytics": {
+            "topic": topics["analytics"],
+            **common,
+            "parquet": {"path": str(tmp_path / "parquet")},
+            "postgres": {"dsn": postgres_dsn, "table": table},
+        },
     }
     path = tmp_path / "sink.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -87,8 +97,11 @@ def test_kill9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(broke
         produce(broker, topic, events + events[:300])  # with 300 upstream duplicates (same event twice)
 
     def start():
-        return subprocess.Popen([*LOGTIDE, "sink", "--config", str(path), "--log-level", "warning"],
-                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "sink.log", "ab"))
+        return subprocess.Popen(
+            [*LOGTIDE, "sink", "--config", str(path), "--log-level", "warning"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "sink.log", "ab"),
+        )
 
     proc = start()
     try:
@@ -97,10 +110,15 @@ def test_kill9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(broke
         proc.wait(10)
         at_kill = (_pg_count(postgres_dsn, table)[0], _audit_records(tmp_path / "audit"), len(loki.entries))
         proc = start()
+
         def progress():
-            return {"postgres": _pg_count(postgres_dsn, table)[0], "audit": _audit_records(tmp_path / "audit"),
-                    "loki": len(loki.entries), "parquet": run_query(str(tmp_path / "parquet"),
-                                                                    "SELECT count(DISTINCT id) FROM events_all")[1][0][0]}
+            return {
+                "postgres": _pg_count(postgres_dsn, table)[0],
+                "audit": _audit_records(tmp_path / "audit"),
+                "loki": len(loki.entries),
+                "parquet": run_query(str(tmp_path / "parquet"), "SELECT count(DISTINCT id) FROM events_all")[1][0][0],
+            }
+
         wait_for(lambda: set(progress().values()) == {n}, 150, "every event in every sink", describe=progress)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
@@ -149,11 +167,13 @@ def _committed(broker, group) -> dict:
 
 
 @pytest.mark.timeout(90)
-def test_unreachable_s3_holds_offsets_and_readiness_then_bad_records_reach_the_dlq(broker, new_topic, tmp_path,
-                                                                                  aws_env):
+def test_unreachable_s3_holds_offsets_and_readiness_then_bad_records_reach_the_dlq(
+    broker, new_topic, tmp_path, aws_env
+):
     from moto.server import ThreadedMotoServer
 
     from logtide.broker import free_port
+
     admin = connect(KafkaSettings(bootstrap=broker, client="confluent")).admin()
     admin.create_topics([TopicSpec(DLQ, 1)])
     admin.close()
@@ -161,12 +181,22 @@ def test_unreachable_s3_holds_offsets_and_readiness_then_bad_records_reach_the_d
     group = f"g-{uuid.uuid4().hex[:8]}"
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    config = SinkConfig.model_validate({
-        "kafka": {"bootstrap": broker, "client": "confluent"},
-        "audit": {"topic": topic, "group": group, "session_timeout_seconds": 6,
-                  "storage": {"path": str(tmp_path), "s3": {"bucket": "held", "endpoint_url": endpoint,
-                                                            "connect_timeout_seconds": 1}},
-                  "hmac_key": KEY, "roll_bytes": 1024}})
+    config = SinkConfig.model_validate(
+        {
+            "kafka": {"bootstrap": broker, "client": "confluent"},
+            "audit": {
+                "topic": topic,
+                "group": group,
+                "session_timeout_seconds": 6,
+                "storage": {
+                    "path": str(tmp_path),
+                    "s3": {"bucket": "held", "endpoint_url": endpoint, "connect_timeout_seconds": 1},
+                },
+                "hmac_key": KEY,
+                "roll_bytes": 1024,
+            },
+        }
+    )
     transport = connect(config.kafka)
     [service] = build_services(config, transport)
     service.loop.max_retry_backoff = 1.0
@@ -181,8 +211,10 @@ def test_unreachable_s3_holds_offsets_and_readiness_then_bad_records_reach_the_d
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         import boto3
+
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-            Bucket="held", ObjectLockEnabledForBucket=True)
+            Bucket="held", ObjectLockEnabledForBucket=True
+        )
         wait_for(lambda: _committed(broker, group).get(TopicPartition(topic, 0)) == 22, 30, "offsets committed")
         assert service.ready()
     finally:
@@ -206,15 +238,28 @@ def test_older_records_with_routing_headers_are_written_like_new_ones(broker, ne
     admin.create_topics([TopicSpec(DLQ, 1)])
     admin.close()
     topic, group, run = new_topic(1, prefix="sinks.old"), f"g-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
-    config = SinkConfig.model_validate({
-        "kafka": {"bootstrap": broker, "client": "confluent"},
-        "audit": {"topic": topic, "group": group, "session_timeout_seconds": 6, "storage": {"path": str(tmp_path)},
-                  "hmac_key": KEY, "roll_bytes": 2048}})
+    config = SinkConfig.model_validate(
+        {
+            "kafka": {"bootstrap": broker, "client": "confluent"},
+            "audit": {
+                "topic": topic,
+                "group": group,
+                "session_timeout_seconds": 6,
+                "storage": {"path": str(tmp_path)},
+                "hmac_key": KEY,
+                "roll_bytes": 2048,
+            },
+        }
+    )
     transport = connect(config.kafka)
     [service] = build_services(config, transport)
     events = [make_event(i, run=run) for i in range(20)]
-    produce(broker, topic, events[:10],
-            headers=lambda ev: [(k, b"monitoring" if k == "logtide.routes" else v) for k, v in old_headers(ev)])
+    produce(
+        broker,
+        topic,
+        events[:10],
+        headers=lambda ev: [(k, b"monitoring" if k == "logtide.routes" else v) for k, v in old_headers(ev)],
+    )
     produce(broker, topic, events[10:])
     cut = make_event(99, run=run)
     producer = transport.producer()
@@ -242,6 +287,7 @@ def test_logtide_up_part_runs_the_three_sinks_with_local_defaults(broker, tmp_pa
     from logtide.up import UpContext
     from logtide.processors.sinks.up import up
     from logtide.up import installation_topics
+
     settings = KafkaSettings(bootstrap=broker, client="confluent")
     admin = connect(settings).admin()
     admin.create_topics(installation_topics(1, []))  # as `logtide up` does before asking the roles
@@ -249,8 +295,13 @@ def test_logtide_up_part_runs_the_three_sinks_with_local_defaults(broker, tmp_pa
     health = HealthServer("127.0.0.1", 0).start()
     try:
         fast = {"session_timeout_seconds": 6}
-        ctx = UpContext(kafka=settings, transport=connect(settings), workdir=tmp_path, health=health,
-                        options={"monitoring": fast, "audit": fast, "analytics": fast})
+        ctx = UpContext(
+            kafka=settings,
+            transport=connect(settings),
+            workdir=tmp_path,
+            health=health,
+            options={"monitoring": fast, "audit": fast, "analytics": fast},
+        )
         services = up(ctx)
         assert sorted(s.name for s in services) == ["sink-analytics", "sink-audit", "sink-monitoring"]
         assert (tmp_path / "audit.key").stat().st_mode & 0o077 == 0
@@ -263,6 +314,7 @@ def test_logtide_up_part_runs_the_three_sinks_with_local_defaults(broker, tmp_pa
                 svc.run(stop)
             except Exception as exc:  # noqa: BLE001 - the assertion below reports it
                 crashed.append((svc.name, exc))
+
         threads = [threading.Thread(target=run, args=(s,), daemon=True) for s in services]
         for th in threads:
             th.start()
@@ -288,15 +340,26 @@ def test_sink_command_errors_are_one_line(tmp_path):
     # Issue 17 (7): an inline key was accepted although the docs say never inline.
     bad.write_text("kafka: {bootstrap: 127.0.0.1:1}\naudit:\n  storage: {path: /tmp/x}\n  hmac_key: inline-secret\n")
     out = subprocess.run([*LOGTIDE, "sink", "--config", str(bad)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "bad.yaml:4" in out.stderr and "hmac_key must be a reference" in out.stderr, \
+    assert out.returncode == 2 and "bad.yaml:4" in out.stderr and "hmac_key must be a reference" in out.stderr, (
         out.stderr
+    )
     assert "inline-secret" not in out.stderr
     example = os.path.join(ROOT, "examples", "sink.yaml")
-    out = subprocess.run([*LOGTIDE, "sink", "--config", example], capture_output=True, text=True, timeout=60,
-                         env={k: v for k, v in os.environ.items() if k != "LOGTIDE_AUDIT_KEY"})
+    out = subprocess.run(
+        [*LOGTIDE, "sink", "--config", example],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "LOGTIDE_AUDIT_KEY"},
+    )
     assert out.returncode == 2 and "LOGTIDE_AUDIT_KEY is not set" in out.stderr  # no default key
-    out = subprocess.run([*LOGTIDE, "sink", "--config", example, "--only", "nope"], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, "LOGTIDE_AUDIT_KEY": "k" * 32})
+    out = subprocess.run(
+        [*LOGTIDE, "sink", "--config", example, "--only", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LOGTIDE_AUDIT_KEY": "k" * 32},
+    )
     assert out.returncode == 2 and "--only" in out.stderr
     helptext = subprocess.run([*LOGTIDE, "sink", "--help"], capture_output=True, text=True, timeout=60).stdout
     assert "logtide sink --config examples/sink.yaml" in helptext
@@ -305,31 +368,44 @@ def test_sink_command_errors_are_one_line(tmp_path):
 def _plain_parquet(root) -> tuple[int, int]:
     """(rows, distinct ids) as plain DuckDB reads the files: no logtide view, no dedup."""
     import duckdb
-    files = [os.path.join(d, f) for d, _, fs in os.walk(root) if "_logtide" not in d for f in fs if f.endswith(".parquet")]
+
+    files = [
+        os.path.join(d, f) for d, _, fs in os.walk(root) if "_logtide" not in d for f in fs if f.endswith(".parquet")
+    ]
     if not files:
         return (0, 0)
     return duckdb.connect().execute("SELECT count(*), count(DISTINCT id) FROM read_parquet(?)", [files]).fetchone()
 
 
 @pytest.mark.timeout(240)
-def test_parquet_kill9_then_old_events_produced_again_stay_one_row_per_id_for_any_reader(broker, new_topic,
-                                                                                        tmp_path):
+def test_parquet_kill9_then_old_events_produced_again_stay_one_row_per_id_for_any_reader(broker, new_topic, tmp_path):
     # Issue 17 (1): copies of events the killed sink had written, with event times far more than two
     # hours old (a backfill, a replay), became new rows; DuckDB on the files saw them.
     n = 4000
     topic = new_topic(3, prefix="sinks.pq-kill")
     group = f"pq-kill-{uuid.uuid4().hex[:6]}"
     events = [make_event(i, run=f"pq-{uuid.uuid4().hex[:6]}") for i in range(n)]  # event time: Nov 2025
-    cfg = {"kafka": {"bootstrap": broker, "client": "confluent"}, "http": {"host": "127.0.0.1", "port": 0},
-           "analytics": {"topic": topic, "group": group, "session_timeout_seconds": 6, "max_batch": 100,
-                         "parquet": {"path": str(tmp_path / "parquet")}}}
+    cfg = {
+        "kafka": {"bootstrap": broker, "client": "confluent"},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "analytics": {
+            "topic": topic,
+            "group": group,
+            "session_timeout_seconds": 6,
+            "max_batch": 100,
+            "parquet": {"path": str(tmp_path / "parquet")},
+        },
+    }
     path = tmp_path / "sink.yaml"
     path.write_text(yaml.safe_dump(cfg))
     produce(broker, topic, events)
 
     def start():
-        return subprocess.Popen([*LOGTIDE, "sink", "--config", str(path), "--log-level", "warning"],
-                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "sink.log", "ab"))
+        return subprocess.Popen(
+            [*LOGTIDE, "sink", "--config", str(path), "--log-level", "warning"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "sink.log", "ab"),
+        )
 
     def caught_up():
         committed = _committed(broker, group)
@@ -343,8 +419,12 @@ def test_parquet_kill9_then_old_events_produced_again_stay_one_row_per_id_for_an
         at_kill = _plain_parquet(tmp_path / "parquet")[0]
         produce(broker, topic, events)  # upstream re-sends everything, old event times and all
         proc = start()
-        wait_for(lambda: caught_up() == 2 * n, 150, "the sink to consume the originals and the copies",
-                 describe=lambda: (caught_up(), _plain_parquet(tmp_path / "parquet")))
+        wait_for(
+            lambda: caught_up() == 2 * n,
+            150,
+            "the sink to consume the originals and the copies",
+            describe=lambda: (caught_up(), _plain_parquet(tmp_path / "parquet")),
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:

@@ -18,13 +18,17 @@ from tests.support.metrics import metric as _value
 
 
 def items(a, b, **over):
-    return [Item(Record("logtide.route.monitoring", 0, i, None, None, [], None), make_event(i, **over))
-            for i in range(a, b)]
+    return [
+        Item(Record("logtide.route.monitoring", 0, i, None, None, [], None), make_event(i, **over)) for i in range(a, b)
+    ]
 
 
 def test_loki_push_shape_labels_and_idempotence(loki):
-    sink = MonitoringSink(MonitoringSettings(loki={"url": loki.url, "labels": ["k8s.namespace.name", "service.name"],
-                                                   "batch_bytes": 2000}))
+    sink = MonitoringSink(
+        MonitoringSettings(
+            loki={"url": loki.url, "labels": ["k8s.namespace.name", "service.name"], "batch_bytes": 2000}
+        )
+    )
     batch = items(0, 100)
     sink.write(batch)
     assert not loki.errors, loki.errors
@@ -51,6 +55,7 @@ def test_loki_retries_with_backoff_then_holds_the_batch(loki):
 
 def test_unreachable_loki_is_a_retry():
     from logtide.broker import free_port
+
     sink = MonitoringSink(MonitoringSettings(loki={"url": f"http://127.0.0.1:{free_port()}", "attempts": 2}))
     with pytest.raises(Retry):
         sink.write(items(0, 3))
@@ -59,15 +64,30 @@ def test_unreachable_loki_is_a_retry():
 def test_metrics_from_logs_with_bounded_labels():
     sink = MonitoringSink(MonitoringSettings(metrics={"max_services": 3}))
     before = _value("logtide_sink_log_label_overflow_total", label="service")
-    evs = [make_event(i, run="metrics", source="metricsrc",
-                      resource={"service.name": f"m-svc{i % 5}", "k8s.namespace.name": "mon"}) for i in range(50)]
+    evs = [
+        make_event(
+            i,
+            run="metrics",
+            source="metricsrc",
+            resource={"service.name": f"m-svc{i % 5}", "k8s.namespace.name": "mon"},
+        )
+        for i in range(50)
+    ]
     sink.write([Item(Record("t", 0, i, None, None, [], None), ev) for i, ev in enumerate(evs)])
-    services = {s.labels["service"] for m in REGISTRY.collect() if m.name == "logtide_sink_log_events"
-                for s in m.samples if s.labels.get("source") == "metricsrc"}
+    services = {
+        s.labels["service"]
+        for m in REGISTRY.collect()
+        if m.name == "logtide_sink_log_events"
+        for s in m.samples
+        if s.labels.get("source") == "metricsrc"
+    }
     assert len(services - {"__overflow__"}) == 3 and "__overflow__" in services
     assert _value("logtide_sink_log_label_overflow_total", label="service") - before == 20
-    total = sum(_value("logtide_sink_log_events_total", source="metricsrc", service=s, namespace="mon", severity=sev)
-                for s in services for sev in ("info", "warn", "error"))
+    total = sum(
+        _value("logtide_sink_log_events_total", source="metricsrc", service=s, namespace="mon", severity=sev)
+        for s in services
+        for sev in ("info", "warn", "error")
+    )
     assert total == 50
     assert _value("logtide_sink_log_bytes_total", source="metricsrc", service="m-svc0", namespace="mon") > 0
 

@@ -19,8 +19,13 @@ Reply = tuple[int, dict[str, str], bytes]
 class HttpDouble:
     protocol_version = "HTTP/1.1"
 
-    def __init__(self, handler: Callable[[str, str, dict, bytes], Reply] | None = None, *,
-                 request_handler: type[BaseHTTPRequestHandler] | None = None, tls: tuple[str, str] | None = None):
+    def __init__(
+        self,
+        handler: Callable[[str, str, dict, bytes], Reply] | None = None,
+        *,
+        request_handler: type[BaseHTTPRequestHandler] | None = None,
+        tls: tuple[str, str] | None = None,
+    ):
         self._handler = handler
         if request_handler is None:  # (a double with its own handler keeps its own bookkeeping)
             self.requests: list[tuple[str, str, dict, bytes]] = []

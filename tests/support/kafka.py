@@ -23,23 +23,26 @@ def create_topic(kafka: KafkaSettings | str, topic: str, partitions: int = 1, co
     return topic
 
 
-def produce(kafka: KafkaSettings | str, topic: str, values: list[tuple[bytes | None, bytes | None]],
-            headers=None, **overrides) -> None:
+def produce(
+    kafka: KafkaSettings | str, topic: str, values: list[tuple[bytes | None, bytes | None]], headers=None, **overrides
+) -> None:
     """Produce (key, value) pairs and wait until every one is acknowledged."""
     producer = connect(settings_of(kafka)).producer(**overrides)
     errors = []
     try:
         for key, value in values:
-            producer.produce(topic, value, key=key, headers=headers,
-                             on_delivery=lambda err, rec: errors.append(err) if err else None)
+            producer.produce(
+                topic, value, key=key, headers=headers, on_delivery=lambda err, rec: errors.append(err) if err else None
+            )
         assert producer.flush(30) == 0
     finally:
         producer.close()
     assert not errors, errors
 
 
-def read_records(kafka: KafkaSettings | str, topic: str, expect: int, timeout: float = 30.0,
-                 settle: float = 0.0) -> list[Record]:
+def read_records(
+    kafka: KafkaSettings | str, topic: str, expect: int, timeout: float = 30.0, settle: float = 0.0
+) -> list[Record]:
     """Every record of a topic (all partitions, from the start) until ``expect`` arrived or
     ``timeout``; then ``settle`` seconds more (to see duplicates or extras)."""
     consumer = connect(settings_of(kafka)).consumer(None)
@@ -69,8 +72,9 @@ def read_records(kafka: KafkaSettings | str, topic: str, expect: int, timeout: f
         consumer.close()
 
 
-def read_events(kafka: KafkaSettings | str, topic: str, want: int, timeout: float = 30.0,
-                settle: float = 0.0) -> list[dict]:
+def read_events(
+    kafka: KafkaSettings | str, topic: str, want: int, timeout: float = 30.0, settle: float = 0.0
+) -> list[dict]:
     """``read_records``, decoded."""
     return [envelope.decode(r.value) for r in read_records(kafka, topic, want, timeout, settle)]
 
@@ -125,12 +129,15 @@ def memory_kafka() -> KafkaSettings:
     name = f"test-{uuid.uuid4().hex[:10]}"
     yield KafkaSettings(client="memory", bootstrap=name)
     from logtide.transport.memory import drop_cluster
+
     drop_cluster(name)
 
 
 @pytest.fixture
 def memory_topic(memory_kafka):
     """Factory: create a uniquely named topic on the test's in-memory cluster, return its name."""
+
     def make(partitions: int = 1, prefix: str = "test", config: dict | None = None) -> str:
         return create_topic(memory_kafka, f"{prefix}.{uuid.uuid4().hex[:10]}", partitions, config)
+
     return make

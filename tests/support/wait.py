@@ -7,8 +7,13 @@ from typing import Any
 from collections.abc import Callable
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
-             interval: float = 0.05, describe: Callable[[], Any] | None = None) -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    what: str = "condition",
+    interval: float = 0.05,
+    describe: Callable[[], Any] | None = None,
+) -> Any:
     """Call ``predicate`` until it returns something truthy and return that; AssertionError naming
     ``what`` and the last value (or ``describe()``) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -16,13 +16,16 @@ import pytest
 @pytest.fixture
 def cli_proc(broker, tmp_path):
     """Run `logtide ARGS...` as a subprocess against the test broker (as users do)."""
+
     def run(*args: str, timeout: float = 60, check_rc: int | None = None) -> subprocess.CompletedProcess:
         env = {**os.environ, "LOGTIDE_BOOTSTRAP": broker, "XDG_STATE_HOME": str(tmp_path / "state")}
-        proc = subprocess.run([sys.executable, "-m", "logtide.cli", *args], capture_output=True, text=True,
-                              timeout=timeout, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "logtide.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+        )
         if check_rc is not None:
             assert proc.returncode == check_rc, f"rc={proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         return proc
+
     return run
 
 
@@ -35,6 +38,7 @@ def cli(broker, tmp_path, capsys, monkeypatch):
 
     def run(*args: str, check_rc: int | None = None) -> subprocess.CompletedProcess:
         from logtide.cli import main
+
         handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         capsys.readouterr()
         try:
@@ -49,6 +53,7 @@ def cli(broker, tmp_path, capsys, monkeypatch):
         if check_rc is not None:
             assert rc == check_rc, f"rc={rc}\nstdout:\n{out}\nstderr:\n{err}"
         return proc
+
     return run
 
 
@@ -59,10 +64,16 @@ def popen_cli(broker, tmp_path):
 
     def start(*args: str) -> subprocess.Popen:
         env = {**os.environ, "LOGTIDE_BOOTSTRAP": broker, "XDG_STATE_HOME": str(tmp_path / "state")}
-        p = subprocess.Popen([sys.executable, "-m", "logtide.cli", *args], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "logtide.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         procs.append(p)
         return p
+
     yield start
     for p in procs:
         if p.poll() is None:
@@ -88,6 +99,7 @@ def produce_at(fast_kafka):
             assert p.flush(30) == 0
         finally:
             p.close()
+
     return produce
 
 
@@ -106,4 +118,5 @@ def read_all(fast_kafka):
             return sorted(got, key=lambda r: (r.partition, r.offset))
         finally:
             consumer.close()
+
     return read

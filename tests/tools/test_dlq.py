@@ -24,12 +24,22 @@ def _dead_letter(fast_kafka, dlq: str, origin: str) -> list[dict]:
     for i in range(6):
         ev = envelope.new_event(id=envelope.make_id("dlq-test", origin, i), body=f"user={i} ok", source="k8s")
         events.append(ev)
-        rec = Record(origin, i % 2, 100 + i, f"key{i}".encode(), envelope.encode(ev),
-                     (old_headers(ev) if i < 3 else []) + [("trace", b"t%d" % i)], None)
+        rec = Record(
+            origin,
+            i % 2,
+            100 + i,
+            f"key{i}".encode(),
+            envelope.encode(ev),
+            (old_headers(ev) if i < 3 else []) + [("trace", b"t%d" % i)],
+            None,
+        )
         dead.send(rec, "parse", ValueError(f"bad field at column {i}"))
     for i in range(3):
-        dead.send(Record(origin, 0, 200 + i, None, b"{not json", [], None), "decode",
-                  envelope.EnvelopeError(f"invalid JSON: unexpected character: line 1 column {i + 1}"))
+        dead.send(
+            Record(origin, 0, 200 + i, None, b"{not json", [], None),
+            "decode",
+            envelope.EnvelopeError(f"invalid JSON: unexpected character: line 1 column {i + 1}"),
+        )
     assert producer.flush(30) == 0
     producer.close()
     return events
@@ -57,19 +67,24 @@ def test_list_show_replay_round_trip(cli, fast_kafka, new_topic, read_all, monke
     text = cli("dlq", "list", "--topic", dlq, check_rc=0).stdout
     assert parse["reason"] in text and "bad field at column" in text
 
-    shown = json.loads(cli("dlq", "show", "--topic", dlq, parse["reason"], "--limit", "6", "--json",
-                           check_rc=0).stdout)
+    shown = json.loads(cli("dlq", "show", "--topic", dlq, parse["reason"], "--limit", "6", "--json", check_rc=0).stdout)
     assert len(shown) == 1 and len(shown[0]["samples"]) == 6
     sample = shown[0]["samples"][0]
     assert sample["error"]["stage"] == "parse" and sample["error"]["message"].startswith("bad field at column")
     assert sample["event_id"] == events[0]["id"] and sample["origin"] == f"{origin}[0]@100"
     assert "logtide.error.stage" not in sample["headers"] and sample["headers"]["trace"] == "t0"
-    assert [s["event_id"] for s in shown[0]["samples"]] == [e["id"] for e in events]   # old and new alike
+    assert [s["event_id"] for s in shown[0]["samples"]] == [e["id"] for e in events]  # old and new alike
     assert shown[0]["samples"][4]["headers"] == {"trace": "t4"}
 
     dry = json.loads(cli("dlq", "replay", "--topic", dlq, parse["reason"], "--dry-run", "--json", check_rc=0).stdout)
-    assert dry == {"selected": 6, "skipped_already_replayed": 0, "to": {origin: 6}, "dry_run": True, "replayed": 0,
-                   "taken_by_another_operator": 0}
+    assert dry == {
+        "selected": 6,
+        "skipped_already_replayed": 0,
+        "to": {origin: 6},
+        "dry_run": True,
+        "replayed": 0,
+        "taken_by_another_operator": 0,
+    }
     assert read_all(origin) == []
 
     done = json.loads(cli("dlq", "replay", "--topic", dlq, parse["reason"], "--json", check_rc=0).stdout)
@@ -84,7 +99,7 @@ def test_list_show_replay_round_trip(cli, fast_kafka, new_topic, read_all, monke
         i = int(rec.key.decode()[3:])
         assert ev["id"] == events[i]["id"] and "logtide.id" not in hdrs  # ids kept, in the value
         assert rec.partition == i % 2 and hdrs["trace"] == b"t%d" % i  # origin partition, own headers
-        assert len(hdrs) == (5 if i < 3 else 1)          # an older record keeps its other routing headers
+        assert len(hdrs) == (5 if i < 3 else 1)  # an older record keeps its other routing headers
         ids.add(ev["id"])
     assert ids == {e["id"] for e in events}
 
@@ -100,8 +115,9 @@ def test_replay_selection_and_errors(cli, fast_kafka, new_topic, read_all):
     dlq, origin = new_topic(1, prefix="dlq"), new_topic(2, prefix="origin")
     _dead_letter(fast_kafka, dlq, origin)
     r = cli("dlq", "replay", "--topic", dlq)
-    assert r.returncode == 2 and r.stderr.strip() == ("logtide dlq: error: name the reason ids to replay "
-                                                      "(see `logtide dlq list`), or pass --all")
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "logtide dlq: error: name the reason ids to replay (see `logtide dlq list`), or pass --all"
+    )
     r = cli("dlq", "replay", "--topic", dlq, "deadbeef")
     assert r.returncode == 2 and "unknown reason id" in r.stderr
     r = cli("dlq", "list", "--topic", "no.such.dlq")
@@ -151,8 +167,10 @@ def test_two_operators_replaying_at_once_send_each_record_once(cli, popen_cli, f
     n = 1500
     dlq, origin = new_topic(1, prefix="dlq"), new_topic(1, prefix="origin")
     _many_dead_letters(fast_kafka, dlq, origin, n)
-    reasons = {r["stage"]: r["reason"] for r in json.loads(cli("dlq", "list", "--topic", dlq, "--json",
-                                                               check_rc=0).stdout)["reasons"]}
+    reasons = {
+        r["stage"]: r["reason"]
+        for r in json.loads(cli("dlq", "list", "--topic", dlq, "--json", check_rc=0).stdout)["reasons"]
+    }
 
     procs = [popen_cli("dlq", "replay", "--topic", dlq, reasons[stage], "--json") for stage in ("parse", "enrich")]
     outs = [p.communicate(timeout=120) for p in procs]
@@ -179,10 +197,13 @@ def test_two_operators_replaying_at_once_send_each_record_once(cli, popen_cli, f
 
 def test_purge_and_an_unreadable_ledger(cli, fast_kafka, new_topic, read_all):
     from logtide.tools.dlq_ledger import LEDGER
+
     dlq, origin = new_topic(1, prefix="dlq"), new_topic(2, prefix="origin")
     _dead_letter(fast_kafka, dlq, origin)
-    reasons = {r["stage"]: r["reason"] for r in json.loads(cli("dlq", "list", "--topic", dlq, "--json",
-                                                               check_rc=0).stdout)["reasons"]}
+    reasons = {
+        r["stage"]: r["reason"]
+        for r in json.loads(cli("dlq", "list", "--topic", dlq, "--json", check_rc=0).stdout)["reasons"]
+    }
     r = cli("dlq", "purge", "--topic", dlq, reasons["decode"], check_rc=0)
     assert "purged 3 records" in r.stdout
     listing = json.loads(cli("dlq", "list", "--topic", dlq, "--json", check_rc=0).stdout)
@@ -201,12 +222,12 @@ def test_purge_and_an_unreadable_ledger(cli, fast_kafka, new_topic, read_all):
     assert len(read_all(origin)) == 6
 
 
-def test_a_replay_that_died_holds_its_chunk_until_its_claim_expires(cli, fast_kafka, new_topic, read_all,
-                                                                    monkeypatch):
+def test_a_replay_that_died_holds_its_chunk_until_its_claim_expires(cli, fast_kafka, new_topic, read_all, monkeypatch):
     # A crashed operator's claim (no "done" after it): another replay leaves those records alone while
     # the claim may still be live, and sends them once it expired (the crash bound: one chunk).
     from logtide.tools import dlq_ledger
     from logtide.tools.dlq import dlq_ranges, scan
+
     dlq, origin = new_topic(1, prefix="dlq"), new_topic(2, prefix="origin")
     _dead_letter(fast_kafka, dlq, origin)
     transport = connect(fast_kafka)
@@ -214,6 +235,7 @@ def test_a_replay_that_died_holds_its_chunk_until_its_claim_expires(cli, fast_ka
     scan(transport, dlq_ranges(transport, dlq), records.append)
     monkeypatch.setattr(dlq_ledger, "CLAIM_SECONDS", 10.0)
     import time
+
     expires = time.monotonic() + 10.0
     crashed = dlq_ledger.ReplayLedger(transport, dlq)
     _, won = crashed.claim(records[:4])

@@ -16,6 +16,7 @@ def pipeline(without_sampling: bool = False):
     from logtide.processors.app import load
     from logtide.processors.pipeline import Pipeline
     from logtide.processors.steps import StepContext
+
     config = load(PROCESS)
     entries = [e for e in config.pipeline if not (without_sampling and e.get("type") == "sample")]
     return Pipeline.from_config(entries, StepContext(sinks=tuple(config.sinks), component="test"), PROCESS)
@@ -25,9 +26,19 @@ def events(path: str) -> list[dict]:
     name = os.path.basename(path).split("_")[0]
     with open(path, encoding="utf-8", errors="replace") as f:
         lines = [ln.rstrip("\n") for ln in f if ln.strip()]
-    return [envelope.decode(envelope.encode(envelope.new_event(
-        id=envelope.make_id("corpus", name, i), body=ln, source="file", resource={"service.name": name.lower()})))
-        for i, ln in enumerate(lines)]
+    return [
+        envelope.decode(
+            envelope.encode(
+                envelope.new_event(
+                    id=envelope.make_id("corpus", name, i),
+                    body=ln,
+                    source="file",
+                    resource={"service.name": name.lower()},
+                )
+            )
+        )
+        for i, ln in enumerate(lines)
+    ]
 
 
 def test_example_samples_only_debug_and_trace_over_the_corpus(corpus_dir):

@@ -15,17 +15,20 @@ from logtide.tools.lag import partition_status, worst
 SESSION_SECONDS = 6
 
 
-@pytest.mark.parametrize("window, active, status", [
-    ([(10, 10), (10, 15), (15, 20)], True, "OK"),       # lag was zero at some sample
-    ([(10, 50), (30, 60), (55, 60)], True, "OK"),       # lag shrinking
-    ([(10, 50), (20, 70), (30, 90)], True, "WARN"),     # committing but falling behind at every step
-    ([(10, 50), (20, 60), (30, 70)], True, "WARN"),     # lag fixed while committing
-    ([(10, 50), (10, 50), (10, 60)], True, "STALL"),    # not moving, members alive
-    ([(10, 50), (10, 50), (10, 50)], None, "STALL"),    # membership unknown: treated as alive
-    ([(10, 50), (10, 55), (10, 60)], False, "STOP"),    # not moving, nobody in the group
-    ([(10, 50)], True, "OK"),                           # one sample: not enough to call it stuck
-    ([(10, 50)], False, "STOP"),                        # ... but nobody consumes
-])
+@pytest.mark.parametrize(
+    "window, active, status",
+    [
+        ([(10, 10), (10, 15), (15, 20)], True, "OK"),  # lag was zero at some sample
+        ([(10, 50), (30, 60), (55, 60)], True, "OK"),  # lag shrinking
+        ([(10, 50), (20, 70), (30, 90)], True, "WARN"),  # committing but falling behind at every step
+        ([(10, 50), (20, 60), (30, 70)], True, "WARN"),  # lag fixed while committing
+        ([(10, 50), (10, 50), (10, 60)], True, "STALL"),  # not moving, members alive
+        ([(10, 50), (10, 50), (10, 50)], None, "STALL"),  # membership unknown: treated as alive
+        ([(10, 50), (10, 55), (10, 60)], False, "STOP"),  # not moving, nobody in the group
+        ([(10, 50)], True, "OK"),  # one sample: not enough to call it stuck
+        ([(10, 50)], False, "STOP"),  # ... but nobody consumes
+    ],
+)
 def test_partition_status_rules(window, active, status):
     assert partition_status(window, active) == status
 
@@ -109,6 +112,7 @@ def test_lag_errors_and_help(cli):
     assert cli("lag", "--samples", "1").returncode == 2
     # Issue 17 (6): a misspelt group said OK, exit 0: a cron check with a typo never fired.
     r = cli("lag", "--group", "logtide-sink-analytcs", "--fail-on", "STALL")
-    assert r.returncode == 2 and r.stderr.strip() == ("logtide lag: error: no such group: logtide-sink-analytcs "
-                                                      "(`logtide lag` lists the groups)"), r.stderr
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "logtide lag: error: no such group: logtide-sink-analytcs (`logtide lag` lists the groups)"
+    ), r.stderr
     assert "STALL" in cli("lag", "--help", check_rc=0).stdout

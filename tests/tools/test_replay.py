@@ -15,16 +15,34 @@ BASE = 1_700_000_000_000  # ms; record i has timestamp BASE + i seconds
 
 
 def _fill(produce_at, topic: str, n: int, partitions: int = 3) -> None:
-    produce_at(topic, [(i % partitions, BASE + i * 1000, f"k{i}".encode(), f"v{i}".encode(),
-                        [("logtide.id", f"id{i}".encode())]) for i in range(n)])
+    produce_at(
+        topic,
+        [
+            (i % partitions, BASE + i * 1000, f"k{i}".encode(), f"v{i}".encode(), [("logtide.id", f"id{i}".encode())])
+            for i in range(n)
+        ],
+    )
 
 
 def test_replays_exactly_the_time_window_keeping_key_value_headers(cli, new_topic, produce_at, read_all, tmp_path):
     src, dst = new_topic(3), new_topic(3)
     _fill(produce_at, src, 90)
     state = tmp_path / "replay.json"
-    out = cli("replay", "--topic", src, "--from", str(BASE + 20_000), "--to", str(BASE + 50_000),
-              "--to-topic", dst, "--state", str(state), "--json", check_rc=0)
+    out = cli(
+        "replay",
+        "--topic",
+        src,
+        "--from",
+        str(BASE + 20_000),
+        "--to",
+        str(BASE + 50_000),
+        "--to-topic",
+        dst,
+        "--state",
+        str(state),
+        "--json",
+        check_rc=0,
+    )
     summary = json.loads(out.stdout)
     assert summary["copied"] == 30 and summary["done"] is True
     recs = read_all(dst)
@@ -37,11 +55,38 @@ def test_replays_exactly_the_time_window_keeping_key_value_headers(cli, new_topi
         assert r.partition == i % 3  # same partition count: same partition, same order
         assert r.timestamp == BASE + i * 1000  # the original's time, not the time of the copy
     # Run again: already complete, nothing copied twice.
-    again = cli("replay", "--topic", src, "--from", str(BASE + 20_000), "--to", str(BASE + 50_000),
-                "--to-topic", dst, "--state", str(state), check_rc=0)
+    again = cli(
+        "replay",
+        "--topic",
+        src,
+        "--from",
+        str(BASE + 20_000),
+        "--to",
+        str(BASE + 50_000),
+        "--to-topic",
+        dst,
+        "--state",
+        str(state),
+        check_rc=0,
+    )
     assert "already complete" in again.stdout and "0 copied by this run" in again.stdout
-    rerun = json.loads(cli("replay", "--topic", src, "--from", str(BASE + 20_000), "--to", str(BASE + 50_000),
-                           "--to-topic", dst, "--state", str(state), "--json", check_rc=0).stdout)
+    rerun = json.loads(
+        cli(
+            "replay",
+            "--topic",
+            src,
+            "--from",
+            str(BASE + 20_000),
+            "--to",
+            str(BASE + 50_000),
+            "--to-topic",
+            dst,
+            "--state",
+            str(state),
+            "--json",
+            check_rc=0,
+        ).stdout
+    )
     assert rerun["copied"] == 0 and rerun["copied_total"] == 30 and rerun["already_complete"] is True
     assert len(read_all(dst)) == 30
 
@@ -72,8 +117,21 @@ def test_interrupt_and_resume_copies_each_record_once(cli, popen_cli, new_topic,
     n = 1000
     _fill(produce_at, src, n)
     state = tmp_path / "slow.json"
-    args = ["replay", "--topic", src, "--from", str(BASE), "--to-topic", dst, "--state", str(state),
-            "--rate", "300", "--batch", "100"]
+    args = [
+        "replay",
+        "--topic",
+        src,
+        "--from",
+        str(BASE),
+        "--to-topic",
+        dst,
+        "--state",
+        str(state),
+        "--rate",
+        "300",
+        "--batch",
+        "100",
+    ]
     proc = _start_and_wait_for_progress(popen_cli, args, state, 200)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
@@ -94,8 +152,21 @@ def test_kill_9_then_resume_loses_nothing(cli, popen_cli, new_topic, produce_at,
     n = 800
     _fill(produce_at, src, n, partitions=1)
     state = tmp_path / "killed.json"
-    args = ["replay", "--topic", src, "--from", str(BASE), "--to-topic", dst, "--state", str(state),
-            "--rate", "200", "--batch", "50"]
+    args = [
+        "replay",
+        "--topic",
+        src,
+        "--from",
+        str(BASE),
+        "--to-topic",
+        dst,
+        "--state",
+        str(state),
+        "--rate",
+        "200",
+        "--batch",
+        "50",
+    ]
     proc = _start_and_wait_for_progress(popen_cli, args, state, 100)
     proc.kill()
     proc.wait(10)
@@ -143,14 +214,16 @@ def test_a_relative_window_resumes_by_the_command_as_typed(cli, new_topic, produ
 
 
 @pytest.mark.timeout(120)
-def test_the_same_job_against_a_second_cluster_or_a_recreated_topic_copies_again(cli, new_topic, produce_at,
-                                                                                 read_all, tmp_path):
+def test_the_same_job_against_a_second_cluster_or_a_recreated_topic_copies_again(
+    cli, new_topic, produce_at, read_all, tmp_path
+):
     # Issue 17 (4): the job's identity had no cluster id: against a second cluster with the same topic
     # names it printed the first cluster's "copied":N,"done":true and copied nothing.
     import os
 
     from logtide.broker import EmbeddedBroker
     from logtide.transport import KafkaSettings, TopicSpec, connect
+
     src, dst = new_topic(2), new_topic(2)
     _fill(produce_at, src, 40, partitions=2)
     args = ["replay", "--topic", src, "--from", str(BASE), "--to", str(BASE + 30_000), "--to-topic", dst, "--json"]
@@ -173,6 +246,7 @@ def test_the_same_job_against_a_second_cluster_or_a_recreated_topic_copies_again
         assert there["copied"] == 30 and there["state"] != first["state"] and not there["already_complete"]
         consumer = connect(other).consumer(None)
         from logtide.topics import partition_ranges
+
         try:
             ranges = partition_ranges(consumer, consumer.partitions_for(dst))
             assert sum(e - s for s, e in ranges.values()) == 30
@@ -202,26 +276,56 @@ def test_a_producer_with_a_slow_clock_writing_into_the_window_is_not_lost(cli, n
     on_time = [(0, BASE + i * 1000, b"k", f"v{i}".encode(), []) for i in range(60)]  # ..59 s, up to 9 s past --to
     late = [(0, end - 2000 + i * 400, b"k", f"late{i}".encode(), []) for i in range(10)]  # 48.0 .. 51.6 s
     produce_at(src, on_time[:52] + late + on_time[52:])
-    out = json.loads(cli("replay", "--topic", src, "--from", str(BASE + 20_000), "--to", str(end), "--to-topic", dst,
-                         "--json", check_rc=0).stdout)
+    out = json.loads(
+        cli(
+            "replay",
+            "--topic",
+            src,
+            "--from",
+            str(BASE + 20_000),
+            "--to",
+            str(end),
+            "--to-topic",
+            dst,
+            "--json",
+            check_rc=0,
+        ).stdout
+    )
     got = sorted(r.value.decode() for r in read_all(dst))
     assert got == sorted([f"v{i}" for i in range(20, 50)] + [f"late{i}" for i in range(5)])  # < --to only
     assert out["copied"] == 35
-    tight = json.loads(cli("replay", "--topic", src, "--from", str(BASE + 20_000), "--to", str(end),
-                           "--to-topic", new_topic(1), "--grace", "0", "--json", check_rc=0).stdout)
+    tight = json.loads(
+        cli(
+            "replay",
+            "--topic",
+            src,
+            "--from",
+            str(BASE + 20_000),
+            "--to",
+            str(end),
+            "--to-topic",
+            new_topic(1),
+            "--grace",
+            "0",
+            "--json",
+            check_rc=0,
+        ).stdout
+    )
     assert tight["copied"] == 30  # without grace the late ones are missed: the option is what saves them
 
 
-def test_create_topic_state_location_and_unwritable_state(cli, new_topic, produce_at, read_all, tmp_path,
-                                                          monkeypatch):
+def test_create_topic_state_location_and_unwritable_state(cli, new_topic, produce_at, read_all, tmp_path, monkeypatch):
     src = new_topic(3)
     _fill(produce_at, src, 10)
     dst = f"replay.created.{time.time_ns()}"
     r = cli("replay", "--topic", src, "--from", str(BASE), "--to-topic", dst)
     assert r.returncode == 2 and "--create-topic" in r.stderr and "3 partitions" in r.stderr
     monkeypatch.setenv("LOGTIDE_STATE_DIR", str(tmp_path / "pod-state"))  # the chart's writable mount
-    out = json.loads(cli("replay", "--topic", src, "--from", str(BASE), "--to-topic", dst, "--create-topic",
-                         "--json", check_rc=0).stdout)
+    out = json.loads(
+        cli(
+            "replay", "--topic", src, "--from", str(BASE), "--to-topic", dst, "--create-topic", "--json", check_rc=0
+        ).stdout
+    )
     assert out["copied"] == 10 and out["state"].startswith(str(tmp_path / "pod-state"))
     assert sorted(r.partition for r in read_all(dst)) == sorted(i % 3 for i in range(10))
     blocker = tmp_path / "a-file"

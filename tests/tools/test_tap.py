@@ -18,9 +18,14 @@ def _send(fast_kafka, topic: str, n: int, start: int = 0) -> None:
     producer = connect(fast_kafka).producer(linger_ms=0)
     sender = EventSender(producer, "tap-test")
     for i in range(start, start + n):
-        ev = envelope.new_event(id=envelope.make_id("tap", topic, i), body=f"request {i}",
-                                source="k8s", severity_text="ERROR" if i % 4 == 0 else "INFO",
-                                resource={"service.name": "checkout" if i % 2 else "auth"}, attributes={"n": i})
+        ev = envelope.new_event(
+            id=envelope.make_id("tap", topic, i),
+            body=f"request {i}",
+            source="k8s",
+            severity_text="ERROR" if i % 4 == 0 else "INFO",
+            resource={"service.name": "checkout" if i % 2 else "auth"},
+            attributes={"n": i},
+        )
         sender.send(topic, ev, key=b"k%d" % (i % 3))
     producer.produce(topic, b"not an envelope")
     assert producer.flush(30) == 0
@@ -30,8 +35,18 @@ def _send(fast_kafka, topic: str, n: int, start: int = 0) -> None:
 def test_tap_filters_with_the_condition_language(cli, fast_kafka, new_topic):
     topic = new_topic(3)
     _send(fast_kafka, topic, 40)
-    out = cli("tap", topic, "--from", "beginning", "--where", 'severity_number >= 17 and service.name == "auth"',
-              "--json", "--duration", "2", check_rc=0)
+    out = cli(
+        "tap",
+        topic,
+        "--from",
+        "beginning",
+        "--where",
+        'severity_number >= 17 and service.name == "auth"',
+        "--json",
+        "--duration",
+        "2",
+        check_rc=0,
+    )
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert sorted(e["attributes"]["n"] for e in events) == list(range(0, 40, 4))
     assert all(e["_kafka"]["topic"] == topic for e in events)
@@ -44,15 +59,21 @@ def test_tap_reads_older_records_with_routing_headers_by_their_value(cli, fast_k
     topic = new_topic(1)
     producer = connect(fast_kafka).producer(linger_ms=0)
     for i in range(8):
-        ev = envelope.new_event(id=envelope.make_id("tap-old", i), body=f"old {i}", source="k8s",
-                                severity_text="ERROR" if i % 2 else "INFO", attributes={"n": i})
+        ev = envelope.new_event(
+            id=envelope.make_id("tap-old", i),
+            body=f"old {i}",
+            source="k8s",
+            severity_text="ERROR" if i % 2 else "INFO",
+            attributes={"n": i},
+        )
         headers = [(k, b"0" if k == "logtide.severity" else v) for k, v in old_headers(ev)]
         producer.produce(topic, envelope.encode(ev), key=b"old", headers=headers)
     assert producer.flush(30) == 0
     producer.close()
-    _send(fast_kafka, topic, 4, start=100)    # and newer ones, without headers, in the same topic
-    out = cli("tap", topic, "--from", "beginning", "--where", "severity_number >= 17", "--json", "--duration", "2",
-              check_rc=0)
+    _send(fast_kafka, topic, 4, start=100)  # and newer ones, without headers, in the same topic
+    out = cli(
+        "tap", topic, "--from", "beginning", "--where", "severity_number >= 17", "--json", "--duration", "2", check_rc=0
+    )
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert [e["attributes"]["n"] for e in events] == [1, 3, 5, 7, 100]
     assert "read 13, matched 5, shown 5, not envelopes 1" in out.stderr

@@ -69,8 +69,22 @@ def test_top_once_json(cli, fast_kafka, new_topic, busy_role):
     finally:
         consumer.close()
 
-    out = cli("top", "--once", "--json", "--interval", "1", "--metrics", busy_role,
-              "--metrics", "http://127.0.0.1:9/metrics", "--group", group, "--topics", f"^{topic}$", check_rc=0)
+    out = cli(
+        "top",
+        "--once",
+        "--json",
+        "--interval",
+        "1",
+        "--metrics",
+        busy_role,
+        "--metrics",
+        "http://127.0.0.1:9/metrics",
+        "--group",
+        group,
+        "--topics",
+        f"^{topic}$",
+        check_rc=0,
+    )
     view = json.loads(out.stdout)
     [proc] = [c for c in view["components"] if c["component"] == "processor"]
     assert proc["in_rate"] > 0 and proc["out_rate"] > 0 and proc["dlq_rate"] > 0 and proc["error_rate"] > 0
@@ -81,8 +95,19 @@ def test_top_once_json(cli, fast_kafka, new_topic, busy_role):
     assert "http://127.0.0.1:9/metrics" in view["metrics_down"]
     assert view["interval"] > 0
 
-    table = cli("top", "--once", "--interval", "0.5", "--metrics", busy_role, "--group", group,
-                "--topics", f"^{topic}$", check_rc=0).stdout
+    table = cli(
+        "top",
+        "--once",
+        "--interval",
+        "0.5",
+        "--metrics",
+        busy_role,
+        "--group",
+        group,
+        "--topics",
+        f"^{topic}$",
+        check_rc=0,
+    ).stdout
     assert "processor" in table and group in table and "CONSUMED/s" in table
 
 

@@ -37,10 +37,14 @@ A tests file:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("test", help="offline unit tests for pipelines and alert rules (TESTS.yaml)",
-                       description="Run pipeline and alert-rule unit tests offline: input events in, expected "
-                                   "events per route, DLQ entries, alerts and notifications out. Exit 1 on failure.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "test",
+        help="offline unit tests for pipelines and alert rules (TESTS.yaml)",
+        description="Run pipeline and alert-rule unit tests offline: input events in, expected "
+        "events per route, DLQ entries, alerts and notifications out. Exit 1 on failure.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("files", nargs="+", metavar="TESTS.yaml", help="test files, or folders of them")
     p.add_argument("-k", dest="keyword", metavar="TEXT", help="only tests whose name contains TEXT")
     p.add_argument("--show", action="store_true", help="also print each test's actual outputs")
@@ -82,7 +86,7 @@ def check(test: spec.TestCase, outcome: Outcome) -> list[str]:
 def _dlq_getter(path: str):
     if path in ("stage", "error", "class"):
         return key_getter(path)
-    inner = event_getter(path[len("event."):] if path.startswith("event.") else path)
+    inner = event_getter(path[len("event.") :] if path.startswith("event.") else path)
     return lambda item: inner(item["event"])
 
 
@@ -112,8 +116,13 @@ def run(args: argparse.Namespace) -> int:
             failed += status == "failed"
             entry = {"name": test.name, "where": where, "status": status, "failures": failures}
             if args.show:
-                entry["outcome"] = {"routes": outcome.routes, "dlq": outcome.dlq, "unrouted": outcome.unrouted,
-                                    "alerts": outcome.alerts, "notifications": outcome.notifications}
+                entry["outcome"] = {
+                    "routes": outcome.routes,
+                    "dlq": outcome.dlq,
+                    "unrouted": outcome.unrouted,
+                    "alerts": outcome.alerts,
+                    "notifications": outcome.notifications,
+                }
             results.append(entry)
         report.append({"file": str(path), "tests": results})
     if args.json:
@@ -126,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print(report: list[dict], show: bool) -> None:
     import yaml
+
     color = sys.stdout.isatty()
     red, green, dim, reset = ("\x1b[31m", "\x1b[32m", "\x1b[2m", "\x1b[0m") if color else ("", "", "", "")
     for f in report:

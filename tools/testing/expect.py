@@ -74,14 +74,23 @@ def check_value(expected: Any, actual: Any) -> str | None:
 def _check_op(op: str, arg: Any, actual: Any) -> str | None:
     missing = actual is MISSING or actual is None
     if op == "absent":
-        return None if missing == bool(arg) else (f"expected absent, got {describe_actual(actual)}" if arg
-                                                  else "expected present, but it is absent")
+        return (
+            None
+            if missing == bool(arg)
+            else (f"expected absent, got {describe_actual(actual)}" if arg else "expected present, but it is absent")
+        )
     if op == "present":
-        return None if (not missing) == bool(arg) else ("expected present, but it is absent" if arg
-                                                        else f"expected absent, got {describe_actual(actual)}")
+        return (
+            None
+            if (not missing) == bool(arg)
+            else ("expected present, but it is absent" if arg else f"expected absent, got {describe_actual(actual)}")
+        )
     if op == "equals":
-        return None if not missing and actual == arg or (arg is None and missing) else \
-            f"expected {describe_actual(arg)}, got {describe_actual(actual)}"
+        return (
+            None
+            if not missing and actual == arg or (arg is None and missing)
+            else f"expected {describe_actual(arg)}, got {describe_actual(actual)}"
+        )
     if missing:
         return f"expected {op} {describe_actual(arg)}, but it is absent"
     if op == "matches":
@@ -135,6 +144,7 @@ def event_getter(path: str) -> Getter:
     def getter(item: dict) -> Any:
         v = get(item)
         return MISSING if v is None else v
+
     return getter
 
 
@@ -191,8 +201,12 @@ def _match_all(expectations: list, items: list[dict], getter, what: str, exact: 
         for path, reason in item_mismatches(exp, items[j], getter):
             lines.append(f"    {path}: {reason}")
         expected_lines, actual_lines = _render(exp, items[j], getter)
-        lines += ["    " + d for d in difflib.unified_diff(expected_lines, actual_lines, "expected", "actual",
-                                                           lineterm="", n=len(expected_lines))]
+        lines += [
+            "    " + d
+            for d in difflib.unified_diff(
+                expected_lines, actual_lines, "expected", "actual", lineterm="", n=len(expected_lines)
+            )
+        ]
         free.remove(j)
     if exact and free and len(items) > len(expectations):
         lines.append(f"{what}: unexpected item(s):")
@@ -216,8 +230,11 @@ def _actual_for(expected: Any, actual: Any) -> str:
 def _listing(items: list[dict], limit: int = 10) -> list[str]:
     lines = []
     for item in items[:limit]:
-        brief = {k: item[k] for k in ("id", "severity_text", "body", "rule", "state", "labels", "receiver", "status")
-                 if k in item}
+        brief = {
+            k: item[k]
+            for k in ("id", "severity_text", "body", "rule", "state", "labels", "receiver", "status")
+            if k in item
+        }
         lines.append("    - " + _text(brief or item)[:300])
     if len(items) > limit:
         lines.append(f"    … {len(items) - limit} more")

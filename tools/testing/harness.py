@@ -41,13 +41,18 @@ def _copy(event: dict) -> dict:
 
 def _fill(event: dict, test: TestCase, index: int) -> dict:
     """A full envelope from the partial one the test wrote (deterministic id, source, severity)."""
-    ev = envelope.new_event(id=event.get("id") or envelope.make_id("logtide-test", test.name, index),
-                            body=event.get("body", ""), source=event.get("source") or "test",
-                            time=event.get("time"), observed_time=event.get("observed_time") or event.get("time"),
-                            severity_text=event.get("severity_text", ""),
-                            severity_number=event.get("severity_number"),
-                            attributes=event.get("attributes"), resource=event.get("resource"),
-                            routes=event.get("routes"))
+    ev = envelope.new_event(
+        id=event.get("id") or envelope.make_id("logtide-test", test.name, index),
+        body=event.get("body", ""),
+        source=event.get("source") or "test",
+        time=event.get("time"),
+        observed_time=event.get("observed_time") or event.get("time"),
+        severity_text=event.get("severity_text", ""),
+        severity_number=event.get("severity_number"),
+        attributes=event.get("attributes"),
+        resource=event.get("resource"),
+        routes=event.get("routes"),
+    )
     for k, v in event.items():
         if k not in ev:
             ev[k] = v  # unknown fields stay: validation (decode) decides, as on the wire
@@ -59,6 +64,7 @@ class PipelineHarness:
 
     def __init__(self, tf: TestFile):
         from logtide.processors.app import ProcessorConfig, load  # the processor's own loader and validation
+
         self.tf = tf
         if isinstance(tf.pipeline, list):
             self.entries = tf.pipeline
@@ -76,6 +82,7 @@ class PipelineHarness:
         from logtide.processors.app import build_pipeline
         from logtide.processors.pipeline import Pipeline
         from logtide.processors.steps import StepContext
+
         ctx = StepContext(sinks=tuple(self.sinks), component="logtide-test", lookups=self.tf.lookups)
         if self.entries is not None:
             return Pipeline.from_config(self.entries, ctx, self.filename)
@@ -84,6 +91,7 @@ class PipelineHarness:
     def run(self, pipeline, events: list[dict], outcome: Outcome) -> list[tuple[dict, tuple[str, ...]]]:
         """Run one batch of events through; fill the outcome; return the outputs as (event, sinks)."""
         from logtide.processors.pipeline import StepError
+
         routed = []
         for sink in self.sinks:
             outcome.routes.setdefault(sink, [])
@@ -96,8 +104,9 @@ class PipelineHarness:
             try:
                 outputs = pipeline.run(decoded)
             except StepError as exc:
-                outcome.dlq.append({"stage": exc.stage, "error": str(exc.cause),
-                                    "class": type(exc.cause).__name__, "event": ev})
+                outcome.dlq.append(
+                    {"stage": exc.stage, "error": str(exc.cause), "class": type(exc.cause).__name__, "event": ev}
+                )
                 continue
             for out, sinks in outputs:
                 out = _copy(out)
@@ -114,6 +123,7 @@ class AlertingHarness:
     def __init__(self, tf: TestFile):
         from logtide.alerting.config import AlertConfig, ClockSettings, load_alert_config
         from logtide.alerting.rules import load_rules, parse_rules
+
         if tf.alerting is not None:
             config = load_alert_config(tf.alerting)
             rules = load_rules(config.rule_paths())
@@ -122,8 +132,10 @@ class AlertingHarness:
             # notify hook collects instead), so notifications and resolutions can be tested.
             from logtide.alerting.notifiers import Receiver
             from logtide.alerting.notifiers.webhook import WebhookConfig
-            config = AlertConfig(receivers=[Receiver(name="default",
-                                                     webhook=[WebhookConfig(url="http://logtide-test.invalid/")])])
+
+            config = AlertConfig(
+                receivers=[Receiver(name="default", webhook=[WebhookConfig(url="http://logtide-test.invalid/")])]
+            )
             rules = []
         if tf.rules:
             inline = parse_rules({"rules": tf.rules}, str(tf.path))
@@ -131,13 +143,14 @@ class AlertingHarness:
             rules = [r for r in rules if r.name not in names] + inline
         self.config = config.model_copy(update={"clock": ClockSettings(mode="event")})
         self.rules = rules
-        self.sinks = {t[len(ROUTE_PREFIX):] for t in config.topics if t.startswith(ROUTE_PREFIX)}
+        self.sinks = {t[len(ROUTE_PREFIX) :] for t in config.topics if t.startswith(ROUTE_PREFIX)}
 
     def run(self, items: list[Any], outcome: Outcome) -> None:
         """``items``: events (already through the pipeline, or raw) and Advance markers, in order."""
         from logtide.alerting.delivery import sendable
         from logtide.alerting.engine import AlertEngine
         from logtide.alerting.store import Store
+
         sent = []
 
         def notify(n) -> None:
@@ -160,19 +173,31 @@ class AlertingHarness:
 
 def _alert(a: dict) -> dict:
     labels = a.get("labels") or {}
-    return {"rule": labels.get("alertname"), "state": a.get("state"), "labels": labels,
-            "annotations": a.get("annotations") or {}, "value": a.get("value"),
-            "silenced": bool(a.get("silencedBy"))}
+    return {
+        "rule": labels.get("alertname"),
+        "state": a.get("state"),
+        "labels": labels,
+        "annotations": a.get("annotations") or {},
+        "value": a.get("value"),
+        "silenced": bool(a.get("silencedBy")),
+    }
 
 
 def _notification(n, external_url: str) -> dict:
     alerts = list(n.alerts)
-    return {"receiver": n.receiver, "integration": n.integration, "status": n.status,
-            "group_labels": dict(n.group_labels), "labels": dict(n.common_labels),
-            "annotations": dict(n.common_annotations), "alerts": len(alerts),
-            "firing": len(n.firing), "resolved": len(n.resolved),
-            "alertnames": sorted({a.labels.get("alertname", "") for a in alerts}),
-            "payload": n.payload(external_url)}  # the Alertmanager-style webhook body
+    return {
+        "receiver": n.receiver,
+        "integration": n.integration,
+        "status": n.status,
+        "group_labels": dict(n.group_labels),
+        "labels": dict(n.common_labels),
+        "annotations": dict(n.common_annotations),
+        "alerts": len(alerts),
+        "firing": len(n.firing),
+        "resolved": len(n.resolved),
+        "alertnames": sorted({a.labels.get("alertname", "") for a in alerts}),
+        "payload": n.payload(external_url),
+    }  # the Alertmanager-style webhook body
 
 
 class Harness:
@@ -204,8 +229,10 @@ class Harness:
                 pipeline.start()
             except Exception as exc:  # e.g. an enrich lookup table, which needs Kafka
                 pipeline.close()
-                raise ConfigError(f"{self.tf.path}: the pipeline cannot start offline: {exc} "
-                                  "(give an enrich lookup's rows under `lookups:`)") from None
+                raise ConfigError(
+                    f"{self.tf.path}: the pipeline cannot start offline: {exc} "
+                    "(give an enrich lookup's rows under `lookups:`)"
+                ) from None
             try:
                 chunk: list[dict] = []
                 for item in filled + [None]:

@@ -1,30 +1,30 @@
 """The TESTS.yaml format of `logtide test`, read into plain objects with ``file:line`` errors.
 
-    pipeline: ../process.yaml        # a processor config (its `pipeline:` and `sinks:`), relative to
-                                     # this file; `default` = the built-in pipeline; or a list of steps
-    sinks: [monitoring, audit, analytics]   # with an inline list of steps (default: these three)
-    alerting: ../alert.yaml          # an alerting config (rules_files, route, receivers) — optional
-    rules: [...]                     # inline alert rules (instead of / added to the config's)
-    start: 2024-05-01T12:00:00Z      # time of events without `time` (default 2024-01-01T00:00:00Z)
-    defaults: {source: k8s}          # merged into every input event (resource/attributes key by key)
-    lookups:                         # enrich lookup tables (topic → key → row) instead of Kafka's
-      logtide.lookup.services: {checkout: {team: payments, tier: 1}}
-    tests:
-      - name: errors go to monitoring
-        input:
-          - {body: "db timeout", severity_text: ERROR, resource: {service.name: checkout}}
-          - "a plain line"             # just a body
-          - {time: +90s, body: later}  # `+DURATION`: after `start`
-          - advance: 5m                # move event time on (alert windows, group_wait)
-        expect:                        # per route: the events that came out (see expect.py)
-          monitoring: [{body: "db timeout", severity_number: 17}]
-          audit: []
-          analytics: {count: 2}
-          dlq: [{stage: parse}]        # events a step failed on: stage, error, event
-          unrouted: []                 # events that left the pipeline with no sink
-        alerts: [{rule: CheckoutErrors, state: firing, labels: {service: checkout}}]
-        notifications: [{receiver: oncall, status: firing, alerts: 1,
-                         payload: {commonAnnotations: {summary: {matches: checkout}}}}]
+pipeline: ../process.yaml        # a processor config (its `pipeline:` and `sinks:`), relative to
+                                 # this file; `default` = the built-in pipeline; or a list of steps
+sinks: [monitoring, audit, analytics]   # with an inline list of steps (default: these three)
+alerting: ../alert.yaml          # an alerting config (rules_files, route, receivers) — optional
+rules: [...]                     # inline alert rules (instead of / added to the config's)
+start: 2024-05-01T12:00:00Z      # time of events without `time` (default 2024-01-01T00:00:00Z)
+defaults: {source: k8s}          # merged into every input event (resource/attributes key by key)
+lookups:                         # enrich lookup tables (topic → key → row) instead of Kafka's
+  logtide.lookup.services: {checkout: {team: payments, tier: 1}}
+tests:
+  - name: errors go to monitoring
+    input:
+      - {body: "db timeout", severity_text: ERROR, resource: {service.name: checkout}}
+      - "a plain line"             # just a body
+      - {time: +90s, body: later}  # `+DURATION`: after `start`
+      - advance: 5m                # move event time on (alert windows, group_wait)
+    expect:                        # per route: the events that came out (see expect.py)
+      monitoring: [{body: "db timeout", severity_number: 17}]
+      audit: []
+      analytics: {count: 2}
+      dlq: [{stage: parse}]        # events a step failed on: stage, error, event
+      unrouted: []                 # events that left the pipeline with no sink
+    alerts: [{rule: CheckoutErrors, state: firing, labels: {service: checkout}}]
+    notifications: [{receiver: oncall, status: firing, alerts: 1,
+                     payload: {commonAnnotations: {summary: {matches: checkout}}}}]
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ class Advance:
 class TestCase:
     name: str
     line: int | None
-    inputs: list[Any]            # event dicts and Advance markers, in order
+    inputs: list[Any]  # event dicts and Advance markers, in order
     expect: dict[str, Any] = field(default_factory=dict)
-    alerts: Any = None           # None: not checked
+    alerts: Any = None  # None: not checked
     notifications: Any = None
     skip: str | None = None
 
@@ -60,7 +60,7 @@ class TestCase:
 @dataclass
 class TestFile:
     path: Path
-    pipeline: str | list | None = None   # a path, "default", or inline steps
+    pipeline: str | list | None = None  # a path, "default", or inline steps
     sinks: list[str] | None = None
     alerting: Path | None = None
     rules: list | None = None
@@ -83,8 +83,9 @@ def _where(path: Path, node: Any, key: str | None = None) -> str:
 def _refuse_unknown(path: Path, node: dict, known: set[str], what: str) -> None:
     unknown = sorted(set(node) - known)
     if unknown:
-        raise ConfigError(f"{_where(path, node, unknown[0])}: unknown field '{unknown[0]}'{what} "
-                          f"(known: {', '.join(sorted(known))})")
+        raise ConfigError(
+            f"{_where(path, node, unknown[0])}: unknown field '{unknown[0]}'{what} (known: {', '.join(sorted(known))})"
+        )
 
 
 def parse_duration(text: Any, where: str) -> float:
@@ -116,8 +117,9 @@ def load(path: str | Path) -> TestFile:
     if isinstance(pipeline, str) and pipeline != "default":
         tf.pipeline = str(base / pipeline)
     elif pipeline is not None and not isinstance(pipeline, (str, list)):
-        raise ConfigError(f"{_where(path, data, 'pipeline')}: 'pipeline' is a config file path, 'default', "
-                          "or a list of steps")
+        raise ConfigError(
+            f"{_where(path, data, 'pipeline')}: 'pipeline' is a config file path, 'default', or a list of steps"
+        )
     else:
         tf.pipeline = pipeline
     tf.sinks = data.get("sinks")
@@ -134,9 +136,12 @@ def load(path: str | Path) -> TestFile:
     tf.defaults = defaults
     lookups = data.get("lookups") or {}
     if not isinstance(lookups, dict) or not all(
-            isinstance(rows, dict) and all(isinstance(row, dict) for row in rows.values()) for rows in lookups.values()):
-        raise ConfigError(f"{_where(path, data, 'lookups')}: 'lookups' maps a lookup topic to its rows "
-                          "(key → mapping of fields), e.g. {logtide.lookup.services: {checkout: {team: payments}}}")
+        isinstance(rows, dict) and all(isinstance(row, dict) for row in rows.values()) for rows in lookups.values()
+    ):
+        raise ConfigError(
+            f"{_where(path, data, 'lookups')}: 'lookups' maps a lookup topic to its rows "
+            "(key → mapping of fields), e.g. {logtide.lookup.services: {checkout: {team: payments}}}"
+        )
     tf.lookups = {str(topic): {str(k): dict(row) for k, row in rows.items()} for topic, rows in lookups.items()}
     tests = data.get("tests")
     if not isinstance(tests, list) or not tests:
@@ -169,8 +174,9 @@ def _test(path: Path, t: Any, i: int, tf: TestFile) -> TestCase:
         if isinstance(item, str):
             item = {"body": item}
         if not isinstance(item, dict):
-            raise ConfigError(f"{where}: test {name!r}: input[{j}] must be an event mapping, a string or "
-                              "{advance: DURATION}")
+            raise ConfigError(
+                f"{where}: test {name!r}: input[{j}] must be an event mapping, a string or {{advance: DURATION}}"
+            )
         event = _merge(_plain(tf.defaults), _plain(item))
         for key in ("time", "observed_time"):
             if event.get(key) is not None:
@@ -181,21 +187,35 @@ def _test(path: Path, t: Any, i: int, tf: TestFile) -> TestCase:
         inputs.append(event)
     expect = t.get("expect") or {}
     if not isinstance(expect, dict):
-        raise ConfigError(f"{_where(path, t, 'expect')}: test {name!r}: 'expect' maps a route (or dlq, unrouted) "
-                          "to its expected events")
+        raise ConfigError(
+            f"{_where(path, t, 'expect')}: test {name!r}: 'expect' maps a route (or dlq, unrouted) "
+            "to its expected events"
+        )
     if not expect and t.get("alerts") is None and t.get("notifications") is None and not t.get("skip"):
         # A case that checks nothing always passes: it would hide the very regression it was written for.
-        raise ConfigError(f"{_where(path, t)}: test {name!r} has no expectations: give 'expect' (route → events; "
-                          "[] for none), 'alerts' or 'notifications'")
+        raise ConfigError(
+            f"{_where(path, t)}: test {name!r} has no expectations: give 'expect' (route → events; "
+            "[] for none), 'alerts' or 'notifications'"
+        )
     if (t.get("alerts") is not None or t.get("notifications") is not None) and tf.alerting is None and not tf.rules:
-        raise ConfigError(f"{_where(path, t, 'alerts')}: test {name!r} expects alerts but the file names no "
-                          "'alerting:' config and no 'rules:'")
+        raise ConfigError(
+            f"{_where(path, t, 'alerts')}: test {name!r} expects alerts but the file names no "
+            "'alerting:' config and no 'rules:'"
+        )
     if expect and tf.pipeline is None:
-        raise ConfigError(f"{_where(path, t, 'expect')}: test {name!r} expects route outputs but the file names "
-                          "no 'pipeline:' (use `pipeline: default` for the built-in one)")
-    return TestCase(name=name, line=_line(t), inputs=inputs, expect=_plain(expect),
-                    alerts=_plain(t.get("alerts")), notifications=_plain(t.get("notifications")),
-                    skip=t.get("skip"))
+        raise ConfigError(
+            f"{_where(path, t, 'expect')}: test {name!r} expects route outputs but the file names "
+            "no 'pipeline:' (use `pipeline: default` for the built-in one)"
+        )
+    return TestCase(
+        name=name,
+        line=_line(t),
+        inputs=inputs,
+        expect=_plain(expect),
+        alerts=_plain(t.get("alerts")),
+        notifications=_plain(t.get("notifications")),
+        skip=t.get("skip"),
+    )
 
 
 def _merge(defaults: dict, event: dict) -> dict:

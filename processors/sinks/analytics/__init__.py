@@ -8,4 +8,5 @@ from logtide.processors.sinks.registry import SINKS
 def build(name: str, settings: AnalyticsSettings, transport):
     from logtide.processors.sinks.analytics.sink import AnalyticsSink
     from logtide.processors.sinks.config import group_of
+
     return AnalyticsSink(settings, group_of(name, settings), transport)

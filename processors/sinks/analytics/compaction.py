@@ -72,8 +72,15 @@ def has_duplicate_ids(store, files: list[str]) -> bool:
     return False
 
 
-def compact(store, *, min_files: int = 8, after_s: float = 3600.0, compression: str = "zstd",
-            now: float | None = None, checked: set[tuple[str, ...]] | None = None) -> int:
+def compact(
+    store,
+    *,
+    min_files: int = 8,
+    after_s: float = 3600.0,
+    compression: str = "zstd",
+    now: float | None = None,
+    checked: set[tuple[str, ...]] | None = None,
+) -> int:
     """Compact every eligible hour partition; return how many files were merged away.
 
     ``checked``: sets of files already found free of duplicate ids (kept by the caller between runs).
@@ -107,7 +114,13 @@ def compact(store, *, min_files: int = 8, after_s: float = 3600.0, compression: 
         store.delete(journal)
         merged += len(files)
         COMPACTED.inc(len(files))
-        _log.info("compacted partition", extra={"partition": d, "files": len(files), "rows": table.num_rows,
-                                                "dropped_duplicates": sum(t.num_rows for t in tables) - table.num_rows})
+        _log.info(
+            "compacted partition",
+            extra={
+                "partition": d,
+                "files": len(files),
+                "rows": table.num_rows,
+                "dropped_duplicates": sum(t.num_rows for t in tables) - table.num_rows,
+            },
+        )
     return merged
-

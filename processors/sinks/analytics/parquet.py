@@ -93,20 +93,24 @@ class ParquetOutput:
 
     def _record(self, tp: TopicPartition, offset: int) -> None:
         self._recorded(tp)
-        self.store.put(self._offset_file(tp), orjson.dumps({"offset": offset, "epoch": self.epochs[tp]}),
-                       durable=False)
+        self.store.put(self._offset_file(tp), orjson.dumps({"offset": offset, "epoch": self.epochs[tp]}), durable=False)
         self.offsets[tp] = offset
 
     def _recover(self) -> None:
         for marker in self.store.list(f"{self.meta}/pending", ".json"):
             pending = orjson.loads(self.store.get(marker) or b"{}")
-            done = all(self._recorded(TopicPartition(t, int(p))) >= off
-                       for t, parts in pending.get("offsets", {}).items() for p, off in parts.items())
+            done = all(
+                self._recorded(TopicPartition(t, int(p))) >= off
+                for t, parts in pending.get("offsets", {}).items()
+                for p, off in parts.items()
+            )
             if not done:
                 for rel in [*pending.get("files", []), *([pending["ids"]] if pending.get("ids") else [])]:
                     self.store.delete(rel)
-                _log.warning("rolled back a batch interrupted by a crash (Kafka redelivers it)",
-                             extra={"files": len(pending.get("files", []))})
+                _log.warning(
+                    "rolled back a batch interrupted by a crash (Kafka redelivers it)",
+                    extra={"files": len(pending.get("files", []))},
+                )
             self.store.delete(marker)
 
     def recent_ids(self) -> list[str]:
@@ -118,7 +122,7 @@ class ParquetOutput:
         total = 0
         for i, rel in enumerate(reversed(names)):
             if total >= self.capacity:
-                for old in names[:len(names) - i]:
+                for old in names[: len(names) - i]:
                     self.store.delete(old)
                 break
             data = self.store.get(rel)
@@ -127,7 +131,7 @@ class ParquetOutput:
             kept.append((rel, len(ids)))
             total += len(ids)
         self._id_files = kept[::-1]
-        return [i for ids in reversed(chunks) for i in ids][-self.capacity:] if self.capacity else []
+        return [i for ids in reversed(chunks) for i in ids][-self.capacity :] if self.capacity else []
 
     def reload_ids(self) -> None:
         """Take in the id files other replicas of the group wrote (after a rebalance)."""
@@ -145,8 +149,10 @@ class ParquetOutput:
         """Forget recorded offsets of partitions the group has never committed (a new or recreated topic)."""
         for tp, off in committed.items():
             if off is None and self._recorded(tp) >= 0:
-                _log.warning("ignoring recorded Parquet offsets: the consumer group has none for this partition",
-                             extra={"topic": tp.topic, "partition": tp.partition})
+                _log.warning(
+                    "ignoring recorded Parquet offsets: the consumer group has none for this partition",
+                    extra={"topic": tp.topic, "partition": tp.partition},
+                )
                 self.epochs[tp] = uuid.uuid4().hex[:8]
                 self._record(tp, -1)
 
@@ -180,15 +186,18 @@ class ParquetOutput:
             for part, row in fresh:
                 by_part.setdefault(part, []).append(row)
             batch = batch_name(first, self.epochs)
-            files = {f"source={s}/date={d}/hour={h}/part-{batch}.parquet": part_rows
-                     for (s, d, h), part_rows in by_part.items()}
+            files = {
+                f"source={s}/date={d}/hour={h}/part-{batch}.parquet": part_rows
+                for (s, d, h), part_rows in by_part.items()
+            }
             ids_file = f"{self.meta}/ids/{time.time_ns():020d}-{batch}.ids" if self.capacity else None
             offsets: dict[str, dict[str, int]] = {}
             for tp, off in last.items():
                 offsets.setdefault(tp.topic, {})[str(tp.partition)] = off
             marker = f"{self.meta}/pending/{batch}.json"
-            self.store.put(marker, orjson.dumps({"files": list(files), "ids": ids_file, "offsets": offsets}),
-                           durable=False)
+            self.store.put(
+                marker, orjson.dumps({"files": list(files), "ids": ids_file, "offsets": offsets}), durable=False
+            )
             for rel, part_rows in files.items():
                 self.store.put(rel, write_parquet_bytes(to_table(part_rows), self.settings.compression))
             self.files_written += len(files)

@@ -24,8 +24,22 @@ from logtide.processors.sinks.eventtime import utc
 
 _log = log.get("processors.sinks.postgres")
 
-COLUMNS = ("id", "time", "event_time", "time_adjusted", "observed_time", "ingest_time", "severity_text",
-           "severity_number", "source", "service", "namespace", "body", "attributes", "resource")
+COLUMNS = (
+    "id",
+    "time",
+    "event_time",
+    "time_adjusted",
+    "observed_time",
+    "ingest_time",
+    "severity_text",
+    "severity_number",
+    "source",
+    "service",
+    "namespace",
+    "body",
+    "attributes",
+    "resource",
+)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -66,13 +80,20 @@ class PostgresOutput:
 
     def _connect(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed or self.conn.broken:
-            self.conn = psycopg.connect(self.settings.dsn.get_secret_value(),
-                                        connect_timeout=self.settings.connect_timeout_seconds,
-                                        application_name="logtide-sink-analytics")
+            self.conn = psycopg.connect(
+                self.settings.dsn.get_secret_value(),
+                connect_timeout=self.settings.connect_timeout_seconds,
+                application_name="logtide-sink-analytics",
+            )
             t = self.table
             with self.conn.transaction():
-                self.conn.execute(sql.SQL(DDL).format(table=sql.Identifier(t), time_idx=sql.Identifier(f"{t}_time_idx"),
-                                                      svc_idx=sql.Identifier(f"{t}_service_idx")))
+                self.conn.execute(
+                    sql.SQL(DDL).format(
+                        table=sql.Identifier(t),
+                        time_idx=sql.Identifier(f"{t}_time_idx"),
+                        svc_idx=sql.Identifier(f"{t}_service_idx"),
+                    )
+                )
             self.partitions.clear()
         return self.conn
 
@@ -81,9 +102,14 @@ class PostgresOutput:
             name = f"{self.table}_{day:%Y%m%d}"
             if name in self.partitions:
                 continue
-            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} FOR VALUES FROM ({a}) TO ({b})").format(
-                p=sql.Identifier(name), t=sql.Identifier(self.table),
-                a=sql.Literal(f"{day:%Y-%m-%d} 00:00:00+00"), b=sql.Literal(f"{day + timedelta(days=1):%Y-%m-%d} 00:00:00+00")))
+            conn.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} FOR VALUES FROM ({a}) TO ({b})").format(
+                    p=sql.Identifier(name),
+                    t=sql.Identifier(self.table),
+                    a=sql.Literal(f"{day:%Y-%m-%d} 00:00:00+00"),
+                    b=sql.Literal(f"{day + timedelta(days=1):%Y-%m-%d} 00:00:00+00"),
+                )
+            )
             self.partitions.add(name)
 
     def write(self, rows: list[tuple[tuple[str, str, str], dict, object]]) -> None:
@@ -95,26 +121,45 @@ class PostgresOutput:
                 days = {utc(row["time"]).date() for _, row, _ in rows}
                 self._ensure_partitions(conn, days)
                 with conn.cursor() as cur:
-                    cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS logtide_batch "
-                                        "(LIKE {t} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(t=sql.Identifier(self.table)))
+                    cur.execute(
+                        sql.SQL(
+                            "CREATE TEMP TABLE IF NOT EXISTS logtide_batch "
+                            "(LIKE {t} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                        ).format(t=sql.Identifier(self.table))
+                    )
                     cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
                     with cur.copy(sql.SQL("COPY logtide_batch ({}) FROM STDIN").format(cols)) as copy:
                         for (source, _, _), row, _ in rows:
-                            copy.write_row((
-                                row["id"], _ts(row["time"]), _ts(row["event_time"]), row["time_adjusted"],
-                                _ts(row["observed_time"]), _ts(row["ingest_time"]), row["severity_text"],
-                                row["severity_number"], source, row["service"], row["namespace"],
-                                None if row["body"] is None else row["body"].replace("\x00", "\ufffd"),
-                                row["attributes"].replace("\\u0000", "\\ufffd"),
-                                _resource_json(row["resource"]),
-                            ))
-                    cur.execute(sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM logtide_batch "
-                                        "ON CONFLICT (id, time) DO NOTHING").format(t=sql.Identifier(self.table), c=cols))
+                            copy.write_row(
+                                (
+                                    row["id"],
+                                    _ts(row["time"]),
+                                    _ts(row["event_time"]),
+                                    row["time_adjusted"],
+                                    _ts(row["observed_time"]),
+                                    _ts(row["ingest_time"]),
+                                    row["severity_text"],
+                                    row["severity_number"],
+                                    source,
+                                    row["service"],
+                                    row["namespace"],
+                                    None if row["body"] is None else row["body"].replace("\x00", "\ufffd"),
+                                    row["attributes"].replace("\\u0000", "\\ufffd"),
+                                    _resource_json(row["resource"]),
+                                )
+                            )
+                    cur.execute(
+                        sql.SQL(
+                            "INSERT INTO {t} ({c}) SELECT {c} FROM logtide_batch ON CONFLICT (id, time) DO NOTHING"
+                        ).format(t=sql.Identifier(self.table), c=cols)
+                    )
             self.healthy = True
         except psycopg.OperationalError as exc:
             self.healthy = False
             self._drop()
-            raise Retry(f"PostgreSQL unavailable: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}") from None
+            raise Retry(
+                f"PostgreSQL unavailable: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}"
+            ) from None
         except (psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject) as exc:
             # Another sink instance created the same day partition (or the table) at the same moment:
             # the transaction rolled back; the next attempt finds it.
@@ -135,4 +180,5 @@ class PostgresOutput:
 
 def _resource_json(pairs: list[tuple[str, str]]) -> str:
     import orjson
+
     return orjson.dumps(dict(pairs)).decode().replace("\\u0000", "\\ufffd")

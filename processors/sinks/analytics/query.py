@@ -20,14 +20,22 @@ from logtide.cli import UsageError
 
 from logtide.processors.sinks.analytics.rows import SCHEMA
 
-_DUCK_TYPES = {"string": "VARCHAR", "timestamp[ns, tz=UTC]": "TIMESTAMPTZ", "bool": "BOOLEAN", "int8": "TINYINT",
-               "map<string, string>": "MAP(VARCHAR, VARCHAR)", "list<item: string>": "VARCHAR[]"}
+_DUCK_TYPES = {
+    "string": "VARCHAR",
+    "timestamp[ns, tz=UTC]": "TIMESTAMPTZ",
+    "bool": "BOOLEAN",
+    "int8": "TINYINT",
+    "map<string, string>": "MAP(VARCHAR, VARCHAR)",
+    "list<item: string>": "VARCHAR[]",
+}
 
 
 def _empty_select() -> str:
-    cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[str(f.type)]}) AS \"{f.name}\"" for f in SCHEMA)
-    return f"SELECT {cols}, CAST(NULL AS VARCHAR) AS source, CAST(NULL AS DATE) AS date, " \
-           f"CAST(NULL AS VARCHAR) AS hour WHERE false"
+    cols = ", ".join(f'CAST(NULL AS {_DUCK_TYPES[str(f.type)]}) AS "{f.name}"' for f in SCHEMA)
+    return (
+        f"SELECT {cols}, CAST(NULL AS VARCHAR) AS source, CAST(NULL AS DATE) AS date, "
+        f"CAST(NULL AS VARCHAR) AS hour WHERE false"
+    )
 
 
 def _s3_dataset(url: str, endpoint_url: str | None, region: str):
@@ -47,12 +55,21 @@ def _s3_dataset(url: str, endpoint_url: str | None, region: str):
     keys = pa.schema([("source", pa.string()), ("date", pa.string()), ("hour", pa.string())])
     hive = ds.partitioning(keys, flavor="hive")
     selector = fs.FileSelector(f"{bucket}/{prefix}".rstrip("/"), recursive=True, allow_not_found=True)
-    files = [f.path for f in s3.get_file_info(selector)
-             if f.path.endswith(".parquet") and "/source=" in f.path and "/_logtide/" not in f.path]
+    files = [
+        f.path
+        for f in s3.get_file_info(selector)
+        if f.path.endswith(".parquet") and "/source=" in f.path and "/_logtide/" not in f.path
+    ]
     if not files:
         return None
-    return ds.dataset(files, schema=pa.unify_schemas([SCHEMA, keys]), filesystem=s3, format="parquet", partitioning=hive,
-                      partition_base_dir=f"{bucket}/{prefix}".rstrip("/"))
+    return ds.dataset(
+        files,
+        schema=pa.unify_schemas([SCHEMA, keys]),
+        filesystem=s3,
+        format="parquet",
+        partitioning=hive,
+        partition_base_dir=f"{bucket}/{prefix}".rstrip("/"),
+    )
 
 
 def connect(root: str, *, endpoint_url: str | None = None, region: str = "us-east-1") -> duckdb.DuckDBPyConnection:
@@ -67,12 +84,16 @@ def connect(root: str, *, endpoint_url: str | None = None, region: str = "us-eas
             con.execute(f"CREATE VIEW events_all AS {_empty_select()}")
     elif any(f.endswith(".parquet") for _, _, fs in os.walk(root) for f in fs):
         glob = os.path.join(os.path.abspath(root), "source=*", "date=*", "hour=*", "*.parquet").replace("'", "''")
-        con.execute(f"CREATE VIEW events_all AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
-                    f"union_by_name = true)")
+        con.execute(
+            f"CREATE VIEW events_all AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
+            f"union_by_name = true)"
+        )
     else:
         con.execute(f"CREATE VIEW events_all AS {_empty_select()}")
-    con.execute("CREATE VIEW events AS SELECT * FROM events_all "
-                "QUALIFY row_number() OVER (PARTITION BY id ORDER BY ingest_time, time) = 1")
+    con.execute(
+        "CREATE VIEW events AS SELECT * FROM events_all "
+        "QUALIFY row_number() OVER (PARTITION BY id ORDER BY ingest_time, time) = 1"
+    )
     return con
 
 

@@ -19,22 +19,24 @@ from logtide.processors.sinks.eventtime import effective_time_ns, utc
 TS = pa.timestamp("ns", tz="UTC")
 
 #: Columns in each Parquet file; ``source``, ``date`` and ``hour`` are Hive partition directories.
-SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("time", TS),
-    ("event_time", TS),
-    ("time_adjusted", pa.bool_()),
-    ("observed_time", TS),
-    ("ingest_time", TS),
-    ("severity_text", pa.string()),
-    ("severity_number", pa.int8()),
-    ("service", pa.string()),
-    ("namespace", pa.string()),
-    ("body", pa.string()),
-    ("attributes", pa.string()),
-    ("resource", pa.map_(pa.string(), pa.string())),
-    ("routes", pa.list_(pa.string())),
-])
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("time", TS),
+        ("event_time", TS),
+        ("time_adjusted", pa.bool_()),
+        ("observed_time", TS),
+        ("ingest_time", TS),
+        ("severity_text", pa.string()),
+        ("severity_number", pa.int8()),
+        ("service", pa.string()),
+        ("namespace", pa.string()),
+        ("body", pa.string()),
+        ("attributes", pa.string()),
+        ("resource", pa.map_(pa.string(), pa.string())),
+        ("routes", pa.list_(pa.string())),
+    ]
+)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -71,7 +73,9 @@ def to_row(event: dict) -> tuple[tuple[str, str, str], dict]:
     row = {
         "id": event["id"],
         "time": t,
-        "event_time": event.get("time") if isinstance(event.get("time"), int) and -2**62 < event["time"] < 2**62 else None,
+        "event_time": event.get("time")
+        if isinstance(event.get("time"), int) and -(2**62) < event["time"] < 2**62
+        else None,
         "time_adjusted": adjusted,
         "observed_time": event.get("observed_time"),
         "ingest_time": event.get("ingest_time"),

@@ -93,8 +93,13 @@ class AnalyticsSink(SinkBase):
         self._compaction_checked: set[tuple[str, ...]] = set()
         self._next_compaction = time.monotonic() + p.compact_every_seconds
         try:
-            compact(self.parquet.store, min_files=p.compact_min_files, after_s=p.compact_after_seconds,
-                    compression=p.compression, checked=self._compaction_checked)
+            compact(
+                self.parquet.store,
+                min_files=p.compact_min_files,
+                after_s=p.compact_after_seconds,
+                compression=p.compression,
+                checked=self._compaction_checked,
+            )
         except (OSError, StorageError) as exc:  # compaction is housekeeping: never fail a batch for it
             _log.warning("compaction failed", extra={"error": str(exc)})
 

@@ -76,8 +76,9 @@ class S3Store:
     def __init__(self, location):
         self.bucket = location.bucket
         self.prefix = location.prefix.strip("/")
-        self.client = s3.client(region=location.region, endpoint_url=location.endpoint_url,
-                                connect_timeout=location.connect_timeout_seconds)
+        self.client = s3.client(
+            region=location.region, endpoint_url=location.endpoint_url, connect_timeout=location.connect_timeout_seconds
+        )
 
     def _key(self, rel: str) -> str:
         return f"{self.prefix}/{rel}" if self.prefix else rel
@@ -95,15 +96,22 @@ class S3Store:
     def dirs(self, rel_dir: str = "") -> list[str]:
         base = self._key(rel_dir.strip("/")) if rel_dir else self.prefix
         base = base + "/" if base else ""
-        return sorted(p["Prefix"][len(base):].rstrip("/") for page in s3.list_pages(self.client, self.bucket, base, "/")
-                      for p in page.get("CommonPrefixes", []))
+        return sorted(
+            p["Prefix"][len(base) :].rstrip("/")
+            for page in s3.list_pages(self.client, self.bucket, base, "/")
+            for p in page.get("CommonPrefixes", [])
+        )
 
     def list(self, rel_dir: str = "", suffix: str = "") -> list[str]:
         base = self._key(rel_dir.strip("/")) if rel_dir else self.prefix
         base = base + "/" if base else ""
         cut = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(o["Key"][cut:] for page in s3.list_pages(self.client, self.bucket, base)
-                      for o in page.get("Contents", []) if o["Key"].endswith(suffix))
+        return sorted(
+            o["Key"][cut:]
+            for page in s3.list_pages(self.client, self.bucket, base)
+            for o in page.get("Contents", [])
+            if o["Key"].endswith(suffix)
+        )
 
 
 def open_store(settings):

@@ -19,4 +19,5 @@ from logtide.processors.sinks.registry import SINKS
 @SINKS.register("audit", AuditSettings)
 def build(name: str, settings: AuditSettings, transport):
     from logtide.processors.sinks.audit.writer import AuditSink
+
     return AuditSink(settings)

@@ -46,8 +46,20 @@ def record_line(seq: int, prev: str, time_ns: int, event: dict) -> tuple[bytes, 
 
 
 def header_line(chain: str, segment: int, first_seq: int, prev: str, created_ns: int) -> bytes:
-    return canonical({"type": "header", "format": FORMAT, "chain": chain, "segment": segment,
-                      "first_seq": first_seq, "prev": prev, "created": created_ns}) + b"\n"
+    return (
+        canonical(
+            {
+                "type": "header",
+                "format": FORMAT,
+                "chain": chain,
+                "segment": segment,
+                "first_seq": first_seq,
+                "prev": prev,
+                "created": created_ns,
+            }
+        )
+        + b"\n"
+    )
 
 
 def check_record(body: dict) -> str | None:
@@ -68,7 +80,7 @@ def segment_name(number: int) -> str:
 def numbered(name: str, prefix: str, suffix: str) -> int | None:
     """N of ``<prefix>N<suffix>`` (segments, index files); None for any other name."""
     if name.startswith(prefix) and name.endswith(suffix):
-        digits = name[len(prefix):-len(suffix)]
+        digits = name[len(prefix) : -len(suffix)]
         if digits.isdigit():
             return int(digits)
     return None
@@ -91,4 +103,5 @@ def signature_ok(manifest: dict, key: bytes) -> bool:
     claimed = manifest.get("hmac")
     body = {k: v for k, v in manifest.items() if k != "hmac"}
     return isinstance(claimed, str) and hmac.compare_digest(
-        claimed, hmac.new(key, canonical(body), hashlib.sha256).hexdigest())
+        claimed, hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
+    )

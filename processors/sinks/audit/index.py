@@ -34,8 +34,7 @@ import orjson
 
 from logtide import log
 
-from logtide.processors.sinks.audit.chain import (FORMAT, GENESIS, MANIFEST, numbered, segment_number, sign,
-                                                  signature_ok)
+from logtide.processors.sinks.audit.chain import FORMAT, GENESIS, MANIFEST, numbered, segment_number, sign, signature_ok
 
 _log = log.get("processors.sinks.audit.index")
 
@@ -56,13 +55,25 @@ def index_seq(name: str) -> int | None:
 
 
 def _segment_entry(seg: dict) -> dict:
-    keys = ("name", "number", "first_seq", "last_seq", "last_hash", "bytes", "closed", "sha256", "created",
-            "first_time", "last_time")
+    keys = (
+        "name",
+        "number",
+        "first_seq",
+        "last_seq",
+        "last_hash",
+        "bytes",
+        "closed",
+        "sha256",
+        "created",
+        "first_time",
+        "last_time",
+    )
     return {k: seg[k] for k in keys if k in seg}
 
 
 def _ns(ns: int | None) -> str:
     from logtide.processors.sinks.eventtime import ns_to_iso
+
     return ns_to_iso(ns) or "?"
 
 
@@ -101,8 +112,11 @@ class IndexWriter:
         for chain in self.where.chains():
             raw = self.where.read(chain, MANIFEST)
             if raw is not None:
-                out[chain] = [_segment_entry(s) for s in orjson.loads(raw).get("segments", [])
-                              if self.remote is None or s.get("uploaded")]
+                out[chain] = [
+                    _segment_entry(s)
+                    for s in orjson.loads(raw).get("segments", [])
+                    if self.remote is None or s.get("uploaded")
+                ]
         return out
 
     def write(self) -> bool:
@@ -118,8 +132,14 @@ class IndexWriter:
             return True  # nothing new: the next index's span will cover this period
         prev = orjson.loads(self._last) if self._last else None
         now = time.time_ns()
-        body = {"format": FORMAT, "seq": self._seq + 1, "start": prev["end"] if prev else now, "end": now,
-                "prev": hashlib.sha256(self._last).hexdigest() if self._last else GENESIS, "chains": changes}
+        body = {
+            "format": FORMAT,
+            "seq": self._seq + 1,
+            "start": prev["end"] if prev else now,
+            "end": now,
+            "prev": hashlib.sha256(self._last).hexdigest() if self._last else GENESIS,
+            "chains": changes,
+        }
         data = orjson.dumps(sign(body, self.key), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         if not self.where.create(INDEX_DIR, index_name(self._seq + 1), data):
             return False  # another replica wrote this one first: ours comes next time, after it
@@ -135,11 +155,14 @@ def verify_index(archive, key: bytes | None, report) -> None:
     if not names:
         indexed = [c for c in chains if (orjson.loads(archive.read(c, MANIFEST) or b"{}")).get("indexed")]
         if indexed:
-            report.problems.append(f"{archive.location(INDEX_DIR)}: archive index missing, although the manifests "
-                                   f"of {', '.join(indexed)} were written with one (deleted)")
+            report.problems.append(
+                f"{archive.location(INDEX_DIR)}: archive index missing, although the manifests "
+                f"of {', '.join(indexed)} were written with one (deleted)"
+            )
         else:
-            report.warnings.append("no archive index (written by sinks since logtide's issue 17): deleted "
-                                   "partitions cannot be detected")
+            report.warnings.append(
+                "no archive index (written by sinks since logtide's issue 17): deleted partitions cannot be detected"
+            )
         return
     prev_bytes: bytes | None = None
     prev: dict | None = None
@@ -156,14 +179,15 @@ def verify_index(archive, key: bytes | None, report) -> None:
         if seq != expected:
             gap = f"{index_name(expected)}" + (f" .. {index_name(seq - 1)}" if seq - 1 > expected else "")
             span = f"{_ns(prev['end']) if prev else 'the start'} .. {_ns(index.get('start'))}"
-            report.problems.append(f"{archive.location(INDEX_DIR, gap)} missing: time span {span} not covered "
-                                   "by any index (deleted)")
+            report.problems.append(
+                f"{archive.location(INDEX_DIR, gap)} missing: time span {span} not covered by any index (deleted)"
+            )
         elif prev_bytes is not None and index.get("prev") != hashlib.sha256(prev_bytes).hexdigest():
-            report.problems.append(f"{where}: does not follow {index_name(seq - 1)} (that one was altered or "
-                                   "replaced)")
+            report.problems.append(f"{where}: does not follow {index_name(seq - 1)} (that one was altered or replaced)")
         elif prev is not None and index.get("start") != prev.get("end"):
-            report.problems.append(f"{where}: time span {_ns(prev.get('end'))} .. {_ns(index.get('start'))} "
-                                   "missing between two indexes")
+            report.problems.append(
+                f"{where}: time span {_ns(prev.get('end'))} .. {_ns(index.get('start'))} missing between two indexes"
+            )
         if key is not None and not signature_ok(index, key):
             report.problems.append(f"{where}: signature invalid (altered, or a different key)")
         fold(state, index)
@@ -177,39 +201,50 @@ def verify_index(archive, key: bytes | None, report) -> None:
         segs = sorted(by_name.values(), key=lambda seg: seg.get("number") or segment_number(seg["name"]) or 0)
         if chain not in chains:
             head = max((seg.get("last_seq", 0) for seg in segs), default=0)
-            report.problems.append(f"{archive.location(chain)}: partition missing (records 1..{head}, "
-                                   f"{len(segs)} segments in the index up to {latest_name})")
+            report.problems.append(
+                f"{archive.location(chain)}: partition missing (records 1..{head}, "
+                f"{len(segs)} segments in the index up to {latest_name})"
+            )
             continue
         present = set(archive.files(chain))
         for seg in segs:
             where = archive.location(chain, seg["name"])
             if seg["name"] not in present:
-                report.problems.append(f"{where}: segment missing (records {seg.get('first_seq')}..{seg.get('last_seq')} "
-                                       f"in the index up to {latest_name})")
+                report.problems.append(
+                    f"{where}: segment missing (records {seg.get('first_seq')}..{seg.get('last_seq')} "
+                    f"in the index up to {latest_name})"
+                )
                 continue
             size = len(archive.read(chain, seg["name"]) or b"")
             if size < seg.get("bytes", 0):
-                report.problems.append(f"{where}: truncated: {size} bytes, the index up to {latest_name} lists "
-                                       f"{seg['bytes']} (records up to seq {seg.get('last_seq')})")
+                report.problems.append(
+                    f"{where}: truncated: {size} bytes, the index up to {latest_name} lists "
+                    f"{seg['bytes']} (records up to seq {seg.get('last_seq')})"
+                )
         numbers = [seg.get("number") or segment_number(seg["name"]) or 0 for seg in segs]
         for name in sorted(present):
             n = segment_number(name)
             if n is not None and numbers and n < max(numbers) and n not in numbers:
-                report.problems.append(f"{archive.location(chain, name)}: extra segment: not in the index up to "
-                                       f"{latest_name}, which lists later ones of this partition")
+                report.problems.append(
+                    f"{archive.location(chain, name)}: extra segment: not in the index up to "
+                    f"{latest_name}, which lists later ones of this partition"
+                )
     for chain in chains:
         if chain in listed:
             continue
-        first = min((n for n in archive.files(chain) if segment_number(n) is not None), key=segment_number,
-                    default=None)
+        first = min(
+            (n for n in archive.files(chain) if segment_number(n) is not None), key=segment_number, default=None
+        )
         header = (archive.read(chain, first) or b"").split(b"\n", 1)[0] if first else b""
         try:
             created = orjson.loads(header).get("created", 0) if header else 0
         except orjson.JSONDecodeError:
             created = 0
         if created and created + RACE_NS <= latest.get("end", 0):
-            report.problems.append(f"{archive.location(chain)}: extra partition: created {_ns(created)}, before "
-                                   f"{latest_name} ({_ns(latest.get('end'))}), and no index lists it")
+            report.problems.append(
+                f"{archive.location(chain)}: extra partition: created {_ns(created)}, before "
+                f"{latest_name} ({_ns(latest.get('end'))}), and no index lists it"
+            )
         else:
             report.warnings.append(f"{archive.location(chain)}: partition newer than the latest index {latest_name}")
     report.segments = len(names)

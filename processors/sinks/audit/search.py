@@ -14,16 +14,23 @@ from logtide.condition import compile_condition
 from logtide.processors.sinks.audit.chain import MANIFEST, segment_number
 
 
-def search(archive, *, since_ns: int | None = None, until_ns: int | None = None, where: str | None = None,
-           limit: int | None = None) -> Iterator[dict]:
+def search(
+    archive,
+    *,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    where: str | None = None,
+    limit: int | None = None,
+) -> Iterator[dict]:
     """Yield ``{"chain", "seq", "time", "event"}`` of matching records, chain by chain in seq order."""
     predicate = compile_condition(where) if where else None
     found = 0
     for chain in archive.chains():
         raw = archive.read(chain, MANIFEST)
         spans = {s["name"]: s for s in (orjson.loads(raw).get("segments", []) if raw else [])}
-        names = sorted({*spans, *(n for n in archive.files(chain) if segment_number(n) is not None)},
-                       key=segment_number)
+        names = sorted(
+            {*spans, *(n for n in archive.files(chain) if segment_number(n) is not None)}, key=segment_number
+        )
         for name in names:
             span = spans.get(name, {})
             if since_ns is not None and span.get("last_time") is not None and span["last_time"] < since_ns:

@@ -31,8 +31,11 @@ class LocalArchive:
     def chains(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and ((p / MANIFEST).exists() or any(segment_number(f) for f in os.listdir(p))))
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and ((p / MANIFEST).exists() or any(segment_number(f) for f in os.listdir(p)))
+        )
 
     def files(self, chain: str) -> list[str]:
         d = self.root / chain
@@ -122,8 +125,17 @@ def _fsync_dir(d: Path) -> None:
 class S3Archive:
     """Segments and manifests as S3 objects under ``prefix/<chain>/``; every put carries Object Lock."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, region: str = "us-east-1", endpoint_url: str | None = None,
-                 lock_mode: str | None = None, lock_days: int = 0, connect_timeout: float = 5.0):
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        lock_mode: str | None = None,
+        lock_days: int = 0,
+        connect_timeout: float = 5.0,
+    ):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.lock_mode = lock_mode
@@ -133,9 +145,15 @@ class S3Archive:
     @classmethod
     def from_settings(cls, s) -> S3Archive:
         lock = s.object_lock
-        return cls(s.bucket, s.prefix, region=s.region, endpoint_url=s.endpoint_url,
-                   lock_mode=lock.mode if lock else None, lock_days=lock.days if lock else 0,
-                   connect_timeout=s.connect_timeout_seconds)
+        return cls(
+            s.bucket,
+            s.prefix,
+            region=s.region,
+            endpoint_url=s.endpoint_url,
+            lock_mode=lock.mode if lock else None,
+            lock_days=lock.days if lock else 0,
+            connect_timeout=s.connect_timeout_seconds,
+        )
 
     def _key(self, chain: str, name: str = "") -> str:
         return "/".join(p for p in (self.prefix, chain, name) if p)
@@ -145,14 +163,20 @@ class S3Archive:
 
     def chains(self) -> list[str]:
         base = self.prefix + "/" if self.prefix else ""
-        names = (p["Prefix"][len(base):].rstrip("/") for page in s3.list_pages(self.client, self.bucket, base, "/")
-                 for p in page.get("CommonPrefixes", []))
+        names = (
+            p["Prefix"][len(base) :].rstrip("/")
+            for page in s3.list_pages(self.client, self.bucket, base, "/")
+            for p in page.get("CommonPrefixes", [])
+        )
         return sorted(n for n in names if not n.startswith("_"))  # _index/ is not a chain
 
     def files(self, chain: str) -> list[str]:
         base = self._key(chain) + "/"
-        return sorted(o["Key"][len(base):] for page in s3.list_pages(self.client, self.bucket, base)
-                      for o in page.get("Contents", []))
+        return sorted(
+            o["Key"][len(base) :]
+            for page in s3.list_pages(self.client, self.bucket, base)
+            for o in page.get("Contents", [])
+        )
 
     def read(self, chain: str, name: str) -> bytes | None:
         resp = s3.call(self.client.get_object, Bucket=self.bucket, Key=self._key(chain, name))
@@ -169,9 +193,13 @@ class S3Archive:
         return True
 
     def put(self, chain: str, name: str, data: bytes, *, if_none_match: bool = False) -> None:
-        kw = {"Bucket": self.bucket, "Key": self._key(chain, name), "Body": data,
-              # Object Lock puts must carry an integrity checksum.
-              "ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode()}  # noqa: S324 - S3 wants MD5
+        kw = {
+            "Bucket": self.bucket,
+            "Key": self._key(chain, name),
+            "Body": data,
+            # Object Lock puts must carry an integrity checksum.
+            "ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode(),
+        }  # noqa: S324 - S3 wants MD5
         if if_none_match:
             kw["IfNoneMatch"] = "*"
         if self.lock_mode:

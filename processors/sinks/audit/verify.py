@@ -31,9 +31,15 @@ class ChainReport:
         return not self.problems
 
     def as_dict(self) -> dict:
-        return {"chain": self.chain, "ok": self.ok, "records": self.records, "segments": self.segments,
-                "first_problem": self.problems[0] if self.problems else None, "problems": self.problems,
-                "warnings": self.warnings}
+        return {
+            "chain": self.chain,
+            "ok": self.ok,
+            "records": self.records,
+            "segments": self.segments,
+            "first_problem": self.problems[0] if self.problems else None,
+            "problems": self.problems,
+            "warnings": self.warnings,
+        }
 
 
 def verify_chain(archive, chain: str, key: bytes | None) -> ChainReport:
@@ -49,10 +55,13 @@ def verify_chain(archive, chain: str, key: bytes | None) -> ChainReport:
             report.problems.append(f"{archive.location(chain, MANIFEST)}: manifest is not JSON (altered)")
         if manifest is not None:
             if key is None:
-                report.warnings.append("manifest signature not checked (no key: pass --key-file or set LOGTIDE_AUDIT_KEY)")
+                report.warnings.append(
+                    "manifest signature not checked (no key: pass --key-file or set LOGTIDE_AUDIT_KEY)"
+                )
             elif not signature_ok(manifest, key):
-                report.problems.append(f"{archive.location(chain, MANIFEST)}: manifest signature invalid "
-                                       "(altered, or a different key)")
+                report.problems.append(
+                    f"{archive.location(chain, MANIFEST)}: manifest signature invalid (altered, or a different key)"
+                )
     listed = {s["name"]: s for s in (manifest or {}).get("segments", [])}
     present = [n for n in archive.files(chain) if segment_number(n) is not None]
     names = sorted(set(listed) | set(present), key=segment_number)
@@ -74,15 +83,18 @@ def verify_chain(archive, chain: str, key: bytes | None) -> ChainReport:
             return report
     head = (manifest or {}).get("head") or {}
     if head.get("seq", 0) >= expected_seq:
-        report.problems.append(f"{archive.location(chain)}: chain ends at seq {expected_seq - 1} but the manifest "
-                               f"head is seq {head['seq']}: records {expected_seq}..{head['seq']} missing (truncated)")
+        report.problems.append(
+            f"{archive.location(chain)}: chain ends at seq {expected_seq - 1} but the manifest "
+            f"head is seq {head['seq']}: records {expected_seq}..{head['seq']} missing (truncated)"
+        )
     elif head and head.get("seq") == expected_seq - 1 and head.get("hash") not in (None, prev):
         report.problems.append(f"{archive.location(chain)}: last record's hash differs from the manifest head")
     return report
 
 
-def _check_segment(data: bytes, meta: dict | None, expected_seq: int, prev: str,
-                   report: ChainReport) -> tuple[str | None, int, str]:
+def _check_segment(
+    data: bytes, meta: dict | None, expected_seq: int, prev: str, report: ChainReport
+) -> tuple[str | None, int, str]:
     """(first problem or None, next expected seq, last hash) for one segment's bytes."""
     problem = _walk_segment(data, meta, expected_seq, prev, report)
     return problem, report.records + 1, report.last_hash
@@ -103,8 +115,10 @@ def _walk_segment(data: bytes, meta: dict | None, expected_seq: int, prev: str, 
     if header.get("type") != "header":
         return "line 1: header missing (the segment does not start with one)"
     if header.get("first_seq") != expected_seq or header.get("prev") != prev:
-        return (f"line 1: header continues from seq {header.get('first_seq')} / hash {str(header.get('prev'))[:12]}… "
-                f"but the chain is at seq {expected_seq} / hash {prev[:12]}…: records missing before this segment")
+        return (
+            f"line 1: header continues from seq {header.get('first_seq')} / hash {str(header.get('prev'))[:12]}… "
+            f"but the chain is at seq {expected_seq} / hash {prev[:12]}…: records missing before this segment"
+        )
     for lineno, line in enumerate(lines[1:], start=2):
         try:
             rec = orjson.loads(line)
@@ -125,8 +139,10 @@ def _walk_segment(data: bytes, meta: dict | None, expected_seq: int, prev: str, 
         report.records += 1
     if meta is not None:
         if meta.get("last_seq") is not None and meta["last_seq"] > expected_seq - 1:
-            return (f"truncated: the manifest lists records up to seq {meta['last_seq']}, the segment ends at "
-                    f"seq {expected_seq - 1}; first missing record seq {expected_seq}")
+            return (
+                f"truncated: the manifest lists records up to seq {meta['last_seq']}, the segment ends at "
+                f"seq {expected_seq - 1}; first missing record seq {expected_seq}"
+            )
         if meta.get("closed") and meta.get("sha256") and hashlib.sha256(data).hexdigest() != meta["sha256"]:
             return "SHA-256 of the closed segment differs from the manifest (altered)"
     return None
@@ -141,6 +157,7 @@ def verify_archive_index(archive, key: bytes | None) -> ChainReport:
     """The archive against its signed index: missing or extra partitions, segments, time spans
     (``segments`` counts the index files)."""
     from logtide.processors.sinks.audit.index import verify_index
+
     report = ChainReport("(archive index)")
     verify_index(archive, key, report)
     return report

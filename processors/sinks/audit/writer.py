@@ -25,8 +25,17 @@ from logtide import log
 from logtide.consume import Retry
 from logtide.transport import TopicPartition
 
-from logtide.processors.sinks.audit.chain import (FORMAT, GENESIS, MANIFEST, chain_dir, header_line, record_line,
-                                          segment_name, segment_number, sign)
+from logtide.processors.sinks.audit.chain import (
+    FORMAT,
+    GENESIS,
+    MANIFEST,
+    chain_dir,
+    header_line,
+    record_line,
+    segment_name,
+    segment_number,
+    sign,
+)
 from logtide.processors.sinks.audit.index import IndexWriter
 from logtide.processors.sinks.audit.storage import LocalArchive, S3Archive, StorageError
 from logtide.processors.sinks.eventtime import effective_time_ns
@@ -45,8 +54,16 @@ TAIL_IDS = 50_000
 class ChainWriter:
     """One chain = one Kafka partition of the route topic."""
 
-    def __init__(self, chain: str, local: LocalArchive, key: bytes, *, remote: S3Archive | None,
-                 roll_bytes: int, roll_seconds: float):
+    def __init__(
+        self,
+        chain: str,
+        local: LocalArchive,
+        key: bytes,
+        *,
+        remote: S3Archive | None,
+        roll_bytes: int,
+        roll_seconds: float,
+    ):
         self.chain = chain
         self.local = local
         self.key = key
@@ -106,15 +123,19 @@ class ChainWriter:
                 self.head = last.get("last_hash") or last.get("prev") or GENESIS
                 self._load_tail_ids()
         if self.segments:
-            _log.info("audit chain resumed", extra={"chain": self.chain, "next_seq": self.next_seq,
-                                                    "segments": len(self.segments)})
+            _log.info(
+                "audit chain resumed",
+                extra={"chain": self.chain, "next_seq": self.next_seq, "segments": len(self.segments)},
+            )
 
     def _rescan_open(self, seg: dict, data: bytes) -> None:
         """Re-derive the open segment's figures from its bytes; cut a partial line left by a crash."""
         end = data.rfind(b"\n") + 1
         if end < len(data):
-            _log.warning("cutting unacknowledged partial record after a crash",
-                         extra={"chain": self.chain, "segment": seg["name"], "bytes": len(data) - end})
+            _log.warning(
+                "cutting unacknowledged partial record after a crash",
+                extra={"chain": self.chain, "segment": seg["name"], "bytes": len(data) - end},
+            )
             self.local.truncate(self.chain, seg["name"], end)
             data = data[:end]
         self.local.unseal(self.chain, seg["name"])  # it may have been sealed just before a crash
@@ -124,8 +145,15 @@ class ChainWriter:
             self.segments.pop()
             return
         header = orjson.loads(lines[0])
-        seg.update(first_seq=header["first_seq"], prev=header["prev"], created=header["created"], records=0,
-                   last_seq=header["first_seq"] - 1, last_hash=header["prev"], bytes=len(data))
+        seg.update(
+            first_seq=header["first_seq"],
+            prev=header["prev"],
+            created=header["created"],
+            records=0,
+            last_seq=header["first_seq"] - 1,
+            last_hash=header["prev"],
+            bytes=len(data),
+        )
         for line in lines[1:]:
             rec = orjson.loads(line)
             seg["records"] += 1
@@ -158,10 +186,19 @@ class ChainWriter:
     # --- manifest --------------------------------------------------------------------------
     def _manifest(self, segments: list[dict]) -> bytes:
         last = segments[-1] if segments else None
-        head = {"segment": last["name"], "seq": last.get("last_seq", 0), "hash": last.get("last_hash", GENESIS)} \
-            if last else {"segment": None, "seq": 0, "hash": GENESIS}
-        body = {"format": FORMAT, "chain": self.chain, "segments": segments, "head": head, "updated": time.time_ns(),
-                "indexed": True}  # the archive index (index.py) lists this chain: deleting it is noticed
+        head = (
+            {"segment": last["name"], "seq": last.get("last_seq", 0), "hash": last.get("last_hash", GENESIS)}
+            if last
+            else {"segment": None, "seq": 0, "hash": GENESIS}
+        )
+        body = {
+            "format": FORMAT,
+            "chain": self.chain,
+            "segments": segments,
+            "head": head,
+            "updated": time.time_ns(),
+            "indexed": True,
+        }  # the archive index (index.py) lists this chain: deleting it is noticed
         return orjson.dumps(sign(body, self.key), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
     def _save_manifest(self) -> None:
@@ -171,11 +208,21 @@ class ChainWriter:
     def _start_segment(self) -> dict:
         number = (self.segments[-1]["number"] + 1) if self.segments else 1
         now = time.time_ns()
-        seg = {"name": segment_name(number), "number": number, "closed": False, "first_seq": self.next_seq,
-               "prev": self.head, "created": now, "records": 0, "last_seq": self.next_seq - 1,
-               "last_hash": self.head, "bytes": 0}
-        seg["bytes"] = self.local.append(self.chain, seg["name"],
-                                         header_line(self.chain, number, self.next_seq, self.head, now))
+        seg = {
+            "name": segment_name(number),
+            "number": number,
+            "closed": False,
+            "first_seq": self.next_seq,
+            "prev": self.head,
+            "created": now,
+            "records": 0,
+            "last_seq": self.next_seq - 1,
+            "last_hash": self.head,
+            "bytes": 0,
+        }
+        seg["bytes"] = self.local.append(
+            self.chain, seg["name"], header_line(self.chain, number, self.next_seq, self.head, now)
+        )
         self.segments.append(seg)
         return seg
 
@@ -311,8 +358,14 @@ class AuditSink(SinkBase):
         name = chain_dir(topic, partition)
         w = self.chains.get(name)
         if w is None:
-            w = ChainWriter(name, self.local, self.key, remote=self.remote,
-                            roll_bytes=self.settings.roll_bytes, roll_seconds=self.settings.roll_seconds)
+            w = ChainWriter(
+                name,
+                self.local,
+                self.key,
+                remote=self.remote,
+                roll_bytes=self.settings.roll_bytes,
+                roll_seconds=self.settings.roll_seconds,
+            )
             self.chains[name] = w
         return w
 

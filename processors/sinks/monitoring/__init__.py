@@ -7,4 +7,5 @@ from logtide.processors.sinks.registry import SINKS
 @SINKS.register("monitoring", MonitoringSettings)
 def build(name: str, settings: MonitoringSettings, transport):
     from logtide.processors.sinks.monitoring.sink import MonitoringSink
+
     return MonitoringSink(settings)

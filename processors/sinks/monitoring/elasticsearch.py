@@ -47,8 +47,11 @@ def _put(doc: dict, dotted: str, value) -> None:
 def ecs_document(event: dict) -> dict:
     t, _ = effective_time_ns(event)
     body = event.get("body")
-    doc: dict = {"@timestamp": ns_to_iso(t), "message": body if isinstance(body, str) else orjson.dumps(body).decode(),
-                 "ecs": {"version": "8.11.0"}}
+    doc: dict = {
+        "@timestamp": ns_to_iso(t),
+        "message": body if isinstance(body, str) else orjson.dumps(body).decode(),
+        "ecs": {"version": "8.11.0"},
+    }
     _put(doc, "event.id", event["id"])
     _put(doc, "event.dataset", f"logtide.{event.get('source')}")
     _put(doc, "event.severity", event.get("severity_number") or 0)
@@ -91,8 +94,14 @@ class ElasticsearchOutput:
             return
         s = self.settings
         try:
-            raw = post(self.url, self.body(events), content_type="application/x-ndjson", timeout=s.timeout_seconds,
-                       username=s.username, password=s.password.get_secret_value() if s.password else None)
+            raw = post(
+                self.url,
+                self.body(events),
+                content_type="application/x-ndjson",
+                timeout=s.timeout_seconds,
+                username=s.username,
+                password=s.password.get_secret_value() if s.password else None,
+            )
         except HttpRejected as exc:
             INDEXED.labels("rejected").inc(len(events))
             _log.warning("Elasticsearch rejected a bulk request", extra={"error": str(exc)})

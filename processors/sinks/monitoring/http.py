@@ -22,9 +22,19 @@ class HttpRejected(Exception):
         self.status = status
 
 
-def post(url: str, body: bytes, *, content_type: str, headers: dict[str, str] | None = None,
-         gzip_body: bool = True, timeout: float = 10.0, attempts: int = 3, backoff: float = 0.2,
-         username: str | None = None, password: str | None = None) -> bytes:
+def post(
+    url: str,
+    body: bytes,
+    *,
+    content_type: str,
+    headers: dict[str, str] | None = None,
+    gzip_body: bool = True,
+    timeout: float = 10.0,
+    attempts: int = 3,
+    backoff: float = 0.2,
+    username: str | None = None,
+    password: str | None = None,
+) -> bytes:
     """POST and return the response body. Raises Retry when the server stays unreachable or failing."""
     hdrs = {"Content-Type": content_type, **(headers or {})}
     if gzip_body:

@@ -49,8 +49,10 @@ class LokiOutput:
         by_labels: dict[tuple, list[tuple[int, str]]] = {}
         for ev in events:
             res = ev.get("resource") or {}
-            labels = [("source", ev.get("source") or "unknown"),
-                      ("level", (ev.get("severity_text") or "unknown").lower()[:16])]
+            labels = [
+                ("source", ev.get("source") or "unknown"),
+                ("level", (ev.get("severity_text") or "unknown").lower()[:16]),
+            ]
             labels += [(name, str(res[f])[:256]) for f, name in self.fields if res.get(f) not in (None, "")]
             t, _ = effective_time_ns(ev)
             by_labels.setdefault(tuple(labels), []).append((t, line_of(ev)))
@@ -65,7 +67,7 @@ class LokiOutput:
         chunk, size = [], 0
         for s in streams:
             for i in range(0, len(s["values"]), 1000):
-                part = {"stream": s["stream"], "values": s["values"][i:i + 1000]}
+                part = {"stream": s["stream"], "values": s["values"][i : i + 1000]}
                 n = sum(len(v[1]) + 32 for v in part["values"])
                 if chunk and size + n > self.settings.batch_bytes:
                     yield chunk
@@ -80,9 +82,16 @@ class LokiOutput:
         for chunk in self._chunks(self.streams(events)):
             n = sum(len(x["values"]) for x in chunk)
             try:
-                post(self.url, orjson.dumps({"streams": chunk}), content_type="application/json",
-                     headers=self.headers, timeout=s.timeout_seconds, attempts=s.attempts,
-                     username=s.username, password=s.password.get_secret_value() if s.password else None)
+                post(
+                    self.url,
+                    orjson.dumps({"streams": chunk}),
+                    content_type="application/json",
+                    headers=self.headers,
+                    timeout=s.timeout_seconds,
+                    attempts=s.attempts,
+                    username=s.username,
+                    password=s.password.get_secret_value() if s.password else None,
+                )
                 PUSHED.labels("ok").inc(n)
             except HttpRejected as exc:
                 # e.g. entries too old or a label limit: retrying cannot succeed; do not block the stream.

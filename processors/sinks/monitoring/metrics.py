@@ -14,12 +14,21 @@ from logtide.envelope import severity_text
 OVERFLOW = "__overflow__"
 UNKNOWN = "unknown"
 
-LOG_EVENTS = Counter("logtide_sink_log_events_total", "Log events seen by the monitoring sink",
-                     ["source", "service", "namespace", "severity"])
-LOG_BYTES = Counter("logtide_sink_log_bytes_total", "Bytes of log bodies seen by the monitoring sink",
-                    ["source", "service", "namespace"])
-LABEL_OVERFLOW = Counter("logtide_sink_log_label_overflow_total",
-                         "Events whose label value was replaced by __overflow__ (the cap was reached)", ["label"])
+LOG_EVENTS = Counter(
+    "logtide_sink_log_events_total",
+    "Log events seen by the monitoring sink",
+    ["source", "service", "namespace", "severity"],
+)
+LOG_BYTES = Counter(
+    "logtide_sink_log_bytes_total",
+    "Bytes of log bodies seen by the monitoring sink",
+    ["source", "service", "namespace"],
+)
+LABEL_OVERFLOW = Counter(
+    "logtide_sink_log_label_overflow_total",
+    "Events whose label value was replaced by __overflow__ (the cap was reached)",
+    ["label"],
+)
 
 
 class BoundedLabel:
@@ -55,8 +64,11 @@ class LogMetrics:
         sizes: dict[tuple[str, str, str], int] = {}
         for ev in events:
             res = ev.get("resource") or {}
-            key = (self.source(ev.get("source")), self.service(res.get("service.name")),
-                   self.namespace(res.get("k8s.namespace.name")))
+            key = (
+                self.source(ev.get("source")),
+                self.service(res.get("service.name")),
+                self.namespace(res.get("k8s.namespace.name")),
+            )
             sev = severity_text(ev.get("severity_number") or 0).lower() or "unspecified"
             counts[(*key, sev)] = counts.get((*key, sev), 0) + 1
             body = ev.get("body")

@@ -17,8 +17,14 @@ class MonitoringSink(SinkBase):
 
     def __init__(self, settings):
         self.metrics = LogMetrics(settings.metrics)
-        self.outputs = [o for o in (LokiOutput(settings.loki) if settings.loki else None,
-                                    ElasticsearchOutput(settings.elasticsearch) if settings.elasticsearch else None) if o]
+        self.outputs = [
+            o
+            for o in (
+                LokiOutput(settings.loki) if settings.loki else None,
+                ElasticsearchOutput(settings.elasticsearch) if settings.elasticsearch else None,
+            )
+            if o
+        ]
 
     def write(self, items: list[Item]) -> None:
         events = [it.event for it in items]
