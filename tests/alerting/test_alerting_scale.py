@@ -139,9 +139,7 @@ def test_backtest_over_a_topic_window(tmp_path, fast_kafka, new_topic, logtide):
         + [("late", s) for s in (300, 301, 302, 303, 304)]
     ):
         e = event(i, T0 + sec * S, service=svc)
-        p.produce(
-            topic, envelope.encode(e), key=svc.encode(), timestamp_ms=base_ms + sec * 1000, headers=envelope.headers(e)
-        )
+        p.produce(topic, envelope.encode(e), key=svc.encode(), timestamp_ms=base_ms + sec * 1000)
     p.produce(topic, b"not an envelope", key=b"x", timestamp_ms=base_ms + 101_000)
     assert p.flush(10) == 0
     p.close()
