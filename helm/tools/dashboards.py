@@ -639,7 +639,7 @@ def alerting() -> dict:
                         "Group keys",
                         (f"topk(10, sum by (rule) (logtide_alerting_tracked_keys{{{NS}}}))", "{{rule}} tracked"),
                         (
-                            f"sum by (rule) (rate(logtide_alerting_keys_dropped_total{{{NS}}}{RATE}))",
+                            f"sum by (rule) (rate(logtide_alerting_groups_dropped_total{{{NS}}}{RATE}))",
                             "{{rule}} dropped/s",
                         ),
                     ),
