@@ -32,24 +32,11 @@ import re
 from typing import Any
 from collections.abc import Callable
 
+from logtide.envelope import FIELDS
+
 Predicate = Callable[[dict], bool]
 
-ENVELOPE_FIELDS = frozenset(
-    {
-        "id",
-        "time",
-        "observed_time",
-        "ingest_time",
-        "severity_text",
-        "severity_number",
-        "body",
-        "attributes",
-        "resource",
-        "source",
-        "routes",
-        "schema",
-    }
-)
+ENVELOPE_FIELDS = frozenset(FIELDS)
 
 MAX_LENGTH = 10_000
 MAX_DEPTH = 50

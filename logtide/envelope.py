@@ -44,7 +44,8 @@ HEADER_ID = "logtide.id"
 #: Upper bound for a nested body/attributes depth on decode: a JSON bomb must not blow the stack.
 MAX_DEPTH = 64
 
-_FIELDS = (
+#: The envelope's top-level fields, in the order an event is written.
+FIELDS = (
     "id",
     "time",
     "observed_time",
