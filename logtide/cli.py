@@ -79,14 +79,10 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from logtide.role import connect_checked, kafka_settings
+    from logtide.role import command_kafka_settings, connect_checked
     from logtide.topics import describe
-    from logtide.transport import KafkaSettings
 
-    settings = kafka_settings(KafkaSettings(), args.bootstrap)
-    if not settings.bootstrap:
-        raise UsageError("no Kafka to ask: pass --bootstrap HOST:PORT or set LOGTIDE_BOOTSTRAP")
-    rows = describe(connect_checked(settings))
+    rows = describe(connect_checked(command_kafka_settings(args)))
     if args.json:
         print(orjson.dumps(rows).decode())
         return 0
@@ -165,8 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=cmd_broker)
 
+    from logtide.role import add_kafka_arguments
+
     p = sub.add_parser("topics", help="list topics with partitions and end offsets")
-    p.add_argument("--bootstrap", metavar="HOST:PORT")
+    add_kafka_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_topics)
 

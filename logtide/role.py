@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from collections.abc import Callable
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from logtide import log
 from logtide.config import ConfigError, Model, line_of, load_config, load_yaml
@@ -75,6 +75,55 @@ def kafka_settings(config_value: KafkaSettings, flag: str | None) -> KafkaSettin
     """Bootstrap precedence: --bootstrap flag, then $LOGTIDE_BOOTSTRAP, then the config file."""
     bootstrap = flag or os.environ.get("LOGTIDE_BOOTSTRAP") or config_value.bootstrap
     return config_value.model_copy(update={"bootstrap": bootstrap})
+
+
+class _KafkaBlock(Model):
+    """What a command that runs no role reads of a role's config file: its ``kafka:`` block (the rest
+    is that role's business and is not checked here)."""
+
+    model_config = ConfigDict(extra="ignore")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+
+def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    """--bootstrap, --config and --client for the commands that talk to Kafka without running a role
+    (``logtide topics``, the day-2 tools)."""
+    parser.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers (over $LOGTIDE_BOOTSTRAP over the --config file's kafka.bootstrap)",
+    )
+    parser.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="a logtide config file (any role's: its kafka: block is read) saying how to reach Kafka: "
+        "TLS, SASL, client properties (default: $LOGTIDE_KAFKA_CONFIG)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["auto", "confluent", "kafka-python"],
+        default=None,
+        help="Kafka client library (default: the --config file's kafka.client, else the fastest installed)",
+    )
+
+
+def command_kafka_settings(args: argparse.Namespace) -> KafkaSettings:
+    """How such a command reaches Kafka: the ``kafka:`` block of --config / $LOGTIDE_KAFKA_CONFIG (the
+    block every role's config has, so a TLS or SASL cluster is reached with a role's own file), then
+    --bootstrap / $LOGTIDE_BOOTSTRAP over its bootstrap and --client over its client. A wrong file is a
+    ConfigError naming file:line and field; no bootstrap at all is one too."""
+    path = getattr(args, "config", None) or os.environ.get("LOGTIDE_KAFKA_CONFIG")
+    base = load_config(path, _KafkaBlock).kafka if path else KafkaSettings()
+    if getattr(args, "client", None):
+        base = base.model_copy(update={"client": args.client})
+    settings = kafka_settings(base, getattr(args, "bootstrap", None))
+    if not settings.bootstrap:
+        raise ConfigError(
+            "no Kafka to talk to: pass --bootstrap HOST:PORT, set LOGTIDE_BOOTSTRAP, "
+            "or --config FILE with kafka.bootstrap"
+        )
+    return settings
 
 
 def apply_arguments(config: RoleConfig, args: argparse.Namespace) -> RoleConfig:

@@ -1,4 +1,4 @@
-"""What every day-2 tool shares: the --bootstrap flag, connecting, time arguments, the offset ranges
+"""What every day-2 tool shares: the Kafka flags (--bootstrap, --config, --client), connecting, time arguments, the offset ranges
 to read (logtide.topics.RangeReader reads them), and JSON output."""
 
 from __future__ import annotations
@@ -11,30 +11,16 @@ from typing import Any
 import orjson
 
 from logtide.cli import UsageError
-from logtide.role import connect_checked, kafka_settings
+from logtide.role import add_kafka_arguments, command_kafka_settings, connect_checked  # noqa: F401 - add_kafka_arguments: for the tools
 from logtide.timeutil import MS_NS, NS, format_rfc3339, is_relative, parse_time_expr  # noqa: F401 - is_relative: for the tools
 from logtide.topics import partition_ranges
-from logtide.transport import Consumer, KafkaSettings, TopicPartition, Transport
-
-
-def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: $LOGTIDE_BOOTSTRAP)"
-    )
-    parser.add_argument(
-        "--client",
-        choices=["auto", "confluent", "kafka-python"],
-        default="auto",
-        help="Kafka client library (default: the fastest installed)",
-    )
+from logtide.transport import Consumer, TopicPartition, Transport
 
 
 def connect_args(args: argparse.Namespace) -> Transport:
-    """The transport for --bootstrap / $LOGTIDE_BOOTSTRAP, checked to answer (one clear error if not)."""
-    settings = kafka_settings(KafkaSettings(client=getattr(args, "client", "auto")), getattr(args, "bootstrap", None))
-    if not settings.bootstrap:
-        raise UsageError("no Kafka to talk to: pass --bootstrap HOST:PORT or set LOGTIDE_BOOTSTRAP")
-    return connect_checked(settings, timeout=10.0)
+    """The transport for the Kafka flags (logtide.role.command_kafka_settings), checked to answer (one
+    clear error if not)."""
+    return connect_checked(command_kafka_settings(args), timeout=10.0)
 
 
 def parse_time_ms(text: str, now: float | None = None) -> int:

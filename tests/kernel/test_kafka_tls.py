@@ -15,10 +15,12 @@ import uuid
 import pytest
 import yaml
 
+from logtide import envelope
 from logtide.role import connect_checked
 from logtide.transport import KafkaSettings, TopicPartition, TopicSpec, TransportRefused
 from tests.conftest import ROOT, TEST_SESSION_TIMEOUT_SECONDS
 from tests.kernel.kafka_tls import env_without_bootstrap
+from tests.support.events import make_event
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -461,3 +463,63 @@ def test_unusable_tls_files_are_named_before_connecting(tls_kafka, tmp_path):
         tls.context(settings)
     with pytest.raises(TransportRefused, match="kafka.ssl_keyfile is set without kafka.ssl_certfile"):
         tls.context(KafkaSettings(**tls_kafka.settings("confluent", ssl_keyfile=str(tls_kafka.pki.client_key))))
+
+
+# --- the commands that run no role, through mutual TLS ---------------------------------------------
+
+
+def test_day2_tools_reach_a_mutual_tls_cluster_through_a_role_config(tls_kafka, tmp_path):
+    """`logtide topics`, `tap`, `replay` and `lag` take the processor's own config file (--config, or
+    $LOGTIDE_KAFKA_CONFIG): its kafka: block carries the CA, the client certificate and key. Without it
+    the TLS listener answers nothing a plaintext client understands."""
+    kafka = tls_kafka.settings("confluent", mutual=True)
+    (tmp_path / "logs").mkdir()
+    config = _role_config(tmp_path, "process", kafka)
+    topic, copy = f"tls.tools.{uuid.uuid4().hex[:8]}", f"tls.copy.{uuid.uuid4().hex[:8]}"
+    transport = connect_checked(KafkaSettings(**kafka))
+    admin = transport.admin()
+    try:
+        admin.create_topics([TopicSpec(topic, 1), TopicSpec(copy, 1)])
+    finally:
+        admin.close()
+    producer = transport.producer()
+    try:
+        for i in range(5):
+            producer.produce(topic, envelope.encode(make_event(i, run="tls-tools", body=f"line {i}")))
+        assert producer.flush(30) == 0
+    finally:
+        producer.close()
+
+    def tool(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            LOGTIDE + list(argv),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            env=env or env_without_bootstrap(),
+        )
+
+    r = tool("topics", "--config", config, "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {row["topic"]: row for row in json.loads(r.stdout)}
+    assert rows[topic]["records"] == 5
+
+    r = tool("tap", topic, "--from", "beginning", "--count", "5", "--duration", "30", "--json", "--config", config)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [json.loads(line)["body"] for line in r.stdout.splitlines()] == [f"line {i}" for i in range(5)]
+
+    # the same file by environment variable, the way a pod mounts it; --client over the file's client
+    env = {**env_without_bootstrap(), "LOGTIDE_KAFKA_CONFIG": config, "LOGTIDE_STATE_DIR": str(tmp_path / "state")}
+    r = tool("replay", "--topic", topic, "--from", "0", "--to-topic", copy, "--client", "kafka-python", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = tool("topics", "--json", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {row["topic"]: row for row in json.loads(r.stdout)}[copy]["records"] == 5
+
+    # a mistake in the file is named with its line, and no bootstrap at all says where one comes from
+    bad = write_yaml(tmp_path / "bad.yaml", {"kafka": {**kafka, "security_protocol": "TLS"}})
+    r = tool("lag", "--config", bad)
+    assert r.returncode == 2 and "bad.yaml:" in r.stderr and "security_protocol" in r.stderr, r.stderr
+    r = tool("lag")
+    assert r.returncode == 2 and "--config FILE" in r.stderr, r.stderr
